@@ -1,0 +1,74 @@
+"""gpshub: a plugin-based GPS integration hub.
+
+The public API for plugin authors and embedders is re-exported here.
+"""
+
+from hub.clock import Clock, SystemClock, TrioClock
+from hub.errors import (
+    BadConfig,
+    CannotConnect,
+    DeliveryFailed,
+    DeliveryRejected,
+    HubError,
+    InvalidAuth,
+    NotSupported,
+    PluginError,
+    RateLimited,
+    SourceError,
+    UpdateFailed,
+)
+from hub.fix import PositionFix
+from hub.formats import Format
+from hub.hookspecs import hookimpl
+from hub.plugins import ENTRY_POINT_GROUP
+from hub.sink import Delivery, Sink
+from hub.source import (
+    GROUP_EXTERNAL,
+    Cadence,
+    Cursor,
+    DeviceRef,
+    MemoryStateStore,
+    NoOptions,
+    PollResult,
+    RemoteDevice,
+    Source,
+    SourceContext,
+    StateStore,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "GROUP_EXTERNAL",
+    "BadConfig",
+    "Cadence",
+    "CannotConnect",
+    "Clock",
+    "Cursor",
+    "Delivery",
+    "DeliveryFailed",
+    "DeliveryRejected",
+    "DeviceRef",
+    "Format",
+    "HubError",
+    "InvalidAuth",
+    "MemoryStateStore",
+    "NoOptions",
+    "NotSupported",
+    "PluginError",
+    "PollResult",
+    "PositionFix",
+    "RateLimited",
+    "RemoteDevice",
+    "Sink",
+    "Source",
+    "SourceContext",
+    "SourceError",
+    "StateStore",
+    "SystemClock",
+    "TrioClock",
+    "UpdateFailed",
+    "__version__",
+    "hookimpl",
+]

@@ -1,0 +1,95 @@
+"""Settings: defaults, then a TOML file, then ``GPSHUB_*`` environment variables, then
+command-line flags (each overrides the one before)."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "GPSHUB_"
+CONFIG_FILE = "gpshub.toml"
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "gpshub"
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = field(default_factory=default_data_dir)
+    database_url: str = ""  # empty: SQLite file gpshub.db in data_dir
+    host: str = "127.0.0.1"
+    port: int = 8080
+    allowed_origins: tuple[str, ...] = ()
+    disable_plugins: tuple[str, ...] = ()
+    log_level: str = "INFO"
+    sqlite_synchronous: str = "NORMAL"  # FULL also survives power loss, at a cost
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'gpshub.db'}"
+
+    def redacted_db_url(self) -> str:
+        """The database URL without its password, for messages."""
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.db_url).render_as_string(hide_password=True)
+
+    @classmethod
+    def load(
+        cls,
+        config_file: Path | None = None,
+        environ: dict[str, str] | None = None,
+        **overrides: Any,
+    ) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+        settings = cls()
+        data_dir = overrides.get("data_dir") or env.get(ENV_PREFIX + "DATA_DIR")
+        if data_dir:
+            settings = replace(settings, data_dir=Path(data_dir))
+        path = config_file or (
+            Path(env[ENV_PREFIX + "CONFIG"]) if env.get(ENV_PREFIX + "CONFIG") else None
+        )
+        if path is None and (settings.data_dir / CONFIG_FILE).exists():
+            path = settings.data_dir / CONFIG_FILE
+        values: dict[str, Any] = {}
+        if path is not None:
+            try:
+                values.update(tomllib.loads(Path(path).read_text()))
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                raise ValueError(f"config file {path}: {exc}") from None
+        for f in fields(cls):
+            key = ENV_PREFIX + f.name.upper()
+            if key in env:
+                values[f.name] = env[key]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return settings._with(values)
+
+    def _with(self, values: dict[str, Any]) -> Settings:
+        known = {f.name: f for f in fields(self)}
+        changes: dict[str, Any] = {}
+        for name, value in values.items():
+            if name not in known:
+                raise ValueError(f"unknown setting {name!r} (known: {', '.join(sorted(known))})")
+            changes[name] = _coerce(name, value, getattr(self, name))
+        return replace(self, **changes)
+
+
+def _coerce(name: str, value: Any, current: Any) -> Any:
+    try:
+        if isinstance(current, Path):
+            return Path(value).expanduser()
+        if isinstance(current, bool):
+            return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+        if isinstance(current, int):
+            return int(value)
+        if isinstance(current, tuple):
+            items = value if isinstance(value, list | tuple) else str(value).split(",")
+            return tuple(str(v).strip() for v in items if str(v).strip())
+        return str(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"setting {name!r}: {value!r} is not a valid value") from None

@@ -1,0 +1,248 @@
+"""The ``Hub``: owns the store, the plugins, the pipeline, the runners and the web server.
+
+``Hub.run`` is the root of the trio task tree::
+
+    Hub.run
+    ├── Pipeline.run          the writer: batches → one transaction → live feed
+    └── producers             cancelled first at shutdown
+        ├── SourceRunner × N  one per enabled connection, each in its own cancel scope
+        └── hypercorn         the Starlette app (optional)
+
+At shutdown the producers are cancelled, then the pipeline is closed: the batches in
+flight are committed before ``run`` returns.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import trio
+
+from hub.clock import Clock, SystemClock
+from hub.livefeed import LiveFeed, LiveMessage
+from hub.logging_setup import install_redaction
+from hub.models import Connection, ConnectionState
+from hub.pipeline import Pipeline
+from hub.plugins import PluginInfo, load_plugins
+from hub.registry import Registry
+from hub.runner import SourceRunner, new_http_client
+from hub.secrets import SecretBox
+from hub.source import MemoryStateStore, RemoteDevice, Source, SourceContext
+from hub.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _RunnerHandle:
+    scope: trio.CancelScope
+    runner: SourceRunner
+
+
+class Hub:
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry,
+        plugins: dict[str, PluginInfo] | None = None,
+        *,
+        clock: Clock | None = None,
+        settings: Any = None,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.plugins = plugins or {}
+        self.clock: Clock = clock or SystemClock()
+        self.settings = settings
+        self.live = LiveFeed()
+        self.pipeline = Pipeline(store, self.live, self.clock)
+        self.runners: dict[int, _RunnerHandle] = {}
+        self._producers: trio.Nursery | None = None
+        self._producers_scope: trio.CancelScope | None = None
+        self.plugin_manager: Any = None
+        install_redaction()
+
+    @classmethod
+    def open(
+        cls,
+        settings: Any,
+        *,
+        extra_plugins: Iterable[tuple[str, ModuleType | object]] = (),
+        use_entry_points: bool = True,
+        clock: Clock | None = None,
+    ) -> Hub:
+        """Load plugins, open (and migrate) the store: everything but running."""
+        pm, infos = load_plugins(
+            settings.disable_plugins, extra_plugins, use_entry_points=use_entry_points
+        )
+        registry = Registry.collect(pm, infos)
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        secrets = SecretBox.from_env_or_file(settings.data_dir)
+        store = Store.open(settings.db_url, secrets)
+        hub = cls(store, registry, infos, clock=clock, settings=settings)
+        hub.plugin_manager = pm
+        return hub
+
+    # -- running ---------------------------------------------------------------------
+    async def run(
+        self,
+        *,
+        serve: Any = None,
+        task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Run until ``shutdown()``.  ``serve(task_status=...)`` starts the web server."""
+        async with trio.open_nursery() as root:
+            await root.start(self.pipeline.run)
+            bound: Any = None
+            try:
+                async with trio.open_nursery() as producers:
+                    self._producers = producers
+                    self._producers_scope = producers.cancel_scope
+                    connections = await trio.to_thread.run_sync(
+                        lambda: self.store.list_connections(enabled_only=True)
+                    )
+                    for conn in connections:
+                        if conn.state not in (
+                            ConnectionState.NEEDS_REAUTH,
+                            ConnectionState.BAD_CONFIG,
+                        ):
+                            await self._start_runner(conn.id or 0)
+                    if serve is not None:
+                        bound = await producers.start(serve)
+                    task_status.started(bound)
+            finally:
+                self._producers = None
+                self.runners.clear()
+                with trio.CancelScope(shield=True):
+                    await self.pipeline.close()
+
+    def shutdown(self) -> None:
+        """Stop the runners and the server; the pipeline then drains and ``run`` returns."""
+        if self._producers_scope is not None:
+            self._producers_scope.cancel()
+
+    async def _start_runner(self, connection_id: int) -> None:
+        assert self._producers is not None
+        runner = SourceRunner(self, connection_id)
+        scope = trio.CancelScope()
+        self.runners[connection_id] = _RunnerHandle(scope, runner)
+
+        async def guarded(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+            with scope:
+                try:
+                    await runner.run(task_status=task_status)
+                except Exception:
+                    log.exception(
+                        "runner of connection %s crashed; it is not restarted", connection_id
+                    )
+            handle = self.runners.get(connection_id)
+            if handle is not None and handle.runner is runner:
+                del self.runners[connection_id]
+
+        await self._producers.start(guarded)
+
+    async def reload_connection(self, connection_id: int) -> None:
+        """Apply a change to a connection: stop its runner, start a new one if enabled."""
+        handle = self.runners.pop(connection_id, None)
+        if handle is not None:
+            handle.scope.cancel()
+        if self._producers is None:
+            return
+        try:
+            conn = await trio.to_thread.run_sync(self.store.get_connection, connection_id)
+        except LookupError:
+            return
+        if conn.enabled and conn.state not in (
+            ConnectionState.NEEDS_REAUTH,
+            ConnectionState.BAD_CONFIG,
+        ):
+            await self._start_runner(connection_id)
+
+    # -- the live feed ---------------------------------------------------------------
+    async def publish_connection_status(
+        self, connection_id: int, state: str, error: str | None
+    ) -> None:
+        def load() -> tuple[Connection, list[int]]:
+            conn = self.store.get_connection(connection_id)
+            return conn, [d.device_id for d in self.store.device_refs(connection_id)]
+
+        try:
+            conn, device_ids = await trio.to_thread.run_sync(load)
+        except LookupError:
+            return
+        data = {"connection_id": connection_id, "state": state, "last_error": error}
+        self.live.publish(
+            [LiveMessage.make("device_status", conn.client_id, d, data) for d in device_ids]
+        )
+
+    # -- sources outside the runners (test connection, browse) -------------------------
+    def source_class(self, kind: str) -> type[Source[Any, Any]]:
+        return self.registry.source(kind)
+
+    async def with_source(
+        self,
+        kind: str,
+        credentials: dict[str, Any],
+        options: dict[str, Any] | None,
+        action: Any,
+        connection_id: int | None = None,
+        label: str = "",
+    ) -> Any:
+        """Make a short-lived source instance and ``await action(source)``.
+
+        Credentials are validated first (``BadConfig`` names the field).  With a
+        ``connection_id`` the source sees that connection's saved state (sessions).
+        """
+        from hub.runner import StoreStateStore
+
+        cls = self.source_class(kind)
+        creds = cls.parse_credentials(credentials)
+        opts = cls.parse_options(options)
+        async with new_http_client() as http:
+            ctx: SourceContext[Any, Any] = SourceContext(
+                credentials=creds,
+                options=opts,
+                http=http,
+                log=logging.getLogger(f"gpshub.source.{kind}"),
+                state=StoreStateStore(self, connection_id) if connection_id else MemoryStateStore(),
+                clock=self.clock,
+                connection_id=connection_id,
+                label=label,
+            )
+            source = cls(ctx)
+            try:
+                return await action(source)
+            finally:
+                with trio.CancelScope(shield=True), trio.move_on_after(5):
+                    await source.aclose()
+
+    async def test_connection(
+        self,
+        kind: str,
+        credentials: dict[str, Any],
+        options: dict[str, Any] | None = None,
+        **kw: Any,
+    ) -> str:
+        async def action(source: Source[Any, Any]) -> str:
+            return await source.test_connection()
+
+        return str(await self.with_source(kind, credentials, options, action, **kw))
+
+    async def browse(self, connection: Connection) -> list[RemoteDevice]:
+        creds = await trio.to_thread.run_sync(self.store.connection_credentials, connection)
+
+        async def action(source: Source[Any, Any]) -> list[RemoteDevice]:
+            return list(await source.list_devices())
+
+        return await self.with_source(
+            connection.kind,
+            creds,
+            connection.options,
+            action,
+            connection_id=connection.id,
+            label=connection.label,
+        )

@@ -1,0 +1,54 @@
+"""The hooks a gpshub plugin may implement.
+
+Every hook is called once at start-up, never per position.  A plugin module implements
+any of them with ``@hub.hookimpl``::
+
+    from hub import hookimpl
+
+    @hookimpl
+    def register_sources(register):
+        register(MySource)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import argparse
+
+    from hub.core import Hub
+
+PROJECT = "gpshub"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def register_sources(register: Callable[[type], None]) -> None:
+    """Call ``register(SourceClass)`` for each source kind the plugin provides."""
+
+
+@hookspec
+def register_sinks(register: Callable[[type], None]) -> None:
+    """Call ``register(SinkClass)`` for each delivery sink kind the plugin provides."""
+
+
+@hookspec
+def register_formats(register: Callable[[type], None]) -> None:
+    """Call ``register(FormatClass)`` for each payload format the plugin provides."""
+
+
+@hookspec
+def register_routes(hub: Hub) -> list[Any] | None:
+    """Return extra Starlette routes (mounted under ``/api/plugins/<plugin>``)."""
+
+
+@hookspec
+def register_commands(
+    subparsers: argparse._SubParsersAction[Any], hub_factory: Callable[[], Any]
+) -> None:
+    """Add sub-commands to the ``gpshub`` CLI."""

@@ -1,0 +1,62 @@
+"""Logging that never leaks a secret.
+
+httpx logs every request's full URL at INFO, and some upstream APIs carry tokens or
+session ids in the query string; we strip query strings from those records.  A second
+filter masks ``token=…``, ``password=…``, ``sid=…`` and bearer values in any message.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+
+_SECRET_RE = re.compile(
+    r"(?i)\b(token|access_token|api_key|apikey|sid|eid|password|passwd|secret|authorization|"
+    r"aas_token|session_?id)(\"?\s*[=:]\s*\"?)(bearer\s+|basic\s+|flespitoken\s+)?([^\s&\"',;}]+)"
+)
+_QUERY_RE = re.compile(r"(https?://[^\s?\"']+)\?[^\s\"']*")
+
+
+def redact(text: str) -> str:
+    """``text`` with URL query strings and ``key=value`` secrets masked."""
+    text = _QUERY_RE.sub(r"\1?[redacted]", text)
+    return _SECRET_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}{m.group(3) or ''}[redacted]", text)
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites the record's message with secrets masked (args are folded in first)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string: leave it to the handler to report
+            return True
+        clean = redact(message)
+        if clean != message or record.args:
+            record.msg, record.args = clean, None
+        return True
+
+
+_FILTER = RedactingFilter()
+
+
+def install_redaction() -> None:
+    """Filter httpx/httpcore records at the source, whatever handlers are configured."""
+    for name in ("httpx", "httpcore", "hypercorn.access"):
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """Console logging for ``gpshub`` commands, with every record redacted."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.addFilter(_FILTER)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
+    logging.getLogger("httpcore").setLevel(max(logging.WARNING, root.level))
+    install_redaction()

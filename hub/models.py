@@ -1,0 +1,236 @@
+"""The schema: SQLModel tables for tenants, access, connections, devices and positions.
+
+The same classes are the schema Alembic migrates and the rows the management API reads.
+The ingest hot path writes ``Position`` rows with SQLAlchemy Core (see ``hub.store``).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+REMOTE_ID_RE = re.compile(r"^[A-Za-z0-9\-_():]+$")
+REMOTE_ID_RULE = "only letters, digits and - _ ( ) : are allowed, no spaces"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that is always stored and returned as aware UTC.
+
+    PostgreSQL keeps it as ``timestamptz``.  SQLite keeps naive UTC text in SQLAlchemy's
+    own format (``YYYY-MM-DD HH:MM:SS.ffffff``, which sorts correctly); we format and
+    parse it with the C-level ``isoformat``/``fromisoformat`` because this type sits on
+    the ingest hot path.  Naive datetimes are refused rather than guessed.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(sa.String())
+        return dialect.type_descriptor(sa.DateTime(timezone=True))
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: timestamps must be timezone-aware")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+        return value
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
+BigID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def _ts(nullable: bool = True, **kw: Any) -> Any:
+    return Field(default=None, sa_type=UTCDateTime, nullable=nullable, **kw)
+
+
+def _created() -> Any:
+    return Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class Role(StrEnum):
+    ADMIN = "admin"  # system administrator: every client
+    MANAGER = "manager"  # a client's user who may change its data
+    VIEWER = "viewer"  # a client's read-only user
+
+
+class ConnectionState(StrEnum):
+    NEW = "new"  # saved, not polled yet
+    OK = "ok"  # last poll succeeded
+    FAILING = "failing"  # polls fail; backing off
+    RATE_LIMITED = "rate_limited"
+    NEEDS_REAUTH = "needs_reauth"  # credentials rejected; not polled until they change
+    BAD_CONFIG = "bad_config"  # configuration unusable; not polled until edited
+    DISABLED = "disabled"
+
+
+class Client(SQLModel, table=True):
+    """A tenant: owns users, connections and devices."""
+
+    __tablename__ = "clients"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200, unique=True)
+    created_at: datetime = _created()
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+    __table_args__ = (sa.UniqueConstraint("client_id", "name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    client_id: int | None = Field(
+        default=None,
+        sa_column_args=[sa.ForeignKey("clients.id", ondelete="CASCADE")],
+        index=True,
+    )
+    name: str = Field(max_length=200)
+    role: str = Field(default=Role.MANAGER, max_length=20)
+    created_at: datetime = _created()
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token; only its SHA-256 hash is stored."""
+
+    __tablename__ = "api_tokens"
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(sa_column_args=[sa.ForeignKey("users.id", ondelete="CASCADE")], index=True)
+    name: str = Field(default="", max_length=200)
+    prefix: str = Field(max_length=20)
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = _created()
+    last_used_at: datetime | None = _ts()
+
+
+class Connection(SQLModel, table=True):
+    """One configured account on an upstream platform (a source instance)."""
+
+    __tablename__ = "connections"
+    id: int | None = Field(default=None, primary_key=True)
+    client_id: int = Field(
+        sa_column_args=[sa.ForeignKey("clients.id", ondelete="CASCADE")], index=True
+    )
+    kind: str = Field(max_length=100)
+    label: str = Field(max_length=200)
+    credentials: str = Field(default="", sa_type=sa.Text)  # Fernet ciphertext, bound to the row
+    options: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+    enabled: bool = True
+    state: str = Field(default=ConnectionState.NEW, max_length=20)
+    last_error: str | None = Field(default=None, sa_type=sa.Text)
+    last_poll_at: datetime | None = _ts()
+    last_success_at: datetime | None = _ts()
+    next_poll_at: datetime | None = _ts()
+    positions_received: int = Field(default=0, sa_type=sa.BigInteger)
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class Device(SQLModel, table=True):
+    __tablename__ = "devices"
+    __table_args__ = (
+        sa.UniqueConstraint("connection_id", "upstream_id"),
+        sa.UniqueConstraint("client_id", "remote_id"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    client_id: int = Field(
+        sa_column_args=[sa.ForeignKey("clients.id", ondelete="CASCADE")], index=True
+    )
+    name: str = Field(max_length=200)
+    license_plate: str | None = Field(default=None, max_length=50)
+    imei: str | None = Field(default=None, max_length=50, index=True)
+    remote_id: str | None = Field(default=None, max_length=100)
+    tags: list[str] = Field(default_factory=list, sa_type=JSONType)
+    driver: str | None = Field(default=None, max_length=200)
+    connection_id: int | None = Field(
+        default=None,
+        sa_column_args=[sa.ForeignKey("connections.id", ondelete="SET NULL")],
+        index=True,
+    )
+    upstream_id: str | None = Field(default=None, max_length=200)
+    last_fix_time: datetime | None = _ts()  # newest fix stored: what "latest" points at
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class Position(SQLModel, table=True):
+    """One stored fix. Unique per (device, fix time)."""
+
+    __tablename__ = "positions"
+    __table_args__ = (sa.UniqueConstraint("device_id", "fix_time"),)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigID)
+    device_id: int = Field(sa_column_args=[sa.ForeignKey("devices.id", ondelete="CASCADE")])
+    connection_id: int | None = Field(default=None)
+    fix_time: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    server_time: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    lat: float
+    lon: float
+    altitude_m: float | None = None
+    speed_kmh: float | None = None
+    course_deg: float | None = None
+    satellites: int | None = None
+    valid: bool = True
+    ignition: bool | None = None
+    accuracy_m: float | None = None
+    sensors: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+    raw: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
+    source_ip: str | None = Field(default=None, max_length=64)
+    source_port: int | None = None
+
+
+class SourceCursor(SQLModel, table=True):
+    """Where polling of one device stands; committed with the positions it covers."""
+
+    __tablename__ = "source_cursors"
+    device_id: int = Field(
+        primary_key=True, sa_column_args=[sa.ForeignKey("devices.id", ondelete="CASCADE")]
+    )
+    connection_id: int = Field(
+        sa_column_args=[sa.ForeignKey("connections.id", ondelete="CASCADE")], index=True
+    )
+    last_fix_time: datetime | None = _ts()
+    state: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+    updated_at: datetime = _created()
+
+
+class PluginState(SQLModel, table=True):
+    """A plugin's private key-value state per connection; values are encrypted."""
+
+    __tablename__ = "plugin_state"
+    connection_id: int = Field(
+        primary_key=True, sa_column_args=[sa.ForeignKey("connections.id", ondelete="CASCADE")]
+    )
+    key: str = Field(primary_key=True, max_length=200)
+    value: str = Field(sa_type=sa.Text)
+    updated_at: datetime = _created()
+
+
+metadata = SQLModel.metadata

@@ -1,0 +1,180 @@
+"""The ingest pipeline: validate, store in batches, then publish to the live feed.
+
+Producers (source runners, or anything else that feeds fixes) ``submit`` a batch and
+wait until it is committed: that is what lets a runner advance its cursors only after
+the positions they cover are stored.  The channel in between is bounded, so producers
+block when the writer falls behind (the policy is "block", never "drop").  The writer
+takes whatever batches are waiting, up to ``max_rows`` fixes, and stores them in one
+transaction on a worker thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import trio
+
+from hub.errors import BadConfig
+from hub.livefeed import LiveFeed, LiveMessage
+from hub.positions import CursorUpdate, IngestItem, WriteResult, position_json
+
+if TYPE_CHECKING:
+    from hub.clock import Clock
+    from hub.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class PipelineStats:
+    received: int = 0
+    invalid: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    unknown_device: int = 0
+    batches: int = 0
+    transactions: int = 0
+    failed_transactions: int = 0
+
+
+@dataclass(slots=True)
+class _Batch:
+    items: list[IngestItem]
+    cursors: list[CursorUpdate]
+    done: trio.Event = field(default_factory=trio.Event)
+    result: WriteResult | None = None
+    error: BaseException | None = None
+
+
+class PipelineClosed(RuntimeError):
+    """The hub is shutting down and accepts no more fixes."""
+
+
+class Pipeline:
+    def __init__(
+        self,
+        store: Store,
+        live: LiveFeed,
+        clock: Clock,
+        *,
+        max_pending_batches: int = 64,
+        max_rows: int = 5000,
+    ) -> None:
+        self.store = store
+        self.live = live
+        self.clock = clock
+        self.max_rows = max_rows
+        self.stats = PipelineStats()
+        self._send, self._receive = trio.open_memory_channel[_Batch](max_pending_batches)
+
+    async def submit(
+        self, items: Sequence[IngestItem], cursors: Sequence[CursorUpdate] = ()
+    ) -> WriteResult:
+        """Queue fixes (and the cursors they advance); return once they are committed.
+
+        Invalid fixes are dropped here, with one log line naming the field.  Raises
+        ``PipelineClosed`` during shutdown and re-raises a failed transaction's error
+        (nothing of the batch is stored then, and no cursor moves).
+        """
+        valid = self._validate(items)
+        batch = _Batch(valid, list(cursors))
+        try:
+            await self._send.send(batch)
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            raise PipelineClosed("the hub is shutting down") from None
+        await batch.done.wait()
+        if batch.error is not None:
+            raise batch.error
+        assert batch.result is not None
+        return batch.result
+
+    def _validate(self, items: Sequence[IngestItem]) -> list[IngestItem]:
+        self.stats.received += len(items)
+        out: list[IngestItem] = []
+        first: tuple[IngestItem, BadConfig] | None = None
+        for it in items:
+            try:
+                it.fix.validate()
+            except BadConfig as exc:
+                first = first or (it, exc)
+                continue
+            out.append(it)
+        dropped = len(items) - len(out)
+        if first is not None:
+            self.stats.invalid += dropped
+            it, exc = first
+            log.warning(
+                "dropped %d invalid fix(es) from connection %s; first: device %s, %s",
+                dropped,
+                it.connection_id,
+                it.device_id,
+                exc,
+            )
+        return out
+
+    async def close(self) -> None:
+        """Stop accepting batches; the writer finishes those already queued and returns."""
+        await self._send.aclose()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The writer loop; returns when the pipeline is closed and drained."""
+        task_status.started()
+        async with self._receive:
+            while True:
+                try:
+                    first = await self._receive.receive()
+                except trio.EndOfChannel:
+                    return
+                group = [first]
+                rows = len(first.items) + len(first.cursors)
+                while rows < self.max_rows:
+                    try:
+                        nxt = self._receive.receive_nowait()
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
+                    group.append(nxt)
+                    rows += len(nxt.items) + len(nxt.cursors)
+                # the batches in flight are committed even while the hub shuts down
+                with trio.CancelScope(shield=True):
+                    await self._write(group)
+
+    async def _write(self, group: list[_Batch]) -> None:
+        items = [it for b in group for it in b.items]
+        cursors = [c for b in group for c in b.cursors]
+        now = self.clock.now()
+        self.stats.batches += len(group)
+        try:
+            result, messages = await trio.to_thread.run_sync(self._write_sync, items, cursors, now)
+        except Exception as exc:
+            self.stats.failed_transactions += 1
+            log.exception("storing %d fixes failed; their sources will retry", len(items))
+            for b in group:
+                b.error = exc
+                b.done.set()
+            return
+        self.stats.transactions += 1
+        self.stats.stored += len(result.inserted)
+        self.stats.duplicates += result.duplicates
+        self.stats.unknown_device += result.unknown_device
+        self.live.publish(messages)
+        for b in group:
+            b.result = result
+            b.done.set()
+
+    def _write_sync(
+        self, items: list[IngestItem], cursors: list[CursorUpdate], now: object
+    ) -> tuple[WriteResult, list[LiveMessage]]:
+        result = self.store.positions.write_batch(items, cursors, now)  # type: ignore[arg-type]
+        messages: list[LiveMessage] = []
+        if self.live.subscriber_count:
+            clients = result.clients
+            messages = [
+                LiveMessage.make(
+                    "position", clients[row["device_id"]], row["device_id"], position_json(row)
+                )
+                for row in result.inserted
+            ]
+        return result, messages

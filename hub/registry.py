@@ -1,0 +1,102 @@
+"""The kinds plugins registered: sources, sinks and formats, each under a unique name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+from pydantic import BaseModel
+
+from hub.errors import PluginError
+from hub.formats import Format
+from hub.plugins import PluginInfo
+from hub.sink import Sink
+from hub.source import Cadence, Source
+
+
+@dataclass
+class Registry:
+    sources: dict[str, type[Source[Any, Any]]] = field(default_factory=dict)
+    sinks: dict[str, type[Sink]] = field(default_factory=dict)
+    formats: dict[str, type[Format]] = field(default_factory=dict)
+    owners: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def source(self, kind: str) -> type[Source[Any, Any]]:
+        try:
+            return self.sources[kind]
+        except KeyError:
+            known = ", ".join(sorted(self.sources)) or "none installed"
+            raise KeyError(f"unknown source kind {kind!r} (known: {known})") from None
+
+    @classmethod
+    def collect(cls, pm: pluggy.PluginManager, infos: dict[str, PluginInfo]) -> Registry:
+        """Call each plugin's ``register_*`` hooks once and check what they register."""
+        reg = cls()
+        for group, base, check in (
+            ("sources", Source, _check_source),
+            ("sinks", Sink, _check_sink),
+            ("formats", Format, _check_format),
+        ):
+            hook = getattr(pm.hook, f"register_{group}")
+            for impl in hook.get_hookimpls():
+                impl.function(register=reg._registrar(group, base, check, impl.plugin_name, infos))
+        return reg
+
+    def _registrar(
+        self,
+        group: str,
+        base: type,
+        check: Callable[[type, str], None],
+        plugin: str,
+        infos: dict[str, PluginInfo],
+    ) -> Callable[[type], None]:
+        table: dict[str, Any] = getattr(self, group)
+
+        def register(klass: type) -> None:
+            if not (isinstance(klass, type) and issubclass(klass, base)):
+                raise PluginError(
+                    f"plugin {plugin!r} registered {klass!r} as one of its {group}, "
+                    f"but it is not a subclass of {base.__module__}.{base.__name__}"
+                )
+            kind = getattr(klass, "kind", None)
+            if not isinstance(kind, str) or not kind:
+                raise PluginError(f"plugin {plugin!r}: {klass.__name__} has no 'kind' name")
+            check(klass, plugin)
+            if kind in table:
+                other = self.owners[(group, kind)]
+                raise PluginError(
+                    f"plugins {other!r} and {plugin!r} both register the {group[:-1]} kind "
+                    f"{kind!r}; disable one of them"
+                )
+            table[kind] = klass
+            self.owners[(group, kind)] = plugin
+            if plugin in infos:
+                infos[plugin].kinds[group].append(kind)
+
+        return register
+
+
+def _check_source(klass: type, plugin: str) -> None:
+    for attr in ("title", "Credentials"):
+        if not hasattr(klass, attr):
+            raise PluginError(f"plugin {plugin!r}: source {klass.__name__} lacks {attr!r}")
+    for attr in ("Credentials", "Options"):
+        model = getattr(klass, attr)
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            raise PluginError(
+                f"plugin {plugin!r}: {klass.__name__}.{attr} must be a pydantic model"
+            )
+    if not isinstance(klass.cadence, Cadence):
+        raise PluginError(f"plugin {plugin!r}: {klass.__name__}.cadence must be a Cadence")
+
+
+def _check_sink(klass: type, plugin: str) -> None:
+    if not hasattr(klass, "Settings"):
+        raise PluginError(f"plugin {plugin!r}: sink {klass.__name__} lacks 'Settings'")
+
+
+def _check_format(klass: type, plugin: str) -> None:
+    if "encode" not in vars(klass) and klass.encode is Format.encode:
+        raise PluginError(f"plugin {plugin!r}: format {klass.__name__} does not implement encode")

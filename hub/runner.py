@@ -1,0 +1,286 @@
+"""One runner per connection: cadence, jitter, backoff and the error taxonomy.
+
+* ``InvalidAuth`` marks the connection "needs re-auth" and stops polling it until its
+  credentials change (saving new ones restarts the runner).
+* ``BadConfig`` marks it "bad configuration" and stops, likewise until it is edited.
+* ``CannotConnect``, ``UpdateFailed``, timeouts and anything unexpected (garbage from
+  upstream included) back off exponentially, capped.
+* ``RateLimited`` waits for its ``retry_after``.
+
+A failure is logged when it starts and when it recovers, not on every retry.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import trio
+
+from hub.errors import BadConfig, InvalidAuth, RateLimited
+from hub.models import ConnectionState
+from hub.pipeline import PipelineClosed
+from hub.positions import CursorUpdate, IngestItem
+from hub.source import Cursor, DeviceRef, PollResult, Source, SourceContext
+from hub.store import UNSET
+
+if TYPE_CHECKING:
+    from hub.core import Hub
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF = 300.0
+MAX_RETRY_AFTER = 3600.0
+POLL_TIMEOUT = 120.0
+ACTIVE_SPEED_KMH = 3.0
+USER_AGENT = "gpshub/0.1 (+https://github.com/gpshub)"
+
+
+class StoreStateStore:
+    """The ``StateStore`` a source gets: its connection's encrypted key-value rows."""
+
+    def __init__(self, hub: Hub, connection_id: int) -> None:
+        self._store = hub.store
+        self._id = connection_id
+
+    async def get(self, key: str, default: Any = None) -> Any:
+        value = await trio.to_thread.run_sync(self._store.state_get, self._id, key)
+        return default if value is UNSET else value
+
+    async def set(self, key: str, value: Any) -> None:
+        await trio.to_thread.run_sync(self._store.state_set, self._id, key, value)
+
+    async def delete(self, key: str) -> None:
+        await trio.to_thread.run_sync(self._store.state_delete, self._id, key)
+
+
+def new_http_client() -> httpx.AsyncClient:
+    """The HTTP client a source gets: timeouts set, no redirects, our user agent."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(15.0, connect=5.0),
+        follow_redirects=False,
+        headers={"User-Agent": USER_AGENT},
+    )
+
+
+def backoff_delay(failures: int, interval: float, rng: random.Random) -> float:
+    """Exponential backoff from ``interval`` up to ``MAX_BACKOFF``, with equal jitter."""
+    ceiling = min(MAX_BACKOFF, max(interval, 1.0) * 2 ** max(failures - 1, 0))
+    return ceiling / 2 + rng.uniform(0, ceiling / 2)
+
+
+class SourceRunner:
+    def __init__(self, hub: Hub, connection_id: int, rng: random.Random | None = None) -> None:
+        self.hub = hub
+        self.connection_id = connection_id
+        self.rng = rng or random.Random()
+        self.failures = 0
+        self.polls = 0
+        self.state: str = ConnectionState.NEW
+        self._last_active: float | None = None
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        hub = self.hub
+        conn = await trio.to_thread.run_sync(hub.store.get_connection, self.connection_id)
+        label = f"{conn.label!r} (#{conn.id}, {conn.kind})"
+        clog = logging.LoggerAdapter(
+            logging.getLogger(f"gpshub.source.{conn.kind}"), {"connection": conn.id}
+        )
+        task_status.started()
+        try:
+            source_cls = hub.registry.source(conn.kind)
+        except KeyError as exc:
+            await self._set_state(ConnectionState.FAILING, str(exc.args[0]))
+            log.warning("connection %s: %s; not polled", label, exc.args[0])
+            return
+        try:
+            raw = await trio.to_thread.run_sync(hub.store.connection_credentials, conn)
+            credentials = source_cls.parse_credentials(raw)
+            options = source_cls.parse_options(conn.options)
+        except BadConfig as exc:
+            await self._set_state(ConnectionState.BAD_CONFIG, f"bad configuration: {exc}")
+            log.warning(
+                "connection %s: bad configuration (%s); not polled until edited", label, exc
+            )
+            return
+        async with new_http_client() as http:
+            ctx: SourceContext[Any, Any] = SourceContext(
+                credentials=credentials,
+                options=options,
+                http=http,
+                log=clog,
+                state=StoreStateStore(hub, self.connection_id),
+                clock=hub.clock,
+                connection_id=self.connection_id,
+                label=conn.label,
+            )
+            source = source_cls(ctx)
+            try:
+                await self._loop(source, label)
+            finally:
+                with trio.CancelScope(shield=True), trio.move_on_after(5):
+                    await source.aclose()
+
+    async def _loop(self, source: Source[Any, Any], label: str) -> None:
+        cadence = source.cadence
+        while True:
+            started = trio.current_time()
+            try:
+                with trio.fail_after(POLL_TIMEOUT):
+                    count = await self._poll_once(source)
+            except InvalidAuth as exc:
+                await self._set_state(ConnectionState.NEEDS_REAUTH, f"invalid credentials: {exc}")
+                log.warning(
+                    "connection %s: credentials rejected (%s); paused until they change", label, exc
+                )
+                return
+            except BadConfig as exc:
+                await self._set_state(ConnectionState.BAD_CONFIG, f"bad configuration: {exc}")
+                log.warning(
+                    "connection %s: bad configuration (%s); paused until edited", label, exc
+                )
+                return
+            except PipelineClosed:
+                return
+            except RateLimited as exc:
+                self.failures += 1
+                wait = exc.retry_after
+                if wait is None or not math.isfinite(wait) or wait < 0:
+                    wait = backoff_delay(self.failures, cadence.active, self.rng)
+                wait = min(wait, MAX_RETRY_AFTER)
+                await self._fail(ConnectionState.RATE_LIMITED, f"rate limited: {exc}", label, wait)
+                await trio.sleep(wait)
+                continue
+            except trio.TooSlowError:
+                self.failures += 1
+                wait = backoff_delay(self.failures, cadence.active, self.rng)
+                await self._fail(
+                    ConnectionState.FAILING,
+                    f"poll timed out after {POLL_TIMEOUT:.0f} s",
+                    label,
+                    wait,
+                )
+                await trio.sleep(wait)
+                continue
+            except Exception as exc:  # CannotConnect, UpdateFailed, httpx errors, garbage
+                self.failures += 1
+                wait = backoff_delay(self.failures, cadence.active, self.rng)
+                await self._fail(ConnectionState.FAILING, _describe(exc), label, wait, exc)
+                await trio.sleep(wait)
+                continue
+            interval = self._interval(cadence)
+            interval *= 1 + self.rng.uniform(-cadence.jitter, cadence.jitter)
+            if self.failures:
+                log.info("connection %s: recovered after %d failed poll(s)", label, self.failures)
+            self.failures = 0
+            now = self.hub.clock.now()
+            await self._set_state(
+                ConnectionState.OK,
+                None,
+                last_poll_at=now,
+                last_success_at=now,
+                next_poll_at=now + timedelta(seconds=interval),
+            )
+            log.debug("connection %s: %d new fix(es)", label, count)
+            await trio.sleep_until(started + interval)
+
+    def _interval(self, cadence: Any) -> float:
+        if not cadence.adaptive:
+            return float(cadence.active)
+        if self._last_active is None:
+            return float(cadence.active)  # active until proven quiet
+        quiet = trio.current_time() - self._last_active > cadence.active_window
+        return float(cadence.quiet if quiet else cadence.active)
+
+    async def _poll_once(self, source: Source[Any, Any]) -> int:
+        store = self.hub.store
+        refs, stored = await trio.to_thread.run_sync(self._load, store)
+        if not refs:
+            return 0
+        by_upstream = {r.upstream_id: r for r in refs}
+        cursors = {r.upstream_id: stored.get(r.device_id, Cursor()) for r in refs}
+        result = await source.poll(refs, cursors)
+        self.polls += 1
+        if not isinstance(result, PollResult):
+            raise TypeError(f"poll() returned {type(result).__name__}, not PollResult")
+        items: list[IngestItem] = []
+        updates: list[CursorUpdate] = []
+        active = result.active
+        for upstream_id, fixes in result.fixes.items():
+            ref = by_upstream.get(str(upstream_id))
+            if ref is None:
+                continue  # not one of ours (any more)
+            for fix in fixes:
+                items.append(IngestItem(ref.device_id, self.connection_id, fix))
+                if active is None and (
+                    fix.ignition or (fix.speed_kmh is not None and fix.speed_kmh > ACTIVE_SPEED_KMH)
+                ):
+                    active = True
+        for ref in refs:
+            new = result.cursors.get(ref.upstream_id)
+            fixes = result.fixes.get(ref.upstream_id)
+            if new is None and fixes:
+                old = cursors[ref.upstream_id]
+                newest = max(f.fix_time for f in fixes)
+                if old.last_fix_time is None or newest > old.last_fix_time:
+                    new = Cursor(newest, old.state)
+            if new is not None:
+                updates.append(CursorUpdate(ref.device_id, self.connection_id, new))
+        if active:
+            self._last_active = trio.current_time()
+        if items or updates:
+            await self.hub.pipeline.submit(items, updates)
+        return len(items)
+
+    def _load(self, store: Any) -> tuple[list[DeviceRef], Mapping[int, Cursor]]:
+        return store.device_refs(self.connection_id), store.load_cursors(self.connection_id)
+
+    async def _fail(
+        self, state: str, message: str, label: str, wait: float, exc: BaseException | None = None
+    ) -> None:
+        if self.failures == 1:
+            log.warning(
+                "connection %s: polling failed (%s); retrying with backoff",
+                label,
+                message,
+                exc_info=exc if exc is not None and not _expected(exc) else None,
+            )
+        else:
+            log.debug(
+                "connection %s: still failing (%s), attempt %d", label, message, self.failures
+            )
+        now = self.hub.clock.now()
+        await self._set_state(
+            state, message, last_poll_at=now, next_poll_at=now + timedelta(seconds=wait)
+        )
+
+    async def _set_state(self, state: str, error: str | None, **fields: datetime) -> None:
+        changed = state != self.state
+        self.state = state
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(
+                lambda: self.hub.store.set_connection_status(
+                    self.connection_id, state=state, last_error=error, **fields
+                )
+            )
+        if changed:
+            await self.hub.publish_connection_status(self.connection_id, state, error)
+
+
+def _expected(exc: BaseException) -> bool:
+    from hub.errors import SourceError
+
+    return isinstance(exc, SourceError | httpx.HTTPError)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, httpx.HTTPError):
+        # never the URL: it may carry a token in its query string
+        return f"{type(exc).__name__}: {text.split(' for url ')[0]}"
+    return text if _expected(exc) else f"{type(exc).__name__}: {text}"

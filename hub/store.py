@@ -1,0 +1,591 @@
+"""The store: everything the hub keeps, behind one small synchronous API.
+
+Calls block (SQLAlchemy), so async code runs them with ``trio.to_thread.run_sync``.
+Management operations use SQLModel sessions; the ingest hot path lives in
+``hub.positions`` and uses Core bulk statements.  Tenancy is enforced by the callers
+passing ``client_id`` (``None`` means "every client", for the system administrator).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from hub import db, tokens
+from hub.models import (
+    REMOTE_ID_RE,
+    REMOTE_ID_RULE,
+    ApiToken,
+    Client,
+    Connection,
+    ConnectionState,
+    Device,
+    PluginState,
+    Role,
+    SourceCursor,
+    User,
+    utcnow,
+)
+from hub.positions import PositionStore
+from hub.secrets import SecretBox
+from hub.source import Cursor, DeviceRef, RemoteDevice
+
+
+class NotFound(LookupError):
+    """The row does not exist, or is not visible to the caller's client."""
+
+
+class Conflict(ValueError):
+    """The change would break a uniqueness rule; ``field`` names it."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class Invalid(ValueError):
+    """A value is not acceptable; ``field`` names it."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: a user acting through one API token."""
+
+    user_id: int
+    client_id: int | None
+    role: str
+    token_id: int | None = None
+    name: str = ""
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == Role.ADMIN and self.client_id is None
+
+    @property
+    def can_write(self) -> bool:
+        return self.role in (Role.ADMIN, Role.MANAGER)
+
+    @property
+    def scope(self) -> int | None:
+        """The client whose data this principal may see (``None``: all)."""
+        return None if self.is_admin else self.client_id
+
+
+UNSET: Any = object()
+DEVICE_FIELDS = ("name", "license_plate", "imei", "remote_id", "tags", "driver")
+
+
+class Store:
+    def __init__(self, engine: Engine, secrets: SecretBox) -> None:
+        self.engine = engine
+        self.secrets = secrets
+        self.positions = PositionStore(engine)
+
+    @classmethod
+    def open(cls, url: str, secrets: SecretBox, *, migrate: bool = True) -> Store:
+        store = cls(db.create_engine(url), secrets)
+        if migrate:
+            store.migrate()
+        return store
+
+    def migrate(self) -> None:
+        db.migrate(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def session(self, *, write: bool = False) -> Iterator[Session]:
+        bind = self.engine.execution_options(**db.WRITE) if write else self.engine
+        with Session(bind, expire_on_commit=False) as session:
+            if write:
+                with session.begin():
+                    yield session
+            else:
+                yield session
+
+    # -- clients, users, tokens ------------------------------------------------------
+    def is_empty(self) -> bool:
+        with self.session() as s:
+            return s.exec(select(sa.func.count()).select_from(User)).one() == 0
+
+    def create_client(self, name: str) -> Client:
+        name = _required_text("name", name)
+        try:
+            with self.session(write=True) as s:
+                client = Client(name=name)
+                s.add(client)
+                s.flush()
+                return client
+        except IntegrityError:
+            raise Conflict("name", f"a client named {name!r} exists already") from None
+
+    def list_clients(self) -> list[Client]:
+        with self.session() as s:
+            return list(s.exec(select(Client).order_by(Client.id)))
+
+    def get_client(self, client_id: int) -> Client:
+        with self.session() as s:
+            client = s.get(Client, client_id)
+            if client is None:
+                raise NotFound(f"client {client_id} not found")
+            return client
+
+    def client_by_name(self, name: str) -> Client | None:
+        with self.session() as s:
+            return s.exec(select(Client).where(Client.name == name)).first()
+
+    def delete_client(self, client_id: int) -> None:
+        with self.session(write=True) as s:
+            client = s.get(Client, client_id)
+            if client is None:
+                raise NotFound(f"client {client_id} not found")
+            s.delete(client)
+
+    def create_user(self, name: str, role: str, client_id: int | None) -> User:
+        name = _required_text("name", name)
+        if role not in set(Role):
+            raise Invalid("role", f"must be one of {', '.join(Role)}")
+        if (role == Role.ADMIN) != (client_id is None):
+            raise Invalid("role", "the admin role is for system users, who belong to no client")
+        try:
+            with self.session(write=True) as s:
+                if client_id is not None and s.get(Client, client_id) is None:
+                    raise NotFound(f"client {client_id} not found")
+                user = User(name=name, role=role, client_id=client_id)
+                s.add(user)
+                s.flush()
+                return user
+        except IntegrityError:
+            raise Conflict("name", f"a user named {name!r} exists already") from None
+
+    def list_users(self, client_id: int | None = None) -> list[User]:
+        with self.session() as s:
+            q = select(User).order_by(User.id)
+            if client_id is not None:
+                q = q.where(User.client_id == client_id)
+            return list(s.exec(q))
+
+    def get_user(self, user_id: int, client_id: int | None = None) -> User:
+        with self.session() as s:
+            user = s.get(User, user_id)
+            if user is None or (client_id is not None and user.client_id != client_id):
+                raise NotFound(f"user {user_id} not found")
+            return user
+
+    def create_token(self, user_id: int, name: str = "") -> tuple[ApiToken, str]:
+        """A new token for ``user_id``: the row and the plaintext (shown once)."""
+        plain = tokens.new_token()
+        with self.session(write=True) as s:
+            if s.get(User, user_id) is None:
+                raise NotFound(f"user {user_id} not found")
+            row = ApiToken(
+                user_id=user_id,
+                name=name,
+                prefix=tokens.display_prefix(plain),
+                token_hash=tokens.token_hash(plain),
+            )
+            s.add(row)
+            s.flush()
+            return row, plain
+
+    def list_tokens(self, user_ids: Iterable[int] | None = None) -> list[ApiToken]:
+        with self.session() as s:
+            q = select(ApiToken).order_by(ApiToken.id)
+            if user_ids is not None:
+                q = q.where(col(ApiToken.user_id).in_(list(user_ids)))
+            return list(s.exec(q))
+
+    def delete_token(self, token_id: int, user_ids: Iterable[int] | None = None) -> None:
+        with self.session(write=True) as s:
+            row = s.get(ApiToken, token_id)
+            if row is None or (user_ids is not None and row.user_id not in set(user_ids)):
+                raise NotFound(f"token {token_id} not found")
+            s.delete(row)
+
+    def authenticate(self, plain: str) -> Principal | None:
+        if not tokens.well_formed(plain):
+            return None
+        digest = tokens.token_hash(plain)
+        with self.session() as s:
+            row = s.exec(
+                select(ApiToken, User)
+                .join(User, col(User.id) == ApiToken.user_id)
+                .where(ApiToken.token_hash == digest)
+            ).first()
+        if row is None:
+            return None
+        token, user = row
+        return Principal(
+            user_id=user.id or 0,
+            client_id=user.client_id,
+            role=user.role,
+            token_id=token.id,
+            name=user.name,
+        )
+
+    def bootstrap_admin(self) -> str | None:
+        """On an empty database: create the system administrator and return its token."""
+        if not self.is_empty():
+            return None
+        user = self.create_user("admin", Role.ADMIN, None)
+        _, plain = self.create_token(user.id or 0, "created at first start")
+        return plain
+
+    # -- connections -----------------------------------------------------------------
+    def _binding(self, connection_id: int) -> str:
+        return f"connection:{connection_id}"
+
+    def create_connection(
+        self,
+        client_id: int,
+        kind: str,
+        label: str,
+        credentials: dict[str, Any],
+        options: dict[str, Any] | None = None,
+        enabled: bool = True,
+    ) -> Connection:
+        label = _required_text("label", label)
+        with self.session(write=True) as s:
+            if s.get(Client, client_id) is None:
+                raise NotFound(f"client {client_id} not found")
+            conn = Connection(
+                client_id=client_id,
+                kind=kind,
+                label=label,
+                options=options or {},
+                enabled=enabled,
+                state=ConnectionState.NEW if enabled else ConnectionState.DISABLED,
+            )
+            s.add(conn)
+            s.flush()  # the id binds the ciphertext to this row
+            conn.credentials = self.secrets.encrypt(self._binding(conn.id or 0), credentials)
+            s.add(conn)
+            s.flush()
+            return conn
+
+    def get_connection(self, connection_id: int, client_id: int | None = None) -> Connection:
+        with self.session() as s:
+            conn = s.get(Connection, connection_id)
+            if conn is None or (client_id is not None and conn.client_id != client_id):
+                raise NotFound(f"connection {connection_id} not found")
+            return conn
+
+    def list_connections(
+        self, client_id: int | None = None, *, enabled_only: bool = False
+    ) -> list[Connection]:
+        with self.session() as s:
+            q = select(Connection).order_by(Connection.id)
+            if client_id is not None:
+                q = q.where(Connection.client_id == client_id)
+            if enabled_only:
+                q = q.where(col(Connection.enabled).is_(True))
+            return list(s.exec(q))
+
+    def connection_credentials(self, conn: Connection) -> dict[str, Any]:
+        """The decrypted credentials of ``conn`` (never to be returned or logged)."""
+        if not conn.credentials:
+            return {}
+        return dict(self.secrets.decrypt(self._binding(conn.id or 0), conn.credentials))
+
+    def update_connection(
+        self,
+        connection_id: int,
+        client_id: int | None = None,
+        *,
+        label: str = UNSET,
+        credentials: dict[str, Any] = UNSET,
+        options: dict[str, Any] = UNSET,
+        enabled: bool = UNSET,
+    ) -> Connection:
+        with self.session(write=True) as s:
+            conn = s.get(Connection, connection_id)
+            if conn is None or (client_id is not None and conn.client_id != client_id):
+                raise NotFound(f"connection {connection_id} not found")
+            if label is not UNSET:
+                conn.label = _required_text("label", label)
+            if options is not UNSET:
+                conn.options = options
+            if credentials is not UNSET:
+                conn.credentials = self.secrets.encrypt(self._binding(connection_id), credentials)
+                # new credentials: a "needs re-auth" connection gets another chance
+                s.exec(
+                    sa.delete(PluginState).where(col(PluginState.connection_id) == connection_id)
+                )
+                conn.state = ConnectionState.NEW
+                conn.last_error = None
+            if enabled is not UNSET:
+                conn.enabled = enabled
+                if not enabled:
+                    conn.state = ConnectionState.DISABLED
+                elif conn.state == ConnectionState.DISABLED:
+                    conn.state = ConnectionState.NEW
+            conn.updated_at = utcnow()
+            s.add(conn)
+            s.flush()
+            return conn
+
+    def delete_connection(self, connection_id: int, client_id: int | None = None) -> None:
+        with self.session(write=True) as s:
+            conn = s.get(Connection, connection_id)
+            if conn is None or (client_id is not None and conn.client_id != client_id):
+                raise NotFound(f"connection {connection_id} not found")
+            s.delete(conn)
+
+    def set_connection_status(self, connection_id: int, **fields: Any) -> None:
+        """Record runner status (state, last_error, last_poll_at, next_poll_at, ...)."""
+        allowed = {"state", "last_error", "last_poll_at", "last_success_at", "next_poll_at"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"not status fields: {sorted(unknown)}")
+        with db.write_tx(self.engine) as conn:
+            conn.execute(
+                sa.update(Connection).where(col(Connection.id) == connection_id).values(**fields)
+            )
+
+    def rotate_secrets(self) -> int:
+        """Re-encrypt every stored secret under the newest key; return how many."""
+        count = 0
+        with self.session(write=True) as s:
+            for conn in s.exec(select(Connection)):
+                if conn.credentials:
+                    conn.credentials = self.secrets.rotate(conn.credentials)
+                    s.add(conn)
+                    count += 1
+            for row in s.exec(select(PluginState)):
+                row.value = self.secrets.rotate(row.value)
+                s.add(row)
+                count += 1
+        return count
+
+    # -- devices ---------------------------------------------------------------------
+    def create_device(self, client_id: int, **fields: Any) -> Device:
+        data = _device_fields(fields, creating=True)
+        conn_id = fields.get("connection_id")
+        upstream_id = fields.get("upstream_id")
+        try:
+            with self.session(write=True) as s:
+                if s.get(Client, client_id) is None:
+                    raise NotFound(f"client {client_id} not found")
+                if conn_id is not None:
+                    conn = s.get(Connection, conn_id)
+                    if conn is None or conn.client_id != client_id:
+                        raise Invalid("connection_id", f"connection {conn_id} not found")
+                    if not upstream_id:
+                        raise Invalid("upstream_id", "required when a connection is given")
+                device = Device(
+                    client_id=client_id,
+                    connection_id=conn_id,
+                    upstream_id=str(upstream_id) if upstream_id is not None else None,
+                    **data,
+                )
+                s.add(device)
+                s.flush()
+                return device
+        except IntegrityError as exc:
+            raise _device_conflict(exc) from None
+
+    def get_device(self, device_id: int, client_id: int | None = None) -> Device:
+        with self.session() as s:
+            device = s.get(Device, device_id)
+            if device is None or (client_id is not None and device.client_id != client_id):
+                raise NotFound(f"device {device_id} not found")
+            return device
+
+    def list_devices(
+        self, client_id: int | None = None, connection_id: int | None = None
+    ) -> list[Device]:
+        with self.session() as s:
+            q = select(Device).order_by(Device.id)
+            if client_id is not None:
+                q = q.where(Device.client_id == client_id)
+            if connection_id is not None:
+                q = q.where(Device.connection_id == connection_id)
+            return list(s.exec(q))
+
+    def update_device(self, device_id: int, client_id: int | None = None, **fields: Any) -> Device:
+        data = _device_fields(fields, creating=False)
+        try:
+            with self.session(write=True) as s:
+                device = s.get(Device, device_id)
+                if device is None or (client_id is not None and device.client_id != client_id):
+                    raise NotFound(f"device {device_id} not found")
+                if "connection_id" in fields or "upstream_id" in fields:
+                    conn_id = fields.get("connection_id", device.connection_id)
+                    upstream = fields.get("upstream_id", device.upstream_id)
+                    if conn_id is not None:
+                        conn = s.get(Connection, conn_id)
+                        if conn is None or conn.client_id != device.client_id:
+                            raise Invalid("connection_id", f"connection {conn_id} not found")
+                        if not upstream:
+                            raise Invalid("upstream_id", "required when a connection is given")
+                    if (conn_id, upstream) != (device.connection_id, device.upstream_id):
+                        # another upstream device: its cursor no longer applies
+                        s.exec(
+                            sa.delete(SourceCursor).where(col(SourceCursor.device_id) == device_id)
+                        )
+                    device.connection_id = conn_id
+                    device.upstream_id = str(upstream) if upstream is not None else None
+                for key, value in data.items():
+                    setattr(device, key, value)
+                device.updated_at = utcnow()
+                s.add(device)
+                s.flush()
+                return device
+        except IntegrityError as exc:
+            raise _device_conflict(exc) from None
+
+    def delete_device(self, device_id: int, client_id: int | None = None) -> None:
+        with self.session(write=True) as s:
+            device = s.get(Device, device_id)
+            if device is None or (client_id is not None and device.client_id != client_id):
+                raise NotFound(f"device {device_id} not found")
+            s.delete(device)
+
+    def device_refs(self, connection_id: int) -> list[DeviceRef]:
+        with self.session() as s:
+            rows = s.exec(
+                select(Device.id, Device.upstream_id, Device.name)
+                .where(Device.connection_id == connection_id)
+                .order_by(Device.id)
+            )
+            return [DeviceRef(int(i), str(u), n) for i, u, n in rows if i is not None and u]
+
+    def import_devices(
+        self, connection_id: int, remote: Sequence[RemoteDevice]
+    ) -> tuple[list[Device], list[Device]]:
+        """Create a device per remote device not imported yet: (created, already there)."""
+        conn = self.get_connection(connection_id)
+        created: list[Device] = []
+        existing: list[Device] = []
+        with self.session(write=True) as s:
+            known = {
+                d.upstream_id: d
+                for d in s.exec(select(Device).where(Device.connection_id == connection_id))
+            }
+            taken_remote_ids = set(
+                s.exec(
+                    select(Device.remote_id).where(
+                        Device.client_id == conn.client_id, col(Device.remote_id).is_not(None)
+                    )
+                )
+            )
+            for rd in remote:
+                upstream_id = str(rd.upstream_id)
+                if upstream_id in known:
+                    existing.append(known[upstream_id])
+                    continue
+                device = Device(
+                    client_id=conn.client_id,
+                    connection_id=connection_id,
+                    upstream_id=upstream_id,
+                    name=(rd.name or upstream_id)[:200],
+                    imei=rd.imei,
+                    license_plate=rd.license_plate,
+                )
+                remote_id = _suggest_remote_id(upstream_id, taken_remote_ids)
+                if remote_id:
+                    device.remote_id = remote_id
+                    taken_remote_ids.add(remote_id)
+                s.add(device)
+                known[upstream_id] = device
+                created.append(device)
+            s.flush()
+        return created, existing
+
+    # -- cursors and plugin state ----------------------------------------------------
+    def load_cursors(self, connection_id: int) -> dict[int, Cursor]:
+        with self.session() as s:
+            rows = s.exec(select(SourceCursor).where(SourceCursor.connection_id == connection_id))
+            return {r.device_id: Cursor(r.last_fix_time, dict(r.state or {})) for r in rows}
+
+    def state_get(self, connection_id: int, key: str) -> Any:
+        with self.session() as s:
+            row = s.get(PluginState, (connection_id, key))
+            if row is None:
+                return UNSET
+            return self.secrets.decrypt(f"state:{connection_id}:{key}", row.value)
+
+    def state_set(self, connection_id: int, key: str, value: Any) -> None:
+        token = self.secrets.encrypt(f"state:{connection_id}:{key}", value)
+        with self.session(write=True) as s:
+            row = s.get(PluginState, (connection_id, key))
+            if row is None:
+                row = PluginState(connection_id=connection_id, key=key, value=token)
+            row.value = token
+            row.updated_at = utcnow()
+            s.add(row)
+
+    def state_delete(self, connection_id: int, key: str) -> None:
+        with db.write_tx(self.engine) as conn:
+            conn.execute(
+                sa.delete(PluginState).where(
+                    col(PluginState.connection_id) == connection_id,
+                    col(PluginState.key) == key,
+                )
+            )
+
+
+def _required_text(field: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise Invalid(field, "must be a non-empty string")
+    return value.strip()
+
+
+def validate_remote_id(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    if not REMOTE_ID_RE.match(value):
+        raise Invalid("remote_id", REMOTE_ID_RULE)
+    return value
+
+
+def _device_fields(fields: dict[str, Any], *, creating: bool) -> dict[str, Any]:
+    unknown = set(fields) - set(DEVICE_FIELDS) - {"connection_id", "upstream_id"}
+    if unknown:
+        raise Invalid(sorted(unknown)[0], "unknown device field")
+    data = {k: v for k, v in fields.items() if k in DEVICE_FIELDS}
+    if creating or "name" in data:
+        data["name"] = _required_text("name", data.get("name"))
+    if "remote_id" in data:
+        data["remote_id"] = validate_remote_id(data["remote_id"])
+    if "tags" in data:
+        tags = data["tags"] or []
+        if not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags):
+            raise Invalid("tags", "must be a list of non-empty strings")
+        data["tags"] = tags
+    return data
+
+
+def _suggest_remote_id(upstream_id: str, taken: set[str]) -> str | None:
+    """Imported devices get the upstream id as remote id when it obeys the charset rule."""
+    if REMOTE_ID_RE.match(upstream_id) and upstream_id not in taken and len(upstream_id) <= 100:
+        return upstream_id
+    return None
+
+
+def _device_conflict(exc: IntegrityError) -> Exception:
+    text = str(exc.orig).lower()
+    if "remote_id" in text:
+        return Conflict("remote_id", "another device of this client has this remote id")
+    if "upstream_id" in text:
+        return Conflict("upstream_id", "another device is linked to this upstream device")
+    return Conflict("device", "conflicts with an existing device")
+
+
+def dt_or_none(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
