@@ -22,6 +22,7 @@ from typing import Any
 
 import trio
 
+from hub.blocking import run_blocking
 from hub.clock import Clock, SystemClock
 from hub.livefeed import LiveFeed, LiveMessage
 from hub.logging_setup import install_redaction
@@ -102,7 +103,7 @@ class Hub:
                 async with trio.open_nursery() as producers:
                     self._producers = producers
                     self._producers_scope = producers.cancel_scope
-                    connections = await trio.to_thread.run_sync(
+                    connections = await run_blocking(
                         lambda: self.store.list_connections(enabled_only=True)
                     )
                     for conn in connections:
@@ -153,7 +154,7 @@ class Hub:
         if self._producers is None:
             return
         try:
-            conn = await trio.to_thread.run_sync(self.store.get_connection, connection_id)
+            conn = await run_blocking(self.store.get_connection, connection_id)
         except LookupError:
             return
         if conn.enabled and conn.state not in (
@@ -171,7 +172,7 @@ class Hub:
             return conn, [d.device_id for d in self.store.device_refs(connection_id)]
 
         try:
-            conn, device_ids = await trio.to_thread.run_sync(load)
+            conn, device_ids = await run_blocking(load)
         except LookupError:
             return
         data = {"connection_id": connection_id, "state": state, "last_error": error}
@@ -233,7 +234,7 @@ class Hub:
         return str(await self.with_source(kind, credentials, options, action, **kw))
 
     async def browse(self, connection: Connection) -> list[RemoteDevice]:
-        creds = await trio.to_thread.run_sync(self.store.connection_credentials, connection)
+        creds = await run_blocking(self.store.connection_credentials, connection)
 
         async def action(source: Source[Any, Any]) -> list[RemoteDevice]:
             return list(await source.list_devices())

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from hub.blocking import run_blocking
 from hub.errors import BadConfig
 from hub.livefeed import LiveFeed, LiveMessage
 from hub.positions import CursorUpdate, IngestItem, WriteResult, position_json
@@ -147,7 +148,7 @@ class Pipeline:
         now = self.clock.now()
         self.stats.batches += len(group)
         try:
-            result, messages = await trio.to_thread.run_sync(self._write_sync, items, cursors, now)
+            result, messages = await run_blocking(self._write_sync, items, cursors, now)
         except Exception as exc:
             self.stats.failed_transactions += 1
             log.exception("storing %d fixes failed; their sources will retry", len(items))

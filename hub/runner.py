@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import trio
 
+from hub.blocking import run_blocking
 from hub.errors import BadConfig, InvalidAuth, RateLimited
 from hub.models import ConnectionState
 from hub.pipeline import PipelineClosed
@@ -49,14 +50,14 @@ class StoreStateStore:
         self._id = connection_id
 
     async def get(self, key: str, default: Any = None) -> Any:
-        value = await trio.to_thread.run_sync(self._store.state_get, self._id, key)
+        value = await run_blocking(self._store.state_get, self._id, key)
         return default if value is UNSET else value
 
     async def set(self, key: str, value: Any) -> None:
-        await trio.to_thread.run_sync(self._store.state_set, self._id, key, value)
+        await run_blocking(self._store.state_set, self._id, key, value)
 
     async def delete(self, key: str) -> None:
-        await trio.to_thread.run_sync(self._store.state_delete, self._id, key)
+        await run_blocking(self._store.state_delete, self._id, key)
 
 
 def new_http_client() -> httpx.AsyncClient:
@@ -86,7 +87,7 @@ class SourceRunner:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         hub = self.hub
-        conn = await trio.to_thread.run_sync(hub.store.get_connection, self.connection_id)
+        conn = await run_blocking(hub.store.get_connection, self.connection_id)
         label = f"{conn.label!r} (#{conn.id}, {conn.kind})"
         clog = logging.LoggerAdapter(
             logging.getLogger(f"gpshub.source.{conn.kind}"), {"connection": conn.id}
@@ -99,7 +100,7 @@ class SourceRunner:
             log.warning("connection %s: %s; not polled", label, exc.args[0])
             return
         try:
-            raw = await trio.to_thread.run_sync(hub.store.connection_credentials, conn)
+            raw = await run_blocking(hub.store.connection_credentials, conn)
             credentials = source_cls.parse_credentials(raw)
             options = source_cls.parse_options(conn.options)
         except BadConfig as exc:
@@ -199,7 +200,7 @@ class SourceRunner:
 
     async def _poll_once(self, source: Source[Any, Any]) -> int:
         store = self.hub.store
-        refs, stored = await trio.to_thread.run_sync(self._load, store)
+        refs, stored = await run_blocking(self._load, store)
         if not refs:
             return 0
         by_upstream = {r.upstream_id: r for r in refs}
@@ -263,7 +264,7 @@ class SourceRunner:
         changed = state != self.state
         self.state = state
         with trio.CancelScope(shield=True):
-            await trio.to_thread.run_sync(
+            await run_blocking(
                 lambda: self.hub.store.set_connection_status(
                     self.connection_id, state=state, last_error=error, **fields
                 )

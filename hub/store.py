@@ -1,6 +1,6 @@
 """The store: everything the hub keeps, behind one small synchronous API.
 
-Calls block (SQLAlchemy), so async code runs them with ``trio.to_thread.run_sync``.
+Calls block (SQLAlchemy), so async code runs them with ``hub.blocking.run_blocking``.
 Management operations use SQLModel sessions; the ingest hot path lives in
 ``hub.positions`` and uses Core bulk statements.  Tenancy is enforced by the callers
 passing ``client_id`` (``None`` means "every client", for the system administrator).

@@ -1,0 +1,237 @@
+"""Helpers for testing the hub and plugins: a hub in a temporary directory, a scripted
+source, and a contract suite every source plugin can run against itself.
+
+A plugin's tests use the contract like this::
+
+    from hub.testing import SourceContract
+
+    class TestMySourceContract(SourceContract):
+        source_class = MySource
+        good_credentials = {"token": "abc"}
+        # optional: bad_credentials, make_context()
+
+Nothing here is imported by the running hub.
+"""
+
+from __future__ import annotations
+
+import logging
+import types
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+import httpx
+import pytest
+from pydantic import BaseModel
+
+from hub.clock import Clock, TrioClock
+from hub.config import Settings
+from hub.errors import BadConfig, NotSupported
+from hub.hookspecs import hookimpl
+from hub.plugins import load_plugins
+from hub.registry import Registry
+from hub.secrets import SecretBox
+from hub.source import (
+    Cadence,
+    Cursor,
+    DeviceRef,
+    MemoryStateStore,
+    PollResult,
+    Source,
+    SourceContext,
+    describe_fields,
+)
+from hub.store import Store
+
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def plugin_module(
+    name: str, *sources: type, sinks: Iterable[type] = (), formats: Iterable[type] = ()
+) -> Any:
+    """An in-process plugin module registering the given classes."""
+    mod = types.ModuleType(name)
+
+    @hookimpl
+    def register_sources(register: Callable[[type], None]) -> None:
+        for s in sources:
+            register(s)
+
+    @hookimpl
+    def register_sinks(register: Callable[[type], None]) -> None:
+        for s in sinks:
+            register(s)
+
+    @hookimpl
+    def register_formats(register: Callable[[type], None]) -> None:
+        for f in formats:
+            register(f)
+
+    mod.register_sources = register_sources  # type: ignore[attr-defined]
+    mod.register_sinks = register_sinks  # type: ignore[attr-defined]
+    mod.register_formats = register_formats  # type: ignore[attr-defined]
+    return mod
+
+
+def make_hub(
+    tmp_path: Path,
+    *sources: type,
+    db_url: str | None = None,
+    clock: Clock | None = None,
+    use_entry_points: bool = False,
+    **settings: Any,
+) -> Any:
+    """A ``Hub`` on a fresh SQLite file (or ``db_url``) with ``sources`` registered."""
+    from hub.core import Hub
+
+    extra = [("test-sources", plugin_module("test_sources", *sources))] if sources else []
+    pm, infos = load_plugins(extra=extra, use_entry_points=use_entry_points)
+    registry = Registry.collect(pm, infos)
+    cfg = replace(Settings(data_dir=tmp_path), **settings)
+    store = Store.open(
+        db_url or f"sqlite:///{tmp_path / 'hub.db'}", SecretBox([SecretBox.generate_key().encode()])
+    )
+    return Hub(store, registry, infos, clock=clock, settings=cfg)
+
+
+class ScriptedSource(Source[Any, Any]):
+    """A source whose polls follow a script: each step is a ``PollResult``, an exception
+    to raise, or a callable ``(devices, cursors) -> PollResult``.  The last step repeats.
+
+    Subclass it with a ``script`` class attribute (a list shared by the instances).
+    """
+
+    kind = "scripted"
+    title = "Scripted test source"
+
+    class Credentials(BaseModel):
+        name: str = "scripted"
+
+    cadence = Cadence(active=10.0, jitter=0.0)
+    script: ClassVar[list[Any]] = []
+    calls: ClassVar[list[tuple[float, Sequence[DeviceRef], dict[str, Cursor]]]] = []
+
+    async def test_connection(self) -> str:
+        return "scripted source ready"
+
+    async def poll(self, devices: Sequence[DeviceRef], cursors: Any) -> PollResult:
+        import trio
+
+        type(self).calls.append((trio.current_time(), list(devices), dict(cursors)))
+        step = (
+            self.script[min(len(self.calls) - 1, len(self.script) - 1)]
+            if self.script
+            else PollResult()
+        )
+        if isinstance(step, BaseException) or (
+            isinstance(step, type) and issubclass(step, BaseException)
+        ):
+            raise step
+        if callable(step):
+            return step(devices, cursors)
+        return step
+
+
+def source_context(
+    source_class: type[Source[Any, Any]],
+    credentials: dict[str, Any],
+    http: httpx.AsyncClient,
+    *,
+    options: dict[str, Any] | None = None,
+    clock: Clock | None = None,
+    state: MemoryStateStore | None = None,
+) -> SourceContext[Any, Any]:
+    """A ``SourceContext`` for a source under test (call inside ``trio.run``)."""
+    return SourceContext(
+        credentials=source_class.parse_credentials(credentials),
+        options=source_class.parse_options(options),
+        http=http,
+        log=logging.getLogger(f"gpshub.test.{source_class.kind}"),
+        state=state or MemoryStateStore(),
+        clock=clock or TrioClock(EPOCH),
+    )
+
+
+class SourceContract:
+    """Checks every source must pass; subclass it in a plugin's tests (see module doc).
+
+    Network-dependent checks (``test_connection``, ``poll``) use ``make_context`` which a
+    plugin overrides to point the source at its fake upstream server.
+    """
+
+    source_class: ClassVar[type[Source[Any, Any]]]
+    good_credentials: ClassVar[dict[str, Any]]
+    bad_credentials: ClassVar[dict[str, Any]] = {}
+    devices: ClassVar[list[DeviceRef]] = [DeviceRef(1, "1", "device 1")]
+
+    async def make_context(self, http: httpx.AsyncClient) -> SourceContext[Any, Any]:
+        return source_context(self.source_class, self.good_credentials, http)
+
+    def test_declares_the_contract(self) -> None:
+        cls = self.source_class
+        assert isinstance(cls.kind, str) and cls.kind and cls.kind == cls.kind.strip()
+        assert isinstance(cls.title, str) and cls.title
+        assert isinstance(cls.cadence, Cadence) and cls.cadence.active > 0
+        assert issubclass(cls.Credentials, BaseModel)
+        assert isinstance(cls.supports_browse, bool)
+        if not cls.supports_browse:
+            assert cls.description, "a source without browse must say so in its description"
+
+    def test_credential_fields_are_described(self) -> None:
+        fields = describe_fields(self.source_class.Credentials)
+        assert fields, "a source needs at least one credential field"
+        for f in fields:
+            assert f.label and f.name
+            if f.secret:
+                assert f.default is None, f"secret field {f.name} must not expose a default"
+
+    def test_good_credentials_parse(self) -> None:
+        self.source_class.parse_credentials(self.good_credentials)
+
+    def test_missing_credentials_name_the_field(self) -> None:
+        required = [f.name for f in describe_fields(self.source_class.Credentials) if f.required]
+        if not required:
+            pytest.skip("no required credential")
+        with pytest.raises(BadConfig) as err:
+            self.source_class.parse_credentials({})
+        assert err.value.field.startswith("credentials.")
+
+    def test_bad_credentials_name_the_field(self) -> None:
+        if not self.bad_credentials:
+            pytest.skip("no bad_credentials example given")
+        with pytest.raises(BadConfig) as err:
+            self.source_class.parse_credentials(self.bad_credentials)
+        assert err.value.field.startswith("credentials.")
+
+    async def test_test_connection_summarises(self) -> None:
+        async with httpx.AsyncClient() as http:
+            source = self.source_class(await self.make_context(http))
+            summary = await source.test_connection()
+        assert isinstance(summary, str) and summary.strip()
+
+    async def test_browse_matches_the_flag(self) -> None:
+        async with httpx.AsyncClient() as http:
+            source = self.source_class(await self.make_context(http))
+            if self.source_class.supports_browse:
+                devices = await source.list_devices()
+                assert all(d.upstream_id for d in devices)
+            else:
+                with pytest.raises(NotSupported):
+                    await source.list_devices()
+
+    async def test_poll_returns_valid_fixes(self) -> None:
+        async with httpx.AsyncClient() as http:
+            source = self.source_class(await self.make_context(http))
+            result = await source.poll(
+                self.devices, {d.upstream_id: Cursor() for d in self.devices}
+            )
+        assert isinstance(result, PollResult)
+        known = {d.upstream_id for d in self.devices}
+        for upstream_id, fixes in result.fixes.items():
+            assert upstream_id in known
+            for fix in fixes:
+                fix.validate()
+                assert fix.fix_time.tzinfo is not None
