@@ -115,6 +115,7 @@ class Hub:
                     if serve is not None:
                         bound = await producers.start(serve)
                     task_status.started(bound)
+                    await trio.sleep_forever()  # until shutdown() cancels the producers
             finally:
                 self._producers = None
                 self.runners.clear()

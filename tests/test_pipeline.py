@@ -1,0 +1,145 @@
+"""The ingest pipeline and the live feed it publishes to."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from hub.blocking import blocking_calls_inline
+from hub.clock import TrioClock
+from hub.fix import PositionFix
+from hub.livefeed import LiveFeed, LiveMessage, SubscriberLagging
+from hub.pipeline import Pipeline, PipelineClosed
+from hub.positions import CursorUpdate, IngestItem
+from hub.source import Cursor
+from hub.testing import EPOCH, make_hub
+
+
+@pytest.fixture(autouse=True)
+def _inline() -> Iterator[None]:
+    with blocking_calls_inline():
+        yield
+
+
+@pytest.fixture
+def hub(tmp_path: Path) -> Any:
+    h = make_hub(tmp_path, clock=TrioClock(EPOCH))
+    a = h.store.create_client("A")
+    b = h.store.create_client("B")
+    conn = h.store.create_connection(a.id, "x", "x", {})
+    h.store.create_device(a.id, name="a1", connection_id=conn.id, upstream_id="1")
+    h.store.create_device(a.id, name="a2", connection_id=conn.id, upstream_id="2")
+    h.store.create_device(b.id, name="b1")
+    return h
+
+
+def item(device: int, seconds: float, **kw: Any) -> IngestItem:
+    return IngestItem(device, 1, PositionFix(EPOCH + timedelta(seconds=seconds), 1.0, 2.0, **kw))
+
+
+async def test_submit_returns_after_commit_and_publishes(hub: Any) -> None:
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.pipeline.run)
+        with hub.live.subscribe(client_id=None) as everyone, hub.live.subscribe(client_id=1, device_ids=[2]) as one:
+            result = await hub.pipeline.submit(
+                [item(1, 0), item(2, 0), item(3, 0), item(1, 0)],
+                [CursorUpdate(1, 1, Cursor(EPOCH, {"k": 1}))],
+            )
+            assert len(result.inserted) == 3 and result.duplicates == 1
+            assert hub.store.positions.count() == 3  # committed before submit returned
+            assert hub.store.load_cursors(1)[1].state == {"k": 1}
+            msgs = [json.loads(t) for t in await everyone.receive_batch()]
+            assert [(m["type"], m["device_id"]) for m in msgs] == [("position", 1), ("position", 2), ("position", 3)]
+            assert msgs[0]["data"]["fix_time"] == "2026-01-01T00:00:00Z"
+            assert [json.loads(t)["device_id"] for t in await one.receive_batch()] == [2]
+        await hub.pipeline.close()
+    assert hub.pipeline.stats.stored == 3
+
+
+async def test_invalid_fixes_are_dropped_with_the_field_named(
+    hub: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.pipeline.run)
+        result = await hub.pipeline.submit([item(1, 0), item(1, 1, speed_kmh=float("nan"))])
+        await hub.pipeline.close()
+    assert len(result.inserted) == 1 and hub.pipeline.stats.invalid == 1
+    assert "speed_kmh" in caplog.text
+
+
+async def test_producers_block_when_the_channel_is_full(hub: Any, autojump_clock: Any) -> None:
+    pipeline = Pipeline(hub.store, hub.live, hub.clock, max_pending_batches=1)
+    sent: list[int] = []
+
+    async def produce(n: int) -> None:
+        await pipeline.submit([item(1, n)])
+        sent.append(n)
+
+    async with trio.open_nursery() as nursery:
+        for n in range(3):
+            nursery.start_soon(produce, n)
+        await trio.sleep(5)
+        assert sent == []  # nobody writes yet: every producer waits
+        await nursery.start(pipeline.run)
+        await trio.sleep(1)
+        assert sorted(sent) == [0, 1, 2]
+        await pipeline.close()
+
+
+async def test_shutdown_commits_the_batches_in_flight(hub: Any) -> None:
+    results: list[int] = []
+
+    async def produce() -> None:
+        results.append(len((await hub.pipeline.submit([item(1, 0), item(2, 0)])).inserted))
+
+    async with trio.open_nursery() as outer:
+        outer.start_soon(hub.pipeline.run)
+        async with trio.open_nursery() as producers:
+            producers.start_soon(produce)
+            await trio.sleep(0)
+        await hub.pipeline.close()
+    assert results == [2] and hub.store.positions.count() == 2
+    with pytest.raises(PipelineClosed):
+        await hub.pipeline.submit([item(1, 5)])
+
+
+async def test_a_failed_transaction_fails_its_producers_and_moves_no_cursor(hub: Any) -> None:
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.pipeline.run)
+        with pytest.raises(Exception):  # noqa: B017
+            await hub.pipeline.submit(
+                [item(1, 0, sensors={"bad": object()})], [CursorUpdate(1, 1, Cursor(EPOCH))]
+            )
+        assert hub.store.load_cursors(1) == {}
+        assert len((await hub.pipeline.submit([item(1, 0)])).inserted) == 1  # and goes on
+        await hub.pipeline.close()
+
+
+async def test_a_lagging_subscriber_is_dropped_and_never_slows_publishing() -> None:
+    feed = LiveFeed()
+    with feed.subscribe(None, max_pending=3) as slow, feed.subscribe(None) as fast:
+        for n in range(5):
+            feed.publish([LiveMessage(1, 1, f"m{n}")])
+        with pytest.raises(SubscriberLagging):
+            await slow.receive_batch()
+        assert await fast.receive_batch() == [f"m{n}" for n in range(5)]
+        feed.publish([LiveMessage(1, 1, "after")])
+        assert await fast.receive_batch() == ["after"]
+    assert feed.lagging_dropped == 1 and feed.subscriber_count == 0
+
+
+async def test_subscribers_see_only_their_client_and_devices() -> None:
+    feed = LiveFeed()
+    with feed.subscribe(1) as a, feed.subscribe(2, device_ids=[20]) as b:
+        feed.publish([LiveMessage(1, 10, "a10"), LiveMessage(2, 20, "b20"), LiveMessage(2, 21, "b21")])
+        assert await a.receive_batch() == ["a10"]
+        assert await b.receive_batch() == ["b20"]
+        b.set_devices([21])
+        feed.publish([LiveMessage(2, 20, "b20"), LiveMessage(2, 21, "b21")])
+        assert await b.receive_batch() == ["b21"]

@@ -1,0 +1,226 @@
+"""Source runners under trio's MockClock: cadence, backoff, error taxonomy, cursors."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from hub.blocking import blocking_calls_inline
+from hub.clock import TrioClock
+from hub.errors import BadConfig, CannotConnect, InvalidAuth, RateLimited
+from hub.fix import PositionFix
+from hub.models import ConnectionState
+from hub.runner import MAX_BACKOFF, backoff_delay
+from hub.source import Cadence, Cursor, DeviceRef, PollResult
+from hub.testing import EPOCH, ScriptedSource, make_hub
+
+
+@pytest.fixture(autouse=True)
+def _inline() -> Iterator[None]:
+    with blocking_calls_inline():
+        yield
+
+
+def scripted(kind: str = "scripted", cadence: Cadence | None = None, script: list[Any] | None = None) -> type[ScriptedSource]:
+    attrs: dict[str, Any] = {"kind": kind, "script": script or [], "calls": []}
+    if cadence is not None:
+        attrs["cadence"] = cadence
+    return type(f"Scripted_{kind}", (ScriptedSource,), attrs)
+
+
+def moving(devices: Sequence[DeviceRef], cursors: dict[str, Cursor]) -> PollResult:
+    """One fix per device per poll, one second after its cursor (or at EPOCH)."""
+    result = PollResult()
+    for d in devices:
+        last = cursors[d.upstream_id].last_fix_time
+        t = last + timedelta(seconds=1) if last else EPOCH
+        result.add(d.upstream_id, PositionFix(t, 14.6, -90.5, speed_kmh=40.0, ignition=True))
+    return result
+
+
+def setup(tmp_path: Path, *sources: type[ScriptedSource], devices: int = 2) -> tuple[Any, dict[str, int]]:
+    hub = make_hub(tmp_path, *sources, clock=TrioClock(EPOCH))
+    client = hub.store.create_client("acme")
+    ids: dict[str, int] = {}
+    for src in sources:
+        conn = hub.store.create_connection(client.id, src.kind, f"{src.kind} account", {})
+        ids[src.kind] = conn.id
+        for i in range(devices):
+            hub.store.create_device(client.id, name=f"{src.kind} {i}", connection_id=conn.id, upstream_id=f"{src.kind}-{i}")
+    return hub, ids
+
+
+async def run_for(hub: Any, seconds: float) -> None:
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run)
+        await trio.sleep(seconds)
+        hub.shutdown()
+
+
+async def test_polls_on_cadence_and_advances_cursors(tmp_path: Path, autojump_clock: Any) -> None:
+    src = scripted(script=[moving])
+    hub, ids = setup(tmp_path, src)
+    await run_for(hub, 35)
+    times = [round(c[0]) for c in src.calls]
+    assert times == [0, 10, 20, 30]
+    # every poll after the first sees the cursors the previous one committed
+    assert src.calls[0][2]["scripted-0"] == Cursor()
+    assert src.calls[2][2]["scripted-0"].last_fix_time == EPOCH + timedelta(seconds=1)
+    assert hub.store.positions.count() == 8
+    conn = hub.store.get_connection(ids["scripted"])
+    assert conn.state == ConnectionState.OK and conn.positions_received == 8
+    assert conn.last_success_at == EPOCH + timedelta(seconds=30)
+
+
+async def test_restart_neither_reingests_nor_skips(tmp_path: Path, autojump_clock: Any) -> None:
+    src = scripted(script=[moving])
+    hub, _ = setup(tmp_path, src, devices=1)
+    await run_for(hub, 15)
+    assert hub.store.positions.count() == 2
+    hub2 = type(hub)(hub.store, hub.registry, hub.plugins, clock=hub.clock, settings=hub.settings)
+    await run_for(hub2, 5)
+    rows, _ = hub.store.positions.history([1])
+    assert [r["fix_time"] for r in rows] == [EPOCH + timedelta(seconds=s) for s in range(3)]
+
+
+async def test_invalid_auth_stops_until_credentials_change(tmp_path: Path, autojump_clock: Any) -> None:
+    src = scripted(script=[InvalidAuth("token revoked")])
+    hub, ids = setup(tmp_path, src)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run)
+        await trio.sleep(100)
+        assert len(src.calls) == 1
+        conn = hub.store.get_connection(ids["scripted"])
+        assert conn.state == ConnectionState.NEEDS_REAUTH and "token revoked" in conn.last_error
+        assert ids["scripted"] not in hub.runners
+        src.script[:] = [moving]
+        hub.store.update_connection(ids["scripted"], credentials={"name": "new"})
+        await hub.reload_connection(ids["scripted"])
+        await trio.sleep(1)
+        assert len(src.calls) == 2
+        assert hub.store.get_connection(ids["scripted"]).state == ConnectionState.OK
+        hub.shutdown()
+
+
+async def test_bad_config_stops_with_the_field(tmp_path: Path, autojump_clock: Any) -> None:
+    src = scripted(script=[BadConfig("credentials.server_url", "not a URL")])
+    hub, ids = setup(tmp_path, src)
+    await run_for(hub, 60)
+    conn = hub.store.get_connection(ids["scripted"])
+    assert conn.state == ConnectionState.BAD_CONFIG
+    assert "credentials.server_url: not a URL" in conn.last_error
+    assert len(src.calls) == 1
+
+
+async def test_failures_back_off_and_log_once(
+    tmp_path: Path, autojump_clock: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    src = scripted(script=[CannotConnect("connection refused")] * 6 + [moving])
+    hub, ids = setup(tmp_path, src)
+    caplog.set_level(logging.DEBUG, logger="hub.runner")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run)
+        await trio.sleep(1)
+        conn = hub.store.get_connection(ids["scripted"])
+        assert conn.state == ConnectionState.FAILING and conn.last_error == "connection refused"
+        await trio.sleep(2000)
+        hub.shutdown()
+    gaps = [b[0] - a[0] for a, b in zip(src.calls, src.calls[1:], strict=False)]
+    # each wait lies in [ceiling/2, ceiling] for ceiling = 10 s · 2^(n-1), capped
+    for n, gap in enumerate(gaps[:6], start=1):
+        ceiling = min(MAX_BACKOFF, 10 * 2 ** (n - 1))
+        assert ceiling / 2 <= gap <= ceiling + 1e-6, (n, gap)
+    assert gaps[6] == pytest.approx(10)  # normal cadence again after recovery
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    infos = [r for r in caplog.records if "recovered" in r.getMessage()]
+    assert len(warnings) == 1 and "connection refused" in warnings[0].getMessage()
+    assert len(infos) == 1 and "6 failed" in infos[0].getMessage()
+    assert hub.store.get_connection(ids["scripted"]).state == ConnectionState.OK
+
+
+async def test_rate_limit_honours_retry_after(tmp_path: Path, autojump_clock: Any) -> None:
+    src = scripted(script=[RateLimited("429", retry_after=120), moving])
+    hub, ids = setup(tmp_path, src)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run)
+        await trio.sleep(1)
+        conn = hub.store.get_connection(ids["scripted"])
+        assert conn.state == ConnectionState.RATE_LIMITED
+        assert conn.next_poll_at == EPOCH + timedelta(seconds=120)
+        await trio.sleep(125)
+        hub.shutdown()
+    assert [round(c[0]) for c in src.calls[:2]] == [0, 120]
+
+
+async def test_garbage_from_one_source_never_disturbs_another(
+    tmp_path: Path, autojump_clock: Any
+) -> None:
+    def garbage(devices: Any, cursors: Any) -> PollResult:
+        return {"not": "a result"}["missing"]  # type: ignore[return-value]
+
+    def bad_fix(devices: Sequence[DeviceRef], cursors: Any) -> PollResult:
+        r = PollResult()
+        r.add(devices[0].upstream_id, PositionFix(EPOCH, 123.0, 0.0))  # latitude out of range
+        return r
+
+    broken = scripted("broken", script=[garbage])
+    invalid = scripted("invalid", script=[bad_fix])
+    healthy = scripted("healthy", script=[moving])
+    hub, ids = setup(tmp_path, broken, invalid, healthy)
+    await run_for(hub, 45)
+    assert [round(c[0]) for c in healthy.calls] == [0, 10, 20, 30, 40]
+    assert hub.store.get_connection(ids["broken"]).state == ConnectionState.FAILING
+    assert "KeyError" in hub.store.get_connection(ids["broken"]).last_error
+    assert hub.store.get_connection(ids["invalid"]).state == ConnectionState.OK
+    assert hub.pipeline.stats.invalid == len(invalid.calls)
+    assert hub.store.get_connection(ids["healthy"]).positions_received == 10
+
+
+async def test_disable_and_enable_restart_the_runner(tmp_path: Path, autojump_clock: Any) -> None:
+    src = scripted(script=[moving])
+    hub, ids = setup(tmp_path, src)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run)
+        await trio.sleep(15)
+        assert len(src.calls) == 2
+        hub.store.update_connection(ids["scripted"], enabled=False)
+        await hub.reload_connection(ids["scripted"])
+        await trio.sleep(100)
+        assert len(src.calls) == 2 and ids["scripted"] not in hub.runners
+        hub.store.update_connection(ids["scripted"], enabled=True)
+        await hub.reload_connection(ids["scripted"])
+        await trio.sleep(1)
+        assert len(src.calls) == 3
+        hub.shutdown()
+
+
+async def test_adaptive_cadence(tmp_path: Path, autojump_clock: Any) -> None:
+    def parked(devices: Sequence[DeviceRef], cursors: dict[str, Cursor]) -> PollResult:
+        result = moving(devices, cursors)
+        for fixes in result.fixes.values():
+            for f in fixes:
+                f.speed_kmh, f.ignition = 0.0, False
+        return result
+
+    cadence = Cadence(active=30, quiet=120, active_window=100, jitter=0)
+    src = scripted(cadence=cadence, script=[moving, moving, parked])
+    hub, _ = setup(tmp_path, src)
+    await run_for(hub, 500)
+    times = [round(c[0]) for c in src.calls]
+    # moving at 0 and 30, parked from 60 on: the poll at 120 is still within 100 s of
+    # the last movement (30), so the next is at 150; from then on every 120 s
+    assert times == [0, 30, 60, 90, 120, 150, 270, 390]
+
+
+def test_backoff_is_capped() -> None:
+    import random
+
+    rng = random.Random(1)
+    assert all(backoff_delay(n, 30, rng) <= MAX_BACKOFF for n in range(1, 40))
+    assert backoff_delay(1, 30, rng) >= 15
