@@ -17,7 +17,7 @@ from typing import Any
 
 import trio
 
-DEFAULT_MAX_PENDING = 2000
+DEFAULT_MAX_PENDING = 10_000
 
 
 @dataclass(frozen=True, slots=True)

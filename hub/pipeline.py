@@ -62,7 +62,7 @@ class Pipeline:
         clock: Clock,
         *,
         max_pending_batches: int = 64,
-        max_rows: int = 5000,
+        max_rows: int = 2000,
     ) -> None:
         self.store = store
         self.live = live

@@ -46,7 +46,10 @@ def item(device: int, seconds: float, **kw: Any) -> IngestItem:
 async def test_submit_returns_after_commit_and_publishes(hub: Any) -> None:
     async with trio.open_nursery() as nursery:
         await nursery.start(hub.pipeline.run)
-        with hub.live.subscribe(client_id=None) as everyone, hub.live.subscribe(client_id=1, device_ids=[2]) as one:
+        with (
+            hub.live.subscribe(client_id=None) as everyone,
+            hub.live.subscribe(client_id=1, device_ids=[2]) as one,
+        ):
             result = await hub.pipeline.submit(
                 [item(1, 0), item(2, 0), item(3, 0), item(1, 0)],
                 [CursorUpdate(1, 1, Cursor(EPOCH, {"k": 1}))],
@@ -55,7 +58,11 @@ async def test_submit_returns_after_commit_and_publishes(hub: Any) -> None:
             assert hub.store.positions.count() == 3  # committed before submit returned
             assert hub.store.load_cursors(1)[1].state == {"k": 1}
             msgs = [json.loads(t) for t in await everyone.receive_batch()]
-            assert [(m["type"], m["device_id"]) for m in msgs] == [("position", 1), ("position", 2), ("position", 3)]
+            assert [(m["type"], m["device_id"]) for m in msgs] == [
+                ("position", 1),
+                ("position", 2),
+                ("position", 3),
+            ]
             assert msgs[0]["data"]["fix_time"] == "2026-01-01T00:00:00Z"
             assert [json.loads(t)["device_id"] for t in await one.receive_batch()] == [2]
         await hub.pipeline.close()
@@ -102,7 +109,7 @@ async def test_shutdown_commits_the_batches_in_flight(hub: Any) -> None:
         outer.start_soon(hub.pipeline.run)
         async with trio.open_nursery() as producers:
             producers.start_soon(produce)
-            await trio.sleep(0)
+            await trio.lowlevel.checkpoint()
         await hub.pipeline.close()
     assert results == [2] and hub.store.positions.count() == 2
     with pytest.raises(PipelineClosed):
@@ -137,7 +144,9 @@ async def test_a_lagging_subscriber_is_dropped_and_never_slows_publishing() -> N
 async def test_subscribers_see_only_their_client_and_devices() -> None:
     feed = LiveFeed()
     with feed.subscribe(1) as a, feed.subscribe(2, device_ids=[20]) as b:
-        feed.publish([LiveMessage(1, 10, "a10"), LiveMessage(2, 20, "b20"), LiveMessage(2, 21, "b21")])
+        feed.publish(
+            [LiveMessage(1, 10, "a10"), LiveMessage(2, 20, "b20"), LiveMessage(2, 21, "b21")]
+        )
         assert await a.receive_batch() == ["a10"]
         assert await b.receive_batch() == ["b20"]
         b.set_devices([21])

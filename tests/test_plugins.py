@@ -15,7 +15,9 @@ from hub.source import Source
 from hub.testing import ScriptedSource, plugin_module
 
 
-def install_fake_dist(site: Path, dist: str, version: str, entry: str, module_src: str | None) -> None:
+def install_fake_dist(
+    site: Path, dist: str, version: str, entry: str, module_src: str | None
+) -> None:
     """A distribution as pip would leave it: a .dist-info folder and maybe a module."""
     info = site / f"{dist.replace('-', '_')}-{version}.dist-info"
     info.mkdir(parents=True)
@@ -50,7 +52,11 @@ def test_entry_point_plugin_is_discovered(tmp_path: Path, monkeypatch: pytest.Mo
     registry = Registry.collect(pm, infos)
     assert "good" in registry.sources
     info = infos["good"]
-    assert (info.distribution, info.version, info.kinds["sources"]) == ("gpshub-good", "1.2.3", ["good"])
+    assert (info.distribution, info.version, info.kinds["sources"]) == (
+        "gpshub-good",
+        "1.2.3",
+        ["good"],
+    )
     # disabled by name: not even imported
     pm, infos = load_plugins(disabled={"good"})
     assert "good" not in infos
@@ -59,7 +65,13 @@ def test_entry_point_plugin_is_discovered(tmp_path: Path, monkeypatch: pytest.Mo
 def test_import_failure_names_distribution_version_and_the_way_out(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    install_fake_dist(tmp_path, "gpshub-broken", "0.9.1", "broken = gpshub_broken_mod", "import no_such_module_xyz\n")
+    install_fake_dist(
+        tmp_path,
+        "gpshub-broken",
+        "0.9.1",
+        "broken = gpshub_broken_mod",
+        "import no_such_module_xyz\n",
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(PluginError) as err:
         load_plugins()
@@ -81,7 +93,9 @@ def test_misspelt_hook_fails_loudly(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def test_two_plugins_registering_one_kind_is_an_error_naming_both() -> None:
     one = plugin_module("one", ScriptedSource)
     two = plugin_module("two", type("Other", (ScriptedSource,), {}))
-    pm, infos = load_plugins(extra=[("plugin-one", one), ("plugin-two", two)], use_entry_points=False)
+    pm, infos = load_plugins(
+        extra=[("plugin-one", one), ("plugin-two", two)], use_entry_points=False
+    )
     with pytest.raises(PluginError) as err:
         Registry.collect(pm, infos)
     assert "plugin-one" in str(err.value) and "plugin-two" in str(err.value)

@@ -27,7 +27,9 @@ def _inline() -> Iterator[None]:
         yield
 
 
-def scripted(kind: str = "scripted", cadence: Cadence | None = None, script: list[Any] | None = None) -> type[ScriptedSource]:
+def scripted(
+    kind: str = "scripted", cadence: Cadence | None = None, script: list[Any] | None = None
+) -> type[ScriptedSource]:
     attrs: dict[str, Any] = {"kind": kind, "script": script or [], "calls": []}
     if cadence is not None:
         attrs["cadence"] = cadence
@@ -44,7 +46,9 @@ def moving(devices: Sequence[DeviceRef], cursors: dict[str, Cursor]) -> PollResu
     return result
 
 
-def setup(tmp_path: Path, *sources: type[ScriptedSource], devices: int = 2) -> tuple[Any, dict[str, int]]:
+def setup(
+    tmp_path: Path, *sources: type[ScriptedSource], devices: int = 2
+) -> tuple[Any, dict[str, int]]:
     hub = make_hub(tmp_path, *sources, clock=TrioClock(EPOCH))
     client = hub.store.create_client("acme")
     ids: dict[str, int] = {}
@@ -52,7 +56,12 @@ def setup(tmp_path: Path, *sources: type[ScriptedSource], devices: int = 2) -> t
         conn = hub.store.create_connection(client.id, src.kind, f"{src.kind} account", {})
         ids[src.kind] = conn.id
         for i in range(devices):
-            hub.store.create_device(client.id, name=f"{src.kind} {i}", connection_id=conn.id, upstream_id=f"{src.kind}-{i}")
+            hub.store.create_device(
+                client.id,
+                name=f"{src.kind} {i}",
+                connection_id=conn.id,
+                upstream_id=f"{src.kind}-{i}",
+            )
     return hub, ids
 
 
@@ -89,7 +98,9 @@ async def test_restart_neither_reingests_nor_skips(tmp_path: Path, autojump_cloc
     assert [r["fix_time"] for r in rows] == [EPOCH + timedelta(seconds=s) for s in range(3)]
 
 
-async def test_invalid_auth_stops_until_credentials_change(tmp_path: Path, autojump_clock: Any) -> None:
+async def test_invalid_auth_stops_until_credentials_change(
+    tmp_path: Path, autojump_clock: Any
+) -> None:
     src = scripted(script=[InvalidAuth("token revoked")])
     hub, ids = setup(tmp_path, src)
     async with trio.open_nursery() as nursery:

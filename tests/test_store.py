@@ -141,7 +141,9 @@ def test_secret_rotation(store: Store, world: dict[str, int]) -> None:
     store.secrets = SecretBox([new_key, old_key])
     assert store.rotate_secrets() == 2
     store.secrets = SecretBox([new_key])  # the old key is gone
-    assert store.connection_credentials(store.get_connection(world["conn"]))["waypoints"] == "9,9\n8,8"
+    assert (
+        store.connection_credentials(store.get_connection(world["conn"]))["waypoints"] == "9,9\n8,8"
+    )
     assert store.state_get(world["conn"], "k") == [1, 2]
 
 
@@ -230,7 +232,10 @@ def test_write_batch_round_trips_every_field(store: Store, world: dict[str, int]
 def test_fixes_of_deleted_devices_are_dropped(store: Store, world: dict[str, int]) -> None:
     store.delete_device(world["d2"])
     r = store.positions.write_batch(
-        [IngestItem(world["d2"], world["conn"], fix(0)), IngestItem(world["d1"], world["conn"], fix(0))],
+        [
+            IngestItem(world["d2"], world["conn"], fix(0)),
+            IngestItem(world["d1"], world["conn"], fix(0)),
+        ],
         [CursorUpdate(world["d2"], world["conn"], Cursor(T0))],
     )
     assert r.unknown_device == 1 and len(r.inserted) == 1

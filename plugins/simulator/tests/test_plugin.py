@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from importlib.metadata import entry_points
+from pathlib import Path
 
 import gpshub_simulator
 from gpshub_simulator import DEMO_ROUTE, SimulatorSource, Trip, parse_route
+
 from hub.plugins import ENTRY_POINT_GROUP, load_plugins
 from hub.registry import Registry
 
@@ -45,3 +47,11 @@ def test_demo_route_is_a_city_loop_with_stops_and_sensors() -> None:
 def test_public_names() -> None:
     for name in gpshub_simulator.__all__:
         assert hasattr(gpshub_simulator, name), name
+
+
+def test_readme_example_route_parses() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    example = readme.split("An example", 1)[1].split("```\n", 2)[1]
+    route = parse_route(example)
+    assert len(route) == 5
+    assert route.waypoints[3].sensors == {"door_open": True, "fuel_level": 63}

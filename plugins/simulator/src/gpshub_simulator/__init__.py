@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from importlib.resources import files
 
-from hub import hookimpl
 from gpshub_simulator.motion import DEFAULT_SPEED_KMH, Leg, Trip, VehicleState
 from gpshub_simulator.route import Route, RouteError, SensorValue, Waypoint, parse_route
 from gpshub_simulator.source import SimulatorCredentials, SimulatorSource
+from hub import hookimpl
 
 DEMO_ROUTE: str = files(__name__).joinpath("demo_route.txt").read_text(encoding="utf-8")
 """The built-in route of ``gpshub serve --demo``: a loop around Central Park, Manhattan."""

@@ -85,9 +85,7 @@ def destination(lat: float, lon: float, bearing: float, angle: float) -> tuple[f
     """The point reached from ``(lat, lon)`` going ``angle`` radians on ``bearing`` degrees."""
     phi1, lam1 = math.radians(lat), math.radians(lon)
     theta = math.radians(bearing)
-    sin_phi2 = math.sin(phi1) * math.cos(angle) + math.cos(phi1) * math.sin(angle) * math.cos(
-        theta
-    )
+    sin_phi2 = math.sin(phi1) * math.cos(angle) + math.cos(phi1) * math.sin(angle) * math.cos(theta)
     phi2 = math.asin(min(max(sin_phi2, -1.0), 1.0))
     lam2 = lam1 + math.atan2(
         math.sin(theta) * math.sin(angle) * math.cos(phi1),

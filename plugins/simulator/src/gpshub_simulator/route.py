@@ -123,7 +123,9 @@ def _parse_line(number: int, line: str) -> Waypoint:
     if "heading" in values:
         heading_deg = _number(number, "heading", values.pop("heading"))
         if not 0.0 <= heading_deg <= 360.0:
-            raise RouteError(number, f"heading must be within [0, 360] degrees, got {heading_deg:g}")
+            raise RouteError(
+                number, f"heading must be within [0, 360] degrees, got {heading_deg:g}"
+            )
     ignition = _boolean(number, values.pop("ignition")) if "ignition" in values else None
     satellites = _count(number, "sat", values.pop("sat")) if "sat" in values else None
 

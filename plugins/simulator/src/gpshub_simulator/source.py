@@ -17,6 +17,8 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
+from gpshub_simulator.motion import DEFAULT_SPEED_KMH, Trip, VehicleState
+from gpshub_simulator.route import SIMULATED_SENSOR, Route, RouteError, parse_route
 from hub import (
     GROUP_EXTERNAL,
     Cadence,
@@ -28,8 +30,6 @@ from hub import (
     Source,
     SourceContext,
 )
-from gpshub_simulator.motion import DEFAULT_SPEED_KMH, Trip, VehicleState
-from gpshub_simulator.route import SIMULATED_SENSOR, Route, RouteError, parse_route
 
 STARTED_AT = "started_at"
 """Cursor state key: when the device set off on the route (ISO 8601, UTC)."""

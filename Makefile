@@ -1,0 +1,40 @@
+# gpshub developer tasks. `make demo` runs the hub with a simulated vehicle;
+# `make test` runs lint and the whole test suite. Both set everything up first.
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
+DEMO_DIR ?= ./demo-data
+
+.PHONY: setup demo test lint format bench wheels clean
+
+$(TOOLS)/bin/uv:
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet uv==$(UV_VERSION)
+
+setup: $(if $(findstring $(TOOLS),$(UV)),$(TOOLS)/bin/uv)
+	$(UV) sync --all-packages --all-extras --locked
+
+demo: setup
+	$(UV) run --no-sync gpshub --data-dir $(DEMO_DIR) serve --demo
+
+lint: setup
+	$(UV) run --no-sync ruff check .
+	$(UV) run --no-sync ruff format --check .
+
+test: lint
+	$(UV) run --no-sync pytest
+
+format: setup
+	$(UV) run --no-sync ruff format .
+	$(UV) run --no-sync ruff check --fix .
+
+bench: setup
+	$(UV) run --no-sync python bench/ingest.py
+
+wheels: setup
+	$(UV) build --all-packages --wheel -o dist
+
+clean:
+	rm -rf dist .pytest_cache .ruff_cache

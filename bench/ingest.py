@@ -1,0 +1,232 @@
+"""Ingest benchmark: synthetic positions for 1,000 devices through the real pipeline.
+
+Feeds fixes (with their cursor updates, as source runners do) through ``Pipeline.submit``
+into SQLite while 10 live-feed subscribers drain every message, and prints positions per
+second end to end and peak memory.  Then inserts the same rows with a plain SQLAlchemy
+Core bulk insert into a fresh database and prints that rate and the ratio of the two.
+
+    make bench            # or: uv run python bench/ingest.py --devices 1000 --fixes 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import resource
+import tempfile
+import time
+import tracemalloc
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+import trio
+
+from hub.clock import SystemClock
+from hub.core import Hub
+from hub.db import write_tx
+from hub.fix import PositionFix
+from hub.models import Position
+from hub.plugins import load_plugins
+from hub.positions import CursorUpdate, IngestItem
+from hub.registry import Registry
+from hub.secrets import SecretBox
+from hub.source import Cursor
+from hub.store import Store
+
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def make_fix(device: int, n: int) -> PositionFix:
+    return PositionFix(
+        fix_time=EPOCH + timedelta(seconds=10 * n),
+        lat=14.6 + device * 1e-4 + n * 1e-5,
+        lon=-90.5 - n * 1e-5,
+        altitude_m=1500.0,
+        speed_kmh=float(n % 90),
+        course_deg=float((n * 7) % 360),
+        satellites=9,
+        ignition=n % 10 != 0,
+        sensors={"fuel": 0.5, "power_v": 12.6},
+    )
+
+
+def open_store(path: Path) -> Store:
+    return Store.open(f"sqlite:///{path}", SecretBox([SecretBox.generate_key().encode()]))
+
+
+async def run_pipeline(
+    store: Store,
+    devices: list[int],
+    conn_id: int,
+    fixes: int,
+    producers: int,
+    per_submit: int,
+    subscribers: int,
+) -> tuple[float, int, list[int]]:
+    pm, infos = load_plugins(use_entry_points=False)
+    hub = Hub(store, Registry.collect(pm, infos), infos, clock=SystemClock())
+    received = [0] * subscribers
+    lagged: list[int] = []
+    groups = [devices[i::producers] for i in range(producers)]
+
+    async def subscriber(i: int, task_status: trio.TaskStatus[None]) -> None:
+        with hub.live.subscribe(None) as sub:
+            task_status.started()
+            try:
+                while True:
+                    received[i] += len(await sub.receive_batch())
+            except Exception:
+                lagged.append(i)
+
+    async def producer(group: list[int]) -> None:
+        # like a runner: each submit carries `per_submit` fixes of every device in the
+        # group and advances those devices' cursors; it waits for the commit
+        for start in range(0, fixes, per_submit):
+            items = [
+                IngestItem(d, conn_id, make_fix(d, n))
+                for d in group
+                for n in range(start, min(start + per_submit, fixes))
+            ]
+            last = EPOCH + timedelta(seconds=10 * (min(start + per_submit, fixes) - 1))
+            cursors = [CursorUpdate(d, conn_id, Cursor(last, {"page": start})) for d in group]
+            await hub.pipeline.submit(items, cursors)
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.pipeline.run)
+        for i in range(subscribers):
+            await nursery.start(subscriber, i)
+        t0 = time.perf_counter()
+        async with trio.open_nursery() as prod:
+            for g in groups:
+                prod.start_soon(producer, g)
+        elapsed = time.perf_counter() - t0
+        await trio.sleep(0.2)  # let subscribers drain the last batch
+        await hub.pipeline.close()
+        nursery.cancel_scope.cancel()
+    assert hub.pipeline.stats.stored == len(devices) * fixes, hub.pipeline.stats
+    return elapsed, hub.pipeline.stats.transactions, received if not lagged else [-1]
+
+
+def plain_insert(path: Path, devices: list[int], conn_id: int, fixes: int, chunk: int) -> float:
+    store = open_store(path)
+    client = store.create_client("plain")
+    for i in devices:
+        store.create_device(client.id, name=f"d{i}")
+    now = datetime.now(UTC)
+    rows = []
+    for d in devices:
+        for n in range(fixes):
+            f = make_fix(d, n)
+            rows.append(
+                {
+                    "device_id": d,
+                    "connection_id": None,
+                    "fix_time": f.fix_time,
+                    "server_time": now,
+                    "lat": f.lat,
+                    "lon": f.lon,
+                    "altitude_m": f.altitude_m,
+                    "speed_kmh": f.speed_kmh,
+                    "course_deg": f.course_deg,
+                    "satellites": f.satellites,
+                    "valid": f.valid,
+                    "ignition": f.ignition,
+                    "accuracy_m": None,
+                    "sensors": f.sensors,
+                    "raw": None,
+                    "source_ip": None,
+                    "source_port": None,
+                }
+            )
+    table = Position.__table__  # type: ignore[attr-defined]
+    t0 = time.perf_counter()
+    for start in range(0, len(rows), chunk):
+        with write_tx(store.engine) as conn:
+            conn.execute(sa.insert(table), rows[start : start + chunk])
+    elapsed = time.perf_counter() - t0
+    store.close()
+    return len(rows) / elapsed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--devices", type=int, default=1000)
+    ap.add_argument("--fixes", type=int, default=100, help="fixes per device")
+    ap.add_argument("--producers", type=int, default=10, help="concurrent producers (runners)")
+    ap.add_argument("--per-submit", type=int, default=2, help="fixes per device in each submit")
+    ap.add_argument("--subscribers", type=int, default=10)
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = open_store(Path(tmp) / "pipeline.db")
+        client = store.create_client("bench")
+        conn = store.create_connection(client.id, "bench", "bench", {})
+        devices = [
+            store.create_device(
+                client.id, name=f"d{i}", connection_id=conn.id, upstream_id=str(i)
+            ).id
+            for i in range(args.devices)
+        ]
+        gc.collect()
+        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        tracemalloc.start()
+        elapsed, _, _ = trio.run(
+            run_pipeline,
+            store,
+            devices,
+            conn.id,
+            args.fixes,
+            args.producers,
+            args.per_submit,
+            args.subscribers,
+        )
+        _, traced_peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        store.close()
+        total = args.devices * args.fixes
+        rate = total / elapsed
+        # tracemalloc slows Python down; measure the rate again without it
+        store2 = open_store(Path(tmp) / "pipeline2.db")
+        client = store2.create_client("bench")
+        conn2 = store2.create_connection(client.id, "bench", "bench", {})
+        devices2 = [
+            store2.create_device(
+                client.id, name=f"d{i}", connection_id=conn2.id, upstream_id=str(i)
+            ).id
+            for i in range(args.devices)
+        ]
+        elapsed2, txs2, received2 = trio.run(
+            run_pipeline,
+            store2,
+            devices2,
+            conn2.id,
+            args.fixes,
+            args.producers,
+            args.per_submit,
+            args.subscribers,
+        )
+        store2.close()
+        rate2 = total / elapsed2
+        plain = plain_insert(Path(tmp) / "plain.db", devices2, conn2.id, args.fixes, 2000)
+
+    print(
+        f"positions:            {total:,} ({args.devices:,} devices x {args.fixes} fixes, {args.producers} producers)"
+    )
+    print(
+        f"live subscribers:     {args.subscribers}, messages each: {received2[0]:,}"
+        + ("" if received2[0] == total else "  (a subscriber lagged!)")
+    )
+    print(
+        f"pipeline end to end:  {rate2:,.0f} positions/s ({txs2} transactions; {rate:,.0f}/s under tracemalloc)"
+    )
+    print(f"plain Core insert:    {plain:,.0f} positions/s (same rows, 2,000 per transaction)")
+    print(f"ratio:                {rate2 / plain:.2f}")
+    print(
+        f"peak memory:          {rss_peak / 1024:,.0f} MiB RSS (was {rss_before / 1024:,.0f} MiB before ingest); traced Python peak {traced_peak / 2**20:,.1f} MiB"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,621 @@
+"""The ``gpshub`` command line.
+
+Every command works on the data directory (or database) named by the global options,
+the ``GPSHUB_*`` environment or ``gpshub.toml``; ``serve`` runs the hub and its API.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import functools
+import getpass
+import json
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import trio
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from hub.config import Settings
+from hub.errors import HubError, SourceError
+from hub.logging_setup import configure_logging
+from hub.models import Role
+from hub.positions import position_json
+from hub.source import describe_fields, dump_credentials
+from hub.store import Conflict, Invalid, NotFound
+
+console = Console(stderr=True)
+out = Console()
+
+DEMO_CLIENT = "Demo"
+DEMO_CONNECTION = "Demo city route"
+DEMO_DEVICE = "demo-1"
+
+
+class CliError(Exception):
+    """A message for the user; the command exits with status 2."""
+
+
+# -- helpers ---------------------------------------------------------------------------
+def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
+    return Settings.load(
+        Path(args.config) if args.config else None,
+        data_dir=args.data_dir,
+        database_url=args.database_url,
+        **extra,
+    )
+
+
+def _open_hub(args: argparse.Namespace, **extra: Any) -> Any:
+    from hub.core import Hub
+
+    return Hub.open(_settings(args, **extra))
+
+
+def _client_id(hub: Any, name_or_id: str | None) -> int:
+    clients = hub.store.list_clients()
+    if name_or_id is None:
+        if len(clients) == 1:
+            return int(clients[0].id)
+        raise CliError("say which client with --client (name or id): " + _names(clients))
+    for c in clients:
+        if c.name == name_or_id or str(c.id) == name_or_id:
+            return int(c.id)
+    raise CliError(f"no client {name_or_id!r}; known: {_names(clients)}")
+
+
+def _names(clients: Sequence[Any]) -> str:
+    return (
+        ", ".join(f"{c.id}={c.name}" for c in clients)
+        or "none (create one: gpshub client add NAME)"
+    )
+
+
+def _print_json(data: Any) -> None:
+    out.print_json(json.dumps(data, default=str))
+
+
+def _parse_pairs(pairs: Sequence[str], what: str) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise CliError(f"{what} {pair!r}: expected KEY=VALUE")
+        if value.startswith("@"):
+            value = sys.stdin.read() if value == "@-" else Path(value[1:]).read_text()
+        result[key] = value
+    return result
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+# -- serve -----------------------------------------------------------------------------
+def cmd_serve(args: argparse.Namespace) -> None:
+    overrides = {"host": args.host, "port": args.port}
+    settings = _settings(args, **overrides)
+    configure_logging(settings.log_level)
+    from hub.core import Hub
+
+    hub = Hub.open(settings)
+    token = hub.store.bootstrap_admin()
+    if args.demo:
+        setup_demo(hub)
+    trio.run(functools.partial(_serve, hub, settings, token))
+
+
+async def _serve(hub: Any, settings: Settings, token: str | None) -> None:
+    from hub.web.app import serve
+
+    async with trio.open_nursery() as nursery:
+        url = await nursery.start(
+            functools.partial(
+                hub.run, serve=functools.partial(serve, hub, settings.host, settings.port)
+            )
+        )
+        console.print(f"gpshub is listening on [bold]{url}[/]  (data: {settings.data_dir})")
+        if token:
+            console.print(
+                "[bold yellow]Administrator API token (shown once, keep it safe):[/]\n"
+                f"  {token}\n"
+                f"Try: curl -H 'Authorization: Bearer {token}' {url}/api/devices/latest"
+            )
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                console.print(
+                    f"{signal.Signals(signum).name}: finishing the batch in flight, then exiting"
+                )
+                hub.shutdown()
+                break
+    hub.store.close()
+
+
+def setup_demo(hub: Any) -> None:
+    """The demo client, a simulator connection on the built-in city route, one device."""
+    if "simulator" not in hub.registry.sources:
+        raise CliError("--demo needs the simulator plugin: install gpshub-simulator")
+    from gpshub_simulator import DEMO_ROUTE
+
+    store = hub.store
+    client = store.client_by_name(DEMO_CLIENT) or store.create_client(DEMO_CLIENT)
+    conns = [c for c in store.list_connections(client.id) if c.label == DEMO_CONNECTION]
+    conn = (
+        conns[0]
+        if conns
+        else store.create_connection(
+            client.id,
+            "simulator",
+            DEMO_CONNECTION,
+            {"waypoints": DEMO_ROUTE, "speed_kmh": 40, "loop": True},
+        )
+    )
+    if not store.list_devices(client.id, conn.id):
+        store.create_device(
+            client.id,
+            name="Demo vehicle",
+            license_plate="DEMO-001",
+            remote_id=DEMO_DEVICE,
+            connection_id=conn.id,
+            upstream_id=DEMO_DEVICE,
+            tags=["demo"],
+        )
+    console.print(
+        f"Demo: client {client.name!r}, connection #{conn.id} {conn.label!r}, device {DEMO_DEVICE!r}"
+    )
+
+
+# -- plugins ---------------------------------------------------------------------------
+def cmd_plugins(args: argparse.Namespace) -> None:
+    from hub.plugins import disabled_from_env, load_plugins
+    from hub.registry import Registry
+
+    disabled = disabled_from_env()
+    pm, infos = load_plugins(disabled)
+    Registry.collect(pm, infos)
+    if args.json:
+        _print_json(
+            {"plugins": [i.as_dict() for i in infos.values()], "disabled": sorted(disabled)}
+        )
+        return
+    if not infos:
+        out.print(
+            "No plugins installed: the hub has no sources. Install one, e.g. gpshub-simulator."
+        )
+        return
+    table = Table("name", "distribution", "version", "sources", "sinks", "formats")
+    for i in infos.values():
+        k = i.kinds
+        table.add_row(
+            i.name,
+            i.distribution,
+            i.version,
+            ", ".join(k["sources"]),
+            ", ".join(k["sinks"]),
+            ", ".join(k["formats"]),
+        )
+    out.print(table)
+
+
+# -- clients and tokens ----------------------------------------------------------------
+def cmd_client_add(args: argparse.Namespace) -> None:
+    hub = _open_hub(args)
+    client = hub.store.create_client(args.name)
+    out.print(f"client {client.id}: {client.name}")
+
+
+def cmd_client_list(args: argparse.Namespace) -> None:
+    hub = _open_hub(args)
+    rows = [{"id": c.id, "name": c.name} for c in hub.store.list_clients()]
+    if args.json:
+        _print_json(rows)
+    else:
+        for r in rows:
+            out.print(f"{r['id']:>4}  {r['name']}")
+
+
+def cmd_token_create(args: argparse.Namespace) -> None:
+    hub = _open_hub(args)
+    store = hub.store
+    if args.client is None:
+        client_id = None
+        role = Role.ADMIN
+    else:
+        client_id = _client_id(hub, args.client)
+        role = args.role or Role.MANAGER
+    users = [
+        u for u in store.list_users(client_id) if u.name == args.user and u.client_id == client_id
+    ]
+    user = users[0] if users else store.create_user(args.user, role, client_id)
+    _, plain = store.create_token(user.id, args.name or "created with gpshub token create")
+    console.print(
+        f"token for {user.name!r} ({user.role}{'' if client_id is None else f', client {client_id}'}), shown once:"
+    )
+    out.print(plain)
+
+
+# -- connections -----------------------------------------------------------------------
+def cmd_connection_add(args: argparse.Namespace) -> None:
+    hub = _open_hub(args)
+    client_id = _client_id(hub, args.client)
+    try:
+        cls = hub.registry.source(args.kind)
+    except KeyError as exc:
+        raise CliError(str(exc.args[0])) from None
+    raw: dict[str, Any] = {}
+    if args.credentials_file:
+        raw.update(json.loads(Path(args.credentials_file).read_text()))
+    raw.update(_parse_pairs(args.credential, "--credential"))
+    for f in describe_fields(cls.Credentials):
+        if f.required and f.name not in raw and sys.stdin.isatty():
+            prompt = f"{f.label}{' (hidden)' if f.secret else ''}: "
+            raw[f.name] = getpass.getpass(prompt) if f.secret else input(prompt)
+    creds = dump_credentials(cls.parse_credentials(raw))
+    options = _parse_pairs(args.option, "--option")
+    cls.parse_options(options)
+    if not args.no_test:
+        summary = trio.run(hub.test_connection, args.kind, creds, options)
+        console.print(f"test connection: {summary}")
+    conn = hub.store.create_connection(client_id, args.kind, args.label, creds, options)
+    out.print(f"connection {conn.id}: {conn.label} ({conn.kind})")
+
+
+def cmd_connection_list(args: argparse.Namespace) -> None:
+    hub = _open_hub(args)
+    client_id = _client_id(hub, args.client) if args.client else None
+    rows = [
+        {
+            "id": c.id,
+            "client_id": c.client_id,
+            "kind": c.kind,
+            "label": c.label,
+            "enabled": c.enabled,
+            "state": c.state,
+            "last_poll_at": c.last_poll_at,
+            "last_error": c.last_error,
+            "positions_received": c.positions_received,
+        }
+        for c in hub.store.list_connections(client_id)
+    ]
+    if args.json:
+        _print_json(rows)
+        return
+    table = Table("id", "client", "kind", "label", "state", "last poll", "positions", "last error")
+    for r in rows:
+        state = r["state"] if r["enabled"] else "disabled"
+        table.add_row(
+            str(r["id"]),
+            str(r["client_id"]),
+            r["kind"],
+            r["label"],
+            state,
+            str(r["last_poll_at"] or ""),
+            str(r["positions_received"]),
+            r["last_error"] or "",
+        )
+    out.print(table)
+
+
+def cmd_connection_test(args: argparse.Namespace) -> None:
+    hub = _open_hub(args)
+    conn = hub.store.get_connection(args.id)
+    creds = hub.store.connection_credentials(conn)
+    summary = trio.run(
+        functools.partial(
+            hub.test_connection,
+            conn.kind,
+            creds,
+            conn.options,
+            connection_id=conn.id,
+            label=conn.label,
+        )
+    )
+    out.print(summary)
+
+
+def cmd_connection_import(args: argparse.Namespace) -> None:
+    hub = _open_hub(args)
+    conn = hub.store.get_connection(args.id)
+    remote = trio.run(hub.browse, conn)
+    if args.upstream_id:
+        wanted = set(args.upstream_id)
+        missing = wanted - {r.upstream_id for r in remote}
+        if missing:
+            raise CliError(f"not on the account: {', '.join(sorted(missing))}")
+        remote = [r for r in remote if r.upstream_id in wanted]
+    created = existing = 0
+    with _progress() as progress:
+        task = progress.add_task(f"importing from {conn.label}", total=len(remote))
+        for start in range(0, len(remote), 50):
+            chunk = remote[start : start + 50]
+            c, e = hub.store.import_devices(conn.id, chunk)
+            created, existing = created + len(c), existing + len(e)
+            progress.advance(task, len(chunk))
+    out.print(f"{created} device(s) created, {existing} already imported")
+
+
+# -- devices and history ---------------------------------------------------------------
+def cmd_devices(args: argparse.Namespace) -> None:
+    hub = _open_hub(args)
+    client_id = _client_id(hub, args.client) if args.client else None
+    devices = hub.store.list_devices(client_id)
+    latest = {r["device_id"]: r for r in hub.store.positions.latest(client_id=client_id)}
+    rows = []
+    for d in devices:
+        pos = latest.get(d.id)
+        rows.append(
+            {
+                "id": d.id,
+                "client_id": d.client_id,
+                "name": d.name,
+                "license_plate": d.license_plate,
+                "imei": d.imei,
+                "remote_id": d.remote_id,
+                "connection_id": d.connection_id,
+                "upstream_id": d.upstream_id,
+                "latest": position_json(pos) if pos else None,
+            }
+        )
+    if args.json:
+        _print_json(rows)
+        return
+    table = Table(
+        "id", "name", "plate", "remote id", "connection", "last fix", "lat", "lon", "km/h"
+    )
+    for r in rows:
+        p = r["latest"] or {}
+        table.add_row(
+            str(r["id"]),
+            r["name"],
+            r["license_plate"] or "",
+            r["remote_id"] or "",
+            str(r["connection_id"] or ""),
+            str(p.get("fix_time", "")),
+            _num(p.get("lat")),
+            _num(p.get("lon")),
+            _num(p.get("speed_kmh")),
+        )
+    out.print(table)
+
+
+def _num(value: Any) -> str:
+    return "" if value is None else f"{value:.5g}" if isinstance(value, float) else str(value)
+
+
+def _time(text: str | None, name: str) -> datetime | None:
+    if not text:
+        return None
+    try:
+        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise CliError(f"{name}: {text!r} is not an ISO 8601 time") from None
+    if t.tzinfo is None:
+        raise CliError(f"{name}: {text!r} needs a UTC offset or Z")
+    return t
+
+
+EXPORT_COLUMNS = (
+    "device_id", "fix_time", "server_time", "lat", "lon", "altitude_m", "speed_kmh",
+    "course_deg", "satellites", "valid", "ignition", "accuracy_m", "sensors",
+)  # fmt: skip
+
+
+def cmd_history_export(args: argparse.Namespace) -> None:
+    hub = _open_hub(args)
+    device = hub.store.get_device(args.device)
+    start, end = _time(args.start, "--from"), _time(args.end, "--to")
+    total = hub.store.positions.count(device.id)
+    stream = open(args.output, "w", newline="") if args.output else sys.stdout  # noqa: SIM115
+    try:
+        with _progress() as progress:
+            task = progress.add_task(f"exporting {device.name}", total=total)
+            pages = _pages(hub, device.id, start, end)
+            if args.format == "csv":
+                _write_csv(stream, pages, lambda n: progress.advance(task, n))
+            else:
+                _write_geojson(stream, device, pages, lambda n: progress.advance(task, n))
+            progress.update(task, total=progress.tasks[0].completed)
+    finally:
+        if args.output:
+            stream.close()
+
+
+def _pages(hub: Any, device_id: int, start: datetime | None, end: datetime | None) -> Any:
+    cursor = None
+    while True:
+        rows, cursor = hub.store.positions.history([device_id], start, end, cursor, limit=5000)
+        yield rows
+        if cursor is None:
+            return
+
+
+def _write_csv(stream: Any, pages: Any, advance: Callable[[int], None]) -> None:
+    from hub.exports import csv_cell
+
+    writer = csv.writer(stream)
+    writer.writerow(EXPORT_COLUMNS)
+    for rows in pages:
+        for row in rows:
+            data = position_json(row)
+            writer.writerow([csv_cell(data.get(c)) for c in EXPORT_COLUMNS])
+        advance(len(rows))
+
+
+def _write_geojson(stream: Any, device: Any, pages: Any, advance: Callable[[int], None]) -> None:
+    from hub.exports import geojson_feature
+
+    stream.write('{"type":"FeatureCollection","features":[')
+    first = True
+    for rows in pages:
+        for row in rows:
+            stream.write(("" if first else ",") + json.dumps(geojson_feature(position_json(row))))
+            first = False
+        advance(len(rows))
+    stream.write("]}\n")
+
+
+def cmd_secrets_rotate(args: argparse.Namespace) -> None:
+    hub = _open_hub(args)
+    count = hub.store.rotate_secrets()
+    out.print(f"re-encrypted {count} secret(s) under the first key of GPSHUB_SECRET_KEY")
+
+
+# -- the parser ------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="gpshub",
+        description="gpshub: pull positions from GPS platforms, store them, stream them, deliver them.",
+        epilog="Settings also come from GPSHUB_* environment variables and DATA_DIR/gpshub.toml.",
+    )
+    p.add_argument(
+        "--data-dir", help="where the database, key file and config live (GPSHUB_DATA_DIR)"
+    )
+    p.add_argument("--config", help="a gpshub.toml file (GPSHUB_CONFIG)")
+    p.add_argument(
+        "--database-url", help="SQLAlchemy URL, e.g. postgresql+psycopg://… (GPSHUB_DATABASE_URL)"
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    s = sub.add_parser(
+        "serve",
+        help="run the hub and its API",
+        description="Run the hub: poll every enabled connection, store, stream, serve the API.",
+    )
+    s.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    s.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    s.add_argument(
+        "--demo",
+        action="store_true",
+        help="add a demo client with a simulated vehicle on a city route",
+    )
+    s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("plugins", help="list installed plugins and what they register")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_plugins)
+
+    client = sub.add_parser("client", help="manage clients (tenants)").add_subparsers(
+        dest="action", required=True
+    )
+    s = client.add_parser("add", help="create a client")
+    s.add_argument("name")
+    s.set_defaults(func=cmd_client_add)
+    s = client.add_parser("list", help="list clients")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_client_list)
+
+    token = sub.add_parser("token", help="API tokens").add_subparsers(dest="action", required=True)
+    s = token.add_parser(
+        "create",
+        help="create an API token (shown once)",
+        description="Create an API token for a user, creating the user if needed. Without --client the user is a system administrator.",
+    )
+    s.add_argument("--user", default="admin", help="user name (default admin)")
+    s.add_argument(
+        "--client", help="the user's client (name or id); omit for a system administrator"
+    )
+    s.add_argument(
+        "--role",
+        choices=[Role.MANAGER, Role.VIEWER],
+        help="role of a new client user (default manager)",
+    )
+    s.add_argument("--name", help="a note on what the token is for")
+    s.set_defaults(func=cmd_token_create)
+
+    conn = sub.add_parser(
+        "connection", help="source connections (accounts on GPS platforms)"
+    ).add_subparsers(dest="action", required=True)
+    s = conn.add_parser(
+        "add",
+        help="test and save a connection",
+        description="Test the credentials against the platform, then save the connection. Missing required fields are asked for (secrets without echo); KEY=@file reads a value from a file, KEY=@- from stdin.",
+    )
+    s.add_argument("--client", help="client name or id (optional when there is one)")
+    s.add_argument("--kind", required=True, help="source kind, see: gpshub plugins")
+    s.add_argument("--label", required=True)
+    s.add_argument("--credential", "-c", action="append", default=[], metavar="KEY=VALUE")
+    s.add_argument("--credentials-file", help="a JSON object of credentials")
+    s.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE")
+    s.add_argument("--no-test", action="store_true", help="save without testing")
+    s.set_defaults(func=cmd_connection_add)
+    s = conn.add_parser("list", help="list connections and their status")
+    s.add_argument("--client")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_connection_list)
+    s = conn.add_parser("test", help="test a saved connection")
+    s.add_argument("id", type=int)
+    s.set_defaults(func=cmd_connection_test)
+    s = conn.add_parser("import", help="import the connection's remote devices as devices")
+    s.add_argument("id", type=int)
+    s.add_argument(
+        "--upstream-id", action="append", default=[], help="import only these (repeatable)"
+    )
+    s.set_defaults(func=cmd_connection_import)
+
+    s = sub.add_parser("devices", help="list devices with their latest position")
+    s.add_argument("--client")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_devices)
+
+    hist = sub.add_parser("history", help="position history").add_subparsers(
+        dest="action", required=True
+    )
+    s = hist.add_parser("export", help="export a device's positions as CSV or GeoJSON")
+    s.add_argument("device", type=int, help="device id")
+    s.add_argument(
+        "--from", dest="start", help="ISO 8601 start (inclusive), e.g. 2026-01-01T00:00Z"
+    )
+    s.add_argument("--to", dest="end", help="ISO 8601 end (exclusive)")
+    s.add_argument("--format", choices=["csv", "geojson"], default="csv")
+    s.add_argument("--output", "-o", help="file to write (default: standard output)")
+    s.set_defaults(func=cmd_history_export)
+
+    sec = sub.add_parser("secrets", help="encryption keys").add_subparsers(
+        dest="action", required=True
+    )
+    s = sec.add_parser(
+        "rotate", help="re-encrypt every secret under the first key of GPSHUB_SECRET_KEY"
+    )
+    s.set_defaults(func=cmd_secrets_rotate)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command != "serve":
+        from hub.logging_setup import install_redaction
+
+        install_redaction()
+    try:
+        args.func(args)
+    except (CliError, HubError, NotFound, Conflict, Invalid, ValueError, SourceError) as exc:
+        console.print(f"[red]error:[/] {_message(exc)}")
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, SourceError) and not str(exc):
+        return type(exc).__name__
+    return str(exc)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
