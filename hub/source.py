@@ -211,7 +211,10 @@ def _parse_model(model: type[BaseModel], raw: Mapping[str, Any], prefix: str) ->
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])
-        raise BadConfig(f"{prefix}.{loc}" if loc else prefix, err["msg"]) from None
+        msg = err["msg"]
+        if err["type"] == "value_error":
+            msg = msg.removeprefix("Value error, ")  # pydantic's prefix says nothing to a user
+        raise BadConfig(f"{prefix}.{loc}" if loc else prefix, msg) from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -82,9 +82,13 @@ def make_hub(
     db_url: str | None = None,
     clock: Clock | None = None,
     use_entry_points: bool = False,
+    secret_key: bytes | None = None,
     **settings: Any,
 ) -> Any:
-    """A ``Hub`` on a fresh SQLite file (or ``db_url``) with ``sources`` registered."""
+    """A ``Hub`` on a SQLite file in ``tmp_path`` (or ``db_url``) with ``sources`` registered.
+
+    Pass the same ``secret_key`` to make a second hub on the same data (a restart).
+    """
     from hub.core import Hub
 
     extra = [("test-sources", plugin_module("test_sources", *sources))] if sources else []

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from gpshub_simulator import DEMO_ROUTE, SimulatorSource
-
 from hub.source import DeviceRef
 from hub.testing import SourceContract
 

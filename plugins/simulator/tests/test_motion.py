@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import pytest
+
 from gpshub_simulator.motion import Trip
 from gpshub_simulator.route import Route, Waypoint, parse_route
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import gpshub_simulator
 from gpshub_simulator import DEMO_ROUTE, SimulatorSource, Trip, parse_route
-
 from hub.plugins import ENTRY_POINT_GROUP, load_plugins
 from hub.registry import Registry
 

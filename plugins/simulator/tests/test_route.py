@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from gpshub_simulator.route import RouteError, Waypoint, parse_route, sensor_value
 
 

@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 import pytest
 import trio
+
 from gpshub_simulator import DEMO_ROUTE, SimulatorSource
 from gpshub_simulator.motion import Trip
 from gpshub_simulator.route import parse_route
-
 from hub import (
     GROUP_EXTERNAL,
     BadConfig,

@@ -1,0 +1,444 @@
+"""Request and response bodies of the management API (pydantic models).
+
+Request models forbid unknown fields, so a typo is a 422 naming it rather than a value
+silently ignored.  Their length limits follow the database columns.  Response models are
+what ``/openapi.json`` documents; the handlers build them from store rows.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+from hub.models import REMOTE_ID_RE, REMOTE_ID_RULE
+
+
+class RequestModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class QueryModel(BaseModel):
+    """Query-string parameters: unknown ones are ignored (cache busters and the like)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+# -- errors ----------------------------------------------------------------------------
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable machine-readable code, e.g. `invalid`, `not_found`.")
+    message: str = Field(description="Human-readable; never contains a credential value.")
+    field: str | None = Field(
+        default=None, description="Dotted name of the offending field or parameter, if any."
+    )
+
+
+class ErrorOut(BaseModel):
+    """Every error answer (4xx and 5xx) has this shape."""
+
+    error: ErrorDetail
+
+
+# -- source kinds ----------------------------------------------------------------------
+class FieldOut(BaseModel):
+    """One field of a source's credentials or options, as an "add" form draws it."""
+
+    name: str
+    label: str
+    required: bool
+    secret: bool = Field(description="Write-only: the API never returns its value.")
+    description: str
+    default: Any = None
+    type: str
+
+
+class CadenceOut(BaseModel):
+    active_seconds: float
+    quiet_seconds: float | None
+    active_window_seconds: float
+    adaptive: bool
+
+
+class KindOut(BaseModel):
+    kind: str
+    title: str
+    group: str
+    description: str
+    plugin: str | None = Field(description="The plugin that registered the kind.")
+    supports_browse: bool = Field(
+        description="Whether remote devices can be listed and imported; "
+        "when false, the browse and import routes answer 400 `not_supported`."
+    )
+    cadence: CadenceOut
+    credentials: list[FieldOut]
+    options: list[FieldOut]
+
+
+class KindList(BaseModel):
+    kinds: list[KindOut]
+
+
+# -- connections -----------------------------------------------------------------------
+class CredentialState(BaseModel):
+    """What the API shows of one saved credential field.
+
+    Secret fields only say whether they are set; non-secret ones also carry the value.
+    """
+
+    set: bool
+    secret: bool
+    value: Any = None
+
+
+class ConnectionOut(BaseModel):
+    id: int
+    client_id: int
+    kind: str
+    label: str
+    enabled: bool
+    credentials: dict[str, CredentialState]
+    options: dict[str, Any]
+    state: str
+    last_error: str | None
+    last_poll_at: datetime | None
+    last_success_at: datetime | None
+    next_poll_at: datetime | None
+    positions_received: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class ConnectionList(BaseModel):
+    connections: list[ConnectionOut]
+
+
+Label = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class ConnectionCreate(RequestModel):
+    client_id: int | None = Field(
+        default=None,
+        description="Required for the system administrator; a client's users may omit it.",
+    )
+    kind: str = Field(max_length=100, description="A kind from `GET /api/source-kinds`.")
+    label: Label
+    credentials: dict[str, Any] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict)
+    enabled: bool = True
+
+
+class ConnectionUpdate(RequestModel):
+    """Fields to change.  ``credentials`` and ``options`` are merged into the saved ones:
+    a field left out keeps its saved value (so a form need not resend the password)."""
+
+    label: Label | None = None
+    credentials: dict[str, Any] | None = None
+    options: dict[str, Any] | None = None
+    enabled: bool | None = None
+
+
+class ConnectionTest(RequestModel):
+    """An unsaved connection to test."""
+
+    kind: str = Field(max_length=100)
+    credentials: dict[str, Any] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class SavedConnectionTest(RequestModel):
+    """Optional overrides merged into the saved connection for this test only."""
+
+    credentials: dict[str, Any] | None = None
+    options: dict[str, Any] | None = None
+
+
+class TestOutcome(BaseModel):
+    """The answer of a connection test; a failed test is a normal (200) answer."""
+
+    __test__ = False  # not a pytest class
+
+    ok: bool
+    summary: str | None = Field(default=None, description="The source's summary when ok.")
+    error: ErrorDetail | None = Field(
+        default=None,
+        description="When not ok: code `invalid_auth`, `cannot_connect`, `bad_config` "
+        "(with `field`), `rate_limited`, `update_failed`, `not_supported` or `source_error`.",
+    )
+
+
+class ConnectionStatus(BaseModel):
+    connection_id: int
+    client_id: int
+    label: str
+    kind: str
+    enabled: bool
+    running: bool = Field(description="Whether a runner is polling the connection now.")
+    state: str
+    last_poll_at: datetime | None
+    last_success_at: datetime | None
+    next_poll_at: datetime | None
+    last_error: str | None
+    positions_received: int
+    devices: int
+
+
+class StatusList(BaseModel):
+    connections: list[ConnectionStatus]
+
+
+class RemoteDeviceOut(BaseModel):
+    upstream_id: str
+    name: str
+    imei: str | None
+    license_plate: str | None
+    imported_as: int | None = Field(description="The hub device linked to it, if imported.")
+
+
+class RemoteDeviceList(BaseModel):
+    devices: list[RemoteDeviceOut]
+
+
+class ImportRequest(RequestModel):
+    upstream_ids: list[str] | None = Field(
+        default=None, description="The remote devices to import; omitted: all of them."
+    )
+
+
+# -- devices ---------------------------------------------------------------------------
+def _check_remote_id(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    if not REMOTE_ID_RE.match(value):
+        raise ValueError(REMOTE_ID_RULE)
+    return value
+
+
+class DeviceOut(BaseModel):
+    id: int
+    client_id: int
+    name: str
+    license_plate: str | None
+    imei: str | None
+    remote_id: str | None
+    tags: list[str]
+    driver: str | None
+    connection_id: int | None
+    upstream_id: str | None
+    last_fix_time: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class DeviceList(BaseModel):
+    devices: list[DeviceOut]
+
+
+class _DeviceFields(RequestModel):
+    license_plate: str | None = Field(default=None, max_length=50)
+    imei: str | None = Field(default=None, max_length=50)
+    remote_id: str | None = Field(
+        default=None, max_length=100, description=f"Unique per client; {REMOTE_ID_RULE}."
+    )
+    tags: list[Annotated[str, Field(min_length=1, max_length=100)]] | None = None
+    driver: str | None = Field(default=None, max_length=200)
+    connection_id: int | None = None
+    upstream_id: str | None = Field(default=None, min_length=1, max_length=200)
+
+    @field_validator("remote_id")
+    @classmethod
+    def _remote_id(cls, value: str | None) -> str | None:
+        return _check_remote_id(value)
+
+
+class DeviceCreate(_DeviceFields):
+    client_id: int | None = Field(
+        default=None,
+        description="Required for the system administrator; a client's users may omit it.",
+    )
+    name: Label
+
+
+class DeviceUpdate(_DeviceFields):
+    """Only the fields given are changed; ``null`` clears an optional field."""
+
+    name: Label | None = None
+
+
+class ImportOutcome(BaseModel):
+    created: int
+    existing: int
+    devices: list[DeviceOut]
+
+
+# -- positions -------------------------------------------------------------------------
+class PositionOut(BaseModel):
+    """A stored position, as the API and the live feed show it (times in UTC, ``Z``)."""
+
+    id: int
+    device_id: int
+    connection_id: int | None
+    fix_time: datetime
+    server_time: datetime
+    lat: float
+    lon: float
+    altitude_m: float | None
+    speed_kmh: float | None
+    course_deg: float | None
+    satellites: int | None
+    valid: bool
+    ignition: bool | None
+    accuracy_m: float | None
+    sensors: dict[str, Any]
+    source_ip: str | None
+    source_port: int | None
+
+
+class PositionPage(BaseModel):
+    positions: list[PositionOut]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` to get the next page; null on the last page."
+    )
+
+
+class LatestList(BaseModel):
+    positions: list[PositionOut]
+
+
+class LatestOne(BaseModel):
+    device_id: int
+    position: PositionOut | None = Field(description="null while the device has no position.")
+
+
+_OFFSET_AFTER_SPACE = re.compile(r" (\d{2}(:?\d{2})?)$")
+
+
+def _plus_from_query(value: Any) -> Any:
+    """A ``+`` offset left unencoded in a query string arrives as a space: put it back."""
+    if isinstance(value, str):
+        return _OFFSET_AFTER_SPACE.sub(r"+\1", value)
+    return value
+
+
+Time = Annotated[AwareDatetime, BeforeValidator(_plus_from_query)]
+
+
+class HistoryQuery(QueryModel):
+    start: Time | None = Field(
+        default=None, alias="from", description="ISO 8601 with an offset or Z; inclusive."
+    )
+    end: Time | None = Field(
+        default=None, alias="to", description="ISO 8601 with an offset or Z; exclusive."
+    )
+    limit: int = Field(default=1000, ge=1, le=10000, description="Page size (json only).")
+    cursor: str | None = Field(default=None, description="`next_cursor` of the previous page.")
+    format: Literal["json", "csv", "geojson"] = Field(
+        default="json", description="csv and geojson stream the whole range as a download."
+    )
+
+
+class SinceQuery(QueryModel):
+    since: Time | None = Field(
+        default=None, description="ISO 8601 with an offset or Z; required without `cursor`."
+    )
+    cursor: str | None = None
+    limit: int = Field(default=1000, ge=1, le=10000)
+    client_id: int | None = Field(
+        default=None, description="Administrator only: one client's devices."
+    )
+
+
+class ClientFilter(QueryModel):
+    client_id: int | None = Field(
+        default=None, description="Administrator: one client's objects; others: their own."
+    )
+
+
+class DeviceFilter(ClientFilter):
+    connection_id: int | None = None
+
+
+# -- tenancy ---------------------------------------------------------------------------
+class ClientOut(BaseModel):
+    id: int
+    name: str
+    created_at: datetime
+
+
+class ClientList(BaseModel):
+    clients: list[ClientOut]
+
+
+class ClientCreate(RequestModel):
+    name: Label
+
+
+class UserOut(BaseModel):
+    id: int
+    client_id: int | None
+    name: str
+    role: str
+    created_at: datetime
+
+
+class UserList(BaseModel):
+    users: list[UserOut]
+
+
+class UserCreate(RequestModel):
+    name: Label
+    role: Literal["admin", "manager", "viewer"] = "viewer"
+    client_id: int | None = Field(
+        default=None,
+        description="The administrator names the client (or none for another "
+        "administrator); a manager may omit it: its own client.",
+    )
+
+
+class TokenOut(BaseModel):
+    id: int
+    user_id: int
+    name: str
+    prefix: str = Field(description="The first characters of the token, to recognise it.")
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+class TokenList(BaseModel):
+    tokens: list[TokenOut]
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="The token itself: shown this once, never again.")
+
+
+class TokenCreate(RequestModel):
+    name: str = Field(default="", max_length=200)
+    user_id: int | None = Field(
+        default=None,
+        description="Whose token: yourself by default; a manager may name a user of its "
+        "client, the administrator anybody.",
+    )
+
+
+class TokenFilter(QueryModel):
+    user_id: int | None = None
+
+
+class Me(BaseModel):
+    user: UserOut
+    token_id: int | None
+    client: ClientOut | None
+    can_write: bool
+    is_admin: bool
+
+
+# -- health ----------------------------------------------------------------------------
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not_ready"]
+    checks: dict[str, str]
