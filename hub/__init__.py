@@ -4,6 +4,8 @@ The public API for plugin authors and embedders is re-exported here.
 """
 
 from hub.clock import Clock, SystemClock, TrioClock
+from hub.config import Settings
+from hub.core import Hub
 from hub.errors import (
     BadConfig,
     CannotConnect,
@@ -51,6 +53,7 @@ __all__ = [
     "DeliveryRejected",
     "DeviceRef",
     "Format",
+    "Hub",
     "HubError",
     "InvalidAuth",
     "MemoryStateStore",
@@ -61,6 +64,7 @@ __all__ = [
     "PositionFix",
     "RateLimited",
     "RemoteDevice",
+    "Settings",
     "Sink",
     "Source",
     "SourceContext",
