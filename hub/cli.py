@@ -475,7 +475,7 @@ def cmd_secrets_rotate(args: argparse.Namespace) -> None:
 
 
 # -- the parser ------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(plugin_manager: Any = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="gpshub",
         description="gpshub: pull positions from GPS platforms, store them, stream them, deliver them.",
@@ -591,11 +591,23 @@ def build_parser() -> argparse.ArgumentParser:
         "rotate", help="re-encrypt every secret under the first key of GPSHUB_SECRET_KEY"
     )
     s.set_defaults(func=cmd_secrets_rotate)
+
+    if plugin_manager is not None:
+        # plugins add their commands; a command's func receives the parsed arguments and
+        # opens the hub with hub_factory(args) when it needs one
+        plugin_manager.hook.register_commands(subparsers=sub, hub_factory=_open_hub)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    from hub.plugins import disabled_from_env, load_plugins
+
+    try:
+        pm, _ = load_plugins(disabled_from_env())
+    except HubError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return 2
+    parser = build_parser(pm)
     args = parser.parse_args(argv)
     if args.command != "serve":
         from hub.logging_setup import install_redaction
