@@ -133,7 +133,8 @@ async def _serve(hub: Any, settings: Settings, token: str | None) -> None:
             console.print(
                 "[bold yellow]Administrator API token (shown once, keep it safe):[/]\n"
                 f"  {token}\n"
-                f"Try: curl -H 'Authorization: Bearer {token}' {url}/api/devices/latest"
+                f"Try: curl -H 'Authorization: Bearer {token}' {url}/api/devices/latest",
+                soft_wrap=True,
             )
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for signum in signals:

@@ -59,4 +59,5 @@ def configure_logging(level: str = "INFO") -> None:
     root.setLevel(level.upper())
     logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
     logging.getLogger("httpcore").setLevel(max(logging.WARNING, root.level))
+    logging.getLogger("alembic.runtime.plugins").setLevel(max(logging.WARNING, root.level))
     install_redaction()

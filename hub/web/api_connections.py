@@ -1,35 +1,27 @@
 """Connections: CRUD, enable/disable, test, browse and import, status.
 
-Credentials are write-only.  A connection is answered with, per credential field,
-whether it is set and (for non-secret fields only) its value.  Credentials are validated
-with the source's own model before anything is stored, and every change is applied to
-the running hub with ``Hub.reload_connection``.
+Credentials are write-only (see ``hub.web.credentials``) and validated with the source's
+own model before anything is stored; every change is applied to the running hub with
+``Hub.reload_connection``.
 """
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-import httpx
-import trio
-from pydantic_core import to_jsonable_python
-
-from hub.errors import (
-    BadConfig,
-    CannotConnect,
-    InvalidAuth,
-    NotSupported,
-    RateLimited,
-    SourceError,
-    UpdateFailed,
-)
 from hub.models import Connection, ConnectionState
-from hub.source import RemoteDevice, Source, dump_credentials, secret_names
 from hub.web.api_devices import device_out
 from hub.web.auth import Access, filter_client, owning_client
+from hub.web.credentials import (
+    SourceClass,
+    checked_credentials,
+    checked_options,
+    credential_states,
+    merged,
+    saved_credentials,
+    secret_values,
+)
 from hub.web.errors import ApiError, invalid, scrub
 from hub.web.routing import ApiRequest, ApiRoute
 from hub.web.schemas import (
@@ -40,7 +32,6 @@ from hub.web.schemas import (
     ConnectionStatus,
     ConnectionTest,
     ConnectionUpdate,
-    CredentialState,
     ErrorDetail,
     ImportOutcome,
     ImportRequest,
@@ -50,52 +41,17 @@ from hub.web.schemas import (
     StatusList,
     TestOutcome,
 )
+from hub.web.upstream import browse, run_test
 
 if TYPE_CHECKING:
     from hub.core import Hub
 
-log = logging.getLogger("hub.web")
-
-UPSTREAM_TIMEOUT = 60.0
-"""Seconds a test or a browse may take before it counts as "cannot connect"."""
-
-SourceClass = type[Source[Any, Any]]
-
 
 # -- presenting ------------------------------------------------------------------------
-def _secret_fields(cls: SourceClass | None, creds: Mapping[str, Any]) -> set[str]:
-    """The credential names to treat as secret: every name unless the kind says otherwise."""
-    if cls is None:  # the plugin is gone: we cannot tell, so nothing is shown
-        return set(creds)
-    declared = set(cls.Credentials.model_fields)
-    return secret_names(cls.Credentials) | (set(creds) - declared)
-
-
-def secret_values(cls: SourceClass | None, creds: Mapping[str, Any]) -> list[Any]:
-    """The values a message about these credentials must not show."""
-    return [creds[k] for k in _secret_fields(cls, creds) if k in creds]
-
-
-def credential_states(cls: SourceClass | None, creds: Mapping[str, Any]) -> dict[str, Any]:
-    names = list(cls.Credentials.model_fields) if cls is not None else []
-    names += [k for k in creds if k not in names]
-    secret = _secret_fields(cls, creds)
-    out = {}
-    for name in names:
-        value = creds.get(name)
-        hidden = name in secret
-        out[name] = CredentialState(
-            set=value is not None and value != "",
-            secret=hidden,
-            value=None if hidden else value,
-        )
-    return out
-
-
 def _present(hub: Hub, conn: Connection) -> ConnectionOut:
     """Blocking (it decrypts the credentials to tell which are set)."""
     cls = hub.registry.sources.get(conn.kind)
-    creds = hub.store.connection_credentials(conn)
+    creds = saved_credentials(hub, conn)
     return ConnectionOut(
         id=conn.id or 0,
         client_id=conn.client_id,
@@ -118,7 +74,7 @@ def _present(hub: Hub, conn: Connection) -> ConnectionOut:
 def _status(hub: Hub, conn: Connection, devices: int) -> ConnectionStatus:
     """Blocking, like ``_present``."""
     cls = hub.registry.sources.get(conn.kind)
-    creds = hub.store.connection_credentials(conn) if conn.last_error else {}
+    creds = saved_credentials(hub, conn) if conn.last_error else {}
     return ConnectionStatus(
         connection_id=conn.id or 0,
         client_id=conn.client_id,
@@ -154,118 +110,6 @@ def _installed(hub: Hub, conn: Connection) -> SourceClass:
     return cls
 
 
-def _checked_credentials(cls: SourceClass, raw: Mapping[str, Any]) -> dict[str, Any]:
-    """``raw`` validated by the source; the plain values to encrypt.  BadConfig → 422."""
-    try:
-        model = cls.parse_credentials(raw)
-    except BadConfig as exc:
-        raise invalid(exc.field, scrub(exc.reason, secret_values(cls, raw)) or "") from None
-    return dict(to_jsonable_python(dump_credentials(model)))
-
-
-def _checked_options(cls: SourceClass, raw: Mapping[str, Any]) -> dict[str, Any]:
-    try:
-        cls.parse_options(raw)
-    except BadConfig as exc:
-        raise invalid(exc.field, exc.reason) from None
-    return dict(raw)
-
-
-def _keeps_saved(value: Any) -> bool:
-    """A credential value meaning "keep what is saved": the ``{"set": …}`` shape we show."""
-    return isinstance(value, dict) and "set" in value and set(value) <= {"set", "secret", "value"}
-
-
-def merged(saved: Mapping[str, Any], given: Mapping[str, Any] | None) -> dict[str, Any]:
-    """``given`` over ``saved``: a field left out (or sent back as shown) keeps its value."""
-    out = dict(saved)
-    for key, value in (given or {}).items():
-        if not _keeps_saved(value):
-            out[key] = value
-    return out
-
-
-# -- running a source outside its runner -------------------------------------------------
-def _failure(exc: BaseException, secrets: Iterable[Any]) -> ErrorDetail:
-    """The answer for a source's failure (``ErrorDetail`` of a test or a 502)."""
-    secrets = list(secrets)
-
-    def text(default: str) -> str:
-        return scrub(str(exc), secrets) or default
-
-    if isinstance(exc, BadConfig):
-        return ErrorDetail(code="bad_config", message=scrub(exc.reason, secrets) or "", field=exc.field)
-    if isinstance(exc, InvalidAuth):
-        return ErrorDetail(code="invalid_auth", message=text("the credentials were rejected"))
-    if isinstance(exc, trio.TooSlowError):
-        return ErrorDetail(
-            code="cannot_connect", message=f"no answer within {UPSTREAM_TIMEOUT:.0f} s"
-        )
-    if isinstance(exc, CannotConnect | httpx.TransportError):
-        return ErrorDetail(code="cannot_connect", message=text("the upstream is unreachable"))
-    if isinstance(exc, RateLimited):
-        retry = f" (retry after {exc.retry_after:.0f} s)" if exc.retry_after else ""
-        return ErrorDetail(code="rate_limited", message=text("rate limited") + retry)
-    if isinstance(exc, UpdateFailed):
-        return ErrorDetail(code="update_failed", message=text("the upstream request failed"))
-    if isinstance(exc, NotSupported):
-        return ErrorDetail(code="not_supported", message=text("not supported by this source"))
-    if isinstance(exc, SourceError):
-        return ErrorDetail(code="source_error", message=text("the source failed"))
-    return ErrorDetail(
-        code="source_error",
-        message=f"the source failed unexpectedly ({type(exc).__name__}); see the hub's log",
-    )
-
-
-def _log_unexpected(kind: str, exc: BaseException) -> None:
-    if not isinstance(exc, SourceError | trio.TooSlowError | httpx.TransportError):
-        # the type only: a plugin's message may quote its credentials
-        log.warning("source %r failed unexpectedly with %s", kind, type(exc).__name__)
-
-
-async def _test(
-    hub: Hub,
-    cls: SourceClass,
-    credentials: dict[str, Any],
-    options: dict[str, Any],
-    **kw: Any,
-) -> TestOutcome:
-    secrets = secret_values(cls, credentials)
-    try:
-        with trio.fail_after(UPSTREAM_TIMEOUT):
-            summary = await hub.test_connection(cls.kind, credentials, options, **kw)
-    except Exception as exc:
-        _log_unexpected(cls.kind, exc)
-        return TestOutcome(ok=False, error=_failure(exc, secrets))
-    return TestOutcome(ok=True, summary=scrub(summary, secrets))
-
-
-async def _browse(req: ApiRequest, conn: Connection) -> list[RemoteDevice]:
-    cls = _installed(req.hub, conn)
-    if not cls.supports_browse:
-        raise _not_supported(cls)
-    creds = await req.run(req.hub.store.connection_credentials, conn)
-    try:
-        with trio.fail_after(UPSTREAM_TIMEOUT):
-            return await req.hub.browse(conn)
-    except Exception as exc:
-        _log_unexpected(conn.kind, exc)
-        detail = _failure(exc, secret_values(cls, creds))
-        if detail.code == "not_supported":
-            raise _not_supported(cls) from None
-        raise ApiError(502, detail.code, detail.message, detail.field) from None
-
-
-def _not_supported(cls: SourceClass) -> ApiError:
-    return ApiError(
-        400,
-        "not_supported",
-        f"{cls.title} connections cannot list their remote devices; "
-        "create devices by hand with their upstream id",
-    )
-
-
 # -- handlers --------------------------------------------------------------------------
 async def list_connections(req: ApiRequest) -> ConnectionList:
     client_id = filter_client(req.principal, req.query_as(ClientFilter).client_id)
@@ -281,8 +125,8 @@ async def create_connection(req: ApiRequest) -> ConnectionOut:
     body = req.body_as(ConnectionCreate)
     client_id = await owning_client(req.hub, req.principal, body.client_id)
     cls = _source_class(req.hub, body.kind)
-    creds = _checked_credentials(cls, body.credentials)
-    options = _checked_options(cls, body.options)
+    creds = checked_credentials(cls, body.credentials)
+    options = checked_options(cls, body.options)
     conn = await req.run(
         req.hub.store.create_connection,
         client_id,
@@ -313,10 +157,10 @@ async def update_connection(req: ApiRequest) -> ConnectionOut:
     if body.credentials is not None or body.options is not None:
         cls = _installed(req.hub, conn)
         if body.credentials is not None:
-            saved = await req.run(req.hub.store.connection_credentials, conn)
-            changes["credentials"] = _checked_credentials(cls, merged(saved, body.credentials))
+            saved = await req.run(saved_credentials, req.hub, conn)
+            changes["credentials"] = checked_credentials(cls, merged(saved, body.credentials))
         if body.options is not None:
-            changes["options"] = _checked_options(cls, merged(conn.options, body.options))
+            changes["options"] = checked_options(cls, merged(conn.options, body.options))
     if body.enabled is not None:
         changes["enabled"] = body.enabled
     store = req.hub.store
@@ -354,7 +198,7 @@ async def disable_connection(req: ApiRequest) -> ConnectionOut:
 async def test_unsaved_connection(req: ApiRequest) -> TestOutcome:
     body = req.body_as(ConnectionTest)
     cls = _source_class(req.hub, body.kind)
-    return await _test(req.hub, cls, body.credentials, body.options)
+    return await run_test(req.hub, cls, body.credentials, body.options)
 
 
 async def test_saved_connection(req: ApiRequest) -> TestOutcome:
@@ -363,9 +207,11 @@ async def test_saved_connection(req: ApiRequest) -> TestOutcome:
     cls = req.hub.registry.sources.get(conn.kind)
     if cls is None:
         message = f"the source kind {conn.kind!r} is not installed"
-        return TestOutcome(ok=False, error=ErrorDetail(code="bad_config", message=message, field="kind"))
-    saved = await req.run(req.hub.store.connection_credentials, conn)
-    return await _test(
+        return TestOutcome(
+            ok=False, error=ErrorDetail(code="bad_config", message=message, field="kind")
+        )
+    saved = await req.run(saved_credentials, req.hub, conn)
+    return await run_test(
         req.hub,
         cls,
         merged(saved, body.credentials),
@@ -377,7 +223,7 @@ async def test_saved_connection(req: ApiRequest) -> TestOutcome:
 
 async def list_remote_devices(req: ApiRequest) -> RemoteDeviceList:
     conn = await _get(req)
-    remote = await _browse(req, conn)
+    remote = await browse(req.hub, _installed(req.hub, conn), conn)
     devices = await req.run(req.hub.store.list_devices, None, conn.id)
     imported = {d.upstream_id: d.id for d in devices}
     return RemoteDeviceList(
@@ -397,7 +243,7 @@ async def list_remote_devices(req: ApiRequest) -> RemoteDeviceList:
 async def import_devices(req: ApiRequest) -> ImportOutcome:
     body = req.body_as(ImportRequest)
     conn = await _get(req)
-    remote = await _browse(req, conn)
+    remote = await browse(req.hub, _installed(req.hub, conn), conn)
     if body.upstream_ids is not None:
         by_id = {str(r.upstream_id): r for r in remote}
         unknown = [u for u in body.upstream_ids if u not in by_id]
@@ -431,9 +277,7 @@ async def all_status(req: ApiRequest) -> StatusList:
 
     def load() -> list[ConnectionStatus]:
         counts = Counter(d.connection_id for d in hub.store.list_devices(client_id))
-        return [
-            _status(hub, c, counts.get(c.id, 0)) for c in hub.store.list_connections(client_id)
-        ]
+        return [_status(hub, c, counts.get(c.id, 0)) for c in hub.store.list_connections(client_id)]
 
     return StatusList(connections=await req.run(load))
 

@@ -93,7 +93,10 @@ def first_error(exc: ValidationError, prefix: str = "") -> tuple[str | None, str
     err = exc.errors(include_input=False, include_url=False)[0]
     loc = ".".join(str(p) for p in err["loc"])
     field = f"{prefix}.{loc}" if prefix and loc else (loc or prefix or None)
-    return field, str(err["msg"])
+    message = str(err["msg"])
+    if err["type"] == "value_error":
+        message = message.removeprefix("Value error, ")
+    return field, message
 
 
 def error_for(exc: Exception) -> ApiError | None:

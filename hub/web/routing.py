@@ -106,6 +106,10 @@ class ApiRequest:
 
 
 def starlette_routes(table: list[ApiRoute]) -> list[Route]:
+    names = [spec.name for spec in table]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"handler names must be unique (operation ids): {duplicates}")
     return [
         Route(spec.path, _endpoint(spec), methods=[spec.method], name=spec.name) for spec in table
     ]
@@ -114,13 +118,17 @@ def starlette_routes(table: list[ApiRoute]) -> list[Route]:
 def _endpoint(spec: ApiRoute) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         try:
-            return await _handle(spec, request)
+            response = await _handle(spec, request)
         except Exception as exc:
             error = error_for(exc)
             if error is None:
                 _log_bug(request, exc)
                 error = ApiError(500, "internal", "internal error; the hub's log has details")
-            return error.response()
+            response = error.response()
+        response.headers.setdefault("x-content-type-options", "nosniff")
+        if spec.access is not Access.PUBLIC:
+            response.headers.setdefault("cache-control", "no-store")  # tokens, private data
+        return response
 
     endpoint.__name__ = spec.name
     return endpoint

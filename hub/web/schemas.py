@@ -157,8 +157,6 @@ class SavedConnectionTest(RequestModel):
 class TestOutcome(BaseModel):
     """The answer of a connection test; a failed test is a normal (200) answer."""
 
-    __test__ = False  # not a pytest class
-
     ok: bool
     summary: str | None = Field(default=None, description="The source's summary when ok.")
     error: ErrorDetail | None = Field(
@@ -299,6 +297,14 @@ class PositionPage(BaseModel):
     positions: list[PositionOut]
     next_cursor: str | None = Field(
         description="Pass as `cursor` to get the next page; null on the last page."
+    )
+
+
+class SincePage(PositionPage):
+    resume_cursor: str | None = Field(
+        description="The cursor after the last position answered: pass it later to get "
+        "only newer ones (ordered by fix time: a fix that arrives late with an older fix "
+        "time than the cursor is not seen this way)."
     )
 
 

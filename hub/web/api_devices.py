@@ -1,0 +1,94 @@
+"""Devices: CRUD and the latest position of each."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hub.models import Device
+from hub.positions import position_json
+from hub.web.auth import Access, filter_client, owning_client
+from hub.web.routing import ApiRequest, ApiRoute
+from hub.web.schemas import (
+    ClientFilter,
+    DeviceCreate,
+    DeviceFilter,
+    DeviceList,
+    DeviceOut,
+    DeviceUpdate,
+    LatestList,
+    LatestOne,
+)
+
+
+def device_out(device: Device) -> DeviceOut:
+    return DeviceOut.model_validate(device.model_dump())
+
+
+async def list_devices(req: ApiRequest) -> DeviceList:
+    query = req.query_as(DeviceFilter)
+    client_id = filter_client(req.principal, query.client_id)
+    devices = await req.run(req.hub.store.list_devices, client_id, query.connection_id)
+    return DeviceList(devices=[device_out(d) for d in devices])
+
+
+async def create_device(req: ApiRequest) -> DeviceOut:
+    body = req.body_as(DeviceCreate)
+    client_id = await owning_client(req.hub, req.principal, body.client_id)
+    fields = body.model_dump(exclude={"client_id"})
+    fields["tags"] = fields["tags"] or []
+    device = await req.run(req.hub.store.create_device, client_id, **fields)
+    return device_out(device)
+
+
+async def get_device(req: ApiRequest) -> DeviceOut:
+    device = await req.run(req.hub.store.get_device, req.path_int("id"), req.scope)
+    return device_out(device)
+
+
+async def update_device(req: ApiRequest) -> DeviceOut:
+    fields: dict[str, Any] = req.body_as(DeviceUpdate).model_dump(exclude_unset=True)
+    if "tags" in fields:
+        fields["tags"] = fields["tags"] or []
+    device = await req.run(req.hub.store.update_device, req.path_int("id"), req.scope, **fields)
+    return device_out(device)
+
+
+async def delete_device(req: ApiRequest) -> None:
+    await req.run(req.hub.store.delete_device, req.path_int("id"), req.scope)
+
+
+async def latest_positions(req: ApiRequest) -> dict[str, Any]:
+    client_id = filter_client(req.principal, req.query_as(ClientFilter).client_id)
+    rows = await req.run(req.hub.store.positions.latest, None, client_id)
+    return {"positions": [position_json(r) for r in rows]}
+
+
+async def latest_position(req: ApiRequest) -> dict[str, Any]:
+    device = await req.run(req.hub.store.get_device, req.path_int("id"), req.scope)
+    rows = await req.run(req.hub.store.positions.latest, [device.id])
+    return {"device_id": device.id, "position": position_json(rows[0]) if rows else None}
+
+
+TAG = "devices"
+ROUTES = [
+    ApiRoute("GET", "/api/devices", list_devices, Access.USER, "List devices", TAG,
+             query=DeviceFilter, response=DeviceList),
+    ApiRoute("POST", "/api/devices", create_device, Access.MANAGER, "Create a device", TAG,
+             body=DeviceCreate, response=DeviceOut, status=201, errors=(409, 422),
+             description="With a `connection_id`, `upstream_id` names the device upstream."),
+    ApiRoute("GET", "/api/devices/latest", latest_positions, Access.USER,
+             "The latest position of every visible device", TAG, query=ClientFilter,
+             response=LatestList,
+             description="Devices without any position are left out."),
+    ApiRoute("GET", "/api/devices/{id:int}", get_device, Access.USER, "Read a device", TAG,
+             response=DeviceOut, errors=(404,)),
+    ApiRoute("PATCH", "/api/devices/{id:int}", update_device, Access.MANAGER,
+             "Change a device", TAG, body=DeviceUpdate, response=DeviceOut,
+             errors=(404, 409, 422)),
+    ApiRoute("DELETE", "/api/devices/{id:int}", delete_device, Access.MANAGER,
+             "Delete a device and its positions", TAG, status=204, errors=(404,)),
+    ApiRoute("GET", "/api/devices/{id:int}/latest", latest_position, Access.USER,
+             "The latest position of a device", TAG, response=LatestOne, errors=(404,)),
+]  # fmt: skip
+
+__all__ = ["ROUTES", "device_out"]

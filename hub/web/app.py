@@ -1,0 +1,229 @@
+"""The Starlette application and the hypercorn server that runs it under trio."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+import hypercorn.trio
+import trio
+from hypercorn.config import Config
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import BaseRoute, Mount, Router, WebSocketRoute
+from starlette.types import Receive, Scope, Send
+
+from hub import __version__
+from hub.web import api_connections, api_devices, api_health, api_history, api_kinds, api_tenancy
+from hub.web.auth import Access, authenticate_header, check_access
+from hub.web.errors import ApiError, http_exception
+from hub.web.live import LiveOptions, live_feed
+from hub.web.live import __doc__ as LIVE_DOC
+from hub.web.openapi import openapi_document
+from hub.web.routing import ApiRequest, ApiRoute, starlette_routes
+
+if TYPE_CHECKING:
+    from hub.core import Hub
+
+log = logging.getLogger("hub.web")
+
+GRACEFUL_SECONDS = 5.0
+"""How long requests in flight may take to finish at shutdown."""
+
+
+def api_table() -> list[ApiRoute]:
+    """Every JSON route of the API (the OpenAPI route included)."""
+    return [
+        *api_health.ROUTES,
+        ApiRoute("GET", "/openapi.json", openapi_json, Access.PUBLIC,
+                 "This OpenAPI document", "health",
+                 description="Unauthenticated by design: it describes the API, not data."),
+        *api_kinds.ROUTES,
+        *api_connections.ROUTES,
+        *api_devices.ROUTES,
+        *api_history.ROUTES,
+        *api_tenancy.ROUTES,
+    ]  # fmt: skip
+
+
+async def openapi_json(req: ApiRequest) -> dict[str, Any]:
+    document: dict[str, Any] = req.request.app.state.openapi
+    return document
+
+
+_LIVE_PATH = {
+    "/api/live": {
+        "get": {
+            "operationId": "live_feed",
+            "summary": "The live feed (WebSocket)",
+            "description": (LIVE_DOC or "").strip(),
+            "tags": ["live"],
+            "x-access": Access.USER.value,
+            "x-websocket": True,
+            "parameters": [
+                {
+                    "name": "device_ids",
+                    "in": "query",
+                    "required": False,
+                    "description": "Comma-separated device ids; default: all of yours.",
+                    "schema": {"type": "string"},
+                }
+            ],
+            "responses": {
+                "101": {"description": "Switching to the WebSocket protocol"},
+                "401": {"description": "Invalid token in the Authorization header"},
+                "403": {"description": "Origin not allowed"},
+            },
+        }
+    }
+}
+
+
+def create_app(hub: Hub, *, live: LiveOptions | None = None) -> Starlette:
+    """The API of ``hub``.  ``live`` overrides the live feed's options (tests)."""
+    table = api_table()
+    routes: list[BaseRoute] = [
+        *starlette_routes(table),
+        WebSocketRoute("/api/live", live_feed, name="live_feed"),
+        *plugin_mounts(hub),
+    ]
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        yield {"hub": hub}
+
+    app = Starlette(
+        routes=routes,
+        middleware=_cors(hub),
+        exception_handlers={HTTPException: http_exception},
+        lifespan=lifespan,
+    )
+    app.state.hub = hub
+    app.state.live = live or LiveOptions.from_settings(hub.settings)
+    app.state.closing = trio.Event()  # set when the server starts shutting down
+    app.state.table = table
+    app.state.openapi = openapi_document(
+        table, title="gpshub", version=__version__, extra_paths=_LIVE_PATH
+    )
+    return app
+
+
+def _cors(hub: Hub) -> list[Middleware]:
+    """Browsers on ``settings.allowed_origins`` may call the API (with a bearer token;
+    no cookies are involved, so no credentials mode)."""
+    origins = list(getattr(hub.settings, "allowed_origins", ()) or ())
+    if not origins:
+        return []
+    return [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+            expose_headers=["Content-Disposition"],
+            max_age=600,
+        )
+    ]
+
+
+# -- plugin routes ---------------------------------------------------------------------
+class _RequireToken:
+    """Guards a plugin's routes: a valid API token is required; the caller is put in
+    ``request.state.principal``.  Tenancy inside is the plugin's business."""
+
+    def __init__(self, hub: Hub, app: Any) -> None:
+        self.hub = hub
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        try:
+            principal = await authenticate_header(self.hub, headers.get("authorization"))
+            check_access(principal, Access.USER)
+        except ApiError as exc:
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 4001, "reason": exc.code})
+            else:
+                await exc.response()(scope, receive, send)
+            return
+        scope.setdefault("state", {})["principal"] = principal
+        await self.app(scope, receive, send)
+
+
+def plugin_mounts(hub: Hub) -> list[Mount]:
+    """The routes plugins register, each under ``/api/plugins/<plugin>``, token required."""
+    pm = getattr(hub, "plugin_manager", None)
+    if pm is None:
+        return []
+    mounts = []
+    for impl in pm.hook.register_routes.get_hookimpls():
+        routes = impl.function(hub=hub)
+        if routes:
+            mounts.append(
+                Mount(
+                    f"/api/plugins/{impl.plugin_name}",
+                    app=_RequireToken(hub, Router(list(routes))),
+                    name=f"plugin:{impl.plugin_name}",
+                )
+            )
+    return mounts
+
+
+# -- serving ---------------------------------------------------------------------------
+def _config(host: str, port: int, options: LiveOptions) -> Config:
+    config = Config()
+    bind_host = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    config.bind = [f"{bind_host}:{port}"]
+    config.accesslog = None  # requests are not logged (URLs could be, but never tokens)
+    config.errorlog = logging.getLogger("hypercorn.error")
+    config.websocket_max_message_size = options.max_message_bytes
+    config.graceful_timeout = GRACEFUL_SECONDS
+    config.include_server_header = False
+    return config
+
+
+async def serve(
+    hub: Hub,
+    host: str,
+    port: int,
+    *,
+    app: Starlette | None = None,
+    task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve the API until cancelled; report the base URL (``http://host:port``) once bound.
+
+    Cancellation (the hub shutting down) triggers a graceful shutdown: hypercorn stops
+    accepting, live sockets are closed with 1001, and requests in flight get
+    ``GRACEFUL_SECONDS`` to finish.  Port 0 binds a free port.
+    """
+    app = app or create_app(hub)
+    closing: trio.Event = app.state.closing
+    config = _config(host, port, app.state.live)
+    server_scope = trio.CancelScope(shield=True)
+
+    async def run(task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
+        with server_scope:  # shielded: our own cancellation becomes a graceful shutdown
+            await hypercorn.trio.serve(
+                app,  # type: ignore[arg-type]
+                config,
+                shutdown_trigger=closing.wait,
+                task_status=task_status,
+            )
+
+    async with trio.open_nursery() as nursery:
+        binds: list[str] = await nursery.start(run)
+        url = binds[0]
+        log.info("API listening on %s", url)
+        task_status.started(url)
+        try:
+            await trio.sleep_forever()
+        finally:
+            closing.set()
+            server_scope.deadline = trio.current_time() + GRACEFUL_SECONDS + 2

@@ -1,0 +1,400 @@
+"""The live feed: a WebSocket at ``/api/live`` streaming typed JSON messages.
+
+Protocol (every message is a JSON object with a ``type``):
+
+1. Handshake.  A browser's ``Origin`` must be in ``settings.allowed_origins`` (``*``
+   allows any) or be the same origin as the ``Host``; otherwise the handshake is refused
+   with 403 before it is accepted.  Clients without an ``Origin`` (not browsers) pass.
+2. Authentication, either with ``Authorization: Bearer gph_…`` on the handshake (a bad
+   token is refused with 401 before accepting), or, for browsers that cannot set
+   headers, with the first message ``{"type": "auth", "token": "gph_…"}`` within 10 s
+   (else the socket is closed with 4001).
+3. ``?device_ids=1,2`` limits the feed to those devices (default: all of the caller's
+   devices, and every client's for the administrator).  Ids that are not the caller's
+   are refused: an ``error`` message naming them, then close code 4003.
+4. The server sends ``hello`` (who you are, the selection, the ping interval and the
+   number of snapshot messages that follow), then the latest position of each selected
+   device as ``position`` messages with ``"snapshot": true``, then live messages:
+   ``{"type": "position" | "device_status" | …, "device_id": …, "data": {…}}``.
+5. The client may send ``{"type": "subscribe", "device_ids": [..] | null}`` to change
+   the selection (answered ``subscribed`` followed by a snapshot of the new selection,
+   or an ``error`` naming refused ids, the selection unchanged) and
+   ``{"type": "ping"}`` (answered ``pong``).
+6. Keep-alive: the server sends ``{"type": "ping"}`` every 20 s (configurable); clients
+   need not answer.  The server also answers WebSocket protocol pings.
+7. A client that reads too slowly is dropped (its buffer of ``max_pending`` messages
+   overflows, or a send takes over 30 s) with close code 4008 "subscriber fell behind":
+   publishing never waits for a subscriber.  Inbound
+   messages are limited to 64 KiB (close 1009).  At shutdown the server closes with 1001.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import trio
+from starlette.websockets import WebSocket
+
+from hub.blocking import run_blocking
+from hub.livefeed import DEFAULT_MAX_PENDING, Subscriber, SubscriberLagging
+from hub.positions import position_json
+from hub.store import Principal
+from hub.web.auth import Access, authenticate_token, bearer_token, check_access
+from hub.web.errors import ApiError, error_response
+
+if TYPE_CHECKING:
+    from hub.core import Hub
+
+log = logging.getLogger("hub.web.live")
+
+CLOSE_GOING_AWAY = 1001
+CLOSE_TOO_BIG = 1009
+CLOSE_UNAUTHORIZED = 4001
+CLOSE_FORBIDDEN = 4003
+CLOSE_LAGGING = 4008
+
+
+@dataclass(frozen=True, slots=True)
+class LiveOptions:
+    ping_interval: float = 20.0
+    max_pending: int = DEFAULT_MAX_PENDING
+    """Messages buffered per subscriber before it counts as fallen behind."""
+    auth_timeout: float = 10.0
+    max_message_bytes: int = 64 * 1024
+    send_timeout: float = 30.0
+    """Seconds a batch may take to send before the subscriber counts as fallen behind."""
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> LiveOptions:
+        """Defaults, overridden by ``live_*`` settings when the hub's settings have them."""
+        base = cls()
+        return cls(
+            ping_interval=float(getattr(settings, "live_ping_interval", base.ping_interval)),
+            max_pending=int(getattr(settings, "live_max_pending", base.max_pending)),
+            auth_timeout=float(getattr(settings, "live_auth_timeout", base.auth_timeout)),
+            max_message_bytes=base.max_message_bytes,
+            send_timeout=base.send_timeout,
+        )
+
+
+# -- the handshake -----------------------------------------------------------------------
+def _origin_key(url: str) -> str:
+    parts = urlsplit(url.strip().lower())
+    port = parts.port
+    default = {"http": 80, "https": 443, "ws": 80, "wss": 443}.get(parts.scheme)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
+
+
+def origin_allowed(origin: str | None, host: str | None, allowed: Iterable[str]) -> bool:
+    """Whether a handshake's ``Origin`` may open the feed (see the module docstring)."""
+    if origin is None:
+        return True
+    allowed = list(allowed)
+    if "*" in allowed:
+        return True
+    try:
+        key = _origin_key(origin)
+        if key in {_origin_key(a) for a in allowed}:
+            return True
+        netloc = urlsplit(origin.strip().lower()).netloc
+    except ValueError:
+        return False
+    return bool(host) and netloc == (host or "").strip().lower()
+
+
+def parse_device_ids(text: str | None) -> list[int] | None:
+    if text is None or not text.strip():
+        return None
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ApiError(
+            400, "bad_request", "a comma-separated list of device ids", "device_ids"
+        ) from None
+
+
+async def _deny(
+    ws: WebSocket, status: int, code: str, message: str, field: str | None = None
+) -> None:
+    """Refuse the handshake with an HTTP answer (or a bare close without the extension)."""
+    if "websocket.http.response" in ws.scope.get("extensions", {}):
+        await ws.send_denial_response(error_response(status, code, message, field))
+    else:
+        await ws.close(CLOSE_FORBIDDEN if status == 403 else CLOSE_UNAUTHORIZED)
+
+
+async def live_feed(ws: WebSocket) -> None:
+    """The ``/api/live`` endpoint."""
+    hub: Hub = ws.app.state.hub
+    options: LiveOptions = ws.app.state.live
+    allowed = getattr(hub.settings, "allowed_origins", ()) or ()
+    if not origin_allowed(ws.headers.get("origin"), ws.headers.get("host"), allowed):
+        await _deny(ws, 403, "forbidden_origin", "this Origin may not open the live feed")
+        return
+    try:
+        requested = parse_device_ids(ws.query_params.get("device_ids"))
+    except ApiError as exc:
+        await _deny(ws, exc.status, exc.code, exc.message, exc.field)
+        return
+    principal: Principal | None = None
+    header = ws.headers.get("authorization")
+    if header is not None:
+        token = bearer_token(header)
+        principal = await authenticate_token(hub, token) if token else None
+        if principal is None or not _may_use(principal):
+            await _deny(ws, 401, "invalid_token", "the API token is not valid")
+            return
+    await ws.accept()
+    session = LiveSession(ws, hub, options)
+    if principal is None:
+        principal = await session.authenticate()
+        if principal is None:
+            return
+    await session.run(principal, requested)
+
+
+def _may_use(principal: Principal) -> bool:
+    try:
+        check_access(principal, Access.USER)
+    except ApiError:
+        return False
+    return True
+
+
+# -- a connected client ------------------------------------------------------------------
+def _dumps(message: dict[str, Any]) -> str:
+    return json.dumps(message, separators=(",", ":"), default=str)
+
+
+class LiveSession:
+    """One accepted socket: authentication, subscription, and the tasks that serve it.
+
+    The tasks (pump, ping, shutdown watch, reader) run in one cancel scope.  Whichever
+    ends the session records the close code and cancels the scope; the close frame is
+    sent once, after every task has stopped (a send blocked on a client that does not
+    read is cancelled rather than waited for).
+    """
+
+    def __init__(self, ws: WebSocket, hub: Hub, options: LiveOptions) -> None:
+        self.ws = ws
+        self.hub = hub
+        self.options = options
+        self.principal: Principal | None = None
+        self._lock = trio.Lock()
+        self._scope = trio.CancelScope()
+        self._close_with: tuple[int, str] | None = None
+        self._client_gone = False
+
+    # -- sending and closing -------------------------------------------------------
+    async def send(self, *texts: str) -> None:
+        async with self._lock:
+            for text in texts:
+                await self.ws.send_text(text)
+
+    async def send_error(self, code: str, message: str, **extra: Any) -> None:
+        await self.send(_dumps({"type": "error", "code": code, "message": message, **extra}))
+
+    def finish(self, code: int | None = None, reason: str = "") -> None:
+        """End the session; ``code`` is the close code (``None``: the client has gone)."""
+        if code is None:
+            self._client_gone = True
+        elif self._close_with is None:
+            self._close_with = (code, reason)
+        self._scope.cancel()
+
+    async def _send_close(self) -> None:
+        if self._client_gone or self._close_with is None:
+            return
+        with trio.CancelScope(shield=True) as scope:
+            scope.deadline = trio.current_time() + 5
+            await self.ws.close(*self._close_with)
+
+    # -- receiving -----------------------------------------------------------------
+    async def _receive(self) -> dict[str, Any] | None:
+        """The next message as a JSON object; ``None`` once the session is over.
+
+        Non-JSON and non-object messages are answered with an error and skipped; a message
+        over the size limit ends the session (1009).
+        """
+        while True:
+            message = await self.ws.receive()
+            if message["type"] == "websocket.disconnect":
+                self.finish()
+                return None
+            text = message.get("text")
+            if text is None:
+                await self.send_error("bad_message", "send text frames with JSON objects")
+                continue
+            if len(text) > self.options.max_message_bytes:
+                self.finish(CLOSE_TOO_BIG, "message too big")
+                return None
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError:
+                data = None
+            if not isinstance(data, dict):
+                await self.send_error("bad_message", "send JSON objects with a `type`")
+                continue
+            return data
+
+    async def authenticate(self) -> Principal | None:
+        """Authentication by the first message (browsers cannot set headers)."""
+        principal = None
+        with self._scope:
+            principal = await self._authenticate()
+        await self._send_close()
+        return principal
+
+    async def _authenticate(self) -> Principal | None:
+        data: dict[str, Any] | None = None
+        with trio.move_on_after(self.options.auth_timeout) as timeout:
+            data = await self._receive()
+        if timeout.cancelled_caught:
+            self.finish(CLOSE_UNAUTHORIZED, "authentication timed out")
+            return None
+        if data is None:
+            return None
+        token = data.get("token") if data.get("type") == "auth" else None
+        if not isinstance(token, str):
+            await self.send_error(
+                "unauthorized", 'authenticate first: {"type": "auth", "token": "gph_…"}'
+            )
+            self.finish(CLOSE_UNAUTHORIZED, "unauthorized")
+            return None
+        principal = await authenticate_token(self.hub, token)
+        if principal is None or not _may_use(principal):
+            await self.send_error("invalid_token", "the API token is not valid")
+            self.finish(CLOSE_UNAUTHORIZED, "invalid token")
+            return None
+        return principal
+
+    # -- the session -----------------------------------------------------------------
+    async def _refused(self, device_ids: list[int]) -> list[int]:
+        """The ids among ``device_ids`` that are not the caller's devices."""
+        assert self.principal is not None
+        devices = await run_blocking(self.hub.store.list_devices, self.principal.scope)
+        mine = {d.id for d in devices}
+        return sorted({i for i in device_ids if i not in mine})
+
+    async def _snapshot(self, device_ids: list[int] | None) -> list[str]:
+        assert self.principal is not None
+        rows = await run_blocking(self.hub.store.positions.latest, device_ids, self.principal.scope)
+        return [
+            _dumps(
+                {
+                    "type": "position",
+                    "device_id": r["device_id"],
+                    "data": position_json(r),
+                    "snapshot": True,
+                }
+            )
+            for r in rows
+        ]
+
+    async def run(self, principal: Principal, requested: list[int] | None) -> None:
+        self.principal = principal
+        self._scope = trio.CancelScope()
+        with self._scope:
+            await self._serve(principal, requested)
+        await self._send_close()
+
+    async def _serve(self, principal: Principal, requested: list[int] | None) -> None:
+        if requested is not None:
+            refused = await self._refused(requested)
+            if refused:
+                await self.send_error(
+                    "unknown_devices",
+                    f"not your devices: {', '.join(map(str, refused))}",
+                    device_ids=refused,
+                )
+                self.finish(CLOSE_FORBIDDEN, "unknown device ids")
+                return
+        with self.hub.live.subscribe(principal.scope, requested, self.options.max_pending) as sub:
+            snapshot = await self._snapshot(requested)
+            hello = {
+                "type": "hello",
+                "user": {"id": principal.user_id, "name": principal.name, "role": principal.role},
+                "client_id": principal.client_id,
+                "device_ids": sorted(set(requested)) if requested is not None else None,
+                "ping_interval": self.options.ping_interval,
+                "max_pending": self.options.max_pending,
+                "snapshot": len(snapshot),
+            }
+            await self.send(_dumps(hello), *snapshot)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._pump, sub)
+                nursery.start_soon(self._ping)
+                nursery.start_soon(self._watch_shutdown)
+                nursery.start_soon(self._read, sub)
+
+    async def _pump(self, sub: Subscriber) -> None:
+        while True:
+            try:
+                texts = await sub.receive_batch()
+            except SubscriberLagging:
+                self._fell_behind()
+                return
+            with trio.move_on_after(self.options.send_timeout) as slow:
+                await self.send(*texts)
+            if slow.cancelled_caught:
+                self._fell_behind()
+                return
+
+    def _fell_behind(self) -> None:
+        user = self.principal.user_id if self.principal else "?"
+        log.info("live subscriber of user %s fell behind; disconnected", user)
+        self.finish(CLOSE_LAGGING, "subscriber fell behind")
+
+    async def _ping(self) -> None:
+        while True:
+            await trio.sleep(self.options.ping_interval)
+            await self.send('{"type":"ping"}')
+
+    async def _watch_shutdown(self) -> None:
+        await self.ws.app.state.closing.wait()
+        self.finish(CLOSE_GOING_AWAY, "server shutting down")
+
+    async def _read(self, sub: Subscriber) -> None:
+        while True:
+            data = await self._receive()
+            if data is None:
+                return
+            kind = data.get("type")
+            if kind == "ping":
+                await self.send('{"type":"pong"}')
+            elif kind == "subscribe":
+                await self._subscribe(sub, data.get("device_ids"))
+            elif kind in ("pong", "auth"):
+                continue
+            else:
+                await self.send_error("unknown_type", f"unknown message type {kind!r}")
+
+    async def _subscribe(self, sub: Subscriber, device_ids: Any) -> None:
+        if device_ids is not None and not (
+            isinstance(device_ids, list)
+            and all(isinstance(i, int) and not isinstance(i, bool) for i in device_ids)
+        ):
+            await self.send_error("bad_message", "device_ids: a list of device ids, or null")
+            return
+        if device_ids is not None:
+            refused = await self._refused(device_ids)
+            if refused:
+                await self.send_error(
+                    "unknown_devices",
+                    f"not your devices: {', '.join(map(str, refused))}; selection unchanged",
+                    device_ids=refused,
+                )
+                return
+        sub.set_devices(device_ids)
+        snapshot = await self._snapshot(device_ids)
+        selection = sorted(set(device_ids)) if device_ids is not None else None
+        reply = {"type": "subscribed", "device_ids": selection, "snapshot": len(snapshot)}
+        await self.send(_dumps(reply), *snapshot)

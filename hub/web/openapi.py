@@ -1,0 +1,184 @@
+"""The OpenAPI 3.1 document, generated from the route table and the pydantic models."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+
+from hub.web.auth import Access
+from hub.web.routing import ApiRoute
+from hub.web.schemas import ErrorOut
+
+REF = "#/components/schemas/{model}"
+_PARAM = re.compile(r"{(\w+)(?::(\w+))?}")
+
+DESCRIPTION = """\
+The management API of gpshub: source kinds, connections, devices, position history,
+tenancy, and a live WebSocket feed at `/api/live`.
+
+**Authentication.**  Every route requires `Authorization: Bearer gph_…` except
+`/healthz`, `/readyz` and `/openapi.json`, which are unauthenticated by design: they
+expose no data.  A client's users (role `manager`: read and write; `viewer`: read only)
+see and change only their client's data; another client's object answers 404, like a
+missing one, so ids do not leak.  The system administrator (role `admin`) sees every
+client and must give `client_id` when creating connections and devices.
+
+**Errors** are `{"error": {"code", "message", "field"}}`: 400 for bad query parameters
+(and `not_supported` for browsing a source without browse), 401 for a missing or bad
+token, 403 for a role that may not do this, 404, 409 for conflicts, 413 for bodies over
+1 MiB, 422 for a bad body (`field` is the dotted name of the first bad field), 502 when
+the upstream fails while browsing or importing.  Testing a connection answers 200 even
+when the test fails (`ok: false` and the error).  No message ever contains a credential.
+
+**Credentials** are write-only: a connection shows, per credential field, whether it is
+set, and the value of non-secret fields only.
+
+**Live feed** (`GET /api/live`, a WebSocket): see that operation.
+"""
+
+
+def _path(path: str) -> str:
+    """A Starlette path (``{id:int}``) as an OpenAPI path (``{id}``)."""
+    return _PARAM.sub(r"{\1}", path)
+
+
+def _path_parameters(path: str) -> list[dict[str, Any]]:
+    out = []
+    for name, convertor in _PARAM.findall(path):
+        schema = {"type": "integer"} if convertor == "int" else {"type": "string"}
+        out.append({"name": name, "in": "path", "required": True, "schema": schema})
+    return out
+
+
+def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    props = model.model_json_schema(mode="validation").get("properties", {})
+    out = []
+    for name, info in model.model_fields.items():
+        key = info.alias or name
+        schema = dict(props.get(key, {}))
+        description = schema.pop("description", info.description or "")
+        schema.pop("title", None)
+        out.append(
+            {
+                "name": key,
+                "in": "query",
+                "required": info.is_required(),
+                "description": description,
+                "schema": schema,
+            }
+        )
+    return out
+
+
+def _error_statuses(spec: ApiRoute) -> list[int]:
+    statuses = set(spec.errors)
+    if spec.access is not Access.PUBLIC:
+        statuses.add(401)
+    if spec.access in (Access.MANAGER, Access.ADMIN):
+        statuses.add(403)
+    if spec.query is not None:
+        statuses.add(400)
+    if spec.body is not None:
+        statuses |= {400, 413, 422}
+    return sorted(statuses)
+
+
+_ERROR_TEXT = {
+    400: "Bad query parameter or request (the error names the parameter)",
+    401: "Missing or invalid API token",
+    403: "Your role may not do this",
+    404: "Not found (or not yours)",
+    409: "Conflict (the error names the field)",
+    413: "Body too large",
+    422: "Invalid body (the error names the field)",
+    502: "The upstream failed (the code says how)",
+    503: "Not ready",
+}
+
+
+def openapi_document(
+    table: list[ApiRoute], *, title: str, version: str, extra_paths: dict[str, Any]
+) -> dict[str, Any]:
+    wanted: dict[tuple[type[BaseModel], JsonSchemaMode], None] = {(ErrorOut, "serialization"): None}
+    for spec in table:
+        if spec.body is not None:
+            wanted[(spec.body, "validation")] = None
+        if spec.response is not None:
+            wanted[(spec.response, "serialization")] = None
+    refs, defs = models_json_schema(list(wanted), ref_template=REF)
+    error_ref = refs[(ErrorOut, "serialization")]
+
+    paths: dict[str, dict[str, Any]] = {}
+    for spec in table:
+        op = _operation(spec, refs, error_ref)
+        paths.setdefault(_path(spec.path), {})[spec.method.lower()] = op
+    for path, item in extra_paths.items():
+        paths.setdefault(path, {}).update(item)
+
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version, "description": DESCRIPTION},
+        "paths": dict(sorted(paths.items())),
+        "components": {
+            "schemas": defs.get("$defs", {}),
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An API token `gph_…` (see `/api/tokens`).",
+                }
+            },
+        },
+        "security": [{"bearerAuth": []}],
+    }
+
+
+def _operation(
+    spec: ApiRoute,
+    refs: Mapping[tuple[Any, JsonSchemaMode], Any],
+    error_ref: dict[str, Any],
+) -> dict[str, Any]:
+    description = spec.description
+    description = (
+        description + "\n\n" if description else ""
+    ) + f"Access: {spec.access.description}"
+    op: dict[str, Any] = {
+        "operationId": spec.name,
+        "summary": spec.summary,
+        "description": description,
+        "tags": [spec.tag],
+        "x-access": spec.access.value,
+    }
+    if spec.access is Access.PUBLIC:
+        op["security"] = []
+    params = _path_parameters(spec.path)
+    if spec.query is not None:
+        params += _query_parameters(spec.query)
+    if params:
+        op["parameters"] = params
+    if spec.body is not None:
+        op["requestBody"] = {
+            "required": spec.body_required,
+            "content": {"application/json": {"schema": refs[(spec.body, "validation")]}},
+        }
+    success: dict[str, Any] = {"description": spec.summary}
+    if spec.status != 204:
+        content: dict[str, Any] = {}
+        if spec.response is not None:
+            content["application/json"] = {"schema": refs[(spec.response, "serialization")]}
+        for media in spec.media_types:
+            content[media] = {"schema": {"type": "string"}}
+        if content:
+            success["content"] = content
+    responses: dict[str, Any] = {str(spec.status): success}
+    for status in _error_statuses(spec):
+        responses[str(status)] = {
+            "description": _ERROR_TEXT.get(status, "Error"),
+            "content": {"application/json": {"schema": error_ref}},
+        }
+    op["responses"] = responses
+    return op

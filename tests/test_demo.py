@@ -1,0 +1,88 @@
+"""``gpshub serve --demo`` as a user runs it: a real process, a real socket, real clients.
+
+Within 10 seconds of start the demo device has positions in history and on the live
+feed; SIGINT ends the process cleanly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import trio
+from trio_websocket import open_websocket_url
+
+
+async def read_until(
+    stream: trio.abc.ReceiveStream, pattern: str, seen: list[str]
+) -> re.Match[str]:
+    buf = ""
+    while True:
+        chunk = await stream.receive_some(4096)
+        if not chunk:
+            raise AssertionError("gpshub exited early:\n" + "".join(seen) + buf)
+        buf += chunk.decode(errors="replace")
+        match = re.search(pattern, buf, re.S)
+        if match:
+            seen.append(buf)
+            return match
+
+
+async def test_demo_shows_a_moving_vehicle_within_ten_seconds(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GPSHUB_")}
+    cmd = [
+        sys.executable,
+        "-m",
+        "hub.cli",
+        "--data-dir",
+        str(tmp_path),
+        "serve",
+        "--demo",
+        "--port",
+        "0",
+    ]
+    started = trio.current_time()
+    proc = await trio.lowlevel.open_process(
+        cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env
+    )
+    seen: list[str] = []
+    try:
+        with trio.fail_after(10):
+            m = await read_until(proc.stderr, r"listening on (http://\S+).*?(gph_\w{38})", seen)
+            url, token = m.group(1), m.group(2)
+            headers = {"Authorization": f"Bearer {token}"}
+            async with httpx.AsyncClient(base_url=url, headers=headers) as http:
+                devices = (await http.get("/api/devices")).json()["devices"]
+                assert [d["remote_id"] for d in devices] == ["demo-1"]
+                device_id = devices[0]["id"]
+                ws_url = url.replace("http://", "ws://") + "/api/live"
+                async with open_websocket_url(
+                    ws_url, extra_headers=[("Authorization", f"Bearer {token}")]
+                ) as ws:
+                    positions = []
+                    while not positions:
+                        msg = json.loads(await ws.get_message())
+                        if msg["type"] == "position":
+                            positions.append(msg)
+                    assert positions[0]["device_id"] == device_id
+                    assert positions[0]["data"]["sensors"]["simulated"] is True
+                history = (await http.get(f"/api/devices/{device_id}/positions")).json()[
+                    "positions"
+                ]
+                assert history and history[0]["device_id"] == device_id
+        assert trio.current_time() - started < 10
+    finally:
+        proc.send_signal(signal.SIGINT)
+        with trio.fail_after(15):
+            code = await proc.wait()
+    rest = await proc.stderr.receive_some(65536)
+    text = "".join(seen) + rest.decode(errors="replace")
+    assert code == 0, text
+    assert "finishing the batch in flight" in text
+    assert text.count(token) == 2  # the token line and the curl example, nothing else

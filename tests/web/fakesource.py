@@ -1,0 +1,104 @@
+"""Two in-test source kinds for the web tests: ``fake`` (with browse) and ``plain``.
+
+``fake`` decides what happens from its credentials, so a test can provoke each error:
+
+* ``server_url`` containing "down": ``CannotConnect``;
+* password "wrong": ``InvalidAuth``; "slow": ``RateLimited``; "bad-config": ``BadConfig``;
+* password starting with "leak-": ``UpdateFailed`` whose message quotes the password
+  (a careless plugin: the API must scrub it);
+* password "boom": an unexpected ``RuntimeError`` quoting the password.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from hub.errors import BadConfig, CannotConnect, InvalidAuth, RateLimited, UpdateFailed
+from hub.hookspecs import hookimpl
+from hub.source import Cadence, Cursor, DeviceRef, PollResult, RemoteDevice, Source
+
+REMOTE = [
+    RemoteDevice("1001", "Truck 1", imei="356938035643809", license_plate="P-123"),
+    RemoteDevice("1002", "Van 2"),
+    RemoteDevice("car three", "Car 3"),  # not a valid remote id: imported without one
+]
+
+
+class FakeCredentials(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    server_url: str = Field(
+        default="https://fake.example", title="Server URL", description="Where the cloud is."
+    )
+    username: str = Field(title="User name", min_length=1)
+    password: SecretStr = Field(title="Password", min_length=3)
+
+
+class FakeOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    units: str = "metric"
+
+
+class FakeSource(Source[FakeCredentials, FakeOptions]):
+    kind = "fake"
+    title = "Fake GPS cloud"
+    description = "A cloud that lists its devices."
+    Credentials = FakeCredentials
+    Options = FakeOptions
+    cadence = Cadence(active=3600.0, jitter=0.0)
+    supports_browse = True
+
+    def _check(self) -> None:
+        creds = self.ctx.credentials
+        password = creds.password.get_secret_value()
+        if "down" in creds.server_url:
+            raise CannotConnect(f"{creds.server_url} does not answer")
+        if password == "wrong":
+            raise InvalidAuth("user name or password rejected")
+        if password == "slow":
+            raise RateLimited("too many logins", retry_after=60)
+        if password == "bad-config":
+            raise BadConfig("credentials.server_url", "this is not a fake cloud")
+        if password.startswith("leak-"):
+            raise UpdateFailed(f"upstream refused the password {password}")
+        if password == "boom":
+            raise RuntimeError(f"crashed on {password}")
+
+    async def test_connection(self) -> str:
+        self._check()
+        creds = self.ctx.credentials
+        return f"Signed in to {creds.server_url} as {creds.username}: {len(REMOTE)} devices"
+
+    async def list_devices(self) -> list[RemoteDevice]:
+        self._check()
+        return list(REMOTE)
+
+    async def poll(self, devices: Sequence[DeviceRef], cursors: Mapping[str, Cursor]) -> PollResult:
+        return PollResult()
+
+
+class PlainCredentials(BaseModel):
+    api_key: SecretStr = Field(title="API key")
+
+
+class PlainSource(Source[PlainCredentials, BaseModel]):
+    kind = "plain"
+    title = "Plain tracker feed"
+    description = "Has no device list: add its devices by hand with their upstream id."
+    Credentials = PlainCredentials
+    cadence = Cadence(active=3600.0, jitter=0.0)
+
+    async def test_connection(self) -> str:
+        return "feed reachable"
+
+    async def poll(self, devices: Sequence[DeviceRef], cursors: Mapping[str, Cursor]) -> PollResult:
+        return PollResult()
+
+
+@hookimpl
+def register_sources(register: Callable[[type], None]) -> None:
+    register(FakeSource)
+    register(PlainSource)

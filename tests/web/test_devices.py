@@ -1,0 +1,130 @@
+"""Devices: CRUD, validation naming the field, tenancy, latest positions."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from harness import T0, Web
+
+from hub.models import REMOTE_ID_RULE
+
+
+def error(r: Any, status: int) -> dict[str, Any]:
+    assert r.status_code == status, r.text
+    return r.json()["error"]
+
+
+async def test_device_crud(web: Web) -> None:
+    body = {"name": "Truck 7", "license_plate": "P-777", "tags": ["north"], "remote_id": "T-7"}
+    r = await web.post("a_mgr", "/api/devices", json=body)
+    assert r.status_code == 201, r.text
+    device = r.json()
+    assert device["client_id"] == web.clients["a"]
+    assert device["tags"] == ["north"] and device["remote_id"] == "T-7"
+    path = f"/api/devices/{device['id']}"
+
+    assert (await web.get("a_view", path)).json() == device
+    error(await web.get("b_mgr", path), 404)
+    listed = (await web.get("a_view", "/api/devices")).json()["devices"]
+    assert [d["id"] for d in listed] == [device["id"]]
+    assert (await web.get("b_mgr", "/api/devices")).json()["devices"] == []
+
+    r = await web.patch("a_mgr", path, json={"driver": "Ana", "license_plate": None})
+    assert r.status_code == 200, r.text
+    changed = r.json()
+    assert changed["driver"] == "Ana" and changed["license_plate"] is None
+    assert changed["name"] == "Truck 7" and changed["tags"] == ["north"]
+
+    error(await web.patch("a_view", path, json={"driver": "x"}), 403)
+    error(await web.patch("b_mgr", path, json={"driver": "x"}), 404)
+    error(await web.delete("b_mgr", path), 404)
+    assert (await web.delete("a_mgr", path)).status_code == 204
+    error(await web.get("a_mgr", path), 404)
+
+
+async def test_admin_must_name_the_client(web: Web) -> None:
+    err = error(await web.post("admin", "/api/devices", json={"name": "x"}), 422)
+    assert err["field"] == "client_id"
+    r = await web.post("admin", "/api/devices", json={"name": "x", "client_id": web.clients["b"]})
+    assert r.status_code == 201 and r.json()["client_id"] == web.clients["b"]
+    r = await web.post("a_mgr", "/api/devices", json={"name": "x", "client_id": web.clients["b"]})
+    assert error(r, 403)["field"] == "client_id"
+    assert len(web.hub.store.list_devices(web.clients["a"])) == 0
+
+
+async def test_validation_names_the_field(web: Web) -> None:
+    err = error(
+        await web.post("a_mgr", "/api/devices", json={"name": "x", "remote_id": "a b"}), 422
+    )
+    assert err == {"code": "invalid", "message": REMOTE_ID_RULE, "field": "remote_id"}
+    err = error(await web.post("a_mgr", "/api/devices", json={"remote_id": "ok"}), 422)
+    assert err["field"] == "name"
+    err = error(await web.post("a_mgr", "/api/devices", json={"name": "x", "tags": ["a", 3]}), 422)
+    assert err["field"] == "tags.1"
+    err = error(await web.post("a_mgr", "/api/devices", json={"name": "x" * 201}), 422)
+    assert err["field"] == "name"
+    first = await web.post("a_mgr", "/api/devices", json={"name": "one", "remote_id": "R1"})
+    assert first.status_code == 201
+    err = error(
+        await web.post("a_mgr", "/api/devices", json={"name": "two", "remote_id": "R1"}), 409
+    )
+    assert err["field"] == "remote_id"
+    # another client may use the same remote id
+    assert (
+        await web.post("b_mgr", "/api/devices", json={"name": "b", "remote_id": "R1"})
+    ).status_code == 201
+    path = f"/api/devices/{first.json()['id']}"
+    err = error(await web.patch("a_mgr", path, json={"remote_id": "no spaces"}), 422)
+    assert err["field"] == "remote_id" and err["message"] == REMOTE_ID_RULE
+    err = error(await web.patch("a_mgr", path, json={"name": None}), 422)
+    assert err["field"] == "name"
+    err = error(await web.patch("a_mgr", path, json={"client_id": web.clients["b"]}), 422)
+    assert err["field"] == "client_id"
+
+
+async def test_devices_link_only_to_own_connections(web: Web) -> None:
+    mine = web.connection("a")
+    theirs = web.connection("b")
+    r = await web.post(
+        "a_mgr", "/api/devices", json={"name": "x", "connection_id": mine, "upstream_id": "u1"}
+    )
+    assert r.status_code == 201 and r.json()["connection_id"] == mine
+    r = await web.post(
+        "a_mgr", "/api/devices", json={"name": "y", "connection_id": theirs, "upstream_id": "u2"}
+    )
+    assert error(r, 422)["field"] == "connection_id"
+    r = await web.post("a_mgr", "/api/devices", json={"name": "z", "connection_id": mine})
+    assert error(r, 422)["field"] == "upstream_id"
+    r = await web.post(
+        "a_mgr", "/api/devices", json={"name": "w", "connection_id": mine, "upstream_id": "u1"}
+    )
+    assert error(r, 409)["field"] == "upstream_id"
+    r = await web.get("a_view", "/api/devices", params={"connection_id": mine})
+    assert [d["upstream_id"] for d in r.json()["devices"]] == ["u1"]
+
+
+async def test_latest_positions(web: Web) -> None:
+    d1 = web.device("a", name="one")
+    d2 = web.device("a", name="two")
+    idle = web.device("a", name="idle")
+    other = web.device("b", name="theirs")
+    await web.write_positions(d1, 3)
+    await web.write_positions(d2, 2, start=T0 + timedelta(hours=1))
+    await web.write_positions(other, 1)
+
+    r = await web.get("a_view", "/api/devices/latest")
+    latest = {p["device_id"]: p for p in r.json()["positions"]}
+    assert set(latest) == {d1, d2}
+    assert latest[d1]["fix_time"] == "2026-03-01T12:02:00Z"
+    assert latest[d2]["fix_time"] == "2026-03-01T13:01:00Z"
+    everything = (await web.get("admin", "/api/devices/latest")).json()["positions"]
+    assert {p["device_id"] for p in everything} == {d1, d2, other}
+
+    one = (await web.get("a_view", f"/api/devices/{d1}/latest")).json()
+    assert one["device_id"] == d1 and one["position"] == latest[d1]
+    assert (await web.get("a_view", f"/api/devices/{idle}/latest")).json() == {
+        "device_id": idle,
+        "position": None,
+    }
+    error(await web.get("a_view", f"/api/devices/{other}/latest"), 404)
