@@ -28,6 +28,9 @@ class Settings:
     disable_plugins: tuple[str, ...] = ()
     log_level: str = "INFO"
     sqlite_synchronous: str = "NORMAL"  # FULL also survives power loss, at a cost
+    live_ping_interval: float = 20.0  # seconds between keep-alive pings on /api/live
+    live_max_pending: int = 10_000  # messages a live subscriber may fall behind by
+    live_auth_timeout: float = 10.0  # seconds to send the token as the first message
 
     @property
     def db_url(self) -> str:
@@ -87,6 +90,8 @@ def _coerce(name: str, value: Any, current: Any) -> Any:
             return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
         if isinstance(current, int):
             return int(value)
+        if isinstance(current, float):
+            return float(value)
         if isinstance(current, tuple):
             items = value if isinstance(value, list | tuple) else str(value).split(",")
             return tuple(str(v).strip() for v in items if str(v).strip())

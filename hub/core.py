@@ -122,6 +122,11 @@ class Hub:
                 with trio.CancelScope(shield=True):
                     await self.pipeline.close()
 
+    @property
+    def running(self) -> bool:
+        """True between start-up and shutdown (what readiness reports)."""
+        return self._producers is not None
+
     def shutdown(self) -> None:
         """Stop the runners and the server; the pipeline then drains and ``run`` returns."""
         if self._producers_scope is not None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from collections.abc import Iterable
+from typing import Any
 
 _SECRET_RE = re.compile(
     r"(?i)\b(token|access_token|api_key|apikey|sid|eid|password|passwd|secret|authorization|"
@@ -22,6 +24,19 @@ def redact(text: str) -> str:
     """``text`` with URL query strings and ``key=value`` secrets masked."""
     text = _QUERY_RE.sub(r"\1?[redacted]", text)
     return _SECRET_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}{m.group(3) or ''}[redacted]", text)
+
+
+def scrub(text: str | None, secrets: Iterable[Any] = ()) -> str | None:
+    """``text`` with each of ``secrets`` (and ``key=value`` secrets) masked.
+
+    For messages that come from plugins, which may quote what they were given.
+    """
+    if text is None:
+        return None
+    for value in secrets:
+        if isinstance(value, str) and len(value) >= 3:
+            text = text.replace(value, "[redacted]")
+    return redact(text)
 
 
 class RedactingFilter(logging.Filter):

@@ -274,6 +274,37 @@ class PositionStore:
             next_cursor = encode_cursor(rows[-1]["fix_time"], rows[-1]["id"])
         return rows, next_cursor
 
+    def since(
+        self,
+        client_id: int | None,
+        since: datetime | None = None,
+        cursor: str | None = None,
+        limit: int = 1000,
+    ) -> tuple[list[dict[str, Any]], str | None, str | None]:
+        """Positions of a client's devices (``None``: all) in arrival order.
+
+        ``since`` keeps fixes from that time on; ``cursor`` continues after a previous
+        page.  Arrival order means a fix that arrives late, with an older time than the
+        ones before it, is still seen by a client that follows the cursor.  Returns the
+        page, the cursor of the next page (``None`` when this one is the last) and the
+        cursor to resume from later.
+        """
+        p, d = positions_t, devices_t
+        q = sa.select(p)
+        if client_id is not None:
+            q = q.join(d, p.c.device_id == d.c.id).where(d.c.client_id == client_id)
+        if since is not None:
+            q = q.where(p.c.fix_time >= since)
+        if cursor:
+            q = q.where(p.c.id > decode_arrival_cursor(cursor))
+        q = q.order_by(p.c.id).limit(limit + 1)
+        with self.engine.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(q)]
+        more = len(rows) > limit
+        rows = rows[:limit]
+        resume = encode_arrival_cursor(rows[-1]["id"]) if rows else cursor
+        return rows, resume if more else None, resume
+
     def count(self, device_id: int | None = None) -> int:
         q = sa.select(sa.func.count()).select_from(positions_t)
         if device_id is not None:
@@ -292,6 +323,22 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         t, i = json.loads(raw)
         return datetime.fromisoformat(t), int(i)
+    except (ValueError, TypeError) as exc:
+        raise ValueError("cursor: not a cursor this API returned") from exc
+
+
+def encode_arrival_cursor(row_id: int) -> str:
+    raw = json.dumps(["arrival", row_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_arrival_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        tag, row_id = json.loads(raw)
+        if tag != "arrival":
+            raise ValueError(tag)
+        return int(row_id)
     except (ValueError, TypeError) as exc:
         raise ValueError("cursor: not a cursor this API returned") from exc
 

@@ -24,10 +24,11 @@ import trio
 
 from hub.blocking import run_blocking
 from hub.errors import BadConfig, InvalidAuth, RateLimited
+from hub.logging_setup import scrub
 from hub.models import ConnectionState
 from hub.pipeline import PipelineClosed
 from hub.positions import CursorUpdate, IngestItem
-from hub.source import Cursor, DeviceRef, PollResult, Source, SourceContext
+from hub.source import Cursor, DeviceRef, PollResult, Source, SourceContext, secret_values
 from hub.store import UNSET
 
 if TYPE_CHECKING:
@@ -84,10 +85,13 @@ class SourceRunner:
         self.polls = 0
         self.state: str = ConnectionState.NEW
         self._last_active: float | None = None
+        self._secrets: list[str] = []
+        self._version: datetime | None = None  # the connection's updated_at we run with
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         hub = self.hub
         conn = await run_blocking(hub.store.get_connection, self.connection_id)
+        self._version = conn.updated_at
         label = f"{conn.label!r} (#{conn.id}, {conn.kind})"
         clog = logging.LoggerAdapter(
             logging.getLogger(f"gpshub.source.{conn.kind}"), {"connection": conn.id}
@@ -121,6 +125,7 @@ class SourceRunner:
                 label=conn.label,
             )
             source = source_cls(ctx)
+            self._secrets = secret_values(credentials)
             try:
                 await self._loop(source, label)
             finally:
@@ -261,15 +266,20 @@ class SourceRunner:
         )
 
     async def _set_state(self, state: str, error: str | None, **fields: datetime) -> None:
+        error = scrub(error, self._secrets)  # plugins may quote what they were given
         changed = state != self.state
         self.state = state
         with trio.CancelScope(shield=True):
-            await run_blocking(
+            written = await run_blocking(
                 lambda: self.hub.store.set_connection_status(
-                    self.connection_id, state=state, last_error=error, **fields
+                    self.connection_id,
+                    if_version=self._version,
+                    state=state,
+                    last_error=error,
+                    **fields,
                 )
             )
-        if changed:
+        if changed and written:
             await self.hub.publish_connection_status(self.connection_id, state, error)
 
 

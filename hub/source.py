@@ -284,6 +284,11 @@ def _json_type(prop: Mapping[str, Any]) -> str:
     return "string"
 
 
+def secret_values(creds: BaseModel) -> list[str]:
+    """The values of the secret fields of ``creds``: what no message may show."""
+    return [v.get_secret_value() for v in vars(creds).values() if isinstance(v, SecretStr)]
+
+
 def dump_credentials(creds: BaseModel) -> dict[str, Any]:
     """Credentials as plain JSON values, secrets revealed: only for encryption at rest."""
     out: dict[str, Any] = {}

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -86,6 +86,7 @@ class Principal:
 
 
 UNSET: Any = object()
+TOKEN_USE_RESOLUTION = timedelta(minutes=1)  # how often a token's last use is recorded
 DEVICE_FIELDS = ("name", "license_plate", "imei", "remote_id", "tags", "driver")
 
 
@@ -187,6 +188,20 @@ class Store:
                 raise NotFound(f"user {user_id} not found")
             return user
 
+    def delete_user(self, user_id: int, client_id: int | None = None) -> None:
+        """Delete a user and its tokens (``client_id`` limits it to that client's users)."""
+        with self.session(write=True) as s:
+            user = s.get(User, user_id)
+            if user is None or (client_id is not None and user.client_id != client_id):
+                raise NotFound(f"user {user_id} not found")
+            if user.role == Role.ADMIN:
+                admins = s.exec(
+                    select(sa.func.count()).select_from(User).where(User.role == Role.ADMIN)
+                ).one()
+                if admins <= 1:
+                    raise Conflict("user", "the last system administrator cannot be deleted")
+            s.delete(user)
+
     def create_token(self, user_id: int, name: str = "") -> tuple[ApiToken, str]:
         """A new token for ``user_id``: the row and the plaintext (shown once)."""
         plain = tokens.new_token()
@@ -230,6 +245,12 @@ class Store:
         if row is None:
             return None
         token, user = row
+        now = utcnow()
+        if token.last_used_at is None or now - token.last_used_at > TOKEN_USE_RESOLUTION:
+            with db.write_tx(self.engine) as conn:
+                conn.execute(
+                    sa.update(ApiToken).where(col(ApiToken.id) == token.id).values(last_used_at=now)
+                )
         return Principal(
             user_id=user.id or 0,
             client_id=user.client_id,
@@ -320,6 +341,8 @@ class Store:
                 conn.label = _required_text("label", label)
             if options is not UNSET:
                 conn.options = options
+                if conn.state == ConnectionState.BAD_CONFIG:
+                    conn.state, conn.last_error = ConnectionState.NEW, None
             if credentials is not UNSET:
                 conn.credentials = self.secrets.encrypt(self._binding(connection_id), credentials)
                 # new credentials: a "needs re-auth" connection gets another chance
@@ -346,16 +369,24 @@ class Store:
                 raise NotFound(f"connection {connection_id} not found")
             s.delete(conn)
 
-    def set_connection_status(self, connection_id: int, **fields: Any) -> None:
-        """Record runner status (state, last_error, last_poll_at, next_poll_at, ...)."""
+    def set_connection_status(
+        self, connection_id: int, *, if_version: datetime | None = None, **fields: Any
+    ) -> bool:
+        """Record runner status (state, last_error, last_poll_at, next_poll_at, ...).
+
+        With ``if_version`` (the ``updated_at`` the runner started from) nothing is
+        written once the connection has been edited since: a runner that is being
+        replaced must not overwrite what the edit set.  Returns whether it wrote.
+        """
         allowed = {"state", "last_error", "last_poll_at", "last_success_at", "next_poll_at"}
         unknown = set(fields) - allowed
         if unknown:
             raise ValueError(f"not status fields: {sorted(unknown)}")
+        q = sa.update(Connection).where(col(Connection.id) == connection_id)
+        if if_version is not None:
+            q = q.where(col(Connection.updated_at) == if_version)
         with db.write_tx(self.engine) as conn:
-            conn.execute(
-                sa.update(Connection).where(col(Connection.id) == connection_id).values(**fields)
-            )
+            return conn.execute(q.values(**fields)).rowcount == 1
 
     def rotate_secrets(self) -> int:
         """Re-encrypt every stored secret under the newest key; return how many."""
@@ -455,6 +486,17 @@ class Store:
             if device is None or (client_id is not None and device.client_id != client_id):
                 raise NotFound(f"device {device_id} not found")
             s.delete(device)
+
+    def visible_device_ids(self, device_ids: Iterable[int], client_id: int | None) -> set[int]:
+        """Those of ``device_ids`` that exist and belong to ``client_id`` (``None``: any)."""
+        ids = list(device_ids)
+        if not ids:
+            return set()
+        with self.session() as s:
+            q = select(Device.id).where(col(Device.id).in_(ids))
+            if client_id is not None:
+                q = q.where(Device.client_id == client_id)
+            return {int(i) for i in s.exec(q) if i is not None}
 
     def device_refs(self, connection_id: int) -> list[DeviceRef]:
         with self.session() as s:

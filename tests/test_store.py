@@ -281,3 +281,54 @@ def test_deleting_a_connection_keeps_its_devices(store: Store, world: dict[str, 
     assert d.connection_id is None and store.positions.count(world["d1"]) == 1
     with store.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(Position)).scalar() == 1
+
+
+def test_positions_since_follow_arrival_order(store: Store, world: dict[str, int]) -> None:
+    d1, conn = world["d1"], world["conn"]
+    store.positions.write_batch([IngestItem(d1, conn, fix(s)) for s in (10, 20)])
+    rows, more, resume = store.positions.since(world["a"], limit=10)
+    assert [r["fix_time"] for r in rows] == [T0 + timedelta(seconds=s) for s in (10, 20)]
+    assert more is None
+    store.positions.write_batch([IngestItem(d1, conn, fix(5))])  # arrives late
+    rows, _, _ = store.positions.since(world["a"], cursor=resume)
+    assert [r["fix_time"] for r in rows] == [T0 + timedelta(seconds=5)]
+    assert store.positions.since(world["b"])[0] == []
+    rows, _, _ = store.positions.since(None, since=T0 + timedelta(seconds=10))
+    assert len(rows) == 2
+    with pytest.raises(ValueError, match="cursor"):
+        store.positions.since(None, cursor="nonsense")
+
+
+def test_visible_devices_and_user_deletion(store: Store, world: dict[str, int]) -> None:
+    other = store.create_device(world["b"], name="b1")
+    ids = [world["d1"], other.id, 999]
+    assert store.visible_device_ids(ids, world["a"]) == {world["d1"]}
+    assert store.visible_device_ids(ids, None) == {world["d1"], other.id}
+    user = store.create_user("bo", Role.MANAGER, world["a"])
+    _, plain = store.create_token(user.id)
+    with pytest.raises(NotFound):
+        store.delete_user(user.id, client_id=world["b"])
+    store.delete_user(user.id, client_id=world["a"])
+    assert store.authenticate(plain) is None
+    admin = store.create_user("root", Role.ADMIN, None)
+    with pytest.raises(Conflict, match="last system administrator"):
+        store.delete_user(admin.id)
+
+
+def test_token_use_is_recorded(store: Store, world: dict[str, int]) -> None:
+    user = store.create_user("cy", Role.VIEWER, world["a"])
+    row, plain = store.create_token(user.id)
+    assert row.last_used_at is None
+    store.authenticate(plain)
+    (used,) = [t.last_used_at for t in store.list_tokens([user.id])]
+    assert used is not None
+
+
+def test_status_of_an_edited_connection_is_not_overwritten(
+    store: Store, world: dict[str, int]
+) -> None:
+    version = store.get_connection(world["conn"]).updated_at
+    assert store.set_connection_status(world["conn"], if_version=version, state="ok")
+    store.update_connection(world["conn"], enabled=False)
+    assert not store.set_connection_status(world["conn"], if_version=version, state="ok")
+    assert store.get_connection(world["conn"]).state == ConnectionState.DISABLED

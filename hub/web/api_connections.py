@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from hub.models import Connection, ConnectionState
+from hub.logging_setup import scrub
+from hub.models import Connection
 from hub.web.api_devices import device_out
 from hub.web.auth import Access, filter_client, owning_client
 from hub.web.credentials import (
@@ -22,7 +23,7 @@ from hub.web.credentials import (
     saved_credentials,
     secret_values,
 )
-from hub.web.errors import ApiError, invalid, scrub
+from hub.web.errors import ApiError, invalid
 from hub.web.routing import ApiRequest, ApiRoute
 from hub.web.schemas import (
     ClientFilter,
@@ -165,10 +166,6 @@ async def update_connection(req: ApiRequest) -> ConnectionOut:
         changes["enabled"] = body.enabled
     store = req.hub.store
     conn = await req.run(store.update_connection, conn.id or 0, req.scope, **changes)
-    if conn.state == ConnectionState.BAD_CONFIG and ({"options", "credentials"} & set(changes)):
-        # edited: the runner gets another chance (the store resets this on new credentials only)
-        await req.run(store.set_connection_status, conn.id or 0, state=ConnectionState.NEW)
-        conn = await req.run(store.get_connection, conn.id or 0)
     await req.hub.reload_connection(conn.id or 0)
     return await req.run(_present, req.hub, conn)
 

@@ -24,13 +24,6 @@ def _database_answers(hub: Hub) -> bool:
     return True
 
 
-def _hub_running(hub: Hub) -> bool:
-    running = getattr(hub, "running", None)  # a public flag, once the core has one
-    if isinstance(running, bool):
-        return running
-    return getattr(hub, "_producers", None) is not None
-
-
 async def healthz(req: ApiRequest) -> Health:
     return Health(status="ok")
 
@@ -38,7 +31,7 @@ async def healthz(req: ApiRequest) -> Health:
 async def readyz(req: ApiRequest) -> JSONResponse:
     checks = {
         "database": "ok" if await req.run(_database_answers, req.hub) else "unreachable",
-        "hub": "ok" if _hub_running(req.hub) else "stopped",
+        "hub": "ok" if req.hub.running else "stopped",
     }
     ready = all(v == "ok" for v in checks.values())
     body = Readiness(status="ready" if ready else "not_ready", checks=checks)

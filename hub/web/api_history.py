@@ -13,7 +13,7 @@ from starlette.responses import StreamingResponse
 
 from hub.exports import csv_cell, geojson_feature
 from hub.models import Device
-from hub.positions import decode_cursor, encode_cursor, position_json
+from hub.positions import decode_arrival_cursor, decode_cursor, position_json
 from hub.web.auth import Access, filter_client
 from hub.web.errors import bad_parameter
 from hub.web.routing import ApiRequest, ApiRoute
@@ -117,22 +117,15 @@ async def positions_since(req: ApiRequest) -> dict[str, Any]:
     query = req.query_as(SinceQuery)
     if query.since is None and not query.cursor:
         raise bad_parameter("since", "required (ISO 8601 with an offset or Z) without `cursor`")
-    _check_cursor(query.cursor)
+    if query.cursor:
+        try:
+            decode_arrival_cursor(query.cursor)
+        except ValueError:
+            raise bad_parameter("cursor", "not a cursor this API returned") from None
     client_id = filter_client(req.principal, query.client_id)
-    store = req.hub.store
-    devices = await req.run(store.list_devices, client_id)
-    rows: list[dict[str, Any]] = []
-    next_cursor = None
-    if devices:
-        rows, next_cursor = await req.run(
-            store.positions.history,
-            [d.id for d in devices],
-            query.since,
-            None,
-            query.cursor,
-            query.limit,
-        )
-    resume = encode_cursor(rows[-1]["fix_time"], rows[-1]["id"]) if rows else query.cursor
+    rows, next_cursor, resume = await req.run(
+        req.hub.store.positions.since, client_id, query.since, query.cursor, query.limit
+    )
     return {
         "positions": [position_json(r) for r in rows],
         "next_cursor": next_cursor,
@@ -153,6 +146,7 @@ ROUTES = [
     ApiRoute("GET", "/api/positions", positions_since, Access.USER,
              "Positions of all the caller's devices since a time", TAG, query=SinceQuery,
              response=SincePage, errors=(400,),
-             description="Ordered by fix time.  Follow `next_cursor` to the end; keep "
-             "`resume_cursor` to ask again later for what came after."),
+             description="In arrival order, so a fix that arrives late is not missed.  "
+             "`since` keeps fixes from that time on.  Follow `next_cursor` to the end; keep "
+             "`resume_cursor` to ask again later for what arrived after."),
 ]  # fmt: skip

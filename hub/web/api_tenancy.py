@@ -85,6 +85,13 @@ async def create_user(req: ApiRequest) -> UserOut:
     return user_out(user)
 
 
+async def delete_user(req: ApiRequest) -> None:
+    user_id = req.path_int("id")
+    if user_id == req.principal.user_id:
+        raise forbidden("you cannot delete yourself", "id")
+    await req.run(req.hub.store.delete_user, user_id, req.scope)
+
+
 # -- tokens ----------------------------------------------------------------------------
 async def _token_owner(req: ApiRequest, user_id: int | None) -> int:
     """Whose tokens the caller acts on: its own, or (manager, admin) a user it manages."""
@@ -158,6 +165,10 @@ ROUTES = [
              body=UserCreate, response=UserOut, status=201, errors=(409, 422),
              description="A manager creates managers and viewers of its own client; the "
              "administrator names the client, or creates another administrator."),
+    ApiRoute("DELETE", "/api/users/{id:int}", delete_user, Access.MANAGER,
+             "Delete a user and its tokens", TAG, status=204, errors=(403, 404, 409),
+             description="A manager deletes its own client's users; the administrator "
+             "anybody but the last administrator, and nobody deletes themselves."),
     ApiRoute("GET", "/api/tokens", list_tokens, Access.USER, "List API tokens", TAG,
              query=TokenFilter, response=TokenList,
              description="Your own, or (manager, administrator) those of `user_id`."),

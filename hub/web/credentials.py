@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any
 from pydantic_core import to_jsonable_python
 
 from hub.errors import BadConfig
+from hub.logging_setup import scrub
 from hub.models import Connection
 from hub.secrets import SecretError
 from hub.source import Source, dump_credentials, secret_names
-from hub.web.errors import invalid, scrub
+from hub.web.errors import invalid
 from hub.web.schemas import CredentialState
 
 if TYPE_CHECKING:

@@ -8,8 +8,6 @@ credential value: texts that come from a source go through ``scrub`` first.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from typing import Any
 
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
@@ -17,7 +15,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from hub.errors import BadConfig
-from hub.logging_setup import redact
 from hub.store import Conflict, Invalid, NotFound
 
 log = logging.getLogger("hub.web")
@@ -112,19 +109,6 @@ def error_for(exc: Exception) -> ApiError | None:
     if isinstance(exc, BadConfig):
         return invalid(exc.field, exc.reason)
     return None
-
-
-def scrub(text: str | None, secrets: Iterable[Any] = ()) -> str | None:
-    """``text`` with each of ``secrets`` (and ``key=value`` secrets) masked.
-
-    For messages that come from plugins, which may quote what they were given.
-    """
-    if text is None:
-        return None
-    for value in secrets:
-        if isinstance(value, str) and len(value) >= 3:
-            text = text.replace(value, "[redacted]")
-    return redact(text)
 
 
 async def http_exception(request: Request, exc: Exception) -> Response:

@@ -280,9 +280,10 @@ class LiveSession:
     async def _refused(self, device_ids: list[int]) -> list[int]:
         """The ids among ``device_ids`` that are not the caller's devices."""
         assert self.principal is not None
-        devices = await run_blocking(self.hub.store.list_devices, self.principal.scope)
-        mine = {d.id for d in devices}
-        return sorted({i for i in device_ids if i not in mine})
+        mine = await run_blocking(
+            self.hub.store.visible_device_ids, device_ids, self.principal.scope
+        )
+        return sorted(set(device_ids) - mine)
 
     async def _snapshot(self, device_ids: list[int] | None) -> list[str]:
         assert self.principal is not None

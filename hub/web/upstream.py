@@ -24,10 +24,11 @@ from hub.errors import (
     SourceError,
     UpdateFailed,
 )
+from hub.logging_setup import scrub
 from hub.models import Connection
 from hub.source import RemoteDevice
 from hub.web.credentials import SourceClass, saved_credentials, secret_values
-from hub.web.errors import ApiError, scrub
+from hub.web.errors import ApiError
 from hub.web.schemas import ErrorDetail, TestOutcome
 
 if TYPE_CHECKING:

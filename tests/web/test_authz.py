@@ -85,6 +85,14 @@ def new_client(web: Web) -> Call:
     return Call(path={"id": web.hub.store.create_client(unique("client")).id})
 
 
+def user_of_a(web: Web) -> Call:
+    from hub.models import Role
+
+    return Call(
+        path={"id": web.hub.store.create_user(unique("u"), Role.VIEWER, web.clients["a"]).id}
+    )
+
+
 def viewer_token(web: Web) -> Call:
     row, _ = web.hub.store.create_token(web.users["a_view"], "to revoke")
     return Call(path={"id": row.id})
@@ -144,6 +152,7 @@ CASES: dict[tuple[str, str], tuple[Prepare, dict[str, int]]] = {
         lambda w: Call(json={"name": unique("u"), "role": "viewer", "client_id": w.clients["a"]}),
         create_for_a(),
     ),
+    ("DELETE", "/api/users/{id:int}"): (user_of_a, scoped_write(204)),
     ("GET", "/api/tokens"): (nothing, OPEN),
     ("POST", "/api/tokens"): (lambda w: Call(json={"name": "mine"}), everyone(201)),
     ("DELETE", "/api/tokens/{id:int}"): (
