@@ -15,7 +15,6 @@ import gc
 import resource
 import tempfile
 import time
-import tracemalloc
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -108,7 +107,7 @@ async def run_pipeline(
     return elapsed, hub.pipeline.stats.transactions, received if not lagged else [-1]
 
 
-def plain_insert(path: Path, devices: list[int], conn_id: int, fixes: int, chunk: int) -> float:
+def plain_insert(path: Path, devices: list[int], fixes: int, chunk: int) -> float:
     store = open_store(path)
     client = store.create_client("plain")
     for i in devices:
@@ -149,6 +148,17 @@ def plain_insert(path: Path, devices: list[int], conn_id: int, fixes: int, chunk
     return len(rows) / elapsed
 
 
+def make_world(path: Path, devices: int) -> tuple[Store, int, list[int]]:
+    store = open_store(path)
+    client = store.create_client("bench")
+    conn = store.create_connection(client.id, "bench", "bench", {})
+    ids = [
+        store.create_device(client.id, name=f"d{i}", connection_id=conn.id, upstream_id=str(i)).id
+        for i in range(devices)
+    ]
+    return store, conn.id, ids
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--devices", type=int, default=1000)
@@ -159,73 +169,30 @@ def main() -> None:
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        store = open_store(Path(tmp) / "pipeline.db")
-        client = store.create_client("bench")
-        conn = store.create_connection(client.id, "bench", "bench", {})
-        devices = [
-            store.create_device(
-                client.id, name=f"d{i}", connection_id=conn.id, upstream_id=str(i)
-            ).id
-            for i in range(args.devices)
-        ]
+        store, conn_id, devices = make_world(Path(tmp) / "pipeline.db", args.devices)
         gc.collect()
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        tracemalloc.start()
-        elapsed, _, _ = trio.run(
-            run_pipeline,
-            store,
-            devices,
-            conn.id,
-            args.fixes,
-            args.producers,
-            args.per_submit,
+        elapsed, txs, received = trio.run(
+            run_pipeline, store, devices, conn_id, args.fixes, args.producers, args.per_submit,
             args.subscribers,
-        )
-        _, traced_peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
+        )  # fmt: skip
         rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         store.close()
-        total = args.devices * args.fixes
-        rate = total / elapsed
-        # tracemalloc slows Python down; measure the rate again without it
-        store2 = open_store(Path(tmp) / "pipeline2.db")
-        client = store2.create_client("bench")
-        conn2 = store2.create_connection(client.id, "bench", "bench", {})
-        devices2 = [
-            store2.create_device(
-                client.id, name=f"d{i}", connection_id=conn2.id, upstream_id=str(i)
-            ).id
-            for i in range(args.devices)
-        ]
-        elapsed2, txs2, received2 = trio.run(
-            run_pipeline,
-            store2,
-            devices2,
-            conn2.id,
-            args.fixes,
-            args.producers,
-            args.per_submit,
-            args.subscribers,
-        )
-        store2.close()
-        rate2 = total / elapsed2
-        plain = plain_insert(Path(tmp) / "plain.db", devices2, conn2.id, args.fixes, 2000)
+        plain = plain_insert(Path(tmp) / "plain.db", devices, args.fixes, 2000)
 
+    total = args.devices * args.fixes
+    rate = total / elapsed
+    lagged = "" if received[0] == total else "  (a subscriber lagged and was dropped!)"
     print(
-        f"positions:            {total:,} ({args.devices:,} devices x {args.fixes} fixes, {args.producers} producers)"
+        f"positions:            {total:,} ({args.devices:,} devices x {args.fixes} fixes, "
+        f"{args.producers} producers)"
     )
-    print(
-        f"live subscribers:     {args.subscribers}, messages each: {received2[0]:,}"
-        + ("" if received2[0] == total else "  (a subscriber lagged!)")
-    )
-    print(
-        f"pipeline end to end:  {rate2:,.0f} positions/s ({txs2} transactions; {rate:,.0f}/s under tracemalloc)"
-    )
+    print(f"live subscribers:     {args.subscribers}, messages each: {received[0]:,}{lagged}")
+    print(f"pipeline end to end:  {rate:,.0f} positions/s ({txs} transactions)")
     print(f"plain Core insert:    {plain:,.0f} positions/s (same rows, 2,000 per transaction)")
-    print(f"ratio:                {rate2 / plain:.2f}")
-    print(
-        f"peak memory:          {rss_peak / 1024:,.0f} MiB RSS (was {rss_before / 1024:,.0f} MiB before ingest); traced Python peak {traced_peak / 2**20:,.1f} MiB"
-    )
+    print(f"ratio:                {rate / plain:.2f}")
+    print(f"peak memory:          {rss_peak / 1024:,.0f} MiB RSS "
+          f"({rss_before / 1024:,.0f} MiB before ingest)")  # fmt: skip
 
 
 if __name__ == "__main__":
