@@ -496,6 +496,7 @@ def build_parser(plugin_manager: Any = None) -> argparse.ArgumentParser:
         help="run the hub and its API",
         description="Run the hub: poll every enabled connection, store, stream, serve the API.",
     )
+    s.add_argument("--data-dir", default=argparse.SUPPRESS, help="as the global --data-dir")
     s.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     s.add_argument("--port", type=int, help="port to listen on (default 8080)")
     s.add_argument(

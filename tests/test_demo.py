@@ -65,17 +65,15 @@ async def test_demo_shows_a_moving_vehicle_within_ten_seconds(tmp_path: Path) ->
                 async with open_websocket_url(
                     ws_url, extra_headers=[("Authorization", f"Bearer {token}")]
                 ) as ws:
-                    positions = []
-                    while not positions:
+                    live = None  # the snapshot of latest positions comes first
+                    while live is None:
                         msg = json.loads(await ws.get_message())
-                        if msg["type"] == "position":
-                            positions.append(msg)
-                    assert positions[0]["device_id"] == device_id
-                    assert positions[0]["data"]["sensors"]["simulated"] is True
-                history = (await http.get(f"/api/devices/{device_id}/positions")).json()[
-                    "positions"
-                ]
-                assert history and history[0]["device_id"] == device_id
+                        if msg["type"] == "position" and not msg.get("snapshot"):
+                            live = msg
+                    assert live["device_id"] == device_id
+                    assert live["data"]["sensors"]["simulated"] is True
+                r = await http.get(f"/api/devices/{device_id}/positions")
+                assert live["data"] in r.json()["positions"]  # read back through history
         assert trio.current_time() - started < 10
     finally:
         proc.send_signal(signal.SIGINT)

@@ -31,6 +31,22 @@ def world(store: Store) -> dict[str, int]:
     return {"a": a.id, "b": b.id, "conn": conn.id, "d1": d1.id, "d2": d2.id}
 
 
+def test_sqlite_connections_are_configured(tmp_path, secret_box) -> None:  # type: ignore[no-untyped-def]
+    s = Store.open(f"sqlite:///{tmp_path / 'p.db'}", secret_box)
+    with s.engine.connect() as conn:
+        pragma = {
+            name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+            for name in ("journal_mode", "busy_timeout", "foreign_keys", "synchronous")
+        }
+    assert pragma == {
+        "journal_mode": "wal",
+        "busy_timeout": 10000,
+        "foreign_keys": 1,
+        "synchronous": 1,
+    }
+    s.close()
+
+
 def test_migrated_schema_matches_the_models(store: Store) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
