@@ -24,6 +24,7 @@ import trio
 
 from hub.blocking import run_blocking
 from hub.clock import Clock, SystemClock
+from hub.config import Settings
 from hub.livefeed import LiveFeed, LiveMessage
 from hub.logging_setup import install_redaction
 from hub.models import Connection, ConnectionState
@@ -52,13 +53,13 @@ class Hub:
         plugins: dict[str, PluginInfo] | None = None,
         *,
         clock: Clock | None = None,
-        settings: Any = None,
+        settings: Settings | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
         self.plugins = plugins or {}
         self.clock: Clock = clock or SystemClock()
-        self.settings = settings
+        self.settings = settings or Settings()
         self.live = LiveFeed()
         self.pipeline = Pipeline(store, self.live, self.clock)
         self.runners: dict[int, _RunnerHandle] = {}
@@ -70,7 +71,7 @@ class Hub:
     @classmethod
     def open(
         cls,
-        settings: Any,
+        settings: Settings,
         *,
         extra_plugins: Iterable[tuple[str, ModuleType | object]] = (),
         use_entry_points: bool = True,

@@ -115,7 +115,7 @@ def create_app(hub: Hub, *, live: LiveOptions | None = None) -> Starlette:
 def _cors(hub: Hub) -> list[Middleware]:
     """Browsers on ``settings.allowed_origins`` may call the API (with a bearer token;
     no cookies are involved, so no credentials mode)."""
-    origins = list(getattr(hub.settings, "allowed_origins", ()) or ())
+    origins = list(hub.settings.allowed_origins)
     if not origins:
         return []
     return [

@@ -48,6 +48,7 @@ from hub.web.auth import Access, authenticate_token, bearer_token, check_access
 from hub.web.errors import ApiError, error_response
 
 if TYPE_CHECKING:
+    from hub.config import Settings
     from hub.core import Hub
 
 log = logging.getLogger("hub.web.live")
@@ -70,15 +71,12 @@ class LiveOptions:
     """Seconds a batch may take to send before the subscriber counts as fallen behind."""
 
     @classmethod
-    def from_settings(cls, settings: Any) -> LiveOptions:
-        """Defaults, overridden by ``live_*`` settings when the hub's settings have them."""
-        base = cls()
+    def from_settings(cls, settings: Settings) -> LiveOptions:
+        """The ``live_*`` settings; the rest are fixed."""
         return cls(
-            ping_interval=float(getattr(settings, "live_ping_interval", base.ping_interval)),
-            max_pending=int(getattr(settings, "live_max_pending", base.max_pending)),
-            auth_timeout=float(getattr(settings, "live_auth_timeout", base.auth_timeout)),
-            max_message_bytes=base.max_message_bytes,
-            send_timeout=base.send_timeout,
+            ping_interval=settings.live_ping_interval,
+            max_pending=settings.live_max_pending,
+            auth_timeout=settings.live_auth_timeout,
         )
 
 
@@ -135,7 +133,7 @@ async def live_feed(ws: WebSocket) -> None:
     """The ``/api/live`` endpoint."""
     hub: Hub = ws.app.state.hub
     options: LiveOptions = ws.app.state.live
-    allowed = getattr(hub.settings, "allowed_origins", ()) or ()
+    allowed = hub.settings.allowed_origins
     if not origin_allowed(ws.headers.get("origin"), ws.headers.get("host"), allowed):
         await _deny(ws, 403, "forbidden_origin", "this Origin may not open the live feed")
         return
