@@ -69,6 +69,7 @@ class Pipeline:
         self.clock = clock
         self.max_rows = max_rows
         self.stats = PipelineStats()
+        self._sending_invalid: set[int | None] = set()  # connections logged as such
         self._send, self._receive = trio.open_memory_channel[_Batch](max_pending_batches)
 
     async def submit(
@@ -93,24 +94,32 @@ class Pipeline:
         return batch.result
 
     def _validate(self, items: Sequence[IngestItem]) -> list[IngestItem]:
+        """The valid fixes of ``items``.  Invalid ones are counted and logged once per
+        connection until that connection sends a clean batch again."""
         self.stats.received += len(items)
         out: list[IngestItem] = []
-        first: tuple[IngestItem, BadConfig] | None = None
+        first: dict[int | None, tuple[IngestItem, BadConfig, int]] = {}
         for it in items:
             try:
                 it.fix.validate()
             except BadConfig as exc:
-                first = first or (it, exc)
+                seen = first.get(it.connection_id)
+                first[it.connection_id] = (it, exc, 1) if seen is None else (*seen[:2], seen[2] + 1)
                 continue
             out.append(it)
-        dropped = len(items) - len(out)
-        if first is not None:
-            self.stats.invalid += dropped
-            it, exc = first
-            log.warning(
-                "dropped %d invalid fix(es) from connection %s; first: device %s, %s",
-                dropped,
-                it.connection_id,
+        self.stats.invalid += len(items) - len(out)
+        for conn_id in {it.connection_id for it in items} - set(first):
+            if conn_id in self._sending_invalid:
+                self._sending_invalid.discard(conn_id)
+                log.info("connection %s: its fixes are valid again", conn_id)
+        for conn_id, (it, exc, count) in first.items():
+            level = logging.DEBUG if conn_id in self._sending_invalid else logging.WARNING
+            self._sending_invalid.add(conn_id)
+            log.log(
+                level,
+                "connection %s: dropped %d invalid fix(es); first: device %s, %s",
+                conn_id,
+                count,
                 it.device_id,
                 exc,
             )

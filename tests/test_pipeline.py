@@ -152,3 +152,21 @@ async def test_subscribers_see_only_their_client_and_devices() -> None:
         b.set_devices([21])
         feed.publish([LiveMessage(2, 20, "b20"), LiveMessage(2, 21, "b21")])
         assert await b.receive_batch() == ["b21"]
+
+
+async def test_invalid_fixes_are_logged_once_per_connection_until_clean(
+    hub: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    caplog.set_level(logging.INFO, logger="hub.pipeline")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.pipeline.run)
+        for n in range(3):
+            await hub.pipeline.submit([item(1, n, course_deg=400.0)])
+        await hub.pipeline.submit([item(1, 10)])
+        await hub.pipeline.submit([item(1, 11, course_deg=400.0)])
+        await hub.pipeline.close()
+    levels = [(r.levelname, "valid again" in r.getMessage()) for r in caplog.records]
+    assert levels == [("WARNING", False), ("INFO", True), ("WARNING", False)]
+    assert hub.pipeline.stats.invalid == 4
