@@ -143,3 +143,34 @@ def test_hooks_are_called_once_at_start_up() -> None:
     assert calls == ["x"]
     with pytest.raises(KeyError, match="unknown source kind 'nope'"):
         registry.source("nope")
+
+
+def test_sinks_and_formats_register_like_sources() -> None:
+    from hub.formats import Format
+    from hub.sink import Sink
+
+    class Echo(Sink):
+        kind = "echo"
+
+        class Settings(BaseModel):
+            url: str
+
+    class Lines(Format):
+        kind = "lines"
+
+        def encode(self, items):  # type: ignore[no-untyped-def]
+            return b"\n".join(str(i).encode() for i in items)
+
+    class Broken(Format):
+        kind = "broken"
+
+    mod = plugin_module("out", sinks=[Echo], formats=[Lines])
+    pm, infos = load_plugins(extra=[("out", mod)], use_entry_points=False)
+    registry = Registry.collect(pm, infos)
+    assert registry.sinks == {"echo": Echo} and registry.formats == {"lines": Lines}
+    assert infos["out"].kinds == {"sources": [], "sinks": ["echo"], "formats": ["lines"]}
+    pm, infos = load_plugins(
+        extra=[("bad", plugin_module("bad", formats=[Broken]))], use_entry_points=False
+    )
+    with pytest.raises(PluginError, match="does not implement encode"):
+        Registry.collect(pm, infos)
