@@ -28,8 +28,9 @@ def _inline() -> Iterator[None]:
 
 
 @pytest.fixture
-def hub(tmp_path: Path) -> Any:
-    h = make_hub(tmp_path, clock=TrioClock(EPOCH))
+def hub(tmp_path: Path, db_url: str) -> Any:
+    """A hub on SQLite and on PostgreSQL (``db_url`` is parametrised)."""
+    h = make_hub(tmp_path, clock=TrioClock(EPOCH), db_url=db_url)
     a = h.store.create_client("A")
     b = h.store.create_client("B")
     conn = h.store.create_connection(a.id, "x", "x", {})
