@@ -159,10 +159,14 @@ class _SqliteBulkStatements(_BulkStatements):
         marks = ",".join("?" * len(device_ids))
         query = f"SELECT device_id, fix_time FROM positions WHERE fix_time >= ? AND device_id IN ({marks})"  # noqa: S608 - placeholders only
         stored = {tuple(r) for r in conn.exec_driver_sql(query, (earliest, *device_ids))}
-        new = [r for r in rows if (r["device_id"], sqlite_timestamp(r["fix_time"])) not in stored]
-        if not new:
+        stamps = [sqlite_timestamp(r["fix_time"]) for r in rows]
+        fresh = [
+            (r, t) for r, t in zip(rows, stamps, strict=True) if (r["device_id"], t) not in stored
+        ]
+        if not fresh:
             return []
-        conn.exec_driver_sql(self._insert_sql, _position_tuples(new, self._insert_order))
+        conn.exec_driver_sql(self._insert_sql, _position_tuples(fresh, self._insert_order))
+        new = [r for r, _ in fresh]
         last = int(conn.exec_driver_sql("SELECT last_insert_rowid()").scalar_one())
         first = last - len(new) + 1
         return [(first + i, r["device_id"], r["fix_time"]) for i, r in enumerate(new)]
@@ -190,33 +194,25 @@ def _encode(row: dict[str, Any], order: tuple[str, ...]) -> tuple[Any, ...]:
     return tuple(out)
 
 
-def _position_tuples(rows: list[dict[str, Any]], order: tuple[str, ...]) -> list[tuple[Any, ...]]:
-    """Position rows as SQLite keeps them: ``_encode`` unrolled, for the hot path."""
+def _position_tuples(
+    rows: list[tuple[dict[str, Any], str]], order: tuple[str, ...]
+) -> list[tuple[Any, ...]]:
+    """(position row, its fix time as stored) pairs as SQLite keeps them: ``_encode``
+    unrolled, for the hot path."""
     assert order == POSITION_COLUMNS[1:], order
-    server_time = sqlite_timestamp(rows[0]["server_time"])  # one per batch
+    server_time = sqlite_timestamp(rows[0][0]["server_time"])  # one per batch
     dumps = json.dumps
     return [
         (
-            r["device_id"],
-            r["connection_id"],
-            sqlite_timestamp(r["fix_time"]),
-            server_time,
-            r["lat"],
-            r["lon"],
-            r["altitude_m"],
-            r["speed_kmh"],
-            r["course_deg"],
-            r["satellites"],
-            r["valid"],
-            r["ignition"],
-            r["accuracy_m"],
+            r["device_id"], r["connection_id"], fix_time, server_time,
+            r["lat"], r["lon"], r["altitude_m"], r["speed_kmh"], r["course_deg"],
+            r["satellites"], r["valid"], r["ignition"], r["accuracy_m"],
             dumps(r["sensors"]) if r["sensors"] else "{}",
             None if r["raw"] is None else dumps(r["raw"]),
-            r["source_ip"],
-            r["source_port"],
+            r["source_ip"], r["source_port"],
         )
-        for r in rows
-    ]
+        for r, fix_time in rows
+    ]  # fmt: skip
 
 
 class PositionStore:
