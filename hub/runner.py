@@ -28,7 +28,7 @@ from hub.logging_setup import scrub
 from hub.models import ConnectionState
 from hub.pipeline import PipelineClosed
 from hub.positions import CursorUpdate, IngestItem
-from hub.source import Cursor, DeviceRef, PollResult, Source, SourceContext, secret_values
+from hub.source import Cursor, DeviceRef, PollResult, Source, SourceContext, secret_strings
 from hub.store import UNSET
 
 if TYPE_CHECKING:
@@ -125,7 +125,7 @@ class SourceRunner:
                 label=conn.label,
             )
             source = source_cls(ctx)
-            self._secrets = secret_values(credentials)
+            self._secrets = secret_strings(credentials)
             try:
                 await self._loop(source, label)
             finally:

@@ -284,7 +284,7 @@ def _json_type(prop: Mapping[str, Any]) -> str:
     return "string"
 
 
-def secret_values(creds: BaseModel) -> list[str]:
+def secret_strings(creds: BaseModel) -> list[str]:
     """The values of the secret fields of ``creds``: what no message may show."""
     return [v.get_secret_value() for v in vars(creds).values() if isinstance(v, SecretStr)]
 

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import trio
@@ -235,3 +235,27 @@ def test_backoff_is_capped() -> None:
     rng = random.Random(1)
     assert all(backoff_delay(n, 30, rng) <= MAX_BACKOFF for n in range(1, 40))
     assert backoff_delay(1, 30, rng) >= 15
+
+
+async def test_errors_never_store_a_secret(tmp_path: Path, autojump_clock: Any) -> None:
+    from pydantic import BaseModel, SecretStr
+
+    class Leaky(ScriptedSource):
+        kind = "leaky"
+        script: ClassVar[list[Any]] = []
+        calls: ClassVar[list[Any]] = []
+
+        class Credentials(BaseModel):
+            password: SecretStr
+
+        async def poll(self, devices: Any, cursors: Any) -> PollResult:
+            secret = self.ctx.credentials.password.get_secret_value()
+            raise CannotConnect(f"login as x:{secret} refused")
+
+    hub = make_hub(tmp_path, Leaky, clock=TrioClock(EPOCH))
+    client = hub.store.create_client("acme")
+    conn = hub.store.create_connection(client.id, "leaky", "l", {"password": "PW-MARKER-123"})
+    hub.store.create_device(client.id, name="d", connection_id=conn.id, upstream_id="1")
+    await run_for(hub, 5)
+    error = hub.store.get_connection(conn.id).last_error
+    assert "PW-MARKER-123" not in error and "refused" in error
