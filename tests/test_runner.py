@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 import pytest
 import trio
+from pydantic import BaseModel, SecretStr
 
 from hub.blocking import blocking_calls_inline
 from hub.clock import TrioClock
@@ -238,8 +239,6 @@ def test_backoff_is_capped() -> None:
 
 
 async def test_errors_never_store_a_secret(tmp_path: Path, autojump_clock: Any) -> None:
-    from pydantic import BaseModel, SecretStr
-
     class Leaky(ScriptedSource):
         kind = "leaky"
         script: ClassVar[list[Any]] = []
