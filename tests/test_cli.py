@@ -125,3 +125,22 @@ def test_a_whole_session(cli, tmp_path: Path) -> None:  # type: ignore[no-untype
     ]
     assert "--from" in cli("history", "export", str(dev.id), "--from", "yesterday", code=2)
     assert "re-encrypted 1" in cli("secrets", "rotate")
+
+
+def test_plugins_add_commands() -> None:
+    import types
+
+    from hub.hookspecs import hookimpl
+    from hub.plugins import load_plugins
+
+    mod = types.ModuleType("cmds")
+
+    @hookimpl
+    def register_commands(subparsers, hub_factory):  # type: ignore[no-untyped-def]
+        p = subparsers.add_parser("hello", help="say hello")
+        p.set_defaults(func=lambda args: print("hello", hub_factory.__name__))
+
+    mod.register_commands = register_commands  # type: ignore[attr-defined]
+    pm, _ = load_plugins(extra=[("cmds", mod)], use_entry_points=False)
+    args = build_parser(pm).parse_args(["hello"])
+    assert args.command == "hello" and callable(args.func)
