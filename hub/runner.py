@@ -181,6 +181,9 @@ class SourceRunner:
                 continue
             interval = self._interval(cadence)
             interval *= 1 + self.rng.uniform(-cadence.jitter, cadence.jitter)
+            if count is None:  # no devices to poll: nothing succeeded or failed
+                await trio.sleep_until(started + interval)
+                continue
             if self.failures:
                 log.info("connection %s: recovered after %d failed poll(s)", label, self.failures)
             self.failures = 0
@@ -203,11 +206,12 @@ class SourceRunner:
         quiet = trio.current_time() - self._last_active > cadence.active_window
         return float(cadence.quiet if quiet else cadence.active)
 
-    async def _poll_once(self, source: Source[Any, Any]) -> int:
+    async def _poll_once(self, source: Source[Any, Any]) -> int | None:
+        """One poll; the number of new fixes, or ``None`` when there is no device."""
         store = self.hub.store
         refs, stored = await run_blocking(self._load, store)
         if not refs:
-            return 0
+            return None
         by_upstream = {r.upstream_id: r for r in refs}
         cursors = {r.upstream_id: stored.get(r.device_id, Cursor()) for r in refs}
         result = await source.poll(refs, cursors)

@@ -258,3 +258,13 @@ async def test_errors_never_store_a_secret(tmp_path: Path, autojump_clock: Any) 
     await run_for(hub, 5)
     error = hub.store.get_connection(conn.id).last_error
     assert "PW-MARKER-123" not in error and "refused" in error
+
+
+async def test_a_connection_without_devices_is_not_reported_ok(
+    tmp_path: Path, autojump_clock: Any
+) -> None:
+    src = scripted(script=[moving])
+    hub, ids = setup(tmp_path, src, devices=0)
+    await run_for(hub, 25)
+    assert src.calls == []
+    assert hub.store.get_connection(ids["scripted"]).state == ConnectionState.NEW
