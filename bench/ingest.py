@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import random
 import resource
 import tempfile
 import time
@@ -34,6 +35,7 @@ from hub.source import Cursor
 from hub.store import Store
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+POSITION_PREFIX = '{"type":"position"'
 
 
 def make_fix(device: int, n: int) -> PositionFix:
@@ -74,7 +76,8 @@ async def run_pipeline(
             task_status.started()
             try:
                 while True:
-                    received[i] += len(await sub.receive_batch())
+                    batch = await sub.receive_batch()
+                    received[i] += sum(t.startswith(POSITION_PREFIX) for t in batch)
             except Exception:
                 lagged.append(i)
 
@@ -108,6 +111,7 @@ async def run_pipeline(
 
 
 def plain_insert(path: Path, devices: list[int], fixes: int, chunk: int) -> float:
+    """The same rows through a plain Core executemany insert, in a fresh database."""
     store = open_store(path)
     client = store.create_client("plain")
     for i in devices:
@@ -159,6 +163,69 @@ def make_world(path: Path, devices: int) -> tuple[Store, int, list[int]]:
     return store, conn.id, ids
 
 
+def add_geofences_and_rules(store: Store, devices: list[int], geofences: int, rules: int) -> None:
+    """Circles, squares and corridors over the area the devices drive through, and one
+    rule per device (cycling through the rule types), as a client with many would."""
+    from hub.models import Role
+
+    rng = random.Random(7)
+    client_id = store.get_device(devices[0]).client_id
+    items = []
+    for n in range(geofences):
+        lat, lon = 14.59 + rng.random() * 0.12, -90.52 + rng.random() * 0.04
+        size = 0.0005 + rng.random() * 0.002
+        if n % 3 == 0:
+            geometry, props = (
+                {"type": "Point", "coordinates": [lon, lat]},
+                {"radius_m": 50 + rng.random() * 250},
+            )
+        elif n % 3 == 1:
+            ring = [
+                [lon, lat],
+                [lon + size, lat],
+                [lon + size, lat + size],
+                [lon, lat + size],
+                [lon, lat],
+            ]
+            geometry, props = {"type": "Polygon", "coordinates": [ring]}, {}
+        else:
+            geometry = {"type": "LineString", "coordinates": [[lon, lat], [lon + size, lat + size]]}
+            props = {"width_m": 30.0}
+        items.append({"name": f"poi {n}", "geometry": geometry, "properties": props})
+    store.geofences.create_many(client_id, items)
+    owner = store.create_user("bench owner", Role.MANAGER, client_id)
+    kinds = [
+        ("enteredPoi", {}),
+        ("exitedPoi", {"confirm_fixes": 2}),
+        ("overspeed", {"limit_kmh": 80, "min_duration_s": 20}),
+        ("sensor", {"sensor": "fuel", "op": "<", "value": 0.2}),
+        ("ignitionOn", {}),
+        ("stopped", {}),
+    ]
+    for n in range(rules):
+        kind, params = kinds[n % len(kinds)]
+        store.rules.create(
+            client_id, owner, f"rule {n}", kind, params, device_ids=[devices[n % len(devices)]]
+        )
+
+
+def measure(
+    tmp: Path, name: str, args: argparse.Namespace, with_rules: bool
+) -> tuple[float, int, list[int], int, int]:
+    store, conn_id, devices = make_world(tmp / f"{name}.db", args.devices)
+    if with_rules:
+        add_geofences_and_rules(store, devices, args.geofences, args.rules)
+    gc.collect()
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    elapsed, txs, received = trio.run(
+        run_pipeline, store, devices, conn_id, args.fixes, args.producers, args.per_submit,
+        args.subscribers,
+    )  # fmt: skip
+    rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    store.close()
+    return args.devices * args.fixes / elapsed, txs, received, rss_before, rss_peak
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--devices", type=int, default=1000)
@@ -166,33 +233,33 @@ def main() -> None:
     ap.add_argument("--producers", type=int, default=10, help="concurrent producers (runners)")
     ap.add_argument("--per-submit", type=int, default=2, help="fixes per device in each submit")
     ap.add_argument("--subscribers", type=int, default=10)
+    ap.add_argument("--geofences", type=int, default=1000, help="for the run with rules")
+    ap.add_argument("--rules", type=int, default=1000, help="for the run with rules")
     args = ap.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp:
-        store, conn_id, devices = make_world(Path(tmp) / "pipeline.db", args.devices)
-        gc.collect()
-        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        elapsed, txs, received = trio.run(
-            run_pipeline, store, devices, conn_id, args.fixes, args.producers, args.per_submit,
-            args.subscribers,
-        )  # fmt: skip
-        rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        store.close()
-        plain = plain_insert(Path(tmp) / "plain.db", devices, args.fixes, 2000)
-
     total = args.devices * args.fixes
-    rate = total / elapsed
+    with tempfile.TemporaryDirectory() as tmp:
+        rate, txs, received, rss_before, rss_peak = measure(Path(tmp), "pipeline", args, False)
+        plain = plain_insert(
+            Path(tmp) / "plain.db", list(range(1, args.devices + 1)), args.fixes, 2000
+        )
+        rules_rate, *_ = measure(Path(tmp), "rules", args, True)
+
     lagged = "" if received[0] == total else "  (a subscriber lagged and was dropped!)"
     print(
         f"positions:            {total:,} ({args.devices:,} devices x {args.fixes} fixes, "
         f"{args.producers} producers)"
     )
-    print(f"live subscribers:     {args.subscribers}, messages each: {received[0]:,}{lagged}")
-    print(f"pipeline end to end:  {rate:,.0f} positions/s ({txs} transactions)")
+    print(f"live subscribers:     {args.subscribers}, positions each: {received[0]:,}{lagged}")
+    print(f"pipeline end to end:  {rate:,.0f} positions/s ({txs} transactions), no rules")
     print(f"plain Core insert:    {plain:,.0f} positions/s (same rows, 2,000 per transaction)")
     print(f"ratio:                {rate / plain:.2f}")
     print(f"peak memory:          {rss_peak / 1024:,.0f} MiB RSS "
           f"({rss_before / 1024:,.0f} MiB before ingest)")  # fmt: skip
+    print(
+        f"with rules:           {rules_rate:,.0f} positions/s with {args.geofences:,} geofences "
+        f"and {args.rules:,} rules; {rules_rate / rate:.2f} of the rate without"
+    )
 
 
 if __name__ == "__main__":

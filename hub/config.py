@@ -31,6 +31,8 @@ class Settings:
     live_ping_interval: float = 20.0  # seconds between keep-alive pings on /api/live
     live_max_pending: int = 10_000  # messages a live subscriber may fall behind by
     live_auth_timeout: float = 10.0  # seconds to send the token as the first message
+    offline_timeout_s: int = 600  # a device silent this long is offline (per-device override)
+    status_check_s: float = 30.0  # how often silent devices are looked for
 
     @property
     def db_url(self) -> str:

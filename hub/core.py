@@ -113,6 +113,7 @@ class Hub:
                             ConnectionState.BAD_CONFIG,
                         ):
                             await self._start_runner(conn.id or 0)
+                    producers.start_soon(self._watch_status)
                     if serve is not None:
                         bound = await producers.start(serve)
                     task_status.started(bound)
@@ -169,6 +170,25 @@ class Hub:
             ConnectionState.BAD_CONFIG,
         ):
             await self._start_runner(connection_id)
+
+    async def _watch_status(self) -> None:
+        """Every ``status_check_s``: devices silent past their timeout go offline."""
+        while True:
+            await trio.sleep(self.settings.status_check_s)
+            await self.check_status()
+
+    async def check_status(self) -> None:
+        from hub.pipeline import alert_messages, status_messages
+
+        now = self.clock.now()
+        try:
+            went, alerts = await run_blocking(
+                self.store.positions.mark_offline, now, self.settings.offline_timeout_s
+            )
+        except Exception:
+            log.exception("looking for offline devices failed; trying again later")
+            return
+        self.live.publish(status_messages(went, "offline", now) + alert_messages(alerts))
 
     # -- the live feed ---------------------------------------------------------------
     async def publish_connection_status(

@@ -8,16 +8,25 @@ once, whatever the number of subscribers.
 
 from __future__ import annotations
 
-import json
 from collections import deque
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import trio
 
 DEFAULT_MAX_PENDING = 10_000
+
+
+def encode_json(value: Any) -> str:
+    """Compact JSON for the feed; aware UTC datetimes come out as ``…Z``.
+
+    orjson: encoding every position for the feed was a fifth of the ingest time with
+    the standard library's encoder.
+    """
+    return orjson.dumps(value, default=str, option=orjson.OPT_UTC_Z).decode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +42,7 @@ class LiveMessage:
         cls, type_: str, client_id: int, device_id: int | None, data: dict[str, Any]
     ) -> LiveMessage:
         body = {"type": type_, "device_id": device_id, "data": data}
-        return cls(client_id, device_id, json.dumps(body, separators=(",", ":"), default=str))
+        return cls(client_id, device_id, encode_json(body))
 
 
 class SubscriberLagging(Exception):

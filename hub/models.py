@@ -6,6 +6,7 @@ The ingest hot path writes ``Position`` rows with SQLAlchemy Core (see ``hub.sto
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -32,9 +33,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+@functools.lru_cache(maxsize=16384)  # a batch formats the same times several times
 def sqlite_timestamp(value: datetime) -> str:
     """How an aware datetime is kept in SQLite: naive UTC text that sorts correctly."""
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -99,12 +103,23 @@ class ConnectionState(StrEnum):
     DISABLED = "disabled"
 
 
+class DeviceStatus(StrEnum):
+    UNKNOWN = "unknown"  # never heard from
+    ONLINE = "online"
+    OFFLINE = "offline"  # nothing received for longer than its offline timeout
+
+
 class Client(SQLModel, table=True):
-    """A tenant: owns users, connections and devices."""
+    """A tenant: owns users, connections, devices, geofences and rules."""
 
     __tablename__ = "clients"
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=200, unique=True)
+    timezone: str = Field(default="UTC", max_length=64, sa_column_kwargs={"server_default": "UTC"})
+    # bumped by every change to the client's geofences / rules: pipelines reload them
+    geo_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    rules_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    devices_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = _created()
 
 
@@ -181,6 +196,14 @@ class Device(SQLModel, table=True):
     )
     upstream_id: str | None = Field(default=None, max_length=200)
     last_fix_time: datetime | None = _ts()  # newest fix stored: what "latest" points at
+    last_seen_at: datetime | None = _ts()  # when the newest fix arrived (server time)
+    status: str = Field(
+        default=DeviceStatus.UNKNOWN, max_length=20, sa_column_kwargs={"server_default": "unknown"}
+    )
+    status_at: datetime | None = _ts()
+    offline_timeout_s: int | None = None  # None: the hub's default
+    odometer_offset_km: float = Field(default=0.0, sa_column_kwargs={"server_default": "0"})
+    hours_offset: float = Field(default=0.0, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = _created()
     updated_at: datetime = _created()
 
@@ -208,6 +231,128 @@ class Position(SQLModel, table=True):
     raw: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
     source_ip: str | None = Field(default=None, max_length=64)
     source_port: int | None = None
+    # derived by the pipeline (hub.derive, hub.rules)
+    event_code: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    odometer_km: float | None = None  # system odometer
+    virtual_odometer_km: float | None = None
+    hours: float | None = None  # system hour meter
+    virtual_hours: float | None = None
+    poi_ids: list[int] = Field(
+        default_factory=list, sa_type=JSONType, sa_column_kwargs={"server_default": "[]"}
+    )
+    poi_group_ids: list[int] = Field(
+        default_factory=list, sa_type=JSONType, sa_column_kwargs={"server_default": "[]"}
+    )
+    place: str | None = Field(default=None, sa_type=sa.Text)
+    alerts_count: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+
+
+class DeviceStateRow(SQLModel, table=True):
+    """The derived state of a device (``hub.derive.DeviceState`` as JSON)."""
+
+    __tablename__ = "device_state"
+    device_id: int = Field(
+        primary_key=True, sa_column_args=[sa.ForeignKey("devices.id", ondelete="CASCADE")]
+    )
+    state: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+    updated_at: datetime = _created()
+
+
+class Geofence(SQLModel, table=True):
+    """A POI: a circle, polygon or corridor of a client, with a contact text."""
+
+    __tablename__ = "geofences"
+    id: int | None = Field(default=None, primary_key=True)
+    client_id: int = Field(
+        sa_column_args=[sa.ForeignKey("clients.id", ondelete="CASCADE")], index=True
+    )
+    name: str = Field(max_length=200)
+    contact: str = Field(default="", sa_type=sa.Text)
+    kind: str = Field(max_length=20)
+    geometry: dict[str, Any] = Field(sa_type=JSONType)
+    properties: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)  # radius_m, width_m
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class GeofenceGroup(SQLModel, table=True):
+    __tablename__ = "geofence_groups"
+    __table_args__ = (sa.UniqueConstraint("client_id", "name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    client_id: int = Field(
+        sa_column_args=[sa.ForeignKey("clients.id", ondelete="CASCADE")], index=True
+    )
+    name: str = Field(max_length=200)
+    created_at: datetime = _created()
+
+
+class GeofenceMembership(SQLModel, table=True):
+    __tablename__ = "geofence_group_members"
+    geofence_id: int = Field(
+        primary_key=True, sa_column_args=[sa.ForeignKey("geofences.id", ondelete="CASCADE")]
+    )
+    group_id: int = Field(
+        primary_key=True, sa_column_args=[sa.ForeignKey("geofence_groups.id", ondelete="CASCADE")]
+    )
+
+
+class AlertRule(SQLModel, table=True):
+    """A client's alert rule, owned by a user (see ``hub.rules``)."""
+
+    __tablename__ = "alert_rules"
+    id: int | None = Field(default=None, primary_key=True)
+    client_id: int = Field(
+        sa_column_args=[sa.ForeignKey("clients.id", ondelete="CASCADE")], index=True
+    )
+    owner_id: int | None = Field(
+        default=None, sa_column_args=[sa.ForeignKey("users.id", ondelete="SET NULL")]
+    )
+    owner_name: str = Field(default="", max_length=200)  # kept when the owner is deleted
+    name: str = Field(max_length=200)
+    type: str = Field(max_length=40)
+    params: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+    device_ids: list[int] | None = Field(default=None, sa_type=JSONType)
+    tags: list[str] | None = Field(default=None, sa_type=JSONType)
+    schedule: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
+    enabled: bool = True
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class Alert(SQLModel, table=True):
+    """An alert a rule raised; ``payload`` is the whole alert object."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (sa.Index("ix_alerts_device_id_fix_time", "device_id", "fix_time"),)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigID)
+    client_id: int = Field(
+        sa_column_args=[sa.ForeignKey("clients.id", ondelete="CASCADE")], index=True
+    )
+    device_id: int = Field(sa_column_args=[sa.ForeignKey("devices.id", ondelete="CASCADE")])
+    rule_id: int | None = Field(
+        default=None,
+        sa_column_args=[sa.ForeignKey("alert_rules.id", ondelete="SET NULL")],
+        index=True,
+    )
+    position_id: int | None = Field(default=None, sa_type=sa.BigInteger)
+    message_id: str = Field(max_length=40)
+    fix_time: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    server_time: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+
+
+class OutboxEntry(SQLModel, table=True):
+    """What sinks deliver, written in the same transaction as what it reports."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (sa.Index("ix_outbox_client_id_id", "client_id", "id"),)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigID)
+    client_id: int = Field(sa_column_args=[sa.ForeignKey("clients.id", ondelete="CASCADE")])
+    kind: str = Field(max_length=20)  # "alert"
+    device_id: int | None = None
+    ref_id: int | None = Field(default=None, sa_type=sa.BigInteger)  # the alert's id
+    payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+    created_at: datetime = _created()
 
 
 class SourceCursor(SQLModel, table=True):

@@ -13,14 +13,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from hub.blocking import run_blocking
 from hub.errors import BadConfig
 from hub.livefeed import LiveFeed, LiveMessage
-from hub.positions import CursorUpdate, IngestItem, WriteResult, position_json
+from hub.positions import CursorUpdate, IngestItem, WriteResult, live_position
 
 if TYPE_CHECKING:
     from hub.clock import Clock
@@ -175,16 +176,32 @@ class Pipeline:
             b.done.set()
 
     def _write_sync(
-        self, items: list[IngestItem], cursors: list[CursorUpdate], now: object
+        self, items: list[IngestItem], cursors: list[CursorUpdate], now: datetime
     ) -> tuple[WriteResult, list[LiveMessage]]:
-        result = self.store.positions.write_batch(items, cursors, now)  # type: ignore[arg-type]
+        result = self.store.positions.write_batch(items, cursors, now)
         messages: list[LiveMessage] = []
         if self.live.subscriber_count:
             clients = result.clients
             messages = [
                 LiveMessage.make(
-                    "position", clients[row["device_id"]], row["device_id"], position_json(row)
+                    "position", clients[row["device_id"]], row["device_id"], live_position(row)
                 )
                 for row in result.inserted
             ]
+            messages += status_messages(
+                [(d, clients[d]) for d in result.came_online], "online", now
+            )
+            messages += alert_messages(result.alerts)
         return result, messages
+
+
+def status_messages(
+    devices: list[tuple[int, int]], status: str, when: datetime
+) -> list[LiveMessage]:
+    """``device_status`` messages for (device id, client id) pairs whose status changed."""
+    data = {"status": status, "status_at": when.isoformat()}
+    return [LiveMessage.make("device_status", client, device, data) for device, client in devices]
+
+
+def alert_messages(alerts: list[dict[str, Any]]) -> list[LiveMessage]:
+    return [LiveMessage.make("alert", a["clientId"], a["deviceId"], a) for a in alerts]

@@ -4,23 +4,38 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from hub import db
+from hub.derivation import Derivation, PendingAlert
 from hub.fix import PositionFix
-from hub.models import Connection, Device, Position, SourceCursor, sqlite_timestamp
+from hub.models import (
+    Alert,
+    Connection,
+    Device,
+    DeviceStateRow,
+    OutboxEntry,
+    Position,
+    SourceCursor,
+    sqlite_timestamp,
+)
 
 positions_t: sa.Table = Position.__table__  # type: ignore[attr-defined]
 devices_t: sa.Table = Device.__table__  # type: ignore[attr-defined]
 cursors_t: sa.Table = SourceCursor.__table__  # type: ignore[attr-defined]
 connections_t: sa.Table = Connection.__table__  # type: ignore[attr-defined]
+alerts_t: sa.Table = Alert.__table__  # type: ignore[attr-defined]
+outbox_t: sa.Table = OutboxEntry.__table__  # type: ignore[attr-defined]
+states_t: sa.Table = DeviceStateRow.__table__  # type: ignore[attr-defined]
 
 POSITION_COLUMNS = (
     "id",
@@ -41,6 +56,15 @@ POSITION_COLUMNS = (
     "raw",
     "source_ip",
     "source_port",
+    "event_code",
+    "odometer_km",
+    "virtual_odometer_km",
+    "hours",
+    "virtual_hours",
+    "poi_ids",
+    "poi_group_ids",
+    "place",
+    "alerts_count",
 )
 
 
@@ -69,6 +93,8 @@ class WriteResult:
     unknown_device: int = 0
     clients: dict[int, int] = field(default_factory=dict)
     moved_latest: set[int] = field(default_factory=set)
+    alerts: list[dict[str, Any]] = field(default_factory=list)  # alert objects, stored
+    came_online: list[int] = field(default_factory=list)  # devices now online
 
 
 def _insert(dialect: str) -> Any:
@@ -111,16 +137,36 @@ class _BulkStatements:
             )
             .values(last_fix_time=sa.bindparam("b_t"))
         )
+        st = ins(states_t)
+        self.upsert_state = st.on_conflict_do_update(
+            index_elements=["device_id"],
+            set_={"state": st.excluded.state, "updated_at": st.excluded.updated_at},
+        )
         self.count_received = (
             sa.update(connections_t)
             .where(connections_t.c.id == sa.bindparam("b_id"))
             .values(positions_received=connections_t.c.positions_received + sa.bindparam("b_n"))
         )
 
-    def insert_new(
+    def find_new(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Those of ``rows`` whose (device, fix time) is not stored yet."""
+        p = positions_t
+        stored = {
+            (d, t)
+            for d, t in conn.execute(
+                sa.select(p.c.device_id, p.c.fix_time).where(
+                    p.c.device_id.in_({r["device_id"] for r in rows}),
+                    p.c.fix_time >= min(r["fix_time"] for r in rows),
+                )
+            )
+        }
+        return [r for r in rows if (r["device_id"], r["fix_time"]) not in stored]
+
+    def insert(
         self, conn: sa.Connection, rows: list[dict[str, Any]]
     ) -> list[tuple[int, int, datetime]]:
-        """Insert ``rows`` that are not stored yet: (id, device id, fix time) of each new one."""
+        """Insert new ``rows``: (id, device id, fix time) of each one stored.  (A row another
+        writer stored in the meantime is skipped.)"""
         return [tuple(r) for r in conn.execute(self.insert_positions, rows)]  # type: ignore[misc]
 
     def execute(self, conn: sa.Connection, stmt: Any, rows: list[dict[str, Any]]) -> int:
@@ -149,31 +195,43 @@ class _SqliteBulkStatements(_BulkStatements):
             id(self.upsert_cursor): _compiled(self.upsert_cursor, dialect),
             id(self.move_latest): _compiled(self.move_latest, dialect),
             id(self.count_received): _compiled(self.count_received, dialect),
+            id(self.upsert_state): _compiled(self.upsert_state, dialect),
+        }
+        # how each bound value is kept: times as text, mappings as JSON, the rest as is
+        self._encoders = {
+            key: tuple(_encoder_for(stmt_name) for stmt_name in order)
+            for key, (_, order) in self._compiled.items()
         }
 
-    def insert_new(
-        self, conn: sa.Connection, rows: list[dict[str, Any]]
-    ) -> list[tuple[int, int, datetime]]:
+    def find_new(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         device_ids = sorted({r["device_id"] for r in rows})
         earliest = sqlite_timestamp(min(r["fix_time"] for r in rows))
         marks = ",".join("?" * len(device_ids))
         query = f"SELECT device_id, fix_time FROM positions WHERE fix_time >= ? AND device_id IN ({marks})"  # noqa: S608 - placeholders only
         stored = {tuple(r) for r in conn.exec_driver_sql(query, (earliest, *device_ids))}
-        stamps = [sqlite_timestamp(r["fix_time"]) for r in rows]
-        fresh = [
-            (r, t) for r, t in zip(rows, stamps, strict=True) if (r["device_id"], t) not in stored
-        ]
-        if not fresh:
-            return []
-        conn.exec_driver_sql(self._insert_sql, _position_tuples(fresh, self._insert_order))
-        new = [r for r, _ in fresh]
+        new = []
+        for r in rows:
+            r[_STAMP] = stamp = sqlite_timestamp(r["fix_time"])
+            if (r["device_id"], stamp) not in stored:
+                new.append(r)
+        return new
+
+    def insert(
+        self, conn: sa.Connection, rows: list[dict[str, Any]]
+    ) -> list[tuple[int, int, datetime]]:
+        conn.exec_driver_sql(self._insert_sql, _position_tuples(rows, self._insert_order))
         last = int(conn.exec_driver_sql("SELECT last_insert_rowid()").scalar_one())
-        first = last - len(new) + 1
-        return [(first + i, r["device_id"], r["fix_time"]) for i, r in enumerate(new)]
+        first = last - len(rows) + 1
+        return [(first + i, r["device_id"], r["fix_time"]) for i, r in enumerate(rows)]
 
     def execute(self, conn: sa.Connection, stmt: Any, rows: list[dict[str, Any]]) -> int:
         sql, order = self._compiled[id(stmt)]
-        return conn.exec_driver_sql(sql, [_encode(r, order) for r in rows]).rowcount
+        encoders = self._encoders[id(stmt)]
+        params = [
+            tuple([r[n] if f is None else f(r[n]) for n, f in zip(order, encoders, strict=True)])
+            for r in rows
+        ]
+        return conn.exec_driver_sql(sql, params).rowcount
 
 
 def _compiled(stmt: Any, dialect: sa.Dialect) -> tuple[str, tuple[str, ...]]:
@@ -181,37 +239,50 @@ def _compiled(stmt: Any, dialect: sa.Dialect) -> tuple[str, tuple[str, ...]]:
     return compiled.string, tuple(compiled.positiontup or ())
 
 
-def _encode(row: dict[str, Any], order: tuple[str, ...]) -> tuple[Any, ...]:
-    """``row``'s values in statement order, as SQLite keeps them."""
-    out = []
-    for name in order:
-        value = row[name]
-        if isinstance(value, datetime):
-            value = sqlite_timestamp(value)
-        elif isinstance(value, dict | list):
-            value = json.dumps(value)
-        out.append(value)
-    return tuple(out)
+_TIME_PARAMS = {"last_fix_time", "updated_at", "b_t"}
+_JSON_PARAMS = {"state"}
 
 
-def _position_tuples(
-    rows: list[tuple[dict[str, Any], str]], order: tuple[str, ...]
-) -> list[tuple[Any, ...]]:
-    """(position row, its fix time as stored) pairs as SQLite keeps them: ``_encode``
-    unrolled, for the hot path."""
+def _optional_time(value: datetime | None) -> str | None:
+    return None if value is None else sqlite_timestamp(value)
+
+
+def _encoder_for(param: str) -> Any:
+    """How a bound parameter of the per-device statements is kept in SQLite."""
+    if param in _TIME_PARAMS:
+        return _optional_time
+    if param in _JSON_PARAMS:
+        return _json_text
+    return None
+
+
+def _json_text(value: Any) -> str:
+    """JSON as the database keeps it (orjson: this is on the hot path)."""
+    return orjson.dumps(value).decode()
+
+
+_STAMP = "_fix_time_text"  # a row's fix time as SQLite keeps it, computed once
+
+
+def _position_tuples(rows: list[dict[str, Any]], order: tuple[str, ...]) -> list[tuple[Any, ...]]:
+    """Position rows as SQLite keeps them: ``_encode`` unrolled, for the hot path."""
     assert order == POSITION_COLUMNS[1:], order
-    server_time = sqlite_timestamp(rows[0][0]["server_time"])  # one per batch
-    dumps = json.dumps
+    server_time = sqlite_timestamp(rows[0]["server_time"])  # one per batch
+    dumps = _json_text
     return [
         (
-            r["device_id"], r["connection_id"], fix_time, server_time,
+            r["device_id"], r["connection_id"], r[_STAMP], server_time,
             r["lat"], r["lon"], r["altitude_m"], r["speed_kmh"], r["course_deg"],
             r["satellites"], r["valid"], r["ignition"], r["accuracy_m"],
             dumps(r["sensors"]) if r["sensors"] else "{}",
             None if r["raw"] is None else dumps(r["raw"]),
             r["source_ip"], r["source_port"],
+            r["event_code"], r["odometer_km"], r["virtual_odometer_km"], r["hours"],
+            r["virtual_hours"], dumps(r["poi_ids"]) if r["poi_ids"] else "[]",
+            dumps(r["poi_group_ids"]) if r["poi_group_ids"] else "[]", r["place"],
+            r["alerts_count"],
         )
-        for r, fix_time in rows
+        for r in rows
     ]  # fmt: skip
 
 
@@ -220,6 +291,19 @@ class PositionStore:
         self.engine = engine
         name = engine.dialect.name
         self._bulk = _SqliteBulkStatements() if name == "sqlite" else _BulkStatements(name)
+        self.derivation = Derivation(
+            lambda conn, rows: self._bulk.execute(conn, self._bulk.upsert_state, rows)
+        )
+
+    @contextmanager
+    def _write_tx(self) -> Iterator[sa.Connection]:
+        """A write transaction; if it fails, the derived states cached for it are dropped."""
+        try:
+            with db.write_tx(self.engine) as conn:
+                yield conn
+        except BaseException:
+            self.derivation.forget()
+            raise
 
     # -- the hot path -------------------------------------------------------------------
     def write_batch(
@@ -237,7 +321,7 @@ class PositionStore:
         now = server_time or datetime.now(UTC)
         result = WriteResult()
         bulk = self._bulk
-        with db.write_tx(self.engine) as conn:
+        with self._write_tx() as conn:
             device_ids = {it.device_id for it in items} | {c.device_id for c in cursors}
             if device_ids:
                 rows = conn.execute(
@@ -276,9 +360,12 @@ class PositionStore:
                     "source_ip": fix.source_ip,
                     "source_port": fix.source_port,
                 }
-            if params:
-                inserted = bulk.insert_new(conn, list(params.values()))
-                result.duplicates += len(params) - len(inserted)
+            new_rows = bulk.find_new(conn, list(params.values())) if params else []
+            result.duplicates += len(params) - len(new_rows)
+            if new_rows:
+                derived = self.derivation.apply(conn, new_rows, now, result.clients)
+                inserted = bulk.insert(conn, new_rows)
+                result.duplicates += len(new_rows) - len(inserted)
                 newest: dict[int, datetime] = {}
                 received: dict[int, int] = {}
                 for pid, device_id, fix_time in inserted:
@@ -303,6 +390,8 @@ class PositionStore:
                         bulk.count_received,
                         [{"b_id": c, "b_n": n} for c, n in received.items()],
                     )
+                result.alerts = self._store_alerts(conn, derived.alerts, now)
+                result.came_online = derived.came_online
             live_cursors = [c for c in cursors if c.device_id in result.clients]
             if live_cursors:
                 bulk.execute(
@@ -321,6 +410,83 @@ class PositionStore:
                 )
         result.inserted.sort(key=lambda r: (r["fix_time"], r["id"]))
         return result
+
+    def _store_alerts(
+        self, conn: sa.Connection, pending: list[PendingAlert], now: datetime
+    ) -> list[dict[str, Any]]:
+        """Store the alerts of this batch and their outbox entries; the alert objects."""
+        pending = [a for a in pending if "id" in a.row]  # raised by a position now stored
+        if not pending:
+            return []
+        ids = (
+            conn.execute(
+                sa.insert(alerts_t).returning(alerts_t.c.id, sort_by_parameter_order=True),
+                [
+                    {
+                        "client_id": a.device.client_id,
+                        "device_id": a.device.id,
+                        "rule_id": a.firing.rule.id,
+                        "position_id": a.row["id"],
+                        "message_id": a.firing.message_id,
+                        "fix_time": a.row["fix_time"],
+                        "server_time": now,
+                        "payload": a.payload,
+                    }
+                    for a in pending
+                ],
+            )
+            .scalars()
+            .all()
+        )
+        alerts = [
+            {"eventId": alert_id, **a.payload, "clientId": a.device.client_id}
+            for alert_id, a in zip(ids, pending, strict=True)
+        ]
+        conn.execute(
+            sa.insert(outbox_t),
+            [
+                {
+                    "client_id": alert["clientId"],
+                    "kind": "alert",
+                    "device_id": alert["deviceId"],
+                    "ref_id": alert["eventId"],
+                    "payload": alert,
+                    "created_at": now,
+                }
+                for alert in alerts
+            ],
+        )
+        return alerts
+
+    def mark_offline(
+        self, now: datetime, default_timeout_s: float
+    ) -> tuple[list[tuple[int, int]], list[dict[str, Any]]]:
+        """Mark online devices silent for longer than their offline timeout as offline.
+
+        Returns (device id, client id) of each and the alerts their ``offline`` rules
+        raised (stored, with outbox entries, in the same transaction).
+        """
+        d = devices_t
+        with self._write_tx() as conn:
+            rows = conn.execute(
+                sa.select(d.c.id, d.c.client_id, d.c.last_seen_at, d.c.offline_timeout_s).where(
+                    d.c.status == "online"
+                )
+            ).all()
+            silent = [
+                (i, c)
+                for i, c, seen, timeout in rows
+                if seen is None or (now - seen).total_seconds() > (timeout or default_timeout_s)
+            ]
+            if not silent:
+                return [], []
+            conn.execute(
+                sa.update(d)
+                .where(d.c.id.in_([i for i, _ in silent]))
+                .values(status="offline", status_at=now)
+            )
+            pending = self.derivation.went_offline(conn, [i for i, _ in silent], now)
+            return silent, self._store_alerts(conn, pending, now)
 
     def _latest_equal(self, conn: sa.Connection, newest: dict[int, datetime]) -> set[int]:
         rows = conn.execute(
@@ -452,10 +618,25 @@ def decode_arrival_cursor(cursor: str) -> int:
         raise ValueError("cursor: not a cursor this API returned") from exc
 
 
+_SHOWN = tuple(c for c in POSITION_COLUMNS if c != "raw")
+
+
 def position_json(row: dict[str, Any], *, include_raw: bool = False) -> dict[str, Any]:
     """A stored position as the API and the live feed show it."""
-    out = {k: row.get(k) for k in POSITION_COLUMNS if k != "raw" or include_raw}
+    out = {k: row.get(k) for k in (POSITION_COLUMNS if include_raw else _SHOWN)}
     for key in ("fix_time", "server_time"):
-        if isinstance(out.get(key), datetime):
-            out[key] = out[key].astimezone(UTC).isoformat().replace("+00:00", "Z")
+        value = out[key]
+        if isinstance(value, datetime):
+            out[key] = utc_text(value)
     return out
+
+
+def live_position(row: dict[str, Any]) -> dict[str, Any]:
+    """``position_json`` for a row ``write_batch`` just stored (every column present,
+    times in UTC), leaving the times to the feed's encoder: the hot path's version."""
+    return {k: row[k] for k in _SHOWN}
+
+
+def utc_text(value: datetime) -> str:
+    """``2026-01-01T00:00:00Z``: ISO 8601 in UTC with a Z."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")

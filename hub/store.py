@@ -87,7 +87,15 @@ class Principal:
 
 UNSET: Any = object()
 TOKEN_USE_RESOLUTION = timedelta(minutes=1)  # how often a token's last use is recorded
-DEVICE_FIELDS = ("name", "license_plate", "imei", "remote_id", "tags", "driver")
+DEVICE_FIELDS = (
+    "name",
+    "license_plate",
+    "imei",
+    "remote_id",
+    "tags",
+    "driver",
+    "offline_timeout_s",
+)
 
 
 class Store:
@@ -95,6 +103,10 @@ class Store:
         self.engine = engine
         self.secrets = secrets
         self.positions = PositionStore(engine)
+        from hub.rule_store import GeofenceStore, RuleStore  # they use this module's errors
+
+        self.geofences = GeofenceStore(engine)
+        self.rules = RuleStore(engine)
 
     @classmethod
     def open(cls, url: str, secrets: SecretBox, *, migrate: bool = True) -> Store:
@@ -149,6 +161,25 @@ class Store:
     def client_by_name(self, name: str) -> Client | None:
         with self.session() as s:
             return s.exec(select(Client).where(Client.name == name)).first()
+
+    def update_client(self, client_id: int, *, name: str = UNSET, timezone: str = UNSET) -> Client:
+        from hub.rule_store import check_timezone
+
+        try:
+            with self.session(write=True) as s:
+                client = s.get(Client, client_id)
+                if client is None:
+                    raise NotFound(f"client {client_id} not found")
+                if name is not UNSET:
+                    client.name = _required_text("name", name)
+                if timezone is not UNSET:
+                    client.timezone = check_timezone(timezone)
+                    client.rules_version += 1  # schedules are read in the client's zone
+                s.add(client)
+                s.flush()
+                return client
+        except IntegrityError:
+            raise Conflict("name", f"a client named {name!r} exists already") from None
 
     def delete_client(self, client_id: int) -> None:
         with self.session(write=True) as s:
@@ -426,6 +457,7 @@ class Store:
                 )
                 s.add(device)
                 s.flush()
+                _devices_changed(s, client_id)
                 return device
         except IntegrityError as exc:
             raise _device_conflict(exc) from None
@@ -476,6 +508,7 @@ class Store:
                 device.updated_at = utcnow()
                 s.add(device)
                 s.flush()
+                _devices_changed(s, device.client_id)
                 return device
         except IntegrityError as exc:
             raise _device_conflict(exc) from None
@@ -486,6 +519,7 @@ class Store:
             if device is None or (client_id is not None and device.client_id != client_id):
                 raise NotFound(f"device {device_id} not found")
             s.delete(device)
+            _devices_changed(s, device.client_id)
 
     def visible_device_ids(self, device_ids: Iterable[int], client_id: int | None) -> set[int]:
         """Those of ``device_ids`` that exist and belong to ``client_id`` (``None``: any)."""
@@ -497,6 +531,38 @@ class Store:
             if client_id is not None:
                 q = q.where(Device.client_id == client_id)
             return {int(i) for i in s.exec(q) if i is not None}
+
+    def set_virtual_counters(
+        self,
+        device_id: int,
+        client_id: int | None = None,
+        *,
+        odometer_km: float | None = None,
+        hours: float | None = None,
+    ) -> Device:
+        """Set a device's virtual odometer / hour meter to a value from now on (stored as
+        offsets over the system counters, which nobody can change)."""
+        from hub.derive import DeviceState
+        from hub.models import DeviceStateRow
+
+        for field, value in (("odometer_km", odometer_km), ("hours", hours)):
+            if value is not None and (not isinstance(value, int | float) or value < 0):
+                raise Invalid(field, "must be a number of at least 0")
+        with self.session(write=True) as s:
+            device = s.get(Device, device_id)
+            if device is None or (client_id is not None and device.client_id != client_id):
+                raise NotFound(f"device {device_id} not found")
+            row = s.get(DeviceStateRow, device_id)
+            state = DeviceState.from_json(row.state if row else None)
+            if odometer_km is not None:
+                device.odometer_offset_km = float(odometer_km) - state.odometer_km
+            if hours is not None:
+                device.hours_offset = float(hours) - state.hours
+            device.updated_at = utcnow()
+            s.add(device)
+            s.flush()
+            _devices_changed(s, device.client_id)
+            return device
 
     def device_refs(self, connection_id: int) -> list[DeviceRef]:
         with self.session() as s:
@@ -582,6 +648,12 @@ class Store:
             )
 
 
+def _devices_changed(s: Session, client_id: int) -> None:
+    """Bump the client's ``devices_version``: pipelines drop what they cached of its devices."""
+    t = Client.__table__  # type: ignore[attr-defined]
+    s.exec(sa.update(t).where(t.c.id == client_id).values(devices_version=t.c.devices_version + 1))  # type: ignore[call-overload]
+
+
 def _required_text(field: str, value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise Invalid(field, "must be a non-empty string")
@@ -605,6 +677,10 @@ def _device_fields(fields: dict[str, Any], *, creating: bool) -> dict[str, Any]:
         data["name"] = _required_text("name", data.get("name"))
     if "remote_id" in data:
         data["remote_id"] = validate_remote_id(data["remote_id"])
+    if data.get("offline_timeout_s") is not None:
+        timeout = data["offline_timeout_s"]
+        if not isinstance(timeout, int) or isinstance(timeout, bool) or timeout < 30:
+            raise Invalid("offline_timeout_s", "must be a whole number of seconds, at least 30")
     if "tags" in data:
         tags = data["tags"] or []
         if not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags):

@@ -63,9 +63,13 @@ async def test_submit_returns_after_commit_and_publishes(hub: Any) -> None:
                 ("position", 1),
                 ("position", 2),
                 ("position", 3),
+                ("device_status", 1),  # each device's first fix: it is online
+                ("device_status", 2),
+                ("device_status", 3),
             ]
             assert msgs[0]["data"]["fix_time"] == "2026-01-01T00:00:00Z"
-            assert [json.loads(t)["device_id"] for t in await one.receive_batch()] == [2]
+            assert msgs[3]["data"]["status"] == "online"
+            assert [json.loads(t)["device_id"] for t in await one.receive_batch()] == [2, 2]
         await hub.pipeline.close()
     assert hub.pipeline.stats.stored == 3
 

@@ -348,3 +348,28 @@ def test_status_of_an_edited_connection_is_not_overwritten(
     store.update_connection(world["conn"], enabled=False)
     assert not store.set_connection_status(world["conn"], if_version=version, state="ok")
     assert store.get_connection(world["conn"]).state == ConnectionState.DISABLED
+
+
+def test_upgrading_from_the_first_schema_keeps_data(db_url: str, secret_box) -> None:  # type: ignore[no-untyped-def]
+    from hub import db
+
+    engine = db.create_engine(db_url)
+    db.migrate(engine, "0001")
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO clients (id, name, created_at) VALUES (1, 'old', '2026-01-01 00:00:00.000000')"
+                if engine.dialect.name == "sqlite"
+                else "INSERT INTO clients (id, name, created_at) VALUES (1, 'old', now())"
+            )
+        )
+    engine.dispose()
+    store = Store.open(db_url, secret_box)  # migrates to the newest schema
+    assert db.current_revision(store.engine) == "0002"
+    (client,) = store.list_clients()
+    assert (client.name, client.timezone) == ("old", "UTC")
+    device = store.create_device(client.id, name="d")
+    store.positions.write_batch([IngestItem(device.id, None, fix(0))])
+    (row,) = store.positions.history([device.id])[0]
+    assert row["event_code"] in (0, 1) and row["alerts_count"] == 0
+    store.close()

@@ -33,6 +33,14 @@ async def live(
 
 
 async def receive(ws: WebSocketConnection, timeout: float = 5) -> dict[str, Any]:
+    """The next message, less devices' online/offline events (``receive_raw`` has them)."""
+    while True:
+        message = await receive_raw(ws, timeout)
+        if not (message["type"] == "device_status" and "status" in message["data"]):
+            return message
+
+
+async def receive_raw(ws: WebSocketConnection, timeout: float = 5) -> dict[str, Any]:
     with trio.fail_after(timeout):
         return json.loads(await ws.get_message())
 
@@ -178,6 +186,17 @@ async def test_each_client_sees_its_own_devices(web: Web) -> None:
         await web.write_positions(theirs, 1)
         assert (await receive(b))["device_id"] == theirs
         assert [(await receive(admin))["device_id"] for _ in range(2)] == [mine, theirs]
+
+
+async def test_a_device_going_online_is_announced(web: Web) -> None:
+    mine = web.device("a", name="mine")
+    async with live(web) as ws:
+        await hello_and_snapshot(ws)
+        await web.write_positions(mine, 1)
+        position, status = await receive_raw(ws), await receive_raw(ws)
+        assert (position["type"], position["device_id"]) == ("position", mine)
+        assert (status["type"], status["device_id"]) == ("device_status", mine)
+        assert status["data"]["status"] == "online"
 
 
 async def test_device_status_messages(web: Web) -> None:

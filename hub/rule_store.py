@@ -1,0 +1,428 @@
+"""Storing geofences (POIs), their groups, alert rules and alerts.
+
+Every change to a client's geofences or rules bumps the client's ``geo_version`` /
+``rules_version`` in the same transaction, which is how the pipeline knows to reload
+them.  Everything is validated before anything is written: a refused change leaves
+nothing behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from hub import db
+from hub.geo import GeometryError, parse_shape
+from hub.models import (
+    Alert,
+    AlertRule,
+    Client,
+    Device,
+    Geofence,
+    GeofenceGroup,
+    GeofenceMembership,
+    User,
+    utcnow,
+)
+from hub.rules import RuleError, parse_params, parse_schedule, parse_zone
+from hub.store import UNSET, Conflict, Invalid, NotFound
+
+
+def _bump(s: Session, client_id: int, column: str) -> None:
+    t = Client.__table__  # type: ignore[attr-defined]
+    s.exec(sa.update(t).where(t.c.id == client_id).values({column: t.c[column] + 1}))  # type: ignore[call-overload]
+
+
+class GeofenceStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def _session(self, write: bool = False) -> Session:
+        return Session(
+            self.engine.execution_options(**db.WRITE) if write else self.engine,
+            expire_on_commit=False,
+        )
+
+    # -- geofences -------------------------------------------------------------------
+    def create(
+        self,
+        client_id: int,
+        name: str,
+        geometry: Mapping[str, Any],
+        properties: Mapping[str, Any] | None = None,
+        contact: str = "",
+        group_ids: Sequence[int] = (),
+    ) -> Geofence:
+        (created,) = self.create_many(
+            client_id,
+            [
+                {
+                    "name": name,
+                    "geometry": geometry,
+                    "properties": properties,
+                    "contact": contact,
+                    "group_ids": group_ids,
+                }
+            ],
+        )
+        return created
+
+    def create_many(
+        self, client_id: int, items: Sequence[Mapping[str, Any]], prefix: str = ""
+    ) -> list[Geofence]:
+        """Create geofences all or nothing; an error names ``{prefix}{index}.field``
+        when there are several."""
+        checked = []
+        for i, item in enumerate(items):
+            where = f"{prefix}{i}." if len(items) > 1 or prefix else ""
+            checked.append(_checked_geofence(item, where))
+        with self._session(write=True) as s, s.begin():
+            if s.get(Client, client_id) is None:
+                raise NotFound(f"client {client_id} not found")
+            out = []
+            for i, (name, kind, geometry, props, contact, groups) in enumerate(checked):
+                where = f"{prefix}{i}." if len(items) > 1 or prefix else ""
+                self._check_groups(s, client_id, groups, f"{where}group_ids")
+                g = Geofence(
+                    client_id=client_id,
+                    name=name,
+                    kind=kind,
+                    geometry=geometry,
+                    properties=props,
+                    contact=contact,
+                )
+                s.add(g)
+                s.flush()
+                for group in groups:
+                    s.add(GeofenceMembership(geofence_id=g.id or 0, group_id=group))
+                out.append(g)
+            _bump(s, client_id, "geo_version")
+            return out
+
+    def update(self, geofence_id: int, client_id: int | None = None, **fields: Any) -> Geofence:
+        with self._session(write=True) as s, s.begin():
+            g = self._get(s, geofence_id, client_id)
+            merged = {
+                "name": fields.get("name", g.name),
+                "geometry": fields.get("geometry", g.geometry),
+                "properties": fields.get("properties", g.properties),
+                "contact": fields.get("contact", g.contact),
+                "group_ids": fields.get("group_ids", UNSET),
+            }
+            groups_given = merged["group_ids"] is not UNSET
+            if not groups_given:
+                merged["group_ids"] = ()
+            name, kind, geometry, props, contact, groups = _checked_geofence(merged, "")
+            g.name, g.kind, g.geometry, g.properties, g.contact = (
+                name,
+                kind,
+                geometry,
+                props,
+                contact,
+            )
+            g.updated_at = utcnow()
+            s.add(g)
+            if groups_given:
+                self._check_groups(s, g.client_id, groups, "group_ids")
+                s.exec(
+                    sa.delete(GeofenceMembership).where(
+                        col(GeofenceMembership.geofence_id) == geofence_id
+                    )
+                )  # type: ignore[call-overload]
+                for group in groups:
+                    s.add(GeofenceMembership(geofence_id=geofence_id, group_id=group))
+            _bump(s, g.client_id, "geo_version")
+            return g
+
+    def delete(self, geofence_id: int, client_id: int | None = None) -> None:
+        with self._session(write=True) as s, s.begin():
+            g = self._get(s, geofence_id, client_id)
+            s.delete(g)
+            _bump(s, g.client_id, "geo_version")
+
+    def get(self, geofence_id: int, client_id: int | None = None) -> Geofence:
+        with self._session() as s:
+            return self._get(s, geofence_id, client_id)
+
+    def list(self, client_id: int | None = None) -> list[Geofence]:
+        with self._session() as s:
+            q = select(Geofence).order_by(Geofence.id)
+            if client_id is not None:
+                q = q.where(Geofence.client_id == client_id)
+            return list(s.exec(q))
+
+    def group_ids(self, geofence_ids: Iterable[int]) -> dict[int, list[int]]:
+        ids = list(geofence_ids)
+        out: dict[int, list[int]] = {i: [] for i in ids}
+        with self._session() as s:
+            for m in s.exec(
+                select(GeofenceMembership).where(col(GeofenceMembership.geofence_id).in_(ids))
+            ):
+                out[m.geofence_id].append(m.group_id)
+        return {k: sorted(v) for k, v in out.items()}
+
+    def _get(self, s: Session, geofence_id: int, client_id: int | None) -> Geofence:
+        g = s.get(Geofence, geofence_id)
+        if g is None or (client_id is not None and g.client_id != client_id):
+            raise NotFound(f"geofence {geofence_id} not found")
+        return g
+
+    @staticmethod
+    def _check_groups(s: Session, client_id: int, groups: Sequence[int], field: str) -> None:
+        if not groups:
+            return
+        found = set(
+            s.exec(
+                select(GeofenceGroup.id).where(
+                    col(GeofenceGroup.id).in_(list(groups)), GeofenceGroup.client_id == client_id
+                )
+            )
+        )
+        missing = sorted(set(groups) - found)
+        if missing:
+            raise Invalid(field, f"no such geofence group of this client: {missing}")
+
+    # -- groups ----------------------------------------------------------------------
+    def create_group(self, client_id: int, name: str) -> GeofenceGroup:
+        if not isinstance(name, str) or not name.strip():
+            raise Invalid("name", "must be a non-empty string")
+        try:
+            with self._session(write=True) as s, s.begin():
+                g = GeofenceGroup(client_id=client_id, name=name.strip())
+                s.add(g)
+                s.flush()
+                return g
+        except sa.exc.IntegrityError:
+            raise Conflict("name", f"a geofence group named {name!r} exists already") from None
+
+    def list_groups(self, client_id: int | None = None) -> list[GeofenceGroup]:
+        with self._session() as s:
+            q = select(GeofenceGroup).order_by(GeofenceGroup.id)
+            if client_id is not None:
+                q = q.where(GeofenceGroup.client_id == client_id)
+            return list(s.exec(q))
+
+    def delete_group(self, group_id: int, client_id: int | None = None) -> None:
+        with self._session(write=True) as s, s.begin():
+            g = s.get(GeofenceGroup, group_id)
+            if g is None or (client_id is not None and g.client_id != client_id):
+                raise NotFound(f"geofence group {group_id} not found")
+            s.delete(g)
+            _bump(s, g.client_id, "geo_version")
+
+
+def _checked_geofence(
+    item: Mapping[str, Any], where: str
+) -> tuple[str, str, dict[str, Any], dict[str, Any], str, list[int]]:
+    name = item.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise Invalid(f"{where}name", "must be a non-empty string")
+    geometry = item.get("geometry")
+    if not isinstance(geometry, Mapping):
+        raise Invalid(f"{where}geometry", "must be a GeoJSON geometry object")
+    props = dict(item.get("properties") or {})
+    try:
+        shape = parse_shape(dict(geometry), props)
+    except GeometryError as exc:
+        raise Invalid(f"{where}{exc.field}", exc.reason) from None
+    contact = item.get("contact") or ""
+    if not isinstance(contact, str):
+        raise Invalid(f"{where}contact", "must be text")
+    groups = list(item.get("group_ids") or ())
+    if not all(isinstance(g, int) and not isinstance(g, bool) for g in groups):
+        raise Invalid(f"{where}group_ids", "must be a list of group ids")
+    shape_props = {k: props[k] for k in ("radius_m", "width_m") if k in props}
+    return name.strip(), shape.kind, dict(geometry), shape_props, contact, groups
+
+
+class RuleStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def _session(self, write: bool = False) -> Session:
+        return Session(
+            self.engine.execution_options(**db.WRITE) if write else self.engine,
+            expire_on_commit=False,
+        )
+
+    def create(
+        self,
+        client_id: int,
+        owner: User,
+        name: str,
+        type: str,
+        params: Mapping[str, Any] | None = None,
+        device_ids: Sequence[int] | None = None,
+        tags: Sequence[str] | None = None,
+        schedule: Mapping[str, Any] | None = None,
+        enabled: bool = True,
+    ) -> AlertRule:
+        if not isinstance(name, str) or not name.strip():
+            raise Invalid("name", "must be a non-empty string")
+        checked = _checked_rule(type, params, schedule, tags)
+        with self._session(write=True) as s, s.begin():
+            if s.get(Client, client_id) is None:
+                raise NotFound(f"client {client_id} not found")
+            _check_references(s, client_id, checked[0], device_ids)
+            rule = AlertRule(
+                client_id=client_id,
+                owner_id=owner.id,
+                owner_name=owner.name,
+                name=name.strip(),
+                type=type,
+                params=checked[0].model_dump(mode="json"),
+                device_ids=sorted(set(device_ids)) if device_ids is not None else None,
+                tags=sorted(set(tags)) if tags is not None else None,
+                schedule=checked[1].model_dump(mode="json") if checked[1] else None,
+                enabled=enabled,
+            )
+            s.add(rule)
+            s.flush()
+            _bump(s, client_id, "rules_version")
+            return rule
+
+    def update(self, rule_id: int, client_id: int | None = None, **fields: Any) -> AlertRule:
+        with self._session(write=True) as s, s.begin():
+            rule = self._get(s, rule_id, client_id)
+            if "name" in fields and (
+                not isinstance(fields["name"], str) or not fields["name"].strip()
+            ):
+                raise Invalid("name", "must be a non-empty string")
+            rtype = fields.get("type", rule.type)
+            params = fields.get("params", rule.params if rtype == rule.type else {})
+            schedule = fields.get("schedule", rule.schedule)
+            tags = fields.get("tags", rule.tags)
+            device_ids = fields.get("device_ids", rule.device_ids)
+            p, sched = _checked_rule(rtype, params, schedule, tags)
+            _check_references(s, rule.client_id, p, device_ids)
+            rule.type, rule.params = rtype, p.model_dump(mode="json")
+            rule.schedule = sched.model_dump(mode="json") if sched else None
+            rule.tags = sorted(set(tags)) if tags is not None else None
+            rule.device_ids = sorted(set(device_ids)) if device_ids is not None else None
+            rule.name = fields.get("name", rule.name).strip()
+            rule.enabled = bool(fields.get("enabled", rule.enabled))
+            rule.updated_at = utcnow()
+            s.add(rule)
+            _bump(s, rule.client_id, "rules_version")
+            return rule
+
+    def delete(self, rule_id: int, client_id: int | None = None) -> None:
+        with self._session(write=True) as s, s.begin():
+            rule = self._get(s, rule_id, client_id)
+            s.delete(rule)
+            _bump(s, rule.client_id, "rules_version")
+
+    def get(self, rule_id: int, client_id: int | None = None) -> AlertRule:
+        with self._session() as s:
+            return self._get(s, rule_id, client_id)
+
+    def list(self, client_id: int | None = None) -> list[AlertRule]:
+        with self._session() as s:
+            q = select(AlertRule).order_by(AlertRule.id)
+            if client_id is not None:
+                q = q.where(AlertRule.client_id == client_id)
+            return list(s.exec(q))
+
+    def _get(self, s: Session, rule_id: int, client_id: int | None) -> AlertRule:
+        rule = s.get(AlertRule, rule_id)
+        if rule is None or (client_id is not None and rule.client_id != client_id):
+            raise NotFound(f"rule {rule_id} not found")
+        return rule
+
+    # -- alerts ----------------------------------------------------------------------
+    def alerts(
+        self,
+        client_id: int | None = None,
+        device_id: int | None = None,
+        rule_id: int | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        after_id: int | None = None,
+        limit: int = 1000,
+    ) -> list[Alert]:
+        """Alerts in the order they were raised, filtered; page with ``after_id``."""
+        with self._session() as s:
+            q = select(Alert).order_by(col(Alert.id)).limit(limit)
+            if client_id is not None:
+                q = q.where(Alert.client_id == client_id)
+            if device_id is not None:
+                q = q.where(Alert.device_id == device_id)
+            if rule_id is not None:
+                q = q.where(Alert.rule_id == rule_id)
+            if start is not None:
+                q = q.where(Alert.fix_time >= start)
+            if end is not None:
+                q = q.where(Alert.fix_time < end)
+            if after_id is not None:
+                q = q.where(col(Alert.id) > after_id)
+            return list(s.exec(q))
+
+
+def _checked_rule(rtype: str, params: Any, schedule: Any, tags: Any) -> tuple[Any, Any]:
+    if tags is not None and not (
+        isinstance(tags, list | tuple) and all(isinstance(t, str) and t for t in tags)
+    ):
+        raise Invalid("tags", "must be a list of non-empty strings")
+    try:
+        return parse_params(rtype, params), parse_schedule(schedule)
+    except RuleError as exc:
+        raise Invalid(exc.field, exc.reason) from None
+
+
+def _check_references(
+    s: Session, client_id: int, params: Any, device_ids: Sequence[int] | None
+) -> None:
+    """Devices and POIs a rule names must be the client's own."""
+    if device_ids is not None:
+        found = set(
+            s.exec(
+                select(Device.id).where(
+                    col(Device.id).in_(list(device_ids)), Device.client_id == client_id
+                )
+            )
+        )
+        missing = sorted(set(device_ids) - found)
+        if missing:
+            raise Invalid("device_ids", f"no such device of this client: {missing}")
+    pois = set(getattr(params, "poi_ids", ()) or ())
+    if getattr(params, "poi_id", None) is not None:
+        pois.add(params.poi_id)
+    if pois:
+        found = set(
+            s.exec(
+                select(Geofence.id).where(
+                    col(Geofence.id).in_(list(pois)), Geofence.client_id == client_id
+                )
+            )
+        )
+        missing = sorted(pois - found)
+        if missing:
+            field = (
+                "params.poi_id" if getattr(params, "poi_id", None) is not None else "params.poi_ids"
+            )
+            raise Invalid(field, f"no such geofence of this client: {missing}")
+    groups = set(getattr(params, "group_ids", ()) or ())
+    if groups:
+        found = set(
+            s.exec(
+                select(GeofenceGroup.id).where(
+                    col(GeofenceGroup.id).in_(list(groups)), GeofenceGroup.client_id == client_id
+                )
+            )
+        )
+        missing = sorted(groups - found)
+        if missing:
+            raise Invalid("params.group_ids", f"no such geofence group of this client: {missing}")
+
+
+def check_timezone(name: str) -> str:
+    try:
+        parse_zone(name)
+    except RuleError as exc:
+        raise Invalid("timezone", exc.reason) from None
+    return name
