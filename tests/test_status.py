@@ -1,0 +1,70 @@
+"""Online/offline status: the hub's watcher marks silent devices offline and says so."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from hub.blocking import blocking_calls_inline
+from hub.clock import TrioClock
+from hub.fix import PositionFix
+from hub.models import Role
+from hub.positions import IngestItem
+from hub.testing import EPOCH, make_hub
+
+
+@pytest.fixture(autouse=True)
+def _inline() -> Iterator[None]:
+    with blocking_calls_inline():
+        yield
+
+
+async def test_a_silent_device_goes_offline_and_back(tmp_path: Path, autojump_clock: Any) -> None:
+    clock = TrioClock(EPOCH)
+    hub = make_hub(tmp_path, clock=clock, offline_timeout_s=60, status_check_s=10)
+    client = hub.store.create_client("A")
+    owner = hub.store.create_user("Bo", Role.MANAGER, client.id)
+    device = hub.store.create_device(client.id, name="van", offline_timeout_s=120)
+    other = hub.store.create_device(client.id, name="car")  # the hub's default: 60 s
+    hub.store.rules.create(client.id, owner, "lost", "offline", device_ids=[device.id])
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run)
+        with hub.live.subscribe(None) as sub:
+            fixes = [
+                IngestItem(d.id, None, PositionFix(clock.now(), 14.6, -90.5))
+                for d in (device, other)
+            ]
+            await hub.pipeline.submit(fixes)
+            seen = [json.loads(t) for t in await sub.receive_batch()]
+            assert [m["data"].get("status") for m in seen if m["type"] == "device_status"] == [
+                "online",
+                "online",
+            ]
+            await trio.sleep(75)
+            assert hub.store.get_device(other.id).status == "offline"
+            assert hub.store.get_device(device.id).status == "online"  # its own timeout: 120 s
+            await trio.sleep(60)
+            assert hub.store.get_device(device.id).status == "offline"
+            messages = [json.loads(t) for t in await sub.receive_batch()]
+            kinds = [
+                (m["type"], m["device_id"], m["data"].get("status") or m["data"].get("messageId"))
+                for m in messages
+            ]
+            assert kinds == [
+                ("device_status", other.id, "offline"),
+                ("device_status", device.id, "offline"),
+                ("alert", device.id, "offline"),
+            ]
+            await hub.pipeline.submit(
+                [IngestItem(device.id, None, PositionFix(clock.now(), 14.6, -90.5))]
+            )
+            assert hub.store.get_device(device.id).status == "online"
+        hub.shutdown()
+    (alert,) = hub.store.rules.alerts(device_id=device.id)
+    assert alert.message_id == "offline" and alert.fix_time == EPOCH + timedelta(seconds=130)
