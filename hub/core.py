@@ -62,6 +62,7 @@ class Hub:
         self.settings = settings or Settings()
         self.live = LiveFeed()
         self.pipeline = Pipeline(store, self.live, self.clock)
+        store.positions.derivation.geocoder = registry.geocoder
         self.runners: dict[int, _RunnerHandle] = {}
         self._producers: trio.Nursery | None = None
         self._producers_scope: trio.CancelScope | None = None

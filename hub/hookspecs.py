@@ -43,6 +43,14 @@ def register_formats(register: Callable[[type], None]) -> None:
 
 
 @hookspec
+def register_geocoder(register: Callable[[Callable[[float, float], str | None]], None]) -> None:
+    """Call ``register(place_name)`` with a reverse geocoder: ``place_name(lat, lon)``
+    returns a place name or ``None``.  It runs on the ingest path for every position
+    outside the client's geofences, so it must be fast (a local data set or a cache):
+    no network call per position.  At most one plugin may provide one."""
+
+
+@hookspec
 def register_routes(hub: Hub) -> list[Any] | None:
     """Return extra Starlette routes (mounted under ``/api/plugins/<plugin>``)."""
 

@@ -22,6 +22,8 @@ class Registry:
     sinks: dict[str, type[Sink]] = field(default_factory=dict)
     formats: dict[str, type[Format]] = field(default_factory=dict)
     owners: dict[tuple[str, str], str] = field(default_factory=dict)
+    geocoder: Callable[[float, float], str | None] | None = None
+    geocoder_owner: str | None = None
 
     def source(self, kind: str) -> type[Source[Any, Any]]:
         try:
@@ -42,7 +44,22 @@ class Registry:
             hook = getattr(pm.hook, f"register_{group}")
             for impl in hook.get_hookimpls():
                 impl.function(register=reg._registrar(group, base, check, impl.plugin_name, infos))
+        for impl in pm.hook.register_geocoder.get_hookimpls():
+            impl.function(register=reg._geocoder_registrar(impl.plugin_name))
         return reg
+
+    def _geocoder_registrar(self, plugin: str) -> Callable[[Any], None]:
+        def register(place_name: Any) -> None:
+            if not callable(place_name):
+                raise PluginError(f"plugin {plugin!r} registered a geocoder that is not callable")
+            if self.geocoder is not None:
+                raise PluginError(
+                    f"plugins {self.geocoder_owner!r} and {plugin!r} both register a reverse "
+                    "geocoder; disable one of them"
+                )
+            self.geocoder, self.geocoder_owner = place_name, plugin
+
+        return register
 
     def _registrar(
         self,

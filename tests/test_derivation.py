@@ -162,3 +162,37 @@ def test_bad_geofences_and_rules_are_refused_whole(store: Store, w: dict[str, An
     with pytest.raises(Invalid) as err:
         store.update_client(w["a"], timezone="Mars/Olympus")
     assert err.value.field == "timezone"
+
+
+def test_a_plugin_geocoder_names_places_outside_geofences(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import types
+
+    from hub.errors import PluginError
+    from hub.hookspecs import hookimpl
+    from hub.plugins import load_plugins
+    from hub.registry import Registry
+    from hub.testing import make_hub
+
+    def plugin(name: str) -> Any:
+        mod = types.ModuleType(name)
+
+        @hookimpl
+        def register_geocoder(register):  # type: ignore[no-untyped-def]
+            register(lambda lat, lon: f"{name} at {lat:.1f},{lon:.1f}")
+
+        mod.register_geocoder = register_geocoder  # type: ignore[attr-defined]
+        return mod
+
+    pm, infos = load_plugins(extra=[("geo-a", plugin("geo-a"))], use_entry_points=False)
+    registry = Registry.collect(pm, infos)
+    hub = make_hub(tmp_path)
+    hub.store.positions.derivation.geocoder = registry.geocoder
+    client = hub.store.create_client("A")
+    dev = hub.store.create_device(client.id, name="d")
+    put(hub.store, dev.id, 0, 14.61)
+    assert hub.store.positions.history([dev.id])[0][0]["place"] == "geo-a at 14.6,-90.5"
+    pm, infos = load_plugins(
+        extra=[("geo-a", plugin("geo-a")), ("geo-b", plugin("geo-b"))], use_entry_points=False
+    )
+    with pytest.raises(PluginError, match=r"geo-a.*geo-b"):
+        Registry.collect(pm, infos)
