@@ -10,6 +10,7 @@ from hub.web.auth import Access, filter_client, owning_client
 from hub.web.routing import ApiRequest, ApiRoute
 from hub.web.schemas import (
     ClientFilter,
+    CountersUpdate,
     DeviceCreate,
     DeviceFilter,
     DeviceList,
@@ -57,6 +58,18 @@ async def delete_device(req: ApiRequest) -> None:
     await req.run(req.hub.store.delete_device, req.path_int("id"), req.scope)
 
 
+async def set_counters(req: ApiRequest) -> DeviceOut:
+    body = req.body_as(CountersUpdate)
+    device = await req.run(
+        req.hub.store.set_virtual_counters,
+        req.path_int("id"),
+        req.scope,
+        odometer_km=body.odometer_km,
+        hours=body.hours,
+    )
+    return device_out(device)
+
+
 async def latest_positions(req: ApiRequest) -> dict[str, Any]:
     client_id = filter_client(req.principal, req.query_as(ClientFilter).client_id)
     rows = await req.run(req.hub.store.positions.latest, None, client_id)
@@ -87,6 +100,10 @@ ROUTES = [
              errors=(404, 409, 422)),
     ApiRoute("DELETE", "/api/devices/{id:int}", delete_device, Access.MANAGER,
              "Delete a device and its positions", TAG, status=204, errors=(404,)),
+    ApiRoute("PATCH", "/api/devices/{id:int}/counters", set_counters, Access.MANAGER,
+             "Set a device's virtual odometer and hour meter", TAG, body=CountersUpdate,
+             response=DeviceOut, errors=(404, 422),
+             description="The values count on from the next fix; omitted ones stay."),
     ApiRoute("GET", "/api/devices/{id:int}/latest", latest_position, Access.USER,
              "The latest position of a device", TAG, response=LatestOne, errors=(404,)),
 ]  # fmt: skip

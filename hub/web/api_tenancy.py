@@ -20,6 +20,7 @@ from hub.web.schemas import (
     ClientFilter,
     ClientList,
     ClientOut,
+    ClientUpdate,
     Me,
     TokenCreate,
     TokenCreated,
@@ -52,6 +53,12 @@ async def list_clients(req: ApiRequest) -> ClientList:
 
 async def create_client(req: ApiRequest) -> ClientOut:
     client = await req.run(req.hub.store.create_client, req.body_as(ClientCreate).name)
+    return client_out(client)
+
+
+async def update_client(req: ApiRequest) -> ClientOut:
+    fields = req.body_as(ClientUpdate).model_dump(exclude_none=True)
+    client = await req.run(req.hub.store.update_client, req.path_int("id"), **fields)
     return client_out(client)
 
 
@@ -155,6 +162,10 @@ ROUTES = [
              response=ClientList),
     ApiRoute("POST", "/api/clients", create_client, Access.ADMIN, "Create a client", TAG,
              body=ClientCreate, response=ClientOut, status=201, errors=(409, 422)),
+    ApiRoute("PATCH", "/api/clients/{id:int}", update_client, Access.ADMIN,
+             "Rename a client or set its time zone", TAG, body=ClientUpdate,
+             response=ClientOut, errors=(404, 409, 422),
+             description="Rule schedules are read in the client's `timezone` (IANA)."),
     ApiRoute("DELETE", "/api/clients/{id:int}", delete_client, Access.ADMIN,
              "Delete a client with all its users, connections, devices and positions", TAG,
              status=204, errors=(404,)),

@@ -18,7 +18,16 @@ from starlette.routing import BaseRoute, Mount, Router, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
 from hub import __version__
-from hub.web import api_connections, api_devices, api_health, api_history, api_kinds, api_tenancy
+from hub.web import (
+    api_connections,
+    api_devices,
+    api_geofences,
+    api_health,
+    api_history,
+    api_kinds,
+    api_rules,
+    api_tenancy,
+)
 from hub.web.auth import Access, authenticate_header, check_access
 from hub.web.errors import ApiError, http_exception
 from hub.web.live import LiveOptions, live_feed
@@ -47,6 +56,8 @@ def api_table() -> list[ApiRoute]:
         *api_devices.ROUTES,
         *api_history.ROUTES,
         *api_tenancy.ROUTES,
+        *api_geofences.ROUTES,
+        *api_rules.ROUTES,
     ]  # fmt: skip
 
 

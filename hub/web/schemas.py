@@ -225,6 +225,12 @@ class DeviceOut(BaseModel):
     connection_id: int | None
     upstream_id: str | None
     last_fix_time: datetime | None
+    last_seen_at: datetime | None = Field(description="When its newest fix arrived.")
+    status: str = Field(description="online, offline or unknown (never heard from).")
+    status_at: datetime | None
+    offline_timeout_s: int | None = Field(description="null: the hub's default (600 s).")
+    odometer_offset_km: float = Field(description="Virtual odometer minus the system one.")
+    hours_offset: float = Field(description="Virtual hour meter minus the system one.")
     created_at: datetime
     updated_at: datetime
 
@@ -243,6 +249,9 @@ class _DeviceFields(RequestModel):
     driver: str | None = Field(default=None, max_length=200)
     connection_id: int | None = None
     upstream_id: str | None = Field(default=None, min_length=1, max_length=200)
+    offline_timeout_s: int | None = Field(
+        default=None, ge=30, description="Seconds of silence before offline; null: the default."
+    )
 
     @field_validator("remote_id")
     @classmethod
@@ -262,6 +271,13 @@ class DeviceUpdate(_DeviceFields):
     """Only the fields given are changed; ``null`` clears an optional field."""
 
     name: Label | None = None
+
+
+class CountersUpdate(RequestModel):
+    """Set the device's virtual odometer and hour meter to these values from now on."""
+
+    odometer_km: float | None = None
+    hours: float | None = None
 
 
 class ImportOutcome(BaseModel):
@@ -291,6 +307,18 @@ class PositionOut(BaseModel):
     sensors: dict[str, Any]
     source_ip: str | None
     source_port: int | None
+    event_code: int = Field(
+        description="0 moving, 1 stopped, 2 ignition off, 3 ignition on, 4 entered a "
+        "geofence, 5 left a geofence, 6 back online, 7 invalid fix."
+    )
+    odometer_km: float | None = Field(description="System odometer (not user-editable).")
+    virtual_odometer_km: float | None
+    hours: float | None = Field(description="System hour meter: hours with the ignition on.")
+    virtual_hours: float | None
+    poi_ids: list[int] = Field(description="Geofences containing the position.")
+    poi_group_ids: list[int]
+    place: str | None
+    alerts_count: int
 
 
 class PositionPage(BaseModel):
@@ -369,6 +397,7 @@ class DeviceFilter(ClientFilter):
 class ClientOut(BaseModel):
     id: int
     name: str
+    timezone: str = Field(description="IANA zone in which rule schedules are read.")
     created_at: datetime
 
 
@@ -378,6 +407,15 @@ class ClientList(BaseModel):
 
 class ClientCreate(RequestModel):
     name: Label
+
+
+class ClientUpdate(RequestModel):
+    """Only the fields given are changed."""
+
+    name: Label | None = None
+    timezone: str | None = Field(
+        default=None, max_length=64, description="IANA time zone, e.g. `America/Guatemala`."
+    )
 
 
 class UserOut(BaseModel):
@@ -438,6 +476,166 @@ class Me(BaseModel):
     client: ClientOut | None
     can_write: bool
     is_admin: bool
+
+
+# -- geofences, groups, rules and alerts ----------------------------------------------
+class GeofenceFeature(BaseModel):
+    """A geofence as a GeoJSON Feature: ``Point`` + ``properties.radius_m`` (circle),
+    ``Polygon`` or ``LineString`` + ``properties.width_m`` (corridor)."""
+
+    type: Literal["Feature"] = "Feature"
+    id: int
+    geometry: dict[str, Any]
+    properties: dict[str, Any] = Field(
+        description="name, contact, kind, group_ids, client_id, radius_m / width_m, "
+        "created_at, updated_at."
+    )
+
+
+class GeofenceCollection(BaseModel):
+    type: Literal["FeatureCollection"] = "FeatureCollection"
+    features: list[GeofenceFeature]
+
+
+class GeofenceCreate(RequestModel):
+    """A GeoJSON Feature; ``properties``: name, contact, radius_m | width_m, group_ids."""
+
+    type: Literal["Feature"] = "Feature"
+    id: Any = Field(default=None, description="Ignored: the hub assigns ids.")
+    geometry: dict[str, Any]
+    properties: dict[str, Any] = Field(default_factory=dict)
+    client_id: int | None = Field(
+        default=None,
+        description="Required for the system administrator; a client's users may omit it.",
+    )
+
+
+class GeofenceUpdate(RequestModel):
+    """Only what is given changes: the geometry, and the properties named."""
+
+    type: Literal["Feature"] = "Feature"
+    id: Any = Field(default=None, description="Ignored.")
+    geometry: dict[str, Any] | None = None
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+
+class GeofenceImport(RequestModel):
+    """A GeoJSON FeatureCollection of geofences, created all or nothing."""
+
+    type: Literal["FeatureCollection"] = "FeatureCollection"
+    features: list[Any]
+    client_id: int | None = Field(
+        default=None,
+        description="Required for the system administrator; a client's users may omit it.",
+    )
+
+
+class GroupOut(BaseModel):
+    id: int
+    client_id: int
+    name: str
+    created_at: datetime
+
+
+class GroupList(BaseModel):
+    groups: list[GroupOut]
+
+
+class GroupCreate(RequestModel):
+    name: Label
+    client_id: int | None = Field(
+        default=None,
+        description="Required for the system administrator; a client's users may omit it.",
+    )
+
+
+class RuleTypeOut(BaseModel):
+    name: str
+    messageId: str
+    description: str
+    params: dict[str, Any] = Field(description="JSON schema of the type's `params`.")
+
+
+class RuleTypeList(BaseModel):
+    types: list[RuleTypeOut]
+
+
+class RuleOut(BaseModel):
+    id: int
+    client_id: int
+    owner_id: int | None
+    owner_name: str
+    name: str
+    type: str
+    params: dict[str, Any]
+    device_ids: list[int] | None
+    tags: list[str] | None
+    schedule: dict[str, Any] | None
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class RuleList(BaseModel):
+    rules: list[RuleOut]
+
+
+_SCHEDULE = (
+    'Weekly windows in the client\'s time zone, e.g. `{"windows": [{"days": [0, 1, 2, 3, 4], '
+    '"start": "08:00", "end": "18:00"}]}` (0 = Monday); `null`: always.'
+)
+
+
+class RuleCreate(RequestModel):
+    client_id: int | None = Field(
+        default=None,
+        description="Required for the system administrator; a client's users may omit it.",
+    )
+    name: Label
+    type: str = Field(description="One of `GET /api/rule-types`.")
+    params: dict[str, Any] | None = None
+    device_ids: list[int] | None = Field(default=None, description="`null`: not by device.")
+    tags: list[str] | None = Field(default=None, description="`null`: not by tag.")
+    schedule: dict[str, Any] | None = Field(default=None, description=_SCHEDULE)
+    enabled: bool = True
+
+
+class RuleUpdate(RequestModel):
+    """Only the fields given are changed; a new ``type`` needs its ``params``."""
+
+    name: Label | None = None
+    type: str | None = None
+    params: dict[str, Any] | None = None
+    device_ids: list[int] | None = None
+    tags: list[str] | None = None
+    schedule: dict[str, Any] | None = Field(default=None, description=_SCHEDULE)
+    enabled: bool | None = None
+
+
+class AlertQuery(QueryModel):
+    client_id: int | None = Field(
+        default=None, description="Administrator: one client's alerts; others: their own."
+    )
+    device_id: int | None = None
+    rule_id: int | None = None
+    start: Time | None = Field(
+        default=None, alias="from", description="Fix time, ISO 8601 with an offset; inclusive."
+    )
+    end: Time | None = Field(
+        default=None, alias="to", description="Fix time, ISO 8601 with an offset; exclusive."
+    )
+    after_id: int | None = Field(default=None, description="`next_after_id` of the last page.")
+    limit: int = Field(default=1000, ge=1, le=10000)
+
+
+class AlertPage(BaseModel):
+    alerts: list[dict[str, Any]] = Field(
+        description="Alert objects (`eventId`, `messageId`, `deviceId`, `date`, …) by id."
+    )
+    next_after_id: int | None = Field(
+        description="Pass as `after_id` to get newer alerts (the last alert's id; the given "
+        "`after_id` when there were none)."
+    )
 
 
 # -- health ----------------------------------------------------------------------------

@@ -98,6 +98,33 @@ def viewer_token(web: Web) -> Call:
     return Call(path={"id": row.id})
 
 
+CIRCLE = {"type": "Point", "coordinates": [-90.5, 14.6]}
+
+
+def poi(name: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "type": "Feature",
+        "geometry": CIRCLE,
+        "properties": {"name": name, "radius_m": 100},
+        **extra,
+    }
+
+
+def geofence_a(web: Web) -> Call:
+    g = web.hub.store.geofences.create(web.clients["a"], unique("poi"), CIRCLE, {"radius_m": 100})
+    return Call(path={"id": g.id})
+
+
+def group_a(web: Web) -> Call:
+    return Call(path={"id": web.hub.store.geofences.create_group(web.clients["a"], unique("g")).id})
+
+
+def rule_a(web: Web) -> Call:
+    owner = web.hub.store.get_user(web.users["a_mgr"])
+    rule = web.hub.store.rules.create(web.clients["a"], owner, unique("rule"), "ignitionOn")
+    return Call(path={"id": rule.id})
+
+
 CASES: dict[tuple[str, str], tuple[Prepare, dict[str, int]]] = {
     # public by design
     ("GET", "/healthz"): (nothing, OPEN),
@@ -140,6 +167,10 @@ CASES: dict[tuple[str, str], tuple[Prepare, dict[str, int]]] = {
     ),
     ("DELETE", "/api/devices/{id:int}"): (device_a, scoped_write(204)),
     ("GET", "/api/devices/{id:int}/latest"): (device_a, scoped_read()),
+    ("PATCH", "/api/devices/{id:int}/counters"): (
+        lambda w: Call(path={"id": w.device("a", name=unique("car"))}, json={"hours": 5}),
+        scoped_write(),
+    ),
     ("GET", "/api/devices/{id:int}/positions"): (device_a, scoped_read()),
     ("GET", "/api/positions"): (lambda w: Call(params={"since": "2026-01-01T00:00:00Z"}), OPEN),
     # tenancy
@@ -147,6 +178,10 @@ CASES: dict[tuple[str, str], tuple[Prepare, dict[str, int]]] = {
     ("GET", "/api/clients"): (nothing, admin_only()),
     ("POST", "/api/clients"): (lambda w: Call(json={"name": unique("client")}), admin_only(201)),
     ("DELETE", "/api/clients/{id:int}"): (new_client, admin_only(204)),
+    ("PATCH", "/api/clients/{id:int}"): (
+        lambda w: Call(path={"id": w.clients["a"]}, json={"timezone": "America/Guatemala"}),
+        admin_only(),
+    ),
     ("GET", "/api/users"): (nothing, {"admin": 200, "a_mgr": 200, "a_view": 403, "b_mgr": 200}),
     ("POST", "/api/users"): (
         lambda w: Call(json={"name": unique("u"), "role": "viewer", "client_id": w.clients["a"]}),
@@ -159,6 +194,50 @@ CASES: dict[tuple[str, str], tuple[Prepare, dict[str, int]]] = {
         viewer_token,
         {"admin": 204, "a_mgr": 204, "a_view": 204, "b_mgr": 404},
     ),
+    # geofences and their groups
+    ("GET", "/api/geofences"): (nothing, OPEN),
+    ("POST", "/api/geofences"): (
+        lambda w: Call(json=poi(unique("poi"), client_id=w.clients["a"])),
+        create_for_a(),
+    ),
+    ("POST", "/api/geofences/import"): (
+        lambda w: Call(
+            json={
+                "type": "FeatureCollection",
+                "features": [poi(unique("poi"))],
+                "client_id": w.clients["a"],
+            }
+        ),
+        create_for_a(),
+    ),
+    ("GET", "/api/geofences/{id:int}"): (geofence_a, scoped_read()),
+    ("PATCH", "/api/geofences/{id:int}"): (
+        lambda w: Call(path=geofence_a(w).path, json={"properties": {"contact": "Bo"}}),
+        scoped_write(),
+    ),
+    ("DELETE", "/api/geofences/{id:int}"): (geofence_a, scoped_write(204)),
+    ("GET", "/api/geofence-groups"): (nothing, OPEN),
+    ("POST", "/api/geofence-groups"): (
+        lambda w: Call(json={"name": unique("g"), "client_id": w.clients["a"]}),
+        create_for_a(),
+    ),
+    ("DELETE", "/api/geofence-groups/{id:int}"): (group_a, scoped_write(204)),
+    # rules and alerts
+    ("GET", "/api/rule-types"): (nothing, OPEN),
+    ("GET", "/api/rules"): (nothing, OPEN),
+    ("POST", "/api/rules"): (
+        lambda w: Call(
+            json={"name": unique("r"), "type": "ignitionOn", "client_id": w.clients["a"]}
+        ),
+        create_for_a(),
+    ),
+    ("GET", "/api/rules/{id:int}"): (rule_a, scoped_read()),
+    ("PATCH", "/api/rules/{id:int}"): (
+        lambda w: Call(path=rule_a(w).path, json={"enabled": False}),
+        scoped_write(),
+    ),
+    ("DELETE", "/api/rules/{id:int}"): (rule_a, scoped_write(204)),
+    ("GET", "/api/alerts"): (nothing, OPEN),
 }
 
 WEBSOCKETS = {"/api/live"}

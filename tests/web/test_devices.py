@@ -128,3 +128,17 @@ async def test_latest_positions(web: Web) -> None:
         "position": None,
     }
     error(await web.get("a_view", f"/api/devices/{other}/latest"), 404)
+
+
+async def test_status_timeout_and_derived_fields(web: Web) -> None:
+    device = web.device("a", name="derived")
+    r = await web.patch("a_mgr", f"/api/devices/{device}", json={"offline_timeout_s": 300})
+    assert r.status_code == 200 and r.json()["offline_timeout_s"] == 300
+    assert r.json()["status"] == "unknown"
+    r = await web.patch("a_mgr", f"/api/devices/{device}", json={"offline_timeout_s": 5})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "offline_timeout_s"
+    await web.write_positions(device, 3, speed_kmh=40.0, ignition=True)
+    assert (await web.get("a_view", f"/api/devices/{device}")).json()["status"] == "online"
+    last = (await web.get("a_view", f"/api/devices/{device}/positions")).json()["positions"][-1]
+    assert last["event_code"] in (0, 1) and last["odometer_km"] > 0.2
+    assert last["hours"] > 0 and last["poi_ids"] == [] and last["alerts_count"] == 0
