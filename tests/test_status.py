@@ -68,3 +68,29 @@ async def test_a_silent_device_goes_offline_and_back(tmp_path: Path, autojump_cl
         hub.shutdown()
     (alert,) = hub.store.rules.alerts(device_id=device.id)
     assert alert.message_id == "offline" and alert.fix_time == EPOCH + timedelta(seconds=130)
+
+
+async def test_alerts_reach_the_live_feed_with_their_position(tmp_path: Path) -> None:
+    hub = make_hub(tmp_path, clock=TrioClock(EPOCH))
+    client = hub.store.create_client("A")
+    owner = hub.store.create_user("Bo", Role.MANAGER, client.id)
+    device = hub.store.create_device(client.id, name="van", license_plate="P-1")
+    poi = hub.store.geofences.create(
+        client.id, "Yard", {"type": "Point", "coordinates": [-90.5, 14.6]}, {"radius_m": 100}
+    )
+    hub.store.rules.create(client.id, owner, "yard", "enteredPoi", {"poi_ids": [poi.id]})
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.pipeline.run)
+        with hub.live.subscribe(client.id) as sub:
+            for s, lat in ((0, 14.7), (60, 14.6)):
+                fix = PositionFix(EPOCH + timedelta(seconds=s), lat, -90.5)
+                await hub.pipeline.submit([IngestItem(device.id, None, fix)])
+            messages = []
+            while len(messages) < 4:
+                messages += [json.loads(t) for t in await sub.receive_batch()]
+        await hub.pipeline.close()
+    assert [m["type"] for m in messages] == ["position", "device_status", "position", "alert"]
+    position, alert = messages[2]["data"], messages[3]["data"]
+    assert position["poi_ids"] == [poi.id] and position["alerts_count"] == 1
+    assert alert["messageId"] == "enteredPoi" and alert["poiName"] == "Yard"
+    assert alert["vehicle"] == "van (P-1)" and alert["eventId"] > 0
