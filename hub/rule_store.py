@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -38,15 +38,49 @@ def _bump(s: Session, client_id: int, column: str) -> None:
     s.exec(sa.update(t).where(t.c.id == client_id).values({column: t.c[column] + 1}))  # type: ignore[call-overload]
 
 
-class GeofenceStore:
+class _ClientRows:
+    """What the geofence and rule stores share: rows of a client, read and deleted by
+    id, every change bumping the client's version column."""
+
+    model: ClassVar[Any]
+    version: ClassVar[str]
+    noun: ClassVar[str]
+
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
     def _session(self, write: bool = False) -> Session:
-        return Session(
-            self.engine.execution_options(**db.WRITE) if write else self.engine,
-            expire_on_commit=False,
-        )
+        bind = self.engine.execution_options(**db.WRITE) if write else self.engine
+        return Session(bind, expire_on_commit=False)
+
+    def _get(self, s: Session, row_id: int, client_id: int | None) -> Any:
+        row = s.get(self.model, row_id)
+        if row is None or (client_id is not None and row.client_id != client_id):
+            raise NotFound(f"{self.noun} {row_id} not found")
+        return row
+
+    def get(self, row_id: int, client_id: int | None = None) -> Any:
+        with self._session() as s:
+            return self._get(s, row_id, client_id)
+
+    def list(self, client_id: int | None = None) -> list[Any]:
+        with self._session() as s:
+            q = select(self.model).order_by(self.model.id)
+            if client_id is not None:
+                q = q.where(self.model.client_id == client_id)
+            return list(s.exec(q))
+
+    def delete(self, row_id: int, client_id: int | None = None) -> None:
+        with self._session(write=True) as s, s.begin():
+            row = self._get(s, row_id, client_id)
+            s.delete(row)
+            _bump(s, row.client_id, self.version)
+
+
+class GeofenceStore(_ClientRows):
+    model = Geofence
+    version = "geo_version"
+    noun = "geofence"
 
     # -- geofences -------------------------------------------------------------------
     def create(
@@ -139,23 +173,6 @@ class GeofenceStore:
             _bump(s, g.client_id, "geo_version")
             return g
 
-    def delete(self, geofence_id: int, client_id: int | None = None) -> None:
-        with self._session(write=True) as s, s.begin():
-            g = self._get(s, geofence_id, client_id)
-            s.delete(g)
-            _bump(s, g.client_id, "geo_version")
-
-    def get(self, geofence_id: int, client_id: int | None = None) -> Geofence:
-        with self._session() as s:
-            return self._get(s, geofence_id, client_id)
-
-    def list(self, client_id: int | None = None) -> list[Geofence]:
-        with self._session() as s:
-            q = select(Geofence).order_by(Geofence.id)
-            if client_id is not None:
-                q = q.where(Geofence.client_id == client_id)
-            return list(s.exec(q))
-
     def group_ids(self, geofence_ids: Iterable[int]) -> dict[int, list[int]]:
         ids = list(geofence_ids)
         out: dict[int, list[int]] = {i: [] for i in ids}
@@ -165,12 +182,6 @@ class GeofenceStore:
             ):
                 out[m.geofence_id].append(m.group_id)
         return {k: sorted(v) for k, v in out.items()}
-
-    def _get(self, s: Session, geofence_id: int, client_id: int | None) -> Geofence:
-        g = s.get(Geofence, geofence_id)
-        if g is None or (client_id is not None and g.client_id != client_id):
-            raise NotFound(f"geofence {geofence_id} not found")
-        return g
 
     @staticmethod
     def _check_groups(s: Session, client_id: int, groups: Sequence[int], field: str) -> None:
@@ -240,15 +251,10 @@ def _checked_geofence(
     return name.strip(), shape.kind, dict(geometry), shape_props, contact, groups
 
 
-class RuleStore:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-
-    def _session(self, write: bool = False) -> Session:
-        return Session(
-            self.engine.execution_options(**db.WRITE) if write else self.engine,
-            expire_on_commit=False,
-        )
+class RuleStore(_ClientRows):
+    model = AlertRule
+    version = "rules_version"
+    noun = "rule"
 
     def create(
         self,
@@ -310,29 +316,6 @@ class RuleStore:
             s.add(rule)
             _bump(s, rule.client_id, "rules_version")
             return rule
-
-    def delete(self, rule_id: int, client_id: int | None = None) -> None:
-        with self._session(write=True) as s, s.begin():
-            rule = self._get(s, rule_id, client_id)
-            s.delete(rule)
-            _bump(s, rule.client_id, "rules_version")
-
-    def get(self, rule_id: int, client_id: int | None = None) -> AlertRule:
-        with self._session() as s:
-            return self._get(s, rule_id, client_id)
-
-    def list(self, client_id: int | None = None) -> list[AlertRule]:
-        with self._session() as s:
-            q = select(AlertRule).order_by(AlertRule.id)
-            if client_id is not None:
-                q = q.where(AlertRule.client_id == client_id)
-            return list(s.exec(q))
-
-    def _get(self, s: Session, rule_id: int, client_id: int | None) -> AlertRule:
-        rule = s.get(AlertRule, rule_id)
-        if rule is None or (client_id is not None and rule.client_id != client_id):
-            raise NotFound(f"rule {rule_id} not found")
-        return rule
 
     # -- alerts ----------------------------------------------------------------------
     def alerts(
