@@ -409,12 +409,6 @@ def _time(text: str | None, name: str) -> datetime | None:
     return t
 
 
-EXPORT_COLUMNS = (
-    "device_id", "fix_time", "server_time", "lat", "lon", "altitude_m", "speed_kmh",
-    "course_deg", "satellites", "valid", "ignition", "accuracy_m", "sensors",
-)  # fmt: skip
-
-
 def cmd_history_export(args: argparse.Namespace) -> None:
     hub = _open_hub(args)
     device = hub.store.get_device(args.device)
@@ -445,14 +439,14 @@ def _pages(hub: Any, device_id: int, start: datetime | None, end: datetime | Non
 
 
 def _write_csv(stream: Any, pages: Any, advance: Callable[[int], None]) -> None:
-    from hub.exports import csv_cell
+    from hub.exports import CSV_COLUMNS, csv_cell
 
     writer = csv.writer(stream)
-    writer.writerow(EXPORT_COLUMNS)
+    writer.writerow(CSV_COLUMNS)
     for rows in pages:
         for row in rows:
             data = position_json(row)
-            writer.writerow([csv_cell(data.get(c)) for c in EXPORT_COLUMNS])
+            writer.writerow([csv_cell(data.get(c)) for c in CSV_COLUMNS])
         advance(len(rows))
 
 

@@ -7,6 +7,14 @@ from typing import Any
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
+CSV_COLUMNS = (
+    "id", "device_id", "fix_time", "server_time", "lat", "lon", "altitude_m", "speed_kmh",
+    "course_deg", "satellites", "valid", "ignition", "accuracy_m", "sensors", "source_ip",
+    "source_port", "event_code", "odometer_km", "virtual_odometer_km", "hours",
+    "virtual_hours", "poi_ids", "poi_group_ids", "place", "alerts_count",
+)  # fmt: skip
+"""The columns of a position history export (the API adds the device's name)."""
+
 
 def csv_cell(value: Any) -> Any:
     """A value safe to put in a CSV cell that a spreadsheet will open.

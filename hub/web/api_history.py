@@ -11,6 +11,7 @@ from typing import Any
 
 from starlette.responses import StreamingResponse
 
+from hub.exports import CSV_COLUMNS as EXPORT_COLUMNS
 from hub.exports import csv_cell, geojson_feature
 from hub.models import Device
 from hub.positions import decode_arrival_cursor, decode_cursor, position_json
@@ -22,11 +23,7 @@ from hub.web.schemas import HistoryQuery, PositionPage, SincePage, SinceQuery
 EXPORT_PAGE = 2000
 """Rows fetched per query while streaming a download: memory stays flat."""
 
-CSV_COLUMNS = (
-    "id", "device_id", "device_name", "fix_time", "server_time", "lat", "lon", "altitude_m",
-    "speed_kmh", "course_deg", "satellites", "valid", "ignition", "accuracy_m", "sensors",
-    "source_ip", "source_port",
-)  # fmt: skip
+CSV_COLUMNS = (*EXPORT_COLUMNS[:2], "device_name", *EXPORT_COLUMNS[2:])
 
 
 def _check_cursor(cursor: str | None) -> None:
