@@ -22,14 +22,14 @@ from hub.derive import Derived, DeviceState, advance
 from hub.geo import parse_shape
 from hub.geofence_index import GeofenceIndex
 from hub.models import (
-    AlertRule,
-    Client,
-    Device,
-    DeviceStateRow,
-    Geofence,
-    GeofenceMembership,
-    Position,
-    User,
+    clients_t,
+    devices_t,
+    geofences_t,
+    members_t,
+    positions_t,
+    rules_t,
+    states_t,
+    users_t,
 )
 from hub.rules import (
     Engine,
@@ -44,14 +44,6 @@ from hub.rules import (
 
 log = logging.getLogger(__name__)
 
-clients_t: sa.Table = Client.__table__  # type: ignore[attr-defined]
-devices_t: sa.Table = Device.__table__  # type: ignore[attr-defined]
-states_t: sa.Table = DeviceStateRow.__table__  # type: ignore[attr-defined]
-geofences_t: sa.Table = Geofence.__table__  # type: ignore[attr-defined]
-members_t: sa.Table = GeofenceMembership.__table__  # type: ignore[attr-defined]
-rules_t: sa.Table = AlertRule.__table__  # type: ignore[attr-defined]
-users_t: sa.Table = User.__table__  # type: ignore[attr-defined]
-positions_t: sa.Table = Position.__table__  # type: ignore[attr-defined]
 
 Geocoder = Callable[[float, float], str | None]
 

@@ -383,3 +383,31 @@ class PluginState(SQLModel, table=True):
 
 
 metadata = SQLModel.metadata
+
+
+def _table(model: type[SQLModel]) -> sa.Table:
+    return model.__table__  # type: ignore[attr-defined,no-any-return]
+
+
+# The Core tables, for the statements of the hot path and the derivation stage.
+clients_t = _table(Client)
+users_t = _table(User)
+connections_t = _table(Connection)
+devices_t = _table(Device)
+positions_t = _table(Position)
+cursors_t = _table(SourceCursor)
+states_t = _table(DeviceStateRow)
+geofences_t = _table(Geofence)
+members_t = _table(GeofenceMembership)
+rules_t = _table(AlertRule)
+alerts_t = _table(Alert)
+outbox_t = _table(OutboxEntry)
+
+
+def bump_client_version(conn: sa.Connection, client_id: int, column: str) -> None:
+    """Add one to a client's ``geo_version``, ``rules_version`` or ``devices_version``:
+    pipelines reload what they cached of it."""
+    if column not in ("geo_version", "rules_version", "devices_version"):
+        raise ValueError(f"{column!r} is not a version column")
+    t = clients_t
+    conn.execute(sa.update(t).where(t.c.id == client_id).values({column: t.c[column] + 1}))

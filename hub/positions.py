@@ -19,23 +19,15 @@ from hub import db
 from hub.derivation import Derivation, PendingAlert
 from hub.fix import PositionFix
 from hub.models import (
-    Alert,
-    Connection,
-    Device,
-    DeviceStateRow,
-    OutboxEntry,
-    Position,
-    SourceCursor,
+    alerts_t,
+    connections_t,
+    cursors_t,
+    devices_t,
+    outbox_t,
+    positions_t,
     sqlite_timestamp,
+    states_t,
 )
-
-positions_t: sa.Table = Position.__table__  # type: ignore[attr-defined]
-devices_t: sa.Table = Device.__table__  # type: ignore[attr-defined]
-cursors_t: sa.Table = SourceCursor.__table__  # type: ignore[attr-defined]
-connections_t: sa.Table = Connection.__table__  # type: ignore[attr-defined]
-alerts_t: sa.Table = Alert.__table__  # type: ignore[attr-defined]
-outbox_t: sa.Table = OutboxEntry.__table__  # type: ignore[attr-defined]
-states_t: sa.Table = DeviceStateRow.__table__  # type: ignore[attr-defined]
 
 POSITION_COLUMNS = (
     "id",

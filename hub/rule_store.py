@@ -27,15 +27,11 @@ from hub.models import (
     GeofenceGroup,
     GeofenceMembership,
     User,
+    bump_client_version,
     utcnow,
 )
 from hub.rules import RuleError, parse_params, parse_schedule, parse_zone
 from hub.store import UNSET, Conflict, Invalid, NotFound
-
-
-def _bump(s: Session, client_id: int, column: str) -> None:
-    t = Client.__table__  # type: ignore[attr-defined]
-    s.exec(sa.update(t).where(t.c.id == client_id).values({column: t.c[column] + 1}))  # type: ignore[call-overload]
 
 
 class _ClientRows:
@@ -74,7 +70,7 @@ class _ClientRows:
         with self._session(write=True) as s, s.begin():
             row = self._get(s, row_id, client_id)
             s.delete(row)
-            _bump(s, row.client_id, self.version)
+            bump_client_version(s.connection(), row.client_id, self.version)
 
 
 class GeofenceStore(_ClientRows):
@@ -135,7 +131,7 @@ class GeofenceStore(_ClientRows):
                 for group in groups:
                     s.add(GeofenceMembership(geofence_id=g.id or 0, group_id=group))
                 out.append(g)
-            _bump(s, client_id, "geo_version")
+            bump_client_version(s.connection(), client_id, "geo_version")
             return out
 
     def update(self, geofence_id: int, client_id: int | None = None, **fields: Any) -> Geofence:
@@ -170,7 +166,7 @@ class GeofenceStore(_ClientRows):
                 )  # type: ignore[call-overload]
                 for group in groups:
                     s.add(GeofenceMembership(geofence_id=geofence_id, group_id=group))
-            _bump(s, g.client_id, "geo_version")
+            bump_client_version(s.connection(), g.client_id, "geo_version")
             return g
 
     def group_ids(self, geofence_ids: Iterable[int]) -> dict[int, list[int]]:
@@ -185,16 +181,7 @@ class GeofenceStore(_ClientRows):
 
     @staticmethod
     def _check_groups(s: Session, client_id: int, groups: Sequence[int], field: str) -> None:
-        if not groups:
-            return
-        found = set(
-            s.exec(
-                select(GeofenceGroup.id).where(
-                    col(GeofenceGroup.id).in_(list(groups)), GeofenceGroup.client_id == client_id
-                )
-            )
-        )
-        missing = sorted(set(groups) - found)
+        missing = _not_the_clients(s, GeofenceGroup, groups, client_id)
         if missing:
             raise Invalid(field, f"no such geofence group of this client: {missing}")
 
@@ -224,7 +211,7 @@ class GeofenceStore(_ClientRows):
             if g is None or (client_id is not None and g.client_id != client_id):
                 raise NotFound(f"geofence group {group_id} not found")
             s.delete(g)
-            _bump(s, g.client_id, "geo_version")
+            bump_client_version(s.connection(), g.client_id, "geo_version")
 
 
 def _checked_geofence(
@@ -289,7 +276,7 @@ class RuleStore(_ClientRows):
             )
             s.add(rule)
             s.flush()
-            _bump(s, client_id, "rules_version")
+            bump_client_version(s.connection(), client_id, "rules_version")
             return rule
 
     def update(self, rule_id: int, client_id: int | None = None, **fields: Any) -> AlertRule:
@@ -314,7 +301,7 @@ class RuleStore(_ClientRows):
             rule.enabled = bool(fields.get("enabled", rule.enabled))
             rule.updated_at = utcnow()
             s.add(rule)
-            _bump(s, rule.client_id, "rules_version")
+            bump_client_version(s.connection(), rule.client_id, "rules_version")
             return rule
 
     # -- alerts ----------------------------------------------------------------------
@@ -360,47 +347,35 @@ def _checked_rule(rtype: str, params: Any, schedule: Any, tags: Any) -> tuple[An
 def _check_references(
     s: Session, client_id: int, params: Any, device_ids: Sequence[int] | None
 ) -> None:
-    """Devices and POIs a rule names must be the client's own."""
-    if device_ids is not None:
-        found = set(
-            s.exec(
-                select(Device.id).where(
-                    col(Device.id).in_(list(device_ids)), Device.client_id == client_id
-                )
-            )
-        )
-        missing = sorted(set(device_ids) - found)
+    """Devices, POIs and POI groups a rule names must be the client's own."""
+    poi_id = getattr(params, "poi_id", None)
+    pois = set(getattr(params, "poi_ids", ()) or ()) | ({poi_id} if poi_id is not None else set())
+    for field, model, ids, what in (
+        ("device_ids", Device, device_ids or (), "device"),
+        ("params.poi_id" if poi_id is not None else "params.poi_ids", Geofence, pois, "geofence"),
+        (
+            "params.group_ids",
+            GeofenceGroup,
+            getattr(params, "group_ids", ()) or (),
+            "geofence group",
+        ),
+    ):
+        missing = _not_the_clients(s, model, ids, client_id)
         if missing:
-            raise Invalid("device_ids", f"no such device of this client: {missing}")
-    pois = set(getattr(params, "poi_ids", ()) or ())
-    if getattr(params, "poi_id", None) is not None:
-        pois.add(params.poi_id)
-    if pois:
-        found = set(
-            s.exec(
-                select(Geofence.id).where(
-                    col(Geofence.id).in_(list(pois)), Geofence.client_id == client_id
-                )
-            )
+            raise Invalid(field, f"no such {what} of this client: {missing}")
+
+
+def _not_the_clients(s: Session, model: Any, ids: Iterable[int], client_id: int) -> list[int]:
+    """Those of ``ids`` that are not rows of ``model`` belonging to ``client_id``."""
+    wanted = set(ids)
+    if not wanted:
+        return []
+    found = set(
+        s.exec(
+            select(model.id).where(col(model.id).in_(list(wanted)), model.client_id == client_id)
         )
-        missing = sorted(pois - found)
-        if missing:
-            field = (
-                "params.poi_id" if getattr(params, "poi_id", None) is not None else "params.poi_ids"
-            )
-            raise Invalid(field, f"no such geofence of this client: {missing}")
-    groups = set(getattr(params, "group_ids", ()) or ())
-    if groups:
-        found = set(
-            s.exec(
-                select(GeofenceGroup.id).where(
-                    col(GeofenceGroup.id).in_(list(groups)), GeofenceGroup.client_id == client_id
-                )
-            )
-        )
-        missing = sorted(groups - found)
-        if missing:
-            raise Invalid("params.group_ids", f"no such geofence group of this client: {missing}")
+    )
+    return sorted(wanted - found)
 
 
 def check_timezone(name: str) -> str:

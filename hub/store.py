@@ -32,6 +32,7 @@ from hub.models import (
     Role,
     SourceCursor,
     User,
+    bump_client_version,
     utcnow,
 )
 from hub.positions import PositionStore
@@ -457,7 +458,7 @@ class Store:
                 )
                 s.add(device)
                 s.flush()
-                _devices_changed(s, client_id)
+                bump_client_version(s.connection(), client_id, "devices_version")
                 return device
         except IntegrityError as exc:
             raise _device_conflict(exc) from None
@@ -508,7 +509,7 @@ class Store:
                 device.updated_at = utcnow()
                 s.add(device)
                 s.flush()
-                _devices_changed(s, device.client_id)
+                bump_client_version(s.connection(), device.client_id, "devices_version")
                 return device
         except IntegrityError as exc:
             raise _device_conflict(exc) from None
@@ -519,7 +520,7 @@ class Store:
             if device is None or (client_id is not None and device.client_id != client_id):
                 raise NotFound(f"device {device_id} not found")
             s.delete(device)
-            _devices_changed(s, device.client_id)
+            bump_client_version(s.connection(), device.client_id, "devices_version")
 
     def visible_device_ids(self, device_ids: Iterable[int], client_id: int | None) -> set[int]:
         """Those of ``device_ids`` that exist and belong to ``client_id`` (``None``: any)."""
@@ -561,7 +562,7 @@ class Store:
             device.updated_at = utcnow()
             s.add(device)
             s.flush()
-            _devices_changed(s, device.client_id)
+            bump_client_version(s.connection(), device.client_id, "devices_version")
             return device
 
     def device_refs(self, connection_id: int) -> list[DeviceRef]:
@@ -646,12 +647,6 @@ class Store:
                     col(PluginState.key) == key,
                 )
             )
-
-
-def _devices_changed(s: Session, client_id: int) -> None:
-    """Bump the client's ``devices_version``: pipelines drop what they cached of its devices."""
-    t = Client.__table__  # type: ignore[attr-defined]
-    s.exec(sa.update(t).where(t.c.id == client_id).values(devices_version=t.c.devices_version + 1))  # type: ignore[call-overload]
 
 
 def _required_text(field: str, value: Any) -> str:
