@@ -33,6 +33,9 @@ class Settings:
     live_auth_timeout: float = 10.0  # seconds to send the token as the first message
     offline_timeout_s: int = 600  # a device silent this long is offline (per-device override)
     status_check_s: float = 30.0  # how often silent devices are looked for
+    outbound_allow_networks: tuple[str, ...] = ()  # private networks outbound requests may reach
+    sink_failing_after_s: int = 900  # a sink failing this long is marked "failing"
+    delivery_poll_s: float = 1.0  # how often an idle sink looks for new outbox messages
 
     @property
     def db_url(self) -> str:

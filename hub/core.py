@@ -25,11 +25,14 @@ import trio
 from hub.blocking import run_blocking
 from hub.clock import Clock, SystemClock
 from hub.config import Settings
+from hub.delivery import DeliveryService
 from hub.livefeed import LiveFeed, LiveMessage
 from hub.logging_setup import install_redaction
 from hub.models import Connection, ConnectionState
+from hub.netguard import OutboundPolicy
 from hub.pipeline import Pipeline
 from hub.plugins import PluginInfo, load_plugins
+from hub.positions import WriteResult
 from hub.registry import Registry
 from hub.runner import SourceRunner, new_http_client
 from hub.secrets import SecretBox
@@ -62,6 +65,9 @@ class Hub:
         self.settings = settings or Settings()
         self.live = LiveFeed()
         self.pipeline = Pipeline(store, self.live, self.clock)
+        self.outbound_policy = OutboundPolicy.from_strings(self.settings.outbound_allow_networks)
+        self.delivery = DeliveryService(self)
+        self.pipeline.after_commit = self._after_commit
         store.positions.derivation.geocoder = registry.geocoder
         self.runners: dict[int, _RunnerHandle] = {}
         self._producers: trio.Nursery | None = None
@@ -115,6 +121,7 @@ class Hub:
                         ):
                             await self._start_runner(conn.id or 0)
                     producers.start_soon(self._watch_status)
+                    await producers.start(self.delivery.run)
                     if serve is not None:
                         bound = await producers.start(serve)
                     task_status.started(bound)
@@ -190,6 +197,12 @@ class Hub:
             log.exception("looking for offline devices failed; trying again later")
             return
         self.live.publish(status_messages(went, "offline", now) + alert_messages(alerts))
+        if alerts:
+            self.delivery.notify({a["clientId"] for a in alerts})
+
+    def _after_commit(self, result: WriteResult) -> None:
+        if result.outbox_clients:
+            self.delivery.notify(result.outbox_clients)
 
     # -- the live feed ---------------------------------------------------------------
     async def publish_connection_status(
@@ -231,7 +244,7 @@ class Hub:
         cls = self.source_class(kind)
         creds = cls.parse_credentials(credentials)
         opts = cls.parse_options(options)
-        async with new_http_client() as http:
+        async with new_http_client(self.outbound_policy) as http:
             ctx: SourceContext[Any, Any] = SourceContext(
                 credentials=creds,
                 options=opts,

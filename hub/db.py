@@ -88,3 +88,19 @@ def current_revision(engine: Engine) -> str | None:
 
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+OUTBOX_LOCK_KEY = 0x6770_6875  # "gphu": the advisory lock of outbox writers
+
+
+def lock_outbox(conn: Connection) -> None:
+    """Serialise transactions that add outbox rows, until this one commits.
+
+    Delivery workers read the outbox by id, so ids must become visible in the order
+    they were given out.  SQLite has one writer at a time anyway; PostgreSQL's
+    sequences hand ids out to concurrent transactions that may commit in another
+    order, so there every outbox writer takes one transaction-level advisory lock
+    (which also holds across several hub processes).
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": OUTBOX_LOCK_KEY})

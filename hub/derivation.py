@@ -247,6 +247,7 @@ class Derivation:
                         tags=frozenset(r["tags"]) if r["tags"] is not None else None,
                         schedule=parse_schedule(r["schedule"]),
                         zone=parse_zone(tz or "UTC"),
+                        webhook=bool(r["webhook"]),
                     )
                 )
             except ValueError as exc:  # validated on save

@@ -53,15 +53,30 @@ class NotSupported(SourceError):
 
 
 class DeliveryFailed(HubError):
-    """A sink could not deliver a batch now; it is retried (after ``retry_after`` if given)."""
+    """A sink could not deliver now; it is retried (not before ``retry_after`` seconds,
+    when given).  ``status`` is the HTTP status, if there was an answer."""
 
-    def __init__(self, message: str = "delivery failed", retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str = "delivery failed",
+        retry_after: float | None = None,
+        status: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.status = status
 
 
 class DeliveryRejected(HubError):
-    """The receiver refused the batch for good; it goes to the dead letters."""
+    """The receiver refused the message for good; it goes to the dead letters with the
+    status and an excerpt of the answer's body."""
+
+    def __init__(
+        self, message: str = "rejected", status: int | None = None, excerpt: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.excerpt = excerpt
 
 
 class PluginError(HubError):

@@ -315,6 +315,8 @@ class AlertRule(SQLModel, table=True):
     tags: list[str] | None = Field(default=None, sa_type=JSONType)
     schedule: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
     enabled: bool = True
+    webhook: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    """Its alerts go to the client's alerts webhook (which must be configured)."""
     created_at: datetime = _created()
     updated_at: datetime = _created()
 
@@ -342,16 +344,100 @@ class Alert(SQLModel, table=True):
 
 
 class OutboxEntry(SQLModel, table=True):
-    """What sinks deliver, written in the same transaction as what it reports."""
+    """What sinks deliver, written in the same transaction as what it reports.
+
+    ``kind`` is ``location`` (``ref_id``: the position) or ``alert`` (``ref_id``: the
+    alert; ``payload``: the alert object).  Every sink of the client with that purpose
+    delivers it, or only ``sink_id`` when set (a replay or a re-sent dead letter).
+    """
 
     __tablename__ = "outbox"
     __table_args__ = (sa.Index("ix_outbox_client_id_id", "client_id", "id"),)
     id: int | None = Field(default=None, primary_key=True, sa_type=BigID)
     client_id: int = Field(sa_column_args=[sa.ForeignKey("clients.id", ondelete="CASCADE")])
-    kind: str = Field(max_length=20)  # "alert"
+    kind: str = Field(max_length=20)  # "location" | "alert"
     device_id: int | None = None
-    ref_id: int | None = Field(default=None, sa_type=sa.BigInteger)  # the alert's id
+    ref_id: int | None = Field(default=None, sa_type=sa.BigInteger)
     payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+    sink_id: int | None = Field(
+        default=None, sa_column_args=[sa.ForeignKey("sinks.id", ondelete="CASCADE")]
+    )
+    created_at: datetime = _created()
+
+
+class SinkState(StrEnum):
+    NEW = "new"  # nothing attempted yet
+    OK = "ok"  # the last attempt succeeded, or failures are recent
+    FAILING = "failing"  # every attempt failed for longer than its failing period
+    PAUSED = "paused"  # disabled by a user
+
+
+class SinkRow(SQLModel, table=True):
+    """A configured delivery target of a client: a location relay or its alerts webhook.
+
+    ``cursor`` is the outbox id up to which every message for this sink is delivered,
+    dead-lettered or kept in ``sink_pending``; ``inflight_upto`` is the last outbox id
+    of a batch being sent (so a restart sends the same batch, with the same id).
+    """
+
+    __tablename__ = "sinks"
+    id: int | None = Field(default=None, primary_key=True)
+    client_id: int = Field(
+        sa_column_args=[sa.ForeignKey("clients.id", ondelete="CASCADE")], index=True
+    )
+    name: str = Field(max_length=200)
+    kind: str = Field(max_length=100)
+    format: str = Field(max_length=100)
+    purpose: str = Field(max_length=20)  # "locations" | "alerts"
+    settings: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+    format_options: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+    secrets: str = Field(default="", sa_type=sa.Text)  # Fernet: headers, signing secrets
+    enabled: bool = True
+    failing_after_s: int | None = None  # None: the hub's default
+    cursor: int = Field(default=0, sa_type=sa.BigInteger)
+    inflight_upto: int | None = Field(default=None, sa_type=sa.BigInteger)
+    state: str = Field(default=SinkState.NEW, max_length=20)
+    last_error: str | None = Field(default=None, sa_type=sa.Text)
+    failing_since: datetime | None = _ts()
+    last_attempt_at: datetime | None = _ts()
+    last_success_at: datetime | None = _ts()
+    delivered: int = Field(default=0, sa_type=sa.BigInteger)
+    failed_attempts: int = Field(default=0, sa_type=sa.BigInteger)
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class SinkPending(SQLModel, table=True):
+    """A message a sink still owes after a failure, or one queued behind it (same
+    device, ``attempts`` 0): each device's messages go out in outbox order."""
+
+    __tablename__ = "sink_pending"
+    sink_id: int = Field(
+        primary_key=True, sa_column_args=[sa.ForeignKey("sinks.id", ondelete="CASCADE")]
+    )
+    outbox_id: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    device_id: int | None = None
+    attempts: int = 0
+    next_attempt_at: datetime | None = _ts()
+    first_failed_at: datetime | None = _ts()
+    delivery_id: str | None = Field(default=None, max_length=100)
+    last_error: str | None = Field(default=None, sa_type=sa.Text)
+
+
+class DeadLetter(SQLModel, table=True):
+    """A message a receiver refused for good (or that exhausted its retries)."""
+
+    __tablename__ = "dead_letters"
+    __table_args__ = (sa.Index("ix_dead_letters_sink_id_id", "sink_id", "id"),)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigID)
+    sink_id: int = Field(sa_column_args=[sa.ForeignKey("sinks.id", ondelete="CASCADE")])
+    outbox_id: int = Field(sa_type=sa.BigInteger)
+    device_id: int | None = None
+    delivery_id: str = Field(max_length=100)
+    attempts: int = 0
+    status: int | None = None  # the HTTP status of the last answer, if any
+    error: str = Field(default="", sa_type=sa.Text)
+    excerpt: str = Field(default="", sa_type=sa.Text)  # the start of the answer's body
     created_at: datetime = _created()
 
 
@@ -402,6 +488,9 @@ members_t = _table(GeofenceMembership)
 rules_t = _table(AlertRule)
 alerts_t = _table(Alert)
 outbox_t = _table(OutboxEntry)
+sinks_t = _table(SinkRow)
+pending_t = _table(SinkPending)
+dead_t = _table(DeadLetter)
 
 
 def bump_client_version(conn: sa.Connection, client_id: int, column: str) -> None:

@@ -11,7 +11,7 @@ transaction on a worker thread.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -72,6 +72,7 @@ class Pipeline:
         self.stats = PipelineStats()
         self._sending_invalid: set[int | None] = set()  # connections logged as such
         self._send, self._receive = trio.open_memory_channel[_Batch](max_pending_batches)
+        self.after_commit: Callable[[WriteResult], None] | None = None
 
     async def submit(
         self, items: Sequence[IngestItem], cursors: Sequence[CursorUpdate] = ()
@@ -171,6 +172,8 @@ class Pipeline:
         self.stats.duplicates += result.duplicates
         self.stats.unknown_device += result.unknown_device
         self.live.publish(messages)
+        if self.after_commit is not None:
+            self.after_commit(result)
         for b in group:
             b.result = result
             b.done.set()

@@ -25,6 +25,7 @@ from hub.models import (
     devices_t,
     outbox_t,
     positions_t,
+    sinks_t,
     sqlite_timestamp,
     states_t,
 )
@@ -87,6 +88,7 @@ class WriteResult:
     moved_latest: set[int] = field(default_factory=set)
     alerts: list[dict[str, Any]] = field(default_factory=list)  # alert objects, stored
     came_online: list[int] = field(default_factory=list)  # devices now online
+    outbox_clients: set[int] = field(default_factory=set)  # clients with new outbox rows
 
 
 def _insert(dialect: str) -> Any:
@@ -139,6 +141,18 @@ class _BulkStatements:
             .where(connections_t.c.id == sa.bindparam("b_id"))
             .values(positions_received=connections_t.c.positions_received + sa.bindparam("b_n"))
         )
+        self.relay_clients = (
+            sa.select(sinks_t.c.client_id)
+            .where(
+                sinks_t.c.purpose == "locations",
+                sinks_t.c.client_id.in_(sa.bindparam("ids", expanding=True)),
+            )
+            .distinct()
+        )
+
+    def add_locations(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+        """Outbox rows for new positions: (client id, device id, position id, time)."""
+        conn.execute(sa.insert(outbox_t), rows)
 
     def find_new(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Those of ``rows`` whose (device, fix time) is not stored yet."""
@@ -207,6 +221,16 @@ class _SqliteBulkStatements(_BulkStatements):
             if (r["device_id"], stamp) not in stored:
                 new.append(r)
         return new
+
+    def add_locations(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+        conn.exec_driver_sql(
+            "INSERT INTO outbox (client_id, kind, device_id, ref_id, payload, created_at)"
+            " VALUES (?, 'location', ?, ?, '{}', ?)",
+            [
+                (r["client_id"], r["device_id"], r["ref_id"], sqlite_timestamp(r["created_at"]))
+                for r in rows
+            ],
+        )
 
     def insert(
         self, conn: sa.Connection, rows: list[dict[str, Any]]
@@ -382,8 +406,9 @@ class PositionStore:
                         bulk.count_received,
                         [{"b_id": c, "b_n": n} for c, n in received.items()],
                     )
-                result.alerts = self._store_alerts(conn, derived.alerts, now)
+                result.alerts = self._store_alerts(conn, derived.alerts, now, result)
                 result.came_online = derived.came_online
+                self._relay_locations(conn, result, now)
             live_cursors = [c for c in cursors if c.device_id in result.clients]
             if live_cursors:
                 bulk.execute(
@@ -403,10 +428,41 @@ class PositionStore:
         result.inserted.sort(key=lambda r: (r["fix_time"], r["id"]))
         return result
 
+    def _relay_locations(self, conn: sa.Connection, result: WriteResult, now: datetime) -> None:
+        """Outbox rows for the new positions of clients that have location relays, in
+        fix-time order (so each device's go out in the order of its fixes)."""
+        clients = set(result.clients.values())
+        relayed = {
+            int(c) for (c,) in conn.execute(self._bulk.relay_clients, {"ids": sorted(clients)})
+        }
+        if not relayed:
+            return
+        rows = [
+            {
+                "client_id": result.clients[r["device_id"]],
+                "kind": "location",
+                "device_id": r["device_id"],
+                "ref_id": r["id"],
+                "payload": {},
+                "created_at": now,
+            }
+            for r in sorted(result.inserted, key=lambda r: (r["fix_time"], r["id"]))
+            if result.clients[r["device_id"]] in relayed
+        ]
+        if rows:
+            db.lock_outbox(conn)
+            self._bulk.add_locations(conn, rows)
+            result.outbox_clients |= relayed
+
     def _store_alerts(
-        self, conn: sa.Connection, pending: list[PendingAlert], now: datetime
+        self,
+        conn: sa.Connection,
+        pending: list[PendingAlert],
+        now: datetime,
+        result: WriteResult | None = None,
     ) -> list[dict[str, Any]]:
-        """Store the alerts of this batch and their outbox entries; the alert objects."""
+        """Store the alerts of this batch, with outbox entries for those of rules that
+        alert by webhook; the alert objects."""
         pending = [a for a in pending if "id" in a.row]  # raised by a position now stored
         if not pending:
             return []
@@ -434,20 +490,25 @@ class PositionStore:
             {"eventId": alert_id, **a.payload, "clientId": a.device.client_id}
             for alert_id, a in zip(ids, pending, strict=True)
         ]
-        conn.execute(
-            sa.insert(outbox_t),
-            [
-                {
-                    "client_id": alert["clientId"],
-                    "kind": "alert",
-                    "device_id": alert["deviceId"],
-                    "ref_id": alert["eventId"],
-                    "payload": alert,
-                    "created_at": now,
-                }
-                for alert in alerts
-            ],
-        )
+        hooked = [alert for alert, a in zip(alerts, pending, strict=True) if a.firing.rule.webhook]
+        if hooked:
+            db.lock_outbox(conn)
+            conn.execute(
+                sa.insert(outbox_t),
+                [
+                    {
+                        "client_id": alert["clientId"],
+                        "kind": "alert",
+                        "device_id": alert["deviceId"],
+                        "ref_id": alert["eventId"],
+                        "payload": alert,
+                        "created_at": now,
+                    }
+                    for alert in hooked
+                ],
+            )
+            if result is not None:
+                result.outbox_clients |= {a["clientId"] for a in hooked}
         return alerts
 
     def mark_offline(

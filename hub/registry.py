@@ -10,7 +10,7 @@ import pluggy
 from pydantic import BaseModel
 
 from hub.errors import PluginError
-from hub.formats import Format
+from hub.formats import PURPOSES, Format
 from hub.plugins import PluginInfo
 from hub.sink import Sink
 from hub.source import Cadence, Source
@@ -36,6 +36,7 @@ class Registry:
     def collect(cls, pm: pluggy.PluginManager, infos: dict[str, PluginInfo]) -> Registry:
         """Call each plugin's ``register_*`` hooks once and check what they register."""
         reg = cls()
+        reg._builtins()
         for group, base, check in (
             ("sources", Source, _check_source),
             ("sinks", Sink, _check_sink),
@@ -47,6 +48,19 @@ class Registry:
         for impl in pm.hook.register_geocoder.get_hookimpls():
             impl.function(register=reg._geocoder_registrar(impl.plugin_name))
         return reg
+
+    def _builtins(self) -> None:
+        """What the core itself provides: the HTTP webhook sink and gpshub's own formats."""
+        from hub.native_formats import GpshubAlert, GpshubLocations
+        from hub.webhook import WebhookSink
+
+        for group, klass in (
+            ("sinks", WebhookSink),
+            ("formats", GpshubLocations),
+            ("formats", GpshubAlert),
+        ):
+            getattr(self, group)[klass.kind] = klass
+            self.owners[(group, klass.kind)] = "gpshub"
 
     def _geocoder_registrar(self, plugin: str) -> Callable[[Any], None]:
         def register(place_name: Any) -> None:
@@ -110,10 +124,27 @@ def _check_source(klass: type, plugin: str) -> None:
 
 
 def _check_sink(klass: type, plugin: str) -> None:
-    if not hasattr(klass, "Settings"):
-        raise PluginError(f"plugin {plugin!r}: sink {klass.__name__} lacks 'Settings'")
+    settings = getattr(klass, "Settings", None)
+    if not (isinstance(settings, type) and issubclass(settings, BaseModel)):
+        raise PluginError(f"plugin {plugin!r}: sink {klass.__name__} lacks a pydantic 'Settings'")
+    if getattr(klass, "purpose", None) not in (None, *PURPOSES):
+        raise PluginError(
+            f"plugin {plugin!r}: sink {klass.__name__}.purpose must be one of {PURPOSES} or None"
+        )
 
 
 def _check_format(klass: type, plugin: str) -> None:
     if "encode" not in vars(klass) and klass.encode is Format.encode:
         raise PluginError(f"plugin {plugin!r}: format {klass.__name__} does not implement encode")
+    if getattr(klass, "purpose", None) not in PURPOSES:
+        raise PluginError(
+            f"plugin {plugin!r}: format {klass.__name__}.purpose must be one of {PURPOSES}"
+        )
+    batch = getattr(klass, "max_batch", None)
+    if not isinstance(batch, int) or batch < 1:
+        raise PluginError(f"plugin {plugin!r}: format {klass.__name__}.max_batch must be >= 1")
+    options = getattr(klass, "Options", None)
+    if not (isinstance(options, type) and issubclass(options, BaseModel)):
+        raise PluginError(
+            f"plugin {plugin!r}: format {klass.__name__}.Options must be a pydantic model"
+        )

@@ -254,6 +254,7 @@ class RuleStore(_ClientRows):
         tags: Sequence[str] | None = None,
         schedule: Mapping[str, Any] | None = None,
         enabled: bool = True,
+        webhook: bool = False,
     ) -> AlertRule:
         if not isinstance(name, str) or not name.strip():
             raise Invalid("name", "must be a non-empty string")
@@ -262,6 +263,8 @@ class RuleStore(_ClientRows):
             if s.get(Client, client_id) is None:
                 raise NotFound(f"client {client_id} not found")
             _check_references(s, client_id, checked[0], device_ids)
+            if webhook:
+                _check_alerts_webhook(s, client_id)
             rule = AlertRule(
                 client_id=client_id,
                 owner_id=owner.id,
@@ -273,6 +276,7 @@ class RuleStore(_ClientRows):
                 tags=sorted(set(tags)) if tags is not None else None,
                 schedule=checked[1].model_dump(mode="json") if checked[1] else None,
                 enabled=enabled,
+                webhook=webhook,
             )
             s.add(rule)
             s.flush()
@@ -299,6 +303,9 @@ class RuleStore(_ClientRows):
             rule.device_ids = sorted(set(device_ids)) if device_ids is not None else None
             rule.name = fields.get("name", rule.name).strip()
             rule.enabled = bool(fields.get("enabled", rule.enabled))
+            if fields.get("webhook") and not rule.webhook:
+                _check_alerts_webhook(s, rule.client_id)
+            rule.webhook = bool(fields.get("webhook", rule.webhook))
             rule.updated_at = utcnow()
             s.add(rule)
             bump_client_version(s.connection(), rule.client_id, "rules_version")
@@ -384,3 +391,16 @@ def check_timezone(name: str) -> str:
     except RuleError as exc:
         raise Invalid("timezone", exc.reason) from None
     return name
+
+
+def _check_alerts_webhook(s: Session, client_id: int) -> None:
+    """A rule may alert by webhook only once its client has an alerts webhook."""
+    from hub.models import SinkRow
+
+    q = select(SinkRow.id).where(SinkRow.client_id == client_id, SinkRow.purpose == "alerts")
+    if s.exec(q).first() is None:
+        raise Invalid(
+            "webhook",
+            "the client has no alerts webhook; the system administrator or a manager "
+            "sets one up first (POST /api/sinks)",
+        )

@@ -18,7 +18,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import UTC, datetime, time
 from typing import Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -189,6 +189,7 @@ class Rule:
     tags: frozenset[str] | None = None
     schedule: Schedule | None = None
     zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    webhook: bool = False  # its alerts go to the client's alerts webhook
 
     @property
     def message_id(self) -> str:
@@ -331,6 +332,7 @@ class Engine:
         if not may_fire:
             return []
         fields["event"] = RULE_TYPES[rule.type].description
+        fields["startDate"] = datetime.fromtimestamp(state.get("since") or t, UTC).isoformat()
         return [Firing(rule, rule.message_id, fields)]
 
     def _check(self, rule: Rule, facts: Facts) -> tuple[bool, dict[str, Any]] | None:

@@ -26,6 +26,7 @@ from hub.blocking import run_blocking
 from hub.errors import BadConfig, InvalidAuth, RateLimited
 from hub.logging_setup import scrub
 from hub.models import ConnectionState
+from hub.netguard import OutboundPolicy, guarded_client
 from hub.pipeline import PipelineClosed
 from hub.positions import CursorUpdate, IngestItem
 from hub.source import Cursor, DeviceRef, PollResult, Source, SourceContext, secret_strings
@@ -61,11 +62,13 @@ class StoreStateStore:
         await run_blocking(self._store.state_delete, self._id, key)
 
 
-def new_http_client() -> httpx.AsyncClient:
-    """The HTTP client a source gets: timeouts set, no redirects, our user agent."""
-    return httpx.AsyncClient(
+def new_http_client(policy: OutboundPolicy | None = None) -> httpx.AsyncClient:
+    """The HTTP client a source gets: guarded against server-side request forgery (only
+    public addresses, or the networks the administrator allows), timeouts set, no
+    redirects, our user agent."""
+    return guarded_client(
+        policy or OutboundPolicy(),
         timeout=httpx.Timeout(15.0, connect=5.0),
-        follow_redirects=False,
         headers={"User-Agent": USER_AGENT},
     )
 
@@ -113,7 +116,7 @@ class SourceRunner:
                 "connection %s: bad configuration (%s); not polled until edited", label, exc
             )
             return
-        async with new_http_client() as http:
+        async with new_http_client(hub.outbound_policy) as http:
             ctx: SourceContext[Any, Any] = SourceContext(
                 credentials=credentials,
                 options=options,

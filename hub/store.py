@@ -108,6 +108,9 @@ class Store:
 
         self.geofences = GeofenceStore(engine)
         self.rules = RuleStore(engine)
+        from hub.sink_store import SinkStore
+
+        self.sinks = SinkStore(engine, secrets)
 
     @classmethod
     def open(cls, url: str, secrets: SecretBox, *, migrate: bool = True) -> Store:
@@ -433,7 +436,7 @@ class Store:
                 row.value = self.secrets.rotate(row.value)
                 s.add(row)
                 count += 1
-        return count
+        return count + self.sinks.rotate_secrets()
 
     # -- devices ---------------------------------------------------------------------
     def create_device(self, client_id: int, **fields: Any) -> Device:

@@ -52,12 +52,21 @@ def put(store: Store, dev: int, s: float, lat: float, **kw: Any) -> list[dict[st
 def test_entering_a_poi_derives_fields_and_raises_a_stored_alert(
     store: Store, w: dict[str, Any]
 ) -> None:
+    store.sinks.create(
+        w["a"], name="alerts", kind="webhook", format="gpshub-alert", purpose="alerts",
+        settings={"url": "https://alerts.example/hook"},
+    )  # fmt: skip
     rule = store.rules.create(
-        w["a"], w["owner"], "depot arrivals", "enteredPoi", {"poi_ids": [w["depot"]]}
+        w["a"], w["owner"], "depot arrivals", "enteredPoi", {"poi_ids": [w["depot"]]},
+        webhook=True,
+    )  # fmt: skip
+    quiet = store.rules.create(
+        w["a"], w["owner"], "depot, no webhook", "enteredPoi", {"poi_ids": [w["depot"]]}
     )
     assert put(store, w["dev"], 0, 14.61, speed_kmh=40.0, ignition=True) == []  # outside, first fix
-    (alert,) = put(store, w["dev"], 60, 14.6, speed_kmh=10.0, ignition=True)
+    alert, unsent = put(store, w["dev"], 60, 14.6, speed_kmh=10.0, ignition=True)
     assert alert["messageId"] == "enteredPoi" and alert["urId"] == rule.id
+    assert unsent["urId"] == quiet.id  # stored and live, but not for the webhook
     assert (alert["ruleOwner"], alert["ruleOwnerId"]) == ("Jose Perez", w["owner"].id)
     assert alert["vehicle"] == "truck 1 (P-123)" and alert["driver"] == "Ana"
     assert alert["poiIds"] == [w["depot"]] and alert["poiNames"] == ["Depot"]
@@ -67,9 +76,9 @@ def test_entering_a_poi_derives_fields_and_raises_a_stored_alert(
     rows, _ = store.positions.history([w["dev"]])
     assert [r["poi_ids"] for r in rows] == [[], [w["depot"]]]
     assert rows[1]["poi_group_ids"] == [w["group"]] and rows[1]["place"] == "Depot"
-    assert rows[1]["event_code"] == EventCode.ENTERED_GEOFENCE and rows[1]["alerts_count"] == 1
+    assert rows[1]["event_code"] == EventCode.ENTERED_GEOFENCE and rows[1]["alerts_count"] == 2
     assert rows[1]["hours"] == pytest.approx(60 / 3600, abs=1e-4)
-    (stored,) = store.rules.alerts(client_id=w["a"], device_id=w["dev"])
+    stored, _ = store.rules.alerts(client_id=w["a"], device_id=w["dev"])
     assert (
         stored.id == alert["eventId"]
         and stored.rule_id == rule.id
@@ -77,8 +86,25 @@ def test_entering_a_poi_derives_fields_and_raises_a_stored_alert(
     )
     with store.engine.connect() as conn:
         outbox = conn.execute(sa.select(OutboxEntry.kind, OutboxEntry.ref_id)).all()
-    assert outbox == [("alert", alert["eventId"])]
+    assert outbox == [("alert", alert["eventId"])]  # only the rule that alerts by webhook
     assert store.get_device(w["dev"]).status == "online"
+
+
+def test_a_rule_alerts_by_webhook_only_once_the_client_has_one(
+    store: Store, w: dict[str, Any]
+) -> None:
+    with pytest.raises(Invalid) as refused:
+        store.rules.create(w["a"], w["owner"], "r", "ignitionOn", webhook=True)
+    assert refused.value.field == "webhook"
+    rule = store.rules.create(w["a"], w["owner"], "r", "ignitionOn")
+    with pytest.raises(Invalid):
+        store.rules.update(rule.id, webhook=True)
+    assert store.rules.list(w["a"]) == [store.rules.get(rule.id)]  # nothing half-stored
+    store.sinks.create(
+        w["a"], name="alerts", kind="webhook", format="gpshub-alert", purpose="alerts",
+        settings={"url": "https://alerts.example/hook"},
+    )  # fmt: skip
+    assert store.rules.update(rule.id, webhook=True).webhook
 
 
 def test_geofence_changes_apply_to_the_next_batch(store: Store, w: dict[str, Any]) -> None:

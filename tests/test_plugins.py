@@ -167,7 +167,10 @@ def test_sinks_and_formats_register_like_sources() -> None:
     mod = plugin_module("out", sinks=[Echo], formats=[Lines])
     pm, infos = load_plugins(extra=[("out", mod)], use_entry_points=False)
     registry = Registry.collect(pm, infos)
-    assert registry.sinks == {"echo": Echo} and registry.formats == {"lines": Lines}
+    builtin = {"webhook"}, {"gpshub-locations", "gpshub-alert"}  # the core's own
+    assert set(registry.sinks) == {"echo", *builtin[0]} and registry.sinks["echo"] is Echo
+    assert set(registry.formats) == {"lines", *builtin[1]} and registry.formats["lines"] is Lines
+    assert registry.owners[("sinks", "webhook")] == "gpshub"
     assert infos["out"].kinds == {"sources": [], "sinks": ["echo"], "formats": ["lines"]}
     pm, infos = load_plugins(
         extra=[("bad", plugin_module("bad", formats=[Broken]))], use_entry_points=False

@@ -66,7 +66,7 @@ async def get_rule(req: ApiRequest) -> RuleOut:
 
 async def update_rule(req: ApiRequest) -> RuleOut:
     fields: dict[str, Any] = req.body_as(RuleUpdate).model_dump(exclude_unset=True)
-    for name in ("type", "enabled"):  # not clearable
+    for name in ("type", "enabled", "webhook"):  # not clearable
         if fields.get(name, 0) is None:
             del fields[name]
     rule = await req.run(req.hub.store.rules.update, req.path_int("id"), req.scope, **fields)

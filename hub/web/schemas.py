@@ -572,6 +572,7 @@ class RuleOut(BaseModel):
     tags: list[str] | None
     schedule: dict[str, Any] | None
     enabled: bool
+    webhook: bool
     created_at: datetime
     updated_at: datetime
 
@@ -598,6 +599,10 @@ class RuleCreate(RequestModel):
     tags: list[str] | None = Field(default=None, description="`null`: not by tag.")
     schedule: dict[str, Any] | None = Field(default=None, description=_SCHEDULE)
     enabled: bool = True
+    webhook: bool = Field(
+        default=False,
+        description="Send its alerts to the client's alerts webhook (which must exist).",
+    )
 
 
 class RuleUpdate(RequestModel):
@@ -610,6 +615,7 @@ class RuleUpdate(RequestModel):
     tags: list[str] | None = None
     schedule: dict[str, Any] | None = Field(default=None, description=_SCHEDULE)
     enabled: bool | None = None
+    webhook: bool | None = None
 
 
 class AlertQuery(QueryModel):
