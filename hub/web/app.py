@@ -26,6 +26,7 @@ from hub.web import (
     api_history,
     api_kinds,
     api_rules,
+    api_sinks,
     api_tenancy,
 )
 from hub.web.auth import Access, authenticate_header, check_access
@@ -58,6 +59,7 @@ def api_table() -> list[ApiRoute]:
         *api_tenancy.ROUTES,
         *api_geofences.ROUTES,
         *api_rules.ROUTES,
+        *api_sinks.ROUTES,
     ]  # fmt: skip
 
 

@@ -652,3 +652,181 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     status: Literal["ready", "not_ready"]
     checks: dict[str, str]
+
+
+# -- sinks -----------------------------------------------------------------------------
+class SinkFormatOut(BaseModel):
+    kind: str
+    title: str
+    purpose: str = Field(description="`locations` or `alerts`.")
+    max_batch: int = Field(description="How many items one request may carry.")
+    options: dict[str, Any] = Field(description="JSON Schema of the format's `format_options`.")
+
+
+class SinkKindOut(BaseModel):
+    kind: str
+    title: str
+    purpose: str | None = Field(
+        description="`locations`, `alerts`, or null: what its format encodes."
+    )
+    default_format: str | None = Field(description="Used when a sink gives no `format`.")
+    settings: dict[str, Any] = Field(description="JSON Schema of the sink's `settings`.")
+    formats: list[SinkFormatOut] = Field(description="The formats this kind accepts.")
+
+
+class SinkKindList(BaseModel):
+    kinds: list[SinkKindOut]
+
+
+class SinkStats(BaseModel):
+    pending: int = Field(description="Messages waiting (new, queued or being retried).")
+    delivered: int = Field(description="Items delivered so far.")
+    failed: int = Field(description="Failed requests so far.")
+    dead_letters: int
+
+
+class SinkOut(BaseModel):
+    """A sink.  Its custom header values and signing secrets are write-only."""
+
+    id: int
+    client_id: int
+    name: str
+    kind: str
+    format: str
+    purpose: str = Field(description="`locations` (a location relay) or `alerts`.")
+    settings: dict[str, Any]
+    format_options: dict[str, Any]
+    headers: list[str] = Field(description="The names of its custom headers (never values).")
+    signing: bool = Field(description="Whether requests carry a `webhook-signature`.")
+    enabled: bool
+    state: str = Field(description="new, ok, failing or paused.")
+    failing_after_s: int | None = Field(description="null: the hub's default.")
+    failing_since: datetime | None
+    last_error: str | None
+    last_attempt_at: datetime | None
+    last_success_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    stats: SinkStats
+
+
+class SinkSaved(SinkOut):
+    """A sink just created or changed, with its new signing secret if one was made."""
+
+    signing_secret: str | None = Field(
+        description="The new Standard Webhooks secret (`whsec_…`): shown this once, never "
+        "again; null when none was made."
+    )
+
+
+class SinkList(BaseModel):
+    sinks: list[SinkOut]
+
+
+_HEADERS = (
+    "Custom request headers, `{name: value}` (e.g. `Authorization`), at most 20; "
+    "write-only: stored encrypted, only their names are shown."
+)
+_FAILING = "Seconds of continuous failure before the sink is marked failing; null: the default."
+
+
+class SinkCreate(RequestModel):
+    client_id: int | None = Field(
+        default=None,
+        description="Required for the system administrator; a client's manager may omit it.",
+    )
+    name: Label
+    kind: str = Field(max_length=100, description="A kind from `GET /api/sink-kinds`.")
+    format: str | None = Field(
+        default=None, max_length=100, description="One of the kind's formats; default: its own."
+    )
+    settings: dict[str, Any] = Field(default_factory=dict)
+    format_options: dict[str, Any] | None = None
+    headers: dict[str, str] | None = Field(default=None, description=_HEADERS)
+    signing: bool = Field(
+        default=False,
+        description="Sign requests (Standard Webhooks): the secret is in this answer only.",
+    )
+    enabled: bool = True
+    failing_after_s: int | None = Field(default=None, ge=60, le=30 * 86400, description=_FAILING)
+
+
+class SinkUpdate(RequestModel):
+    """Only the fields given are changed."""
+
+    name: Label | None = None
+    format: str | None = Field(default=None, max_length=100)
+    settings: dict[str, Any] | None = Field(
+        default=None,
+        description="Merged key by key into the saved settings (`null` for a key removes it: "
+        "its default applies); the result is validated as a whole.",
+    )
+    format_options: dict[str, Any] | None = Field(
+        default=None,
+        description="Replaced as a whole; when the format changes and none are given, the new "
+        "format's defaults apply.",
+    )
+    headers: dict[str, str] | None = Field(
+        default=None, description=_HEADERS + "  Replaced as a whole; `{}` removes them all."
+    )
+    signing: bool | None = Field(
+        default=None,
+        description="false: stop signing (the secrets are dropped); true on a sink that does "
+        "not sign: a new secret, in this answer only.",
+    )
+    enabled: bool | None = None
+    failing_after_s: int | None = Field(default=None, ge=60, le=30 * 86400, description=_FAILING)
+
+
+class SigningSecret(BaseModel):
+    signing_secret: str = Field(description="The new secret: shown this once, never again.")
+
+
+class DeadLetterOut(BaseModel):
+    id: int
+    outbox_id: int
+    device_id: int | None
+    delivery_id: str = Field(description="The `webhook-id` of the request that failed.")
+    attempts: int
+    status: int | None = Field(description="HTTP status of the last answer, if any.")
+    error: str
+    excerpt: str = Field(description="The start of the receiver's answer.")
+    created_at: datetime
+
+
+class DeadLetterPage(BaseModel):
+    dead_letters: list[DeadLetterOut]
+    next_after_id: int = Field(
+        description="Pass as `after_id` for the next page (the given `after_id` when empty)."
+    )
+
+
+class DeadLetterQuery(QueryModel):
+    after_id: int = Field(default=0, ge=0, description="`next_after_id` of the last page.")
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+class DeadLetterSelection(RequestModel):
+    ids: list[int] | None = Field(
+        default=None, max_length=10000, description="Dead letter ids; null or absent: all."
+    )
+
+
+class QueuedOut(BaseModel):
+    queued: int = Field(description="Messages queued for this sink.")
+
+
+class DiscardedOut(BaseModel):
+    discarded: int
+
+
+class ReplayRequest(RequestModel):
+    start: AwareDatetime = Field(
+        alias="from", description="Fix time, ISO 8601 with an offset or Z; inclusive."
+    )
+    end: AwareDatetime = Field(
+        alias="to", description="Fix time, ISO 8601 with an offset or Z; exclusive."
+    )
+    device_ids: list[int] | None = Field(
+        default=None, max_length=10000, description="The client's devices; null: all of them."
+    )

@@ -125,6 +125,52 @@ def rule_a(web: Web) -> Call:
     return Call(path={"id": rule.id})
 
 
+def alerts_sink_a(web: Web) -> Call:
+    """A's alerts webhook (one per client: made once, then reused), signing, disabled."""
+    from hub.signing import generate_secret
+
+    sinks = web.hub.store.sinks
+    signing = {"signing": [{"secret": generate_secret(), "until": None}]}
+    row = sinks.alerts_sink(web.clients["a"])
+    if row is None:
+        row = sinks.create(
+            web.clients["a"],
+            name=unique("alerts"),
+            kind="webhook",
+            format="gpshub-alert",
+            purpose="alerts",
+            settings={"url": "https://receiver.example/alerts"},
+            secrets=signing,
+            enabled=False,
+        )
+    elif not sinks.secrets_of(row).get("signing"):
+        row = sinks.update(row.id or 0, secrets=signing)
+    return Call(path={"id": row.id})
+
+
+def new_alerts_sink(web: Web) -> Call:
+    """A body creating A's alerts webhook (the one A has is removed first)."""
+    row = web.hub.store.sinks.alerts_sink(web.clients["a"])
+    if row is not None:
+        web.hub.store.sinks.delete(row.id or 0)
+    body = {
+        "client_id": web.clients["a"],
+        "name": unique("alerts"),
+        "kind": "webhook",
+        "format": "gpshub-alert",
+        "settings": {"url": "https://receiver.example/alerts"},
+        "enabled": False,
+    }
+    return Call(json=body)
+
+
+def with_path(prepare: Prepare, **json: Any) -> Prepare:
+    return lambda w: Call(path=prepare(w).path, json=json or None)
+
+
+REPLAY = {"from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z"}
+
+
 CASES: dict[tuple[str, str], tuple[Prepare, dict[str, int]]] = {
     # public by design
     ("GET", "/healthz"): (nothing, OPEN),
@@ -238,6 +284,22 @@ CASES: dict[tuple[str, str], tuple[Prepare, dict[str, int]]] = {
     ),
     ("DELETE", "/api/rules/{id:int}"): (rule_a, scoped_write(204)),
     ("GET", "/api/alerts"): (nothing, OPEN),
+    # sinks (an alerts webhook: A's manager may change it; location relays are the
+    # administrator's, see test_sinks)
+    ("GET", "/api/sink-kinds"): (nothing, OPEN),
+    ("GET", "/api/sinks"): (nothing, OPEN),
+    ("POST", "/api/sinks"): (new_alerts_sink, create_for_a()),
+    ("GET", "/api/sinks/{id:int}"): (alerts_sink_a, scoped_read()),
+    ("PATCH", "/api/sinks/{id:int}"): (with_path(alerts_sink_a, name="renamed"), scoped_write()),
+    ("DELETE", "/api/sinks/{id:int}"): (alerts_sink_a, scoped_write(204)),
+    ("POST", "/api/sinks/{id:int}/rotate-secret"): (alerts_sink_a, scoped_write()),
+    ("GET", "/api/sinks/{id:int}/dead-letters"): (alerts_sink_a, scoped_read()),
+    ("POST", "/api/sinks/{id:int}/dead-letters/resend"): (alerts_sink_a, scoped_write()),
+    ("POST", "/api/sinks/{id:int}/dead-letters/discard"): (
+        with_path(alerts_sink_a, ids=None),
+        scoped_write(),
+    ),
+    ("POST", "/api/sinks/{id:int}/replay"): (with_path(alerts_sink_a, **REPLAY), scoped_write()),
 }
 
 WEBSOCKETS = {"/api/live"}
