@@ -13,7 +13,7 @@ What it promises (at least once, in order per device, nothing lost):
   Refusals (4xx but 408 and 429) are dead letters at once.
 * Each device's messages go out in outbox order: while a device has a message owed,
   its newer ones queue behind it; other devices go on.
-* A receiver that fails every request (three in a row) is *down*: the worker stops
+* A receiver that fails three requests in a row (one batch) is *down*: the worker stops
   sending and probes it with one request at growing intervals (5 s doubling to 5 min).
   A probe earlier than its message's schedule does not count as an attempt of it.  The
   first success resumes delivery and retries everything owed at once.  New messages
@@ -53,9 +53,9 @@ SCHEDULE_S = (5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
 """Seconds to wait after the n-th failed attempt of a message (n = 1…9)."""
 MAX_ATTEMPTS = len(SCHEDULE_S) + 1
 JITTER = 0.2
-DOWN_AFTER = 3  # failed requests in a row that make a receiver "down"
+DOWN_AFTER = 3  # failed requests in a row that make a receiver "down" (a failed batch: one)
 PROBE_FIRST_S, PROBE_MAX_S = 5.0, 300.0
-SINGLE_CHUNK = 200  # messages one round takes for single-object formats
+SINGLE_CHUNK = 64  # messages one round takes for single-object formats
 ERROR_BACKOFF_S = 30.0
 
 
@@ -151,6 +151,8 @@ class SinkWorker:
         self._secrets = _secret_values(secrets)
         concurrency = int(getattr(settings, "concurrency", 0) or sink_cls.concurrency)
         self.concurrency = max(1, concurrency if self.format.max_batch == 1 else 1)
+        # a batch carries many devices' messages: its failure is the receiver's
+        self.down_after = DOWN_AFTER if self.format.max_batch == 1 else 1
         from hub.netguard import guarded_client
 
         async with guarded_client(
@@ -328,9 +330,11 @@ class SinkWorker:
         if not rows:
             return []
         entries = [_Entry(r.id, r.device_id) for r in rows if not self.lanes.get(r.device_id)]
-        if probe and size == 1:
-            entries = entries[:1]
-            if entries:  # the rest stay in the outbox for after the probe
+        if probe:
+            if not entries:
+                return []  # all behind owed messages: they stay in the outbox meanwhile
+            if size == 1:  # one message probes; the rest stay in the outbox
+                entries = entries[:1]
                 rows = [r for r in rows if r.id <= entries[0].outbox_id]
         if not entries:
             return rows
@@ -391,7 +395,7 @@ class SinkWorker:
 
     def _should_hold(self, rnd: _Round) -> bool:
         """Stop sending this round: the receiver failed enough requests in a row."""
-        return rnd.failed > 0 and self.in_a_row >= DOWN_AFTER
+        return rnd.failed > 0 and self.in_a_row >= self.down_after
 
     async def _attempt(self, unit: _Unit, rnd: _Round) -> None:
         items = [self._items[e.outbox_id] for e in unit.entries if e.outbox_id in self._items]
@@ -423,7 +427,8 @@ class SinkWorker:
             self.in_a_row += 1
         except DeliveryRejected as exc:
             unit.outcome, unit.status = "rejected", exc.status
-            unit.error, unit.excerpt = self._scrub(str(exc) or "rejected"), exc.excerpt
+            unit.error = self._scrub(str(exc) or "rejected")
+            unit.excerpt = self._scrub(exc.excerpt)
             rnd.succeeded += 1  # the receiver is up: it answered
             self.in_a_row = 0
         except Exception as exc:  # a plugin's bug: retried like a failure, never a crash
@@ -514,7 +519,7 @@ class SinkWorker:
                 )
 
     def _hold_until(self, now: datetime) -> datetime | None:
-        if self.in_a_row >= DOWN_AFTER:
+        if self.in_a_row >= self.down_after:
             return self.probe_at or now + timedelta(seconds=self.probe_s)
         return None
 
@@ -546,7 +551,7 @@ class SinkWorker:
                     (now - since).total_seconds(),
                     errors[-1],
                 )
-            if self.in_a_row >= DOWN_AFTER:
+            if self.in_a_row >= self.down_after:
                 if not self.down:
                     self.down = True
                     self.probe_s = PROBE_FIRST_S

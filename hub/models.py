@@ -352,7 +352,11 @@ class OutboxEntry(SQLModel, table=True):
     """
 
     __tablename__ = "outbox"
-    __table_args__ = (sa.Index("ix_outbox_client_id_id", "client_id", "id"),)
+    __table_args__ = (
+        sa.Index("ix_outbox_client_id_id", "client_id", "id"),
+        # ids only grow, even after the newest rows are pruned: sinks read by id
+        {"sqlite_autoincrement": True},
+    )
     id: int | None = Field(default=None, primary_key=True, sa_type=BigID)
     client_id: int = Field(sa_column_args=[sa.ForeignKey("clients.id", ondelete="CASCADE")])
     kind: str = Field(max_length=20)  # "location" | "alert"

@@ -109,7 +109,15 @@ def upgrade() -> None:
             sa.Column("webhook", sa.Boolean(), server_default=sa.false(), nullable=False)
         )
 
-    with op.batch_alter_table("outbox", schema=None) as batch_op:
+    # SQLite: AUTOINCREMENT, so an id is never given out again once its row is pruned
+    # (sinks read the outbox by id); the table is rebuilt for it.
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    with op.batch_alter_table(
+        "outbox",
+        schema=None,
+        recreate="always" if sqlite else "auto",
+        table_kwargs={"sqlite_autoincrement": True},
+    ) as batch_op:
         batch_op.add_column(sa.Column("sink_id", sa.Integer(), nullable=True))
         batch_op.create_foreign_key(
             batch_op.f("fk_outbox_sink_id_sinks"), "sinks", ["sink_id"], ["id"], ondelete="CASCADE"

@@ -398,8 +398,11 @@ class Receiver:
     default), ``retry_after`` (a ``Retry-After`` header value to add, or ``None``),
     ``hang`` (a ``trio.Event`` each request waits for, or seconds to wait, before it is
     answered; ``None`` answers at once) and ``date_unit`` (the alert dates' unit the
-    validator expects).  A request is recorded as it arrives, with the status it is (or,
-    had the client waited, would have been) answered.
+    validator expects), and ``decide`` (a callable ``(path, body) -> status | None``
+    whose answer, when not ``None``, overrides ``status`` for that request: to refuse
+    one vehicle's messages, say).  A request is recorded as it arrives, with the status
+    it is (or, had the client waited, would have been) answered.  ``times`` holds each
+    request's arrival as ``trio.current_time()``.
     """
 
     def __init__(self, *, date_unit: EpochUnit = "ms") -> None:
@@ -407,7 +410,9 @@ class Receiver:
         self.retry_after: str | None = None
         self.hang: trio.Event | float | None = None
         self.date_unit: EpochUnit = date_unit
+        self.decide: Callable[[str, Any], int | None] | None = None
         self.requests: list[Recorded] = []
+        self.times: list[float] = []
         self._arrived = trio.Event()
         self.app = Starlette(
             routes=[Route(path, self._handle, methods=["POST"]) for path in VALIDATORS]
@@ -467,6 +472,10 @@ class Receiver:
                 validate(body, date_unit=self.date_unit) if path == "/alerts" else validate(body)
             )
         status = self.status
+        if self.decide is not None:
+            decided = self.decide(path, body)
+            status = status if decided is None else decided
+        self.times.append(trio.current_time())
         self.requests.append(
             Recorded(
                 path=path,
@@ -492,12 +501,13 @@ async def serve_receiver(
     receiver: Receiver,
     *,
     host: str = "127.0.0.1",
+    port: int = 0,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve ``receiver`` on a free port of ``host`` until cancelled; report its base URL
-    (``http://127.0.0.1:PORT``) through ``task_status.started``."""
+    """Serve ``receiver`` on ``port`` (0: a free one) of ``host`` until cancelled; report
+    its base URL (``http://127.0.0.1:PORT``) through ``task_status.started``."""
     config = Config()
-    config.bind = [f"{host}:0"]
+    config.bind = [f"{host}:{port}"]
     config.accesslog = None
     config.errorlog = logging.getLogger("gpshub.startrack_relay.receiver")
     config.graceful_timeout = 0.5
