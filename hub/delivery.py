@@ -356,7 +356,9 @@ class SinkWorker:
             rows.update(await run_blocking(self.store.rows, self.sink_id, missing))
         ordered = [rows[i] for i in ids if i in rows]
         if self.row.purpose == "locations":
-            self._items = await run_blocking(self.store.location_items, ordered, self._client)
+            self._items = await run_blocking(
+                self.store.location_items, ordered, self._client, self.format.fields
+            )
         else:
             self._items = {
                 r.id: {**r.payload, "eventId": r.ref_id, "client": self._client} for r in ordered

@@ -53,6 +53,10 @@ class Format:
     content_type: ClassVar[str] = "application/json"
     max_batch: ClassVar[int] = 1
     Options: ClassVar[type[BaseModel]] = NoFormatOptions
+    fields: ClassVar[tuple[str, ...] | None] = None
+    """The position fields a locations format reads (``None``: all).  Items then carry
+    just those, besides ``id``, ``device_id``, ``device`` and ``client``: naming them
+    spares the hub loading the rest."""
 
     def __init__(self, options: BaseModel | None = None) -> None:
         self.options = options if options is not None else self.Options()

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
@@ -43,7 +44,13 @@ MAX_REPLAY = 1_000_000
 """The most messages one replay may queue (ask for a narrower range beyond that)."""
 
 _ITEM_COLUMNS = tuple(c for c in positions_t.c if c.name != "raw")
+_ITEM_NAMES = tuple(c.name for c in _ITEM_COLUMNS)
 _DEVICE_COLUMNS = ("name", "license_plate", "imei", "remote_id", "tags", "driver")
+_SQLITE_FROM = "FROM positions p JOIN devices d ON d.id = p.device_id"
+
+
+def _sqlite_time(value: str) -> datetime:
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
 @dataclass(slots=True)
@@ -434,14 +441,30 @@ class SinkStore:
         self, row: SinkRow, after: int, limit: int, upto: int | None = None
     ) -> list[OutboxRow]:
         """Outbox messages for the sink after ``after`` (up to ``upto``), oldest first."""
+        if self.engine.dialect.name == "sqlite" and row.purpose == "locations":
+            return self._sqlite_fetch(row, after, limit, upto)
         o = outbox_t
-        q = sa.select(o.c.id, o.c.device_id, o.c.ref_id, o.c.payload).where(
+        payload = o.c.payload if row.purpose == "alerts" else sa.null()  # locations: empty
+        q = sa.select(o.c.id, o.c.device_id, o.c.ref_id, payload).where(
             self._fresh_filter(row, after)
         )
         if upto is not None:
             q = q.where(o.c.id <= upto)
         with self.engine.connect() as conn:
             return [OutboxRow(*r) for r in conn.execute(q.order_by(o.c.id).limit(limit))]
+
+    def _sqlite_fetch(
+        self, row: SinkRow, after: int, limit: int, upto: int | None
+    ) -> list[OutboxRow]:
+        """``fetch`` of location messages on SQLite, through the driver (the hot path)."""
+        query = (
+            "SELECT id, device_id, ref_id FROM outbox WHERE client_id = ? AND kind = ?"
+            " AND id > ? AND (sink_id IS NULL OR sink_id = ?) AND id <= ? ORDER BY id LIMIT ?"
+        )
+        top = upto if upto is not None else 2**62
+        params = (row.client_id, KIND_OF[row.purpose], after, row.id, top, limit)
+        with self.engine.connect() as conn:
+            return [OutboxRow(i, d, r, {}) for i, d, r in conn.exec_driver_sql(query, params)]
 
     def rows(self, sink_id: int, outbox_ids: Iterable[int]) -> dict[int, OutboxRow]:
         o = outbox_t
@@ -461,27 +484,90 @@ class SinkStore:
         return {"id": row[0], "name": row[1], "timezone": row[2]}
 
     def location_items(
-        self, rows: Sequence[OutboxRow], client: dict[str, Any]
+        self,
+        rows: Sequence[OutboxRow],
+        client: dict[str, Any],
+        fields: Sequence[str] | None = None,
     ) -> dict[int, dict[str, Any]]:
-        """The location item of each outbox row (rows whose position is gone are left out)."""
+        """The location item of each outbox row (rows whose position is gone are left
+        out); with ``fields``, only those position fields (see ``Format.fields``)."""
         by_position = {r.ref_id: r.id for r in rows if r.ref_id is not None}
         if not by_position:
             return {}
+        if self.engine.dialect.name == "sqlite":
+            return self._sqlite_location_items(by_position, client, fields)
+        return self._core_location_items(by_position, client, fields)
+
+    def _core_location_items(
+        self,
+        by_position: dict[int, int],
+        client: dict[str, Any],
+        fields: Sequence[str] | None = None,
+    ) -> dict[int, dict[str, Any]]:
         p, d = positions_t, devices_t
+        wanted = None if fields is None else {"id", "device_id", *fields}
+        columns = [c for c in _ITEM_COLUMNS if wanted is None or c.name in wanted]
         q = (
-            sa.select(*_ITEM_COLUMNS, *(d.c[n].label(f"device_{n}") for n in _DEVICE_COLUMNS))
+            sa.select(*columns, *(d.c[n].label(f"device_{n}") for n in _DEVICE_COLUMNS))
             .join(d, p.c.device_id == d.c.id)
             .where(p.c.id.in_(list(by_position)))
         )
         out: dict[int, dict[str, Any]] = {}
         with self.engine.connect() as conn:
             for r in conn.execute(q).mappings():
-                item = {c.name: r[c.name] for c in _ITEM_COLUMNS}
+                item = {c.name: r[c.name] for c in columns}
                 device = {"id": item["device_id"]}
                 device.update({n: r[f"device_{n}"] for n in _DEVICE_COLUMNS})
                 item["device"] = device
                 item["client"] = client
                 out[by_position[item["id"]]] = item
+        return out
+
+    def _sqlite_location_items(
+        self,
+        by_position: dict[int, int],
+        client: dict[str, Any],
+        fields: Sequence[str] | None = None,
+    ) -> dict[int, dict[str, Any]]:
+        """``location_items`` on SQLite: the driver's rows decoded here (orjson, the C
+        ``fromisoformat``), as the ingest path does; SQLAlchemy's per-value processing
+        would cost most of a batch's delivery."""
+        names = _ITEM_NAMES
+        if fields is not None:
+            wanted = {"id", "device_id", *fields}
+            names = tuple(n for n in _ITEM_NAMES if n in wanted)
+        times = [k for k in ("fix_time", "server_time") if k in names]
+        docs = [k for k in ("sensors", "poi_ids", "poi_group_ids") if k in names]
+        flags = [k for k in ("valid", "ignition") if k in names]
+        select = ", ".join([*(f"p.{n}" for n in names), *(f"d.{n}" for n in _DEVICE_COLUMNS)])
+        width = len(names)
+        out: dict[int, dict[str, Any]] = {}
+        devices: dict[int, dict[str, Any]] = {}
+        ids = list(by_position)
+        with self.engine.connect() as conn:
+            for i in range(0, len(ids), 1000):
+                part = ids[i : i + 1000]
+                marks = ",".join("?" * len(part))
+                query = f"SELECT {select} {_SQLITE_FROM} WHERE p.id IN ({marks})"
+                for r in conn.exec_driver_sql(query, tuple(part)):
+                    item = dict(zip(names, r[:width], strict=True))
+                    for key in times:
+                        item[key] = _sqlite_time(item[key])
+                    for key in docs:
+                        value = item[key]
+                        item[key] = orjson.loads(value) if value is not None else None
+                    for key in flags:
+                        if item[key] is not None:
+                            item[key] = bool(item[key])
+                    device_id = item["device_id"]
+                    device = devices.get(device_id)
+                    if device is None:
+                        extra = dict(zip(_DEVICE_COLUMNS, r[width:], strict=True))
+                        extra["tags"] = orjson.loads(extra["tags"]) if extra["tags"] else []
+                        device = devices[device_id] = {"id": device_id, **extra}
+                    item["device"] = device
+                    item["client"] = client
+                    out[by_position[item["id"]]] = item
         return out
 
     def mark_inflight(self, sink_id: int, upto: int) -> None:

@@ -1,0 +1,95 @@
+"""The sink store on SQLite and PostgreSQL: the outbox reads delivery relies on."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from hub.fix import PositionFix
+from hub.models import outbox_t
+from hub.positions import IngestItem
+from hub.sink_store import PendingRow, Progress
+from hub.store import Store
+
+T0 = datetime(2026, 5, 1, tzinfo=UTC)
+
+
+def relay(store: Store, client: int) -> Any:
+    return store.sinks.create(
+        client, name="relay", kind="startrack-relay", format="startrack-json2",
+        purpose="locations", settings={"url": "https://relay.example/in"},
+    )  # fmt: skip
+
+
+def put(store: Store, device: int, n: int, start: int = 0) -> None:
+    store.positions.write_batch(
+        [
+            IngestItem(
+                device, None,
+                PositionFix(T0 + timedelta(seconds=10 * i), 14.6, -90.5, speed_kmh=12.5,
+                            ignition=i % 2 == 0, sensors={"fuel": 0.5}),
+            )
+            for i in range(start, start + n)
+        ]
+    )  # fmt: skip
+
+
+def test_outbox_ids_are_never_given_out_again_after_pruning(store: Store) -> None:
+    client = store.create_client("c").id
+    device = store.create_device(client, name="d", imei="123", tags=["north"]).id
+    sink = relay(store, client)
+    put(store, device, 3)
+    rows = store.sinks.fetch(sink, sink.cursor, 100)
+    store.sinks.save_progress(sink.id, Progress(cursor=rows[-1].id))
+    assert store.sinks.prune_outbox() == 3
+    put(store, device, 2, start=3)
+    sink = store.sinks.get(sink.id)
+    fresh = store.sinks.fetch(sink, sink.cursor, 100)
+    assert len(fresh) == 2 and all(r.id > rows[-1].id for r in fresh)
+
+
+def test_prune_keeps_what_a_sink_still_owes(store: Store) -> None:
+    client = store.create_client("c").id
+    device = store.create_device(client, name="d").id
+    sink = relay(store, client)
+    put(store, device, 3)
+    rows = store.sinks.fetch(sink, sink.cursor, 100)
+    store.sinks.save_progress(
+        sink.id, Progress(cursor=rows[-1].id, pending=[PendingRow(rows[0].id, device, 1)])
+    )
+    store.sinks.prune_outbox()
+    with store.engine.connect() as conn:
+        left = [i for (i,) in conn.execute(sa.select(outbox_t.c.id))]
+    assert left == [rows[0].id]
+
+
+def test_location_items_are_the_same_on_every_path(store: Store) -> None:
+    client = store.create_client("c").id
+    device = store.create_device(client, name="d", imei="123", tags=["north"], driver="Ana").id
+    sink = relay(store, client)
+    put(store, device, 4)
+    rows = store.sinks.fetch(sink, sink.cursor, 100)
+    info = store.sinks.client_info(client)
+    items = store.sinks.location_items(rows, info)
+    core = store.sinks._core_location_items({r.ref_id: r.id for r in rows}, info)
+    assert items == core and len(items) == 4
+    first = items[rows[0].id]
+    assert first["fix_time"] == T0 and first["valid"] is True and first["ignition"] is True
+    assert first["sensors"] == {"fuel": 0.5} and first["device"]["tags"] == ["north"]
+    assert first["client"]["timezone"] == "UTC" and first["device"]["imei"] == "123"
+
+
+def test_a_format_naming_its_fields_gets_only_those(store: Store) -> None:
+    client = store.create_client("c").id
+    device = store.create_device(client, name="d", imei="123").id
+    sink = relay(store, client)
+    put(store, device, 2)
+    rows = store.sinks.fetch(sink, sink.cursor, 100)
+    info = store.sinks.client_info(client)
+    items = store.sinks.location_items(rows, info, ("lat", "fix_time", "ignition"))
+    full = store.sinks.location_items(rows, info)
+    for key, item in items.items():
+        assert set(item) <= {"id", "device_id", "lat", "fix_time", "ignition", "device", "client"}
+        assert {k: full[key][k] for k in item} == item
