@@ -49,6 +49,23 @@ _DEVICE_COLUMNS = ("name", "license_plate", "imei", "remote_id", "tags", "driver
 _SQLITE_FROM = "FROM positions p JOIN devices d ON d.id = p.device_id"
 
 
+_QUEUED = ("client_id", "kind", "device_id", "ref_id", "payload", "sink_id", "created_at")
+
+
+def _aimed_at(sink: SinkRow, now: datetime) -> tuple[Any, Any]:
+    """The ``sink_id`` and ``created_at`` columns of outbox rows queued for one sink."""
+    return (
+        sa.literal(sink.id).label("sink_id"),
+        sa.bindparam("now", now, type_=UTCDateTime()).label("created_at"),
+    )
+
+
+def _queue(conn: sa.Connection, source: Any) -> int:
+    """Add the rows ``source`` selects (columns ``_QUEUED``) to the outbox, in order."""
+    db.lock_outbox(conn)
+    return int(conn.execute(sa.insert(outbox_t).from_select(list(_QUEUED), source)).rowcount)
+
+
 def _sqlite_time(value: str) -> datetime:
     return datetime.fromisoformat(value).replace(tzinfo=UTC)
 
@@ -307,38 +324,17 @@ class SinkStore:
     def resend_dead(self, sink: SinkRow, ids: Sequence[int] | None, now: datetime) -> int:
         """Queue dead letters (``ids``, or all) for the sink again, as new messages."""
         o = outbox_t
+        chosen = sa.select(dead_t.c.outbox_id).where(self._dead_filter(sink.id or 0, ids))
+        source = (
+            sa.select(o.c.client_id, o.c.kind, o.c.device_id, o.c.ref_id, o.c.payload,
+                      *_aimed_at(sink, now))
+            .where(o.c.id.in_(chosen))
+            .order_by(o.c.id)
+        )  # fmt: skip
         with db.write_tx(self.engine) as conn:
-            db.lock_outbox(conn)
-            chosen = sa.select(dead_t.c.outbox_id).where(self._dead_filter(sink.id or 0, ids))
-            source = (
-                sa.select(
-                    o.c.client_id,
-                    o.c.kind,
-                    o.c.device_id,
-                    o.c.ref_id,
-                    o.c.payload,
-                    sa.literal(sink.id).label("sink_id"),
-                    sa.bindparam("now", now, type_=UTCDateTime()).label("created_at"),
-                )
-                .where(o.c.id.in_(chosen))
-                .order_by(o.c.id)
-            )
-            count = conn.execute(
-                sa.insert(o).from_select(
-                    [
-                        "client_id",
-                        "kind",
-                        "device_id",
-                        "ref_id",
-                        "payload",
-                        "sink_id",
-                        "created_at",
-                    ],
-                    source,
-                )
-            ).rowcount
+            count = _queue(conn, source)
             conn.execute(sa.delete(dead_t).where(self._dead_filter(sink.id or 0, ids)))
-            return int(count)
+            return count
 
     def discard_dead(self, sink_id: int, ids: Sequence[int] | None) -> int:
         with db.write_tx(self.engine) as conn:
@@ -360,39 +356,24 @@ class SinkStore:
             raise Invalid("to", "must be after 'from'")
         if sink.purpose == "locations":
             p, d = positions_t, devices_t
-            source = (
-                sa.select(
-                    d.c.client_id,
-                    sa.literal("location").label("kind"),
-                    p.c.device_id,
-                    p.c.id.label("ref_id"),
-                    sa.literal_column("'{}'").label("payload"),
-                    sa.literal(sink.id).label("sink_id"),
-                    sa.bindparam("now", now, type_=UTCDateTime()).label("created_at"),
-                )
-                .join(d, p.c.device_id == d.c.id)
-                .where(d.c.client_id == sink.client_id, p.c.fix_time >= start, p.c.fix_time < end)
-                .order_by(p.c.fix_time, p.c.id)
-            )
-            if device_ids is not None:
-                source = source.where(p.c.device_id.in_(list(device_ids)))
+            what = sa.select(
+                d.c.client_id, sa.literal("location").label("kind"), p.c.device_id,
+                p.c.id.label("ref_id"), sa.literal_column("'{}'").label("payload"),
+                *_aimed_at(sink, now),
+            ).join(d, p.c.device_id == d.c.id)  # fmt: skip
+            client, table = d.c.client_id, p
         else:
             a = alerts_t
-            source = (
-                sa.select(
-                    a.c.client_id,
-                    sa.literal("alert").label("kind"),
-                    a.c.device_id,
-                    a.c.id.label("ref_id"),
-                    a.c.payload,
-                    sa.literal(sink.id).label("sink_id"),
-                    sa.bindparam("now", now, type_=UTCDateTime()).label("created_at"),
-                )
-                .where(a.c.client_id == sink.client_id, a.c.fix_time >= start, a.c.fix_time < end)
-                .order_by(a.c.fix_time, a.c.id)
-            )
-            if device_ids is not None:
-                source = source.where(a.c.device_id.in_(list(device_ids)))
+            what = sa.select(
+                a.c.client_id, sa.literal("alert").label("kind"), a.c.device_id,
+                a.c.id.label("ref_id"), a.c.payload, *_aimed_at(sink, now),
+            )  # fmt: skip
+            client, table = a.c.client_id, a
+        source = what.where(
+            client == sink.client_id, table.c.fix_time >= start, table.c.fix_time < end
+        ).order_by(table.c.fix_time, table.c.id)
+        if device_ids is not None:
+            source = source.where(table.c.device_id.in_(list(device_ids)))
         with db.write_tx(self.engine) as conn:
             count = conn.execute(
                 sa.select(sa.func.count()).select_from(source.order_by(None).subquery())
@@ -401,22 +382,7 @@ class SinkStore:
                 raise Invalid(
                     "from", f"{count} messages in that range; at most {MAX_REPLAY} per replay"
                 )
-            db.lock_outbox(conn)
-            conn.execute(
-                sa.insert(outbox_t).from_select(
-                    [
-                        "client_id",
-                        "kind",
-                        "device_id",
-                        "ref_id",
-                        "payload",
-                        "sink_id",
-                        "created_at",
-                    ],
-                    source,
-                )
-            )
-            return int(count)
+            return _queue(conn, source)
 
     # -- the delivery worker's side --------------------------------------------------------
     def pending(self, sink_id: int) -> list[PendingRow]:
