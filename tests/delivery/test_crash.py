@@ -108,13 +108,14 @@ async def test_sigkill_loses_no_location_and_no_alert(tmp_path: Path) -> None:
     async with trio.open_nursery() as nursery:
         url = await nursery.start(serve_receiver, receiver)
         prepare(tmp_path, key, url)
-        for _ in range(KILLS):
+        for kill in range(KILLS):
             seen = receiver.count()
             proc = await run_child(tmp_path, env)
             try:
                 with trio.fail_after(60):
                     await receiver.wait_for(seen + 40)
-                refusing_until[0] = trio.current_time() + 1.0
+                if kill == 0:  # some alerts fail once and are owed across the restarts
+                    refusing_until[0] = trio.current_time() + 1.0
                 await trio.sleep(rng.uniform(0.05, 0.6))
             finally:
                 proc.kill()  # SIGKILL: no clean-up of any kind

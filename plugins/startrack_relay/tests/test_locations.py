@@ -253,3 +253,12 @@ def test_round_int_rounds_halves_away_from_zero() -> None:
         2,
         -2,
     ]
+
+
+@pytest.mark.parametrize("format_class", [StartrackJson1, StartrackJson2])
+def test_the_fields_a_format_names_are_all_it_reads(format_class: Any, make_location: Any) -> None:
+    """The hub loads only ``fields`` (and the device and client) for these formats."""
+    item = make_location()
+    kept = {"id", "device_id", "device", "client", *format_class.fields}
+    narrow = {k: v for k, v in item.items() if k in kept}
+    assert format_class().encode([narrow]) == format_class().encode([item])

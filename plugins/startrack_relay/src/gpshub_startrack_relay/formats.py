@@ -8,8 +8,9 @@ tools can look at a payload before it is encoded.
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import orjson
@@ -20,9 +21,11 @@ from hub import Format
 
 KM_PER_MILE = 1.609344
 COORD_SCALE = 100_000  # JSON 2 sends degrees × 100000 as integers
+_COORD_SCALE = float(COORD_SCALE)  # the same product, without converting the int each time
 MAX_JSON_SAFE_INT = 2**53 - 1  # the largest integer every JSON reader keeps exactly
 
 Item = Mapping[str, Any]
+_EMPTY: Mapping[str, Any] = {}  # a missing device or client
 
 
 # -- numbers ---------------------------------------------------------------------------------
@@ -64,71 +67,106 @@ def imei_value(imei: str | None) -> int | str | None:
     return text
 
 
-def _speed_kmh(item: Item) -> float:
-    speed = item.get("speed_kmh")
-    return max(float(speed), 0.0) if speed is not None else 0.0
-
-
-def _heading(course: float | None) -> int:
-    return round_int(float(course)) % 360 if course is not None else 0
-
-
-def _common(item: Item) -> tuple[dict[str, Any], dict[str, Any]]:
-    device: dict[str, Any] = item.get("device") or {}
-    client: dict[str, Any] = item.get("client") or {}
-    return device, client
+@functools.lru_cache(maxsize=65_536)
+def _imei_text_value(imei: str) -> int | str | None:
+    return imei_value(imei)
 
 
 # -- location objects ------------------------------------------------------------------------
+# Both builders run once per delivered location, so they are written out in full: each
+# field's conversion inline rather than through the helpers above (the same arithmetic:
+# ``round_int`` is ``int(x + 0.5)`` for x ≥ 0 and ``-int(0.5 - x)`` below, ``rounded`` is
+# ``round(float(x), 3)``), and the IMEI's conversion cached by its text.
 def json1_object(item: Item) -> dict[str, Any]:
     """The Location Data Object of JSON 1 for one location item, in the doc's key order."""
-    device, client = _common(item)
-    port = item.get("source_port")
+    get = item.get
+    device = get("device") or _EMPTY
+    client = get("client") or _EMPTY
+    imei = device.get("imei")
+    port = get("source_port")
+    speed = get("speed_kmh")
+    kmh = float(speed) if speed is not None else 0.0
+    if kmh < 0.0:
+        kmh = 0.0
+    course = get("course_deg")
+    if course is not None:
+        c = float(course)
+        head = (int(c + 0.5) if c >= 0.0 else -int(0.5 - c)) % 360
+    else:
+        head = 0
+    odometer = get("virtual_odometer_km")
+    sys_odometer = get("odometer_km")
+    hourmeter = get("virtual_hours")
+    sys_hourmeter = get("hours")
+    poi_ids = get("poi_ids")
+    poi_group_ids = get("poi_group_ids")
     return {
-        "code": int(item.get("event_code") or 0),
+        "code": int(get("event_code") or 0),
         "vid": int(item["device_id"]),
         "remote_id": device.get("remote_id") or None,
         "license_plate": device.get("license_plate") or None,
-        "device_id": imei_value(device.get("imei")),
-        "ip": item.get("source_ip") or None,
+        "device_id": _imei_text_value(imei) if type(imei) is str else imei_value(imei),
+        "ip": get("source_ip") or None,
         "port": int(port) if port is not None else -1,
         "lon": float(item["lon"]),
         "lat": float(item["lat"]),
-        "valid_position": bool(item.get("valid", True)),
+        "valid_position": bool(get("valid", True)),
         "event_time": event_time(item["fix_time"]),
         "system_time": system_time(item["server_time"], client.get("timezone")),
-        "kmph": round_int(_speed_kmh(item)),
-        "placename": item.get("place") or "",
-        "poi_ids": [int(p) for p in item.get("poi_ids") or ()],
-        "poi_group_ids": [int(g) for g in item.get("poi_group_ids") or ()],
-        "alerts_count": int(item.get("alerts_count") or 0),
+        "kmph": int(kmh + 0.5),  # never negative
+        "placename": get("place") or "",
+        "poi_ids": list(map(int, poi_ids)) if poi_ids else [],
+        "poi_group_ids": list(map(int, poi_group_ids)) if poi_group_ids else [],
+        "alerts_count": int(get("alerts_count") or 0),
         "route_id": None,  # gpshub has no routes
         "client_id": int(client["id"]),
-        "head": _heading(item.get("course_deg")),
-        "odometer": rounded(item.get("virtual_odometer_km"), 3),
-        "sys_odometer": rounded(item.get("odometer_km"), 3),
-        "hourmeter": rounded(item.get("virtual_hours"), 3),
-        "sys_hourmeter": rounded(item.get("hours"), 3),
+        "head": head,
+        "odometer": 0.0 if odometer is None else round(float(odometer), 3),
+        "sys_odometer": 0.0 if sys_odometer is None else round(float(sys_odometer), 3),
+        "hourmeter": 0.0 if hourmeter is None else round(float(hourmeter), 3),
+        "sys_hourmeter": 0.0 if sys_hourmeter is None else round(float(sys_hourmeter), 3),
     }
 
 
 def json2_object(item: Item) -> dict[str, Any]:
     """One object of JSON 2's list: coordinates as integers of degrees × 100000, speed in
     miles per hour."""
-    device, client = _common(item)
-    return {
-        "code": int(item.get("event_code") or 0),
-        "vid": int(item["device_id"]),
-        "remote_id": device.get("remote_id") or None,
-        "license_plate": device.get("license_plate") or None,
-        "device_id": imei_value(device.get("imei")),
-        "ip": item.get("source_ip") or None,
-        "lon": round_int(float(item["lon"]) * COORD_SCALE),
-        "lat": round_int(float(item["lat"]) * COORD_SCALE),
-        "event_time": event_time(item["fix_time"]),
-        "system_time": system_time(item["server_time"], client.get("timezone")),
-        "mph": round_int(_speed_kmh(item) / KM_PER_MILE),
-    }
+    return json2_objects((item,))[0]
+
+
+def json2_objects(items: Iterable[Item]) -> list[dict[str, Any]]:
+    """``json2_object`` of each item, in one loop (a JSON 2 body holds up to 1000)."""
+    objects: list[dict[str, Any]] = []
+    append = objects.append
+    for item in items:
+        get = item.get
+        device = get("device") or _EMPTY
+        imei = device.get("imei")
+        lon = float(item["lon"]) * _COORD_SCALE
+        lat = float(item["lat"]) * _COORD_SCALE
+        speed = get("speed_kmh")
+        kmh = float(speed) if speed is not None else 0.0
+        if kmh < 0.0:
+            kmh = 0.0
+        append(
+            {
+                "code": int(get("event_code") or 0),
+                "vid": int(item["device_id"]),
+                "remote_id": device.get("remote_id") or None,
+                "license_plate": device.get("license_plate") or None,
+                "device_id": _imei_text_value(imei) if type(imei) is str else imei_value(imei),
+                "ip": get("source_ip") or None,
+                "lon": int(lon + 0.5) if lon >= 0.0 else -int(0.5 - lon),
+                "lat": int(lat + 0.5) if lat >= 0.0 else -int(0.5 - lat),
+                "event_time": event_time(item["fix_time"]),
+                "system_time": system_time(
+                    item["server_time"], (get("client") or _EMPTY).get("timezone")
+                ),
+                # divided, not multiplied by 1 / KM_PER_MILE: that can round the other way
+                "mph": int(kmh / KM_PER_MILE + 0.5),  # never negative
+            }
+        )
+    return objects
 
 
 # -- the alert object ------------------------------------------------------------------------
@@ -225,6 +263,11 @@ class StartrackJson1(Format):
     title = "Startrack Formato Json 1"
     purpose = "locations"
     max_batch = 1
+    fields = (
+        "event_code", "source_ip", "source_port", "lon", "lat", "valid", "fix_time",
+        "server_time", "speed_kmh", "place", "poi_ids", "poi_group_ids", "alerts_count",
+        "course_deg", "virtual_odometer_km", "odometer_km", "virtual_hours", "hours",
+    )  # fmt: skip
 
     def encode(self, items: Sequence[Item]) -> bytes:
         _check_count(self, items)
@@ -238,10 +281,11 @@ class StartrackJson2(Format):
     title = "Startrack Formato Json 2"
     purpose = "locations"
     max_batch = 1000
+    fields = ("event_code", "source_ip", "lon", "lat", "fix_time", "server_time", "speed_kmh")
 
     def encode(self, items: Sequence[Item]) -> bytes:
         _check_count(self, items)
-        objects = [json2_object(item) for item in items]
+        objects = json2_objects(items)
         return orjson.dumps([len(objects), objects])
 
 
