@@ -509,6 +509,7 @@ class SinkStore:
         width = len(names)
         out: dict[int, dict[str, Any]] = {}
         devices: dict[int, dict[str, Any]] = {}
+        parsed: dict[str, datetime] = {}
         ids = list(by_position)
         with self.engine.connect() as conn:
             for i in range(0, len(ids), 1000):
@@ -517,8 +518,12 @@ class SinkStore:
                 query = f"SELECT {select} {_SQLITE_FROM} WHERE p.id IN ({marks})"
                 for r in conn.exec_driver_sql(query, tuple(part)):
                     item = dict(zip(names, r[:width], strict=True))
-                    for key in times:
-                        item[key] = _sqlite_time(item[key])
+                    for key in times:  # a batch's positions share their server time
+                        text = item[key]
+                        when = parsed.get(text)
+                        if when is None:
+                            when = parsed[text] = _sqlite_time(text)
+                        item[key] = when
                     for key in docs:
                         value = item[key]
                         item[key] = orjson.loads(value) if value is not None else None
