@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +13,9 @@ from trio.testing import MockClock
 from world import World, until, world
 
 from gpshub_startrack_relay.testing import Receiver, serve_receiver
-from hub.models import SinkState, dead_t, pending_t
+from hub.models import SinkState, pending_t
 from hub.signing import verify
-
-
-async def start(nursery: trio.Nursery, w: World, receiver: Receiver | None = None) -> str:
-    url = await nursery.start(serve_receiver, receiver or Receiver()) if receiver else ""
-    return str(url)
+from hub.testing import EPOCH
 
 
 def ordered_per_vehicle(bodies: list[Any]) -> bool:
@@ -318,10 +314,6 @@ async def test_replay_sends_a_past_range_to_one_sink(
         await w.feed(10)
         await until(lambda: w.stats(sink)["pending"] == 0)
         row = w.hub.store.sinks.get(sink)
-        from datetime import timedelta
-
-        from hub.testing import EPOCH
-
         queued = w.hub.store.sinks.replay(
             row, EPOCH, EPOCH + timedelta(seconds=50), [w.devices[0]], w.hub.clock.now()
         )
@@ -334,13 +326,3 @@ async def test_replay_sends_a_past_range_to_one_sink(
     assert w.stats(sink)["delivered"] == 25 and other.count() == receiver.count() - (
         5 if format == "startrack-json1" else 1
     )
-
-
-def counts_by(rows: list[Any], key: str) -> dict[Any, int]:
-    out: dict[Any, int] = defaultdict(int)
-    for r in rows:
-        out[r[key]] += 1
-    return dict(out)
-
-
-_ = dead_t  # the dead-letter table, for the reader
