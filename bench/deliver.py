@@ -40,19 +40,19 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 import httpx
 import trio
+from ingest import make_fix as ingest_fix  # bench/ is on the path of its scripts
 
 import hub.delivery as delivery
 from hub.fix import PositionFix
 from hub.positions import IngestItem
-from hub.testing import EPOCH, make_hub
+from hub.testing import make_hub
 
 LOOPBACK = ("127.0.0.0/8",)
 JSON1, JSON2 = "startrack-json1", "startrack-json2"
@@ -237,19 +237,8 @@ def raw_ceiling(receiver: Receiver, body: bytes, count: int, pipeline: int) -> f
 # The hub side
 # ---------------------------------------------------------------------------------------
 def make_fix(device: int, n: int) -> PositionFix:
-    return PositionFix(
-        fix_time=EPOCH + timedelta(seconds=10 * n),
-        lat=14.6 + device * 1e-4 + n * 1e-5,
-        lon=-90.5 - n * 1e-5,
-        altitude_m=1500.0,
-        speed_kmh=float(n % 90),
-        course_deg=float((n * 7) % 360),
-        satellites=9,
-        ignition=n % 10 != 0,
-        sensors={"fuel": 0.5, "power_v": 12.6},
-        source_ip="198.51.100.7",
-        source_port=5027,
-    )
+    """The ingest benchmark's fix, with the source address the relays carry."""
+    return replace(ingest_fix(device, n), source_ip="198.51.100.7", source_port=5027)
 
 
 @dataclass
