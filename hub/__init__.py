@@ -23,6 +23,7 @@ from hub.fix import PositionFix
 from hub.formats import Format
 from hub.hookspecs import hookimpl
 from hub.plugins import ENTRY_POINT_GROUP
+from hub.rangepoll import RangeWindow, group_by_start
 from hub.sink import Delivery, Sink
 from hub.source import (
     GROUP_EXTERNAL,
@@ -36,6 +37,7 @@ from hub.source import (
     Source,
     SourceContext,
     StateStore,
+    UpstreamUrl,
 )
 
 __version__ = "0.1.0"
@@ -62,6 +64,7 @@ __all__ = [
     "PluginError",
     "PollResult",
     "PositionFix",
+    "RangeWindow",
     "RateLimited",
     "RemoteDevice",
     "Settings",
@@ -73,6 +76,8 @@ __all__ = [
     "SystemClock",
     "TrioClock",
     "UpdateFailed",
+    "UpstreamUrl",
     "__version__",
+    "group_by_start",
     "hookimpl",
 ]

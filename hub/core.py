@@ -36,7 +36,13 @@ from hub.positions import WriteResult
 from hub.registry import Registry
 from hub.runner import SourceRunner, new_http_client
 from hub.secrets import SecretBox
-from hub.source import MemoryStateStore, RemoteDevice, Source, SourceContext
+from hub.source import (
+    MemoryStateStore,
+    RemoteDevice,
+    Source,
+    SourceContext,
+    check_upstream_urls,
+)
 from hub.store import Store
 
 log = logging.getLogger(__name__)
@@ -244,6 +250,7 @@ class Hub:
         cls = self.source_class(kind)
         creds = cls.parse_credentials(credentials)
         opts = cls.parse_options(options)
+        check_upstream_urls(self.outbound_policy, creds, opts)
         async with new_http_client(self.outbound_policy) as http:
             ctx: SourceContext[Any, Any] = SourceContext(
                 credentials=creds,

@@ -48,6 +48,7 @@ import httpx
 import trio
 
 __all__ = [
+    "ANY_ADDRESS",
     "DEFAULT_TIMEOUT",
     "BlockedAddress",
     "GuardedBackend",
@@ -187,6 +188,10 @@ class OutboundPolicy:
         reason = _deny_reason(embedded if embedded is not None else address)
         if reason is not None:
             raise BlockedAddress(host or str(address), str(address), reason)
+
+
+ANY_ADDRESS = OutboundPolicy((ipaddress.IPv4Network("0.0.0.0/0"), ipaddress.IPv6Network("::/0")))
+"""A policy allowing every address: for checking a URL's syntax alone."""
 
 
 # -- save time ---------------------------------------------------------------------------

@@ -29,7 +29,16 @@ from hub.models import ConnectionState
 from hub.netguard import OutboundPolicy, guarded_client
 from hub.pipeline import PipelineClosed
 from hub.positions import CursorUpdate, IngestItem
-from hub.source import Cursor, DeviceRef, PollResult, Source, SourceContext, secret_strings
+from hub.source import (
+    Cursor,
+    DeviceRef,
+    PollResult,
+    RemoteDevice,
+    Source,
+    SourceContext,
+    check_upstream_urls,
+    secret_strings,
+)
 from hub.store import UNSET
 
 if TYPE_CHECKING:
@@ -42,6 +51,7 @@ MAX_RETRY_AFTER = 3600.0
 POLL_TIMEOUT = 120.0
 ACTIVE_SPEED_KMH = 3.0
 USER_AGENT = "gpshub/0.1 (+https://github.com/gpshub)"
+SYNCED_KEY = "hub.synced_devices"
 
 
 class StoreStateStore:
@@ -90,6 +100,7 @@ class SourceRunner:
         self._last_active: float | None = None
         self._secrets: list[str] = []
         self._version: datetime | None = None  # the connection's updated_at we run with
+        self._synced: dict[str, Any] | None = None  # upstream properties last applied
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         hub = self.hub
@@ -110,6 +121,7 @@ class SourceRunner:
             raw = await run_blocking(hub.store.connection_credentials, conn)
             credentials = source_cls.parse_credentials(raw)
             options = source_cls.parse_options(conn.options)
+            check_upstream_urls(hub.outbound_policy, credentials, options)
         except BadConfig as exc:
             await self._set_state(ConnectionState.BAD_CONFIG, f"bad configuration: {exc}")
             log.warning(
@@ -248,7 +260,48 @@ class SourceRunner:
             self._last_active = trio.current_time()
         if items or updates:
             await self.hub.pipeline.submit(items, updates)
+        if result.devices:
+            await self._sync_devices(result.devices, by_upstream)
         return len(items)
+
+    async def _sync_devices(
+        self, remote: Mapping[str, RemoteDevice], ours: Mapping[str, DeviceRef]
+    ) -> None:
+        """Apply the upstream names, IMEIs and plates that changed since the last sync.
+
+        What was last applied is kept in the connection's state, so a property edited in
+        the hub stays until the upstream's value changes (a restart does not undo it).
+        """
+        state = StoreStateStore(self.hub, self.connection_id)
+        if self._synced is None:
+            saved = await state.get(SYNCED_KEY, {})
+            self._synced = dict(saved) if isinstance(saved, dict) else {}
+        changes: dict[str, dict[str, str]] = {}
+        synced = dict(self._synced)
+        for upstream_id, device in remote.items():
+            key = str(upstream_id)
+            if key not in ours or not isinstance(device, RemoteDevice):
+                continue
+            now = {
+                "name": device.name,
+                "imei": device.imei,
+                "license_plate": device.license_plate,
+            }
+            now = {k: str(v).strip() for k, v in now.items() if v is not None and str(v).strip()}
+            before = synced.get(key) or {}
+            fields = {k: v for k, v in now.items() if before.get(k) != v}
+            if fields:
+                changes[key] = fields
+            synced[key] = now
+        if changes:
+            count = await run_blocking(self.hub.store.sync_devices, self.connection_id, changes)
+            if count:
+                log.info(
+                    "connection #%d: %d device(s) updated from upstream", self.connection_id, count
+                )
+        if synced != self._synced:
+            await state.set(SYNCED_KEY, synced)
+            self._synced = synced
 
     def _load(self, store: Any) -> tuple[list[DeviceRef], Mapping[int, Cursor]]:
         return store.device_refs(self.connection_id), store.load_cursors(self.connection_id)

@@ -18,18 +18,72 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
+from typing import (
+    TYPE_CHECKING,
+    Annotated,
+    Any,
+    ClassVar,
+    Generic,
+    Protocol,
+    TypeVar,
+    get_args,
+)
 
 import httpx
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, SecretStr, ValidationError
 
 from hub.errors import BadConfig, NotSupported
 
 if TYPE_CHECKING:
     from hub.clock import Clock
     from hub.fix import PositionFix
+    from hub.netguard import OutboundPolicy
 
 GROUP_EXTERNAL = "External Integrations"
+
+
+class _UpstreamUrlMark:
+    """Marks a field as an upstream base URL (see ``UpstreamUrl``)."""
+
+    def __repr__(self) -> str:
+        return "UpstreamUrl"
+
+
+_UPSTREAM_URL = _UpstreamUrlMark()
+
+
+def _upstream_url(value: str) -> str:
+    from hub.netguard import ANY_ADDRESS, check_url
+
+    value = value.strip()
+    url = check_url(value, ANY_ADDRESS).rstrip("/")
+    if "?" in url:
+        raise ValueError("a base URL must not have a query string ('?…')")
+    return url
+
+
+UpstreamUrl = Annotated[str, AfterValidator(_upstream_url), _UPSTREAM_URL]
+"""The type of a credential or option holding an upstream's base URL (``server_url``).
+
+Its syntax is checked (http or https, a host, no credentials, query or fragment) and a
+trailing ``/`` removed; the hub also checks it against the outbound guard's policy when a
+connection is saved and when its runner starts (``url_fields`` finds such fields)."""
+
+
+def url_fields(model: type[BaseModel]) -> list[str]:
+    """The names of ``model``'s ``UpstreamUrl`` fields."""
+    return [
+        name
+        for name, info in model.model_fields.items()
+        if any(m is _UPSTREAM_URL for m in info.metadata) or _marked(info.annotation)
+    ]
+
+
+def _marked(annotation: Any) -> bool:
+    """Whether ``annotation`` is, or is a union with, an ``UpstreamUrl``."""
+    if any(m is _UPSTREAM_URL for m in getattr(annotation, "__metadata__", ())):
+        return True
+    return any(_marked(arg) for arg in get_args(annotation))
 
 
 class NoOptions(BaseModel):
@@ -104,12 +158,15 @@ class PollResult:
 
     A device missing from ``cursors`` gets its cursor's ``last_fix_time`` moved to its
     newest fix by the runner.  ``active`` overrides the runner's guess of whether the
-    connection is active (for adaptive cadences).
+    connection is active (for adaptive cadences).  ``devices`` carries the upstream's
+    names, IMEIs and plates when the poll fetched them: the hub updates its devices where
+    an upstream value changed since the last sync (so a local edit stands until then).
     """
 
     fixes: dict[str, list[PositionFix]] = field(default_factory=dict)
     cursors: dict[str, Cursor] = field(default_factory=dict)
     active: bool | None = None
+    devices: dict[str, RemoteDevice] = field(default_factory=dict)
 
     def add(self, upstream_id: str, fix: PositionFix) -> None:
         self.fixes.setdefault(upstream_id, []).append(fix)
@@ -215,6 +272,22 @@ def _parse_model(model: type[BaseModel], raw: Mapping[str, Any], prefix: str) ->
         if err["type"] == "value_error":
             msg = msg.removeprefix("Value error, ")  # pydantic's prefix says nothing to a user
         raise BadConfig(f"{prefix}.{loc}" if loc else prefix, msg) from None
+
+
+def check_upstream_urls(policy: OutboundPolicy, *models: BaseModel) -> None:
+    """Raise ``BadConfig`` naming the first ``UpstreamUrl`` field of ``models`` (parsed
+    credentials, then options) whose host the outbound policy refuses."""
+    from hub.netguard import check_url
+
+    for model, prefix in zip(models, ("credentials", "options"), strict=False):
+        for name in url_fields(type(model)):
+            value = getattr(model, name)
+            if not value:
+                continue
+            try:
+                check_url(str(value), policy)
+            except ValueError as exc:
+                raise BadConfig(f"{prefix}.{name}", str(exc)) from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ passing ``client_id`` (``None`` means "every client", for the system administrat
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -618,6 +618,37 @@ class Store:
                 created.append(device)
             s.flush()
         return created, existing
+
+    def sync_devices(self, connection_id: int, changes: Mapping[str, Mapping[str, str]]) -> int:
+        """Set upstream properties (``name``, ``imei``, ``license_plate``) on the devices of
+        ``connection_id``, keyed by upstream id; the number of devices changed."""
+        limits = {"name": 200, "imei": 50, "license_plate": 50}
+        changed = 0
+        with self.session(write=True) as s:
+            devices = s.exec(
+                select(Device).where(
+                    Device.connection_id == connection_id,
+                    col(Device.upstream_id).in_(list(changes)),
+                )
+            )
+            client_ids: set[int] = set()
+            for device in devices:
+                fields = changes.get(device.upstream_id or "", {})
+                dirty = False
+                for key, value in fields.items():
+                    value = value[: limits[key]]
+                    if getattr(device, key) != value:
+                        setattr(device, key, value)
+                        dirty = True
+                if dirty:
+                    device.updated_at = utcnow()
+                    s.add(device)
+                    client_ids.add(device.client_id)
+                    changed += 1
+            s.flush()
+            for client_id in client_ids:
+                bump_client_version(s.connection(), client_id, "devices_version")
+        return changed
 
     # -- cursors and plugin state ----------------------------------------------------
     def load_cursors(self, connection_id: int) -> dict[int, Cursor]:

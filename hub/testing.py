@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 
 import httpx
 import pytest
+import trio
 from pydantic import BaseModel
 
 from hub.clock import Clock, TrioClock
@@ -101,6 +102,33 @@ def make_hub(
     return Hub(store, registry, infos, clock=clock, settings=cfg)
 
 
+async def serve_app(
+    app: Any,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve an ASGI ``app`` (a fake upstream, a receiver) with hypercorn on ``host``
+    until cancelled; report its base URL (``http://127.0.0.1:PORT``) once bound::
+
+        url = await nursery.start(serve_app, fake.app)
+    """
+    import hypercorn.trio
+    from hypercorn.config import Config
+
+    config = Config()
+    config.bind = [f"{host}:{port}"]
+    config.accesslog = None
+    config.errorlog = logging.getLogger("gpshub.testing.server")
+    config.graceful_timeout = 0.5
+    config.include_server_header = False
+    async with trio.open_nursery() as nursery:
+        binds: list[str] = await nursery.start(hypercorn.trio.serve, app, config)
+        task_status.started(binds[0])
+        await trio.sleep_forever()
+
+
 class ScriptedSource(Source[Any, Any]):
     """A source whose polls follow a script: each step is a ``PollResult``, an exception
     to raise, or a callable ``(devices, cursors) -> PollResult``.  The last step repeats.
@@ -122,8 +150,6 @@ class ScriptedSource(Source[Any, Any]):
         return "scripted source ready"
 
     async def poll(self, devices: Sequence[DeviceRef], cursors: Any) -> PollResult:
-        import trio
-
         type(self).calls.append((trio.current_time(), list(devices), dict(cursors)))
         step = (
             self.script[min(len(self.calls) - 1, len(self.script) - 1)]

@@ -18,7 +18,7 @@ from hub.errors import BadConfig, CannotConnect, InvalidAuth, RateLimited
 from hub.fix import PositionFix
 from hub.models import ConnectionState
 from hub.runner import MAX_BACKOFF, backoff_delay
-from hub.source import Cadence, Cursor, DeviceRef, PollResult
+from hub.source import Cadence, Cursor, DeviceRef, PollResult, RemoteDevice, UpstreamUrl
 from hub.testing import EPOCH, ScriptedSource, make_hub
 
 
@@ -268,3 +268,75 @@ async def test_a_connection_without_devices_is_not_reported_ok(
     await run_for(hub, 25)
     assert src.calls == []
     assert hub.store.get_connection(ids["scripted"]).state == ConnectionState.NEW
+
+
+def renaming(names: dict[str, str]) -> Any:
+    """A poll step reporting the upstream's current names (and a plate) for its devices."""
+
+    def step(devices: Sequence[DeviceRef], cursors: dict[str, Cursor]) -> PollResult:
+        return PollResult(
+            devices={
+                d.upstream_id: RemoteDevice(
+                    d.upstream_id,
+                    names.get(d.upstream_id, d.name),
+                    imei="356307042441013",
+                    license_plate="AB-123",
+                )
+                for d in devices
+            }
+            | {"not-ours": RemoteDevice("not-ours", "stranger")}
+        )
+
+    return step
+
+
+async def test_upstream_names_and_plates_are_synced_but_local_edits_stick(
+    tmp_path: Path, autojump_clock: Any
+) -> None:
+    names = {"scripted-0": "Truck 7"}
+    src = scripted(script=[renaming(names)])
+    hub, _ = setup(tmp_path, src)
+    await run_for(hub, 5)
+    first, second = hub.store.list_devices(None)
+    assert (first.name, first.imei, first.license_plate) == ("Truck 7", "356307042441013", "AB-123")
+    assert second.name == "scripted 1" and second.license_plate == "AB-123"
+    hub.store.update_device(first.id, name="My truck")  # a local rename
+
+    def again() -> Any:
+        return type(hub)(
+            hub.store, hub.registry, hub.plugins, clock=hub.clock, settings=hub.settings
+        )
+
+    # later polls, and a restart, do not undo it: what was applied is remembered
+    await run_for(again(), 25)
+    assert hub.store.get_device(first.id).name == "My truck"
+    names["scripted-0"] = "Truck 7b"  # renamed upstream: that wins again
+    await run_for(again(), 5)
+    assert hub.store.get_device(first.id).name == "Truck 7b"
+    assert len(hub.store.list_devices(None)) == 2  # nobody else's device was made
+
+
+class UrlSource(ScriptedSource):
+    kind = "urlsrc"
+    script: ClassVar[list[Any]] = []
+    calls: ClassVar[list[Any]] = []
+
+    class Credentials(BaseModel):
+        server_url: UpstreamUrl
+
+
+async def test_a_blocked_server_url_stops_the_runner_as_bad_config(
+    tmp_path: Path, autojump_clock: Any
+) -> None:
+    hub = make_hub(tmp_path, UrlSource, clock=TrioClock(EPOCH))
+    client = hub.store.create_client("acme")
+    conn = hub.store.create_connection(
+        client.id, "urlsrc", "internal", {"server_url": "http://10.1.2.3:8082"}
+    )
+    hub.store.create_device(client.id, name="d", connection_id=conn.id, upstream_id="1")
+    await run_for(hub, 25)
+    assert UrlSource.calls == []
+    saved = hub.store.get_connection(conn.id)
+    assert saved.state == ConnectionState.BAD_CONFIG
+    assert "credentials.server_url" in (saved.last_error or "")
+    assert "private address" in (saved.last_error or "")

@@ -18,6 +18,7 @@ from hub.web.credentials import (
     SourceClass,
     checked_credentials,
     checked_options,
+    checked_urls,
     credential_states,
     merged,
     saved_credentials,
@@ -128,6 +129,7 @@ async def create_connection(req: ApiRequest) -> ConnectionOut:
     cls = _source_class(req.hub, body.kind)
     creds = checked_credentials(cls, body.credentials)
     options = checked_options(cls, body.options)
+    checked_urls(req.hub, cls, creds, options)
     conn = await req.run(
         req.hub.store.create_connection,
         client_id,
@@ -162,6 +164,12 @@ async def update_connection(req: ApiRequest) -> ConnectionOut:
             changes["credentials"] = checked_credentials(cls, merged(saved, body.credentials))
         if body.options is not None:
             changes["options"] = checked_options(cls, merged(conn.options, body.options))
+        checked_urls(
+            req.hub,
+            cls,
+            changes.get("credentials") or await req.run(saved_credentials, req.hub, conn),
+            changes.get("options", conn.options),
+        )
     if body.enabled is not None:
         changes["enabled"] = body.enabled
     store = req.hub.store

@@ -18,7 +18,7 @@ from hub.errors import BadConfig
 from hub.logging_setup import scrub
 from hub.models import Connection
 from hub.secrets import SecretError
-from hub.source import Source, dump_credentials, secret_names
+from hub.source import Source, check_upstream_urls, dump_credentials, secret_names
 from hub.web.errors import invalid
 from hub.web.schemas import CredentialState
 
@@ -83,6 +83,19 @@ def checked_options(cls: SourceClass, raw: Mapping[str, Any]) -> dict[str, Any]:
     except BadConfig as exc:
         raise invalid(exc.field, exc.reason) from None
     return dict(raw)
+
+
+def checked_urls(
+    hub: Hub, cls: SourceClass, creds: Mapping[str, Any], options: Mapping[str, Any]
+) -> None:
+    """The upstream URLs of validated ``creds`` and ``options`` against the hub's outbound
+    policy (a private address is refused unless the administrator allows it).  → 422."""
+    try:
+        check_upstream_urls(
+            hub.outbound_policy, cls.parse_credentials(creds), cls.parse_options(options)
+        )
+    except BadConfig as exc:
+        raise invalid(exc.field, exc.reason) from None
 
 
 def _keeps_saved(value: Any) -> bool:

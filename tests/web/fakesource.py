@@ -17,7 +17,15 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from hub.errors import BadConfig, CannotConnect, InvalidAuth, RateLimited, UpdateFailed
 from hub.hookspecs import hookimpl
-from hub.source import Cadence, Cursor, DeviceRef, PollResult, RemoteDevice, Source
+from hub.source import (
+    Cadence,
+    Cursor,
+    DeviceRef,
+    PollResult,
+    RemoteDevice,
+    Source,
+    UpstreamUrl,
+)
 
 REMOTE = [
     RemoteDevice("1001", "Truck 1", imei="356938035643809", license_plate="P-123"),
@@ -29,7 +37,7 @@ REMOTE = [
 class FakeCredentials(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    server_url: str = Field(
+    server_url: UpstreamUrl = Field(
         default="https://fake.example", title="Server URL", description="Where the cloud is."
     )
     username: str = Field(title="User name", min_length=1)

@@ -102,6 +102,25 @@ async def test_admin_lists_every_client_or_one(web: Web) -> None:
         ("a_mgr", {"credentials": {"password": "hunter22"}}, 422, "credentials.username"),
         ("a_mgr", {"credentials": {**CREDS, "pin": "1"}}, 422, "credentials.pin"),
         ("a_mgr", {"options": {"units": 3}}, 422, "options.units"),
+        (
+            "a_mgr",
+            {"credentials": {**CREDS, "server_url": "gps.example"}},
+            422,
+            "credentials.server_url",
+        ),
+        # the outbound guard: no private, loopback or metadata addresses unless allowed
+        (
+            "a_mgr",
+            {"credentials": {**CREDS, "server_url": "http://192.168.1.9"}},
+            422,
+            "credentials.server_url",
+        ),
+        (
+            "a_mgr",
+            {"credentials": {**CREDS, "server_url": "http://localhost:8082"}},
+            422,
+            "credentials.server_url",
+        ),
         ("a_mgr", {"label": ""}, 422, "label"),
         ("a_mgr", {"surprise": 1}, 422, "surprise"),
         ("admin", {}, 422, "client_id"),
@@ -161,6 +180,14 @@ async def test_patch_merges_credentials(web: Web) -> None:
     r = await web.patch("a_mgr", path, json={"credentials": {"password": "correct horse"}})
     saved = web.hub.store.connection_credentials(web.hub.store.get_connection(conn["id"]))
     assert saved["password"] == "correct horse"
+
+    err = error(
+        await web.patch("a_mgr", path, json={"credentials": {"server_url": "http://10.0.0.5"}}),
+        422,
+    )
+    assert err["field"] == "credentials.server_url" and "private address" in err["message"]
+    saved = web.hub.store.connection_credentials(web.hub.store.get_connection(conn["id"]))
+    assert saved["server_url"] == "https://new.example"
 
     r = await web.patch("a_mgr", path, json={"options": {"units": "imperial"}})
     assert r.json()["options"] == {"units": "imperial"}
@@ -222,6 +249,7 @@ async def test_editing_a_bad_config_connection_restarts_it(web: Web) -> None:
         ({"password": "slow"}, "rate_limited", None),
         ({"password": "bad-config"}, "bad_config", "credentials.server_url"),
         ({"password": "x"}, "bad_config", "credentials.password"),
+        ({"server_url": "http://169.254.169.254"}, "bad_config", "credentials.server_url"),
         ({"password": "leak-S3CRET-MARKER"}, "update_failed", None),
         ({"password": "boom"}, "source_error", None),
     ],
