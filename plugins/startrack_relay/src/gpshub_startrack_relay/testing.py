@@ -24,7 +24,6 @@ running hub never imports it.
 
 from __future__ import annotations
 
-import logging
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -32,16 +31,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-import hypercorn.trio
 import orjson
 import trio
-from hypercorn.config import Config
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from gpshub_startrack_relay.times import EpochUnit
+from hub.testing import serve_app
 
 EVENT_TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+0$")
 SYSTEM_TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d$")
@@ -506,17 +504,4 @@ async def serve_receiver(
 ) -> None:
     """Serve ``receiver`` on ``port`` (0: a free one) of ``host`` until cancelled; report
     its base URL (``http://127.0.0.1:PORT``) through ``task_status.started``."""
-    config = Config()
-    config.bind = [f"{host}:{port}"]
-    config.accesslog = None
-    config.errorlog = logging.getLogger("gpshub.startrack_relay.receiver")
-    config.graceful_timeout = 0.5
-    config.include_server_header = False
-    async with trio.open_nursery() as nursery:
-        binds: list[str] = await nursery.start(
-            hypercorn.trio.serve,
-            receiver.app,  # type: ignore[arg-type]
-            config,
-        )
-        task_status.started(binds[0])
-        await trio.sleep_forever()
+    await serve_app(receiver.app, host=host, port=port, task_status=task_status)
