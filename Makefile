@@ -33,6 +33,7 @@ format: setup
 bench: setup
 	$(UV) run --no-sync python bench/ingest.py
 	$(UV) run --no-sync python bench/deliver.py
+	$(UV) run --no-sync python bench/poll.py
 
 wheels: setup
 	$(UV) build --all-packages --wheel -o dist

@@ -97,7 +97,8 @@ def make_hub(
     registry = Registry.collect(pm, infos)
     cfg = replace(Settings(data_dir=tmp_path), **settings)
     store = Store.open(
-        db_url or f"sqlite:///{tmp_path / 'hub.db'}", SecretBox([SecretBox.generate_key().encode()])
+        db_url or f"sqlite:///{tmp_path / 'hub.db'}",
+        SecretBox([secret_key or SecretBox.generate_key().encode()]),
     )
     return Hub(store, registry, infos, clock=clock, settings=cfg)
 

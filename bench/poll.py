@@ -1,0 +1,264 @@
+"""Polling benchmark: one account per platform with 1,000 units on its fake server.
+
+For Wialon, Flespi and Traccar, a child process serves the plugin's fake upstream on
+loopback with ``--units`` units; before each cycle the bench moves the fake's clock on
+by 30 s and gives every unit ``--fixes`` new fixes.  This process then runs one poll of the
+plugin the way a connection's runner does (fetch, parse, ingest into SQLite through the
+pipeline, cursors committed) and prints, per platform: HTTP requests per cycle against the
+target ``2 + ceil(units / batch size)``, wall and CPU time per cycle (CPU of this process
+only: the fake's work is in the child), and fixes ingested.  The first cycle (device sync,
+backfill) is shown apart from the steady ones.
+
+    make bench        # or: uv run python bench/poll.py --units 1000 --cycles 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import math
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import trio
+
+PLATFORMS = {
+    "wialon": ("gpshub_wialon", "FakeWialon"),
+    "flespi": ("gpshub_flespi", "FakeFlespi"),
+    "traccar": ("gpshub_traccar", "FakeTraccar"),
+}
+START = datetime(2026, 6, 1, 8, 0, tzinfo=UTC).timestamp()
+INTERVAL = 30.0
+
+
+# -- the child: a fake upstream with a control route ---------------------------------------
+def serve(platform: str, units: int, fixes: int) -> None:
+    """Serve the platform's fake with ``units`` units; print the URL, then serve forever."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Mount, Route
+
+    from hub.testing import serve_app
+
+    package, fake_name = PLATFORMS[platform]
+    clock = {"now": START}
+    fake = getattr(importlib.import_module(f"{package}.testing"), fake_name)(
+        now=lambda: clock["now"]
+    )
+    ids = [
+        fake.add_unit(f"unit {i:04d}", imei=f"35630704{i:07d}", plate=f"P-{i:04d}")
+        for i in range(units)
+    ]
+    url: dict[str, str] = {}
+
+    async def tick(request: Request) -> JSONResponse:
+        """Move the clock to ``now`` and give each unit ``fixes`` fixes of the last cycle."""
+        now = float(request.query_params["now"])
+        step = INTERVAL / fixes
+        for n, unit in enumerate(ids):
+            for k in range(fixes):
+                t = now - INTERVAL + (k + 1) * step - 2.0  # recorded 2 s before it arrives
+                fake.add_fix(
+                    unit,
+                    t,
+                    14.6 + n * 1e-4 + (now - START) * 1e-6,
+                    -90.5 - k * 1e-5,
+                    speed_kmh=float((n + k) % 90),
+                    course=float((n * 7) % 360),
+                    altitude=1500.0,
+                    satellites=9,
+                    ignition=True,
+                    params={"fuel": 0.5, "power": 12.6},
+                    received=t + 2.0,
+                )
+        clock["now"] = now
+        return JSONResponse({"ok": True})
+
+    async def stats(request: Request) -> JSONResponse:
+        return JSONResponse({"requests": fake.request_count, "by": dict(fake.requests)})
+
+    async def config(request: Request) -> JSONResponse:
+        return JSONResponse(
+            {"credentials": fake.credentials(url["base"]), "options": fake.options(url["base"])}
+        )
+
+    app = Starlette(
+        routes=[
+            Route("/_bench/tick", tick, methods=["POST"]),
+            Route("/_bench/stats", stats),
+            Route("/_bench/config", config),
+            Mount("/", app=fake.app),
+        ]
+    )
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            url["base"] = await nursery.start(serve_app, app)
+            print(url["base"], flush=True)
+
+    trio.run(main)
+
+
+# -- this process: a hub polling the fake --------------------------------------------------
+class SimClock:
+    """The hub's wall clock: the bench moves it a cycle at a time."""
+
+    def __init__(self) -> None:
+        self.t = START
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.t, UTC)
+
+
+@dataclass
+class Cycle:
+    requests: int
+    wall: float
+    cpu: float
+    fixes: int
+
+
+@dataclass
+class Result:
+    platform: str
+    units: int
+    batch: int
+    cycles: list[Cycle] = field(default_factory=list)
+    by_endpoint: dict[str, int] = field(default_factory=dict)
+
+
+async def measure(platform: str, url: str, args: argparse.Namespace, tmp: Path) -> Result:
+    from hub.config import Settings
+    from hub.core import Hub
+    from hub.plugins import load_plugins
+    from hub.registry import Registry
+    from hub.runner import SourceRunner, StoreStateStore, new_http_client
+    from hub.secrets import SecretBox
+    from hub.source import SourceContext
+    from hub.store import Store
+
+    package = importlib.import_module(PLATFORMS[platform][0])
+    pm, infos = load_plugins(extra=[(platform, package)], use_entry_points=False)
+    registry = Registry.collect(pm, infos)
+    store = Store.open(
+        f"sqlite:///{tmp / f'{platform}.db'}", SecretBox([SecretBox.generate_key().encode()])
+    )
+    clock = SimClock()
+    settings = replace(Settings(data_dir=tmp), outbound_allow_networks=("127.0.0.0/8",))
+    hub = Hub(store, registry, infos, clock=clock, settings=settings)
+    async with httpx.AsyncClient(base_url=url, timeout=120) as control:
+        config = (await control.get("/_bench/config")).raise_for_status().json()
+        options = {**config["options"], "backfill_s": INTERVAL}
+        client = store.create_client(platform)
+        conn = store.create_connection(
+            client.id, platform, f"{platform} bench", config["credentials"], options
+        )
+        created, _ = store.import_devices(conn.id or 0, await hub.browse(conn))
+        assert len(created) == args.units, f"{platform}: imported {len(created)} units"
+        cls = registry.source(platform)
+        opts = cls.parse_options(options)
+        result = Result(platform, args.units, int(getattr(opts, "batch_size", 0) or 0))
+        runner = SourceRunner(hub, conn.id or 0)
+
+        async def requests() -> tuple[int, dict[str, int]]:
+            body = (await control.get("/_bench/stats")).json()
+            return int(body["requests"]), dict(body["by"])
+
+        async with trio.open_nursery() as nursery, new_http_client(hub.outbound_policy) as http:
+            await nursery.start(hub.pipeline.run)
+            ctx: SourceContext[Any, Any] = SourceContext(
+                credentials=cls.parse_credentials(config["credentials"]),
+                options=opts,
+                http=http,
+                log=logging.getLogger(f"bench.{platform}"),
+                state=StoreStateStore(hub, conn.id or 0),
+                clock=clock,
+                connection_id=conn.id,
+            )
+            source = cls(ctx)
+            _, start_by = await requests()
+            for _ in range(args.cycles):
+                clock.t += INTERVAL
+                (await control.post("/_bench/tick", params={"now": clock.t})).raise_for_status()
+                before, _ = await requests()
+                wall0, cpu0 = time.perf_counter(), time.process_time()
+                count = await runner._poll_once(source)
+                wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+                after, by = await requests()
+                result.cycles.append(Cycle(after - before, wall, cpu, count or 0))
+            result.by_endpoint = {k: v - start_by.get(k, 0) for k, v in by.items()}
+            await source.aclose()
+            await hub.pipeline.close()
+            nursery.cancel_scope.cancel()
+    stored = store.positions.count()
+    expected = args.units * args.fixes * args.cycles
+    assert stored == expected, f"{platform}: stored {stored} fixes, expected {expected}"
+    store.close()
+    return result
+
+
+def report(results: list[Result]) -> None:
+    print(
+        f"{'platform':<8} {'units':>5} {'batch':>5} {'target':>6} "
+        f"{'req 1st':>7} {'req/cycle':>9} {'wall ms':>8} {'CPU ms':>7} {'fixes/cycle':>11}"
+    )
+    for r in results:
+        first, steady = r.cycles[0], r.cycles[1:] or r.cycles
+        target = 2 + math.ceil(r.units / r.batch) if r.batch else 0
+        n = len(steady)
+        print(
+            f"{r.platform:<8} {r.units:>5} {r.batch:>5} {target:>6} {first.requests:>7} "
+            f"{sum(c.requests for c in steady) / n:>9.1f} "
+            f"{1000 * sum(c.wall for c in steady) / n:>8.0f} "
+            f"{1000 * sum(c.cpu for c in steady) / n:>7.0f} "
+            f"{sum(c.fixes for c in steady) / n:>11.0f}"
+        )
+        print(
+            f"{'':<8} first cycle: wall {1000 * first.wall:.0f} ms, CPU {1000 * first.cpu:.0f} ms,"
+            f" {first.fixes} fixes; requests by endpoint over all cycles: {r.by_endpoint}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--units", type=int, default=1000)
+    parser.add_argument("--fixes", type=int, default=1, help="new fixes per unit per cycle")
+    parser.add_argument("--cycles", type=int, default=5)
+    parser.add_argument("--platforms", default=",".join(PLATFORMS))
+    parser.add_argument("--serve", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve, args.units, args.fixes)
+        return
+    results = []
+    for platform in args.platforms.split(","):
+        child = subprocess.Popen(
+            [sys.executable, __file__, "--serve", platform, "--units", str(args.units),
+             "--fixes", str(args.fixes)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        try:
+            assert child.stdout is not None
+            url = child.stdout.readline().strip()
+            with tempfile.TemporaryDirectory() as tmp:
+                results.append(trio.run(measure, platform, url, args, Path(tmp)))
+        finally:
+            child.terminate()
+            child.wait(10)
+        print(json.dumps({"done": platform}), file=sys.stderr)
+    report(results)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,340 @@
+"""``FlespiSource``: devices and their messages from a flespi account (flespi.io REST API).
+
+A poll:
+
+1. on the first poll and every ``sync_every_s``: ``GET /gw/devices/all`` once, for names,
+   IMEIs (``configuration.ident``) and plates (``metadata``) (``PollResult.devices``) and
+   to learn which of our devices no longer exist upstream;
+2. each device's range comes from its cursor (``hub.rangepoll.RangeWindow``: from the
+   last fix or last scan minus ``late_window_s``, ``backfill_s`` the first time); devices
+   whose ranges start close together share one ``/gw/devices/{ids}/messages`` call
+   (``batch_size`` ids per selector), with a ``server.timestamp`` filter so messages
+   already received are not transferred again while late, back-dated ones still are;
+   full pages are followed up to a per-poll page budget;
+3. devices never seen with a message get one batched ``/telemetry/all`` call, so a
+   device whose messages TTL is short still shows its position at once; that fix does
+   not move the cursor.
+
+In steady state that is ``ceil(devices / batch_size)`` requests per poll, plus one every
+``sync_every_s`` and one while a new device has no messages.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from gpshub_flespi.client import (
+    DEFAULT_BASE_URL,
+    DevicesNotFound,
+    FlespiClient,
+    chunks,
+)
+from gpshub_flespi.fetch import fetch_group
+from gpshub_flespi.messages import parse_device, parse_telemetry
+from hub.errors import CannotConnect, RateLimited, UpdateFailed
+from hub.rangepoll import RangeWindow, group_by_start
+from hub.source import (
+    Cadence,
+    Cursor,
+    DeviceRef,
+    PollResult,
+    RemoteDevice,
+    Source,
+    SourceContext,
+    UpstreamUrl,
+)
+
+FLESPI_ID = re.compile(r"[1-9][0-9]{0,18}")
+TELEMETRY_TS = "telemetry_ts"
+"""Cursor state: the ``ts`` of the telemetry position last emitted for the device."""
+RESUME = "resume_from"
+"""Cursor state: where an interrupted catch-up goes on (epoch s), while there is one."""
+FUTURE_SLACK_S = 900.0
+"""How far past "now" a window reaches, for device and server clocks running ahead."""
+MAX_BATCH = 1000  # ids per selector: 1000 ids of 7-8 digits keep the URL under 8 KB
+
+
+class FlespiCredentials(BaseModel):
+    token: SecretStr = Field(
+        title="Token",
+        description="Standard or ACL token with read access to gw/devices",
+    )
+
+    @field_validator("token")
+    @classmethod
+    def _one_word(cls, value: SecretStr) -> SecretStr:
+        token = value.get_secret_value().strip()
+        if not token:
+            raise ValueError("the token is empty")
+        if any(c.isspace() for c in token):
+            raise ValueError("a flespi token is one word, without spaces")
+        return SecretStr(token)
+
+
+class FlespiOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: UpstreamUrl | None = Field(
+        None,
+        title="Base URL",
+        description=(
+            f"Send the requests here instead of {DEFAULT_BASE_URL}: a proxy or a test server."
+        ),
+    )
+    late_window_s: float = Field(
+        300.0,
+        ge=0,
+        le=86400,
+        title="Late-message window (s)",
+        description=(
+            "How far behind each device's newest fix to look again for messages flespi "
+            "received late with older timestamps (black-box uploads). 0 disables."
+        ),
+    )
+    backfill_s: float = Field(
+        3600.0,
+        ge=0,
+        le=30 * 86400,
+        title="Backfill (s)",
+        description="History fetched for a device polled the first time.",
+    )
+    batch_size: int = Field(
+        250,
+        ge=1,
+        le=MAX_BATCH,
+        title="Devices per request",
+        description=f"Device ids in one messages selector (at most {MAX_BATCH}).",
+    )
+    page_size: int = Field(
+        10000,
+        ge=1,
+        le=100000,
+        title="Messages per page",
+        description="The 'count' of one messages request; a full page is followed by the next.",
+    )
+    max_extra_pages: int = Field(
+        20,
+        ge=0,
+        le=1000,
+        title="Extra pages per poll",
+        description=(
+            "Pages a poll may fetch beyond the first of each batch, to catch up after a "
+            "gap; what remains is fetched by the next polls."
+        ),
+    )
+    sync_every_s: float = Field(
+        600.0,
+        ge=0,
+        le=86400,
+        title="Device sync interval (s)",
+        description="How often names, IMEIs and plates are read again from flespi.",
+    )
+
+
+class FlespiSource(Source[FlespiCredentials, FlespiOptions]):
+    kind = "flespi"
+    title = "Flespi Cloud"
+    description = (
+        "Positions and parameters of the devices of a flespi account: every message since "
+        "the last poll, late ones included, many devices per request."
+    )
+    Credentials = FlespiCredentials
+    Options = FlespiOptions
+    cadence = Cadence(active=30.0)
+    supports_browse = True
+
+    def __init__(self, ctx: SourceContext[FlespiCredentials, FlespiOptions]) -> None:
+        super().__init__(ctx)
+        self.client = FlespiClient(
+            ctx.http,
+            ctx.credentials.token.get_secret_value(),
+            base_url=ctx.options.base_url,
+            log=ctx.log,
+            clock=ctx.clock,
+        )
+        self._synced_at: datetime | None = None
+        self._missing: set[str] = set()  # our devices flespi does not have (logged once)
+        self._warned: set[str] = set()
+
+    # -- test connection and browse ----------------------------------------------------
+    async def test_connection(self) -> str:
+        info = await self.client.token_info()
+        count = len(await self.client.devices("id"))
+        cid, label = info.get("cid"), info.get("info")
+        summary = f"flespi account {cid}" if cid is not None else "flespi token accepted"
+        if isinstance(label, str) and label.strip():
+            summary += f" (token {label.strip()!r})"
+        return f"{summary}: {count} device{'' if count == 1 else 's'}"
+
+    async def list_devices(self) -> list[RemoteDevice]:
+        devices = []
+        bad = 0
+        for item in await self.client.devices():
+            device = parse_device(item)
+            if device is None:
+                bad += 1
+            else:
+                devices.append(device)
+        if bad:
+            self.ctx.log.debug("skipped %d device item(s) without an id", bad)
+        return devices
+
+    # -- poll ------------------------------------------------------------------------------
+    async def poll(self, devices: Sequence[DeviceRef], cursors: Mapping[str, Cursor]) -> PollResult:
+        opts = self.ctx.options
+        now = self.ctx.clock.now()
+        result = PollResult()
+        wanted: dict[str, Cursor] = {}
+        for ref in devices:
+            uid = ref.upstream_id
+            if FLESPI_ID.fullmatch(uid):
+                wanted[uid] = cursors.get(uid) or Cursor()
+            else:
+                self._warn_once(
+                    f"id:{uid}", "device %r: %r is not a flespi device id", ref.name, uid
+                )
+        if not wanted:
+            return result
+        if self._synced_at is None or now - self._synced_at >= timedelta(seconds=opts.sync_every_s):
+            await self._sync(wanted, result, now)
+
+        window = RangeWindow(lookback_s=opts.late_window_s, backfill_s=opts.backfill_s)
+        starts = {
+            uid: _start(window, cursor, now)
+            for uid, cursor in wanted.items()
+            if uid not in self._missing
+        }
+        groups = group_by_start(starts, size=opts.batch_size, span_s=opts.late_window_s or 300.0)
+        budget = len(groups) + opts.max_extra_pages
+        to = now.timestamp() + FUTURE_SLACK_S
+        unseen: list[str] = []  # never had a message, none in this window either
+        skipped = 0
+        for start, ids in groups:
+            if budget <= 0:
+                break  # these wait for the next poll (their starts are then the oldest)
+            floors = [window.received_floor(wanted[uid]) for uid in ids]
+            floor = None if None in floors else min(f for f in floors if f is not None)
+            try:
+                fetched = await fetch_group(
+                    self.client,
+                    ids,
+                    start=start.timestamp(),
+                    to=to,
+                    floor=floor,
+                    page_size=opts.page_size,
+                    max_pages=budget,
+                    log=self.ctx.log,
+                )
+            except DevicesNotFound:
+                self._synced_at = None  # learn which devices went away on the next poll
+                raise
+            budget -= fetched.pages
+            skipped += fetched.skipped
+            for uid, reason in fetched.missing.items():
+                self._mark_missing(uid, reason)
+            resumed = any(RESUME in wanted[uid].state for uid in ids)
+            # A catch-up that was interrupted ends with one ordinary scan (no marks yet),
+            # so what arrived late behind its resume point during it is still looked at.
+            scanned_to = now if fetched.complete and not resumed else None
+            for uid in ids:
+                if uid in fetched.missing:
+                    continue
+                fixes, cursor = window.select(
+                    wanted[uid], fetched.by_device.get(uid, ()), scanned_to=scanned_to
+                )
+                if fetched.complete:
+                    cursor.state.pop(RESUME, None)
+                else:
+                    cursor.state[RESUME] = fetched.reached
+                result.cursors[uid] = cursor
+                if fixes:
+                    result.fixes[uid] = fixes
+                elif fetched.complete and wanted[uid].last_fix_time is None:
+                    unseen.append(uid)
+        if skipped:
+            self.ctx.log.debug("skipped %d message(s) that are not fixes", skipped)
+        if unseen:
+            await self._telemetry_fallback(unseen, result)
+        return result
+
+    async def _sync(self, wanted: Mapping[str, Cursor], result: PollResult, now: datetime) -> None:
+        """Read the device list: properties into ``result.devices``, and which of our
+        devices flespi does not have (skipped until they reappear)."""
+        upstream: dict[str, RemoteDevice] = {}
+        for item in await self.client.devices():
+            device = parse_device(item)
+            if device is not None:
+                upstream[device.upstream_id] = device
+        result.devices = {uid: upstream[uid] for uid in wanted if uid in upstream}
+        for uid in wanted:
+            if uid in upstream:
+                if uid in self._missing:
+                    self._missing.discard(uid)
+                    self._warned.discard(f"missing:{uid}")
+                    self.ctx.log.info("flespi device %s is back; polling it again", uid)
+            else:
+                self._mark_missing(uid, "not in the account's device list")
+        self._synced_at = now
+
+    async def _telemetry_fallback(self, ids: list[str], result: PollResult) -> None:
+        """One fix per device from its telemetry, for devices without messages yet.
+
+        The fix is returned but the cursor's last fix time stays unset, so messages that
+        reach flespi later with earlier timestamps are still fetched; the telemetry ``ts``
+        is kept in the cursor so the same fix is not emitted twice.
+        """
+        for chunk in chunks(ids, self.ctx.options.batch_size):
+            try:
+                answer = await self.client.telemetry(chunk)
+            except DevicesNotFound as exc:
+                for uid in exc.ids & set(chunk):
+                    self._mark_missing(uid, str(exc))
+                continue
+            except (CannotConnect, UpdateFailed, RateLimited) as exc:
+                self.ctx.log.warning("flespi telemetry unavailable this poll: %s", exc)
+                return
+            for uid, reason in answer.failed.items():
+                if uid in chunk:
+                    self._mark_missing(uid, reason)
+            wanted = set(chunk)
+            for item in answer.result:
+                parsed = parse_telemetry(item)
+                if parsed is None:
+                    continue
+                uid, fix, ts = parsed
+                cursor = result.cursors.get(uid)
+                if uid not in wanted or cursor is None or uid in result.fixes:
+                    continue
+                if cursor.state.get(TELEMETRY_TS) == ts:
+                    continue  # emitted already
+                result.fixes[uid] = [fix]
+                result.cursors[uid] = Cursor(
+                    cursor.last_fix_time, {**cursor.state, TELEMETRY_TS: ts}
+                )
+
+    def _mark_missing(self, uid: str, reason: str) -> None:
+        """Skip ``uid`` until a sync finds it again; say so once."""
+        self._missing.add(uid)
+        self._warn_once(f"missing:{uid}", "flespi device %s skipped: %s", uid, reason)
+
+    def _warn_once(self, key: str, message: str, *args: Any) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            self.ctx.log.warning(message, *args)
+
+
+def _start(window: RangeWindow, cursor: Cursor, now: datetime) -> datetime:
+    """Where a device's range begins: the window's start, or later while a catch-up that
+    ran out of pages goes on (re-reading the lookback would never get past it)."""
+    start = window.start(cursor, now)
+    resume = cursor.state.get(RESUME)
+    if isinstance(resume, int | float) and not isinstance(resume, bool):
+        resumed = datetime.fromtimestamp(resume, UTC)
+        if start < resumed <= now + timedelta(seconds=FUTURE_SLACK_S):
+            return resumed
+    return start

@@ -1,0 +1,200 @@
+"""The plugin in a real hub against ``FakeFlespi``: import, poll, restart, poll again, and
+every fix is in the history exactly once with the right fields."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+from flespi_world import EPOCH
+from trio.testing import MockClock
+
+from gpshub_flespi import FlespiSource
+from gpshub_flespi.testing import FakeFlespi
+from hub.blocking import blocking_calls_inline
+from hub.clock import TrioClock
+from hub.models import ConnectionState
+from hub.secrets import SecretBox
+from hub.testing import make_hub, serve_app
+
+UNITS = 7
+
+
+@pytest.fixture(autouse=True)
+def _inline() -> Iterator[None]:
+    with blocking_calls_inline():
+        yield
+
+
+def start_hub(tmp_path: Path, wall: TrioClock, key: bytes) -> Any:
+    return make_hub(
+        tmp_path,
+        FlespiSource,
+        clock=wall,
+        secret_key=key,
+        outbound_allow_networks=("127.0.0.0/8",),
+    )
+
+
+class Trackers:
+    """Each unit reports every 10 s; every fourth report is invalid; now and then a
+    report reaches flespi late, with the time it was recorded."""
+
+    def __init__(self, fake: FakeFlespi, wall: TrioClock, units: list[str]) -> None:
+        self.fake, self.wall, self.units = fake, wall, units
+        self.sent: dict[str, dict[float, dict[str, Any]]] = {u: {} for u in units}
+        self.step = 0
+
+    async def run(self, seconds: float) -> None:
+        for _ in range(round(seconds / 10)):
+            now = self.wall.now().timestamp()
+            for i, unit in enumerate(self.units):
+                t = now - 1.25 - i / 1000
+                if self.step % 6 == 5 and i == 0:
+                    t = now - 95.5  # a black-box upload: behind the cursor
+                report = {
+                    "lat": 14.6 + i / 100 + self.step / 10_000,
+                    "lon": -90.5,
+                    "speed_kmh": 30.0 + i,
+                    "course": (self.step * 11) % 360,
+                    "valid": self.step % 4 != 3,
+                    "ignition": self.step % 2 == 0,
+                    "params": {"vehicle.mileage": 1000.0 + self.step, "fuel.level": 50 - i},
+                }
+                self.fake.add_fix(
+                    unit,
+                    t,
+                    report["lat"],
+                    report["lon"],
+                    speed_kmh=report["speed_kmh"],
+                    course=report["course"],
+                    valid=report["valid"],
+                    ignition=report["ignition"],
+                    params=report["params"],
+                )
+                self.sent[unit][t] = report
+            self.step += 1
+            await trio.sleep(10)
+
+
+async def run_hub(hub: Any, trackers: Trackers, drive_s: float, settle_s: float) -> None:
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run)
+        await trackers.run(drive_s)
+        await trio.sleep(settle_s)  # at least two polls after the last report
+        hub.shutdown()
+
+
+async def test_import_poll_restart_poll_stores_every_fix_once(
+    tmp_path: Path, clock: MockClock, nursery: trio.Nursery
+) -> None:
+    wall = TrioClock(EPOCH)
+    fake = FakeFlespi(now=lambda: wall.now().timestamp())
+    url = await nursery.start(serve_app, fake.app)
+    units = [
+        fake.add_unit(f"Truck {i}", imei=f"35630704244{i:04d}", plate=f"P-{i}")
+        for i in range(UNITS)
+    ]
+    quiet = fake.add_unit("Short TTL", messages_ttl=0)  # only its telemetry has a position
+    start = wall.now().timestamp()
+    fake.add_fix(quiet, start - 5000, 10.0, 10.0, speed_kmh=5.0)
+    for unit in units:
+        fake.add_fix(unit, start - 7200, 1.0, 1.0)  # older than the backfill: not fetched
+        fake.add_fix(unit, start - 1800, 2.0, 2.0)
+
+    key = SecretBox.generate_key().encode()
+    hub = start_hub(tmp_path, wall, key)
+    assert await hub.test_connection("flespi", fake.credentials(url), fake.options(url)) == (
+        "flespi account 123456 (token 'gpshub'): 8 devices"
+    )
+    client = hub.store.create_client("acme")
+    conn = hub.store.create_connection(
+        client.id,
+        "flespi",
+        "fleet",
+        fake.credentials(url),
+        {**fake.options(url), "batch_size": 3, "sync_every_s": 60},
+    )
+    created, existing = hub.store.import_devices(conn.id, await hub.browse(conn))
+    assert (len(created), len(existing)) == (UNITS + 1, 0)
+    created, existing = hub.store.import_devices(conn.id, await hub.browse(conn))
+    assert (len(created), len(existing)) == (0, UNITS + 1)
+    devices = {d.upstream_id: d for d in hub.store.list_devices(connection_id=conn.id)}
+    assert (devices[units[2]].imei, devices[units[2]].license_plate) == ("356307042440002", "P-2")
+
+    trackers = Trackers(fake, wall, units)
+    before = fake.requests.copy()
+    await run_hub(hub, trackers, drive_s=120, settle_s=65)
+    first_run = fake.requests - before
+    polls = first_run["/gw/devices/messages"] / 3  # 8 devices, 3 per selector
+    assert polls == int(polls) and polls >= 5
+    assert first_run["/gw/devices/telemetry"] == polls  # the short-TTL device, every poll
+
+    # While the hub is down: a rename upstream, reports go on, one arrives late.
+    fake.rename(units[0], "Truck 0 (renamed)")
+    fake.set_plate(units[1], "NEW-1")
+    hub.store.close()
+    await trackers.run(60)
+
+    hub2 = start_hub(tmp_path, wall, key)  # a restart: same database and secret key
+    assert hub2.store.get_connection(conn.id).state == ConnectionState.OK
+    await run_hub(hub2, trackers, drive_s=60, settle_s=65)
+    state = hub2.store.get_connection(conn.id)
+    assert state.state == ConnectionState.OK, state.last_error
+
+    devices = {d.upstream_id: d for d in hub2.store.list_devices(connection_id=conn.id)}
+    assert devices[units[0]].name == "Truck 0 (renamed)"
+    assert devices[units[1]].license_plate == "NEW-1"
+    late = 0
+    for unit in units:
+        rows, _ = hub2.store.positions.history([devices[unit].id], limit=10_000)
+        times = [r["fix_time"].timestamp() for r in rows]
+        assert len(times) == len(set(times)), f"{unit}: a fix stored twice"
+        sent = trackers.sent[unit]
+        assert sorted(times) == sorted([start - 1800, *sent]), unit
+        for row in rows:
+            t = row["fix_time"].timestamp()
+            if t == start - 1800:
+                continue
+            report = sent[t]
+            late += t < row["server_time"].timestamp() - 60
+            assert row["fix_time"].tzinfo is not None
+            assert (row["lat"], row["lon"]) == (pytest.approx(report["lat"]), report["lon"])
+            assert row["speed_kmh"] == report["speed_kmh"]
+            assert row["course_deg"] == report["course"]
+            assert row["valid"] is report["valid"]
+            assert row["ignition"] is report["ignition"]
+            assert row["sensors"]["fuel.level"] == report["params"]["fuel.level"]
+            assert row["sensors"]["odometer_km"] == report["params"]["vehicle.mileage"]
+            assert "position.latitude" not in row["sensors"]
+            assert "device.id" not in row["sensors"]
+    assert late >= 3  # the black-box uploads were all picked up
+
+    rows, _ = hub2.store.positions.history([devices[quiet].id])
+    assert [(r["lat"], r["lon"], r["speed_kmh"]) for r in rows] == [(10.0, 10.0, 5.0)]
+
+
+async def test_a_wrong_token_is_tried_once_then_waits_for_new_credentials(
+    tmp_path: Path, clock: MockClock, nursery: trio.Nursery
+) -> None:
+    wall = TrioClock(EPOCH)
+    fake = FakeFlespi(now=lambda: wall.now().timestamp())
+    url = await nursery.start(serve_app, fake.app)
+    unit = fake.add_unit("Truck")
+    hub = start_hub(tmp_path, wall, SecretBox.generate_key().encode())
+    client = hub.store.create_client("acme")
+    conn = hub.store.create_connection(
+        client.id, "flespi", "fleet", {"token": "W" * 64}, fake.options(url)
+    )
+    hub.store.create_device(client.id, name="Truck", connection_id=conn.id, upstream_id=unit)
+    async with trio.open_nursery() as inner:
+        await inner.start(hub.run)
+        await trio.sleep(600)
+        hub.shutdown()
+    assert fake.request_count == 1
+    state = hub.store.get_connection(conn.id)
+    assert state.state == ConnectionState.NEEDS_REAUTH
+    assert "W" * 64 not in (state.last_error or "")

@@ -1,0 +1,221 @@
+"""The HTTP calls to a Traccar server and the mapping of its answers to gpshub errors.
+
+Every request carries HTTP Basic credentials (no session is kept: Traccar checks them on
+each call) and ``Accept: application/json``; nothing secret goes into a URL.  Errors
+(``api/ResourceErrorHandler.java``, ``api/security/SecurityRequestFilter.java``):
+
+* 401 — not authenticated: ``InvalidAuth``;
+* 400 — a Java stack trace as text/plain (``java.lang.SecurityException: Operation
+  restricted``): ``TraccarRequestError`` (an ``UpdateFailed``) with its first line;
+* 404 — also a query parameter that does not convert: ``UpdateFailed``;
+* 429 — from a reverse proxy: ``RateLimited`` with ``Retry-After``;
+* 5xx, timeouts, refused connections: ``CannotConnect``;
+* a 200 that is not JSON (a proxy's HTML page, a cut body): ``UpdateFailed``.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import math
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from hub.errors import BadConfig, CannotConnect, InvalidAuth, RateLimited, UpdateFailed
+from hub.netguard import blocked_reason
+
+JSON_HEADERS = {"Accept": "application/json"}
+RESTRICTED = "Operation restricted"
+ACCESS_DENIED = "Device access denied"
+PERIOD_LIMIT = "Time period exceeds the limit"
+
+
+class TraccarRequestError(UpdateFailed):
+    """Traccar answered 400: ``first_line`` is the exception line of its stack trace."""
+
+    def __init__(self, first_line: str) -> None:
+        super().__init__(f"Traccar refused the request: {first_line}")
+        self.first_line = first_line
+
+    @property
+    def reports_disabled(self) -> bool:
+        """The user (or the server) has ``disableReports`` set."""
+        return RESTRICTED in self.first_line
+
+    @property
+    def access_denied(self) -> bool:
+        """A device in the request is not (or no longer) visible to the user."""
+        return ACCESS_DENIED in self.first_line
+
+    @property
+    def period_too_long(self) -> bool:
+        """The period is longer than the server's ``report.periodLimit``."""
+        return PERIOD_LIMIT in self.first_line
+
+
+def wire_time(t: datetime) -> str:
+    """A query-string time for Traccar: UTC, milliseconds, ``Z`` (no ``+`` to escape)."""
+    t = t.astimezone(UTC)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
+def floor_ms(t: datetime) -> datetime:
+    """``t`` cut to whole milliseconds: Traccar's precision, so what we send is exact."""
+    return t - timedelta(microseconds=t.microsecond % 1000)
+
+
+def retry_after(value: str | None, now: datetime) -> float | None:
+    """A ``Retry-After`` header (seconds or an HTTP date) in seconds from ``now``."""
+    if not value:
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - now).total_seconds()
+    return max(seconds, 0.0) if math.isfinite(seconds) else None
+
+
+def first_line(text: str, limit: int = 300) -> str:
+    """The first non-empty line of a body, shortened: what a stack trace says."""
+    for line in text.splitlines():
+        line = line.strip()
+        if line:
+            return line[:limit]
+    return ""
+
+
+class TraccarClient:
+    """The calls gpshub makes to one Traccar server, as one user."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        base_url: str,
+        username: str,
+        password: str,
+        *,
+        url_field: str = "credentials.server_url",
+        timeout_s: float = 30.0,
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
+        base = base_url.rstrip("/")
+        self.base = base.removesuffix("/api")
+        self.http = http
+        self.url_field = url_field
+        self.timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0))
+        self._auth = httpx.BasicAuth(username, password)
+        self._now = now or (lambda: datetime.now(UTC))
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.base).netloc or self.base
+
+    async def get(
+        self,
+        path: str,
+        params: Sequence[tuple[str, str]] | None = None,
+        *,
+        auth: bool = True,
+    ) -> Any:
+        """``GET base + path``; the decoded JSON, or the mapped error."""
+        url = f"{self.base}{path}"
+        try:
+            response = await self.http.get(
+                url,
+                params=list(params or ()),
+                headers=JSON_HEADERS,
+                auth=self._auth if auth else None,
+                timeout=self.timeout,
+                follow_redirects=False,
+            )
+        except httpx.TimeoutException as exc:
+            raise CannotConnect(
+                f"Traccar at {self.host} did not answer in time ({type(exc).__name__})"
+            ) from None
+        except httpx.TransportError as exc:
+            reason = blocked_reason(exc)
+            if reason is not None:
+                raise BadConfig(self.url_field, reason) from None
+            raise CannotConnect(
+                f"cannot reach Traccar at {self.host}: {type(exc).__name__}: {_short(exc)}"
+            ) from None
+        except httpx.HTTPError as exc:  # an answer httpx cannot read (bad encoding, ...)
+            raise UpdateFailed(
+                f"unreadable answer from Traccar at {self.host}: {type(exc).__name__}"
+            ) from None
+        return self._decode(response, path)
+
+    def _decode(self, response: httpx.Response, path: str) -> Any:
+        status = response.status_code
+        if status == 401:
+            raise InvalidAuth("Traccar rejected the username or password (HTTP 401)")
+        if status == 429:
+            raise RateLimited(
+                f"Traccar at {self.host} is rate limiting (HTTP 429)",
+                retry_after=retry_after(response.headers.get("retry-after"), self._now()),
+            )
+        if status >= 500:
+            raise CannotConnect(f"Traccar at {self.host} answered HTTP {status} for {path}")
+        if status in (301, 302, 303, 307, 308):
+            target = response.headers.get("location", "elsewhere")
+            raise BadConfig(
+                self.url_field,
+                f"the server redirects to {target}: use that address (redirects are not followed)",
+            )
+        if status == 400:
+            raise TraccarRequestError(first_line(response.text) or "HTTP 400")
+        if status == 414:
+            raise BadConfig("options.batch_size", "the request URL is too long for the server")
+        if status == 404:
+            raise UpdateFailed(
+                f"Traccar at {self.host} answered 404 for {path}: {first_line(response.text)}"
+                if response.text.strip()
+                else f"Traccar at {self.host} answered 404 for {path}: is this a Traccar server?"
+            )
+        if status != 200:
+            raise UpdateFailed(f"Traccar at {self.host} answered HTTP {status} for {path}")
+        kind = response.headers.get("content-type", "")
+        if "json" not in kind.lower():
+            raise UpdateFailed(
+                f"Traccar at {self.host} answered {kind or 'no content type'} instead of JSON"
+                f" for {path}: is this a Traccar server?"
+            )
+        try:
+            return response.json()
+        except ValueError:
+            raise UpdateFailed(f"Traccar at {self.host} sent broken JSON for {path}") from None
+
+    # -- the endpoints -----------------------------------------------------------------
+    async def server(self) -> Any:
+        """``GET /api/server`` (no auth needed): the server's settings and version."""
+        return await self.get("/api/server", auth=False)
+
+    async def devices(self) -> Any:
+        """``GET /api/devices?all=true``: every device the user may see (all, for an admin)."""
+        return await self.get("/api/devices", [("all", "true")])
+
+    async def route(self, device_ids: Sequence[int], start: datetime, end: datetime) -> Any:
+        """``GET /api/reports/route``: the positions of ``device_ids`` with ``start <= fixTime
+        <= end``, each device's in fixTime order, one device after the other."""
+        params = [("deviceId", str(i)) for i in device_ids]
+        params += [("from", wire_time(start)), ("to", wire_time(end))]
+        return await self.get("/api/reports/route", params)
+
+    async def latest(self) -> Any:
+        """``GET /api/positions`` without parameters: the latest position of every device."""
+        return await self.get("/api/positions")
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.split(" for url ")[0][:200]

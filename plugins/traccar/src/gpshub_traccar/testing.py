@@ -1,0 +1,928 @@
+"""``FakeTraccar``: an in-memory Traccar server for tests and benchmarks.
+
+It answers the REST calls gpshub (and most Traccar clients) make, the way Traccar 6
+does (``traccar/traccar`` ``openapi.yaml`` and ``api/resource/*.java``):
+
+* auth by HTTP Basic on each request, by Bearer API token, or by the ``JSESSIONID``
+  cookie of ``POST /api/session`` (a form); an unauthenticated call gets 401 with an
+  empty body, and ``WWW-Authenticate`` only when ``Accept`` includes ``text/html``;
+  ``GET /api/server`` and ``GET /api/session`` need no auth (a wrong Basic header is
+  ignored there, and ``GET /api/session`` is 404 without a cookie session even under Basic);
+* ``GET /api/devices`` with ``all``, ``id`` and ``uniqueId`` filters;
+* ``GET /api/positions`` with Traccar's branches: ``id=`` (those positions), else
+  ``deviceId`` + ``from`` + ``to`` (history of the *first* ``deviceId`` only), else
+  ``deviceId`` alone (its latest position), else the latest position of every device;
+* ``GET /api/reports/route?deviceId=a&deviceId=b&from=&to=``: each device's positions by
+  ``fixTime`` (both ends inclusive), one device after the other;
+* errors as Traccar sends them: 400 with a Java stack trace as ``text/plain``
+  (``java.lang.SecurityException: Operation restricted`` for a user with
+  ``disableReports``, ``Device access denied``, ``Time period exceeds the limit`` when
+  ``period_limit_s`` is set), 404 for a query parameter that does not convert (a date
+  without an offset, a non-numeric id), 414 for a URL longer than Jetty's 8 KiB;
+* ISO-8601 times with an offset and milliseconds, speeds in knots;
+* ``/api/socket`` (WebSocket, cookie session only): the latest positions on connect, then
+  one ``{"positions": [p]}`` frame per new fix, ``{"devices": [d]}`` per device change,
+  and ``{}`` as keep-alive every ``keepalive_s``.
+
+Use it like this::
+
+    fake = FakeTraccar(now=lambda: hub.clock.now().timestamp())
+    van = fake.add_unit("Van 12", imei="860123456789012", plate="KHI-2045")
+    fake.add_fix(van, t, 37.98, 23.72, speed_kmh=40.0, ignition=True)
+    async with trio.open_nursery() as nursery:
+        url = await nursery.start(fake.serve)      # or hub.testing.serve_app(fake.app)
+        credentials = fake.credentials(url)         # for a gpshub "traccar" connection
+        ...
+        assert fake.requests["/api/reports/route"] == 1
+
+Fault switches (each applies to the next ``n`` requests, of any path, in this order):
+``slow(seconds)`` (every answer waits that long, until ``slow(0)``), ``rate_limit(n,
+retry_after)`` (429 with ``Retry-After``, as a reverse proxy sends), ``fail(n, status)``
+(an HTML error page), ``malformed(n)`` (a JSON answer cut in half), ``html(n)`` (a 200 HTML
+page instead of JSON, as a captive portal or a misrouted proxy sends).  Credentials:
+``change_password``; sessions: ``expire_sessions`` / ``session_ttl_s``; restrictions:
+``user.disable_reports``, ``server_disable_reports``, ``period_limit_s``,
+``max_positions``; access: ``revoke(unit)``.
+
+The running hub never imports this module.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import bisect
+import collections
+import itertools
+import json
+import secrets
+import time
+import urllib.parse
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import trio
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+KNOT_KMH = 1.852
+SESSION_COOKIE = "JSESSIONID"
+DEFAULT_EMAIL = "admin@example.com"
+DEFAULT_PASSWORD = "admin"  # noqa: S105 - a fake server's default account
+MAX_URL_BYTES = 8192
+ONLINE_S = 600.0
+
+
+def iso_ms(ms: int) -> str:
+    """Epoch milliseconds as Traccar writes times: ``2024-05-14T09:12:41.000+00:00``."""
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+
+
+def parse_query_date(text: str) -> int:
+    """A query-string date (ISO-8601 with an offset) as epoch ms; ``ValueError`` if not."""
+    value = datetime.fromisoformat(text.strip())
+    if value.tzinfo is None:
+        raise ValueError(f"{text!r} has no offset")
+    return round(value.timestamp() * 1000)
+
+
+def stack_trace(exception: str, message: str | None, *frames: str) -> str:
+    """A Java ``printStackTrace`` text, as Traccar's ``ResourceErrorHandler`` answers."""
+    head = exception if message is None else f"{exception}: {message}"
+    lines = [head, *(f"\tat {f}" for f in frames)]
+    lines.append("\tat org.glassfish.jersey.server.model.internal.ResourceMethodInvocationHandler")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class FakeUser:
+    """A Traccar user.  ``devices`` holds the ids of the devices linked to it."""
+
+    id: int
+    name: str
+    email: str
+    password: str
+    login: str | None = None
+    administrator: bool = False
+    disable_reports: bool = False
+    disabled: bool = False
+    token: str | None = None
+    devices: set[int] = field(default_factory=set)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "attributes": {},
+            "name": self.name,
+            "login": self.login,
+            "email": self.email,
+            "phone": None,
+            "readonly": False,
+            "administrator": self.administrator,
+            "map": None,
+            "latitude": 0.0,
+            "longitude": 0.0,
+            "zoom": 0,
+            "coordinateFormat": None,
+            "disabled": self.disabled,
+            "expirationTime": None,
+            "deviceLimit": -1,
+            "userLimit": 0,
+            "deviceReadonly": False,
+            "limitCommands": False,
+            "disableReports": self.disable_reports,
+            "fixedEmail": False,
+            "poiLayer": None,
+            "totpKey": None,
+            "temporary": False,
+            "password": None,
+        }
+
+
+@dataclass
+class FakeDevice:
+    """A Traccar device with its positions, indexed by fix time (epoch ms)."""
+
+    id: int
+    name: str
+    unique_id: str
+    attributes: dict[str, Any] = field(default_factory=dict)
+    model: str | None = None
+    category: str | None = None
+    phone: str | None = None
+    contact: str | None = None
+    group_id: int = 0
+    disabled: bool = False
+    last_update: float | None = None
+    fix_ms: list[int] = field(default_factory=list)
+    positions: list[dict[str, Any]] = field(default_factory=list)
+    encoded: list[bytes] = field(default_factory=list)
+    latest: dict[str, Any] | None = None
+    latest_ms: int | None = None
+
+    def status(self, now: float) -> str:
+        if self.last_update is None:
+            return "unknown"
+        return "online" if now - self.last_update < ONLINE_S else "offline"
+
+    def as_json(self, now: float) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "attributes": dict(self.attributes),
+            "groupId": self.group_id,
+            "calendarId": 0,
+            "name": self.name,
+            "uniqueId": self.unique_id,
+            "status": self.status(now),
+            "lastUpdate": None
+            if self.last_update is None
+            else iso_ms(round(self.last_update * 1000)),
+            "positionId": self.latest["id"] if self.latest else 0,
+            "phone": self.phone,
+            "model": self.model,
+            "contact": self.contact,
+            "category": self.category,
+            "disabled": self.disabled,
+            "expirationTime": None,
+        }
+
+    def _span(self, from_ms: int, to_ms: int, limit: int) -> slice:
+        lo = bisect.bisect_left(self.fix_ms, from_ms)
+        hi = bisect.bisect_right(self.fix_ms, to_ms)
+        return slice(lo, min(hi, lo + max(limit, 0)))
+
+    def between(self, from_ms: int, to_ms: int, limit: int) -> list[dict[str, Any]]:
+        """Positions with ``from_ms <= fixTime <= to_ms``, oldest first, at most ``limit``."""
+        return self.positions[self._span(from_ms, to_ms, limit)]
+
+    def between_encoded(self, from_ms: int, to_ms: int, limit: int) -> list[bytes]:
+        """The same positions as JSON, encoded once when they were added (for speed)."""
+        return self.encoded[self._span(from_ms, to_ms, limit)]
+
+
+@dataclass(frozen=True, slots=True)
+class FakeCall:
+    """One request as the fake saw it."""
+
+    method: str
+    path: str
+    query: tuple[tuple[str, str], ...]
+    auth: str | None  # "basic", "bearer", "cookie" or None (as far as it was checked)
+    status: int
+
+    def params(self, name: str) -> list[str]:
+        return [v for k, v in self.query if k == name]
+
+
+class _Fault(Exception):
+    """An answer decided before the handler runs."""
+
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+
+class FakeTraccar:
+    """An in-memory Traccar server (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        now: Callable[[], float] = time.time,
+        email: str = DEFAULT_EMAIL,
+        password: str = DEFAULT_PASSWORD,
+        administrator: bool = True,
+        version: str = "6.6",
+        session_ttl_s: float = 1800.0,
+        period_limit_s: float | None = None,
+        max_positions: int = 50_000,
+        keepalive_s: float = 55.0,
+    ) -> None:
+        self.now = now
+        self.version = version
+        self.session_ttl_s = session_ttl_s
+        self.period_limit_s = period_limit_s
+        """Traccar's ``report.periodLimit``: a longer report or history period is a 400."""
+        self.max_positions = max_positions
+        """Traccar's ``report.maxPositions``: history is cut to the oldest this many per device."""
+        self.server_disable_reports = False
+        self.keepalive_s = keepalive_s
+        self.max_url_bytes = MAX_URL_BYTES
+        self.users: dict[int, FakeUser] = {}
+        self.devices: dict[int, FakeDevice] = {}
+        self.sessions: dict[str, tuple[int, float]] = {}
+        self.requests: collections.Counter[str] = collections.Counter()
+        self.calls: list[FakeCall] = []
+        self.delay = 0.0
+        self._rate_limited = 0
+        self._retry_after: float | None = None
+        self._failing = 0
+        self._fail_status = 500
+        self._fail_path: str | None = None
+        self._fail_skip = 0
+        self._malformed = 0
+        self._html = 0
+        self._user_ids = itertools.count(1)
+        self._device_ids = itertools.count(1)
+        self._position_ids = itertools.count(1)
+        self._listeners: list[trio.MemorySendChannel[dict[str, Any]]] = []
+        self.user = self.add_user(email, password, administrator=administrator, name="admin")
+        self.app = Starlette(
+            routes=[
+                Route("/api/server", self._server, methods=["GET"]),
+                Route("/api/session", self._session, methods=["GET", "POST", "DELETE"]),
+                Route("/api/devices", self._devices, methods=["GET"]),
+                Route("/api/positions", self._positions, methods=["GET"]),
+                Route("/api/reports/route", self._route, methods=["GET"]),
+                WebSocketRoute("/api/socket", self._socket),
+            ]
+        )
+
+    # -- accounts and devices ----------------------------------------------------------
+    def add_user(
+        self,
+        email: str,
+        password: str,
+        *,
+        name: str | None = None,
+        login: str | None = None,
+        administrator: bool = False,
+        disable_reports: bool = False,
+        token: str | None = None,
+    ) -> FakeUser:
+        user = FakeUser(
+            id=next(self._user_ids),
+            name=name or email.split("@")[0],
+            email=email,
+            password=password,
+            login=login,
+            administrator=administrator,
+            disable_reports=disable_reports,
+            token=token,
+        )
+        self.users[user.id] = user
+        return user
+
+    def credentials(self, url: str, user: FakeUser | None = None) -> dict[str, Any]:
+        """Good credentials of a gpshub ``traccar`` connection to this fake at ``url``."""
+        user = user or self.user
+        return {"server_url": url, "username": user.email, "password": user.password}
+
+    def options(self, url: str) -> dict[str, Any]:
+        """The connection options this fake needs: none (``server_url`` points at it)."""
+        return {}
+
+    def change_password(self, password: str, user: FakeUser | None = None) -> None:
+        """Change a user's password: the old credentials get 401 from now on."""
+        (user or self.user).password = password
+
+    def add_unit(
+        self,
+        name: str,
+        *,
+        imei: str | None = None,
+        plate: str | None = None,
+        model: str | None = None,
+        category: str | None = None,
+        attributes: dict[str, Any] | None = None,
+        users: Iterable[FakeUser] | None = None,
+    ) -> str:
+        """Add a device (linked to the default user, or to ``users``); its id as text.
+
+        ``plate`` goes into the device's ``attributes`` as ``licensePlate`` (Traccar has no
+        plate field)."""
+        device_id = next(self._device_ids)
+        attrs = dict(attributes or {})
+        if plate is not None:
+            attrs["licensePlate"] = plate
+        device = FakeDevice(
+            id=device_id,
+            name=name,
+            unique_id=imei or f"{860000000000000 + device_id}",
+            attributes=attrs,
+            model=model,
+            category=category,
+        )
+        self.devices[device_id] = device
+        for user in users if users is not None else [self.user]:
+            user.devices.add(device_id)
+        self._broadcast({"devices": [device.as_json(self.now())]})
+        return str(device_id)
+
+    def rename_unit(self, unit: str, name: str) -> None:
+        device = self._device(unit)
+        device.name = name
+        self._broadcast({"devices": [device.as_json(self.now())]})
+
+    def set_attribute(self, unit: str, key: str, value: Any) -> None:
+        """Set (or with ``None`` remove) one of a device's ``attributes``."""
+        device = self._device(unit)
+        if value is None:
+            device.attributes.pop(key, None)
+        else:
+            device.attributes[key] = value
+
+    def revoke(self, unit: str, user: FakeUser | None = None) -> None:
+        """Unlink a device from a user: it disappears from the user's lists, and reports
+        naming it answer 400 ``Device access denied``."""
+        (user or self.user).devices.discard(int(unit))
+
+    def _device(self, unit: str | int) -> FakeDevice:
+        return self.devices[int(unit)]
+
+    def add_fix(
+        self,
+        unit: str,
+        t: float,
+        lat: float,
+        lon: float,
+        *,
+        speed_kmh: float = 0.0,
+        course: float = 0.0,
+        altitude: float = 0.0,
+        satellites: int = 8,
+        valid: bool = True,
+        ignition: bool | None = None,
+        params: dict[str, Any] | None = None,
+        received: float | None = None,
+        accuracy: float = 0.0,
+        protocol: str = "teltonika",
+    ) -> dict[str, Any]:
+        """Store a position with fix time ``t`` (epoch seconds) received at ``received``
+        (default: now).  Returns it as the API serves it (speed in knots)."""
+        device = self._device(unit)
+        received = self.now() if received is None else received
+        fix_ms = round(t * 1000)
+        attributes: dict[str, Any] = {"sat": satellites}
+        if ignition is not None:
+            attributes["ignition"] = ignition
+        attributes.update(params or {})
+        fix_text = iso_ms(fix_ms)
+        position: dict[str, Any] = {
+            "id": next(self._position_ids),
+            "attributes": attributes,
+            "deviceId": device.id,
+            "protocol": protocol,
+            "serverTime": iso_ms(round(received * 1000)),
+            "deviceTime": fix_text,
+            "fixTime": fix_text,
+            "valid": valid,
+            "latitude": lat,
+            "longitude": lon,
+            "altitude": altitude,
+            "speed": speed_kmh / KNOT_KMH,
+            "course": course,
+            "address": None,
+            "accuracy": accuracy,
+            "network": None,
+            "geofenceIds": None,
+        }
+        encoded = json.dumps(position, separators=(",", ":")).encode()
+        if not device.fix_ms or fix_ms >= device.fix_ms[-1]:
+            device.fix_ms.append(fix_ms)
+            device.positions.append(position)
+            device.encoded.append(encoded)
+        else:
+            index = bisect.bisect_right(device.fix_ms, fix_ms)
+            device.fix_ms.insert(index, fix_ms)
+            device.positions.insert(index, position)
+            device.encoded.insert(index, encoded)
+        device.last_update = received
+        if device.latest_ms is None or fix_ms >= device.latest_ms:
+            device.latest, device.latest_ms = position, fix_ms
+            self._broadcast({"positions": [position]})
+        return position
+
+    # -- fault switches ----------------------------------------------------------------
+    def slow(self, seconds: float) -> None:
+        """Delay every answer by ``seconds`` (``trio.sleep``) until ``slow(0)``."""
+        self.delay = max(seconds, 0.0)
+
+    def rate_limit(self, n: int = 1, retry_after: float | None = 30.0) -> None:
+        """The next ``n`` requests get 429 (with ``Retry-After`` unless ``None``)."""
+        self._rate_limited, self._retry_after = n, retry_after
+
+    def fail(
+        self, n: int = 1, status: int = 500, *, path: str | None = None, skip: int = 0
+    ) -> None:
+        """The next ``n`` requests (to ``path`` only, if given; after letting ``skip`` of
+        them through) get ``status`` with an HTML error page."""
+        self._failing, self._fail_status = n, status
+        self._fail_path, self._fail_skip = path, skip
+
+    def malformed(self, n: int = 1) -> None:
+        """The next ``n`` JSON answers are cut in half (broken JSON, status 200)."""
+        self._malformed = n
+
+    def html(self, n: int = 1) -> None:
+        """The next ``n`` JSON answers are a 200 HTML page instead."""
+        self._html = n
+
+    def expire_sessions(self) -> None:
+        """Forget every cookie session (as after their idle timeout or a restart)."""
+        self.sessions.clear()
+
+    @property
+    def request_count(self) -> int:
+        return sum(self.requests.values())
+
+    def serve(
+        self, *, host: str = "127.0.0.1", port: int = 0, task_status: Any = trio.TASK_STATUS_IGNORED
+    ) -> Any:
+        """Serve the app on loopback until cancelled: ``url = await nursery.start(fake.serve)``."""
+        from hub.testing import serve_app
+
+        return serve_app(self.app, host=host, port=port, task_status=task_status)
+
+    # -- plumbing ----------------------------------------------------------------------
+    async def _enter(self, request: Request) -> None:
+        """Count the request, then apply the delay and the faults due before the handler."""
+        self.requests[request.url.path] += 1
+        if self.delay:
+            await trio.sleep(self.delay)
+        if len(str(request.url)) > self.max_url_bytes:
+            raise _Fault(Response(b"", status_code=414))
+        if self._rate_limited > 0:
+            self._rate_limited -= 1
+            headers = {}
+            if self._retry_after is not None:
+                headers["Retry-After"] = str(round(self._retry_after))
+            raise _Fault(
+                Response(
+                    b"<html><body><h1>429 Too Many Requests</h1></body></html>",
+                    status_code=429,
+                    headers=headers,
+                    media_type="text/html",
+                )
+            )
+        if self._failing > 0 and self._fail_path in (None, request.url.path):
+            if self._fail_skip > 0:
+                self._fail_skip -= 1
+                return
+            self._failing -= 1
+            status = self._fail_status
+            raise _Fault(
+                Response(
+                    f"<html><head><title>Error {status}</title></head>"
+                    f"<body><h2>HTTP ERROR {status}</h2></body></html>".encode(),
+                    status_code=status,
+                    media_type="text/html",
+                )
+            )
+
+    def _record(self, request: Request, auth: str | None, response: Response) -> Response:
+        self.calls.append(
+            FakeCall(
+                request.method,
+                request.url.path,
+                tuple(request.query_params.multi_items()),
+                auth,
+                response.status_code,
+            )
+        )
+        return response
+
+    def _json(self, payload: Any) -> Response:
+        return self._json_bytes(json.dumps(payload, separators=(",", ":")).encode())
+
+    def _json_bytes(self, body: bytes) -> Response:
+        """A JSON answer, unless the ``html`` or ``malformed`` switch spoils it."""
+        if self._html > 0:
+            self._html -= 1
+            return Response(
+                b"<!DOCTYPE html><html><head><title>Sign in</title></head><body></body></html>",
+                media_type="text/html",
+            )
+        if self._malformed > 0:
+            self._malformed -= 1
+            body = body[: max(len(body) // 2, 1)] if len(body) > 2 else b"[{"
+        return Response(body, media_type="application/json")
+
+    def _user_for(self, request: Request) -> tuple[FakeUser | None, str | None]:
+        """Who the request authenticates as, as ``SecurityRequestFilter`` decides."""
+        header = request.headers.get("authorization")
+        if header is not None:
+            if header.startswith("Bearer "):
+                token = header[7:]
+                user = next((u for u in self.users.values() if u.token and u.token == token), None)
+                return self._active(user), "bearer"
+            return self._active(self._basic(header)), "basic"
+        sid = request.cookies.get(SESSION_COOKIE)
+        if sid is not None:
+            return self._active(self._session_user(sid)), "cookie"
+        return None, None
+
+    def _basic(self, header: str) -> FakeUser | None:
+        if header[:6].lower() != "basic ":
+            return None
+        try:
+            decoded = base64.b64decode(header[6:].strip(), validate=True).decode("ascii")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        name, _, password = decoded.partition(":")
+        return self._login(name, password)
+
+    def _login(self, name: str | None, password: str | None) -> FakeUser | None:
+        if not name or password is None:
+            return None
+        name = name.strip()
+        for user in self.users.values():
+            if (
+                user.email.lower() == name.lower() or user.login == name
+            ) and secrets.compare_digest(user.password, password):
+                return user
+        return None
+
+    @staticmethod
+    def _active(user: FakeUser | None) -> FakeUser | None:
+        return None if user is None or user.disabled else user
+
+    def _session_user(self, sid: str) -> FakeUser | None:
+        entry = self.sessions.get(sid)
+        if entry is None:
+            return None
+        user_id, last = entry
+        now = self.now()
+        if now - last > self.session_ttl_s:
+            del self.sessions[sid]
+            return None
+        self.sessions[sid] = (user_id, now)
+        return self.users.get(user_id)
+
+    def _new_session(self, user: FakeUser, response: Response) -> None:
+        sid = secrets.token_hex(16)
+        self.sessions[sid] = (user.id, self.now())
+        response.set_cookie(SESSION_COOKIE, sid, path="/", httponly=True)
+
+    @staticmethod
+    def _unauthorized(request: Request) -> Response:
+        headers = {}
+        if "text/html" in request.headers.get("accept", ""):
+            headers["WWW-Authenticate"] = 'Basic realm="api"'
+        return Response(b"", status_code=401, headers=headers)
+
+    @staticmethod
+    def _bad_request(exception: str, message: str | None, *frames: str) -> Response:
+        return Response(
+            stack_trace(exception, message, *frames).encode(),
+            status_code=400,
+            media_type="text/plain",
+        )
+
+    @staticmethod
+    def _not_found() -> Response:
+        return Response(
+            stack_trace("jakarta.ws.rs.NotFoundException", "HTTP 404 Not Found").encode(),
+            status_code=404,
+            media_type="text/plain",
+        )
+
+    def _visible(self, user: FakeUser) -> list[FakeDevice]:
+        return [self.devices[i] for i in sorted(user.devices) if i in self.devices]
+
+    def _may_see(self, user: FakeUser, device_id: int) -> bool:
+        return device_id in self.devices and (user.administrator or device_id in user.devices)
+
+    def _restricted(self, user: FakeUser) -> bool:
+        """``PermissionsService.checkRestriction(disableReports)``: admins are exempt."""
+        return not user.administrator and (self.server_disable_reports or user.disable_reports)
+
+    async def _handle(
+        self,
+        request: Request,
+        handler: Callable[[Request, FakeUser | None], Response],
+        *,
+        public: bool = False,
+    ) -> Response:
+        auth: str | None = None
+        try:
+            await self._enter(request)
+            user, auth = self._user_for(request)
+            if user is None and not public:
+                return self._record(request, auth, self._unauthorized(request))
+            return self._record(request, auth, handler(request, user))
+        except _Fault as fault:
+            return self._record(request, auth, fault.response)
+
+    # -- endpoints ---------------------------------------------------------------------
+    async def _server(self, request: Request) -> Response:
+        def handler(request: Request, user: FakeUser | None) -> Response:
+            return self._json(
+                {
+                    "id": 1,
+                    "attributes": {},
+                    "registration": False,
+                    "readonly": False,
+                    "deviceReadonly": False,
+                    "map": None,
+                    "bingKey": None,
+                    "mapUrl": None,
+                    "poiLayer": None,
+                    "latitude": 0.0,
+                    "longitude": 0.0,
+                    "zoom": 0,
+                    "version": self.version,
+                    "forceSettings": False,
+                    "coordinateFormat": None,
+                    "limitCommands": False,
+                    "disableReports": self.server_disable_reports,
+                    "fixedEmail": False,
+                    "openIdEnabled": False,
+                    "openIdForce": False,
+                    "emailEnabled": False,
+                    "geocoderEnabled": False,
+                    "textEnabled": False,
+                    "storageSpace": None,
+                    "newServer": False,
+                }
+            )
+
+        return await self._handle(request, handler, public=True)
+
+    async def _session(self, request: Request) -> Response:
+        auth: str | None = None
+        try:
+            await self._enter(request)
+            if request.method == "POST":
+                form = urllib.parse.parse_qs((await request.body()).decode("utf-8", "replace"))
+                email, password = form.get("email", [None])[0], form.get("password", [None])[0]
+                user = self._active(self._login(email, password))
+                if user is None:
+                    return self._record(request, None, Response(b"", status_code=401))
+                response = self._json(user.as_json())
+                self._new_session(user, response)
+                return self._record(request, "cookie", response)
+            if request.method == "DELETE":
+                user, auth = self._user_for(request)
+                if user is None:
+                    return self._record(request, auth, self._unauthorized(request))
+                sid = request.cookies.get(SESSION_COOKIE)
+                if sid is not None:
+                    self.sessions.pop(sid, None)
+                return self._record(request, auth, Response(b"", status_code=204))
+            # GET: @PermitAll, from the token or the cookie session only (never Basic)
+            token = request.query_params.get("token")
+            if token:
+                user = self._active(
+                    next((u for u in self.users.values() if u.token == token), None)
+                )
+                if user is not None:
+                    response = self._json(user.as_json())
+                    self._new_session(user, response)
+                    return self._record(request, "bearer", response)
+            sid = request.cookies.get(SESSION_COOKIE)
+            user = self._active(self._session_user(sid)) if sid else None
+            if user is None:
+                return self._record(request, None, self._not_found())
+            return self._record(request, "cookie", self._json(user.as_json()))
+        except _Fault as fault:
+            return self._record(request, auth, fault.response)
+
+    async def _devices(self, request: Request) -> Response:
+        def handler(request: Request, user: FakeUser | None) -> Response:
+            assert user is not None
+            now = self.now()
+            ids, unique_ids = _longs(request, "id"), request.query_params.getlist("uniqueId")
+            if ids is None:
+                return self._not_found()
+            if ids or unique_ids:
+                found = [d for d in self.devices.values() if d.unique_id in unique_ids]
+                found += [self.devices[i] for i in ids if i in self.devices]
+                found = [d for d in found if d.id in user.devices or user.administrator]
+                return self._json([d.as_json(now) for d in found])
+            if request.query_params.get("all", "").lower() == "true" and user.administrator:
+                listed = [self.devices[i] for i in sorted(self.devices)]
+            else:
+                listed = self._visible(user)
+            return self._json([d.as_json(now) for d in listed])
+
+        return await self._handle(request, handler)
+
+    def _period(self, request: Request) -> tuple[int | None, int | None] | Response:
+        """The ``from`` and ``to`` parameters as epoch ms (``None`` when absent), or the 404
+        Jersey answers when one does not convert."""
+        out: list[int | None] = []
+        for name in ("from", "to"):
+            text = request.query_params.get(name)
+            if text is None:
+                out.append(None)
+                continue
+            try:
+                out.append(parse_query_date(text))
+            except ValueError:
+                return self._not_found()
+        return out[0], out[1]
+
+    def _period_exceeded(self, from_ms: int, to_ms: int) -> Response | None:
+        if self.period_limit_s and to_ms - from_ms > self.period_limit_s * 1000:
+            return self._bad_request(
+                "java.lang.IllegalArgumentException",
+                "Time period exceeds the limit",
+                "org.traccar.reports.common.ReportUtils.checkPeriodLimit(ReportUtils.java:112)",
+            )
+        return None
+
+    def _operation_restricted(self) -> Response:
+        return self._bad_request(
+            "java.lang.SecurityException",
+            "Operation restricted",
+            "org.traccar.api.security.PermissionsService.checkRestriction(PermissionsService.java:96)",
+        )
+
+    def _access_denied(self) -> Response:
+        return self._bad_request(
+            "java.lang.SecurityException",
+            "Device access denied",
+            "org.traccar.api.security.PermissionsService.checkPermission(PermissionsService.java:181)",
+        )
+
+    async def _positions(self, request: Request) -> Response:
+        def handler(request: Request, user: FakeUser | None) -> Response:
+            assert user is not None
+            ids = _longs(request, "id")
+            devices = _longs(request, "deviceId")
+            period = self._period(request)
+            if ids is None or devices is None:
+                return self._not_found()
+            if isinstance(period, Response):
+                return period
+            from_ms, to_ms = period
+            if ids:
+                if self._restricted(user):
+                    return self._operation_restricted()
+                wanted = set(ids)
+                found = [
+                    p
+                    for d in self.devices.values()
+                    if self._may_see(user, d.id)
+                    for p in d.positions
+                    if p["id"] in wanted
+                ]
+                return self._json(found)
+            device_id = devices[0] if devices else 0  # a single long: the first value only
+            if device_id > 0 and from_ms is not None and to_ms is not None:
+                if self._restricted(user):
+                    return self._operation_restricted()
+                if not self._may_see(user, device_id):
+                    return self._access_denied()
+                exceeded = self._period_exceeded(from_ms, to_ms)
+                if exceeded is not None:
+                    return exceeded
+                device = self.devices[device_id]
+                return self._json(device.between(from_ms, to_ms, self.max_positions))
+            if device_id > 0:
+                if not self._may_see(user, device_id):
+                    return self._access_denied()
+                latest = self.devices[device_id].latest
+                return self._json([latest] if latest else [])
+            return self._json([d.latest for d in self._visible(user) if d.latest])
+
+        return await self._handle(request, handler)
+
+    async def _route(self, request: Request) -> Response:
+        def handler(request: Request, user: FakeUser | None) -> Response:
+            assert user is not None
+            devices = _longs(request, "deviceId")
+            period = self._period(request)
+            if devices is None or _longs(request, "groupId") is None:
+                return self._not_found()
+            if isinstance(period, Response):
+                return period
+            if self._restricted(user):
+                return self._operation_restricted()
+            from_ms, to_ms = period
+            if from_ms is None or to_ms is None:
+                return self._bad_request(
+                    "java.lang.NullPointerException",
+                    None,
+                    "org.traccar.reports.common.ReportUtils.checkPeriodLimit(ReportUtils.java:111)",
+                )
+            exceeded = self._period_exceeded(from_ms, to_ms)
+            if exceeded is not None:
+                return exceeded
+            if any(not self._may_see(user, d) for d in devices):
+                return self._access_denied()
+            out: list[bytes] = []
+            for device_id in dict.fromkeys(devices):  # a LinkedHashSet: first order, once
+                out += self.devices[device_id].between_encoded(from_ms, to_ms, self.max_positions)
+            return self._json_bytes(b"[" + b",".join(out) + b"]")
+
+        return await self._handle(request, handler)
+
+    # -- the WebSocket -----------------------------------------------------------------
+    def _broadcast(self, message: dict[str, Any]) -> None:
+        for channel in list(self._listeners):
+            try:
+                channel.send_nowait(message)
+            except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+                self._listeners.remove(channel)
+
+    async def _socket(self, websocket: WebSocket) -> None:
+        self.requests["/api/socket"] += 1
+        sid = websocket.cookies.get(SESSION_COOKIE)
+        user = self._active(self._session_user(sid)) if sid else None
+        if user is None:
+            await websocket.close(code=1008)
+            return
+        await websocket.accept()
+        send, receive = trio.open_memory_channel[dict[str, Any]](1000)
+        self._listeners.append(send)
+        visible = {d.id for d in self._visible(user)}
+        try:
+            await websocket.send_text(
+                json.dumps(
+                    {
+                        "positions": [
+                            self.devices[i].latest
+                            for i in sorted(visible)
+                            if self.devices[i].latest
+                        ]
+                    }
+                )
+            )
+            async with trio.open_nursery() as nursery:
+
+                async def reader() -> None:
+                    try:
+                        while True:
+                            await websocket.receive_text()
+                    except WebSocketDisconnect:
+                        pass
+                    nursery.cancel_scope.cancel()
+
+                nursery.start_soon(reader)
+                while True:
+                    with trio.move_on_after(self.keepalive_s) as scope:
+                        message = await receive.receive()
+                    if scope.cancelled_caught:
+                        await websocket.send_text("{}")
+                        continue
+                    if self._socket_may_see(user, message):
+                        await websocket.send_text(json.dumps(message))
+        except WebSocketDisconnect:
+            pass
+        finally:
+            if send in self._listeners:
+                self._listeners.remove(send)
+            send.close()
+
+    @staticmethod
+    def _socket_may_see(user: FakeUser, message: dict[str, Any]) -> bool:
+        ids = [p["deviceId"] for p in message.get("positions", ())]
+        ids += [d["id"] for d in message.get("devices", ())]
+        return all(i in user.devices for i in ids)
+
+
+def _longs(request: Request, name: str) -> list[int] | None:
+    """A repeatable ``long`` query parameter, or ``None`` when a value does not convert."""
+    out = []
+    for text in request.query_params.getlist(name):
+        try:
+            out.append(int(text))
+        except ValueError:
+            return None
+    return out

@@ -1,0 +1,159 @@
+"""The plugin in a real hub: browse, import, poll, restart, poll again; every fix once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+from trio.testing import MockClock
+
+from gpshub_traccar import TraccarSource
+from gpshub_traccar.testing import FakeTraccar
+from hub.clock import TrioClock
+from hub.models import ConnectionState
+from hub.secrets import SecretBox
+from hub.testing import make_hub, serve_app
+
+UNITS = 12
+
+
+def new_hub(tmp_path: Path, wall: TrioClock, key: bytes) -> Any:
+    return make_hub(
+        tmp_path,
+        TraccarSource,
+        clock=wall,
+        secret_key=key,
+        outbound_allow_networks=("127.0.0.0/8",),
+    )
+
+
+class Driver:
+    """Gives every unit a fix every 10 s (some invalid), as trackers feed a server."""
+
+    def __init__(self, fake: FakeTraccar, wall: TrioClock, units: list[str]) -> None:
+        self.fake, self.wall, self.units = fake, wall, units
+        self.step = 0
+
+    async def run(self, seconds: float) -> None:
+        for _ in range(round(seconds / 10)):
+            now = self.wall.now().timestamp()
+            for i, unit in enumerate(self.units):
+                self.fake.add_fix(
+                    unit,
+                    now - 2,
+                    40.0 + i / 100 + self.step / 10_000,
+                    -74.0,
+                    speed_kmh=36.0,
+                    course=(self.step * 7) % 360,
+                    satellites=7,
+                    valid=self.step % 5 != 3,
+                    ignition=True,
+                    params={"distance": 100.0, "odometer": 1_000_000 + self.step * 100},
+                )
+            self.step += 1
+            await trio.sleep(10)
+
+
+async def run_hub(hub: Any, driver: Driver, drive_s: float, settle_s: float) -> None:
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run)
+        await driver.run(drive_s)
+        await trio.sleep(settle_s)  # at least two more polls
+        hub.shutdown()
+
+
+async def test_import_poll_restart_poll_keeps_every_fix_exactly_once(
+    tmp_path: Path, wall: TrioClock, clock: MockClock, nursery: trio.Nursery
+) -> None:
+    fake = FakeTraccar(now=lambda: wall.now().timestamp())
+    url = await nursery.start(serve_app, fake.app)
+    units = [fake.add_unit(f"Van {i}", imei=f"86{i:013d}", plate=f"P-{i}") for i in range(UNITS)]
+    start = wall.now().timestamp()
+    for unit in units:
+        fake.add_fix(unit, start - 7200, 1.0, 1.0)  # older than the backfill: never fetched
+        fake.add_fix(unit, start - 1800, 2.0, 2.0, valid=False)
+    key = SecretBox.generate_key().encode()
+    hub = new_hub(tmp_path, wall, key)
+    client = hub.store.create_client("acme")
+    conn = hub.store.create_connection(
+        client.id,
+        "traccar",
+        "fleet",
+        fake.credentials(url),
+        {"batch_size": 5, "sync_every_s": 60},
+    )
+    assert "sees 12 devices" in await hub.test_connection("traccar", fake.credentials(url))
+
+    remote = await hub.browse(conn)
+    created, existing = hub.store.import_devices(conn.id, remote)
+    assert (len(created), len(existing)) == (UNITS, 0)
+    again_created, again_existing = hub.store.import_devices(conn.id, await hub.browse(conn))
+    assert (len(again_created), len(again_existing)) == (0, UNITS)
+    by_unit = {d.upstream_id: d for d in hub.store.list_devices(connection_id=conn.id)}
+    assert by_unit[units[3]].imei == "86" + "3".zfill(13)
+    assert by_unit[units[3]].license_plate == "P-3"
+
+    driver = Driver(fake, wall, units)
+    before = fake.requests.copy()
+    await run_hub(hub, driver, drive_s=90, settle_s=65)
+    first_run = fake.requests - before
+    polls_1 = first_run["/api/reports/route"] / 3  # 12 devices / 5 per call
+    assert polls_1 == int(polls_1) and polls_1 >= 4
+
+    # upstream changes while the hub is down: a rename, and a late back-dated position
+    fake.rename_unit(units[0], "Van 0 (renamed)")
+    late_t = wall.now().timestamp() - 120
+    fake.add_fix(units[1], late_t, 5.0, 5.0, speed_kmh=18.52)
+
+    hub.store.close()
+    hub2 = new_hub(tmp_path, wall, key)  # a restart: same database, same secret key
+    assert hub2.store.get_connection(conn.id).state == ConnectionState.OK
+    await run_hub(hub2, driver, drive_s=60, settle_s=65)
+
+    conn_after = hub2.store.get_connection(conn.id)
+    assert conn_after.state == ConnectionState.OK, conn_after.last_error
+    devices = {d.upstream_id: d for d in hub2.store.list_devices(connection_id=conn.id)}
+    assert devices[units[0]].name == "Van 0 (renamed)"
+    for unit in units:
+        rows, _ = hub2.store.positions.history([devices[unit].id], limit=10_000)
+        stored = [r["fix_time"].timestamp() for r in rows]
+        expected = sorted(
+            t / 1000 for t in fake.devices[int(unit)].fix_ms if t / 1000 >= start - 3600
+        )
+        assert stored == pytest.approx(expected), unit
+        assert len(stored) == len(set(stored)) == 1 + 15 + (1 if unit == units[1] else 0)
+        assert rows[0]["valid"] is False  # the invalid one from before the hub started
+        moving = [r for r in rows if r["fix_time"].timestamp() > start - 10 and r["lat"] != 5.0]
+        assert len(moving) == 15
+        assert all(r["speed_kmh"] == pytest.approx(36.0) for r in moving)
+        assert [r["valid"] for r in moving].count(False) == 3
+        assert all(r["satellites"] == 7 and r["ignition"] is True for r in moving)
+        assert all(r["sensors"]["distance"] == 100.0 for r in moving)
+        assert all(r["sensors"]["odometer_km"] >= 1000.0 for r in moving)
+    late_rows, _ = hub2.store.positions.history([devices[units[1]].id], limit=10_000)
+    (late,) = [r for r in late_rows if abs(r["fix_time"].timestamp() - late_t) < 0.001]
+    assert late["speed_kmh"] == pytest.approx(18.52) and late["lat"] == 5.0
+
+
+async def test_a_wrong_password_stops_the_connection_without_retrying(
+    tmp_path: Path, wall: TrioClock, clock: MockClock, nursery: trio.Nursery
+) -> None:
+    fake = FakeTraccar(now=lambda: wall.now().timestamp())
+    url = await nursery.start(serve_app, fake.app)
+    unit = fake.add_unit("Van")
+    hub = new_hub(tmp_path, wall, SecretBox.generate_key().encode())
+    client = hub.store.create_client("acme")
+    conn = hub.store.create_connection(
+        client.id, "traccar", "fleet", {**fake.credentials(url), "password": "wrong"}, {}
+    )
+    hub.store.create_device(client.id, name="Van", connection_id=conn.id, upstream_id=unit)
+    async with trio.open_nursery() as inner:
+        await inner.start(hub.run)
+        await trio.sleep(600)
+        hub.shutdown()
+    state = hub.store.get_connection(conn.id)
+    assert state.state == ConnectionState.NEEDS_REAUTH
+    assert "wrong" not in (state.last_error or "")
+    assert fake.request_count == 1  # one refused call, then it waits for new credentials

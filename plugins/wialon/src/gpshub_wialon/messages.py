@@ -1,0 +1,146 @@
+"""Wialon data messages to ``PositionFix``.
+
+A data message is ``{t, f, tp: "ud", pos: {y, x, z, s, c, sc}, i, o, p: {...}, lc, rt}``:
+time in epoch seconds (UTC), latitude ``y``, longitude ``x``, altitude ``z`` (m), speed
+``s`` (km/h), course ``c`` (degrees), satellites ``sc``, digital inputs ``i`` and outputs
+``o`` as bit masks, device parameters ``p`` and the server's registration time ``rt``.
+
+Parsing is tolerant: a message that cannot be a fix (no time, no position, coordinates out
+of range) gives ``None`` and is skipped by the caller; a bad optional value is dropped.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from gpshub_wialon import protocol as p
+from hub.fix import PositionFix
+
+IGNITION_PARAMS = ("ign", "ignition", "engine_ignition")
+"""Device parameters read as the ignition, in this order; lifted out of the sensors."""
+IO_BITS = 8
+"""Inputs/outputs reported as ``in1``..``in8`` / ``out1``..``out8`` booleans."""
+MAX_DEPTH = 3
+
+
+def message_time(message: Any) -> int | None:
+    """The message's time ``t`` (epoch seconds), or ``None`` when it has none usable."""
+    if not isinstance(message, dict):
+        return None
+    t = message.get("t")
+    if isinstance(t, int) and not isinstance(t, bool) and t > 0:
+        return t
+    if isinstance(t, float) and math.isfinite(t) and t > 0:
+        return int(t)
+    return None
+
+
+def received_time(message: dict[str, Any]) -> float | None:
+    """The registration time ``rt`` (when Wialon received it), when present and > 0."""
+    rt = message.get("rt")
+    if isinstance(rt, int | float) and not isinstance(rt, bool) and math.isfinite(rt) and rt > 0:
+        return float(rt)
+    return None
+
+
+def to_datetime(t: int) -> datetime:
+    return datetime.fromtimestamp(t, UTC)
+
+
+def parse_message(message: Any) -> PositionFix | None:
+    """The fix a data message reports, or ``None`` when it reports none."""
+    t = message_time(message)
+    if t is None:
+        return None
+    pos = message.get("pos")
+    if not isinstance(pos, dict):
+        return None
+    lat, lon = _number(pos.get("y")), _number(pos.get("x"))
+    if lat is None or lon is None or not -90.0 <= lat <= 90.0 or not -180.0 <= lon <= 180.0:
+        return None
+    flags = message.get("f")
+    flags = flags if isinstance(flags, int) and not isinstance(flags, bool) else 0
+    satellites = pos.get("sc")
+    if not isinstance(satellites, int) or isinstance(satellites, bool) or satellites < 0:
+        satellites = None
+    speed = _number(pos.get("s"))
+    course = _number(pos.get("c"))
+    if course is not None and not 0.0 <= course <= 360.0:
+        course = course % 360.0
+    estimated = bool(flags & (p.MSG_LBS | p.MSG_WIFI))
+    params = message.get("p")
+    sensors = sensors_of(params if isinstance(params, dict) else {})
+    ignition = None
+    for name in IGNITION_PARAMS:
+        if name in sensors:
+            ignition = as_bool(sensors[name])
+            if ignition is not None:
+                del sensors[name]
+                break
+    sensors.update(io_sensors("input", "in", message.get("i")))
+    sensors.update(io_sensors("output", "out", message.get("o")))
+    return PositionFix(
+        fix_time=to_datetime(t),
+        lat=lat,
+        lon=lon,
+        altitude_m=_number(pos.get("z")),
+        speed_kmh=speed if speed is not None and speed >= 0 else None,
+        course_deg=course,
+        satellites=satellites,
+        valid=satellites != 0 and not estimated,
+        ignition=ignition,
+        sensors=sensors,
+    )
+
+
+def sensors_of(params: dict[str, Any]) -> dict[str, Any]:
+    """Device parameters as sensors, names verbatim: numbers, booleans and text kept;
+    nested objects flattened with dotted names; lists and nulls dropped."""
+    out: dict[str, Any] = {}
+    _flatten(params, "", out, 0)
+    return out
+
+
+def _flatten(values: dict[str, Any], prefix: str, out: dict[str, Any], depth: int) -> None:
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, bool | str | int):
+            out[name] = value
+        elif isinstance(value, float):
+            if math.isfinite(value):
+                out[name] = value
+        elif isinstance(value, dict) and depth < MAX_DEPTH:
+            _flatten(value, f"{name}.", out, depth + 1)
+
+
+def io_sensors(name: str, bit_prefix: str, value: Any) -> dict[str, Any]:
+    """``{"input": 5, "in1": True, "in2": False, "in3": True, ...}`` from a bit mask."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        return {}
+    out: dict[str, Any] = {name: value}
+    for bit in range(IO_BITS):
+        out[f"{bit_prefix}{bit + 1}"] = bool(value >> bit & 1)
+    return out
+
+
+def as_bool(value: Any) -> bool | None:
+    """An ignition parameter as a boolean: numbers (0 = off), booleans, on/off words."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return value != 0
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in ("1", "true", "on", "yes"):
+            return True
+        if word in ("0", "false", "off", "no"):
+            return False
+    return None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None

@@ -1,0 +1,211 @@
+"""Sessions and upstream faults against the fake: each fault switch and how it is mapped."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+from trio.testing import MockClock
+from wialon_support import T0, MakeSource, Poller, Served, refs
+
+from gpshub_wialon import protocol as p
+from gpshub_wialon.client import SESSION_KEY
+from hub.errors import CannotConnect, InvalidAuth, RateLimited, UpdateFailed
+from hub.source import MemoryStateStore
+
+
+async def steady(served: Served, make_source: MakeSource, **options: object) -> Poller:
+    """A poller on one unit, past its first (login and sync) poll."""
+    unit = served.fake.add_unit("Truck")
+    served.fake.add_fix(unit, T0 - 10, 1.0, 1.0)
+    poller = Poller(make_source(**options), refs(unit))
+    await poller.poll()
+    return poller
+
+
+async def test_an_expired_session_is_renewed_once_mid_cycle(
+    served: Served, make_source: MakeSource, clock: MockClock
+) -> None:
+    fake = served.fake
+    units = [fake.add_unit(f"u{i}") for i in range(4)]
+    poller = Poller(make_source(batch_size=2), refs(*units))
+    await poller.poll()
+    for unit in units:
+        fake.add_fix(unit, T0 + 5, 1.0, 1.0)
+    await trio.sleep(30)
+    fake.error(1, p.ERR_INVALID_SESSION, svc=p.BATCH)  # e.g. killed between two batches
+    fake.expire_sessions()
+    before = fake.requests.copy()
+    await poller.poll()
+    assert fake.requests - before == {p.LOGIN: 1, p.BATCH: 3}
+    assert all(poller.times(u) == [T0 + 5] for u in units)
+
+
+async def test_a_session_idle_for_five_minutes_is_gone(
+    served: Served, make_source: MakeSource, clock: MockClock
+) -> None:
+    poller = await steady(served, make_source)
+    await trio.sleep(301)  # the fake drops it; the next request gets error 1
+    await poller.poll()
+    assert served.fake.requests[p.LOGIN] == 2
+
+
+async def test_an_ip_change_logs_in_again(
+    served: Served, make_source: MakeSource, clock: MockClock
+) -> None:
+    poller = await steady(served, make_source)
+    served.fake.ip_changed()
+    served.fake.add_fix(poller.devices[0].upstream_id, T0 + 1, 1.0, 1.0)
+    await trio.sleep(30)
+    await poller.poll()
+    assert served.fake.requests[p.LOGIN] == 2
+    assert len(poller.fixes[poller.devices[0].upstream_id]) == 2
+
+
+async def test_a_second_session_failure_is_update_failed_not_a_login_loop(
+    served: Served, make_source: MakeSource, clock: MockClock
+) -> None:
+    poller = await steady(served, make_source)
+    served.fake.error(5, p.ERR_INVALID_SESSION, svc=p.BATCH)
+    with pytest.raises(UpdateFailed, match="fresh session"):
+        await poller.poll()
+    assert served.fake.requests[p.LOGIN] == 2  # one re-login, not more
+
+
+async def test_a_saved_session_is_reused_by_a_new_instance(
+    served: Served, make_source: MakeSource, clock: MockClock
+) -> None:
+    fake = served.fake
+    state = MemoryStateStore()
+    unit = fake.add_unit("Truck")
+    await Poller(make_source(state=state), refs(unit)).poll()
+    assert fake.requests[p.LOGIN] == 1
+    assert state.data[SESSION_KEY]["eid"] in fake.sessions
+    assert fake.token not in repr(state.data)  # the token itself is not kept there
+    await trio.sleep(120)
+    await Poller(make_source(state=state), refs(unit)).poll()  # a restart
+    assert fake.requests[p.LOGIN] == 1
+    await trio.sleep(400)  # the session idled out: log in right away, no failing request
+    before = fake.requests.copy()
+    await Poller(make_source(state=state), refs(unit)).poll()
+    assert (fake.requests - before)[p.LOGIN] == 1
+    assert fake.calls[p.BATCH] == fake.requests[p.BATCH] == 3
+
+
+async def test_a_saved_session_of_another_token_is_not_used(
+    served: Served, make_source: MakeSource, clock: MockClock
+) -> None:
+    fake = served.fake
+    state = MemoryStateStore()
+    unit = fake.add_unit("Truck")
+    await Poller(make_source(state=state), refs(unit)).poll()
+    other = {"token": fake.new_token(), "server_url": served.url}
+    await Poller(make_source(state=state, credentials=other), refs(unit)).poll()
+    assert fake.requests[p.LOGIN] == 2
+
+
+async def test_rate_limit_is_rate_limited_without_retry_after(
+    served: Served, make_source: MakeSource, clock: MockClock
+) -> None:
+    poller = await steady(served, make_source)
+    served.fake.rate_limit(1)
+    with pytest.raises(RateLimited) as info:
+        await poller.poll()
+    assert info.value.retry_after is None
+    assert "LIMIT api_concurrent" in str(info.value)
+    await poller.poll()  # it passes
+
+
+async def test_http_429_from_a_proxy_keeps_its_retry_after(
+    served: Served, make_source: MakeSource, clock: MockClock
+) -> None:
+    poller = await steady(served, make_source)
+    served.fake.fail(1, status=429)
+    with pytest.raises(RateLimited):
+        await poller.poll()
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+async def test_5xx_is_cannot_connect(
+    served: Served, make_source: MakeSource, clock: MockClock, status: int
+) -> None:
+    poller = await steady(served, make_source)
+    served.fake.fail(1, status=status)
+    with pytest.raises(CannotConnect, match=str(status)):
+        await poller.poll()
+
+
+async def test_malformed_json_is_update_failed(
+    served: Served, make_source: MakeSource, clock: MockClock
+) -> None:
+    poller = await steady(served, make_source)
+    served.fake.malformed(1)
+    with pytest.raises(UpdateFailed, match="not JSON"):
+        await poller.poll()
+
+
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [
+        (5, UpdateFailed),
+        (6, UpdateFailed),
+        (3, UpdateFailed),
+        (9, CannotConnect),
+        (10, RateLimited),
+    ],
+)
+async def test_error_answers_are_mapped(
+    served: Served, make_source: MakeSource, clock: MockClock, code: int, error: type
+) -> None:
+    poller = await steady(served, make_source)
+    served.fake.error(1, code)
+    with pytest.raises(error, match=f"error {code}"):
+        await poller.poll()
+
+
+async def test_a_slow_answer_times_out_as_cannot_connect(
+    served: Served, make_source: MakeSource, clock: MockClock
+) -> None:
+    poller = await steady(served, make_source)
+    served.fake.slow(60)  # longer than the client's 15 s timeout
+    with pytest.raises(CannotConnect, match="did not answer in time"):
+        await poller.poll()
+    served.fake.slow(0)
+    await poller.poll()
+
+
+async def test_a_wrong_token_is_invalid_auth_after_one_login(
+    served: Served, make_source: MakeSource, clock: MockClock
+) -> None:
+    fake = served.fake
+    unit = fake.add_unit("Truck")
+    fake.revoke_token()
+    source = make_source()
+    with pytest.raises(InvalidAuth) as info:
+        await source.poll(refs(unit), {})
+    assert fake.token not in str(info.value)
+    assert fake.requests == {p.LOGIN: 1}
+
+
+async def test_a_token_revoked_mid_run_stops_at_the_re_login(
+    served: Served, make_source: MakeSource, clock: MockClock
+) -> None:
+    poller = await steady(served, make_source)
+    served.fake.revoke_token()
+    served.fake.expire_sessions()
+    with pytest.raises(InvalidAuth):
+        await poller.poll()
+    assert served.fake.requests[p.LOGIN] == 2
+
+
+async def test_fake_blocks_logins_after_ten_failures_a_minute(
+    served: Served, make_source: MakeSource, clock: MockClock
+) -> None:
+    """What the plugin must never cause: the fake behaves like Wialon's IP block."""
+    bad = {"token": "0" * 72, "server_url": served.url}
+    for _ in range(10):
+        with pytest.raises(InvalidAuth):
+            await make_source(credentials=bad).test_connection()
+    with pytest.raises(InvalidAuth):  # the good token too, while blocked
+        await make_source().test_connection()
+    await trio.sleep(61)
+    assert "fleet" in await make_source().test_connection()

@@ -1,0 +1,147 @@
+"""End to end: the plugin in a real hub against the fake, across a hub restart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import trio
+from trio.testing import MockClock
+from wialon_support import EPOCH, T0
+
+from gpshub_wialon import WialonSource
+from gpshub_wialon import protocol as p
+from gpshub_wialon.testing import FakeWialon
+from hub.clock import TrioClock
+from hub.core import Hub
+from hub.models import ConnectionState
+from hub.store import Store
+from hub.testing import make_hub, serve_app
+
+UNITS = 12
+EVERY_S = 10
+
+
+def new_hub(tmp_path: Path, wall: TrioClock, store: Store | None = None) -> Any:
+    hub = make_hub(tmp_path, WialonSource, clock=wall, outbound_allow_networks=("127.0.0.0/8",))
+    if store is None:
+        return hub
+    hub.store.close()
+    return Hub(store, hub.registry, hub.plugins, clock=wall, settings=hub.settings)
+
+
+async def feed(fake: FakeWialon, units: list[str], wall: TrioClock, seconds: float) -> None:
+    """Every unit reports every ``EVERY_S`` seconds of wall time, for ``seconds``."""
+    for _ in range(int(seconds // EVERY_S)):
+        now = int(wall.now().timestamp())
+        for i, unit in enumerate(units):
+            fake.add_fix(
+                unit,
+                now,
+                50.0 + i / 100,
+                30.0 + (now - T0) / 10_000,
+                speed_kmh=36 + i,
+                course=90,
+                satellites=0 if i == 0 else 9,  # unit 0 never has a satellite fix
+                ignition=i % 2 == 0,
+                params={"fuel": 40 - (now - T0) / 100, "temp.engine": 88},
+            )
+        await trio.sleep(EVERY_S)
+
+
+async def run_hub(hub: Any, fake: FakeWialon, units: list[str], wall: TrioClock, s: float) -> None:
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run)
+        await feed(fake, units, wall, s)
+        await trio.sleep(35)  # one more poll after the last fix
+        hub.shutdown()
+
+
+async def test_import_poll_restart_poll_every_fix_once(tmp_path: Path, clock: MockClock) -> None:
+    wall = TrioClock(EPOCH)
+    fake = FakeWialon(now=lambda: wall.now().timestamp())
+    units = [
+        fake.add_unit(f"Truck {i:02d}", imei=f"35630704244{i:04d}", plate=f"AB-{i:03d}")
+        for i in range(UNITS)
+    ]
+    for unit in units:  # history before the first poll, within the backfill
+        fake.add_fix(unit, T0 - 600, 49.0, 29.0, satellites=7)
+    async with trio.open_nursery() as server:
+        url = await server.start(serve_app, fake.app)
+        hub = new_hub(tmp_path, wall)
+        client = hub.store.create_client("acme")
+        conn = hub.store.create_connection(
+            client.id, "wialon", "Fleet", fake.credentials(url), fake.options(url)
+        )
+        assert (
+            await hub.test_connection("wialon", fake.credentials(url), fake.options(url))
+            == f"Wialon account 'fleet': {UNITS} units"
+        )
+        remote = await hub.browse(hub.store.get_connection(conn.id))
+        created, existing = hub.store.import_devices(conn.id, remote[:8])
+        assert (len(created), len(existing)) == (8, 0)
+        created, existing = hub.store.import_devices(conn.id, remote)
+        assert (len(created), len(existing)) == (UNITS - 8, 8)  # idempotent
+        devices = {d.upstream_id: d for d in hub.store.list_devices(client.id)}
+        assert devices[units[3]].imei == "356307042440003"
+        assert devices[units[3]].license_plate == "AB-003"
+
+        fake.rename(units[5], "Truck 05 (renamed)")
+        logins = fake.requests[p.LOGIN]
+        before = fake.request_count
+        await run_hub(hub, fake, units, wall, 120)
+        first_run = fake.request_count - before
+        assert hub.store.get_connection(conn.id).state == ConnectionState.OK
+        store = hub.store
+        assert store.get_device(devices[units[5]].id).name == "Truck 05 (renamed)"
+
+        # a restart: a new hub on the same database, with the fixes still coming in
+        hub2 = new_hub(tmp_path, wall, Store.open(f"sqlite:///{tmp_path / 'hub.db'}",
+                                                   store.secrets))  # fmt: skip
+        await trio.sleep(20)  # down for a moment: the session outlives it
+        await run_hub(hub2, fake, units, wall, 90)
+        server.cancel_scope.cancel()
+
+    # the browse and the runner share the connection's saved session: one login for all
+    assert fake.requests[p.LOGIN] == logins
+    polls = round((120 + 35) / 30) + 1
+    assert first_run <= polls * (1 + 1) + 1  # one batch per poll, syncs, nothing more
+    assert hub.pipeline.stats.duplicates == hub2.pipeline.stats.duplicates == 0
+    assert hub.pipeline.stats.stored + hub2.pipeline.stats.stored == UNITS * (1 + 21)
+
+    for i, unit in enumerate(units):
+        device = devices[unit]
+        rows, _ = hub2.store.positions.history([device.id], limit=10_000)
+        stored = [int(r["fix_time"].timestamp()) for r in rows]
+        expected = [T0 - 600] + [t for t in fake.unit(unit).times if t >= T0]
+        assert stored == expected, unit
+        last = rows[-1]
+        assert last["speed_kmh"] == 36 + i and last["course_deg"] == 90
+        assert last["valid"] is (i != 0)
+        assert last["ignition"] is (i % 2 == 0)
+        assert last["sensors"]["temp.engine"] == 88 and "fuel" in last["sensors"]
+        assert "ign" not in last["sensors"]
+
+
+async def test_a_wrong_token_stops_the_connection_after_one_login(
+    tmp_path: Path, clock: MockClock
+) -> None:
+    wall = TrioClock(EPOCH)
+    fake = FakeWialon(now=lambda: wall.now().timestamp())
+    unit = fake.add_unit("Truck")
+    async with trio.open_nursery() as server:
+        url = await server.start(serve_app, fake.app)
+        hub = new_hub(tmp_path, wall)
+        client = hub.store.create_client("acme")
+        creds = {**fake.credentials(url), "token": "F" * 72}
+        conn = hub.store.create_connection(client.id, "wialon", "Fleet", creds)
+        hub.store.create_device(client.id, name="Truck", connection_id=conn.id, upstream_id=unit)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(hub.run)
+            await trio.sleep(600)
+            hub.shutdown()
+        server.cancel_scope.cancel()
+    state = hub.store.get_connection(conn.id)
+    assert state.state == ConnectionState.NEEDS_REAUTH
+    assert "error 8" in state.last_error and "F" * 72 not in state.last_error
+    assert fake.requests == {p.LOGIN: 1}

@@ -1,0 +1,61 @@
+"""Constants and helpers shared by the Wialon plugin's tests (conftest puts this folder on
+``sys.path``; the module name is unique so it cannot clash with another plugin's)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from gpshub_wialon import WialonSource
+from gpshub_wialon.testing import FakeWialon
+from hub.fix import PositionFix
+from hub.netguard import OutboundPolicy
+from hub.source import Cursor, DeviceRef, PollResult
+
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+T0 = int(EPOCH.timestamp())
+LOOPBACK = OutboundPolicy.from_strings(("127.0.0.0/8",))
+
+
+@dataclass
+class Served:
+    """A fake Wialon and the base URL it is served at."""
+
+    fake: FakeWialon
+    url: str
+
+
+MakeSource = Callable[..., WialonSource]
+
+
+def refs(*upstream_ids: str) -> list[DeviceRef]:
+    return [DeviceRef(i + 1, u, f"unit {u}") for i, u in enumerate(upstream_ids)]
+
+
+class Poller:
+    """Polls a source the way a runner does: cursors carried from poll to poll, every
+    fix collected per device."""
+
+    def __init__(self, source: WialonSource, devices: Sequence[DeviceRef]) -> None:
+        self.source = source
+        self.devices = list(devices)
+        self.cursors: dict[str, Cursor] = {}
+        self.fixes: dict[str, list[PositionFix]] = {}
+
+    async def poll(self) -> PollResult:
+        result = await self.source.poll(self.devices, dict(self.cursors))
+        for upstream_id, fixes in result.fixes.items():
+            self.fixes.setdefault(upstream_id, []).extend(fixes)
+        for ref in self.devices:
+            new = result.cursors.get(ref.upstream_id)
+            fixes = result.fixes.get(ref.upstream_id)
+            if new is None and fixes:
+                old = self.cursors.get(ref.upstream_id) or Cursor()
+                new = Cursor(max(f.fix_time for f in fixes), old.state)
+            if new is not None:
+                self.cursors[ref.upstream_id] = new
+        return result
+
+    def times(self, upstream_id: str) -> list[int]:
+        return [int(f.fix_time.timestamp()) for f in self.fixes.get(upstream_id, [])]
