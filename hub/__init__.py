@@ -23,7 +23,7 @@ from hub.fix import PositionFix
 from hub.formats import Format
 from hub.hookspecs import hookimpl
 from hub.plugins import ENTRY_POINT_GROUP
-from hub.rangepoll import RangeWindow, group_by_start
+from hub.rangepoll import RangeOptions, RangeWindow, group_by_start
 from hub.sink import Delivery, Sink
 from hub.source import (
     GROUP_EXTERNAL,
@@ -64,6 +64,7 @@ __all__ = [
     "PluginError",
     "PollResult",
     "PositionFix",
+    "RangeOptions",
     "RangeWindow",
     "RateLimited",
     "RemoteDevice",

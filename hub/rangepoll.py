@@ -16,9 +16,15 @@ arrives, and nothing at the cursor boundary is emitted twice.  Receive times com
 platform (Wialon ``rt``, Flespi ``server.timestamp``, Traccar ``serverTime``); where a
 platform has none, only the fix-time rule applies.
 
+An answer the platform cut short (a page limit, a request budget) is continued where it
+stopped: the plugin passes ``resume_from`` and the next ``start`` is that point, with no
+lookback, until an answer is complete.  Pages follow each other, so while catching up
+nothing at or before the cursor is emitted; once caught up, the receive-time mark is left
+as it was, so the next poll looks at the whole lookback again (the store drops repeats).
+
 The cursor's ``state`` holds ``scan`` (epoch seconds), ``rt`` (the newest receive time
-emitted) and ``rt_t`` (the fix times emitted at that receive time), besides whatever the
-plugin keeps there itself.
+emitted), ``rt_t`` (the fix times emitted at that receive time) and, while catching up,
+``resume`` (epoch seconds), besides whatever the plugin keeps there itself.
 """
 
 from __future__ import annotations
@@ -27,7 +33,9 @@ from collections.abc import Hashable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-from hub.source import Cursor
+from pydantic import BaseModel, ConfigDict, Field
+
+from hub.source import Cursor, UpstreamUrl
 
 T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)
@@ -35,6 +43,7 @@ K = TypeVar("K", bound=Hashable)
 SCAN = "scan"
 RECEIVED = "rt"
 RECEIVED_FIXES = "rt_t"
+RESUME = "resume"
 
 
 def _epoch(t: datetime) -> float:
@@ -43,6 +52,49 @@ def _epoch(t: datetime) -> float:
 
 def _time(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
+
+
+class RangeOptions(BaseModel):
+    """The options every range-polling source offers; a plugin subclasses it to add its
+    own (a batch size, page limits).  ``RangeWindow.of(options)`` makes the window."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: UpstreamUrl | None = Field(
+        default=None,
+        title="Base URL override",
+        description=(
+            "Send every request here instead of the platform's address (a proxy or a test "
+            "server); takes precedence over a server_url credential."
+        ),
+    )
+    late_window_s: float = Field(
+        default=300.0,
+        ge=0,
+        le=86_400,
+        allow_inf_nan=False,
+        title="Late message window (s)",
+        description=(
+            "How far behind a device's last fix each poll looks again for messages that "
+            "reached the platform late with older times (black-box uploads). 0 disables."
+        ),
+    )
+    backfill_s: float = Field(
+        default=3600.0,
+        ge=0,
+        le=30 * 86_400,
+        allow_inf_nan=False,
+        title="Backfill (s)",
+        description="History fetched for a device polled for the first time.",
+    )
+    sync_every_s: float = Field(
+        default=600.0,
+        ge=0,
+        le=86_400,
+        allow_inf_nan=False,
+        title="Device sync interval (s)",
+        description="How often names, IMEIs and plates are read again from the platform.",
+    )
 
 
 class RangeWindow:
@@ -58,8 +110,16 @@ class RangeWindow:
         self.lookback = timedelta(seconds=lookback_s)
         self.backfill = timedelta(seconds=backfill_s)
 
+    @classmethod
+    def of(cls, options: RangeOptions) -> RangeWindow:
+        """The window a source's ``RangeOptions`` ask for."""
+        return cls(options.late_window_s, options.backfill_s)
+
     def start(self, cursor: Cursor, now: datetime) -> datetime:
         """The earliest device time to fetch for the device (inclusive)."""
+        resume = cursor.state.get(RESUME)
+        if isinstance(resume, int | float) and not isinstance(resume, bool):
+            return min(_time(resume), now)
         marks = [cursor.last_fix_time] if cursor.last_fix_time is not None else []
         scan = cursor.state.get(SCAN)
         if isinstance(scan, int | float):
@@ -70,7 +130,10 @@ class RangeWindow:
 
     def received_floor(self, cursor: Cursor) -> float | None:
         """The newest receive time emitted for the device: nothing received earlier is new
-        unless its fix time is after the cursor (for a server-side filter)."""
+        unless its fix time is after the cursor (for a server-side filter).  ``None`` while
+        there is none yet, or while a cut answer is being continued."""
+        if RESUME in cursor.state:
+            return None
         value = cursor.state.get(RECEIVED)
         return float(value) if isinstance(value, int | float) else None
 
@@ -80,15 +143,18 @@ class RangeWindow:
         messages: Iterable[tuple[datetime, float | None, T]],
         *,
         scanned_to: datetime | None,
+        resume_from: datetime | None = None,
     ) -> tuple[list[T], Cursor]:
         """The messages of one device not emitted before (oldest first) and its new cursor.
 
         ``messages`` are ``(fix time, receive time in epoch seconds or None, payload)`` in
         any order.  ``scanned_to`` is the end of the fetched range when the answer was
         complete, ``None`` when it was cut short (more pages remain): then the receive-time
-        mark does not move, so what was cut is still fetched next time.
+        mark does not move, so what was cut is still fetched next time, from
+        ``resume_from`` when given (where the cut answer stopped).
         """
         last = cursor.last_fix_time
+        resuming = RESUME in cursor.state
         floor = self.received_floor(cursor)
         at_floor = {float(t) for t in cursor.state.get(RECEIVED_FIXES) or ()}
         fresh: dict[datetime, T] = {}
@@ -105,14 +171,21 @@ class RangeWindow:
             if (
                 last is None
                 or fix_time > last
-                or _late_and_new(received, floor, _epoch(fix_time), at_floor)
+                or (not resuming and _late_and_new(received, floor, _epoch(fix_time), at_floor))
             ):
                 fresh[fix_time] = payload
         order = sorted(fresh)
         state = dict(cursor.state)
         if order and (last is None or order[-1] > last):
             last = order[-1]
-        if scanned_to is not None:
+        if scanned_to is None:
+            if resume_from is not None:
+                state[RESUME] = _epoch(resume_from)
+        elif resuming:
+            # caught up: the lookback behind the resume point is looked at next time
+            state.pop(RESUME, None)
+            state[SCAN] = max(_epoch(scanned_to), float(state.get(SCAN) or 0.0))
+        else:
             # complete: every message received up to ``top`` in the window is now known
             scan = state.get(SCAN)
             mark = _epoch(scanned_to)

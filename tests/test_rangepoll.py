@@ -35,13 +35,18 @@ class Upstream:
     def arrive(self, t: float, received: float) -> None:
         self.messages.append((t, received))
 
-    def poll(self, now: float, cap: int | None = None) -> list[str]:
+    def poll(self, now: float, cap: int | None = None, resume: bool = False) -> list[str]:
+        """One request of at most ``cap`` messages, oldest first; a cut answer resumes at
+        its last message (inclusive, as Flespi pages) when ``resume``."""
         start = self.window.start(self.cursor, at(now))
         found = sorted((t, r) for t, r in self.messages if r <= now and start <= at(t) <= at(now))
         complete = cap is None or len(found) <= cap
         found = found if complete else found[:cap]
         new, self.cursor = self.window.select(
-            self.cursor, [msg(t, r) for t, r in found], scanned_to=at(now) if complete else None
+            self.cursor,
+            [msg(t, r) for t, r in found],
+            scanned_to=at(now) if complete else None,
+            resume_from=at(found[-1][0]) if resume and not complete else None,
         )
         self.emitted += new
         return new
@@ -177,3 +182,33 @@ def test_every_message_within_the_lookback_is_emitted_exactly_once(
         up.poll(now)
     up.poll(2000)
     assert sorted(up.emitted) == sorted(f"m{1000 + t}" for t, _ in arrivals)
+
+
+def test_a_backlog_larger_than_a_page_is_caught_up_page_by_page() -> None:
+    """Without a resume point, a lookback holding more than a page would be read again
+    and again; with one, each poll goes on where the last stopped."""
+    up = Upstream(RangeWindow(lookback_s=300, backfill_s=3600))
+    up.arrive(0, 1)
+    assert up.poll(10) == ["m0"]
+    for t in range(20, 220):
+        up.arrive(t, t + 1)  # 200 messages, 5 pages of 40
+    polls = [up.poll(230, cap=40, resume=True) for _ in range(6)]
+    # each page repeats only the message it resumes at (inclusive), which is not emitted
+    assert [len(p) for p in polls] == [39, 39, 39, 39, 39, 5]
+    assert up.emitted == [f"m{t}" for t in [0, *range(20, 220)]]  # in order, no repeats
+    assert "resume" not in up.cursor.state
+    up.arrive(100, 235)  # a late one after the catch-up
+    later = up.poll(240, resume=True)
+    assert "m100" in later and up.poll(270) == []
+    assert set(up.emitted) == {f"m{t}" for t in [0, *range(20, 220)]}
+
+
+def test_resuming_starts_at_the_resume_point_without_lookback() -> None:
+    window = RangeWindow(lookback_s=300)
+    _, cursor = window.select(Cursor(), [msg(100, 101)], scanned_to=None, resume_from=at(100.5))
+    assert window.start(cursor, at(1000)) == at(100.5)
+    assert window.start(cursor, at(50)) == at(50)  # never after now
+    # at the resume point's boundary nothing is repeated, receive times or not
+    new, cursor = window.select(cursor, [msg(100, 101), msg(101, 102)], scanned_to=at(200))
+    assert new == ["m101"]
+    assert window.start(cursor, at(230)) == at(200 - 300)

@@ -26,10 +26,9 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 
 from gpshub_flespi.client import (
-    DEFAULT_BASE_URL,
     DevicesNotFound,
     FlespiClient,
     chunks,
@@ -37,7 +36,7 @@ from gpshub_flespi.client import (
 from gpshub_flespi.fetch import fetch_group
 from gpshub_flespi.messages import parse_device, parse_telemetry
 from hub.errors import CannotConnect, RateLimited, UpdateFailed
-from hub.rangepoll import RangeWindow, group_by_start
+from hub.rangepoll import RangeOptions, RangeWindow, group_by_start
 from hub.source import (
     Cadence,
     Cursor,
@@ -46,14 +45,11 @@ from hub.source import (
     RemoteDevice,
     Source,
     SourceContext,
-    UpstreamUrl,
 )
 
 FLESPI_ID = re.compile(r"[1-9][0-9]{0,18}")
 TELEMETRY_TS = "telemetry_ts"
 """Cursor state: the ``ts`` of the telemetry position last emitted for the device."""
-RESUME = "resume_from"
-"""Cursor state: where an interrupted catch-up goes on (epoch s), while there is one."""
 FUTURE_SLACK_S = 900.0
 """How far past "now" a window reaches, for device and server clocks running ahead."""
 MAX_BATCH = 1000  # ids per selector: 1000 ids of 7-8 digits keep the URL under 8 KB
@@ -76,33 +72,9 @@ class FlespiCredentials(BaseModel):
         return SecretStr(token)
 
 
-class FlespiOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class FlespiOptions(RangeOptions):
+    """How the account is polled; the defaults suit flespi.io."""
 
-    base_url: UpstreamUrl | None = Field(
-        None,
-        title="Base URL",
-        description=(
-            f"Send the requests here instead of {DEFAULT_BASE_URL}: a proxy or a test server."
-        ),
-    )
-    late_window_s: float = Field(
-        300.0,
-        ge=0,
-        le=86400,
-        title="Late-message window (s)",
-        description=(
-            "How far behind each device's newest fix to look again for messages flespi "
-            "received late with older timestamps (black-box uploads). 0 disables."
-        ),
-    )
-    backfill_s: float = Field(
-        3600.0,
-        ge=0,
-        le=30 * 86400,
-        title="Backfill (s)",
-        description="History fetched for a device polled the first time.",
-    )
     batch_size: int = Field(
         250,
         ge=1,
@@ -126,13 +98,6 @@ class FlespiOptions(BaseModel):
             "Pages a poll may fetch beyond the first of each batch, to catch up after a "
             "gap; what remains is fetched by the next polls."
         ),
-    )
-    sync_every_s: float = Field(
-        600.0,
-        ge=0,
-        le=86400,
-        title="Device sync interval (s)",
-        description="How often names, IMEIs and plates are read again from flespi.",
     )
 
 
@@ -203,9 +168,9 @@ class FlespiSource(Source[FlespiCredentials, FlespiOptions]):
         if self._synced_at is None or now - self._synced_at >= timedelta(seconds=opts.sync_every_s):
             await self._sync(wanted, result, now)
 
-        window = RangeWindow(lookback_s=opts.late_window_s, backfill_s=opts.backfill_s)
+        window = RangeWindow.of(opts)
         starts = {
-            uid: _start(window, cursor, now)
+            uid: window.start(cursor, now)
             for uid, cursor in wanted.items()
             if uid not in self._missing
         }
@@ -237,20 +202,17 @@ class FlespiSource(Source[FlespiCredentials, FlespiOptions]):
             skipped += fetched.skipped
             for uid, reason in fetched.missing.items():
                 self._mark_missing(uid, reason)
-            resumed = any(RESUME in wanted[uid].state for uid in ids)
-            # A catch-up that was interrupted ends with one ordinary scan (no marks yet),
-            # so what arrived late behind its resume point during it is still looked at.
-            scanned_to = now if fetched.complete and not resumed else None
+            scanned_to = now if fetched.complete else None
+            resume_from = None if fetched.complete else datetime.fromtimestamp(fetched.reached, UTC)
             for uid in ids:
                 if uid in fetched.missing:
                     continue
                 fixes, cursor = window.select(
-                    wanted[uid], fetched.by_device.get(uid, ()), scanned_to=scanned_to
+                    wanted[uid],
+                    fetched.by_device.get(uid, ()),
+                    scanned_to=scanned_to,
+                    resume_from=resume_from,
                 )
-                if fetched.complete:
-                    cursor.state.pop(RESUME, None)
-                else:
-                    cursor.state[RESUME] = fetched.reached
                 result.cursors[uid] = cursor
                 if fixes:
                     result.fixes[uid] = fixes
@@ -326,15 +288,3 @@ class FlespiSource(Source[FlespiCredentials, FlespiOptions]):
         if key not in self._warned:
             self._warned.add(key)
             self.ctx.log.warning(message, *args)
-
-
-def _start(window: RangeWindow, cursor: Cursor, now: datetime) -> datetime:
-    """Where a device's range begins: the window's start, or later while a catch-up that
-    ran out of pages goes on (re-reading the lookback would never get past it)."""
-    start = window.start(cursor, now)
-    resume = cursor.state.get(RESUME)
-    if isinstance(resume, int | float) and not isinstance(resume, bool):
-        resumed = datetime.fromtimestamp(resume, UTC)
-        if start < resumed <= now + timedelta(seconds=FUTURE_SLACK_S):
-            return resumed
-    return start

@@ -28,7 +28,7 @@ import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import trio
@@ -53,8 +53,6 @@ MIN_WINDOW_S = 60.0
 TIME_BUDGET_S = 60.0
 """No further call starts once a poll has run this long (the hub gives a poll 120 s)."""
 ONE_MS = timedelta(milliseconds=1)
-RESUME = "resume"
-"""Cursor state: where to continue a device whose last answer was cut (epoch seconds)."""
 
 
 @dataclass(frozen=True)
@@ -264,10 +262,8 @@ class RoutePoller:
             pending = later
 
     def _start(self, cursor: Cursor, now: datetime) -> datetime:
-        """Where a device's range starts: where a cut answer stopped, else the window's."""
-        resume = cursor.state.get(RESUME)
-        if isinstance(resume, int | float):
-            return floor_ms(min(datetime.fromtimestamp(resume, UTC), now))
+        """Where a device's range starts: where a cut answer stopped, else the window's
+        (whole milliseconds, as Traccar stores them)."""
         return floor_ms(self.window.start(cursor, now))
 
     def _select(
@@ -280,17 +276,14 @@ class RoutePoller:
     ) -> datetime | None:
         """Emit one device's new fixes of one answer; where to resume if it was cut."""
         truncated = len(headers) >= self.settings.max_positions
+        resume = floor_ms(max(h.fix_time for h in headers)) + ONE_MS if truncated else None
         fresh, cursor = self.window.select(
             current[uid],
             ((h.fix_time, h.received, h) for h in headers),
             scanned_to=None if truncated else end,
+            resume_from=resume,
         )
         fixes = [to_position(h).fix for h in fresh]
-        resume = floor_ms(max(h.fix_time for h in headers)) + ONE_MS if truncated else None
-        if resume is not None:
-            cursor.state[RESUME] = resume.timestamp()
-        else:
-            cursor.state.pop(RESUME, None)
         current[uid] = cursor
         result.cursors[uid] = cursor
         if fixes:

@@ -12,6 +12,7 @@ from gpshub_traccar.client import TraccarClient, TraccarRequestError, floor_ms
 from gpshub_traccar.parse import BadShape, parse_devices
 from gpshub_traccar.poller import RoutePoller, settings_from
 from hub.errors import BadConfig, UpdateFailed
+from hub.rangepoll import RangeOptions
 from hub.source import (
     Cadence,
     Cursor,
@@ -50,31 +51,9 @@ class TraccarCredentials(BaseModel):
         return value
 
 
-class TraccarOptions(BaseModel):
+class TraccarOptions(RangeOptions):
     """How the account is polled; the defaults suit a Traccar server with default limits."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    base_url: UpstreamUrl | None = Field(
-        default=None,
-        title="Base URL override",
-        description="Send the requests here instead of the server URL (a proxy or a test server).",
-    )
-    late_window_s: float = Field(
-        default=300.0,
-        ge=0,
-        le=86_400,
-        title="Late-message window (s)",
-        description="How far behind the cursor each poll looks again for back-dated"
-        " positions that reached Traccar late; 0 disables.",
-    )
-    backfill_s: float = Field(
-        default=3600.0,
-        ge=0,
-        le=31 * 86_400,
-        title="Backfill (s)",
-        description="History fetched for a device polled for the first time.",
-    )
     batch_size: int = Field(
         default=200,
         ge=1,
@@ -82,12 +61,6 @@ class TraccarOptions(BaseModel):
         title="Devices per request",
         description=f"Device ids per route-report request (at most {MAX_BATCH}, for the"
         " URL length).",
-    )
-    sync_every_s: float = Field(
-        default=600.0,
-        ge=0,
-        title="Device sync interval (s)",
-        description="How often names and plates are read again from /api/devices (0: every poll).",
     )
     max_window_s: float = Field(
         default=3600.0,

@@ -29,7 +29,7 @@ from gpshub_wialon.client import WialonClient, error_code
 from gpshub_wialon.messages import message_time, parse_message, received_time, to_datetime
 from gpshub_wialon.units import parse_unit, search_params
 from hub.errors import UpdateFailed
-from hub.rangepoll import RangeWindow
+from hub.rangepoll import RangeOptions, RangeWindow
 from hub.source import (
     GROUP_EXTERNAL,
     Cadence,
@@ -48,9 +48,6 @@ MAX_PAGE = 10_000
 """Our cap on messages per unit and request (``loadCount``)."""
 MAX_SEARCH_PAGES = 100
 """A bound on ``core/search_items`` pages when the server cuts its answers."""
-RESUME = "resume"
-"""Cursor state key: where the range of a device with an unfinished backlog goes on
-(epoch seconds); such a device is not fetched from its late window until caught up."""
 
 
 class WialonCredentials(BaseModel):
@@ -82,51 +79,15 @@ class WialonCredentials(BaseModel):
         return SecretStr(text)
 
 
-class WialonOptions(BaseModel):
+class WialonOptions(RangeOptions):
     """Tuning of a Wialon connection; the defaults suit Wialon Hosting."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    base_url: UpstreamUrl | None = Field(
-        default=None,
-        title="Base URL override",
-        description=(
-            "Send every request here instead of the server URL (a proxy or a test server); "
-            "takes precedence over the server_url credential."
-        ),
-    )
-    late_window_s: float = Field(
-        default=300.0,
-        ge=0,
-        le=86_400,
-        allow_inf_nan=False,
-        title="Late message window (s)",
-        description=(
-            "How far behind a device's last fix each poll looks again for late, back-dated "
-            "messages (black-box uploads). 0 disables."
-        ),
-    )
-    backfill_s: float = Field(
-        default=3600.0,
-        ge=0,
-        le=30 * 86_400,
-        allow_inf_nan=False,
-        title="Backfill (s)",
-        description="History fetched for a device polled for the first time.",
-    )
     batch_size: int = Field(
         default=100,
         ge=1,
         le=MAX_BATCH,
         title="Units per request",
         description=f"Units whose messages one core/batch request loads (at most {MAX_BATCH}).",
-    )
-    sync_every_s: float = Field(
-        default=600.0,
-        ge=0,
-        allow_inf_nan=False,
-        title="Sync unit properties every (s)",
-        description="How often names, IMEIs and plates are read again from Wialon.",
     )
     page_size: int = Field(
         default=MAX_PAGE,
@@ -172,7 +133,7 @@ class WialonSource(Source[WialonCredentials, WialonOptions]):
             log=ctx.log,
             url_field="options.base_url" if opts.base_url else "credentials.server_url",
         )
-        self.window = RangeWindow(opts.late_window_s, opts.backfill_s)
+        self.window = RangeWindow.of(opts)
         self.synced_at: datetime | None = None
         self._noted: set[str] = set()
 
@@ -246,12 +207,11 @@ class WialonSource(Source[WialonCredentials, WialonOptions]):
                     continue
                 candidates.append((to_datetime(t), received_time(message), message))
             chosen, new_cursor = self.window.select(
-                cursor, candidates, scanned_to=scanned if resume is None else None
+                cursor,
+                candidates,
+                scanned_to=scanned if resume is None else None,
+                resume_from=None if resume is None else to_datetime(resume),
             )
-            if resume is None:
-                new_cursor.state.pop(RESUME, None)
-            else:
-                new_cursor.state[RESUME] = resume
             fixes = []
             for message in chosen:
                 fix = parse_message(message)
@@ -267,11 +227,7 @@ class WialonSource(Source[WialonCredentials, WialonOptions]):
         return result
 
     def _time_from(self, cursor: Cursor, now: datetime, time_to: int) -> int:
-        """Where a device's range starts: where an unfinished backlog stopped, else the
-        range window's start (the last fix less the late window, or the backfill)."""
-        resume = cursor.state.get(RESUME)
-        if isinstance(resume, int) and not isinstance(resume, bool) and 0 < resume <= time_to:
-            return resume
+        """Where a device's range starts (whole seconds, as Wialon counts them)."""
         return min(math.floor(self.window.start(cursor, now).timestamp()), time_to)
 
     def _sync_due(self, now: datetime) -> bool:
