@@ -6,8 +6,8 @@ by 30 s and gives every unit ``--fixes`` new fixes.  This process then runs one 
 plugin the way a connection's runner does (fetch, parse, ingest into SQLite through the
 pipeline, cursors committed) and prints, per platform: HTTP requests per cycle against the
 target ``2 + ceil(units / batch size)``, wall and CPU time per cycle (CPU of this process
-only: the fake's work is in the child), and fixes ingested.  The first cycle (device sync,
-backfill) is shown apart from the steady ones.
+only: the fake's work is in the child), and fixes ingested; then the peak memory.  The
+first cycle (device sync, backfill) is shown apart from the steady ones.
 
     make bench        # or: uv run python bench/poll.py --units 1000 --cycles 5
 """
@@ -19,6 +19,7 @@ import importlib
 import json
 import logging
 import math
+import resource
 import subprocess
 import sys
 import tempfile
@@ -258,6 +259,8 @@ def main() -> None:
             child.wait(10)
         print(json.dumps({"done": platform}), file=sys.stderr)
     report(results)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS of the polling process (all platforms, one after another): {peak:.0f} MiB")
 
 
 if __name__ == "__main__":
