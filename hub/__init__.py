@@ -24,6 +24,7 @@ from hub.formats import Format
 from hub.hookspecs import hookimpl
 from hub.plugins import ENTRY_POINT_GROUP
 from hub.rangepoll import RangeOptions, RangeWindow, group_by_start
+from hub.retry_after import parse_retry_after, response_retry_after
 from hub.sink import Delivery, Sink
 from hub.source import (
     GROUP_EXTERNAL,
@@ -81,4 +82,6 @@ __all__ = [
     "__version__",
     "group_by_start",
     "hookimpl",
+    "parse_retry_after",
+    "response_retry_after",
 ]

@@ -15,15 +15,14 @@ Custom headers and the signing secrets come from the sink's encrypted secrets
 
 from __future__ import annotations
 
-import email.utils
-import math
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ClassVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from hub.errors import DeliveryFailed, DeliveryRejected
+from hub.retry_after import response_retry_after
 from hub.signing import signature_header
 from hub.sink import Delivery, Sink
 
@@ -104,24 +103,7 @@ def active_secrets(signing: list[dict[str, Any]], now: datetime) -> list[str]:
 
 def retry_after(response: httpx.Response, now: datetime) -> float | None:
     """``Retry-After`` in seconds (delta-seconds or an HTTP date), capped at a day."""
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    value = value.strip()
-    seconds: float | None = None
-    if value.isdigit():
-        seconds = float(value)
-    else:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - now).total_seconds()
-    if not math.isfinite(seconds):
-        return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
+    return response_retry_after(response, now, cap=MAX_RETRY_AFTER_S)
 
 
 def transport_error(exc: httpx.TransportError) -> str:

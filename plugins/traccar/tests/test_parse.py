@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gpshub_traccar.client import TraccarClient, TraccarRequestError, retry_after, wire_time
+from gpshub_traccar.client import TraccarClient, TraccarRequestError, wire_time
 from gpshub_traccar.parse import (
     BadShape,
     ParseStats,
@@ -374,14 +374,6 @@ async def test_429_is_rate_limited_with_retry_after() -> None:
     with pytest.raises(RateLimited) as bare:
         await client_for(answer(429)).devices()
     assert bare.value.retry_after is None
-
-
-def test_retry_after_values() -> None:
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-    assert retry_after("7", now) == 7.0
-    assert retry_after("-3", now) == 0.0
-    assert retry_after("soon", now) is None
-    assert retry_after("Wed, 31 Dec 2025 23:00:00 GMT", now) == 0.0
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504])

@@ -14,13 +14,10 @@ and, for one item of a multi-item selector, ``id``) next to it or instead of it:
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -29,6 +26,7 @@ import orjson
 from hub.clock import Clock, SystemClock
 from hub.errors import BadConfig, CannotConnect, InvalidAuth, RateLimited, UpdateFailed
 from hub.netguard import blocked_reason
+from hub.retry_after import response_retry_after
 
 DEFAULT_BASE_URL = "https://flespi.io"
 DEVICE_FIELDS = "id,name,configuration,metadata,device_type_id,connected"
@@ -118,7 +116,7 @@ class FlespiClient:
         if status == 429:
             raise RateLimited(
                 "flespi asked to slow down (HTTP 429)",
-                _retry_after(response.headers, self._clock.now()),
+                response_retry_after(response, self._clock.now()),
             )
         if status >= 500:
             raise CannotConnect(
@@ -175,27 +173,6 @@ def _id(value: Any) -> str | None:
     if isinstance(value, str) and value.isdigit():
         return value
     return None
-
-
-def _retry_after(headers: httpx.Headers, now: datetime) -> float | None:
-    """``Retry-After`` in seconds: a number or an HTTP date (``None`` when absent/bad)."""
-    raw = headers.get("retry-after")
-    if raw is None:
-        return None
-    raw = raw.strip()
-    try:
-        seconds = float(raw)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(raw)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - now).total_seconds()
-    if not math.isfinite(seconds):
-        return None
-    return max(seconds, 0.0)
 
 
 def _what(exc: BaseException) -> str:

@@ -15,8 +15,6 @@ each call) and ``Accept: application/json``; nothing secret goes into a URL.  Er
 
 from __future__ import annotations
 
-import email.utils
-import math
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,6 +24,7 @@ import httpx
 
 from hub.errors import BadConfig, CannotConnect, InvalidAuth, RateLimited, UpdateFailed
 from hub.netguard import blocked_reason
+from hub.retry_after import response_retry_after
 
 JSON_HEADERS = {"Accept": "application/json"}
 RESTRICTED = "Operation restricted"
@@ -65,24 +64,6 @@ def wire_time(t: datetime) -> str:
 def floor_ms(t: datetime) -> datetime:
     """``t`` cut to whole milliseconds: Traccar's precision, so what we send is exact."""
     return t - timedelta(microseconds=t.microsecond % 1000)
-
-
-def retry_after(value: str | None, now: datetime) -> float | None:
-    """A ``Retry-After`` header (seconds or an HTTP date) in seconds from ``now``."""
-    if not value:
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(text)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - now).total_seconds()
-    return max(seconds, 0.0) if math.isfinite(seconds) else None
 
 
 def first_line(text: str, limit: int = 300) -> str:
@@ -162,7 +143,7 @@ class TraccarClient:
         if status == 429:
             raise RateLimited(
                 f"Traccar at {self.host} is rate limiting (HTTP 429)",
-                retry_after=retry_after(response.headers.get("retry-after"), self._now()),
+                retry_after=response_retry_after(response, self._now()),
             )
         if status >= 500:
             raise CannotConnect(f"Traccar at {self.host} answered HTTP {status} for {path}")

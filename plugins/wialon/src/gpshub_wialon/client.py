@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -27,6 +28,7 @@ from gpshub_wialon import protocol as p
 from hub.clock import Clock
 from hub.errors import BadConfig, CannotConnect, InvalidAuth, RateLimited, UpdateFailed
 from hub.netguard import blocked_reason
+from hub.retry_after import response_retry_after
 from hub.source import StateStore
 
 SESSION_KEY = "wialon.session"
@@ -223,14 +225,20 @@ class WialonClient:
             raise CannotConnect(
                 f"cannot reach Wialon at {self.base}: {type(exc).__name__}"
             ) from None
-        return decode(response, self.url_field)
+        return decode(response, self.url_field, self.clock.now())
 
 
-def decode(response: httpx.Response, url_field: str = "credentials.server_url") -> Any:
-    """The JSON of a Wialon answer, or the hub error its HTTP status means."""
+def decode(
+    response: httpx.Response, url_field: str = "credentials.server_url", now: datetime | None = None
+) -> Any:
+    """The JSON of a Wialon answer, or the hub error its HTTP status means (``now`` reads
+    a dated ``Retry-After``)."""
     status = response.status_code
     if status == 429:
-        raise RateLimited("Wialon answered HTTP 429", retry_after=retry_after(response))
+        when = now or datetime.now(UTC)
+        raise RateLimited(
+            "Wialon answered HTTP 429", retry_after=response_retry_after(response, when)
+        )
     if status >= 500:
         raise CannotConnect(f"Wialon answered HTTP {status}")
     if status == 404:
@@ -241,15 +249,6 @@ def decode(response: httpx.Response, url_field: str = "credentials.server_url") 
         return orjson.loads(response.content)
     except orjson.JSONDecodeError:
         raise UpdateFailed("Wialon answered with a body that is not JSON") from None
-
-
-def retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    try:
-        seconds = float(value) if value is not None else None
-    except ValueError:
-        return None
-    return seconds if seconds is not None and seconds >= 0 else None
 
 
 def error_code(answer: Any) -> int | None:
