@@ -28,7 +28,7 @@ from hub.errors import HubError, SourceError
 from hub.logging_setup import configure_logging
 from hub.models import Role
 from hub.positions import position_json
-from hub.source import describe_fields, dump_credentials
+from hub.source import check_upstream_urls, describe_fields, dump_credentials
 from hub.store import Conflict, Invalid, NotFound
 
 console = Console(stderr=True)
@@ -265,9 +265,10 @@ def cmd_connection_add(args: argparse.Namespace) -> None:
         if f.required and f.name not in raw and sys.stdin.isatty():
             prompt = f"{f.label}{' (hidden)' if f.secret else ''}: "
             raw[f.name] = getpass.getpass(prompt) if f.secret else input(prompt)
-    creds = dump_credentials(cls.parse_credentials(raw))
+    parsed = cls.parse_credentials(raw)
+    creds = dump_credentials(parsed)
     options = _parse_pairs(args.option, "--option")
-    cls.parse_options(options)
+    check_upstream_urls(hub.outbound_policy, parsed, cls.parse_options(options))
     if not args.no_test:
         summary = trio.run(hub.test_connection, args.kind, creds, options)
         console.print(f"test connection: {summary}")

@@ -83,6 +83,12 @@ def test_a_whole_session(cli, tmp_path: Path) -> None:  # type: ignore[no-untype
         code=2,
     )
     assert "credentials.waypoints" in bad and "line 1" in bad
+    private = cli(
+        "connection", "add", "--kind", "traccar", "--label", "internal", "--no-test",
+        "-c", "server_url=http://10.0.0.7:8082", "-c", "username=u", "-c", "password=p",
+        code=2,
+    )  # fmt: skip
+    assert "credentials.server_url" in private and "private address" in private
     assert "unknown source kind 'nope'" in cli(
         "connection", "add", "--kind", "nope", "--label", "x", code=2
     )
