@@ -373,3 +373,20 @@ def test_upgrading_from_the_first_schema_keeps_data(db_url: str, secret_box) -> 
     (row,) = store.positions.history([device.id])[0]
     assert row["event_code"] in (0, 1) and row["alerts_count"] == 0
     store.close()
+
+
+def test_sync_devices_sets_upstream_properties(store: Store, world: dict[str, int]) -> None:
+    store.import_devices(world["conn"], [RemoteDevice("u2", "van"), RemoteDevice("u3", "car")])
+    changes = {
+        "u2": {"name": "Van 2", "license_plate": "P-" + "9" * 60},  # cut to the column
+        "u3": {"name": "car"},  # unchanged
+        "u1": {"imei": "356307042441013"},
+        "nobody": {"name": "ghost"},
+    }
+    assert store.sync_devices(world["conn"], changes) == 2
+    by_upstream = {d.upstream_id: d for d in store.list_devices(world["a"])}
+    assert by_upstream["u2"].name == "Van 2" and len(by_upstream["u2"].license_plate or "") == 50
+    assert by_upstream["u1"].imei == "356307042441013"
+    assert by_upstream["u3"].name == "car"
+    assert "ghost" not in {d.name for d in store.list_devices(None)}
+    assert store.sync_devices(world["conn"], changes) == 0
