@@ -10,7 +10,9 @@ A plugin's tests use the contract like this::
         good_credentials = {"token": "abc"}
         # optional: bad_credentials, make_context()
 
-Nothing here is imported by the running hub.
+Nothing here is imported by the running hub.  It imports without pytest (only the
+contract's checks need it), so ``serve_app`` and the plugins' fakes also serve outside a
+test run, e.g. in ``bench/``.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import httpx
-import pytest
 import trio
 from pydantic import BaseModel
 
@@ -223,6 +224,8 @@ class SourceContract:
         self.source_class.parse_credentials(self.good_credentials)
 
     def test_missing_credentials_name_the_field(self) -> None:
+        import pytest
+
         required = [f.name for f in describe_fields(self.source_class.Credentials) if f.required]
         if not required:
             pytest.skip("no required credential")
@@ -231,6 +234,8 @@ class SourceContract:
         assert err.value.field.startswith("credentials.")
 
     def test_bad_credentials_name_the_field(self) -> None:
+        import pytest
+
         if not self.bad_credentials:
             pytest.skip("no bad_credentials example given")
         with pytest.raises(BadConfig) as err:
@@ -244,6 +249,8 @@ class SourceContract:
         assert isinstance(summary, str) and summary.strip()
 
     async def test_browse_matches_the_flag(self) -> None:
+        import pytest
+
         async with httpx.AsyncClient() as http:
             source = self.source_class(await self.make_context(http))
             if self.source_class.supports_browse:
