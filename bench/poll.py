@@ -1,13 +1,15 @@
 """Polling benchmark: one account per platform with 1,000 units on its fake server.
 
-For Wialon, Flespi and Traccar, a child process serves the plugin's fake upstream on
-loopback with ``--units`` units; before each cycle the bench moves the fake's clock on
-by 30 s and gives every unit ``--fixes`` new fixes.  This process then runs one poll of the
-plugin the way a connection's runner does (fetch, parse, ingest into SQLite through the
-pipeline, cursors committed) and prints, per platform: HTTP requests per cycle against the
-target ``2 + ceil(units / batch size)``, wall and CPU time per cycle (CPU of this process
-only: the fake's work is in the child), and fixes ingested; then the peak memory.  The
-first cycle (device sync, backfill) is shown apart from the steady ones.
+For each platform plugin (Wialon, Flespi, Traccar, 3D Tracking, GPS-Server.net), a child
+process serves the plugin's fake upstream on loopback with ``--units`` units; before each
+cycle the bench moves the fake's clock on by 30 s and gives every unit ``--fixes`` new
+fixes.  This process then runs one poll of the plugin the way a connection's runner does
+(fetch, parse, ingest into SQLite through the pipeline, cursors committed) and prints, per
+platform: HTTP requests per cycle against the target ``2 + ceil(units / batch size)`` (a
+plugin without a batch size polls the whole account per request), wall and CPU time per
+cycle (CPU of this process only: the fake's work is in the child), and fixes ingested; then
+the peak memory.  The first cycle (device sync, backfill) is shown apart from the steady
+ones.  A platform whose plugin is not installed is skipped.
 
     make bench        # or: uv run python bench/poll.py --units 1000 --cycles 5
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import json
 import logging
 import math
@@ -36,6 +39,8 @@ PLATFORMS = {
     "wialon": ("gpshub_wialon", "FakeWialon"),
     "flespi": ("gpshub_flespi", "FakeFlespi"),
     "traccar": ("gpshub_traccar", "FakeTraccar"),
+    "tracking3d": ("gpshub_tracking3d", "FakeTracking3D"),
+    "gpsserver": ("gpshub_gpsserver", "FakeGpsServer"),
 }
 START = datetime(2026, 6, 1, 8, 0, tzinfo=UTC).timestamp()
 INTERVAL = 30.0
@@ -168,7 +173,9 @@ async def measure(platform: str, url: str, args: argparse.Namespace, tmp: Path) 
         assert len(created) == args.units, f"{platform}: imported {len(created)} units"
         cls = registry.source(platform)
         opts = cls.parse_options(options)
-        result = Result(platform, args.units, int(getattr(opts, "batch_size", 0) or 0))
+        # a source without a batch size polls the whole account in one request (a feed)
+        batch = int(getattr(opts, "batch_size", 0) or args.units)
+        result = Result(platform, args.units, batch)
         runner = SourceRunner(hub, conn.id or 0)
 
         async def requests() -> tuple[int, dict[str, int]]:
@@ -215,7 +222,7 @@ def report(results: list[Result]) -> None:
     )
     for r in results:
         first, steady = r.cycles[0], r.cycles[1:] or r.cycles
-        target = 2 + math.ceil(r.units / r.batch) if r.batch else 0
+        target = 2 + math.ceil(r.units / r.batch)
         n = len(steady)
         print(
             f"{r.platform:<8} {r.units:>5} {r.batch:>5} {target:>6} {first.requests:>7} "
@@ -243,6 +250,11 @@ def main() -> None:
         return
     results = []
     for platform in args.platforms.split(","):
+        if importlib.util.find_spec(PLATFORMS[platform][0]) is None:
+            print(
+                f"{platform}: {PLATFORMS[platform][0]} is not installed; skipped", file=sys.stderr
+            )
+            continue
         child = subprocess.Popen(
             [sys.executable, __file__, "--serve", platform, "--units", str(args.units),
              "--fixes", str(args.fixes)],

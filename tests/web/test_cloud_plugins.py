@@ -24,7 +24,13 @@ from hub.secrets import SecretBox
 from hub.store import Store
 from hub.testing import serve_app
 
-PLATFORMS = {"wialon": "FakeWialon", "flespi": "FakeFlespi", "traccar": "FakeTraccar"}
+PLATFORMS = {
+    "wialon": "FakeWialon",
+    "flespi": "FakeFlespi",
+    "traccar": "FakeTraccar",
+    "tracking3d": "FakeTracking3D",
+    "gpsserver": "FakeGpsServer",
+}
 
 
 def hub_with(tmp_path: Path, kind: str, **settings: Any) -> Hub:

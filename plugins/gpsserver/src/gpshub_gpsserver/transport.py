@@ -1,0 +1,105 @@
+"""One HTTP request to a GPS-Server.net server, with the failures both APIs share mapped to
+gpshub errors: timeouts, refused connections, 5xx -> ``CannotConnect``; 429 (a proxy's)
+-> ``RateLimited``; redirects -> ``BadConfig`` (they are not followed); a blocked address
+-> ``BadConfig``.  What a 200 or another 4xx means is each API's business.
+
+URLs are never logged here: the key-based API carries its key in the query string.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import orjson
+
+from hub.errors import BadConfig, CannotConnect, RateLimited, UpdateFailed
+from hub.netguard import blocked_reason
+from hub.retry_after import response_retry_after
+
+REDIRECTS = (301, 302, 303, 307, 308)
+
+
+class Transport:
+    """Requests to one server (``base``), mapping what both APIs share."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        base: str,
+        *,
+        now: Callable[[], datetime],
+        url_field: str = "credentials.server_url",
+        timeout_s: float = 30.0,
+    ) -> None:
+        self.http = http
+        self.base = base.rstrip("/")
+        self.url_field = url_field
+        self.timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0))
+        self.now = now
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.base).netloc or self.base
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Sequence[tuple[str, str]] | None = None,
+        data: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """``method base+path``; the response unless it is a shared failure."""
+        try:
+            response = await self.http.request(
+                method,
+                f"{self.base}{path}",
+                params=list(params or ()),
+                data=dict(data) if data is not None else None,
+                headers=dict(headers or {}),
+                timeout=self.timeout,
+                follow_redirects=False,
+            )
+        except httpx.TimeoutException as exc:
+            raise CannotConnect(
+                f"GPS-Server.net at {self.host} did not answer in time ({type(exc).__name__})"
+            ) from None
+        except httpx.TransportError as exc:
+            reason = blocked_reason(exc)
+            if reason is not None:
+                raise BadConfig(self.url_field, reason) from None
+            raise CannotConnect(
+                f"cannot reach GPS-Server.net at {self.host}: {type(exc).__name__}"
+            ) from None
+        except httpx.HTTPError as exc:
+            raise UpdateFailed(
+                f"unreadable answer from GPS-Server.net at {self.host}: {type(exc).__name__}"
+            ) from None
+        status = response.status_code
+        if status == 429:
+            raise RateLimited(
+                f"GPS-Server.net at {self.host} is rate limiting (HTTP 429)",
+                retry_after=response_retry_after(response, self.now()),
+            )
+        if status >= 500:
+            raise CannotConnect(f"GPS-Server.net at {self.host} answered HTTP {status}")
+        if status in REDIRECTS:
+            target = urlsplit(response.headers.get("location", "")).netloc or "elsewhere"
+            raise BadConfig(
+                self.url_field,
+                f"the server redirects to {target}: use that address (redirects are not followed)",
+            )
+        return response
+
+
+def decode_json(response: httpx.Response, what: str, host: str) -> Any:
+    """The JSON of a response, or ``UpdateFailed`` naming ``what`` was asked."""
+    try:
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        raise UpdateFailed(f"GPS-Server.net at {host} sent broken JSON for {what}") from None

@@ -1,0 +1,153 @@
+"""The plugin in a real hub: browse, import, poll, restart, poll again; every fix once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+from trio.testing import MockClock
+
+from gpshub_gpsserver import GpsServerSource
+from gpshub_gpsserver.testing import FakeGpsServer
+from hub.clock import TrioClock
+from hub.models import ConnectionState
+from hub.secrets import SecretBox
+from hub.testing import make_hub, serve_app
+
+UNITS = 8
+
+
+def new_hub(tmp_path: Path, wall: TrioClock, key: bytes) -> Any:
+    return make_hub(
+        tmp_path,
+        GpsServerSource,
+        clock=wall,
+        secret_key=key,
+        outbound_allow_networks=("127.0.0.0/8",),
+    )
+
+
+class Driver:
+    """Gives every unit a fix every 10 s, as trackers feed a server."""
+
+    def __init__(self, fake: FakeGpsServer, wall: TrioClock, units: list[str]) -> None:
+        self.fake, self.wall, self.units = fake, wall, units
+        self.step = 0
+
+    async def run(self, seconds: float) -> None:
+        for _ in range(round(seconds / 10)):
+            now = self.wall.now().timestamp()
+            for i, unit in enumerate(self.units):
+                self.fake.add_fix(
+                    unit,
+                    now - 2,
+                    40.0 + i / 100 + self.step / 10_000,
+                    -74.0,
+                    speed_kmh=36.5,
+                    course=(self.step * 7) % 360,
+                    satellites=7,
+                    ignition=True,
+                    params={"io66": 12600 + self.step, "fuel": "55.5"},
+                )
+            self.step += 1
+            await trio.sleep(10)
+
+
+async def run_hub(hub: Any, driver: Driver, drive_s: float, settle_s: float) -> None:
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run)
+        await driver.run(drive_s)
+        await trio.sleep(settle_s)  # at least two more polls
+        hub.shutdown()
+
+
+@pytest.mark.parametrize("mode", ["key", "token"])
+async def test_import_poll_restart_poll_keeps_every_fix_exactly_once(
+    tmp_path: Path, wall: TrioClock, clock: MockClock, nursery: trio.Nursery, mode: str
+) -> None:
+    fake = FakeGpsServer(now=lambda: wall.now().timestamp())
+    url = await nursery.start(serve_app, fake.app)
+    credentials = fake.credentials_key(url) if mode == "key" else fake.credentials(url)
+    units = [
+        fake.add_unit(f"Truck {i}", imei=f"35630704{i:07d}", plate=f"P-{i}", model="Actros")
+        for i in range(UNITS)
+    ]
+    start = wall.now().timestamp()
+    for unit in units:
+        fake.add_fix(unit, start - 7200, 1.0, 1.0)  # older than the backfill: never fetched
+        fake.add_fix(unit, start - 1800, 2.0, 2.0, valid=False)
+    key = SecretBox.generate_key().encode()
+    hub = new_hub(tmp_path, wall, key)
+    client = hub.store.create_client("acme")
+    conn = hub.store.create_connection(
+        client.id, "gpsserver", "fleet", credentials, {"sync_every_s": 60}
+    )
+    assert f"{UNITS} objects" in await hub.test_connection("gpsserver", credentials)
+
+    created, existing = hub.store.import_devices(conn.id, await hub.browse(conn))
+    assert (len(created), len(existing)) == (UNITS, 0)
+    by_unit = {d.upstream_id: d for d in hub.store.list_devices(connection_id=conn.id)}
+    assert by_unit[units[3]].imei == units[3] and by_unit[units[3]].license_plate == "P-3"
+
+    driver = Driver(fake, wall, units)
+    await run_hub(hub, driver, drive_s=90, settle_s=65)
+    polls = fake.requests["OBJECT_GET_LOCATIONS"] + fake.requests["USER_GET_OBJECTS"]
+    if mode == "token":
+        polls = fake.requests["locations.php"]
+    assert polls >= 4
+
+    # upstream changes while the hub is down: a rename, and a late back-dated message
+    fake.rename_unit(units[0], "Truck 0 (renamed)")
+    late_t = wall.now().timestamp() - 120
+    fake.add_fix(units[1], late_t, 5.0, 5.0, speed_kmh=18.5)
+
+    logins = fake.logins
+    hub.store.close()
+    hub2 = new_hub(tmp_path, wall, key)  # a restart: same database, same secret key
+    await run_hub(hub2, driver, drive_s=60, settle_s=65)
+
+    conn_after = hub2.store.get_connection(conn.id)
+    assert conn_after.state == ConnectionState.OK, conn_after.last_error
+    devices = {d.upstream_id: d for d in hub2.store.list_devices(connection_id=conn.id)}
+    assert devices[units[0]].name == "Truck 0 (renamed)"
+    for unit in units:
+        rows, _ = hub2.store.positions.history([devices[unit].id], limit=10_000)
+        stored = [r["fix_time"].timestamp() for r in rows]
+        expected = sorted(float(t) for t in fake.objects[unit].times if t >= start - 3600)
+        assert stored == expected, unit
+        assert len(stored) == len(set(stored)) == 1 + 15 + (1 if unit == units[1] else 0)
+        assert rows[0]["lat"] == 2.0  # the fix from before the start, within the backfill
+        moving = [r for r in rows if r["fix_time"].timestamp() > start - 10 and r["lat"] != 5.0]
+        assert len(moving) == 15
+        assert all(r["speed_kmh"] == pytest.approx(36.5) for r in moving)
+        assert all(r["satellites"] == 7 and r["ignition"] is True for r in moving)
+        assert all(r["sensors"]["fuel"] == 55.5 and "acc" not in r["sensors"] for r in moving)
+    late_rows, _ = hub2.store.positions.history([devices[units[1]].id], limit=10_000)
+    (late,) = [r for r in late_rows if r["fix_time"].timestamp() == late_t // 1]
+    assert late["speed_kmh"] == pytest.approx(18.5) and late["lat"] == 5.0
+    if mode == "token":
+        assert fake.logins == logins  # the token was saved and reused across the restart
+
+
+async def test_a_wrong_password_stops_the_connection_without_retrying(
+    tmp_path: Path, wall: TrioClock, clock: MockClock, nursery: trio.Nursery
+) -> None:
+    fake = FakeGpsServer(now=lambda: wall.now().timestamp())
+    url = await nursery.start(serve_app, fake.app)
+    unit = fake.add_unit("Truck")
+    hub = new_hub(tmp_path, wall, SecretBox.generate_key().encode())
+    client = hub.store.create_client("acme")
+    conn = hub.store.create_connection(
+        client.id, "gpsserver", "fleet", {**fake.credentials(url), "password": "wrong-pw"}, {}
+    )
+    hub.store.create_device(client.id, name="Truck", connection_id=conn.id, upstream_id=unit)
+    async with trio.open_nursery() as inner:
+        await inner.start(hub.run)
+        await trio.sleep(600)
+        hub.shutdown()
+    state = hub.store.get_connection(conn.id)
+    assert state.state == ConnectionState.NEEDS_REAUTH
+    assert "wrong-pw" not in (state.last_error or "")
+    assert fake.request_count == 1  # one refused login, then it waits for new credentials

@@ -1,0 +1,338 @@
+"""3D Tracking JSON to gpshub values: feed records to ``PositionFix``, units to ``RemoteDevice``.
+
+Units at the edge: speed in each record's ``SpeedMeasure``, ``Heading`` in degrees, times
+ISO-8601 without an offset (``*Utc``/``*UTC`` fields are UTC, ``*Local`` ones are ignored),
+no altitude.  Parsing is tolerant: a record that cannot be used is skipped and counted;
+only an answer whose shape is wrong as a whole is an error (``BadShape``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from gpshub_tracking3d import wire
+from hub.fix import PositionFix
+from hub.source import RemoteDevice
+
+log = logging.getLogger(__name__)
+
+_warned_measures: set[str] = set()
+
+
+class BadShape(ValueError):
+    """The answer is not what the endpoint sends (no list of records where one belongs)."""
+
+
+@dataclass(slots=True)
+class ParseStats:
+    """How many records of an answer were skipped, and why (for a debug line)."""
+
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    def skip(self, reason: str) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+
+    @property
+    def count(self) -> int:
+        return sum(self.skipped.values())
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """One usable feed record: whose it is, when the server got it, and the fix."""
+
+    unit: str
+    received: float | None
+    fix: PositionFix
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An ISO-8601 text as an aware UTC datetime (no offset: UTC); ``None`` if unusable."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip()
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def number(value: Any) -> float | None:
+    """A finite number, from a JSON number or a numeric text; ``None`` otherwise."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value.strip().replace(",", "."))
+        except ValueError:
+            return None
+    if not isinstance(value, int | float):
+        return None
+    result = float(value)
+    return result if math.isfinite(result) else None
+
+
+def ignition_of(value: Any) -> bool | None:
+    """``Ignition`` (``"On"``, ``"Off"`` or ``""``) as a boolean."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("on", "true", "1", "yes"):
+            return True
+        if text in ("off", "false", "0", "no"):
+            return False
+    return None
+
+
+def speed_kmh(speed: Any, measure: Any) -> float | None:
+    """``Speed`` in km/h by its ``SpeedMeasure``; ``None`` for an unknown measure (logged
+    once per measure)."""
+    value = number(speed)
+    if value is None or value < 0:
+        return None
+    key = measure.strip().lower() if isinstance(measure, str) else ""
+    factor = wire.SPEED_FACTORS.get(key or wire.DEFAULT_SPEED_MEASURE)
+    if factor is None:
+        if key not in _warned_measures:
+            _warned_measures.add(key)
+            log.info("3D Tracking sent an unknown SpeedMeasure %r: speed left out", measure)
+        return None
+    return value * factor
+
+
+def slug(name: str) -> str:
+    """A sensor key from a reading's display name: ``"Ext. power"`` -> ``"ext_power"``."""
+    return re.sub(r"[^0-9a-z]+", "_", name.strip().lower()).strip("_")
+
+
+def sensor_value(value: Any) -> float | bool | str | None:
+    """A reading's ``Value`` (always text upstream) as a number or boolean where it is one."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return float(value) if math.isfinite(value) else None
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    parsed = number(text) if text else None
+    return parsed if parsed is not None else text
+
+
+def _key(*values: Any) -> str:
+    for value in values:
+        if isinstance(value, str) and value.strip():
+            return slug(value)
+    return ""
+
+
+def readings(record: Mapping[str, Any]) -> tuple[int | None, dict[str, Any]]:
+    """The satellite count and the other ``SensorReadings`` (by the slug of their name)."""
+    satellites: int | None = None
+    out: dict[str, Any] = {}
+    entries = record.get("SensorReadings")
+    for entry in entries if isinstance(entries, list) else ():
+        if not isinstance(entry, Mapping):
+            continue
+        kind = entry.get("SensorType")
+        value = entry.get("Value")
+        if isinstance(kind, str) and kind.strip().lower() == wire.SATELLITE_SENSOR_TYPE:
+            count = number(value)
+            if count is not None and count >= 0 and count == int(count):
+                satellites = int(count)
+            continue
+        key = _key(entry.get("Name"), kind)
+        converted = sensor_value(value)
+        if key and converted is not None:
+            out[key] = converted
+    return satellites, out
+
+
+def inputs_outputs(record: Mapping[str, Any]) -> dict[str, bool]:
+    """``InputOutputs`` as booleans under their ``SystemName`` lower-cased (``input1``)."""
+    out: dict[str, bool] = {}
+    entries = record.get("InputOutputs")
+    for entry in entries if isinstance(entries, list) else ():
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("Active"), bool):
+            continue
+        key = _key(entry.get("SystemName"), entry.get("Description"))
+        if key:
+            out[key] = entry["Active"]
+    return out
+
+
+def _unit_of(record: Mapping[str, Any]) -> str | None:
+    unit = record.get("Unit")
+    uid = unit.get("Uid") if isinstance(unit, Mapping) else None
+    if uid is None:
+        uid = record.get("UnitUid", record.get("Uid"))
+    if isinstance(uid, bool) or not isinstance(uid, str | int) or not str(uid).strip():
+        return None
+    return str(uid).strip()
+
+
+def _valid(record: Mapping[str, Any], lat: float, lon: float) -> bool:
+    for key in wire.VALID_KEYS:
+        flag = record.get(key)
+        if isinstance(flag, bool):
+            return flag
+    return not (lat == 0.0 and lon == 0.0)
+
+
+def parse_record(record: Any, stats: ParseStats | None = None) -> Position | None:
+    """One element of ``Result.Position`` of ``Data/PositionsList``; ``None`` if unusable."""
+    stats = stats if stats is not None else ParseStats()
+    if not isinstance(record, Mapping):
+        stats.skip("not an object")
+        return None
+    unit = _unit_of(record)
+    if unit is None:
+        stats.skip("no unit")
+        return None
+    fix_time = parse_time(record.get("GPSTimeUtc", record.get("GPSTimeUTC")))
+    if fix_time is None:
+        stats.skip("no GPS time")
+        return None
+    lat, lon = number(record.get("Latitude")), number(record.get("Longitude"))
+    if lat is None or lon is None or not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        stats.skip("no coordinates")
+        return None
+    course = number(record.get("Heading"))
+    if course is not None:
+        course = course % 360.0
+    satellites, sensors = readings(record)
+    sensors.update(inputs_outputs(record))
+    odometer = number(record.get("Odometer"))
+    if odometer is not None and odometer >= 0:
+        sensors["odometer_km"] = odometer * wire.ODOMETER_KM_PER_UNIT
+    engine = number(record.get("EngineTime"))
+    if engine is not None and engine >= 0:
+        sensors["engine_hours"] = engine * wire.ENGINE_HOURS_PER_UNIT
+    for key, name in (("Address", "address"), ("EngineStatus", "engine_status")):
+        text = record.get(key)
+        if isinstance(text, str) and text.strip():
+            sensors[name] = text.strip()
+    poi = record.get("PointOfInterest")
+    if isinstance(poi, Mapping) and isinstance(poi.get("Name"), str) and poi["Name"].strip():
+        sensors["point_of_interest"] = poi["Name"].strip()
+    received = parse_time(record.get("ServerTimeUTC", record.get("ServerTimeUtc")))
+    fix = PositionFix(
+        fix_time=fix_time,
+        lat=lat,
+        lon=lon,
+        speed_kmh=speed_kmh(record.get("Speed"), record.get("SpeedMeasure")),
+        course_deg=course,
+        satellites=satellites,
+        valid=_valid(record, lat, lon),
+        ignition=ignition_of(record.get("Ignition")),
+        sensors=sensors,
+    )
+    return Position(unit, None if received is None else received.timestamp(), fix)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedPage:
+    """One answer of the delta feed: its usable records, how many it had, and the next id."""
+
+    positions: list[Position]
+    size: int
+    start_id: int | None
+
+
+def parse_feed(result: Any, stats: ParseStats | None = None) -> FeedPage:
+    """``Result`` of ``Data/PositionsList`` (``{"Position": [...], "StartId": N}``)."""
+    if not isinstance(result, Mapping):
+        raise BadShape(f"expected an object with Position and StartId, got {_kind(result)}")
+    records = result.get("Position")
+    if records is None:
+        records = []
+    if not isinstance(records, list):
+        raise BadShape(f"Position is {_kind(records)}, not a list")
+    start = result.get("StartId")
+    start_id = int(start) if isinstance(start, int) and not isinstance(start, bool) else None
+    if start_id is None and isinstance(start, str) and start.strip().isdigit():
+        start_id = int(start.strip())
+    stats = stats if stats is not None else ParseStats()
+    positions = [p for p in (parse_record(r, stats) for r in records) if p is not None]
+    if stats.count:
+        log.debug(
+            "skipped %d of %d 3D Tracking record(s): %s", stats.count, len(records), stats.skipped
+        )
+    return FeedPage(positions, len(records), start_id)
+
+
+def plate_of(information: Any) -> str | None:
+    """``Information`` when it looks like a licence plate (see ``wire.PLATE``)."""
+    if not isinstance(information, str):
+        return None
+    text = information.strip()
+    return text if wire.PLATE.match(text) else None
+
+
+def parse_unit(record: Any) -> RemoteDevice | None:
+    """One element of ``Units/Unit/List``; ``None`` without a ``Uid``."""
+    if not isinstance(record, Mapping):
+        return None
+    uid = record.get("Uid")
+    if isinstance(uid, bool) or not isinstance(uid, str | int) or not str(uid).strip():
+        return None
+    uid = str(uid).strip()
+    imei = record.get("Imei", record.get("IMEI"))
+    imei_text = (
+        str(imei).strip() if isinstance(imei, str | int) and not isinstance(imei, bool) else ""
+    )
+    name = record.get("Name")
+    extra: dict[str, Any] = {}
+    for key, out in (
+        ("UnitType", "unit_type"),
+        ("GroupName", "group"),
+        ("Status", "status"),
+        ("LastReportedTimeUTC", "last_seen"),
+    ):
+        value = record.get(key)
+        if isinstance(value, str) and value.strip():
+            extra[out] = value.strip()
+    return RemoteDevice(
+        upstream_id=uid,
+        name=name.strip() if isinstance(name, str) and name.strip() else f"3D Tracking {uid}",
+        imei=imei_text or None,
+        license_plate=plate_of(record.get("Information")),
+        extra=extra,
+    )
+
+
+def parse_units(result: Any) -> list[RemoteDevice]:
+    """Every usable unit of ``Units/Unit/List``'s ``Result`` (a list)."""
+    if result is None:
+        return []
+    if not isinstance(result, list):
+        raise BadShape(f"expected a list of units, got {_kind(result)}")
+    units = [u for u in (parse_unit(r) for r in result) if u is not None]
+    if len(units) < len(result):
+        log.debug("skipped %d 3D Tracking unit record(s) without a Uid", len(result) - len(units))
+    return units
+
+
+def by_unit(positions: Iterable[Position]) -> dict[str, list[Position]]:
+    out: dict[str, list[Position]] = {}
+    for p in positions:
+        out.setdefault(p.unit, []).append(p)
+    return out
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__

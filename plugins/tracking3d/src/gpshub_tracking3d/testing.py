@@ -1,0 +1,492 @@
+"""``FakeTracking3D``: an in-memory 3D Tracking server for tests and benchmarks.
+
+It answers the calls public 3D Tracking clients make (reference section 4; every field
+there is [C] or [I], so each guess is a switch here):
+
+* ``Authentication/UserAuthenticate`` (GET or POST; ``UserName``/``Password`` in the query
+  string or a form body): ``UserIdGuid`` + a GUID ``SessionId`` that lives
+  ``session_ttl_s`` from its creation; a wrong password answers HTTP 200 with
+  ``Status.Result "Error"`` and ``login_error_code``;
+* every other call needs ``UserIdGuid`` and ``SessionId`` in the query string; an unknown
+  or expired session answers ``Status.Result "Error"`` with ``session_error_code``;
+* ``Units/Unit/List``; ``Units/LatestPositionsList`` (optional ``UnitUid`` and
+  ``LastDateReceivedUtc`` in ``dd MMM yyyy HH:mm:ss``, UTC);
+* ``Data/PositionsList`` (``StartId``, ``IncludeInputOutputs``, ``Uid``): records in the
+  order the server received them, each with a global increasing id; at most ``max_batch``
+  per answer with the ``StartId`` to ask next (last id + 1); without ``StartId``, those
+  received in the last 24 h;
+* case-insensitive paths, served at the root and under ``/api/v1.0``; string
+  ``Ignition``, a per-record ``SpeedMeasure`` (``speed_measure``), satellites only as a
+  ``"Satellite Count"`` sensor reading, times without an offset (``*Local`` in
+  ``local_offset_h``), no altitude.
+
+Use it like this::
+
+    fake = FakeTracking3D(now=lambda: hub.clock.now().timestamp())
+    truck = fake.add_unit("Truck 07", imei="356307042441013", plate="ABC-1234")
+    fake.add_fix(truck, t, 37.98, 23.72, speed_kmh=40.0, ignition=True)
+    url = await nursery.start(serve_app, fake.app)      # hub.testing.serve_app
+    credentials, options = fake.credentials(url), fake.options(url)
+    ...
+    assert fake.requests["Data/PositionsList"] == 1
+
+Fault switches, applied in this order to the next requests of any path: ``slow(seconds)``
+(every answer waits, until ``slow(0)``), ``rate_limit(n, retry_after)`` (HTTP 429),
+``fail(n, status)`` (an HTML error page), ``error_envelope(n, code, message)`` (HTTP 200
+with an error ``Status``), ``malformed(n)`` (a JSON answer cut in half).  Sessions:
+``expire_sessions()``, ``session_ttl_s``; credentials: ``change_password``.
+
+The running hub never imports this module.
+"""
+
+from __future__ import annotations
+
+import bisect
+import collections
+import itertools
+import json
+import secrets
+import time
+import urllib.parse
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import trio
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+LATEST_FORMAT = "%d %b %Y %H:%M:%S"
+SPEED_DIVISORS = {"kph": 1.0, "km/h": 1.0, "mph": 1.609344, "knots": 1.852}
+DEFAULT_USERNAME = "fleet@example.com"
+DEFAULT_PASSWORD = "fake-3dt-password"  # noqa: S105 - a fake server's default account
+FEED_WINDOW_S = 86_400.0
+PREFIX = "api/v1.0/"
+PATHS = {
+    p.lower(): p
+    for p in (
+        "Authentication/UserAuthenticate",
+        "Units/Unit/List",
+        "Units/LatestPositionsList",
+        "Data/PositionsList",
+    )
+}
+OK_STATUS = {"Result": "ok", "ErrorCode": None, "Message": None}
+
+
+def wire_time(t: float) -> str:
+    """Epoch seconds as 3D Tracking writes times: ISO-8601 without an offset."""
+    moment = datetime.fromtimestamp(t, UTC).replace(tzinfo=None)
+    if moment.microsecond:
+        return moment.isoformat(timespec="milliseconds")
+    return moment.isoformat(timespec="seconds")
+
+
+@dataclass
+class FakeUnit:
+    """A unit of the account and its newest record (by GPS time)."""
+
+    uid: str
+    name: str
+    imei: str | None
+    information: str | None
+    imei_key: str = "Imei"
+    unit_type: str = "Vehicle"
+    group: str = "Fleet"
+    latest_t: float | None = None
+    latest: dict[str, Any] | None = None
+    latest_received: float | None = None
+
+    def summary(self) -> dict[str, Any]:
+        return {"Uid": self.uid, "Name": self.name, self.imei_key: self.imei}
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "Uid": self.uid,
+            "Name": self.name,
+            self.imei_key: self.imei,
+            "Status": "Active",
+            "GroupName": self.group,
+            "CompanyName": "ACME Logistics",
+            "PhoneNumber": None,
+            "UnitType": self.unit_type,
+            "Information": self.information,
+            "CreatedDateTimeUtc": "2021-03-02T10:11:12",
+            "DriverUid": None,
+            "LastReportedTimeUTC": None if self.latest_t is None else wire_time(self.latest_t),
+            "LastReportedTimeLocal": None,
+            "OdometerDetails": None,
+            "Position": None,
+        }
+
+
+@dataclass
+class _Feed:
+    """The account's records in the order received: ids, encoded JSON, and indexes."""
+
+    first_id: int
+    units: list[str] = field(default_factory=list)
+    encoded: list[bytes] = field(default_factory=list)
+    plain: list[bytes] = field(default_factory=list)  # without InputOutputs
+    received_max: list[float] = field(default_factory=list)  # running max: bisectable
+
+    @property
+    def next_id(self) -> int:
+        return self.first_id + len(self.encoded)
+
+
+class FakeTracking3D:
+    """An in-memory 3D Tracking server (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        now: Callable[[], float] = time.time,
+        username: str = DEFAULT_USERNAME,
+        password: str = DEFAULT_PASSWORD,
+        session_ttl_s: float = 86_400.0,
+        session_error_code: int = 50001,
+        session_error_message: str = "Session is invalid or has expired",
+        login_error_code: int = 10001,
+        max_batch: int = 1000,
+        first_id: int = 812_345_000,
+        speed_measure: str = "kph",
+        feed_readings: bool = True,
+        local_offset_h: float = 3.0,
+    ) -> None:
+        self.now = now
+        self.username = username
+        self.password = password
+        self.user_id_guid = str(uuid.uuid4())
+        self.session_ttl_s = session_ttl_s
+        self.session_error_code = session_error_code
+        self.session_error_message = session_error_message
+        self.login_error_code = login_error_code
+        self.max_batch = max_batch
+        self.speed_measure = speed_measure
+        """The ``SpeedMeasure`` of new records (``kph``, ``km/h``, ``mph``, ``knots``)."""
+        self.feed_readings = feed_readings
+        """Whether feed records carry ``SensorReadings`` (satellites, params)."""
+        self.local_offset = timedelta(hours=local_offset_h)
+        self.units: dict[str, FakeUnit] = {}
+        self.sessions: dict[str, float] = {}  # session id -> creation time
+        self.logins = 0
+        self.requests: collections.Counter[str] = collections.Counter()
+        self.calls: list[tuple[str, str, tuple[str, ...]]] = []
+        """(method, path, query parameter names) of each request."""
+        self.delay = 0.0
+        self._feed = _Feed(first_id)
+        self._uids = itertools.count(0x5CE7C3)
+        self._rate_limited = 0
+        self._retry_after: float | None = None
+        self._failing = 0
+        self._fail_status = 500
+        self._envelopes = 0
+        self._envelope: tuple[int, str] = (50000, "Internal error")
+        self._malformed = 0
+        self.app = Starlette(
+            routes=[Route("/{path:path}", self._dispatch, methods=["GET", "POST"])]
+        )
+
+    # -- account and units ---------------------------------------------------------------
+    def credentials(self, url: str) -> dict[str, Any]:
+        """Good credentials of a gpshub ``tracking3d`` connection to this fake."""
+        return {"username": self.username, "password": self.password}
+
+    def options(self, url: str) -> dict[str, Any]:
+        """The options pointing a connection at this fake served at ``url``."""
+        return {"base_url": f"{url.rstrip('/')}/api/v1.0"}
+
+    def change_password(self, password: str) -> None:
+        """Logins with the old password are refused from now on (sessions stay)."""
+        self.password = password
+
+    def add_unit(
+        self,
+        name: str,
+        *,
+        imei: str | None = None,
+        plate: str | None = None,
+        information: str | None = None,
+        imei_key: str = "Imei",
+        unit_type: str = "Vehicle",
+    ) -> str:
+        """Add a unit; its ``Uid`` (short upper-case hex).  ``plate`` goes into
+        ``Information`` (3D Tracking has no plate field); ``imei_key`` is ``Imei`` or
+        ``IMEI``."""
+        uid = f"{next(self._uids):06X}"
+        self.units[uid] = FakeUnit(
+            uid, name, imei, plate if plate is not None else information, imei_key, unit_type
+        )
+        return uid
+
+    def rename_unit(self, unit: str, name: str) -> None:
+        self.units[unit].name = name
+
+    def add_fix(
+        self,
+        unit: str,
+        t: float,
+        lat: float,
+        lon: float,
+        *,
+        speed_kmh: float = 0.0,
+        course: float = 0.0,
+        altitude: float = 0.0,
+        satellites: int = 8,
+        valid: bool = True,
+        ignition: bool | None = None,
+        params: dict[str, Any] | None = None,
+        received: float | None = None,
+        speed_measure: str | None = None,
+        inputs: dict[str, bool] | None = None,
+        odometer_km: float | None = None,
+        engine_s: float | None = None,
+        address: str | None = None,
+    ) -> dict[str, Any]:
+        """Append a record with GPS time ``t`` to the feed, received at ``received``
+        (default now): a late record is one with an old ``t`` added now.  ``altitude`` is
+        dropped (3D Tracking has none); ``params`` become sensor readings; ``inputs``
+        (``{"Input1": True}``) the ``InputOutputs``.  Returns the record as served."""
+        owner = self.units[unit]
+        received = self.now() if received is None else received
+        measure = speed_measure or self.speed_measure
+        speed = speed_kmh / SPEED_DIVISORS.get(measure.lower(), 1.0)
+        local = datetime.fromtimestamp(t, UTC).replace(tzinfo=None) + self.local_offset
+        record: dict[str, Any] = {
+            "Unit": owner.summary(),
+            "Latitude": lat,
+            "Longitude": lon,
+            "Address": address or "",
+            "Speed": round(speed, 6),
+            "SpeedMeasure": measure,
+            "Heading": course,
+            "Ignition": "" if ignition is None else ("On" if ignition else "Off"),
+            "Odometer": odometer_km,
+            "EngineTime": engine_s,
+            "EngineStatus": "Moving" if speed_kmh > 3 else "Stopped",
+            "Valid": valid,
+            "ServerTimeUTC": wire_time(received),
+            "GPSTimeUtc": wire_time(t),
+            "GPSTimeLocal": local.isoformat(timespec="seconds"),
+            "PointOfInterest": None,
+        }
+        readings = [self._reading(unit, "Satellites", satellites, "Satellite Count", local)]
+        for key, value in (params or {}).items():
+            readings.append(self._reading(unit, key, value, "Custom", local))
+        if self.feed_readings:
+            record["SensorReadings"] = readings
+        plain = json.dumps(record, separators=(",", ":")).encode()
+        record["InputOutputs"] = [
+            {"SystemName": k, "Description": k, "UserDescription": k, "Active": v}
+            for k, v in (inputs or {}).items()
+        ]
+        feed = self._feed
+        feed.units.append(unit)
+        feed.plain.append(plain)
+        feed.encoded.append(json.dumps(record, separators=(",", ":")).encode())
+        top = feed.received_max[-1] if feed.received_max else received
+        feed.received_max.append(max(top, received))
+        if owner.latest_t is None or t >= owner.latest_t:
+            owner.latest_t, owner.latest_received = t, received
+            owner.latest = {**record, "SensorReadings": readings}
+        return record
+
+    @staticmethod
+    def _reading(unit: str, name: str, value: Any, kind: str, local: datetime) -> dict[str, Any]:
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        return {
+            "UnitUid": unit,
+            "Name": name,
+            "Value": text,
+            "MeasurementSign": "",
+            "ReadingTimeLocal": local.isoformat(timespec="seconds"),
+            "SensorType": kind,
+        }
+
+    @property
+    def feed_size(self) -> int:
+        return len(self._feed.encoded)
+
+    # -- fault switches ------------------------------------------------------------------
+    def slow(self, seconds: float) -> None:
+        """Delay every answer by ``seconds`` (``trio.sleep``) until ``slow(0)``."""
+        self.delay = max(seconds, 0.0)
+
+    def rate_limit(self, n: int = 1, retry_after: float | None = 30.0) -> None:
+        """The next ``n`` requests get HTTP 429 (with ``Retry-After`` unless ``None``)."""
+        self._rate_limited, self._retry_after = n, retry_after
+
+    def fail(self, n: int = 1, status: int = 500) -> None:
+        """The next ``n`` requests get ``status`` with an HTML page."""
+        self._failing, self._fail_status = n, status
+
+    def error_envelope(
+        self, n: int = 1, code: int = 50000, message: str = "Internal error"
+    ) -> None:
+        """The next ``n`` answers are HTTP 200 with ``Status.Result "Error"``."""
+        self._envelopes, self._envelope = n, (code, message)
+
+    def malformed(self, n: int = 1) -> None:
+        """The next ``n`` JSON answers are cut in half."""
+        self._malformed = n
+
+    def expire_sessions(self) -> None:
+        """Every session ends now (as after its lifetime, or a revocation)."""
+        self.sessions.clear()
+
+    @property
+    def request_count(self) -> int:
+        return sum(self.requests.values())
+
+    # -- plumbing ------------------------------------------------------------------------
+    async def _dispatch(self, request: Request) -> Response:
+        raw = request.path_params["path"].strip("/")
+        lowered = raw.lower().removeprefix(PREFIX)
+        name = PATHS.get(lowered, raw)
+        self.requests[name] += 1
+        self.calls.append((request.method, name, tuple(request.query_params.keys())))
+        if self.delay:
+            await trio.sleep(self.delay)
+        if self._rate_limited > 0:
+            self._rate_limited -= 1
+            headers = {} if self._retry_after is None else {"Retry-After": f"{self._retry_after:g}"}
+            return Response(b"Too Many Requests", status_code=429, headers=headers)
+        if self._failing > 0:
+            self._failing -= 1
+            status = self._fail_status
+            return Response(
+                f"<html><body><h1>{status} Server Error</h1></body></html>".encode(),
+                status_code=status,
+                media_type="text/html",
+            )
+        if lowered not in PATHS:
+            return Response(b"<html><body>Not Found</body></html>", 404, media_type="text/html")
+        if self._envelopes > 0:
+            self._envelopes -= 1
+            return self._error(*self._envelope)
+        if name == "Authentication/UserAuthenticate":
+            return await self._login(request)
+        query = request.query_params
+        created = self.sessions.get(query.get("SessionId") or "")
+        if (
+            created is None
+            or query.get("UserIdGuid") != self.user_id_guid
+            or self.now() - created > self.session_ttl_s
+        ):
+            return self._error(self.session_error_code, self.session_error_message)
+        if name == "Units/Unit/List":
+            return self._ok([u.as_json() for u in self.units.values()])
+        if name == "Units/LatestPositionsList":
+            return self._latest(request)
+        return self._positions(request)
+
+    async def _login(self, request: Request) -> Response:
+        values = dict(request.query_params)
+        if request.method == "POST" and not values.get("UserName"):
+            body = (await request.body()).decode("utf-8", "replace")
+            values.update(urllib.parse.parse_qsl(body))
+        user, password = values.get("UserName"), values.get("Password")
+        if (
+            user is None
+            or password is None
+            or user.strip().lower() != self.username.lower()
+            or not secrets.compare_digest(password.encode(), self.password.encode())
+        ):
+            return self._error(self.login_error_code, "Invalid username or password")
+        self.logins += 1
+        sid = str(uuid.uuid4())
+        self.sessions[sid] = self.now()
+        return self._ok({"UserIdGuid": self.user_id_guid, "SessionId": sid})
+
+    def _latest(self, request: Request) -> Response:
+        query = request.query_params
+        uid = query.get("UnitUid")
+        since: float | None = None
+        if query.get("LastDateReceivedUtc"):
+            try:
+                since = (
+                    datetime.strptime(query["LastDateReceivedUtc"], LATEST_FORMAT)
+                    .replace(tzinfo=UTC)
+                    .timestamp()
+                )
+            except ValueError:
+                return self._error(40000, "LastDateReceivedUtc is not in dd MMM yyyy HH:mm:ss")
+        out = []
+        for unit in self.units.values():
+            if uid is not None and unit.uid != uid:
+                continue
+            if unit.latest is None:
+                continue
+            if since is not None and (unit.latest_received or 0.0) < since:
+                continue
+            position = {k: v for k, v in unit.latest.items() if k not in ("Unit", "SensorReadings")}
+            out.append(
+                {
+                    **unit.summary(),
+                    "LastReportedTimeUTC": unit.latest["GPSTimeUtc"],
+                    "LastReportedTimeLocal": unit.latest["GPSTimeLocal"],
+                    "SensorReadings": unit.latest["SensorReadings"],
+                    "Position": position,
+                }
+            )
+        return self._ok(out)
+
+    def _positions(self, request: Request) -> Response:
+        query = request.query_params
+        feed = self._feed
+        text = query.get("StartId")
+        if text:
+            try:
+                start = int(text)
+            except ValueError:
+                return self._error(40000, "StartId is not a number")
+            index = min(max(start - feed.first_id, 0), len(feed.encoded))
+        else:
+            index = bisect.bisect_left(feed.received_max, self.now() - FEED_WINDOW_S)
+        rows = (
+            feed.encoded if query.get("IncludeInputOutputs", "").lower() == "true" else feed.plain
+        )
+        only = query.get("Uid")
+        taken: list[bytes] = []
+        end = index
+        while end < len(rows) and len(taken) < self.max_batch:
+            if only is None or feed.units[end] == only:
+                taken.append(rows[end])
+            end += 1
+        if taken:
+            next_id = feed.first_id + end
+        elif text:
+            next_id = max(int(text), feed.first_id + end)
+        else:
+            next_id = feed.next_id
+        body = (
+            b'{"Status":{"Result":"ok","ErrorCode":null,"Message":null},"Result":{"Position":['
+            + b",".join(taken)
+            + b'],"StartId":'
+            + str(next_id).encode()
+            + b"}}"
+        )
+        return self._body(body)
+
+    def _ok(self, result: Any) -> Response:
+        return self._body(
+            json.dumps({"Status": OK_STATUS, "Result": result}, separators=(",", ":")).encode()
+        )
+
+    def _error(self, code: int, message: str) -> Response:
+        payload = {
+            "Status": {"Result": "Error", "ErrorCode": code, "Message": message},
+            "Result": None,
+        }
+        return self._body(json.dumps(payload).encode())
+
+    def _body(self, body: bytes) -> Response:
+        if self._malformed > 0:
+            self._malformed -= 1
+            body = body[: max(len(body) // 2, 1)]
+        return Response(body, media_type="application/json")
