@@ -5,10 +5,10 @@ process serves the plugin's fake upstream on loopback with ``--units`` units; be
 cycle the bench moves the fake's clock on by 30 s and gives every unit ``--fixes`` new
 fixes.  This process then runs one poll of the plugin the way a connection's runner does
 (fetch, parse, ingest into SQLite through the pipeline, cursors committed) and prints, per
-platform: HTTP requests per cycle against the target ``2 + ceil(units / batch size)`` (a
-plugin without a batch size polls the whole account per request), wall and CPU time per
-cycle (CPU of this process only: the fake's work is in the child), and fixes ingested; then
-the peak memory.  The first cycle (device sync, backfill) is shown apart from the steady
+platform: HTTP requests per cycle against the target ``2 + ceil(units / batch size)`` (the
+API's batch size where the plugin has no option for it: see ``API_BATCH``), wall and CPU
+time per cycle (CPU of this process only: the fake's work is in the child), and fixes
+ingested; then the peak memory.  The first cycle (device sync, backfill) is shown apart from the steady
 ones.  A platform whose plugin is not installed is skipped.
 
     make bench        # or: uv run python bench/poll.py --units 1000 --cycles 5
@@ -42,6 +42,10 @@ PLATFORMS = {
     "tracking3d": ("gpshub_tracking3d", "FakeTracking3D"),
     "gpsserver": ("gpshub_gpsserver", "FakeGpsServer"),
 }
+API_BATCH = {"tracking3d": None, "gpsserver": 1}
+"""The API's batch size where the plugin has no ``batch_size`` option: ``None`` for an
+account-wide feed (one request covers every unit), 1 where history is one device per
+request (GPS-Server.net's ``OBJECT_GET_MESSAGES``)."""
 START = datetime(2026, 6, 1, 8, 0, tzinfo=UTC).timestamp()
 INTERVAL = 30.0
 
@@ -173,8 +177,7 @@ async def measure(platform: str, url: str, args: argparse.Namespace, tmp: Path) 
         assert len(created) == args.units, f"{platform}: imported {len(created)} units"
         cls = registry.source(platform)
         opts = cls.parse_options(options)
-        # a source without a batch size polls the whole account in one request (a feed)
-        batch = int(getattr(opts, "batch_size", 0) or args.units)
+        batch = int(getattr(opts, "batch_size", 0) or API_BATCH.get(platform) or args.units)
         result = Result(platform, args.units, batch)
         runner = SourceRunner(hub, conn.id or 0)
 
