@@ -13,8 +13,10 @@ the platform after a newer one (a black-box upload, out-of-order delivery), and 
 
 So a back-dated message within the lookback is emitted once, on the first poll after it
 arrives, and nothing at the cursor boundary is emitted twice.  Receive times come from the
-platform (Wialon ``rt``, Flespi ``server.timestamp``, Traccar ``serverTime``); where a
-platform has none, only the fix-time rule applies.
+platform (Wialon ``rt``, Flespi ``server.timestamp``, Traccar ``serverTime``).  Where a
+platform has none, only the fix-time rule applies, unless the window is made with
+``remember_fixes=True``: then the fix times emitted within the lookback are kept in the
+cursor, and a message at or before the cursor that is not among them is late and new.
 
 An answer the platform cut short (a page limit, a request budget) is continued where it
 stopped: the plugin passes ``resume_from`` and the next ``start`` is that point, with no
@@ -24,7 +26,8 @@ as it was, so the next poll looks at the whole lookback again (the store drops r
 
 The cursor's ``state`` holds ``scan`` (epoch seconds), ``rt`` (the newest receive time
 emitted), ``rt_t`` (the fix times emitted at that receive time) and, while catching up,
-``resume`` (epoch seconds), besides whatever the plugin keeps there itself.
+``resume`` (epoch seconds), ``seen_t`` (with ``remember_fixes``: the fix times emitted
+from the next range's start on), besides whatever the plugin keeps there itself.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ SCAN = "scan"
 RECEIVED = "rt"
 RECEIVED_FIXES = "rt_t"
 RESUME = "resume"
+SEEN_FIXES = "seen_t"
 
 
 def _epoch(t: datetime) -> float:
@@ -101,14 +105,19 @@ class RangeWindow:
     """Per-device range bookkeeping for one source (see the module docstring).
 
     ``lookback_s`` is how far behind its cursor a device is fetched again for late
-    messages (0: never); ``backfill_s`` how much history a device polled the first time gets.
+    messages (0: never); ``backfill_s`` how much history a device polled the first time gets;
+    ``remember_fixes`` tells late messages that have no receive time by the fix times
+    already emitted (for platforms whose history carries none).
     """
 
-    def __init__(self, lookback_s: float = 300.0, backfill_s: float = 3600.0) -> None:
+    def __init__(
+        self, lookback_s: float = 300.0, backfill_s: float = 3600.0, *, remember_fixes: bool = False
+    ) -> None:
         if lookback_s < 0 or backfill_s < 0:
             raise ValueError("lookback_s and backfill_s must not be negative")
         self.lookback = timedelta(seconds=lookback_s)
         self.backfill = timedelta(seconds=backfill_s)
+        self.remember_fixes = remember_fixes
 
     @classmethod
     def of(cls, options: RangeOptions) -> RangeWindow:
@@ -120,13 +129,18 @@ class RangeWindow:
         resume = cursor.state.get(RESUME)
         if isinstance(resume, int | float) and not isinstance(resume, bool):
             return min(_time(resume), now)
+        mark = self._mark(cursor)
+        if mark is None:
+            return now - self.backfill
+        return min(mark, now) - self.lookback
+
+    def _mark(self, cursor: Cursor) -> datetime | None:
+        """How far the device is known: its last fix or its last complete scan."""
         marks = [cursor.last_fix_time] if cursor.last_fix_time is not None else []
         scan = cursor.state.get(SCAN)
         if isinstance(scan, int | float):
             marks.append(_time(scan))
-        if not marks:
-            return now - self.backfill
-        return min(max(marks), now) - self.lookback
+        return max(marks) if marks else None
 
     def received_floor(self, cursor: Cursor) -> float | None:
         """The newest receive time emitted for the device: nothing received earlier is new
@@ -157,6 +171,7 @@ class RangeWindow:
         resuming = RESUME in cursor.state
         floor = self.received_floor(cursor)
         at_floor = {float(t) for t in cursor.state.get(RECEIVED_FIXES) or ()}
+        seen = self._seen(cursor)  # None unless remembering fix times
         fresh: dict[datetime, T] = {}
         top: float | None = None  # the newest receive time in the answer
         at_top: set[float] = set()
@@ -172,6 +187,7 @@ class RangeWindow:
                 last is None
                 or fix_time > last
                 or (not resuming and _late_and_new(received, floor, _epoch(fix_time), at_floor))
+                or (received is None and seen is not None and _unseen(fix_time, seen))
             ):
                 fresh[fix_time] = payload
         order = sorted(fresh)
@@ -195,7 +211,28 @@ class RangeWindow:
                 state[RECEIVED], state[RECEIVED_FIXES] = top, sorted(at_top)
             elif top is not None and top == floor:
                 state[RECEIVED_FIXES] = sorted(at_floor | at_top)
-        return [fresh[t] for t in order], Cursor(last, state)
+        new_cursor = Cursor(last, state)
+        if seen is not None:
+            horizon = self._mark(new_cursor)
+            cut = _epoch(horizon - self.lookback) if horizon is not None else float("-inf")
+            kept = seen[1] | {_epoch(t) for t in fresh}
+            state[SEEN_FIXES] = sorted(t for t in kept if t >= cut)
+        return [fresh[t] for t in order], new_cursor
+
+    def _seen(self, cursor: Cursor) -> tuple[datetime | None, set[float]] | None:
+        """With ``remember_fixes``: where the remembered fix times start (``None``: the
+        device has none yet) and those times."""
+        if not self.remember_fixes:
+            return None
+        mark = self._mark(cursor)
+        since = mark - self.lookback if mark is not None else None
+        return since, {float(t) for t in cursor.state.get(SEEN_FIXES) or ()}
+
+
+def _unseen(fix_time: datetime, seen: tuple[datetime | None, set[float]]) -> bool:
+    """Whether a fix within the remembered span was not emitted (it arrived late)."""
+    since, times = seen
+    return since is not None and fix_time >= since and _epoch(fix_time) not in times
 
 
 def _late_and_new(

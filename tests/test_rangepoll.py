@@ -212,3 +212,20 @@ def test_resuming_starts_at_the_resume_point_without_lookback() -> None:
     new, cursor = window.select(cursor, [msg(100, 101), msg(101, 102)], scanned_to=at(200))
     assert new == ["m101"]
     assert window.start(cursor, at(230)) == at(200 - 300)
+
+
+def test_without_receive_times_remembered_fix_times_find_late_messages() -> None:
+    """For platforms whose history has no receive time (GPS-Server.net): the fix times
+    emitted within the lookback are kept, so a late one is new and nothing repeats."""
+    window = RangeWindow(lookback_s=300, remember_fixes=True)
+    new, cursor = window.select(Cursor(), [msg(100), msg(110)], scanned_to=at(120))
+    assert new == ["m100", "m110"]
+    new, cursor = window.select(cursor, [msg(100), msg(110), msg(130)], scanned_to=at(150))
+    assert new == ["m130"]  # the inclusive boundary and what came before: not again
+    new, cursor = window.select(cursor, [msg(90), msg(100), msg(110), msg(130)], scanned_to=at(180))
+    assert new == ["m90"]  # recorded earlier, uploaded late
+    new, cursor = window.select(cursor, [msg(90), msg(100), msg(110), msg(130)], scanned_to=at(210))
+    assert new == []
+    # what falls behind the lookback is forgotten, and not fetched any more either
+    _, cursor = window.select(cursor, [], scanned_to=at(1000))
+    assert cursor.state["seen_t"] == []

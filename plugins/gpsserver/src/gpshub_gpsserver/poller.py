@@ -15,7 +15,7 @@ IMEI), so a poll is:
 So a poll costs ``1 + devices with new data`` requests: ``1 + devices`` when every one
 moves.  Ranges come from ``hub.rangepoll.RangeWindow``; message rows have no receive time,
 so a late message (fix time at or before the cursor, within ``late_window_s``) is told apart
-by the fix times already emitted in that window, kept in the cursor (``recent``).  A
+by the fix times already emitted in that window (``RangeWindow(remember_fixes=True)``).  A
 range longer than ``max_window_s`` (after a long outage) is fetched a window per poll.
 """
 
@@ -33,14 +33,11 @@ from gpshub_gpsserver.api import Api, NoPermission
 from gpshub_gpsserver.parse import Location, annotate
 from hub.clock import Clock
 from hub.errors import InvalidAuth, RateLimited, SourceError
-from hub.fix import PositionFix
 from hub.rangepoll import RangeWindow
 from hub.source import Cursor, DeviceRef, PollResult
 
 SEEN = "seen"
 """Cursor state: ``[dt_tracker, dt_server]`` (epoch s) of the location last fetched up to."""
-RECENT = "recent"
-"""Cursor state: the fix times (epoch s) emitted from the next range's start on."""
 TIME_BUDGET_S = 60.0
 """No history call starts once a poll has run this long (the hub gives a poll 120 s)."""
 
@@ -72,7 +69,8 @@ class Poller:
         self.settings = settings
         self.clock = clock
         self.log = log
-        self.window = RangeWindow(settings.late_window_s, settings.backfill_s)
+        # history rows carry no receive time: late ones are told by the fix times emitted
+        self.window = RangeWindow(settings.late_window_s, settings.backfill_s, remember_fixes=True)
         self.synced_at: datetime | None = None
         self._warned: set[str] = set()
 
@@ -156,39 +154,14 @@ class Poller:
         except NoPermission as exc:
             self._warn_once(uid, f"cannot be read by this account ({exc})")
             return
-        emitted, new_cursor = self.select(cursor, fixes, start, end, now)
+        emitted, new_cursor = self.window.select(
+            cursor, ((f.fix_time, None, f) for f in fixes), scanned_to=end
+        )
         if end >= target:
             new_cursor.state[SEEN] = list(loc.mark)
         result.cursors[uid] = new_cursor
         if emitted:
             result.fixes[uid] = [annotate(f, loc) for f in emitted]
-
-    def select(
-        self,
-        cursor: Cursor,
-        fixes: list[PositionFix],
-        start: datetime,
-        end: datetime,
-        now: datetime,
-    ) -> tuple[list[PositionFix], Cursor]:
-        """The fixes of one answer not emitted before, oldest first, and the new cursor."""
-        before = cursor.last_fix_time
-        fresh, new_cursor = self.window.select(
-            cursor, ((f.fix_time, None, f) for f in fixes), scanned_to=end
-        )
-        known = {float(t) for t in cursor.state.get(RECENT) or ()}
-        out = {f.fix_time: f for f in fresh}
-        if before is not None:
-            for f in fixes:  # late: at or before the cursor, and not emitted yet
-                t = f.fix_time
-                if start <= t <= before and t.timestamp() not in known and t not in out:
-                    out[t] = f
-        emitted = [out[t] for t in sorted(out)]
-        state: dict[str, Any] = dict(new_cursor.state)
-        horizon = self.window.start(Cursor(new_cursor.last_fix_time, state), now).timestamp()
-        recent = known | {t.timestamp() for t in out}
-        state[RECENT] = sorted(t for t in recent if t >= horizon)
-        return emitted, Cursor(new_cursor.last_fix_time, state)
 
     def _warn_once(self, uid: str, what: str) -> None:
         if uid in self._warned:
