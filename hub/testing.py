@@ -33,6 +33,7 @@ from hub.clock import Clock, TrioClock
 from hub.config import Settings
 from hub.errors import BadConfig, NotSupported
 from hub.hookspecs import hookimpl
+from hub.netguard import OutboundPolicy
 from hub.plugins import load_plugins
 from hub.registry import Registry
 from hub.secrets import SecretBox
@@ -49,6 +50,11 @@ from hub.source import (
 from hub.store import Store
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+LOOPBACK_NETWORKS = ("127.0.0.0/8",)
+"""``outbound_allow_networks`` for a hub whose sources talk to fakes on loopback."""
+LOOPBACK = OutboundPolicy.from_strings(LOOPBACK_NETWORKS)
+"""The outbound policy allowing loopback: ``new_http_client(LOOPBACK)`` for a source
+under test talking to a fake served by ``serve_app``."""
 
 
 def plugin_module(

@@ -22,7 +22,7 @@ from hub.plugins import load_plugins
 from hub.registry import Registry
 from hub.secrets import SecretBox
 from hub.store import Store
-from hub.testing import serve_app
+from hub.testing import LOOPBACK_NETWORKS, serve_app
 
 PLATFORMS = {
     "wialon": "FakeWialon",
@@ -77,7 +77,7 @@ async def test_connect_import_and_see_positions(tmp_path: Path, kind: str) -> No
             assert "loopback" in r.json()["error"]["message"]
             assert not web.hub.store.list_connections()
 
-        allowed = hub_with(tmp_path / "allowed", kind, outbound_allow_networks=("127.0.0.0/8",))
+        allowed = hub_with(tmp_path / "allowed", kind, outbound_allow_networks=LOOPBACK_NETWORKS)
         async with running_web(tmp_path, hub=allowed) as web:
             test = {k: body[k] for k in ("kind", "credentials", "options")}
             r = await web.post("a_mgr", "/api/connections/test", json=test)

@@ -18,7 +18,7 @@ from hub.blocking import blocking_calls_inline
 from hub.clock import TrioClock
 from hub.models import ConnectionState
 from hub.secrets import SecretBox
-from hub.testing import make_hub, serve_app
+from hub.testing import LOOPBACK_NETWORKS, make_hub, serve_app
 
 UNITS = 7
 
@@ -35,7 +35,7 @@ def start_hub(tmp_path: Path, wall: TrioClock, key: bytes) -> Any:
         FlespiSource,
         clock=wall,
         secret_key=key,
-        outbound_allow_networks=("127.0.0.0/8",),
+        outbound_allow_networks=LOOPBACK_NETWORKS,
     )
 
 

@@ -21,7 +21,7 @@ from trio.testing import MockClock
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from gpsserver_support import EPOCH, LOOPBACK, MakeSource, Served
+from gpsserver_support import EPOCH, MakeSource, Served
 
 from gpshub_gpsserver import GpsServerSource
 from gpshub_gpsserver.testing import FakeGpsServer
@@ -29,7 +29,7 @@ from hub.blocking import blocking_calls_inline
 from hub.clock import TrioClock
 from hub.runner import new_http_client
 from hub.source import MemoryStateStore, SourceContext
-from hub.testing import serve_app
+from hub.testing import LOOPBACK, serve_app
 
 
 @pytest.fixture

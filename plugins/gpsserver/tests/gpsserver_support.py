@@ -9,12 +9,10 @@ from typing import Any
 
 from gpshub_gpsserver import GpsServerSource
 from gpshub_gpsserver.testing import FakeGpsServer
-from hub.netguard import OutboundPolicy
 from hub.source import DeviceRef
 
 EPOCH = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 T0 = EPOCH.timestamp()
-LOOPBACK = OutboundPolicy.from_strings(["127.0.0.0/8"])
 
 MakeSource = Callable[..., GpsServerSource]
 

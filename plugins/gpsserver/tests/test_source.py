@@ -8,7 +8,7 @@ import logging
 import httpx
 import pytest
 import trio
-from gpsserver_support import LOOPBACK, T0, MakeSource, Served, fix_times, history_calls, refs
+from gpsserver_support import T0, MakeSource, Served, fix_times, history_calls, refs
 from trio.testing import MockClock
 
 from gpshub_gpsserver import GpsServerSource
@@ -19,7 +19,7 @@ from hub.errors import BadConfig, CannotConnect, InvalidAuth, RateLimited, Updat
 from hub.logging_setup import install_redaction
 from hub.runner import new_http_client
 from hub.source import Cursor, MemoryStateStore
-from hub.testing import serve_app, source_context
+from hub.testing import LOOPBACK, serve_app, source_context
 
 
 async def test_connection_says_which_api_it_used(

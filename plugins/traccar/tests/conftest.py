@@ -21,7 +21,7 @@ from trio.testing import MockClock
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from traccar_support import EPOCH, LOOPBACK, MakeSource, Served
+from traccar_support import EPOCH, MakeSource, Served
 
 from gpshub_traccar import TraccarSource
 from gpshub_traccar.testing import FakeTraccar
@@ -29,7 +29,7 @@ from hub.blocking import blocking_calls_inline
 from hub.clock import TrioClock
 from hub.runner import new_http_client
 from hub.source import MemoryStateStore, SourceContext
-from hub.testing import serve_app
+from hub.testing import LOOPBACK, serve_app
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from gpshub_traccar.testing import FakeTraccar
 from hub.clock import TrioClock
 from hub.models import ConnectionState
 from hub.secrets import SecretBox
-from hub.testing import make_hub, serve_app
+from hub.testing import LOOPBACK_NETWORKS, make_hub, serve_app
 
 UNITS = 12
 
@@ -25,7 +25,7 @@ def new_hub(tmp_path: Path, wall: TrioClock, key: bytes) -> Any:
         TraccarSource,
         clock=wall,
         secret_key=key,
-        outbound_allow_networks=("127.0.0.0/8",),
+        outbound_allow_networks=LOOPBACK_NETWORKS,
     )
 
 

@@ -21,7 +21,7 @@ from trio.testing import MockClock
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from tracking3d_support import EPOCH, LOOPBACK, MakeSource, Served
+from tracking3d_support import EPOCH, MakeSource, Served
 
 from gpshub_tracking3d import Tracking3DSource
 from gpshub_tracking3d.testing import FakeTracking3D
@@ -29,7 +29,7 @@ from hub.blocking import blocking_calls_inline
 from hub.clock import TrioClock
 from hub.runner import new_http_client
 from hub.source import MemoryStateStore, SourceContext
-from hub.testing import serve_app
+from hub.testing import LOOPBACK, serve_app
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from gpshub_tracking3d.testing import FakeTracking3D
 from hub.clock import TrioClock
 from hub.models import ConnectionState
 from hub.secrets import SecretBox
-from hub.testing import make_hub, serve_app
+from hub.testing import LOOPBACK_NETWORKS, make_hub, serve_app
 
 UNITS = 6
 
@@ -24,7 +24,7 @@ def new_hub(tmp_path: Path, wall: TrioClock, key: bytes) -> Any:
         Tracking3DSource,
         clock=wall,
         secret_key=key,
-        outbound_allow_networks=("127.0.0.0/8",),
+        outbound_allow_networks=LOOPBACK_NETWORKS,
     )
 
 

@@ -9,12 +9,10 @@ from typing import Any
 
 from gpshub_tracking3d import Tracking3DSource
 from gpshub_tracking3d.testing import FakeTracking3D
-from hub.netguard import OutboundPolicy
 from hub.source import Cursor, DeviceRef
 
 EPOCH = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 T0 = EPOCH.timestamp()
-LOOPBACK = OutboundPolicy.from_strings(["127.0.0.0/8"])
 
 MakeSource = Callable[..., Tracking3DSource]
 

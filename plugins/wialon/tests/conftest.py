@@ -22,7 +22,7 @@ from trio.testing import MockClock
 
 sys.path.insert(0, str(Path(__file__).parent))  # wialon_support.py
 
-from wialon_support import EPOCH, LOOPBACK, MakeSource, Served
+from wialon_support import EPOCH, MakeSource, Served
 
 from gpshub_wialon import WialonSource
 from gpshub_wialon.testing import FakeWialon
@@ -30,7 +30,7 @@ from hub.blocking import blocking_calls_inline
 from hub.clock import TrioClock
 from hub.runner import new_http_client
 from hub.source import MemoryStateStore, SourceContext
-from hub.testing import serve_app
+from hub.testing import LOOPBACK, serve_app
 
 
 @pytest.fixture

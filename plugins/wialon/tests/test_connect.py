@@ -14,7 +14,7 @@ from hub.errors import BadConfig, CannotConnect, InvalidAuth
 from hub.netguard import OutboundPolicy
 from hub.runner import new_http_client
 from hub.source import MemoryStateStore, check_upstream_urls
-from hub.testing import source_context
+from hub.testing import LOOPBACK, source_context
 
 
 async def test_connection_summary_names_the_user_and_counts_units(
@@ -60,7 +60,7 @@ async def test_an_unreachable_server_is_cannot_connect(clock: MockClock) -> None
     with trio.socket.socket() as probe:  # a port nothing listens on
         await probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    async with new_http_client(OutboundPolicy.from_strings(("127.0.0.0/8",))) as http:
+    async with new_http_client(LOOPBACK) as http:
         ctx = source_context(
             WialonSource, {"token": "x" * 72, "server_url": f"http://127.0.0.1:{port}"}, http
         )
@@ -117,7 +117,7 @@ async def test_requests_carry_the_session_in_the_body_not_the_url(
     async def record(request: httpx.Request) -> None:
         seen.append(request)
 
-    async with new_http_client(OutboundPolicy.from_strings(("127.0.0.0/8",))) as http:
+    async with new_http_client(LOOPBACK) as http:
         http.event_hooks["request"].append(record)
         ctx = source_context(WialonSource, served.fake.credentials(served.url), http)
         source = WialonSource(ctx)

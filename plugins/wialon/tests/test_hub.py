@@ -16,14 +16,14 @@ from hub.clock import TrioClock
 from hub.core import Hub
 from hub.models import ConnectionState
 from hub.store import Store
-from hub.testing import make_hub, serve_app
+from hub.testing import LOOPBACK_NETWORKS, make_hub, serve_app
 
 UNITS = 12
 EVERY_S = 10
 
 
 def new_hub(tmp_path: Path, wall: TrioClock, store: Store | None = None) -> Any:
-    hub = make_hub(tmp_path, WialonSource, clock=wall, outbound_allow_networks=("127.0.0.0/8",))
+    hub = make_hub(tmp_path, WialonSource, clock=wall, outbound_allow_networks=LOOPBACK_NETWORKS)
     if store is None:
         return hub
     hub.store.close()

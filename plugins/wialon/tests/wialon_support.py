@@ -10,12 +10,10 @@ from datetime import UTC, datetime
 from gpshub_wialon import WialonSource
 from gpshub_wialon.testing import FakeWialon
 from hub.fix import PositionFix
-from hub.netguard import OutboundPolicy
 from hub.source import Cursor, DeviceRef, PollResult
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 T0 = int(EPOCH.timestamp())
-LOOPBACK = OutboundPolicy.from_strings(("127.0.0.0/8",))
 
 
 @dataclass
