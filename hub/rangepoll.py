@@ -5,8 +5,12 @@ messages, Traccar's route report).  Polling ``(last fix, now]`` loses a message 
 the platform after a newer one (a black-box upload, out-of-order delivery), and polling
 ``[last fix, now]`` repeats the fix at the boundary.  :class:`RangeWindow` keeps both right:
 
-* each device is fetched from ``max(last fix, scanned) - lookback`` (``backfill`` back from
-  now the first time), where *scanned* is how far an earlier complete answer reached;
+* each device is fetched from its last stored fix minus ``lookback`` (the late window),
+  however long ago that fix was, but never from further back than ``max_lookback`` before
+  now.  So a tracker that is silent for a while (out of coverage, buffering in its black
+  box) and then uploads its buffer has every buffered fix fetched, as long as it comes back
+  within ``max_lookback``.  A device that has no fix yet is fetched from ``backfill``
+  before its first poll (also bounded by ``max_lookback``);
 * of what comes back, a message is new when its fix time is after the last fix emitted, or
   when the platform received it after the newest receive time emitted so far.  Messages at
   exactly that receive time are told apart by their fix times, kept in the cursor.
@@ -18,16 +22,21 @@ platform has none, only the fix-time rule applies, unless the window is made wit
 ``remember_fixes=True``: then the fix times emitted within the lookback are kept in the
 cursor, and a message at or before the cursor that is not among them is late and new.
 
+The price of the first rule: a silent device's range grows with its silence (up to
+``max_lookback``), so each poll asks the platform for an empty, growing range for it.
+:meth:`RangeWindow.silent` tells such devices apart, so a plugin can group or skip them.
+
 An answer the platform cut short (a page limit, a request budget) is continued where it
 stopped: the plugin passes ``resume_from`` and the next ``start`` is that point, with no
 lookback, until an answer is complete.  Pages follow each other, so while catching up
 nothing at or before the cursor is emitted; once caught up, the receive-time mark is left
 as it was, so the next poll looks at the whole lookback again (the store drops repeats).
 
-The cursor's ``state`` holds ``scan`` (epoch seconds), ``rt`` (the newest receive time
-emitted), ``rt_t`` (the fix times emitted at that receive time) and, while catching up,
-``resume`` (epoch seconds), ``seen_t`` (with ``remember_fixes``: the fix times emitted
-from the next range's start on), besides whatever the plugin keeps there itself.
+The cursor's ``state`` holds ``origin`` (epoch seconds: where a device without fixes is
+fetched from), ``rt`` (the newest receive time emitted), ``rt_t`` (the fix times emitted
+at that receive time) and, while catching up, ``resume`` (epoch seconds), ``seen_t``
+(with ``remember_fixes``: the fix times emitted from the next range's start on), besides
+whatever the plugin keeps there itself.
 """
 
 from __future__ import annotations
@@ -41,9 +50,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from hub.source import Cursor, UpstreamUrl
 
 T = TypeVar("T")
+_SILENT_AFTER = timedelta(seconds=60)  # the shortest silence that counts
 K = TypeVar("K", bound=Hashable)
 
-SCAN = "scan"
+ORIGIN = "origin"
+LEGACY_SCAN = "scan"  # written by earlier versions; no longer moves a device's range
 RECEIVED = "rt"
 RECEIVED_FIXES = "rt_t"
 RESUME = "resume"
@@ -91,6 +102,19 @@ class RangeOptions(BaseModel):
         title="Backfill (s)",
         description="History fetched for a device polled for the first time.",
     )
+    max_lookback_s: float = Field(
+        default=86_400.0,
+        ge=0,
+        le=30 * 86_400,
+        allow_inf_nan=False,
+        title="Longest silence caught up (s)",
+        description=(
+            "While a device is silent, each poll asks for everything since its last fix "
+            "(minus the late window), so fixes it buffered are fetched when it uploads them; "
+            "this bounds how far back that goes. Fixes a device uploads after a longer "
+            "silence are fetched only from this long before now."
+        ),
+    )
     sync_every_s: float = Field(
         default=600.0,
         ge=0,
@@ -104,43 +128,62 @@ class RangeOptions(BaseModel):
 class RangeWindow:
     """Per-device range bookkeeping for one source (see the module docstring).
 
-    ``lookback_s`` is how far behind its cursor a device is fetched again for late
-    messages (0: never); ``backfill_s`` how much history a device polled the first time gets;
-    ``remember_fixes`` tells late messages that have no receive time by the fix times
-    already emitted (for platforms whose history carries none).
+    ``lookback_s`` is how far behind its last fix a device is fetched again for late
+    messages (0: never); ``backfill_s`` how much history a device polled the first time
+    gets; ``max_lookback_s`` how far before now a silent device's range may start at most
+    (never less than ``lookback_s``); ``remember_fixes`` tells late messages that have no
+    receive time by the fix times already emitted (for platforms whose history has none).
     """
 
     def __init__(
-        self, lookback_s: float = 300.0, backfill_s: float = 3600.0, *, remember_fixes: bool = False
+        self,
+        lookback_s: float = 300.0,
+        backfill_s: float = 3600.0,
+        *,
+        max_lookback_s: float = 86_400.0,
+        remember_fixes: bool = False,
     ) -> None:
-        if lookback_s < 0 or backfill_s < 0:
-            raise ValueError("lookback_s and backfill_s must not be negative")
+        if lookback_s < 0 or backfill_s < 0 or max_lookback_s < 0:
+            raise ValueError("lookback_s, backfill_s and max_lookback_s must not be negative")
         self.lookback = timedelta(seconds=lookback_s)
         self.backfill = timedelta(seconds=backfill_s)
+        self.max_lookback = timedelta(seconds=max(max_lookback_s, lookback_s))
         self.remember_fixes = remember_fixes
 
     @classmethod
-    def of(cls, options: RangeOptions) -> RangeWindow:
+    def of(cls, options: RangeOptions, *, remember_fixes: bool = False) -> RangeWindow:
         """The window a source's ``RangeOptions`` ask for."""
-        return cls(options.late_window_s, options.backfill_s)
+        return cls(
+            options.late_window_s,
+            options.backfill_s,
+            max_lookback_s=options.max_lookback_s,
+            remember_fixes=remember_fixes,
+        )
 
     def start(self, cursor: Cursor, now: datetime) -> datetime:
         """The earliest device time to fetch for the device (inclusive)."""
         resume = cursor.state.get(RESUME)
         if isinstance(resume, int | float) and not isinstance(resume, bool):
             return min(_time(resume), now)
-        mark = self._mark(cursor)
-        if mark is None:
-            return now - self.backfill
-        return min(mark, now) - self.lookback
+        if cursor.last_fix_time is None:
+            origin = cursor.state.get(ORIGIN)
+            if isinstance(origin, int | float) and not isinstance(origin, bool):
+                start = min(_time(origin), now)
+            else:
+                start = now - self.backfill
+        else:
+            start = min(cursor.last_fix_time, now) - self.lookback
+        return max(start, now - self.max_lookback)
 
-    def _mark(self, cursor: Cursor) -> datetime | None:
-        """How far the device is known: its last fix or its last complete scan."""
-        marks = [cursor.last_fix_time] if cursor.last_fix_time is not None else []
-        scan = cursor.state.get(SCAN)
-        if isinstance(scan, int | float):
-            marks.append(_time(scan))
-        return max(marks) if marks else None
+    def silent(self, cursor: Cursor, now: datetime) -> bool:
+        """Whether the device's range reaches further back than a reporting device's would:
+        its last fix is older than the lookback (a minute at least), or it has none.  Such
+        a range is usually empty; a plugin may group silent devices apart, or skip them
+        while the platform shows nothing new was received for them."""
+        if RESUME in cursor.state:
+            return False
+        last = cursor.last_fix_time
+        return last is None or last < now - max(self.lookback, _SILENT_AFTER)
 
     def received_floor(self, cursor: Cursor) -> float | None:
         """The newest receive time emitted for the device: nothing received earlier is new
@@ -198,22 +241,24 @@ class RangeWindow:
             if resume_from is not None:
                 state[RESUME] = _epoch(resume_from)
         elif resuming:
-            # caught up: the lookback behind the resume point is looked at next time
+            # caught up: the lookback behind the last fix is looked at next time
             state.pop(RESUME, None)
-            state[SCAN] = max(_epoch(scanned_to), float(state.get(SCAN) or 0.0))
         else:
             # complete: every message received up to ``top`` in the window is now known
-            scan = state.get(SCAN)
-            mark = _epoch(scanned_to)
-            if not isinstance(scan, int | float) or mark > scan:
-                state[SCAN] = mark
             if top is not None and (floor is None or top > floor):
                 state[RECEIVED], state[RECEIVED_FIXES] = top, sorted(at_top)
             elif top is not None and top == floor:
                 state[RECEIVED_FIXES] = sorted(at_floor | at_top)
+        state.pop(LEGACY_SCAN, None)
+        if last is None:
+            if scanned_to is not None and ORIGIN not in state:
+                # a device without fixes keeps being fetched from its first range's start
+                state[ORIGIN] = _epoch(scanned_to - self.backfill)
+        else:
+            state.pop(ORIGIN, None)
         new_cursor = Cursor(last, state)
         if seen is not None:
-            horizon = self._mark(new_cursor)
+            horizon = new_cursor.last_fix_time
             cut = _epoch(horizon - self.lookback) if horizon is not None else float("-inf")
             kept = seen[1] | {_epoch(t) for t in fresh}
             state[SEEN_FIXES] = sorted(t for t in kept if t >= cut)
@@ -224,7 +269,7 @@ class RangeWindow:
         device has none yet) and those times."""
         if not self.remember_fixes:
             return None
-        mark = self._mark(cursor)
+        mark = cursor.last_fix_time
         since = mark - self.lookback if mark is not None else None
         return since, {float(t) for t in cursor.state.get(SEEN_FIXES) or ()}
 

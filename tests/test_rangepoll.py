@@ -58,8 +58,8 @@ def test_first_poll_backfills_then_fetches_from_the_cursor() -> None:
     new, cursor = window.select(Cursor(), [msg(500, 501), msg(450, 451)], scanned_to=at(1000))
     assert new == ["m450", "m500"]
     assert cursor.last_fix_time == at(500)
-    # the next window starts at what was scanned, not at the last fix
-    assert window.start(cursor, at(1030)) == at(1000)
+    # the next window starts at the last fix, however long ago it was
+    assert window.start(cursor, at(1030)) == at(500)
 
 
 def test_the_boundary_fix_is_not_emitted_twice() -> None:
@@ -211,7 +211,7 @@ def test_resuming_starts_at_the_resume_point_without_lookback() -> None:
     # at the resume point's boundary nothing is repeated, receive times or not
     new, cursor = window.select(cursor, [msg(100, 101), msg(101, 102)], scanned_to=at(200))
     assert new == ["m101"]
-    assert window.start(cursor, at(230)) == at(200 - 300)
+    assert window.start(cursor, at(230)) == at(101 - 300)
 
 
 def test_without_receive_times_remembered_fix_times_find_late_messages() -> None:
@@ -226,6 +226,55 @@ def test_without_receive_times_remembered_fix_times_find_late_messages() -> None
     assert new == ["m90"]  # recorded earlier, uploaded late
     new, cursor = window.select(cursor, [msg(90), msg(100), msg(110), msg(130)], scanned_to=at(210))
     assert new == []
-    # what falls behind the lookback is forgotten, and not fetched any more either
+    # kept while the device is silent; what falls behind its newer fixes' lookback is
+    # forgotten, and not fetched any more either
     _, cursor = window.select(cursor, [], scanned_to=at(1000))
-    assert cursor.state["seen_t"] == []
+    assert len(cursor.state["seen_t"]) == 4
+    _, cursor = window.select(cursor, [msg(1000)], scanned_to=at(1010))
+    assert cursor.state["seen_t"] == [at(1000).timestamp()]
+
+
+def test_a_silent_device_uploading_its_buffer_later_loses_nothing() -> None:
+    """A tracker out of coverage for 20 minutes keeps its fixes and uploads them all at
+    once when it is back: its range kept starting at its last stored fix, so every
+    buffered fix is fetched, however far behind the last poll it lies."""
+    up = Upstream(RangeWindow(lookback_s=300, backfill_s=3600))
+    up.arrive(0, 1)
+    assert up.poll(30) == ["m0"]
+    for now in range(60, 1260, 30):  # silent: nothing reaches the platform
+        assert up.poll(now) == []
+        assert up.window.silent(up.cursor, at(now)) == (now > 300)
+    buffered = list(range(10, 1200, 10))
+    for t in buffered:
+        up.arrive(t, 1250)  # the black box uploads 20 minutes of fixes at once
+    assert up.poll(1260) == [f"m{t}" for t in buffered]
+    assert up.poll(1290) == []
+    assert not up.window.silent(up.cursor, at(1290))
+
+
+def test_a_silence_longer_than_the_maximum_lookback_is_fetched_from_there() -> None:
+    window = RangeWindow(lookback_s=300, max_lookback_s=3600)
+    cursor = Cursor(at(0), {})
+    assert window.start(cursor, at(1000)) == at(-300)
+    assert window.start(cursor, at(10_000)) == at(10_000 - 3600)
+    # never shorter than the late window itself
+    assert RangeWindow(lookback_s=300, max_lookback_s=10).start(cursor, at(100)) == at(-200)
+
+
+def test_a_device_without_fixes_is_fetched_from_its_first_range_on() -> None:
+    up = Upstream(RangeWindow(lookback_s=300, backfill_s=600, max_lookback_s=7200))
+    assert up.poll(1000) == []  # first poll: from 400
+    assert up.window.start(up.cursor, at(2000)) == at(400)
+    assert up.window.start(up.cursor, at(9000)) == at(9000 - 7200)
+    up.arrive(500, 1990)  # recorded before the first poll, uploaded much later
+    assert up.poll(2000) == ["m500"]
+    assert "origin" not in up.cursor.state
+    assert up.window.start(up.cursor, at(2030)) == at(200)
+
+
+def test_an_earlier_versions_scan_mark_no_longer_moves_the_range() -> None:
+    window = RangeWindow(lookback_s=300)
+    cursor = Cursor(at(0), {"scan": at(5000).timestamp()})
+    assert window.start(cursor, at(5030)) == at(-300)
+    _, cursor = window.select(cursor, [], scanned_to=at(5030))
+    assert "scan" not in cursor.state
