@@ -19,7 +19,7 @@ from hub.errors import (
     SourceError,
     UpdateFailed,
 )
-from hub.fix import PositionFix
+from hub.fix import PLATFORM_ENGINE_HOURS, PLATFORM_ODOMETER_KM, PositionFix
 from hub.formats import Format
 from hub.hookspecs import hookimpl
 from hub.plugins import ENTRY_POINT_GROUP
@@ -46,6 +46,8 @@ __version__ = "0.1.0"
 __all__ = [
     "ENTRY_POINT_GROUP",
     "GROUP_EXTERNAL",
+    "PLATFORM_ENGINE_HOURS",
+    "PLATFORM_ODOMETER_KM",
     "BadConfig",
     "Cadence",
     "CannotConnect",

@@ -9,6 +9,13 @@ from typing import Any
 
 from hub.errors import BadConfig
 
+PLATFORM_ODOMETER_KM = "platform_odometer_km"
+"""The ``sensors`` key of the odometer reading the platform reports (km): the vehicle's own
+or the platform's count.  The hub's ``odometer_km`` is its own, from the distance between
+fixes; a device may take this reading as its system odometer instead."""
+PLATFORM_ENGINE_HOURS = "platform_engine_hours"
+"""The ``sensors`` key of the engine-hours reading the platform reports (hours)."""
+
 
 @dataclass(slots=True)
 class PositionFix:
