@@ -11,6 +11,7 @@ batch.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,9 +20,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from hub.derive import Derived, DeviceState, advance
+from hub.fix import PLATFORM_ENGINE_HOURS, PLATFORM_ODOMETER_KM
 from hub.geo import parse_shape
 from hub.geofence_index import GeofenceIndex
 from hub.models import (
+    CounterSource,
     clients_t,
     devices_t,
     geofences_t,
@@ -115,6 +118,8 @@ class DeviceInfo:
     odometer_offset_km: float
     hours_offset: float
     status: str
+    odometer_source: str = "hub"
+    hours_source: str = "hub"
 
     @property
     def vehicle(self) -> str:
@@ -308,6 +313,8 @@ class Derivation:
             d.c.odometer_offset_km,
             d.c.hours_offset,
             d.c.status,
+            d.c.odometer_source,
+            d.c.hours_source,
         ).where(d.c.id.in_(ids))
         return {
             row[0]: DeviceInfo(*row[:5], list(row[5] or []), *row[6:]) for row in conn.execute(q)
@@ -319,8 +326,22 @@ class Derivation:
         geo = self._geo[device.client_id]
         lat, lon, valid = row["lat"], row["lon"], row["valid"]
         inside = geo.index.containing(lat, lon) if valid and len(geo.index) else []
+        sensors = row["sensors"]
         derived = advance(
-            state, row["fix_time"], lat, lon, row["speed_kmh"], row["ignition"], valid, inside
+            state,
+            row["fix_time"],
+            lat,
+            lon,
+            row["speed_kmh"],
+            row["ignition"],
+            valid,
+            inside,
+            platform_odometer_km=_reading(sensors, PLATFORM_ODOMETER_KM)
+            if device.odometer_source == CounterSource.PLATFORM
+            else None,
+            platform_hours=_reading(sensors, PLATFORM_ENGINE_HOURS)
+            if device.hours_source == CounterSource.PLATFORM
+            else None,
         )
         groups = sorted({g for p in inside for g in geo.groups.get(p, ())})
         place = ", ".join(geo.names[p] for p in inside) if inside else None
@@ -495,3 +516,11 @@ class Derivation:
             for d in coming:
                 d.status = "online"
         return [d.id for d in coming]
+
+
+def _reading(sensors: dict[str, Any] | None, key: str) -> float | None:
+    """A platform's counter reading from a fix's sensors: a finite number, not negative."""
+    value = sensors.get(key) if sensors else None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) and value >= 0 else None

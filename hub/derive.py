@@ -23,6 +23,9 @@ Rules, in numbers (``MotionRules``, ``OdometerRules``):
   not counted.
 * The hour meter adds the time between two consecutive fixes when both have the
   ignition on.
+* A device may take its platform's readings instead (``odometer_source`` /
+  ``hours_source`` = ``platform``): a fix carrying the reading sets the system value to
+  it; between readings the hub's own count goes on from the last one.
 """
 
 from __future__ import annotations
@@ -132,11 +135,16 @@ def advance(
     inside: list[int],
     motion: MotionRules = MotionRules(),
     odo: OdometerRules = OdometerRules(),
+    *,
+    platform_odometer_km: float | None = None,
+    platform_hours: float | None = None,
 ) -> Derived:
     """Apply one new fix to ``state`` (in place) and say what it derived.
 
     A fix not newer than the state's newest is out of order: it gets the current
     odometer and hours and an event code from its own speed, and changes nothing.
+    ``platform_odometer_km`` / ``platform_hours``, when given, are the platform's readings
+    the system odometer / hour meter take instead of the hub's count.
     """
     t = fix_time.timestamp()
     first = state.last_time is None
@@ -159,6 +167,12 @@ def advance(
 
     if valid:
         _odometer(state, lat, lon, t, speed_kmh, odo)
+    if platform_odometer_km is not None:
+        state.odometer_km = platform_odometer_km
+        if valid:  # the hub counts on from here until the next reading
+            state.anchor, state.pending = [lat, lon, t], []
+    if platform_hours is not None:
+        state.hours = platform_hours
 
     # motion, confirmed with hysteresis
     raw_moving = bool(speed_kmh is not None and speed_kmh > motion.moving_kmh)

@@ -95,12 +95,20 @@ class Role(StrEnum):
 
 class ConnectionState(StrEnum):
     NEW = "new"  # saved, not polled yet
+    IDLE = "idle"  # nothing to poll: no device imported or linked yet
     OK = "ok"  # last poll succeeded
     FAILING = "failing"  # polls fail; backing off
     RATE_LIMITED = "rate_limited"
     NEEDS_REAUTH = "needs_reauth"  # credentials rejected; not polled until they change
     BAD_CONFIG = "bad_config"  # configuration unusable; not polled until edited
     DISABLED = "disabled"
+
+
+class CounterSource(StrEnum):
+    """Where a device's system odometer or hour meter comes from."""
+
+    HUB = "hub"  # the hub's own count: distance between fixes, time with the ignition on
+    PLATFORM = "platform"  # the platform's reading, when a fix carries one
 
 
 class DeviceStatus(StrEnum):
@@ -165,6 +173,8 @@ class Connection(SQLModel, table=True):
     enabled: bool = True
     state: str = Field(default=ConnectionState.NEW, max_length=20)
     last_error: str | None = Field(default=None, sa_type=sa.Text)
+    # why the connection is in its state, in words ("idle: no devices imported; …")
+    state_message: str | None = Field(default=None, sa_type=sa.Text)
     last_poll_at: datetime | None = _ts()
     last_success_at: datetime | None = _ts()
     next_poll_at: datetime | None = _ts()
@@ -204,6 +214,14 @@ class Device(SQLModel, table=True):
     offline_timeout_s: int | None = None  # None: the hub's default
     odometer_offset_km: float = Field(default=0.0, sa_column_kwargs={"server_default": "0"})
     hours_offset: float = Field(default=0.0, sa_column_kwargs={"server_default": "0"})
+    # where the system odometer / hour meter come from: the hub's own count, or the
+    # platform's reading (``sensors.platform_odometer_km`` / ``platform_engine_hours``)
+    odometer_source: str = Field(
+        default=CounterSource.HUB, max_length=20, sa_column_kwargs={"server_default": "hub"}
+    )
+    hours_source: str = Field(
+        default=CounterSource.HUB, max_length=20, sa_column_kwargs={"server_default": "hub"}
+    )
     created_at: datetime = _created()
     updated_at: datetime = _created()
 

@@ -6,8 +6,13 @@
 * ``CannotConnect``, ``UpdateFailed``, timeouts and anything unexpected (garbage from
   upstream included) back off exponentially, capped.
 * ``RateLimited`` waits for its ``retry_after``.
+* A connection with no device to poll is ``idle``: its credentials are checked once with
+  the source's ``test_connection()`` (so wrong ones show as "needs re-auth" before any
+  device is imported), and its status says why it is idle; it looks for devices again
+  every interval (an import restarts it at once).
 
-A failure is logged when it starts and when it recovers, not on every retry.
+A failure is logged when it starts and when it recovers, not on every retry.  While a
+connection waits for new credentials or an edit, ``next_poll_at`` is empty.
 """
 
 from __future__ import annotations
@@ -101,6 +106,12 @@ class SourceRunner:
         self._secrets: list[str] = []
         self._version: datetime | None = None  # the connection's updated_at we run with
         self._synced: dict[str, Any] | None = None  # upstream properties last applied
+        self._account: str | None = None  # the idle check's summary, once it succeeded
+        self._idle_failures = 0
+        self._idle_next = 0.0  # trio time of the next account check after a failed one
+        self._idle_note = ""
+        self.devices = 0  # how many the last poll covered
+        self.peer: tuple[str, int] | None = None  # the upstream's address, last answer
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         hub = self.hub
@@ -129,6 +140,7 @@ class SourceRunner:
             )
             return
         async with new_http_client(hub.outbound_policy) as http:
+            http.event_hooks["response"].append(self._note_peer)
             ctx: SourceContext[Any, Any] = SourceContext(
                 credentials=credentials,
                 options=options,
@@ -154,14 +166,20 @@ class SourceRunner:
             try:
                 with trio.fail_after(POLL_TIMEOUT):
                     count = await self._poll_once(source)
+                if count is None:
+                    await self._check_account(source, label, cadence.active)
             except InvalidAuth as exc:
-                await self._set_state(ConnectionState.NEEDS_REAUTH, f"invalid credentials: {exc}")
+                await self._set_state(
+                    ConnectionState.NEEDS_REAUTH, f"invalid credentials: {exc}", next_poll_at=None
+                )
                 log.warning(
                     "connection %s: credentials rejected (%s); paused until they change", label, exc
                 )
                 return
             except BadConfig as exc:
-                await self._set_state(ConnectionState.BAD_CONFIG, f"bad configuration: {exc}")
+                await self._set_state(
+                    ConnectionState.BAD_CONFIG, f"bad configuration: {exc}", next_poll_at=None
+                )
                 log.warning(
                     "connection %s: bad configuration (%s); paused until edited", label, exc
                 )
@@ -196,7 +214,8 @@ class SourceRunner:
                 continue
             interval = self._interval(cadence)
             interval *= 1 + self.rng.uniform(-cadence.jitter, cadence.jitter)
-            if count is None:  # no devices to poll: nothing succeeded or failed
+            if count is None:  # no devices to poll: say why
+                await self._idle(label, interval)
                 await trio.sleep_until(started + interval)
                 continue
             if self.failures:
@@ -206,12 +225,57 @@ class SourceRunner:
             await self._set_state(
                 ConnectionState.OK,
                 None,
+                message=f"polling {self.devices} device(s)",
                 last_poll_at=now,
                 last_success_at=now,
                 next_poll_at=now + timedelta(seconds=interval),
             )
             log.debug("connection %s: %d new fix(es)", label, count)
             await trio.sleep_until(started + interval)
+
+    async def _note_peer(self, response: httpx.Response) -> None:
+        """Remember the address the upstream answered from: fixes without a source
+        address of their own get it (it is where the hub received them from)."""
+        stream = response.extensions.get("network_stream")
+        addr = stream.get_extra_info("server_addr") if stream is not None else None
+        if isinstance(addr, tuple) and len(addr) >= 2:
+            self.peer = (str(addr[0]), int(addr[1]))
+
+    async def _check_account(self, source: Source[Any, Any], label: str, interval: float) -> None:
+        """While idle, check the credentials with the source's ``test_connection()``: once,
+        and again with backoff after a check that could not reach the upstream.
+        ``InvalidAuth`` and ``BadConfig`` propagate like a poll's."""
+        if self._account is not None or trio.current_time() < self._idle_next:
+            return
+        try:
+            with trio.fail_after(POLL_TIMEOUT):
+                summary = await source.test_connection()
+        except (InvalidAuth, BadConfig):
+            raise
+        except Exception as exc:
+            self._idle_failures += 1
+            wait = backoff_delay(self._idle_failures, interval, self.rng)
+            self._idle_next = trio.current_time() + wait
+            self._idle_note = f"the account could not be checked: {_describe(exc)}"
+            if self._idle_failures == 1:
+                log.info("connection %s: %s", label, self._idle_note)
+            return
+        self._account = scrub(str(summary), self._secrets)
+        self._idle_failures, self._idle_note = 0, f"account: {self._account}"
+
+    async def _idle(self, label: str, interval: float) -> None:
+        message = "no devices to poll: import or link devices of the account"
+        if self._idle_note:
+            message += f"; {self._idle_note}"
+        if self.state != ConnectionState.IDLE:
+            log.info("connection %s: idle (%s)", label, message)
+        now = self.hub.clock.now()
+        await self._set_state(
+            ConnectionState.IDLE,
+            None,
+            message=message,
+            next_poll_at=now + timedelta(seconds=interval),
+        )
 
     def _interval(self, cadence: Any) -> float:
         if not cadence.adaptive:
@@ -225,6 +289,7 @@ class SourceRunner:
         """One poll; the number of new fixes, or ``None`` when there is no device."""
         store = self.hub.store
         refs, stored = await run_blocking(self._load, store)
+        self.devices = len(refs)
         if not refs:
             return None
         by_upstream = {r.upstream_id: r for r in refs}
@@ -241,6 +306,8 @@ class SourceRunner:
             if ref is None:
                 continue  # not one of ours (any more)
             for fix in fixes:
+                if fix.source_ip is None and self.peer is not None:
+                    fix.source_ip, fix.source_port = self.peer
                 items.append(IngestItem(ref.device_id, self.connection_id, fix))
                 if active is None and (
                     fix.ignition or (fix.speed_kmh is not None and fix.speed_kmh > ACTIVE_SPEED_KMH)
@@ -325,8 +392,17 @@ class SourceRunner:
             state, message, last_poll_at=now, next_poll_at=now + timedelta(seconds=wait)
         )
 
-    async def _set_state(self, state: str, error: str | None, **fields: datetime) -> None:
+    async def _set_state(
+        self,
+        state: str,
+        error: str | None,
+        *,
+        message: str | None = None,
+        **fields: datetime | None,
+    ) -> None:
+        """Record the state; ``message`` says why (the error when not given)."""
         error = scrub(error, self._secrets)  # plugins may quote what they were given
+        message = scrub(message, self._secrets) if message is not None else error
         changed = state != self.state
         self.state = state
         with trio.CancelScope(shield=True):
@@ -336,6 +412,7 @@ class SourceRunner:
                     if_version=self._version,
                     state=state,
                     last_error=error,
+                    state_message=message,
                     **fields,
                 )
             )

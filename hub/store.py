@@ -27,6 +27,7 @@ from hub.models import (
     Client,
     Connection,
     ConnectionState,
+    CounterSource,
     Device,
     PluginState,
     Role,
@@ -96,6 +97,8 @@ DEVICE_FIELDS = (
     "tags",
     "driver",
     "offline_timeout_s",
+    "odometer_source",
+    "hours_source",
 )
 
 
@@ -378,6 +381,7 @@ class Store:
                 conn.options = options
                 if conn.state == ConnectionState.BAD_CONFIG:
                     conn.state, conn.last_error = ConnectionState.NEW, None
+                    conn.state_message = None
             if credentials is not UNSET:
                 conn.credentials = self.secrets.encrypt(self._binding(connection_id), credentials)
                 # new credentials: a "needs re-auth" connection gets another chance
@@ -385,11 +389,11 @@ class Store:
                     sa.delete(PluginState).where(col(PluginState.connection_id) == connection_id)
                 )
                 conn.state = ConnectionState.NEW
-                conn.last_error = None
+                conn.last_error = conn.state_message = None
             if enabled is not UNSET:
                 conn.enabled = enabled
                 if not enabled:
-                    conn.state = ConnectionState.DISABLED
+                    conn.state, conn.state_message = ConnectionState.DISABLED, None
                 elif conn.state == ConnectionState.DISABLED:
                     conn.state = ConnectionState.NEW
             conn.updated_at = utcnow()
@@ -413,7 +417,14 @@ class Store:
         written once the connection has been edited since: a runner that is being
         replaced must not overwrite what the edit set.  Returns whether it wrote.
         """
-        allowed = {"state", "last_error", "last_poll_at", "last_success_at", "next_poll_at"}
+        allowed = {
+            "state",
+            "last_error",
+            "state_message",
+            "last_poll_at",
+            "last_success_at",
+            "next_poll_at",
+        }
         unknown = set(fields) - allowed
         if unknown:
             raise ValueError(f"not status fields: {sorted(unknown)}")
@@ -710,6 +721,11 @@ def _device_fields(fields: dict[str, Any], *, creating: bool) -> dict[str, Any]:
         timeout = data["offline_timeout_s"]
         if not isinstance(timeout, int) or isinstance(timeout, bool) or timeout < 30:
             raise Invalid("offline_timeout_s", "must be a whole number of seconds, at least 30")
+    for name in ("odometer_source", "hours_source"):
+        if name in data and data[name] is None:
+            data[name] = CounterSource.HUB  # null: back to the default
+        if name in data and data[name] not in set(CounterSource):
+            raise Invalid(name, "must be 'hub' (the hub's own count) or 'platform'")
     if "tags" in data:
         tags = data["tags"] or []
         if not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags):

@@ -222,3 +222,35 @@ def test_a_plugin_geocoder_names_places_outside_geofences(tmp_path) -> None:  # 
     )
     with pytest.raises(PluginError, match=r"geo-a.*geo-b"):
         Registry.collect(pm, infos)
+
+
+def test_a_device_may_take_the_platforms_odometer_and_hours(
+    store: Store, w: dict[str, Any]
+) -> None:
+    """With ``odometer_source``/``hours_source`` = platform, the system counters follow the
+    platform's readings where a fix carries them and count on from them in between;
+    the virtual ones stay the system ones plus the offsets.  The hub's own is the default."""
+    readings = {"platform_odometer_km": 152_334.6, "platform_engine_hours": 1234.5}
+    other = store.create_device(w["a"], name="truck 2").id
+    store.update_device(w["dev"], None, odometer_source="platform", hours_source="platform")
+    for dev in (w["dev"], other):
+        put(store, dev, 0, 14.60, speed_kmh=40.0, ignition=True, sensors=dict(readings))
+        put(store, dev, 60, 14.61, speed_kmh=40.0, ignition=True)  # 1.11 km, no reading
+        put(store, dev, 120, 14.62, speed_kmh=40.0, ignition=True,
+            sensors={"platform_odometer_km": 152_340.0, "platform_engine_hours": "x"})  # fmt: skip
+    store.set_virtual_counters(w["dev"], None, odometer_km=152_400.0)
+    put(store, w["dev"], 180, 14.63, speed_kmh=40.0, ignition=True)
+    rows, _ = store.positions.history([w["dev"]])
+    assert [round(r["odometer_km"], 2) for r in rows] == [
+        152_334.6,
+        152_335.71,
+        152_340.0,
+        152_341.11,
+    ]
+    assert [round(r["hours"], 4) for r in rows] == [1234.5, 1234.5167, 1234.5333, 1234.55]
+    assert rows[3]["virtual_odometer_km"] == pytest.approx(152_400.0 + 1.112, abs=0.01)
+    assert rows[0]["sensors"] == readings  # the readings stay as the platform sent them
+    rows, _ = store.positions.history([other])
+    assert [round(r["odometer_km"], 2) for r in rows] == [0.0, 1.11, 2.22]
+    with pytest.raises(Invalid, match="odometer_source"):
+        store.update_device(other, None, odometer_source="dashboard")

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 import pytest
 import trio
 from pydantic import BaseModel, SecretStr
+from trio.testing import MockClock
 
 from hub.blocking import blocking_calls_inline
 from hub.clock import TrioClock
@@ -19,7 +20,7 @@ from hub.fix import PositionFix
 from hub.models import ConnectionState
 from hub.runner import MAX_BACKOFF, backoff_delay
 from hub.source import Cadence, Cursor, DeviceRef, PollResult, RemoteDevice, UpstreamUrl
-from hub.testing import EPOCH, ScriptedSource, make_hub
+from hub.testing import EPOCH, LOOPBACK_NETWORKS, ScriptedSource, make_hub, serve_app
 
 
 @pytest.fixture(autouse=True)
@@ -260,14 +261,86 @@ async def test_errors_never_store_a_secret(tmp_path: Path, autojump_clock: Any) 
     assert "PW-MARKER-123" not in error and "refused" in error
 
 
-async def test_a_connection_without_devices_is_not_reported_ok(
+async def test_a_connection_without_devices_is_idle_and_says_why(
     tmp_path: Path, autojump_clock: Any
 ) -> None:
     src = scripted(script=[moving])
     hub, ids = setup(tmp_path, src, devices=0)
-    await run_for(hub, 25)
-    assert src.calls == []
-    assert hub.store.get_connection(ids["scripted"]).state == ConnectionState.NEW
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run)
+        await trio.sleep(25)
+        assert src.calls == []  # nothing to poll, nothing reported ok
+        conn = hub.store.get_connection(ids["scripted"])
+        assert conn.state == ConnectionState.IDLE and conn.last_error is None
+        assert conn.state_message == (
+            "no devices to poll: import or link devices of the account; "
+            "account: scripted source ready"
+        )
+        assert conn.next_poll_at is not None and conn.next_poll_at > hub.clock.now()
+        # an import restarts the runner: it polls at once and reports ok
+        hub.store.create_device(
+            conn.client_id, name="d", connection_id=conn.id, upstream_id="scripted-0"
+        )
+        await hub.reload_connection(conn.id)
+        await trio.sleep(1)
+        conn = hub.store.get_connection(ids["scripted"])
+        assert len(src.calls) == 1 and conn.state == ConnectionState.OK
+        assert conn.state_message == "polling 1 device(s)"
+        hub.shutdown()
+
+
+class Refusing(ScriptedSource):
+    kind = "refusing"
+    checks: ClassVar[list[float]] = []
+    outcome: ClassVar[list[Exception]] = [InvalidAuth("wrong token")]
+
+    async def test_connection(self) -> str:
+        type(self).checks.append(trio.current_time())
+        raise self.outcome[min(len(self.checks), len(self.outcome)) - 1]
+
+
+async def test_a_connection_without_devices_has_its_credentials_checked(
+    tmp_path: Path, autojump_clock: Any
+) -> None:
+    """Saved without testing and nothing imported: wrong credentials still show, and
+    ``next_poll_at`` is empty while it waits for new ones."""
+    hub, ids = setup(tmp_path, Refusing, devices=0)
+    await run_for(hub, 100)
+    conn = hub.store.get_connection(ids["refusing"])
+    assert len(Refusing.checks) == 1
+    assert conn.state == ConnectionState.NEEDS_REAUTH and "wrong token" in conn.last_error
+    assert conn.next_poll_at is None and "wrong token" in conn.state_message
+
+
+async def test_an_idle_check_that_cannot_connect_is_retried_with_backoff(
+    tmp_path: Path, autojump_clock: Any
+) -> None:
+    src = type(
+        "Unreachable",
+        (Refusing,),
+        {
+            "kind": "unreachable",
+            "checks": [],
+            "outcome": [
+                CannotConnect("refused"),
+                *[CannotConnect("refused")] * 2,
+                BadConfig("credentials.server_url", "no such host"),
+            ],
+        },
+    )
+    hub, ids = setup(tmp_path, src, devices=0)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run)
+        await trio.sleep(5)
+        conn = hub.store.get_connection(ids["unreachable"])
+        assert conn.state == ConnectionState.IDLE
+        assert "could not be checked: refused" in conn.state_message
+        await trio.sleep(600)
+        hub.shutdown()
+    checks = src.checks
+    assert 3 < len(checks) < 60  # retried, with backoff (not every 10 s interval)
+    conn = hub.store.get_connection(ids["unreachable"])
+    assert conn.state == ConnectionState.BAD_CONFIG and conn.next_poll_at is None
 
 
 def renaming(names: dict[str, str]) -> Any:
@@ -340,3 +413,59 @@ async def test_a_blocked_server_url_stops_the_runner_as_bad_config(
     assert saved.state == ConnectionState.BAD_CONFIG
     assert "credentials.server_url" in (saved.last_error or "")
     assert "private address" in (saved.last_error or "")
+
+
+class Fetching(ScriptedSource):
+    """Asks a loopback server for its one fix, like a cloud source."""
+
+    kind = "fetching"
+    url: ClassVar[str] = ""
+
+    async def poll(self, devices: Sequence[DeviceRef], cursors: Any) -> PollResult:
+        answer = (await self.ctx.http.get(self.url)).json()
+        result = PollResult()
+        for d in devices:
+            fix = PositionFix(EPOCH + timedelta(seconds=answer["t"]), 14.6, -90.5)
+            if d.upstream_id.endswith("-1"):
+                fix.source_ip, fix.source_port = "203.0.113.9", 5027  # the source knows better
+            result.add(d.upstream_id, fix)
+        return result
+
+
+@pytest.fixture
+def loopback_clock() -> MockClock:
+    """A mock clock that jumps only once loopback requests had time to complete."""
+    return MockClock(autojump_threshold=0.02)
+
+
+async def test_fixes_from_an_upstream_carry_its_address(
+    tmp_path: Path, loopback_clock: MockClock
+) -> None:
+    """The address the data came from (Startrack's ``ip``/``port``) is the upstream's,
+    unless the source gives the device's own."""
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def fix(request: Any) -> JSONResponse:
+        return JSONResponse({"t": 5})
+
+    app = Starlette(routes=[Route("/fix", fix)])
+    async with trio.open_nursery() as nursery:
+        base = await nursery.start(serve_app, app)
+        Fetching.url = f"{base}/fix"
+        hub = make_hub(
+            tmp_path, Fetching, clock=TrioClock(EPOCH), outbound_allow_networks=LOOPBACK_NETWORKS
+        )
+        client = hub.store.create_client("acme")
+        conn = hub.store.create_connection(client.id, "fetching", "f", {})
+        for i in range(2):
+            hub.store.create_device(
+                client.id, name=f"d{i}", connection_id=conn.id, upstream_id=f"fetching-{i}"
+            )
+        await run_for(hub, 5)
+        nursery.cancel_scope.cancel()
+    rows, _ = hub.store.positions.history([1, 2])
+    port = int(base.rsplit(":", 1)[1])
+    by_device = {r["device_id"]: (r["source_ip"], r["source_port"]) for r in rows}
+    assert by_device == {1: ("127.0.0.1", port), 2: ("203.0.113.9", 5027)}

@@ -64,6 +64,7 @@ def _present(hub: Hub, conn: Connection) -> ConnectionOut:
         options=dict(conn.options or {}),
         state=conn.state,
         last_error=scrub(conn.last_error, secret_values(cls, creds)),
+        state_message=scrub(conn.state_message, secret_values(cls, creds)),
         last_poll_at=conn.last_poll_at,
         last_success_at=conn.last_success_at,
         next_poll_at=conn.next_poll_at,
@@ -76,7 +77,7 @@ def _present(hub: Hub, conn: Connection) -> ConnectionOut:
 def _status(hub: Hub, conn: Connection, devices: int) -> ConnectionStatus:
     """Blocking, like ``_present``."""
     cls = hub.registry.sources.get(conn.kind)
-    creds = saved_credentials(hub, conn) if conn.last_error else {}
+    creds = saved_credentials(hub, conn) if conn.last_error or conn.state_message else {}
     return ConnectionStatus(
         connection_id=conn.id or 0,
         client_id=conn.client_id,
@@ -89,6 +90,7 @@ def _status(hub: Hub, conn: Connection, devices: int) -> ConnectionStatus:
         last_success_at=conn.last_success_at,
         next_poll_at=conn.next_poll_at,
         last_error=scrub(conn.last_error, secret_values(cls, creds)),
+        state_message=scrub(conn.state_message, secret_values(cls, creds)),
         positions_received=conn.positions_received,
         devices=devices,
     )

@@ -92,6 +92,13 @@ class CredentialState(BaseModel):
     value: Any = None
 
 
+CONNECTION_STATES = (
+    "new (not polled yet), idle (no device to poll: import some), ok, failing (backing off), "
+    "rate_limited, needs_reauth (credentials rejected: not polled until they change), "
+    "bad_config (not polled until edited) or disabled."
+)
+
+
 class ConnectionOut(BaseModel):
     id: int
     client_id: int
@@ -100,7 +107,10 @@ class ConnectionOut(BaseModel):
     enabled: bool
     credentials: dict[str, CredentialState]
     options: dict[str, Any]
-    state: str
+    state: str = Field(description=CONNECTION_STATES)
+    state_message: str | None = Field(
+        description="Why the connection is in its state, in words (e.g. why it is idle)."
+    )
     last_error: str | None
     last_poll_at: datetime | None
     last_success_at: datetime | None
@@ -173,7 +183,10 @@ class ConnectionStatus(BaseModel):
     kind: str
     enabled: bool
     running: bool = Field(description="Whether a runner is polling the connection now.")
-    state: str
+    state: str = Field(description=CONNECTION_STATES)
+    state_message: str | None = Field(
+        description="Why the connection is in its state, in words (e.g. why it is idle)."
+    )
     last_poll_at: datetime | None
     last_success_at: datetime | None
     next_poll_at: datetime | None
@@ -213,6 +226,19 @@ def _check_remote_id(value: str | None) -> str | None:
     return value
 
 
+CounterSourceName = Literal["hub", "platform"]
+ODOMETER_SOURCE = (
+    "Where the system odometer (`odometer_km`) comes from: `hub`, the distance between "
+    "fixes (default), or `platform`, the platform's reading "
+    "(`sensors.platform_odometer_km`, what the vehicle's dashboard or the platform shows) "
+    "whenever a fix carries one, counting on from it in between."
+)
+HOURS_SOURCE = (
+    "Where the system hour meter (`hours`) comes from: `hub`, the time with the ignition "
+    "on (default), or `platform`, the platform's reading (`sensors.platform_engine_hours`)."
+)
+
+
 class DeviceOut(BaseModel):
     id: int
     client_id: int
@@ -231,6 +257,8 @@ class DeviceOut(BaseModel):
     offline_timeout_s: int | None = Field(description="null: the hub's default (600 s).")
     odometer_offset_km: float = Field(description="Virtual odometer minus the system one.")
     hours_offset: float = Field(description="Virtual hour meter minus the system one.")
+    odometer_source: CounterSourceName = Field(description=ODOMETER_SOURCE)
+    hours_source: CounterSourceName = Field(description=HOURS_SOURCE)
     created_at: datetime
     updated_at: datetime
 
@@ -252,6 +280,8 @@ class _DeviceFields(RequestModel):
     offline_timeout_s: int | None = Field(
         default=None, ge=30, description="Seconds of silence before offline; null: the default."
     )
+    odometer_source: CounterSourceName | None = Field(default=None, description=ODOMETER_SOURCE)
+    hours_source: CounterSourceName | None = Field(default=None, description=HOURS_SOURCE)
 
     @field_validator("remote_id")
     @classmethod

@@ -72,7 +72,14 @@ async def test_create_shows_credentials_write_only(web: Web) -> None:
     }
     assert conn["state"] == "new" and conn["enabled"] is True
     again = (await web.get("a_view", f"/api/connections/{conn['id']}")).json()
-    polled = {"state", "last_poll_at", "last_success_at", "next_poll_at", "updated_at"}
+    polled = {
+        "state",
+        "state_message",
+        "last_poll_at",
+        "last_success_at",
+        "next_poll_at",
+        "updated_at",
+    }
     assert {k: v for k, v in again.items() if k not in polled} == {
         k: v for k, v in conn.items() if k not in polled
     }

@@ -137,6 +137,16 @@ async def test_status_timeout_and_derived_fields(web: Web) -> None:
     assert r.json()["status"] == "unknown"
     r = await web.patch("a_mgr", f"/api/devices/{device}", json={"offline_timeout_s": 5})
     assert r.status_code == 422 and r.json()["error"]["field"] == "offline_timeout_s"
+    assert (r := await web.get("a_view", f"/api/devices/{device}")).json()[
+        "odometer_source"
+    ] == "hub"
+    r = await web.patch("a_mgr", f"/api/devices/{device}", json={"odometer_source": "platform"})
+    assert r.status_code == 200 and r.json()["odometer_source"] == "platform"
+    assert r.json()["hours_source"] == "hub"
+    r = await web.patch("a_mgr", f"/api/devices/{device}", json={"hours_source": "dashboard"})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "hours_source"
+    r = await web.patch("a_mgr", f"/api/devices/{device}", json={"odometer_source": None})
+    assert r.status_code == 200 and r.json()["odometer_source"] == "hub"
     await web.write_positions(device, 3, speed_kmh=40.0, ignition=True)
     assert (await web.get("a_view", f"/api/devices/{device}")).json()["status"] == "online"
     last = (await web.get("a_view", f"/api/devices/{device}/positions")).json()["positions"][-1]
