@@ -143,7 +143,7 @@ async def running_web(
             functools.partial(hub.run, serve=functools.partial(serve, hub, "127.0.0.1", 0, app=app))
         )
         try:
-            async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+            async with httpx.AsyncClient(base_url=url, timeout=60) as http:  # against hangs only
                 web = Web(hub, url, http)
                 populate(web)
                 yield web
