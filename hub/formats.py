@@ -10,7 +10,9 @@ datetimes), ``lat``, ``lon``, ``altitude_m``, ``speed_kmh``, ``course_deg``,
 ``source_port``, ``event_code``, ``odometer_km``, ``virtual_odometer_km``, ``hours``,
 ``virtual_hours``, ``poi_ids``, ``poi_group_ids``, ``place``, ``alerts_count`` — plus
 ``device`` (``id``, ``name``, ``license_plate``, ``imei``, ``remote_id``, ``tags``,
-``driver``) and ``client`` (``id``, ``name``, ``timezone``: an IANA zone name).
+``driver``, and ``imei_first``: no device of a lower id, in any client, has the same
+IMEI, compared without surrounding spaces and leading zeros) and ``client`` (``id``,
+``name``, ``timezone``: an IANA zone name).
 
 An **alert item** (``purpose = "alerts"``) is the stored alert object (see
 ``hub.derivation.Derivation.alert_payload``): ``eventId``, ``messageId``, ``deviceId``,
@@ -24,7 +26,7 @@ An **alert item** (``purpose = "alerts"``) is the stored alert object (see
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -65,6 +67,13 @@ class Format:
     def parse_options(cls, data: dict[str, Any] | None) -> BaseModel:
         """Validate ``data`` as this format's options (``pydantic.ValidationError``)."""
         return cls.Options.model_validate(data or {})
+
+    @classmethod
+    def device_warnings(cls, devices: Sequence[Mapping[str, Any]]) -> list[str]:
+        """What a location relay in this format should tell whoever sets it up about the
+        client's ``devices`` (each as a location item's ``device``): a device the format
+        cannot identify faithfully, say.  The sink API returns them and logs them."""
+        return []
 
     def encode(self, items: Sequence[dict[str, Any]]) -> bytes:
         """One request body for ``items`` (at most ``max_batch`` of them, at least one)."""

@@ -19,6 +19,7 @@ import operator
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
+from decimal import Decimal
 from typing import Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -343,8 +344,8 @@ class Engine:
                 return None
             return dist > p.distance_m, {
                 "poiId": p.poi_id,
-                "metersFromPoi": round(dist, 1),
-                "distanceFromPoi": distance_text(dist),
+                "metersFromPoi": meters_above(dist, p.distance_m),
+                "distanceFromPoi": distance_text(dist, p.distance_m),
             }
         if rule.type == "overspeed":
             if facts.speed_kmh is None:
@@ -360,8 +361,42 @@ class Engine:
         return cond, {"sensor": p.sensor, "value": value, "op": p.op, "threshold": p.value}
 
 
-def distance_text(meters: float) -> str:
-    """``157041.0`` as ``"157 km"``, ``850`` as ``"850 m"`` (Startrack's style)."""
-    if meters >= 1000:
-        return f"{meters / 1000:.0f} km"
-    return f"{meters:.0f} m"
+KM_FROM_M = 10_000.0
+"""Distances from this many metres on are written in whole km, shorter ones in metres."""
+_MAX_DECIMALS = 15
+
+
+def _decimals_above(value: float, digits: int, above: Decimal | None) -> str | None:
+    """``value`` written with ``digits`` decimals, or with more when fewer would write a
+    number at or below ``above``; ``None`` when no number of decimals does."""
+    for d in range(digits, _MAX_DECIMALS + 1):
+        text = f"{value:.{d}f}"
+        if above is None or Decimal(text) > above:
+            return text
+    return None
+
+
+def distance_text(meters: float, above: float | None = None) -> str:
+    """A distance in Startrack's style: ``157041.0`` is ``"157 km"``, ``1210.8`` is
+    ``"1211 m"`` (whole metres below ``KM_FROM_M``).
+
+    ``above`` is the threshold the distance exceeds (an ``isNotAt-dist`` rule's
+    ``distance_m``): the text then never shows a number at or below it, adding decimals
+    where rounding would (1200.4 m beyond 1200 m is ``"1200.4 m"``, not ``"1200 m"``).
+    """
+    limit = None if above is None else Decimal(repr(float(above)))
+    if meters >= KM_FROM_M:
+        km = _decimals_above(meters / 1000, 0, None if limit is None else limit / 1000)
+        if km is not None:
+            return f"{km} km"
+    return f"{_decimals_above(meters, 0, limit) or repr(meters)} m"
+
+
+def meters_above(meters: float, above: float, digits: int = 1) -> float:
+    """``meters`` (beyond ``above``) rounded to ``digits`` decimals, or to more when that
+    would give ``above`` or less; ``meters`` itself when every rounding would."""
+    for d in range(digits, _MAX_DECIMALS + 1):
+        shown = round(meters, d)
+        if shown > above:
+            return shown
+    return meters

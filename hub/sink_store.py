@@ -49,6 +49,35 @@ _DEVICE_COLUMNS = ("name", "license_plate", "imei", "remote_id", "tags", "driver
 _SQLITE_FROM = "FROM positions p JOIN devices d ON d.id = p.device_id"
 
 
+def imei_key(imei: str | None) -> str | None:
+    """The text two devices' IMEIs are compared by: without surrounding spaces and leading
+    zeros, so ``"012345"`` and ``"12345 "`` are the same IMEI (as numbers they are);
+    ``None`` without an IMEI."""
+    if imei is None:
+        return None
+    text = imei.strip(" ")
+    return text.lstrip("0") if text else None
+
+
+def _mark_imei_first(conn: sa.Connection, devices: Iterable[dict[str, Any]]) -> None:
+    """Set each device's ``imei_first``: no device (of any client) with a lower id has the
+    same IMEI (``imei_key``); ``True`` for a device without one.  One query for all."""
+    devices = list(devices)
+    keys = {imei_key(d["imei"]) for d in devices} - {None}
+    lowest: dict[str, int] = {}
+    if keys:
+        d = devices_t
+        key = sa.func.ltrim(sa.func.trim(d.c.imei), "0")  # imei_key in SQL (trim: spaces)
+        q = sa.select(key, d.c.id).where(
+            d.c.imei.is_not(None), sa.func.trim(d.c.imei) != "", key.in_(sorted(keys))
+        )
+        for k, i in conn.execute(q):
+            lowest[k] = min(i, lowest.get(k, i))
+    for device in devices:
+        k = imei_key(device["imei"])
+        device["imei_first"] = k is None or lowest.get(k, device["id"]) >= device["id"]
+
+
 _QUEUED = ("client_id", "kind", "device_id", "ref_id", "payload", "sink_id", "created_at")
 
 
@@ -479,14 +508,18 @@ class SinkStore:
             .where(p.c.id.in_(list(by_position)))
         )
         out: dict[int, dict[str, Any]] = {}
+        devices: dict[int, dict[str, Any]] = {}
         with self.engine.connect() as conn:
             for r in conn.execute(q).mappings():
                 item = {c.name: r[c.name] for c in columns}
-                device = {"id": item["device_id"]}
-                device.update({n: r[f"device_{n}"] for n in _DEVICE_COLUMNS})
+                device = devices.get(item["device_id"])
+                if device is None:
+                    device = devices[item["device_id"]] = {"id": item["device_id"]}
+                    device.update({n: r[f"device_{n}"] for n in _DEVICE_COLUMNS})
                 item["device"] = device
                 item["client"] = client
                 out[by_position[item["id"]]] = item
+            _mark_imei_first(conn, devices.values())
         return out
 
     def _sqlite_location_items(
@@ -539,7 +572,18 @@ class SinkStore:
                     item["device"] = device
                     item["client"] = client
                     out[by_position[item["id"]]] = item
+            _mark_imei_first(conn, devices.values())
         return out
+
+    def client_devices(self, client_id: int) -> list[dict[str, Any]]:
+        """The client's devices as location items carry them (``device``, with
+        ``imei_first``), by id: what a format's ``device_warnings`` looks at."""
+        d = devices_t
+        q = sa.select(d.c.id, *(d.c[n] for n in _DEVICE_COLUMNS)).where(d.c.client_id == client_id)
+        with self.engine.connect() as conn:
+            devices = [dict(r) for r in conn.execute(q.order_by(d.c.id)).mappings()]
+            _mark_imei_first(conn, devices)
+        return devices
 
     def mark_inflight(self, sink_id: int, upto: int) -> None:
         with db.write_tx(self.engine) as conn:

@@ -9,7 +9,16 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from hub.derive import Derived
-from hub.rules import Engine, Facts, Rule, RuleError, distance_text, parse_params, parse_schedule
+from hub.rules import (
+    Engine,
+    Facts,
+    Rule,
+    RuleError,
+    distance_text,
+    meters_above,
+    parse_params,
+    parse_schedule,
+)
 
 T0 = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)  # a Monday
 
@@ -97,6 +106,47 @@ def test_is_not_at_distance_and_its_text() -> None:
     assert f.fields["metersFromPoi"] == 157041.0 and f.fields["distanceFromPoi"] == "157 km"
     assert engine.evaluate(r, state, facts(20, dist=200000)) == []
     assert distance_text(850) == "850 m"
+
+
+def test_is_not_at_text_never_contradicts_the_rule() -> None:
+    """1,210.8 m from the POI is beyond a 1,200 m rule: not "1 km", which is not."""
+    r = rule("isNotAt-dist", {"poi_id": 3, "distance_m": 1200})
+    engine, state = Engine(), {}
+    assert engine.evaluate(r, state, facts(0, dist=10)) == []
+    (f,) = engine.evaluate(r, state, facts(10, dist=1210.8))
+    assert f.fields["distanceFromPoi"] == "1211 m" and f.fields["metersFromPoi"] == 1210.8
+    engine, state = Engine(), {}
+    engine.evaluate(r, state, facts(0, dist=10))
+    (f,) = engine.evaluate(r, state, facts(10, dist=1200.04))
+    assert f.fields["distanceFromPoi"] == "1200.04 m" and f.fields["metersFromPoi"] == 1200.04
+
+
+def shown_meters(text: str) -> float:
+    number, unit = text.split(" ")
+    return float(number) * {"m": 1, "km": 1000}[unit]
+
+
+@pytest.mark.parametrize(
+    "threshold", [100, 999.5, 1000, 1200, 1200.1, 9999.6, 10_000, 10_400, 150_000, 2_500_000]
+)
+def test_a_distance_just_beyond_a_threshold_is_shown_beyond_it(threshold: float) -> None:
+    for beyond in (1e-9, 1e-6, 0.001, 0.04, 0.4, 0.5, 0.6, 10.8, 499, 501, 1e4):
+        dist = threshold + beyond
+        assert dist > threshold
+        text = distance_text(dist, threshold)
+        assert shown_meters(text) > threshold, (threshold, dist, text)
+        assert meters_above(dist, threshold) > threshold, (threshold, dist)
+    assert distance_text(threshold + 10.8, threshold) != "1 km"
+
+
+def test_distance_text_style() -> None:
+    assert distance_text(850) == "850 m"
+    assert distance_text(1210.8) == "1211 m"  # metres up to 10 km, never "1 km"
+    assert distance_text(157041.0) == "157 km"  # whole km beyond, as Startrack's example
+    assert distance_text(157041.0, 1000) == "157 km"  # decimals only where needed
+    assert distance_text(150000.4, 150000) == "150.0004 km"
+    assert distance_text(1200.4, 1200) == "1200.4 m"
+    assert meters_above(157041.04, 1000) == 157041.0
 
 
 def test_sensor_conditions_and_unknown_values() -> None:

@@ -113,9 +113,24 @@ def _present(hub: Hub, row: SinkRow, secrets: dict[str, Any] | None = None) -> S
     )
 
 
+def _device_warnings(hub: Hub, row: SinkRow) -> list[str]:
+    """Blocking.  What the relay's format says about the client's devices (see
+    ``Format.device_warnings``), logged once here."""
+    fmt = hub.registry.formats.get(row.format)
+    if row.purpose != "locations" or fmt is None:
+        return []
+    warnings = fmt.device_warnings(hub.store.sinks.client_devices(row.client_id))
+    if warnings:
+        log.warning(
+            "sink %s (%s) of client %s: %s", row.id, row.format, row.client_id, "; ".join(warnings)
+        )
+    return warnings
+
+
 async def _saved(req: ApiRequest, row: SinkRow, signing_secret: str | None) -> SinkSaved:
     out = await req.run(_present, req.hub, row)
-    return SinkSaved(**out.model_dump(), signing_secret=signing_secret)
+    warnings = await req.run(_device_warnings, req.hub, row)
+    return SinkSaved(**out.model_dump(), signing_secret=signing_secret, warnings=warnings)
 
 
 # -- access ------------------------------------------------------------------------------

@@ -747,6 +747,11 @@ class SinkSaved(SinkOut):
         description="The new Standard Webhooks secret (`whsec_…`): shown this once, never "
         "again; null when none was made."
     )
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What the hub found that the receiver should know (a location relay's "
+        "format naming devices it cannot identify by their IMEI, say); empty when nothing.",
+    )
 
 
 class SinkList(BaseModel):

@@ -13,7 +13,9 @@ from trio.testing import MockClock
 from world import World, until, world
 
 from gpshub_startrack_relay.testing import Receiver, serve_receiver
+from hub.fix import PositionFix
 from hub.models import SinkState, pending_t
+from hub.positions import IngestItem
 from hub.signing import verify
 from hub.testing import EPOCH
 
@@ -80,6 +82,48 @@ async def test_locations_and_alerts_arrive_in_every_format(
             assert "webhook-signature" not in r.headers
     stats = w.stats(alerts)
     assert stats == {"pending": 0, "delivered": n_alerts, "failed": 0, "dead_letters": 0}
+
+
+async def test_every_device_gets_its_own_numeric_device_id_and_no_nulls(
+    tmp_path: Path, clock: MockClock
+) -> None:
+    """Devices without an IMEI, with one IMEI between two, a text IMEI or a long
+    numeric ident, no plate and no remote id, and fixes from an unknown address: the
+    strict receiver finds no null and no device_id used twice, in JSON 1 and JSON 2."""
+    w = world(tmp_path, devices=1)  # device 0: IMEI 358741050302480, plate, remote id
+    store = w.hub.store
+    odd = {
+        "no imei": None,
+        "same imei": "358741050302480",
+        "text imei": "SN-77/A",
+        "long ident": "89883030000012345678",
+    }
+    for name, imei in odd.items():
+        w.devices.append(store.create_device(w.client, name=name, imei=imei).id)
+    receiver = Receiver()
+    async with trio.open_nursery() as nursery:
+        url = await nursery.start(serve_receiver, receiver)
+        w.sink(url + "/json1")
+        w.sink(url + "/json2", format="startrack-json2")
+        await nursery.start(w.hub.run)
+        items = [
+            IngestItem(d, None, PositionFix(EPOCH + timedelta(seconds=10 * i), 14.6, -90.5))
+            for d in w.devices
+            for i in range(3)
+        ]
+        stored = len((await w.hub.pipeline.submit(items)).inserted)
+        await until(lambda: receiver.count("/json1") == stored == len(json2_objects(receiver)))
+        w.hub.shutdown()
+        nursery.cancel_scope.cancel()
+    assert stored == 15 and receiver.problems() == []
+    first, *others = w.devices
+    assert receiver.device_ids == {
+        first: 358741050302480,
+        **{vid: 10**15 + vid for vid in others},
+    }
+    json1 = [r.body for r in receiver.delivered("/json1")]
+    assert {(o["ip"], o["port"]) for o in json1} == {("", -1)}
+    assert {o["remote_id"] for o in json1 if o["vid"] in others} == {""}
 
 
 async def test_a_receiver_that_is_down_gets_everything_once_it_is_back(

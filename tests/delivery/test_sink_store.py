@@ -93,3 +93,48 @@ def test_a_format_naming_its_fields_gets_only_those(store: Store) -> None:
     for key, item in items.items():
         assert set(item) <= {"id", "device_id", "lat", "fix_time", "ignition", "device", "client"}
         assert {k: full[key][k] for k in item} == item
+
+
+def test_devices_carry_whether_a_lower_id_has_their_imei(store: Store) -> None:
+    """``imei_first`` across clients, IMEIs compared without spaces and leading zeros."""
+    a, b = store.create_client("a").id, store.create_client("b").id
+    imeis = {
+        "first": (a, "358741050302485"),
+        "other client": (b, "358741050302485"),
+        "spaces": (a, " 358741050302485 "),
+        "leading zero": (a, "0358741050302485"),
+        "none": (a, None),
+        "empty": (a, ""),
+        "text": (a, "ABC-1"),
+        "text again": (a, "ABC-1"),
+        "zero": (a, "0"),
+        "zeros": (a, "000"),
+        "unique": (a, "12"),
+    }
+    ids = {
+        name: store.create_device(client, name=name, imei=imei).id
+        for name, (client, imei) in imeis.items()
+    }
+    sink = relay(store, a)
+    for name in ids:
+        put(store, ids[name], 1)
+    first = {d["name"]: d["imei_first"] for d in store.sinks.client_devices(a)}
+    assert first == {
+        "first": True,
+        "spaces": False,
+        "leading zero": False,
+        "none": True,
+        "empty": True,
+        "text": True,
+        "text again": False,
+        "zero": True,
+        "zeros": False,
+        "unique": True,
+    }
+    assert [d["imei_first"] for d in store.sinks.client_devices(b)] == [False]
+    rows = store.sinks.fetch(sink, sink.cursor, 100)
+    info = store.sinks.client_info(a)
+    items = store.sinks.location_items(rows, info)
+    core = store.sinks._core_location_items({r.ref_id: r.id for r in rows}, info)
+    assert items == core
+    assert {i["device"]["name"]: i["device"]["imei_first"] for i in items.values()} == first

@@ -3,6 +3,7 @@ secrets, secret rotation, dead letters and replay."""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -186,6 +187,38 @@ async def test_a_startrack_kind_uses_its_default_format(tmp_path: Path) -> None:
         relay_json2 = await create(web, "admin", {**no_format, "format": "startrack-json2"})
         assert relay_json2["format"] == "startrack-json2"
         assert relay_json2["purpose"] == "locations"
+
+
+async def test_a_startrack_relay_warns_about_devices_without_a_usable_imei(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running_web(tmp_path, hub=startrack_hub(tmp_path)) as web:
+        good = web.device("a", "good", imei="358741050302485")
+        twin = web.device("a", "twin", imei="358741050302485")
+        bare = web.device("a", "bare")
+        web.device("b", "elsewhere", imei="12")  # another client's: not this relay's
+        relay = {**relay_body(web), "kind": "startrack-relay", "format": "startrack-json2"}
+        with caplog.at_level(logging.WARNING, logger="hub.web"):
+            created = await create(web, "admin", relay)
+        assert created["warnings"] == [
+            f"device {twin} (twin): another device with a lower id has the same IMEI; "
+            f"its device_id is {10**15 + twin}",
+            f"device {bare} (bare): no IMEI; its device_id is {10**15 + bare}",
+        ]
+        logged = [r.getMessage() for r in caplog.records if "device_id" in r.getMessage()]
+        assert len(logged) == 1 and f"device {twin} (twin)" in logged[0]
+        # fixed: the answer to the next change says nothing more
+        web.hub.store.update_device(twin, imei="358741050302486")
+        web.hub.store.update_device(bare, imei="358741050302487")
+        r = await web.patch("admin", f"/api/sinks/{created['id']}", json={"name": "Relay 2"})
+        assert r.status_code == 200, r.text
+        assert r.json()["warnings"] == []
+        # a gpshub-format relay and an alerts webhook have nothing to say
+        web.hub.store.update_device(good, imei=None)
+        plain = await create(web, "admin", relay_body(web))
+        assert plain["warnings"] == []
+        alerts = {"name": "Alerts", "kind": "startrack-alerts", "settings": {"url": URL}}
+        assert (await create(web, "a_mgr", alerts))["warnings"] == []
 
 
 # -- who may configure what --------------------------------------------------------------

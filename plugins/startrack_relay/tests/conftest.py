@@ -27,6 +27,7 @@ def location(**overrides: Any) -> dict[str, Any]:
         "remote_id": "mi correlativo",
         "tags": ["north"],
         "driver": "Ana",
+        "imei_first": True,  # no device of a lower id has this IMEI
     }
     client = {"id": 0, "name": "ACME", "timezone": "America/Guatemala"}
     device.update(overrides.pop("device", {}))

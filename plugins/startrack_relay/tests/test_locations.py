@@ -11,7 +11,13 @@ import orjson
 import pytest
 
 from gpshub_startrack_relay import StartrackJson1, StartrackJson2, json1_object, json2_object
-from gpshub_startrack_relay.formats import imei_value, round_int
+from gpshub_startrack_relay.formats import (
+    SYNTHETIC_DEVICE_ID,
+    device_number,
+    device_warnings,
+    imei_number,
+    round_int,
+)
 
 MakeItem = Callable[..., dict[str, Any]]
 EXAMPLES: dict[str, Any] = orjson.loads(
@@ -74,14 +80,44 @@ def test_json1_missing_values(make_location: MakeItem) -> None:
     )
     got = json1_object(item)
     assert got["kmph"] == 0 and got["head"] == 0
-    assert got["ip"] is None and got["port"] == -1
+    assert got["ip"] == "" and got["port"] == -1
     assert got["placename"] == ""
     assert got["poi_ids"] == [] and got["poi_group_ids"] == []
     assert got["alerts_count"] == 0
     assert [got[k] for k in ("odometer", "sys_odometer", "hourmeter", "sys_hourmeter")] == [0] * 4
-    assert got["device_id"] is None and got["remote_id"] is None and got["license_plate"] is None
+    assert got["remote_id"] == "" and got["license_plate"] == ""
+    assert got["device_id"] == 10**15 + 324  # no IMEI: a number of its own all the same
     assert got["valid_position"] is False
     assert got["route_id"] is None
+
+
+NULLABLE_POSITION_FIELDS = (
+    "altitude_m", "speed_kmh", "course_deg", "satellites", "ignition", "accuracy_m",
+    "source_ip", "source_port", "odometer_km", "virtual_odometer_km", "hours",
+    "virtual_hours", "place",
+)  # fmt: skip
+
+
+def sparse(make_location: MakeItem) -> dict[str, Any]:
+    """A location of which the hub knows as little as it can: every nullable field null."""
+    return make_location(
+        **dict.fromkeys(NULLABLE_POSITION_FIELDS),
+        poi_ids=[],
+        poi_group_ids=[],
+        device={"imei": None, "remote_id": None, "license_plate": None, "driver": None},
+    )
+
+
+@pytest.mark.parametrize("format_class", [StartrackJson1, StartrackJson2])
+def test_no_null_where_startrack_types_a_value(format_class: Any, make_location: Any) -> None:
+    """Startrack types every location field as a number, text, boolean or list: only
+    ``route_id`` (its own example) is null."""
+    body = orjson.loads(format_class().encode([sparse(make_location)]))
+    obj = body if isinstance(body, dict) else body[1][0]
+    assert [k for k, v in obj.items() if v is None] == (
+        ["route_id"] if format_class is StartrackJson1 else []
+    )
+    assert isinstance(obj["device_id"], int) and obj["ip"] == ""
 
 
 def test_json1_known_port_speed_course_and_counters(make_location: MakeItem) -> None:
@@ -108,25 +144,70 @@ def test_json1_known_port_speed_course_and_counters(make_location: MakeItem) -> 
         ("358741050302485", 358741050302485),
         (" 358741050302485 ", 358741050302485),
         ("0", 0),
-        ("ABC-1234", "ABC-1234"),
-        ("35874105030248X", "35874105030248X"),
-        ("0358741050302485", "0358741050302485"),  # a leading zero would be lost
-        ("9" * 20, "9" * 20),  # beyond what a JSON reader keeps exactly
-        ("٣٥٨", "٣٥٨"),  # digits, but not ASCII ones
+        ("012345678901234", 12345678901234),  # 15 digits: as Startrack keeps it, a number
+        ("ABC-1234", None),
+        ("35874105030248X", None),
+        ("3587410503024851", None),  # 16 digits: could meet a synthetic number
+        ("9" * 20, None),
+        ("٣٥٨", None),  # digits, but not ASCII ones
+        ("\t358741050302485", None),  # the hub compares IMEIs without spaces only
         ("", None),
+        ("  ", None),
         (None, None),
     ],
 )
-def test_device_id_is_the_imei_as_a_number_when_it_is_digits(
-    imei: str | None, expected: int | str | None
-) -> None:
-    assert imei_value(imei) == expected
-    assert type(imei_value(imei)) is type(expected)
+def test_imei_number(imei: str | None, expected: int | None) -> None:
+    assert imei_number(imei) == expected
 
 
-def test_imei_text_goes_out_as_a_json_string(make_location: MakeItem) -> None:
-    got = orjson.loads(StartrackJson1().encode([make_location(device={"imei": "X9"})]))
-    assert got["device_id"] == "X9"
+def test_device_id_is_the_imei_or_a_synthetic_number(make_location: MakeItem) -> None:
+    def number(vid: int, **device: Any) -> int:
+        item = make_location(device_id=vid, device={"id": vid, **device})
+        got = json1_object(item)["device_id"]
+        assert json2_object(item)["device_id"] == got
+        return int(got)
+
+    assert number(5, imei="358741050302485") == 358741050302485
+    # the same IMEI on a device of a higher id (imei_first is false): its own number
+    assert number(9, imei="358741050302485", imei_first=False) == 1_000_000_000_000_009
+    assert number(6, imei=None) == 1_000_000_000_000_006
+    assert number(7, imei="ABC-1234") == 1_000_000_000_000_007
+    assert number(8, imei="35874105030248512") == 1_000_000_000_000_008  # 17 digits
+    assert number(10, imei="358741050302485", imei_first=None) == SYNTHETIC_DEVICE_ID + 10
+
+
+def test_synthetic_numbers_never_meet_an_imei() -> None:
+    biggest_imei = imei_number("9" * 15)
+    assert biggest_imei is not None and biggest_imei < SYNTHETIC_DEVICE_ID
+    assert SYNTHETIC_DEVICE_ID + 10**12 < 2**53  # exact in JavaScript too
+    assert device_number({"imei": "1", "imei_first": True}, 1) == 1
+    assert device_number({"imei": "1", "imei_first": False}, 1) == SYNTHETIC_DEVICE_ID + 1
+
+
+def test_device_warnings_name_the_devices_with_synthetic_numbers() -> None:
+    devices = [
+        {"id": 1, "name": "a", "imei": "358741050302485", "imei_first": True},
+        {"id": 2, "name": "b", "imei": "358741050302485", "imei_first": False},
+        {"id": 3, "name": "c", "imei": None, "imei_first": True},
+        {"id": 4, "name": "d", "imei": "X-4", "imei_first": True},
+        {"id": 5, "name": "e", "imei": "1" * 16, "imei_first": True},
+    ]
+    lines = device_warnings(devices)
+    assert lines == [
+        "device 2 (b): another device with a lower id has the same IMEI; "
+        "its device_id is 1000000000000002",
+        "device 3 (c): no IMEI; its device_id is 1000000000000003",
+        "device 4 (d): IMEI 'X-4' is not a number of at most 15 digits; "
+        "its device_id is 1000000000000004",
+        "device 5 (e): IMEI '1111111111111111' is not a number of at most 15 digits; "
+        "its device_id is 1000000000000005",
+    ]
+    assert (
+        StartrackJson1.device_warnings(devices) == lines == StartrackJson2.device_warnings(devices)
+    )
+    many = device_warnings([{"id": i, "name": f"n{i}", "imei": None} for i in range(1, 31)])
+    assert len(many) == 21 and many[-1].startswith("and 10 more devices")
+    assert device_warnings(devices[:1]) == []
 
 
 def test_locations_accept_iso_text_times(make_location: MakeItem) -> None:
@@ -239,8 +320,9 @@ def test_json2_missing_values(make_location: MakeItem) -> None:
         source_ip=None, speed_kmh=None, device={"imei": "", "remote_id": "", "license_plate": None}
     )
     got = json2_object(item)
-    assert got["ip"] is None and got["mph"] == 0
-    assert got["device_id"] is None and got["remote_id"] is None and got["license_plate"] is None
+    assert got["ip"] == "" and got["mph"] == 0
+    assert got["device_id"] == 10**15 + 324
+    assert got["remote_id"] == "" and got["license_plate"] == ""
 
 
 def test_round_int_rounds_halves_away_from_zero() -> None:

@@ -79,6 +79,38 @@ async def test_records_problems_of_bad_bodies(
     assert receiver.problems()[-1].startswith("/alerts #1: the body is not JSON")
 
 
+async def test_refuses_null_where_startrack_types_a_value(
+    served: tuple[Receiver, str], http: httpx.AsyncClient, make_location: MakeItem
+) -> None:
+    receiver, url = served
+    obj = orjson.loads(StartrackJson1().encode([make_location()]))
+    await http.post(f"{url}/json1", content=orjson.dumps({**obj, "ip": None, "device_id": None}))
+    assert receiver.problems() == [
+        "/json1 #1: device_id must be an integer, not null",
+        "/json1 #1: ip must be text, not null",
+    ]
+
+
+async def test_checks_device_ids_across_the_run(
+    served: tuple[Receiver, str], http: httpx.AsyncClient, make_location: MakeItem
+) -> None:
+    """One device_id per vid, and no device_id for two vids, whatever the format."""
+    receiver, url = served
+
+    def item(vid: int, imei: str) -> dict[str, Any]:
+        return make_location(device_id=vid, device={"id": vid, "imei": imei})
+
+    await http.post(f"{url}/json1", content=StartrackJson1().encode([item(1, "11")]))
+    await http.post(f"{url}/json2", content=StartrackJson2().encode([item(2, "22")]))
+    assert receiver.problems() == [] and receiver.device_ids == {1: 11, 2: 22}
+    await http.post(f"{url}/json1", content=StartrackJson1().encode([item(1, "12")]))
+    await http.post(f"{url}/json2", content=StartrackJson2().encode([item(3, "22")]))
+    assert receiver.problems() == [
+        "/json1 #2: vid 1 came with device_id 11 before, now 12",
+        "/json2 #2: [1][0]: device_id 22 is vid 2's, not vid 3's",
+    ]
+
+
 async def test_failure_switches(served: tuple[Receiver, str], http: httpx.AsyncClient) -> None:
     receiver, url = served
     receiver.status, receiver.retry_after = 429, "7"

@@ -13,6 +13,7 @@ import pytest
 from gpshub_startrack_relay import StartrackAlert, StartrackJson1, StartrackJson2
 from gpshub_startrack_relay.testing import (
     ALERT_FIELDS,
+    ALERT_OPTIONAL_FIELDS,
     JSON1_FIELDS,
     JSON2_FIELDS,
     validate_alert,
@@ -113,7 +114,16 @@ DROP = object()
         ({"system_time": "2016-09-08T11:42:15.411-0600"}, "system_time"),
         ({"device_id": 35874105.5}, "device_id"),
         ({"remote_id": 5}, "remote_id must be text"),
-        ({"license_plate": None, "ip": None, "remote_id": None, "device_id": None}, None),
+        ({"remote_id": None}, "remote_id must be text, not null"),
+        ({"license_plate": None}, "license_plate must be text, not null"),
+        ({"ip": None}, "ip must be text, not null"),
+        ({"ip": "216.58.192"}, "'216.58.192' is not an IP address"),
+        ({"ip": ""}, None),  # unknown
+        ({"ip": "2001:db8::7"}, None),
+        ({"device_id": None}, "device_id must be an integer, not null"),
+        ({"device_id": "X9"}, "device_id must be an integer, not text"),
+        ({"device_id": 2**53}, "device_id must be within"),
+        ({"remote_id": "", "license_plate": ""}, None),
         ({"placename": None}, "placename must be text, not null"),
         ({"poi_ids": [1, "2"]}, "poi_ids [1] must be an integer"),
         ({"poi_group_ids": None}, "poi_group_ids must be a list"),
@@ -128,6 +138,27 @@ def test_json1_problems(changes: dict[str, Any], problem: str | None) -> None:
         assert problems == []
     else:
         assert len(problems) == 1 and problem in problems[0], problems
+
+
+def test_null_is_refused_in_every_typed_field() -> None:
+    """Only JSON 1's ``route_id`` may be null (it is in Startrack's example)."""
+    (obj,) = DOC_JSON2[1]
+    full_alert = {**DOC_NOT_AT, **{k: v for k, v in DOC_ENTERED.items() if k not in DOC_NOT_AT}}
+    full_alert.update(event="e", poiId=1, startDate=DOC_NOT_AT["date"], odometer=2001)
+    assert set(full_alert) == {*ALERT_FIELDS, *ALERT_OPTIONAL_FIELDS}
+    cases = [
+        (DOC_JSON1, validate_json1, lambda o: o),
+        (obj, validate_json2, lambda o: [1, [o]]),
+        (full_alert, validate_alert, lambda o: o),
+    ]
+    for base, validate, wrap in cases:
+        assert validate(wrap(base)) == []
+        for key in base:
+            problems = validate(wrap(broken(base, **{key: None})))
+            if key == "route_id":
+                assert problems == []
+            else:
+                assert any(key in p and "null" in p for p in problems), (key, problems)
 
 
 def test_json1_must_be_an_object() -> None:

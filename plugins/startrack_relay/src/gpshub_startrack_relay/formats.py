@@ -23,6 +23,11 @@ KM_PER_MILE = 1.609344
 COORD_SCALE = 100_000  # JSON 2 sends degrees × 100000 as integers
 _COORD_SCALE = float(COORD_SCALE)  # the same product, without converting the int each time
 MAX_JSON_SAFE_INT = 2**53 - 1  # the largest integer every JSON reader keeps exactly
+IMEI_MAX_DIGITS = 15
+SYNTHETIC_DEVICE_ID = 10**IMEI_MAX_DIGITS
+"""``device_id`` of a device its IMEI does not identify: this plus the hub's device id."""
+MAX_WARNED_DEVICES = 20
+"""How many devices ``device_warnings`` names one by one."""
 
 Item = Mapping[str, Any]
 _EMPTY: Mapping[str, Any] = {}  # a missing device or client
@@ -48,41 +53,57 @@ def compact(value: float | None, digits: int) -> int | float:
     return int(r) if r.is_integer() else r
 
 
-def imei_value(imei: str | None) -> int | str | None:
-    """Startrack's ``device_id``: the IMEI as a number when it is all digits (as in the
-    doc's example), else the text; ``None`` when there is none.
-
-    Digits that a number would not carry faithfully stay text: a leading zero, or more
-    than a JSON reader keeps exactly (above 2^53 - 1).
-    """
+def imei_number(imei: str | None) -> int | None:
+    """The IMEI as a number, when it is one: ASCII digits only (spaces around it
+    ignored), at most 15 of them (``IMEI_MAX_DIGITS``); ``None`` otherwise."""
     if imei is None:
         return None
-    text = str(imei).strip()
-    if not text:
-        return None
-    if text.isascii() and text.isdigit() and (text == "0" or not text.startswith("0")):
-        number = int(text)
-        if number <= MAX_JSON_SAFE_INT:
-            return number
-    return text
+    text = str(imei).strip(" ")  # as the hub compares IMEIs (hub.sink_store.imei_key)
+    if 0 < len(text) <= IMEI_MAX_DIGITS and text.isascii() and text.isdigit():
+        return int(text)
+    return None
 
 
-@functools.lru_cache(maxsize=65_536)
-def _imei_text_value(imei: str) -> int | str | None:
-    return imei_value(imei)
+_imei_number = functools.lru_cache(maxsize=65_536)(imei_number)
+
+
+def device_number(device: Mapping[str, Any], vid: int) -> int:
+    """Startrack's ``device_id`` of a device (``vid`` is its hub id): its IMEI as a number
+    when it is one and no device of a lower id has the same IMEI (``imei_first``, which
+    the hub sets); otherwise ``SYNTHETIC_DEVICE_ID + vid``, 16 digits that no IMEI of at
+    most 15 digits reaches.  So no two devices share a number, and a device keeps its
+    number while its IMEI (and those of the devices before it) stay as they are."""
+    imei = device.get("imei")
+    number = _imei_number(imei) if type(imei) is str else imei_number(imei)
+    if number is not None and device.get("imei_first"):
+        return number
+    return SYNTHETIC_DEVICE_ID + vid
+
+
+def synthetic_reason(device: Mapping[str, Any]) -> str | None:
+    """Why ``device_number`` does not use the device's IMEI; ``None`` when it does."""
+    imei = device.get("imei")
+    if imei is None or not str(imei).strip(" "):
+        return "no IMEI"
+    if imei_number(imei) is None:
+        return f"IMEI {str(imei)[:30]!r} is not a number of at most {IMEI_MAX_DIGITS} digits"
+    if not device.get("imei_first"):
+        return "another device with a lower id has the same IMEI"
+    return None
 
 
 # -- location objects ------------------------------------------------------------------------
 # Both builders run once per delivered location, so they are written out in full: each
 # field's conversion inline rather than through the helpers above (the same arithmetic:
 # ``round_int`` is ``int(x + 0.5)`` for x ≥ 0 and ``-int(0.5 - x)`` below, ``rounded`` is
-# ``round(float(x), 3)``), and the IMEI's conversion cached by its text.
+# ``round(float(x), 3)``), and the IMEI's conversion cached by its text.  Texts the hub
+# does not know are empty, never null: Startrack types them as text.
 def json1_object(item: Item) -> dict[str, Any]:
     """The Location Data Object of JSON 1 for one location item, in the doc's key order."""
     get = item.get
     device = get("device") or _EMPTY
     client = get("client") or _EMPTY
-    imei = device.get("imei")
+    vid = int(item["device_id"])
     port = get("source_port")
     speed = get("speed_kmh")
     kmh = float(speed) if speed is not None else 0.0
@@ -102,11 +123,11 @@ def json1_object(item: Item) -> dict[str, Any]:
     poi_group_ids = get("poi_group_ids")
     return {
         "code": int(get("event_code") or 0),
-        "vid": int(item["device_id"]),
-        "remote_id": device.get("remote_id") or None,
-        "license_plate": device.get("license_plate") or None,
-        "device_id": _imei_text_value(imei) if type(imei) is str else imei_value(imei),
-        "ip": get("source_ip") or None,
+        "vid": vid,
+        "remote_id": device.get("remote_id") or "",
+        "license_plate": device.get("license_plate") or "",
+        "device_id": device_number(device, vid),
+        "ip": get("source_ip") or "",
         "port": int(port) if port is not None else -1,
         "lon": float(item["lon"]),
         "lat": float(item["lat"]),
@@ -141,7 +162,7 @@ def json2_objects(items: Iterable[Item]) -> list[dict[str, Any]]:
     for item in items:
         get = item.get
         device = get("device") or _EMPTY
-        imei = device.get("imei")
+        vid = int(item["device_id"])
         lon = float(item["lon"]) * _COORD_SCALE
         lat = float(item["lat"]) * _COORD_SCALE
         speed = get("speed_kmh")
@@ -151,11 +172,11 @@ def json2_objects(items: Iterable[Item]) -> list[dict[str, Any]]:
         append(
             {
                 "code": int(get("event_code") or 0),
-                "vid": int(item["device_id"]),
-                "remote_id": device.get("remote_id") or None,
-                "license_plate": device.get("license_plate") or None,
-                "device_id": _imei_text_value(imei) if type(imei) is str else imei_value(imei),
-                "ip": get("source_ip") or None,
+                "vid": vid,
+                "remote_id": device.get("remote_id") or "",
+                "license_plate": device.get("license_plate") or "",
+                "device_id": device_number(device, vid),
+                "ip": get("source_ip") or "",
                 "lon": int(lon + 0.5) if lon >= 0.0 else -int(0.5 - lon),
                 "lat": int(lat + 0.5) if lat >= 0.0 else -int(0.5 - lat),
                 "event_time": event_time(item["fix_time"]),
@@ -198,7 +219,7 @@ def _text(value: Any) -> str:
 _OPTIONAL: dict[str, Callable[[Any], Any]] = {
     "event": str,
     "poiName": str,
-    "poiNames": lambda v: [str(n) for n in v],
+    "poiNames": lambda v: [_text(n) for n in v],
     "poiId": int,
     "poiIds": lambda v: [int(p) for p in v],
     "poiGroupIds": lambda v: [int(g) for g in v],
@@ -248,6 +269,33 @@ def alert_object(item: Item, options: AlertOptions | None = None) -> dict[str, A
     return obj
 
 
+def device_warnings(devices: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One line per device whose ``device_id`` is synthetic, with the reason and the
+    number it gets; past ``MAX_WARNED_DEVICES`` of them, one line counting the rest."""
+    found = [(d, why) for d in devices if (why := synthetic_reason(d)) is not None]
+    lines = [
+        f"device {d['id']} ({d.get('name') or ''}): {why}; its device_id is "
+        f"{device_number(d, int(d['id']))}"
+        for d, why in found[:MAX_WARNED_DEVICES]
+    ]
+    if len(found) > MAX_WARNED_DEVICES:
+        lines.append(
+            f"and {len(found) - MAX_WARNED_DEVICES} more devices get a device_id of "
+            f"{SYNTHETIC_DEVICE_ID} + their id"
+        )
+    return lines
+
+
+class _Location(Format):
+    """What both location formats share: the warnings about the client's devices."""
+
+    purpose = "locations"
+
+    @classmethod
+    def device_warnings(cls, devices: Sequence[Mapping[str, Any]]) -> list[str]:
+        return device_warnings(devices)
+
+
 # -- the formats -----------------------------------------------------------------------------
 def _check_count(fmt: Format, items: Sequence[Item]) -> None:
     if not 1 <= len(items) <= fmt.max_batch:
@@ -256,12 +304,11 @@ def _check_count(fmt: Format, items: Sequence[Item]) -> None:
         )
 
 
-class StartrackJson1(Format):
+class StartrackJson1(_Location):
     """Startrack's "Formato Json 1": one Location Data Object per request."""
 
     kind = "startrack-json1"
     title = "Startrack Formato Json 1"
-    purpose = "locations"
     max_batch = 1
     fields = (
         "event_code", "source_ip", "source_port", "lon", "lat", "valid", "fix_time",
@@ -274,12 +321,11 @@ class StartrackJson1(Format):
         return orjson.dumps(json1_object(items[0]))
 
 
-class StartrackJson2(Format):
+class StartrackJson2(_Location):
     """Startrack's "Formato Json 2": ``[n, [objects]]``, up to 1000 locations per request."""
 
     kind = "startrack-json2"
     title = "Startrack Formato Json 2"
-    purpose = "locations"
     max_batch = 1000
     fields = ("event_code", "source_ip", "lon", "lat", "fix_time", "server_time", "speed_kmh")
 

@@ -24,6 +24,7 @@ running hub never imports it.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -38,6 +39,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gpshub_startrack_relay.formats import MAX_JSON_SAFE_INT
 from gpshub_startrack_relay.times import EpochUnit
 from hub.testing import serve_app
 
@@ -184,6 +186,18 @@ def system_time(value: Any) -> str | None:
     return None
 
 
+def ip_address(value: Any) -> str | None:
+    """An IPv4 or IPv6 address as text, or empty text when it is unknown."""
+    problem = text()(value)
+    if problem or value == "":
+        return problem
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return f"{value[:60]!r} is not an IP address"
+    return None
+
+
 def coordinate_text(limit: float) -> Check:
     """A coordinate as a decimal number in text (``"15.280898"``) within ±``limit``."""
 
@@ -242,10 +256,10 @@ _IDS = list_of(integer())
 _LOCATION_ID_FIELDS: dict[str, Check] = {
     "code": integer(0),
     "vid": integer(),
-    "remote_id": nullable(text()),
-    "license_plate": nullable(text()),
-    "device_id": nullable(one_of(integer(0), text())),
-    "ip": nullable(text()),
+    "remote_id": text(),
+    "license_plate": text(),
+    "device_id": integer(0, MAX_JSON_SAFE_INT),
+    "ip": ip_address,
 }
 
 JSON1_FIELDS: dict[str, Check] = {
@@ -401,6 +415,10 @@ class Receiver:
     one vehicle's messages, say).  A request is recorded as it arrives, with the status
     it is (or, had the client waited, would have been) answered.  ``times`` holds each
     request's arrival as ``trio.current_time()``.
+
+    Across its run it also checks that locations identify their devices consistently:
+    one ``device_id`` per ``vid``, and never one ``device_id`` for two ``vid``
+    (``device_ids`` holds what each ``vid`` came with first).
     """
 
     def __init__(self, *, date_unit: EpochUnit = "ms") -> None:
@@ -410,6 +428,8 @@ class Receiver:
         self.date_unit: EpochUnit = date_unit
         self.decide: Callable[[str, Any], int | None] | None = None
         self.requests: list[Recorded] = []
+        self.device_ids: dict[int, int] = {}  # vid -> the device_id it came with first
+        self._vids: dict[int, int] = {}  # device_id -> the vid it came with first
         self.times: list[float] = []
         self._arrived = trio.Event()
         self.app = Starlette(
@@ -455,6 +475,32 @@ class Receiver:
         while self.count(path) < count:
             await self._arrived.wait()
 
+    def _identities(self, path: str, body: Any) -> list[str]:
+        """Problems of the locations in ``body`` with the device ids seen before."""
+        if path == "/json1":
+            objects = [("", body)]
+        elif path == "/json2" and isinstance(body, list) and len(body) == 2:
+            listed = body[1] if isinstance(body[1], list) else []
+            objects = [(f"[1][{i}]: ", obj) for i, obj in enumerate(listed)]
+        else:
+            return []
+        problems = []
+        for where, obj in objects:
+            if not isinstance(obj, dict):
+                continue
+            vid, number = obj.get("vid"), obj.get("device_id")
+            if not (_is_int(vid) and _is_int(number)):
+                continue  # the validator says what is wrong
+            first = self.device_ids.setdefault(vid, number)
+            owner = self._vids.setdefault(number, vid)
+            if first != number:
+                problems.append(
+                    f"{where}vid {vid} came with device_id {first} before, now {number}"
+                )
+            if owner != vid:
+                problems.append(f"{where}device_id {number} is vid {owner}'s, not vid {vid}'s")
+        return problems
+
     # -- the app
     async def _handle(self, request: Request) -> Response:
         path = request.url.path
@@ -469,6 +515,7 @@ class Receiver:
             problems = (
                 validate(body, date_unit=self.date_unit) if path == "/alerts" else validate(body)
             )
+            problems += self._identities(path, body)
         status = self.status
         if self.decide is not None:
             decided = self.decide(path, body)
