@@ -86,7 +86,7 @@ async def test_first_poll_is_bounded_by_the_backfill_and_then_follows_the_feed(
     before = fake.request_count
     second = await source.poll(refs(ids), first.cursors)
     assert fix_times(second, ids[1]) == [T0 - 120] and ids[0] not in second.fixes
-    assert fake.request_count - before == 1  # one short page: no trailing empty request
+    assert fake.request_count - before == 2  # a short page of each feed: no empty request
     assert second.cursors[ids[0]].last_fix_time == first.cursors[ids[0]].last_fix_time
 
     third = await source.poll(refs(ids), second.cursors)
@@ -263,7 +263,11 @@ async def test_an_expired_session_gets_one_login_and_one_retry(
     second = await source.poll(refs([uid]), first.cursors)
     assert fix_times(second, uid) == [T0 - 5]
     spent = fake.requests - before
-    assert spent == {"Data/PositionsList": 2, "Authentication/UserAuthenticate": 1}
+    assert spent == {
+        "Data/PositionsList": 2,
+        "Authentication/UserAuthenticate": 1,
+        "Data/SensorReadingsList": 1,
+    }
 
 
 async def test_a_session_error_right_after_a_login_does_not_loop(
