@@ -182,12 +182,6 @@ class FeedPoller:
 
     async def _reading_page(self, start_id: int | None) -> ReadingsPage:
         body = await self.client.readings(start_id)
-        if self.offset is None and not self._guessed:
-            self._guessed = True
-            self.log.info(
-                "3D Tracking: no local time seen in the position feed yet; local reading"
-                " times are read as UTC until one is"
-            )
         try:
             return parse_readings(body, self._offset_of)
         except BadReadings as exc:
@@ -195,7 +189,15 @@ class FeedPoller:
 
     def _offset_of(self, unit: str) -> float:
         offset = self.offsets.get(unit, self.offset)
-        return 0.0 if offset is None else offset
+        if offset is None:
+            if not self._guessed:
+                self._guessed = True
+                self.log.info(
+                    "3D Tracking: a sensor reading has only a local time and the position"
+                    " feed has shown no local time yet; read as UTC until it does"
+                )
+            return 0.0
+        return offset
 
     async def _load_offset(self) -> None:
         if self._loaded:

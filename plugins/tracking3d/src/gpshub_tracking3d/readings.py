@@ -93,14 +93,15 @@ def _unit_of(entry: Mapping[str, Any]) -> str | None:
     return str(uid).strip()
 
 
-def reading_time(entry: Mapping[str, Any], offset_s: float | None) -> float | None:
+def reading_time(entry: Mapping[str, Any], offset: Callable[[], float | None]) -> float | None:
     """A reading's time as UTC epoch seconds: its UTC field, else its local time less the
-    account's offset (``None`` when neither can be used)."""
+    account's offset, asked of ``offset()`` only then (``None`` when neither can be used)."""
     for key in wire.READING_UTC_KEYS:
         moment = parse_time(entry.get(key))
         if moment is not None:
             return moment.timestamp()
     local = parse_time(entry.get("ReadingTimeLocal"))
+    offset_s = None if local is None else offset()
     if local is None or offset_s is None:
         return None
     return local.timestamp() - offset_s
@@ -112,7 +113,7 @@ def _row(entry: Any, offset_of: Callable[[str], float | None] | None) -> _Row | 
     unit = _unit_of(entry)
     t = None
     if offset_of is not None and unit is not None:
-        t = reading_time(entry, offset_of(unit))
+        t = reading_time(entry, lambda: offset_of(unit))
     return _Row(
         unit,
         t,
