@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from gpshub_tracking3d.parse import BadShape
 from gpshub_tracking3d.readings import (
     SATELLITES,
-    BadReadings,
     Reading,
     ReadingPool,
     embedded,
@@ -90,9 +90,9 @@ def test_unusable_readings_are_skipped() -> None:
 
 
 def test_an_answer_of_the_wrong_shape_is_bad_readings() -> None:
-    with pytest.raises(BadReadings):
+    with pytest.raises(BadShape):
         parse_readings([reading()], lambda u: 0.0)
-    with pytest.raises(BadReadings):
+    with pytest.raises(BadShape):
         parse_readings({"SensorReadings": {"a": 1}}, lambda u: 0.0)
     assert parse_readings({"SensorReadings": None, "StartId": 3}, lambda u: 0.0).size == 0
 

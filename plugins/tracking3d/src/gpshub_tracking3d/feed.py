@@ -50,7 +50,7 @@ import trio
 from gpshub_tracking3d.client import Tracking3DClient
 from gpshub_tracking3d.paging import PagedFeed
 from gpshub_tracking3d.parse import BadShape, FeedPage, Position, by_unit, parse_feed
-from gpshub_tracking3d.readings import BadReadings, ReadingPool, ReadingsPage, parse_readings
+from gpshub_tracking3d.readings import ReadingPool, ReadingsPage, parse_readings
 from hub.errors import RateLimited, UpdateFailed
 from hub.source import Cursor, DeviceRef, PollResult
 
@@ -114,6 +114,18 @@ class Run:
     readings_id: int | None = None
     done: bool = False
     at_end: bool = False
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """How a poll's reading ended for each device: its fixes in feed order, its two ids
+    and its floor, and whether it is caught up (the floor can go)."""
+
+    fixes: dict[str, list[Position]]
+    start_ids: dict[str, int | None]
+    readings_ids: dict[str, int | None]
+    floors: dict[str, float]
+    caught_up: set[str]
 
 
 @dataclass(slots=True)
@@ -184,7 +196,7 @@ class FeedPoller:
         body = await self.client.readings(start_id)
         try:
             return parse_readings(body, self._offset_of)
-        except BadReadings as exc:
+        except BadShape as exc:
             raise UpdateFailed(f"3D Tracking sent unusable sensor readings: {exc}") from None
 
     def _offset_of(self, unit: str) -> float:
@@ -222,92 +234,30 @@ class FeedPoller:
         result: PollResult,
     ) -> PollResult:
         await self._load_offset()
-        settings = self.settings
-        window = settings.sensor_window_s
         ours = [d.upstream_id for d in devices]
         states = {u: (cursors.get(u) or Cursor()).state for u in ours}
-        pos_ids = {u: _id(states[u].get(START_ID)) for u in ours}
-        rd_ids = {u: _id(states[u].get(READINGS_ID)) for u in ours}
-        floors = {u: f for u in ours if (f := _epoch(states[u].get(FLOOR))) is not None}
-        pool = ReadingPool(window)
+        pool = ReadingPool(self.settings.sensor_window_s)
         for unit in ours:
             pool.load(unit, states[unit].get(CARRY))
-        budget = Budget(
-            settings.page_budget,
-            settings.page_budget * READING_PAGES_PER_PAGE,
-            trio.current_time() + settings.time_budget_s,
-        )
-        seen: set[tuple[str, datetime]] = set()
-        fresh_floor = now.timestamp() - settings.backfill_s
-        pos_main = max((i for i in pos_ids.values() if i is not None), default=None)
-        rd_main = max((i for i in rd_ids.values() if i is not None), default=None)
-
-        behind: dict[int | None, list[str]] = {}
-        if pos_main is None:  # the first start: skip both feeds ahead
-            floors = dict.fromkeys(ours, fresh_floor)
-            pos_from, pos_page = await self.positions.seek(fresh_floor)
-            rd_from, rd_page = await self.readings.seek(fresh_floor - window)
-            main_units = set(ours)
-        else:
-            pos_from, pos_page = pos_main, None
-            rd_from, rd_page = rd_main, None
-            if rd_main is None:  # readings never read (a cursor from an older version)
-                lasts = [c.last_fix_time.timestamp() for c in cursors.values() if c.last_fix_time]
-                target = max(min(lasts, default=now.timestamp()), fresh_floor) - window
-                rd_from, rd_page = await self.readings.seek(target)
-            main_units = {u for u in ours if pos_ids[u] == pos_main}
-            for unit in ours:
-                if unit not in main_units:
-                    behind.setdefault(pos_ids[unit], []).append(unit)
-        main = await self._run(
-            set(ours),
-            floors,
-            (pos_from, pos_page, None),
-            (rd_from, rd_page, None),
-            budget,
-            seen,
-            pool,
-        )
-        new_pos = {u: main.start_id for u in main_units}
-        new_rd = {u: main.readings_id for u in main_units}
-        caught_up = set(main_units) if main.at_end else set()
-        taken = by_unit(main.positions)
-        earlier: dict[str, list[Position]] = {}
-        for start, group in sorted(behind.items(), key=lambda kv: -1 if kv[0] is None else kv[0]):
-            run = await self._catch_up(
-                start, group, rd_ids, floors, fresh_floor, (pos_from, rd_from), budget, seen, pool
-            )
-            earlier.update(by_unit(run.positions))
-            for unit in group:
-                if run.done:  # joined the others: keep what the shared read took for it
-                    new_pos[unit], new_rd[unit] = main.start_id, main.readings_id
-                    if main.at_end:
-                        caught_up.add(unit)
-                else:  # continues next poll from its own ids; the shared part waits
-                    new_pos[unit], new_rd[unit] = run.start_id, run.readings_id
-                    taken.pop(unit, None)
-        if budget.cut:
-            self.log.info(
-                "3D Tracking: the feed is behind; this poll's budget is used (%d position"
-                " page(s)), the rest follows next poll",
-                settings.page_budget - budget.pages,
-            )
+        outcome = await self._read(ours, states, cursors, now, pool)
         await self._save_offset()
-        for ref in devices:
-            unit = ref.upstream_id
+        for unit in ours:
             old = cursors.get(unit) or Cursor()
             last = old.last_fix_time
-            for position in [*earlier.get(unit, ()), *taken.get(unit, ())]:
+            for position in outcome.fixes.get(unit, ()):
                 pool.attach(unit, position.fix)
                 result.add(unit, position.fix)
                 if last is None or position.fix.fix_time > last:
                     last = position.fix.fix_time
             state: dict[str, Any] = dict(old.state)
-            for key, value in ((START_ID, new_pos.get(unit)), (READINGS_ID, new_rd.get(unit))):
+            for key, value in (
+                (START_ID, outcome.start_ids.get(unit)),
+                (READINGS_ID, outcome.readings_ids.get(unit)),
+            ):
                 if value is not None:
                     state[key] = value
-            if unit in floors and unit not in caught_up:
-                state[FLOOR] = floors[unit]
+            if unit in outcome.floors and unit not in outcome.caught_up:
+                state[FLOOR] = outcome.floors[unit]
             else:
                 state.pop(FLOOR, None)
             carry = pool.carry(unit, None if last is None else last.timestamp())
@@ -318,12 +268,98 @@ class FeedPoller:
             result.cursors[unit] = Cursor(last, state)
         return result
 
+    async def _read(
+        self,
+        ours: list[str],
+        states: Mapping[str, Mapping[str, Any]],
+        cursors: Mapping[str, Cursor],
+        now: datetime,
+        pool: ReadingPool,
+    ) -> _Outcome:
+        """Read both feeds for the devices: the shared part first, then the catch-up of
+        devices behind the others (see the module docstring)."""
+        settings = self.settings
+        window = settings.sensor_window_s
+        pos_ids = {u: _id(states[u].get(START_ID)) for u in ours}
+        rd_ids = {u: _id(states[u].get(READINGS_ID)) for u in ours}
+        floors = {u: f for u in ours if (f := _epoch(states[u].get(FLOOR))) is not None}
+        budget = Budget(
+            settings.page_budget,
+            settings.page_budget * READING_PAGES_PER_PAGE,
+            trio.current_time() + settings.time_budget_s,
+        )
+        seen: set[tuple[str, datetime]] = set()
+        fresh_floor = now.timestamp() - settings.backfill_s
+        for unit in ours:
+            if pos_ids[unit] is None:  # new: nothing before the backfill, from anywhere
+                floors[unit] = fresh_floor
+        pos_main = max((i for i in pos_ids.values() if i is not None), default=None)
+        rd_main = max((i for i in rd_ids.values() if i is not None), default=None)
+        pos_from, pos_page = pos_main, None
+        rd_from, rd_page = rd_main, None
+        if pos_main is None:  # the first start: skip both feeds ahead
+            pos_from, pos_page = await self.positions.seek(fresh_floor)
+            rd_from, rd_page = await self.readings.seek(fresh_floor - window)
+        elif rd_main is None:  # readings never read (a cursor from an older version)
+            lasts = [c.last_fix_time.timestamp() for c in cursors.values() if c.last_fix_time]
+            target = max(min(lasts, default=now.timestamp()), fresh_floor) - window
+            rd_from, rd_page = await self.readings.seek(target)
+        main = await self._run(
+            set(ours),
+            floors,
+            (pos_from, pos_page, None),
+            (rd_from, rd_page, None),
+            budget,
+            seen,
+            pool,
+        )
+        main_units = {u for u in ours if pos_main is None or pos_ids[u] == pos_main}
+        behind: dict[int | None, list[str]] = {}
+        for unit in ours:
+            if unit not in main_units:
+                behind.setdefault(pos_ids[unit], []).append(unit)
+        outcome = _Outcome(
+            fixes=by_unit(main.positions),
+            start_ids=dict.fromkeys(main_units, main.start_id),
+            readings_ids=dict.fromkeys(main_units, main.readings_id),
+            floors=floors,
+            caught_up=set(main_units) if main.at_end else set(),
+        )
+        for start, group in sorted(behind.items(), key=lambda kv: -1 if kv[0] is None else kv[0]):
+            run = await self._catch_up(
+                start, group, rd_ids, floors, fresh_floor, (pos_from, rd_from), budget, seen, pool
+            )
+            earlier = by_unit(run.positions)
+            for unit in group:
+                if run.done:  # joined the others: what the shared read took follows
+                    later = outcome.fixes.get(unit, [])
+                    outcome.start_ids[unit], outcome.readings_ids[unit] = (
+                        main.start_id,
+                        main.readings_id,
+                    )
+                    if main.at_end:
+                        outcome.caught_up.add(unit)
+                else:  # goes on next poll from its own ids; the shared part waits
+                    later = []
+                    outcome.start_ids[unit], outcome.readings_ids[unit] = (
+                        run.start_id,
+                        run.readings_id,
+                    )
+                outcome.fixes[unit] = [*earlier.get(unit, ()), *later]
+        if budget.cut:
+            self.log.info(
+                "3D Tracking: the feed is behind; this poll's budget is used (%d position"
+                " page(s)), the rest follows next poll",
+                settings.page_budget - budget.pages,
+            )
+        return outcome
+
     async def _catch_up(
         self,
         start: int | None,
         group: list[str],
         rd_ids: Mapping[str, int | None],
-        floors: dict[str, float],
+        floors: Mapping[str, float],
         fresh_floor: float,
         stops: tuple[int | None, int | None],
         budget: Budget,
@@ -336,8 +372,6 @@ class FeedPoller:
         pos_page: FeedPage | None = None
         rd_page: ReadingsPage | None = None
         if start is None:  # imported since: their recent history, once
-            for unit in group:
-                floors[unit] = fresh_floor
             pos_from, pos_page = await self.positions.seek(fresh_floor)
             window = self.settings.sensor_window_s
             rd_from, rd_page = await self.readings.seek(fresh_floor - window)

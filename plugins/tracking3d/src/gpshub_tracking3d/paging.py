@@ -87,6 +87,18 @@ class PagedFeed(Generic[P]):
         usable time counts as not before: the safe side)."""
         return page.size > 0 and page.newest is not None and page.newest < target
 
+    async def _probe(self, at: int, target: float, fetched: dict[int, P]) -> int | None:
+        """Read the page at ``at``: the id after it when all of it arrived before
+        ``target`` (and the feed went on), else ``None`` (the page is kept in ``fetched``
+        when it has records)."""
+        page = await self.page(at)
+        self.learned = max(self.learned, page.size)
+        if self._before(page, target) and page.start_id is not None and page.start_id > at:
+            return page.start_id
+        if page.size:
+            fetched[at] = page
+        return None
+
     async def seek(self, target: float) -> tuple[int | None, P | None]:
         """Where to read from so that every record that arrived at or after ``target`` is
         read: a ``StartId`` (``None``: the default window) and the page there if it was
@@ -100,31 +112,19 @@ class PagedFeed(Generic[P]):
         fetched: dict[int, P] = {}
         stride = cap
         try:
-            while high is None:
-                probe = low + stride
-                page = await self.page(probe)
-                self.learned = max(self.learned, page.size)
-                if page.size == 0:
-                    high = probe
-                elif self._before(page, target):
-                    if page.start_id is None or page.start_id <= probe:
-                        high = probe
-                    else:
-                        low, stride = page.start_id, stride * 2
+            while high is None:  # gallop: ever longer strides until past the target
+                after = await self._probe(low + stride, target, fetched)
+                if after is None:
+                    high = low + stride
                 else:
-                    high, fetched[probe] = probe, page
-            while high - low > cap:
+                    low, stride = after, stride * 2
+            while high - low > cap:  # then halve the gap
                 middle = (low + high) // 2
-                page = await self.page(middle)
-                if page.size == 0:
+                after = await self._probe(middle, target, fetched)
+                if after is None:
                     high = middle
-                elif self._before(page, target):
-                    if page.start_id is None or page.start_id <= middle:
-                        high = middle
-                    else:
-                        low = min(page.start_id, high)
                 else:
-                    high, fetched[middle] = middle, page
+                    low = min(after, high)
         except ApiError as exc:
             self.seekable = False
             self.log.info(

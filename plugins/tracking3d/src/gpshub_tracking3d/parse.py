@@ -16,17 +16,21 @@ from typing import Any
 
 from gpshub_tracking3d import wire
 from gpshub_tracking3d.readings import embedded
-from gpshub_tracking3d.values import number, parse_time, slug, start_id
+from gpshub_tracking3d.values import (
+    BadShape,
+    kind_of,
+    listed,
+    number,
+    parse_time,
+    slug,
+    start_id,
+)
 from hub.fix import PositionFix
 from hub.source import RemoteDevice
 
 log = logging.getLogger(__name__)
 
 _warned_measures: set[str] = set()
-
-
-class BadShape(ValueError):
-    """The answer is not what the endpoint sends (no list of records where one belongs)."""
 
 
 @dataclass(slots=True)
@@ -206,13 +210,7 @@ class FeedPage:
 
 def parse_feed(result: Any, stats: ParseStats | None = None) -> FeedPage:
     """``Result`` of ``Data/PositionsList`` (``{"Position": [...], "StartId": N}``)."""
-    if not isinstance(result, Mapping):
-        raise BadShape(f"expected an object with Position and StartId, got {_kind(result)}")
-    records = result.get("Position")
-    if records is None:
-        records = []
-    if not isinstance(records, list):
-        raise BadShape(f"Position is {_kind(records)}, not a list")
+    records = listed(result, "Position")
     stats = stats if stats is not None else ParseStats()
     positions = [p for p in (parse_record(r, stats) for r in records) if p is not None]
     if stats.count:
@@ -268,7 +266,7 @@ def parse_units(result: Any) -> list[RemoteDevice]:
     if result is None:
         return []
     if not isinstance(result, list):
-        raise BadShape(f"expected a list of units, got {_kind(result)}")
+        raise BadShape(f"expected a list of units, got {kind_of(result)}")
     units = [u for u in (parse_unit(r) for r in result) if u is not None]
     if len(units) < len(result):
         log.debug("skipped %d 3D Tracking unit record(s) without a Uid", len(result) - len(units))
@@ -281,7 +279,3 @@ def by_unit(positions: Iterable[Position]) -> dict[str, list[Position]]:
     for p in positions:
         out.setdefault(p.unit, []).append(p)
     return out
-
-
-def _kind(value: Any) -> str:
-    return "null" if value is None else type(value).__name__

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gpshub_tracking3d import wire
-from gpshub_tracking3d.values import number, parse_time, sensor_value, slug, start_id
+from gpshub_tracking3d.values import listed, number, parse_time, sensor_value, slug, start_id
 from hub.fix import PositionFix
 
 log = logging.getLogger(__name__)
@@ -42,10 +42,6 @@ SATELLITES = "@satellites"
 
 CARRY_PER_KEY = 32
 """At most this many readings per key wait in a cursor for later fixes."""
-
-
-class BadReadings(ValueError):
-    """The answer is not a list of readings where one belongs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,13 +176,7 @@ def embedded(entries: Any) -> tuple[int | None, dict[str, Any]]:
 def parse_readings(result: Any, offset_of: Callable[[str], float | None]) -> ReadingsPage:
     """``Result`` of ``Data/SensorReadingsList`` (``{"SensorReadings": [...], "StartId": N}``);
     ``offset_of(unit)`` is the account's local-time offset (seconds) where known."""
-    if not isinstance(result, Mapping):
-        raise BadReadings(f"expected an object with SensorReadings, got {type(result).__name__}")
-    entries = result.get("SensorReadings")
-    if entries is None:
-        entries = []
-    if not isinstance(entries, list):
-        raise BadReadings(f"SensorReadings is {type(entries).__name__}, not a list")
+    entries = listed(result, "SensorReadings")
     rows = [r for r in (_row(e, offset_of) for e in entries) if r is not None]
     readings: list[Reading] = []
     newest: float | None = None

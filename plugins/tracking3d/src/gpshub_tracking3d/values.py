@@ -4,8 +4,31 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
+
+
+class BadShape(ValueError):
+    """The answer is not what the endpoint sends (no list of records where one belongs)."""
+
+
+def listed(result: Any, key: str) -> list[Any]:
+    """The records under ``key`` of an answer's ``Result`` (an object; a null list is
+    empty); ``BadShape`` otherwise."""
+    if not isinstance(result, Mapping):
+        raise BadShape(f"expected an object with {key} and StartId, got {kind_of(result)}")
+    records = result.get(key)
+    if records is None:
+        return []
+    if not isinstance(records, list):
+        raise BadShape(f"{key} is {kind_of(records)}, not a list")
+    return records
+
+
+def kind_of(value: Any) -> str:
+    """A JSON value's kind for a message."""
+    return "null" if value is None else type(value).__name__
 
 
 def parse_time(value: Any) -> datetime | None:
