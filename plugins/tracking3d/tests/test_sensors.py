@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from tracking3d_support import T0, MakeSource, Served, empty, refs
 
-from hub.source import MemoryStateStore
+from hub.source import Cursor, MemoryStateStore
 
 READINGS = {
     "Fuel Level": 55.5,
@@ -109,3 +109,20 @@ async def test_sensors_cost_account_wide_requests_only(
     calls = fake.calls[start:]
     assert [path for _, path, _ in calls] == ["Data/PositionsList", "Data/SensorReadingsList"]
     assert all("Uid" not in names for _, _, names in calls)
+
+
+async def test_cursors_of_the_previous_version_start_reading_sensors_where_they_stand(
+    served: Served, make_source: MakeSource
+) -> None:
+    fake = served.fake
+    uid = fake.add_unit("Truck")
+    for k in range(100):  # an old day the reading feed need not be read through
+        fake.add_fix(uid, T0 - 80_000 + k * 600, 1.0, 1.0, received=T0 - 80_000 + k * 600)
+    fake.add_fix(uid, T0 - 60, 1.0, 1.0)
+    first = await make_source().poll(refs([uid]), empty([uid]))
+    old = {uid: Cursor(first.cursors[uid].last_fix_time, {"start_id": fake._feed.next_id})}
+    fake.add_fix(uid, T0, 1.0, 1.0, satellites=12, readings={"Fuel Level": 7})
+    before = fake.requests["Data/SensorReadingsList"]
+    (fix,) = (await make_source().poll(refs([uid]), old)).fixes[uid]
+    assert fix.satellites == 12 and fix.sensors["fuel_level_l"] == 7.0
+    assert fake.requests["Data/SensorReadingsList"] - before <= 3

@@ -8,18 +8,21 @@ cursor state of every polled device: the runner commits it with the fixes, so a 
 between the two neither loses nor repeats a page.  A poll goes on from the highest ids
 among the cursors.
 
-First start.  No cursor has an id yet: both feeds are skipped ahead to "now - backfill_s"
-(``PagedFeed.seek``, a few requests instead of paging through the day the feeds return by
-default), and each device keeps ``floor`` (that moment) in its cursor until the position
-feed has been read to its end: a fix older than the floor is dropped, so no history
-beyond the backfill is stored however many polls the catch-up takes.
+First start.  No cursor has an id yet: the position feed is skipped ahead to "now -
+backfill_s" (``PagedFeed.seek``, a few requests instead of paging through the day the
+feeds return by default), and each device keeps ``floor`` (that moment) in its cursor
+until the position feed has been read to its end: a fix older than the floor is dropped,
+so no history beyond the backfill is stored however many polls the catch-up takes.  The
+reading feed is skipped ahead when the first position page needs its readings, to that
+page's oldest fix less the sensor window (by then the positions have shown the account's
+local-time offset, which readings without a UTC time need).
 
 Lockstep.  Each position page is followed by the reading pages that cover it: readings
 are read until one is newer than the page's latest arrival (by more than the sensor
-window) or their feed ends.  Every reading of the page's fixes arrived no later than the
-fix, so its reading is then in hand and ``ReadingPool`` attaches it (see
-``gpshub_tracking3d.readings``).  In steady state that is one position page and the
-reading pages since the last poll.
+window) or their feed ends.  A reading taken after that moment arrived after it, and the
+feed is in arrival order, so the readings that came with the page's fixes are then in
+hand and ``ReadingPool`` attaches them (see ``gpshub_tracking3d.readings``).  In steady
+state that is one position page and the reading pages since the last poll.
 
 Budget.  A poll fetches at most ``page_budget`` position pages and stops taking new ones
 after ``time_budget_s`` (the runner gives a poll 120 s); the rest waits for the next poll.
@@ -29,7 +32,7 @@ instead of losing them.  A page whose readings could not all be fetched is left 
 next poll whole.
 
 Devices imported later (no ``start_id`` of their own while others have one) get their
-recent history once: both feeds skipped ahead to "now - backfill_s" again, read for those
+recent history once: the feeds skipped ahead to "now - backfill_s" again, read for those
 devices up to where the others stand, after the others' new records (so live data never
 waits for them).  If the budget ends that catch-up early, those devices keep their own,
 lower ids and it goes on next poll; their records from the shared part are then left for
@@ -136,6 +139,8 @@ class _ReadingsAt:
     stop: int | None
     units: set[str]
     floors: Mapping[str, float]
+    sought: bool = True
+    """Whether ``start_id`` is known (else the feed is skipped ahead when first needed)."""
     newest: float | None = None
     done: bool = False
 
@@ -239,7 +244,7 @@ class FeedPoller:
         pool = ReadingPool(self.settings.sensor_window_s)
         for unit in ours:
             pool.load(unit, states[unit].get(CARRY))
-        outcome = await self._read(ours, states, cursors, now, pool)
+        outcome = await self._read(ours, states, now, pool)
         await self._save_offset()
         for unit in ours:
             old = cursors.get(unit) or Cursor()
@@ -272,14 +277,12 @@ class FeedPoller:
         self,
         ours: list[str],
         states: Mapping[str, Mapping[str, Any]],
-        cursors: Mapping[str, Cursor],
         now: datetime,
         pool: ReadingPool,
     ) -> _Outcome:
         """Read both feeds for the devices: the shared part first, then the catch-up of
         devices behind the others (see the module docstring)."""
         settings = self.settings
-        window = settings.sensor_window_s
         pos_ids = {u: _id(states[u].get(START_ID)) for u in ours}
         rd_ids = {u: _id(states[u].get(READINGS_ID)) for u in ours}
         floors = {u: f for u in ours if (f := _epoch(states[u].get(FLOOR))) is not None}
@@ -296,22 +299,10 @@ class FeedPoller:
         pos_main = max((i for i in pos_ids.values() if i is not None), default=None)
         rd_main = max((i for i in rd_ids.values() if i is not None), default=None)
         pos_from, pos_page = pos_main, None
-        rd_from, rd_page = rd_main, None
-        if pos_main is None:  # the first start: skip both feeds ahead
+        if pos_main is None:  # the first start: skip ahead (the readings when needed)
             pos_from, pos_page = await self.positions.seek(fresh_floor)
-            rd_from, rd_page = await self.readings.seek(fresh_floor - window)
-        elif rd_main is None:  # readings never read (a cursor from an older version)
-            lasts = [c.last_fix_time.timestamp() for c in cursors.values() if c.last_fix_time]
-            target = max(min(lasts, default=now.timestamp()), fresh_floor) - window
-            rd_from, rd_page = await self.readings.seek(target)
         main = await self._run(
-            set(ours),
-            floors,
-            (pos_from, pos_page, None),
-            (rd_from, rd_page, None),
-            budget,
-            seen,
-            pool,
+            set(ours), floors, (pos_from, pos_page, None), (rd_main, None), budget, seen, pool
         )
         main_units = {u for u in ours if pos_main is None or pos_ids[u] == pos_main}
         behind: dict[int | None, list[str]] = {}
@@ -327,7 +318,7 @@ class FeedPoller:
         )
         for start, group in sorted(behind.items(), key=lambda kv: -1 if kv[0] is None else kv[0]):
             run = await self._catch_up(
-                start, group, rd_ids, floors, fresh_floor, (pos_from, rd_from), budget, seen, pool
+                start, group, rd_ids, floors, fresh_floor, (pos_from, rd_main), budget, seen, pool
             )
             earlier = by_unit(run.positions)
             for unit in group:
@@ -369,20 +360,16 @@ class FeedPoller:
         """Read both feeds for devices behind the others, up to where this poll's shared
         read began (``stops``: its two start ids)."""
         pos_stop, rd_stop = stops
-        pos_page: FeedPage | None = None
-        rd_page: ReadingsPage | None = None
+        pos_from, pos_page = start, None
         if start is None:  # imported since: their recent history, once
             pos_from, pos_page = await self.positions.seek(fresh_floor)
-            window = self.settings.sensor_window_s
-            rd_from, rd_page = await self.readings.seek(fresh_floor - window)
-        else:
-            own = [i for i in (rd_ids.get(u) for u in group) if i is not None]
-            pos_from, rd_from = start, (min(own) if own else rd_stop)
+        own = [i for i in (rd_ids.get(u) for u in group) if i is not None]
+        rd_from = min(own) if start is not None and own else None  # None: seek when needed
         return await self._run(
             set(group),
             floors,
             (pos_from, pos_page, pos_stop),
-            (rd_from, rd_page, rd_stop),
+            (rd_from, rd_stop),
             budget,
             seen,
             pool,
@@ -393,18 +380,17 @@ class FeedPoller:
         units: set[str],
         floors: Mapping[str, float],
         pos: tuple[int | None, FeedPage | None, int | None],
-        rd: tuple[int | None, ReadingsPage | None, int | None],
+        rd: tuple[int | None, int | None],
         budget: Budget,
         seen: set[tuple[str, datetime]],
         pool: ReadingPool,
     ) -> Run:
         """Read the position feed from ``pos`` (start id, a page already fetched there,
-        where to stop) with the readings that cover each page from ``rd``, for ``units``."""
+        where to stop) with the readings that cover each page from ``rd`` (start id, or
+        ``None`` to skip ahead to the first page's fixes; where to stop), for ``units``."""
         start_id, page, stop = pos
-        readings = _ReadingsAt(rd[0], rd[2], units, floors)
+        readings = _ReadingsAt(rd[0], rd[1], units, floors, sought=rd[0] is not None)
         readings.done = _reached(readings.start_id, readings.stop)
-        if rd[1] is not None:  # fetched while seeking: take it now
-            self._add_readings(rd[1], readings, pool)
         run = Run(start_id=start_id)
         if _reached(start_id, stop):
             run.done = True
@@ -419,9 +405,7 @@ class FeedPoller:
                         raise
                     self._rate_limited(exc, budget)
                     break
-            if page.newest is not None and not await self._cover(
-                page.newest, readings, budget, pool
-            ):
+            if page.positions and not await self._cover(page, readings, budget, pool):
                 break  # the page waits for the next poll, whole
             for position in page.positions:
                 self._take(position, units, floors, seen, run.positions)
@@ -434,22 +418,36 @@ class FeedPoller:
         return run
 
     async def _cover(
-        self, target: float, at: _ReadingsAt, budget: Budget, pool: ReadingPool
+        self, positions: FeedPage, at: _ReadingsAt, budget: Budget, pool: ReadingPool
     ) -> bool:
-        """Read readings until one is newer than ``target`` by more than the sensor window
-        or their stretch ends; ``False`` when the budget or a 429 stopped it first."""
+        """Read readings until one is newer than the page's latest arrival by more than
+        the sensor window, or their stretch ends; ``False`` when the budget or a 429
+        stopped it first.  Where the stretch has no start yet, the reading feed is first
+        skipped ahead to the page's oldest fix (less the window, not before the floor)."""
         window = self.settings.sensor_window_s
-        while not at.done and (at.newest is None or at.newest <= target + window):
-            if not budget.reading():
-                return False
-            try:
-                page = await self.readings.page(at.start_id)
-            except RateLimited as exc:
-                if not budget.progress:
-                    raise
-                self._rate_limited(exc, budget)
-                return False
-            self._add_readings(page, at, pool)
+        target = positions.newest
+        try:
+            if not at.sought:
+                oldest = min(p.fix.fix_time.timestamp() for p in positions.positions)
+                floors = [at.floors[u] for u in at.units if u in at.floors]
+                start = max(oldest, min(floors, default=oldest)) - window
+                at.start_id, first = await self.readings.seek(start)
+                at.sought = True
+                if first is not None:
+                    self._add_readings(first, at, pool)
+            while (
+                target is not None
+                and not at.done
+                and (at.newest is None or at.newest <= target + window)
+            ):
+                if not budget.reading():
+                    return False
+                self._add_readings(await self.readings.page(at.start_id), at, pool)
+        except RateLimited as exc:
+            if not budget.progress:
+                raise
+            self._rate_limited(exc, budget)
+            return False
         return True
 
     def _add_readings(self, page: ReadingsPage, at: _ReadingsAt, pool: ReadingPool) -> None:
