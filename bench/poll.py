@@ -11,7 +11,15 @@ time per cycle (CPU of this process only: the fake's work is in the child), and 
 ingested; then the peak memory.  The first cycle (device sync, backfill) is shown apart from the steady
 ones.  A platform whose plugin is not installed is skipped.
 
+With ``--history-h H`` every unit also has H hours of history before the first cycle (a
+fix every ``--history-every`` s, with the same readings) and the connection a backfill of
+``--backfill-s`` (default 1 h): the bench then polls until every unit's newest fix is
+stored ("live") and prints how many polls and how much time that took (simulated: one poll
+per 30 s cycle; wall: the polls' own time), counting the cycles until then as the first
+start and the rest as steady.
+
     make bench        # or: uv run python bench/poll.py --units 1000 --cycles 5
+    uv run python bench/poll.py --platforms tracking3d --history-h 24   # a first start
 """
 
 from __future__ import annotations
@@ -48,11 +56,38 @@ account-wide feed (one request covers every unit), 1 where history is one device
 request (GPS-Server.net's ``OBJECT_GET_MESSAGES``)."""
 START = datetime(2026, 6, 1, 8, 0, tzinfo=UTC).timestamp()
 INTERVAL = 30.0
+MAX_CYCLES = 200
+"""With history: give up if the units are not live after this many cycles."""
 
 
 # -- the child: a fake upstream with a control route ---------------------------------------
-def serve(platform: str, units: int, fixes: int) -> None:
-    """Serve the platform's fake with ``units`` units; print the URL, then serve forever."""
+def history_times(args: argparse.Namespace) -> list[float]:
+    """The fix times of each unit's history: every ``history_every`` s up to ``START - 2``."""
+    count = int(args.history_h * 3600 // args.history_every)
+    return [START - 2.0 - args.history_every * k for k in reversed(range(count))]
+
+
+def add_fixes(fake: Any, ids: list[str], t: float, k: int, now: float) -> None:
+    """One fix of each unit at ``t`` (the ``k``-th of its cycle), received 2 s later."""
+    for n, unit in enumerate(ids):
+        fake.add_fix(
+            unit,
+            t,
+            14.6 + n * 1e-4 + (now - START) * 1e-6,
+            -90.5 - k * 1e-5,
+            speed_kmh=float((n + k) % 90),
+            course=float((n * 7) % 360),
+            altitude=1500.0,
+            satellites=9,
+            ignition=True,
+            params={"fuel": 0.5, "power": 12.6},
+            received=t + 2.0,
+        )
+
+
+def serve(platform: str, args: argparse.Namespace) -> None:
+    """Serve the platform's fake with ``args.units`` units (and their history); print the
+    URL, then serve forever."""
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse
@@ -67,30 +102,19 @@ def serve(platform: str, units: int, fixes: int) -> None:
     )
     ids = [
         fake.add_unit(f"unit {i:04d}", imei=f"35630704{i:07d}", plate=f"P-{i:04d}")
-        for i in range(units)
+        for i in range(args.units)
     ]
+    for t in history_times(args):
+        add_fixes(fake, ids, t, 0, t + 2.0)
     url: dict[str, str] = {}
 
     async def tick(request: Request) -> JSONResponse:
         """Move the clock to ``now`` and give each unit ``fixes`` fixes of the last cycle."""
         now = float(request.query_params["now"])
-        step = INTERVAL / fixes
-        for n, unit in enumerate(ids):
-            for k in range(fixes):
-                t = now - INTERVAL + (k + 1) * step - 2.0  # recorded 2 s before it arrives
-                fake.add_fix(
-                    unit,
-                    t,
-                    14.6 + n * 1e-4 + (now - START) * 1e-6,
-                    -90.5 - k * 1e-5,
-                    speed_kmh=float((n + k) % 90),
-                    course=float((n * 7) % 360),
-                    altitude=1500.0,
-                    satellites=9,
-                    ignition=True,
-                    params={"fuel": 0.5, "power": 12.6},
-                    received=t + 2.0,
-                )
+        step = INTERVAL / args.fixes
+        for k in range(args.fixes):
+            t = now - INTERVAL + (k + 1) * step - 2.0  # recorded 2 s before it arrives
+            add_fixes(fake, ids, t, k, now)
         clock["now"] = now
         return JSONResponse({"ok": True})
 
@@ -136,6 +160,8 @@ class Cycle:
     wall: float
     cpu: float
     fixes: int
+    live: bool = False
+    """Whether every unit's newest fix was stored after this cycle."""
 
 
 @dataclass
@@ -145,6 +171,14 @@ class Result:
     batch: int
     cycles: list[Cycle] = field(default_factory=list)
     by_endpoint: dict[str, int] = field(default_factory=dict)
+    history: int = 0
+    """History fixes per unit in the fake before the first cycle."""
+    backfill: float = INTERVAL
+
+    @property
+    def live_at(self) -> int | None:
+        """How many cycles it took until every unit's newest fix was stored."""
+        return next((i + 1 for i, c in enumerate(self.cycles) if c.live), None)
 
 
 async def measure(platform: str, url: str, args: argparse.Namespace, tmp: Path) -> Result:
@@ -168,7 +202,7 @@ async def measure(platform: str, url: str, args: argparse.Namespace, tmp: Path) 
     hub = Hub(store, registry, infos, clock=clock, settings=settings)
     async with httpx.AsyncClient(base_url=url, timeout=120) as control:
         config = (await control.get("/_bench/config")).raise_for_status().json()
-        options = {**config["options"], "backfill_s": INTERVAL}
+        options = {**config["options"], "backfill_s": args.backfill_s}
         client = store.create_client(platform)
         conn = store.create_connection(
             client.id, platform, f"{platform} bench", config["credentials"], options
@@ -178,7 +212,9 @@ async def measure(platform: str, url: str, args: argparse.Namespace, tmp: Path) 
         cls = registry.source(platform)
         opts = cls.parse_options(options)
         batch = int(getattr(opts, "batch_size", 0) or API_BATCH.get(platform) or args.units)
-        result = Result(platform, args.units, batch)
+        result = Result(
+            platform, args.units, batch, history=len(history_times(args)), backfill=args.backfill_s
+        )
         runner = SourceRunner(hub, conn.id or 0)
 
         async def requests() -> tuple[int, dict[str, int]]:
@@ -198,7 +234,10 @@ async def measure(platform: str, url: str, args: argparse.Namespace, tmp: Path) 
             )
             source = cls(ctx)
             _, start_by = await requests()
-            for _ in range(args.cycles):
+            device_ids = [d.id for d in store.list_devices(connection_id=conn.id)]
+            while len(result.cycles) < args.cycles or (
+                result.live_at is None and len(result.cycles) < MAX_CYCLES
+            ):
                 clock.t += INTERVAL
                 (await control.post("/_bench/tick", params={"now": clock.t})).raise_for_status()
                 before, _ = await requests()
@@ -206,16 +245,31 @@ async def measure(platform: str, url: str, args: argparse.Namespace, tmp: Path) 
                 count = await runner._poll_once(source)
                 wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
                 after, by = await requests()
-                result.cycles.append(Cycle(after - before, wall, cpu, count or 0))
+                newest = datetime.fromtimestamp(clock.t - 2.0, UTC)
+                latest = store.positions.latest(device_ids)
+                live = len(latest) == args.units and all(
+                    _aware(r["fix_time"]) == newest for r in latest
+                )
+                result.cycles.append(Cycle(after - before, wall, cpu, count or 0, live))
             result.by_endpoint = {k: v - start_by.get(k, 0) for k, v in by.items()}
             await source.aclose()
             await hub.pipeline.close()
             nursery.cancel_scope.cancel()
     stored = store.positions.count()
-    expected = args.units * args.fixes * args.cycles
-    assert stored == expected, f"{platform}: stored {stored} fixes, expected {expected}"
+    floor = START + INTERVAL - args.backfill_s  # the backfill from the first poll's time
+    kept = sum(1 for t in history_times(args) if t >= floor)
+    expected = args.units * (args.fixes * len(result.cycles) + kept)
+    if args.history_h <= 0 or platform == "tracking3d":
+        assert stored == expected, f"{platform}: stored {stored} fixes, expected {expected}"
+    elif stored != expected:
+        print(f"{platform}: stored {stored} fixes; the backfill holds {expected}", file=sys.stderr)
     store.close()
     return result
+
+
+def _aware(moment: datetime) -> datetime:
+    """A stored time as an aware UTC datetime (SQLite gives them back naive)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def report(results: list[Result]) -> None:
@@ -224,7 +278,8 @@ def report(results: list[Result]) -> None:
         f"{'req 1st':>7} {'req/cycle':>9} {'wall ms':>8} {'CPU ms':>7} {'fixes/cycle':>11}"
     )
     for r in results:
-        first, steady = r.cycles[0], r.cycles[1:] or r.cycles
+        head = r.live_at or 1 if r.history else 1
+        first, steady = r.cycles[0], r.cycles[head:] or r.cycles
         target = 2 + math.ceil(r.units / r.batch)
         n = len(steady)
         print(
@@ -238,6 +293,24 @@ def report(results: list[Result]) -> None:
             f"{'':<8} first cycle: wall {1000 * first.wall:.0f} ms, CPU {1000 * first.cpu:.0f} ms,"
             f" {first.fixes} fixes; requests by endpoint over all cycles: {r.by_endpoint}"
         )
+        if r.history:
+            report_first_start(r)
+
+
+def report_first_start(r: Result) -> None:
+    """How long a first start with history took until every unit's newest fix was stored."""
+    history = f"{r.history} history fixes per unit, backfill {r.backfill:g} s"
+    if r.live_at is None:
+        print(f"{'':<8} first start ({history}): not live after {len(r.cycles)} polls")
+        return
+    head = r.cycles[: r.live_at]
+    print(
+        f"{'':<8} first start ({history}): live after {r.live_at} poll(s), i.e."
+        f" {r.live_at * INTERVAL:.0f} s simulated at a poll per {INTERVAL:.0f} s;"
+        f" {sum(c.wall for c in head):.1f} s wall, {sum(c.cpu for c in head):.1f} s CPU,"
+        f" {sum(c.requests for c in head)} requests, {sum(c.fixes for c in head)} fixes"
+        f" until then ({', '.join(str(c.requests) for c in head)} per poll)"
+    )
 
 
 def main() -> None:
@@ -246,10 +319,24 @@ def main() -> None:
     parser.add_argument("--fixes", type=int, default=1, help="new fixes per unit per cycle")
     parser.add_argument("--cycles", type=int, default=5)
     parser.add_argument("--platforms", default=",".join(PLATFORMS))
+    parser.add_argument(
+        "--history-h", type=float, default=0.0, help="hours of history each unit has at start"
+    )
+    parser.add_argument(
+        "--history-every", type=float, default=300.0, help="seconds between history fixes"
+    )
+    parser.add_argument(
+        "--backfill-s",
+        type=float,
+        default=None,
+        help="the connections' backfill (default: one cycle, or 1 h with --history-h)",
+    )
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.backfill_s is None:
+        args.backfill_s = 3600.0 if args.history_h > 0 else INTERVAL
     if args.serve:
-        serve(args.serve, args.units, args.fixes)
+        serve(args.serve, args)
         return
     results = []
     for platform in args.platforms.split(","):
@@ -260,7 +347,8 @@ def main() -> None:
             continue
         child = subprocess.Popen(
             [sys.executable, __file__, "--serve", platform, "--units", str(args.units),
-             "--fixes", str(args.fixes)],
+             "--fixes", str(args.fixes), "--history-h", str(args.history_h),
+             "--history-every", str(args.history_every)],
             stdout=subprocess.PIPE,
             text=True,
         )  # fmt: skip

@@ -135,3 +135,65 @@ async def test_fault_switches(served: Served) -> None:
             "Result"
         ] == "ok"
     assert fake.request_count == 6
+
+
+async def test_the_reading_feed_pages_by_its_own_start_id(served: Served) -> None:
+    fake, url = served.fake, served.url
+    fake.max_batch = 3
+    a = fake.add_unit("Truck A", sensor_names={"Fuel Level": "Diesel tank"})
+    b = fake.add_unit("Truck B")
+    fake.add_fix(a, T0 - 90_000, 1.0, 1.0, received=T0 - 90_000)  # older than 24 h
+    fake.add_fix(a, T0 - 60, 1.0, 1.0, satellites=11, readings={"Fuel Level": 55.5})
+    fake.add_fix(b, T0 - 50, 1.0, 1.0, readings={"Fuel Level": 12}, params={"Door": True})
+    fake.add_reading(b, T0 - 40, "Temperature", -4, name="Reefer")
+    async with httpx.AsyncClient() as http:
+        ids = await login(http, url, fake)
+        positions = (await get(http, url, "Data/PositionsList", **ids))["Result"]
+        assert all("SensorReadings" not in p for p in positions["Position"])
+        first = (await get(http, url, "Data/SensorReadingsList", **ids))["Result"]
+        assert [(r["UnitUid"], r["Name"], r["Value"]) for r in first["SensorReadings"]] == [
+            (a, "Satellites", "11"),
+            (a, "Diesel tank", "55.5"),  # named by the user on this unit
+            (b, "Satellites", "8"),
+        ]
+        fuel = first["SensorReadings"][1]
+        assert fuel == {
+            "UnitUid": a,
+            "Name": "Diesel tank",
+            "Value": "55.5",
+            "MeasurementSign": "L",
+            "ReadingTimeLocal": "2026-03-02T10:59:00",  # account time: UTC + 3 h
+            "SensorType": "Fuel Level",
+        }
+        second = (await get(http, url, "Data/SensorReadingsList", StartId=first["StartId"], **ids))[
+            "Result"
+        ]
+        assert [(r["Name"], r["Value"], r["SensorType"]) for r in second["SensorReadings"]] == [
+            ("Fuel", "12", "Fuel Level"),
+            ("Door", "true", "Custom"),
+            ("Reefer", "-4", "Temperature"),
+        ]
+        fake.reading_times = "utc"
+        fake.add_reading(a, T0, "GSM Signal Strength", 4)
+        third = (await get(http, url, "Data/SensorReadingsList", StartId=second["StartId"], **ids))[
+            "Result"
+        ]
+        (gsm,) = third["SensorReadings"]
+        assert gsm["ReadingTimeUtc"] == "2026-03-02T08:00:00" and "ReadingTimeLocal" not in gsm
+        assert third["StartId"] == second["StartId"] + 1
+        fake.strict_start_ids = True
+        refused = await get(http, url, "Data/SensorReadingsList", StartId=12, **ids)
+        assert refused["Status"]["ErrorCode"] == 40001
+        again = await get(http, url, "Data/SensorReadingsList", StartId=third["StartId"], **ids)
+        assert again["Result"]["SensorReadings"] == []
+
+
+async def test_a_rate_limit_can_start_after_some_requests(served: Served) -> None:
+    fake, url = served.fake, served.url
+    async with httpx.AsyncClient() as http:
+        ids = await login(http, url, fake)
+        fake.rate_limit(1, retry_after=5, after=2)
+        statuses = [
+            (await http.get(f"{url}/Units/Unit/List", params=ids)).status_code for _ in range(4)
+        ]
+        assert statuses == [200, 200, 429, 200]

@@ -56,7 +56,7 @@ def test_a_record_becomes_a_fix() -> None:
     assert (fix.lat, fix.lon, fix.speed_kmh, fix.course_deg) == (37.98381, 23.727539, 40.0, 10.0)
     assert fix.ignition is True and fix.satellites == 11 and fix.altitude_m is None
     assert fix.sensors == {
-        "ext_power": 13.8,
+        "external_battery": 13.8,  # keyed by its type, whatever the user named it
         "door": "Open",
         "input1": True,
         "odometer_km": 152334.6,

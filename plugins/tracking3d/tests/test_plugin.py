@@ -86,5 +86,5 @@ def test_readme_lists_every_option_with_its_default() -> None:
 
 
 def test_readme_states_the_request_formula_and_recent_activity() -> None:
-    assert "1 + extra feed pages" in README
+    assert "1 position page + the reading pages since the last poll" in README
     assert "3 km/h" in README and "10 minutes" in README

@@ -86,7 +86,7 @@ async def test_first_poll_is_bounded_by_the_backfill_and_then_follows_the_feed(
     before = fake.request_count
     second = await source.poll(refs(ids), first.cursors)
     assert fix_times(second, ids[1]) == [T0 - 120] and ids[0] not in second.fixes
-    assert fake.request_count - before == 1  # one short page: no trailing empty request
+    assert fake.request_count - before == 2  # a short page of each feed: no empty request
     assert second.cursors[ids[0]].last_fix_time == first.cursors[ids[0]].last_fix_time
 
     third = await source.poll(refs(ids), second.cursors)
@@ -218,14 +218,14 @@ async def test_values_are_converted(served: Served, make_source: MakeSource) -> 
         fix.validate()
 
 
-async def test_a_feed_without_sensor_readings_has_no_satellites(
+async def test_satellites_come_from_the_reading_feed_when_the_feed_has_none(
     served: Served, make_source: MakeSource
 ) -> None:
-    served.fake.feed_readings = False
+    assert served.fake.feed_readings is False  # as public clients show the feed
     (uid,) = units(served, 1)
     served.fake.add_fix(uid, T0 - 10, 1.0, 1.0, satellites=9)
     (fix,) = (await make_source().poll(refs([uid]), empty([uid]))).fixes[uid]
-    assert fix.satellites is None
+    assert fix.satellites == 9
 
 
 # -- the session ---------------------------------------------------------------------------
@@ -263,7 +263,11 @@ async def test_an_expired_session_gets_one_login_and_one_retry(
     second = await source.poll(refs([uid]), first.cursors)
     assert fix_times(second, uid) == [T0 - 5]
     spent = fake.requests - before
-    assert spent == {"Data/PositionsList": 2, "Authentication/UserAuthenticate": 1}
+    assert spent == {
+        "Data/PositionsList": 2,
+        "Authentication/UserAuthenticate": 1,
+        "Data/SensorReadingsList": 1,
+    }
 
 
 async def test_a_session_error_right_after_a_login_does_not_loop(
@@ -313,6 +317,39 @@ async def test_no_secret_reaches_the_logs(
     assert any(r.name == "httpx" for r in caplog.records)  # httpx logged its requests
     for secret in (fake.password, old_sid, new_sid):
         assert secret not in caplog.text
+
+
+async def test_a_session_renewal_logs_one_info_line_naming_the_connection(
+    served: Served, make_source: MakeSource, clock: MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    install_redaction()
+    caplog.set_level(logging.INFO, logger="gpshub.test.tracking3d")
+    fake = served.fake
+    (uid,) = units(served, 1)
+    state = MemoryStateStore()
+    source = make_source(state=state)
+    first = await source.poll(refs([uid]), empty([uid]))
+    assert not [r for r in caplog.records if r.levelno == logging.INFO]  # the first login
+
+    def renewals() -> list[str]:
+        return [
+            r.getMessage()
+            for r in caplog.records
+            if r.levelno == logging.INFO and "logging in again" in r.getMessage()
+        ]
+
+    old_sid = state.data[SESSION_KEY]["session_id"]
+    fake.expire_sessions()
+    second = await source.poll(refs([uid]), first.cursors)
+    (line,) = renewals()
+    assert "#1" in line and "fleet@example.com" in line and "expired session" in line
+    await trio.sleep(84_600)  # 23.5 h later
+    fake.session_ttl_s = 10 * 86_400
+    await source.poll(refs([uid]), second.cursors)
+    assert len(renewals()) == 2 and "h old" in renewals()[1] and "#1" in renewals()[1]
+    new_sid = state.data[SESSION_KEY]["session_id"]
+    for secret in (fake.password, old_sid, new_sid, fake.user_id_guid):
+        assert all(secret not in text for text in renewals())
 
 
 # -- faults --------------------------------------------------------------------------------

@@ -3,7 +3,9 @@
 ``Authentication/UserAuthenticate`` trades the username and password for a ``UserIdGuid``
 and a ``SessionId``, which every other call carries in its query string (the API offers no
 header).  The session is kept in memory and in the connection's encrypted state, with its
-creation time, so a restart reuses it; it is renewed once older than ``max_age_s``.
+creation time, so a restart reuses it; it is renewed once older than ``max_age_s``.  Each
+renewal (by age, or after an answer that looks like an expired session) logs one INFO line
+naming the connection, the user and the host, never the password or the session ids.
 
 Errors: 3D Tracking answers HTTP 200 with ``Status.Result`` other than ``"ok"`` and an
 ``ErrorCode``/``Message``.  One that looks like an expired or invalid session (see
@@ -135,6 +137,8 @@ class Tracking3DClient:
         session_codes: Collection[int] = wire.SESSION_ERROR_CODES,
         timeout_s: float = 30.0,
         url_field: str = "options.base_url",
+        log: logging.Logger | logging.LoggerAdapter[logging.Logger] = log,
+        context: str = "",
     ) -> None:
         self.http = http
         self.base = base_url.rstrip("/")
@@ -146,6 +150,9 @@ class Tracking3DClient:
         self.session_codes = frozenset(session_codes)
         self.timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0))
         self.url_field = url_field
+        self.log = log
+        self.context = context or "connection"
+        """How log lines name the connection (``'fleet' (#3)``)."""
         self._session: Session | None = None
         self._loaded = False
         self.logins = 0
@@ -171,8 +178,18 @@ class Tracking3DClient:
             self._loaded = True
             if self._session is None:
                 self._session = Session.from_state(await self.state.get(SESSION_KEY))
-        if self._session is not None and self._fresh(self._session):
-            return self._session, False
+        old = self._session
+        if old is not None and self._fresh(old):
+            return old, False
+        if old is not None and old.username == self.username:
+            age_h = (self._now().timestamp() - old.created) / 3600
+            self.log.info(
+                "3D Tracking %s: the session of %r at %s is %.1f h old; logging in again",
+                self.context,
+                self.username,
+                self.host,
+                age_h,
+            )
         return await self.login(), True
 
     async def login(self) -> Session:
@@ -192,7 +209,7 @@ class Tracking3DClient:
         session = Session(guid, sid, self._now().timestamp(), self.username)
         self._session = session
         await self.state.set(SESSION_KEY, session.as_state())
-        log.debug("3D Tracking: new session for %r", self.username)
+        self.log.debug("3D Tracking %s: new session for %r", self.context, self.username)
         return session
 
     async def forget_session(self) -> None:
@@ -214,7 +231,15 @@ class Tracking3DClient:
         session, fresh_login = await self._current()
         status = await self._call_with(session, path, params)
         if not status.ok and self._is_session_error(status) and not fresh_login:
-            log.debug("3D Tracking: session no longer valid (code %s); logging in", status.code)
+            self.log.info(
+                "3D Tracking %s: %s answered %s for %s, taken as an expired session;"
+                " logging in again as %r",
+                self.context,
+                self.host,
+                self._describe(status),
+                path,
+                self.username,
+            )
             session = await self.login()
             status = await self._call_with(session, path, params)
             if not status.ok and self._is_session_error(status):
@@ -323,3 +348,9 @@ class Tracking3DClient:
         if start_id is not None:
             params.append(("StartId", str(start_id)))
         return await self.call(wire.FEED_PATH, params)
+
+    async def readings(self, start_id: int | None) -> Any:
+        """``Data/SensorReadingsList``: the account's sensor readings from ``start_id`` on
+        (without it, about the last 24 h), and the next ``StartId``."""
+        params = [] if start_id is None else [("StartId", str(start_id))]
+        return await self.call(wire.READINGS_PATH, params)

@@ -9,24 +9,28 @@ only an answer whose shape is wrong as a whole is an error (``BadShape``).
 from __future__ import annotations
 
 import logging
-import math
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from gpshub_tracking3d import wire
+from gpshub_tracking3d.readings import embedded
+from gpshub_tracking3d.values import (
+    BadShape,
+    kind_of,
+    listed,
+    number,
+    parse_time,
+    slug,
+    start_id,
+)
 from hub.fix import PositionFix
 from hub.source import RemoteDevice
 
 log = logging.getLogger(__name__)
 
 _warned_measures: set[str] = set()
-
-
-class BadShape(ValueError):
-    """The answer is not what the endpoint sends (no list of records where one belongs)."""
 
 
 @dataclass(slots=True)
@@ -45,42 +49,29 @@ class ParseStats:
 
 @dataclass(frozen=True, slots=True)
 class Position:
-    """One usable feed record: whose it is, when the server got it, and the fix."""
+    """One usable feed record: whose it is, when the server got it (epoch s), the fix, and
+    the account's local-time offset its ``GPSTimeLocal`` shows (seconds, or ``None``)."""
 
     unit: str
     received: float | None
     fix: PositionFix
+    local_offset: float | None = None
+
+    @property
+    def arrival(self) -> float:
+        """When the server got it, else its fix time: where it stands in the feed."""
+        return self.received if self.received is not None else self.fix.fix_time.timestamp()
 
 
-def parse_time(value: Any) -> datetime | None:
-    """An ISO-8601 text as an aware UTC datetime (no offset: UTC); ``None`` if unusable."""
-    if not isinstance(value, str) or not value.strip():
+def local_offset(utc: datetime, local: Any) -> float | None:
+    """``GPSTimeLocal`` less the UTC time, rounded to ``wire.LOCAL_OFFSET_STEP_S``; ``None``
+    when absent or beyond ±14 h."""
+    moment = parse_time(local)
+    if moment is None:
         return None
-    text = value.strip()
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
-
-
-def number(value: Any) -> float | None:
-    """A finite number, from a JSON number or a numeric text; ``None`` otherwise."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str):
-        try:
-            value = float(value.strip().replace(",", "."))
-        except ValueError:
-            return None
-    if not isinstance(value, int | float):
-        return None
-    result = float(value)
-    return result if math.isfinite(result) else None
+    step = wire.LOCAL_OFFSET_STEP_S
+    offset = round((moment - utc).total_seconds() / step) * step
+    return float(offset) if abs(offset) <= 14 * 3600 else None
 
 
 def ignition_of(value: Any) -> bool | None:
@@ -112,54 +103,11 @@ def speed_kmh(speed: Any, measure: Any) -> float | None:
     return value * factor
 
 
-def slug(name: str) -> str:
-    """A sensor key from a reading's display name: ``"Ext. power"`` -> ``"ext_power"``."""
-    return re.sub(r"[^0-9a-z]+", "_", name.strip().lower()).strip("_")
-
-
-def sensor_value(value: Any) -> float | bool | str | None:
-    """A reading's ``Value`` (always text upstream) as a number or boolean where it is one."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | float):
-        return float(value) if math.isfinite(value) else None
-    if not isinstance(value, str):
-        return None
-    text = value.strip()
-    lowered = text.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    parsed = number(text) if text else None
-    return parsed if parsed is not None else text
-
-
 def _key(*values: Any) -> str:
     for value in values:
         if isinstance(value, str) and value.strip():
             return slug(value)
     return ""
-
-
-def readings(record: Mapping[str, Any]) -> tuple[int | None, dict[str, Any]]:
-    """The satellite count and the other ``SensorReadings`` (by the slug of their name)."""
-    satellites: int | None = None
-    out: dict[str, Any] = {}
-    entries = record.get("SensorReadings")
-    for entry in entries if isinstance(entries, list) else ():
-        if not isinstance(entry, Mapping):
-            continue
-        kind = entry.get("SensorType")
-        value = entry.get("Value")
-        if isinstance(kind, str) and kind.strip().lower() == wire.SATELLITE_SENSOR_TYPE:
-            count = number(value)
-            if count is not None and count >= 0 and count == int(count):
-                satellites = int(count)
-            continue
-        key = _key(entry.get("Name"), kind)
-        converted = sensor_value(value)
-        if key and converted is not None:
-            out[key] = converted
-    return satellites, out
 
 
 def inputs_outputs(record: Mapping[str, Any]) -> dict[str, bool]:
@@ -214,7 +162,7 @@ def parse_record(record: Any, stats: ParseStats | None = None) -> Position | Non
     course = number(record.get("Heading"))
     if course is not None:
         course = course % 360.0
-    satellites, sensors = readings(record)
+    satellites, sensors = embedded(record.get("SensorReadings"))
     sensors.update(inputs_outputs(record))
     odometer = number(record.get("Odometer"))
     if odometer is not None and odometer >= 0:
@@ -241,38 +189,36 @@ def parse_record(record: Any, stats: ParseStats | None = None) -> Position | Non
         ignition=ignition_of(record.get("Ignition")),
         sensors=sensors,
     )
-    return Position(unit, None if received is None else received.timestamp(), fix)
+    return Position(
+        unit,
+        None if received is None else received.timestamp(),
+        fix,
+        local_offset(fix_time, record.get("GPSTimeLocal")),
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class FeedPage:
-    """One answer of the delta feed: its usable records, how many it had, and the next id."""
+    """One answer of the delta feed: its usable records, how many it had, the next id, and
+    the latest arrival (``Position.arrival``) in it."""
 
     positions: list[Position]
     size: int
     start_id: int | None
+    newest: float | None = None
 
 
 def parse_feed(result: Any, stats: ParseStats | None = None) -> FeedPage:
     """``Result`` of ``Data/PositionsList`` (``{"Position": [...], "StartId": N}``)."""
-    if not isinstance(result, Mapping):
-        raise BadShape(f"expected an object with Position and StartId, got {_kind(result)}")
-    records = result.get("Position")
-    if records is None:
-        records = []
-    if not isinstance(records, list):
-        raise BadShape(f"Position is {_kind(records)}, not a list")
-    start = result.get("StartId")
-    start_id = int(start) if isinstance(start, int) and not isinstance(start, bool) else None
-    if start_id is None and isinstance(start, str) and start.strip().isdigit():
-        start_id = int(start.strip())
+    records = listed(result, "Position")
     stats = stats if stats is not None else ParseStats()
     positions = [p for p in (parse_record(r, stats) for r in records) if p is not None]
     if stats.count:
         log.debug(
             "skipped %d of %d 3D Tracking record(s): %s", stats.count, len(records), stats.skipped
         )
-    return FeedPage(positions, len(records), start_id)
+    newest = max((p.arrival for p in positions), default=None)
+    return FeedPage(positions, len(records), start_id(result.get("StartId")), newest)
 
 
 def plate_of(information: Any) -> str | None:
@@ -320,7 +266,7 @@ def parse_units(result: Any) -> list[RemoteDevice]:
     if result is None:
         return []
     if not isinstance(result, list):
-        raise BadShape(f"expected a list of units, got {_kind(result)}")
+        raise BadShape(f"expected a list of units, got {kind_of(result)}")
     units = [u for u in (parse_unit(r) for r in result) if u is not None]
     if len(units) < len(result):
         log.debug("skipped %d 3D Tracking unit record(s) without a Uid", len(result) - len(units))
@@ -328,11 +274,8 @@ def parse_units(result: Any) -> list[RemoteDevice]:
 
 
 def by_unit(positions: Iterable[Position]) -> dict[str, list[Position]]:
+    """Positions grouped by unit, each group in the given order."""
     out: dict[str, list[Position]] = {}
     for p in positions:
         out.setdefault(p.unit, []).append(p)
     return out
-
-
-def _kind(value: Any) -> str:
-    return "null" if value is None else type(value).__name__

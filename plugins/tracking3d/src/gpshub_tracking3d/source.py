@@ -75,12 +75,30 @@ class Tracking3DOptions(RangeOptions):
         " session counts too): one new login and one retry.",
     )
     page_budget: int = Field(
-        default=20,
+        default=100,
         ge=1,
         le=1000,
         title="Feed pages per poll",
-        description="Data/PositionsList requests one poll may make; a longer backlog"
-        " continues next poll.",
+        description="Data/PositionsList pages one poll may read (with the sensor reading"
+        " pages that cover them); a longer backlog continues next poll.",
+    )
+    time_budget_s: float = Field(
+        default=60.0,
+        ge=5,
+        le=100,
+        allow_inf_nan=False,
+        title="Poll time budget (s)",
+        description="A poll fetches no new feed page after this long (the hub gives a poll"
+        " 120 s); the rest continues next poll.",
+    )
+    sensor_window_s: float = Field(
+        default=60.0,
+        ge=0,
+        le=3600,
+        allow_inf_nan=False,
+        title="Sensor match window (s)",
+        description="A fix gets its unit's newest sensor reading taken at or up to this"
+        " long before its fix time.",
     )
     feed_page_size: int = Field(
         default=0,
@@ -98,6 +116,14 @@ class Tracking3DOptions(RangeOptions):
     )
 
 
+def _context(label: str, connection_id: int | None) -> str:
+    """How log lines name a connection: ``'fleet' (#3)``."""
+    number = "" if connection_id is None else f"#{connection_id}"
+    if label and number:
+        return f"{label!r} ({number})"
+    return f"{label!r}" if label else number or "connection"
+
+
 class Tracking3DSource(Source[Tracking3DCredentials, Tracking3DOptions]):
     """Positions of the units of a 3D Tracking account, from its account-wide delta feed."""
 
@@ -105,7 +131,8 @@ class Tracking3DSource(Source[Tracking3DCredentials, Tracking3DOptions]):
     title = "3D Tracking"
     description = (
         "Mirror the units of a 3D Tracking account: every position from the account-wide"
-        " delta feed (late ones included), digital I/O and sensor readings as sensors."
+        " delta feed (late ones included), with digital I/O, satellites and sensor readings"
+        " (fuel, temperatures, voltages, GSM) from the sensor reading feed."
     )
     Credentials = Tracking3DCredentials
     Options = Tracking3DOptions
@@ -125,6 +152,8 @@ class Tracking3DSource(Source[Tracking3DCredentials, Tracking3DOptions]):
             max_age_s=options.session_max_age_s,
             session_codes=options.session_error_codes,
             timeout_s=options.timeout_s,
+            log=ctx.log,
+            context=_context(ctx.label, ctx.connection_id),
         )
         self.poller = FeedPoller(
             self.client,
@@ -132,6 +161,8 @@ class Tracking3DSource(Source[Tracking3DCredentials, Tracking3DOptions]):
                 backfill_s=options.backfill_s,
                 page_budget=options.page_budget,
                 page_size=options.feed_page_size,
+                sensor_window_s=options.sensor_window_s,
+                time_budget_s=options.time_budget_s,
             ),
             ctx.log,
         )

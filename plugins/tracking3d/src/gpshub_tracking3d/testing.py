@@ -14,11 +14,23 @@ there is [C] or [I], so each guess is a switch here):
 * ``Data/PositionsList`` (``StartId``, ``IncludeInputOutputs``, ``Uid``): records in the
   order the server received them, each with a global increasing id; at most ``max_batch``
   per answer with the ``StartId`` to ask next (last id + 1); without ``StartId``, those
-  received in the last 24 h;
+  received in the last 24 h.  Records carry no ``SensorReadings`` unless
+  ``feed_readings`` is set;
+* ``Data/SensorReadingsList`` (``StartId``, ``Uid``): the sensor readings, paged the same
+  way with ids of their own: ``{"SensorReadings": [...], "StartId": N}``.  A reading has
+  its unit's ``UnitUid``, the ``Name`` the user gave that sensor on that unit
+  (``add_unit(sensor_names=...)``, else ``SENSOR_NAMES``), its ``SensorType``, the value
+  as text, a ``MeasurementSign`` and a time without an offset: ``ReadingTimeLocal`` only
+  (``reading_times="local"``, as public clients show), ``ReadingTimeUtc`` only
+  (``"utc"``), or both.  Each fix adds a ``"Satellite Count"`` reading, one per entry of
+  ``readings`` (by type) and one ``Custom`` reading per entry of ``params`` (by name);
+  ``add_reading`` adds one on its own (a sensor reported between positions);
 * case-insensitive paths, served at the root and under ``/api/v1.0``; string
   ``Ignition``, a per-record ``SpeedMeasure`` (``speed_measure``), satellites only as a
   ``"Satellite Count"`` sensor reading, times without an offset (``*Local`` in
   ``local_offset_h``), no altitude.
+* ``strict_start_ids``: refuse (error envelope 40001) a ``StartId`` the server did not
+  hand out, as a server might that looks ids up rather than comparing them.
 
 Use it like this::
 
@@ -31,7 +43,8 @@ Use it like this::
     assert fake.requests["Data/PositionsList"] == 1
 
 Fault switches, applied in this order to the next requests of any path: ``slow(seconds)``
-(every answer waits, until ``slow(0)``), ``rate_limit(n, retry_after)`` (HTTP 429),
+(every answer waits, until ``slow(0)``), ``rate_limit(n, retry_after, after=k)`` (HTTP 429,
+from the request after the next ``k``),
 ``fail(n, status)`` (an HTML error page), ``error_envelope(n, code, message)`` (HTTP 200
 with an error ``Status``), ``malformed(n)`` (a JSON answer cut in half).  Sessions:
 ``expire_sessions()``, ``session_ttl_s``; credentials: ``change_password``.
@@ -73,9 +86,27 @@ PATHS = {
         "Units/Unit/List",
         "Units/LatestPositionsList",
         "Data/PositionsList",
+        "Data/SensorReadingsList",
     )
 }
 OK_STATUS = {"Result": "ok", "ErrorCode": None, "Message": None}
+SATELLITE_COUNT = "Satellite Count"
+SENSOR_NAMES = {
+    SATELLITE_COUNT: "Satellites",
+    "External Battery": "Ext. power",
+    "Internal Battery": "Battery",
+    "GSM Signal Strength": "GSM",
+    "Fuel Level": "Fuel",
+    "Temperature": "Temperature",
+}
+"""The ``Name`` a sensor of each ``SensorType`` has unless its unit names it otherwise."""
+SENSOR_SIGNS = {
+    "External Battery": "V",
+    "Internal Battery": "V",
+    "Fuel Level": "L",
+    "Temperature": "°C",
+}
+"""The ``MeasurementSign`` of each ``SensorType`` (none for the others)."""
 
 
 def wire_time(t: float) -> str:
@@ -100,6 +131,7 @@ class FakeUnit:
     latest_t: float | None = None
     latest: dict[str, Any] | None = None
     latest_received: float | None = None
+    sensor_names: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         return {"Uid": self.uid, "Name": self.name, self.imei_key: self.imei}
@@ -138,6 +170,13 @@ class _Feed:
     def next_id(self) -> int:
         return self.first_id + len(self.encoded)
 
+    def append(self, unit: str, encoded: bytes, received: float, plain: bytes = b"") -> None:
+        self.units.append(unit)
+        self.encoded.append(encoded)
+        self.plain.append(plain or encoded)
+        top = self.received_max[-1] if self.received_max else received
+        self.received_max.append(max(top, received))
+
 
 class FakeTracking3D:
     """An in-memory 3D Tracking server (see the module docstring)."""
@@ -155,8 +194,10 @@ class FakeTracking3D:
         max_batch: int = 1000,
         first_id: int = 812_345_000,
         speed_measure: str = "kph",
-        feed_readings: bool = True,
+        feed_readings: bool = False,
         local_offset_h: float = 3.0,
+        readings_first_id: int = 4_200_000_000,
+        reading_times: str = "local",
     ) -> None:
         self.now = now
         self.username = username
@@ -170,7 +211,11 @@ class FakeTracking3D:
         self.speed_measure = speed_measure
         """The ``SpeedMeasure`` of new records (``kph``, ``km/h``, ``mph``, ``knots``)."""
         self.feed_readings = feed_readings
-        """Whether feed records carry ``SensorReadings`` (satellites, params)."""
+        """Whether feed records carry ``SensorReadings`` too (public clients show none)."""
+        self.reading_times = reading_times
+        """Which times a reading has: ``"local"``, ``"utc"`` or ``"both"``."""
+        self.strict_start_ids = False
+        """Refuse a ``StartId`` that no answer handed out."""
         self.local_offset = timedelta(hours=local_offset_h)
         self.units: dict[str, FakeUnit] = {}
         self.sessions: dict[str, float] = {}  # session id -> creation time
@@ -180,8 +225,11 @@ class FakeTracking3D:
         """(method, path, query parameter names) of each request."""
         self.delay = 0.0
         self._feed = _Feed(first_id)
+        self._readings = _Feed(readings_first_id)
+        self._handed: set[int] = set()
         self._uids = itertools.count(0x5CE7C3)
         self._rate_limited = 0
+        self._rate_after = 0
         self._retry_after: float | None = None
         self._failing = 0
         self._fail_status = 500
@@ -214,13 +262,21 @@ class FakeTracking3D:
         information: str | None = None,
         imei_key: str = "Imei",
         unit_type: str = "Vehicle",
+        sensor_names: dict[str, str] | None = None,
     ) -> str:
         """Add a unit; its ``Uid`` (short upper-case hex).  ``plate`` goes into
         ``Information`` (3D Tracking has no plate field); ``imei_key`` is ``Imei`` or
-        ``IMEI``."""
+        ``IMEI``; ``sensor_names`` maps a ``SensorType`` to the name the user gave that
+        sensor on this unit."""
         uid = f"{next(self._uids):06X}"
         self.units[uid] = FakeUnit(
-            uid, name, imei, plate if plate is not None else information, imei_key, unit_type
+            uid,
+            name,
+            imei,
+            plate if plate is not None else information,
+            imei_key,
+            unit_type,
+            sensor_names=dict(sensor_names or {}),
         )
         return uid
 
@@ -237,10 +293,11 @@ class FakeTracking3D:
         speed_kmh: float = 0.0,
         course: float = 0.0,
         altitude: float = 0.0,
-        satellites: int = 8,
+        satellites: int | None = 8,
         valid: bool = True,
         ignition: bool | None = None,
         params: dict[str, Any] | None = None,
+        readings: dict[str, Any] | None = None,
         received: float | None = None,
         speed_measure: str | None = None,
         inputs: dict[str, bool] | None = None,
@@ -250,7 +307,9 @@ class FakeTracking3D:
     ) -> dict[str, Any]:
         """Append a record with GPS time ``t`` to the feed, received at ``received``
         (default now): a late record is one with an old ``t`` added now.  ``altitude`` is
-        dropped (3D Tracking has none); ``params`` become sensor readings; ``inputs``
+        dropped (3D Tracking has none); ``satellites``, ``readings`` (by ``SensorType``:
+        ``{"Fuel Level": 55}``) and ``params`` (custom sensors by name) become sensor
+        readings taken at ``t``, received with the record; ``inputs``
         (``{"Input1": True}``) the ``InputOutputs``.  Returns the record as served."""
         owner = self.units[unit]
         received = self.now() if received is None else received
@@ -275,51 +334,88 @@ class FakeTracking3D:
             "GPSTimeLocal": local.isoformat(timespec="seconds"),
             "PointOfInterest": None,
         }
-        readings = [self._reading(unit, "Satellites", satellites, "Satellite Count", local)]
-        for key, value in (params or {}).items():
-            readings.append(self._reading(unit, key, value, "Custom", local))
+        typed = {} if satellites is None else {SATELLITE_COUNT: satellites}
+        typed.update(readings or {})
+        rows = [self._reading(owner, t, kind, value) for kind, value in typed.items()]
+        rows += [
+            self._reading(owner, t, "Custom", value, name=key)
+            for key, value in (params or {}).items()
+        ]
         if self.feed_readings:
-            record["SensorReadings"] = readings
+            record["SensorReadings"] = rows
         plain = json.dumps(record, separators=(",", ":")).encode()
         record["InputOutputs"] = [
             {"SystemName": k, "Description": k, "UserDescription": k, "Active": v}
             for k, v in (inputs or {}).items()
         ]
-        feed = self._feed
-        feed.units.append(unit)
-        feed.plain.append(plain)
-        feed.encoded.append(json.dumps(record, separators=(",", ":")).encode())
-        top = feed.received_max[-1] if feed.received_max else received
-        feed.received_max.append(max(top, received))
+        self._feed.append(unit, json.dumps(record, separators=(",", ":")).encode(), received, plain)
+        for row in rows:
+            self._readings.append(unit, json.dumps(row, separators=(",", ":")).encode(), received)
         if owner.latest_t is None or t >= owner.latest_t:
             owner.latest_t, owner.latest_received = t, received
-            owner.latest = {**record, "SensorReadings": readings}
+            owner.latest = {**record, "SensorReadings": rows}
         return record
 
-    @staticmethod
-    def _reading(unit: str, name: str, value: Any, kind: str, local: datetime) -> dict[str, Any]:
+    def add_reading(
+        self,
+        unit: str,
+        t: float,
+        sensor_type: str,
+        value: Any,
+        *,
+        name: str | None = None,
+        sign: str | None = None,
+        received: float | None = None,
+    ) -> dict[str, Any]:
+        """Append one sensor reading taken at ``t`` (no position with it), received at
+        ``received`` (default now); returns it as served."""
+        row = self._reading(self.units[unit], t, sensor_type, value, name=name, sign=sign)
+        received = self.now() if received is None else received
+        self._readings.append(unit, json.dumps(row, separators=(",", ":")).encode(), received)
+        return row
+
+    def _reading(
+        self,
+        unit: FakeUnit,
+        t: float,
+        kind: str,
+        value: Any,
+        *,
+        name: str | None = None,
+        sign: str | None = None,
+    ) -> dict[str, Any]:
         text = str(value).lower() if isinstance(value, bool) else str(value)
-        return {
-            "UnitUid": unit,
-            "Name": name,
+        moment = datetime.fromtimestamp(t, UTC).replace(tzinfo=None)
+        row: dict[str, Any] = {
+            "UnitUid": unit.uid,
+            "Name": name or unit.sensor_names.get(kind) or SENSOR_NAMES.get(kind, kind),
             "Value": text,
-            "MeasurementSign": "",
-            "ReadingTimeLocal": local.isoformat(timespec="seconds"),
-            "SensorType": kind,
+            "MeasurementSign": SENSOR_SIGNS.get(kind, "") if sign is None else sign,
         }
+        if self.reading_times in ("local", "both"):
+            row["ReadingTimeLocal"] = (moment + self.local_offset).isoformat(timespec="seconds")
+        if self.reading_times in ("utc", "both"):
+            row["ReadingTimeUtc"] = moment.isoformat(timespec="seconds")
+        row["SensorType"] = kind
+        return row
 
     @property
     def feed_size(self) -> int:
         return len(self._feed.encoded)
+
+    @property
+    def readings_size(self) -> int:
+        return len(self._readings.encoded)
 
     # -- fault switches ------------------------------------------------------------------
     def slow(self, seconds: float) -> None:
         """Delay every answer by ``seconds`` (``trio.sleep``) until ``slow(0)``."""
         self.delay = max(seconds, 0.0)
 
-    def rate_limit(self, n: int = 1, retry_after: float | None = 30.0) -> None:
-        """The next ``n`` requests get HTTP 429 (with ``Retry-After`` unless ``None``)."""
-        self._rate_limited, self._retry_after = n, retry_after
+    def rate_limit(self, n: int = 1, retry_after: float | None = 30.0, *, after: int = 0) -> None:
+        """The next ``n`` requests get HTTP 429 (with ``Retry-After`` unless ``None``),
+        once ``after`` more requests have been answered."""
+        self._rate_limited, self._retry_after, self._rate_after = n, retry_after, after
 
     def fail(self, n: int = 1, status: int = 500) -> None:
         """The next ``n`` requests get ``status`` with an HTML page."""
@@ -352,7 +448,9 @@ class FakeTracking3D:
         self.calls.append((request.method, name, tuple(request.query_params.keys())))
         if self.delay:
             await trio.sleep(self.delay)
-        if self._rate_limited > 0:
+        if self._rate_limited > 0 and self._rate_after > 0:
+            self._rate_after -= 1
+        elif self._rate_limited > 0:
             self._rate_limited -= 1
             headers = {} if self._retry_after is None else {"Retry-After": f"{self._retry_after:g}"}
             return Response(b"Too Many Requests", status_code=429, headers=headers)
@@ -383,7 +481,12 @@ class FakeTracking3D:
             return self._ok([u.as_json() for u in self.units.values()])
         if name == "Units/LatestPositionsList":
             return self._latest(request)
-        return self._positions(request)
+        if name == "Data/SensorReadingsList":
+            return self._page(request, self._readings, b"SensorReadings", self._readings.encoded)
+        rows = self._feed.encoded
+        if request.query_params.get("IncludeInputOutputs", "").lower() != "true":
+            rows = self._feed.plain
+        return self._page(request, self._feed, b"Position", rows)
 
     async def _login(self, request: Request) -> Response:
         values = dict(request.query_params)
@@ -436,21 +539,20 @@ class FakeTracking3D:
             )
         return self._ok(out)
 
-    def _positions(self, request: Request) -> Response:
+    def _page(self, request: Request, feed: _Feed, key: bytes, rows: list[bytes]) -> Response:
+        """A page of ``feed`` from ``StartId`` (without: from 24 h back)."""
         query = request.query_params
-        feed = self._feed
         text = query.get("StartId")
         if text:
             try:
                 start = int(text)
             except ValueError:
                 return self._error(40000, "StartId is not a number")
+            if self.strict_start_ids and start not in self._handed:
+                return self._error(40001, "Invalid StartId")
             index = min(max(start - feed.first_id, 0), len(feed.encoded))
         else:
             index = bisect.bisect_left(feed.received_max, self.now() - FEED_WINDOW_S)
-        rows = (
-            feed.encoded if query.get("IncludeInputOutputs", "").lower() == "true" else feed.plain
-        )
         only = query.get("Uid")
         taken: list[bytes] = []
         end = index
@@ -464,8 +566,11 @@ class FakeTracking3D:
             next_id = max(int(text), feed.first_id + end)
         else:
             next_id = feed.next_id
+        self._handed.add(next_id)
         body = (
-            b'{"Status":{"Result":"ok","ErrorCode":null,"Message":null},"Result":{"Position":['
+            b'{"Status":{"Result":"ok","ErrorCode":null,"Message":null},"Result":{"'
+            + key
+            + b'":['
             + b",".join(taken)
             + b'],"StartId":'
             + str(next_id).encode()

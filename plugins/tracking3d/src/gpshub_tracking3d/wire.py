@@ -15,6 +15,7 @@ LOGIN_PATH = "Authentication/UserAuthenticate"
 UNITS_PATH = "Units/Unit/List"
 LATEST_PATH = "Units/LatestPositionsList"
 FEED_PATH = "Data/PositionsList"
+READINGS_PATH = "Data/SensorReadingsList"
 
 LOGIN_METHOD = "POST"
 """[C/I] ``UserAuthenticate`` answers GET and POST; the parameters go in the query string
@@ -70,6 +71,37 @@ public clients; a record without one is valid unless it sits at exactly 0,0)."""
 
 SATELLITE_SENSOR_TYPE = "satellite count"
 """[C] ``SensorType`` (lower-cased) of the reading that holds the satellite count."""
+
+GENERIC_SENSOR_TYPES = frozenset(
+    {
+        "",
+        "custom",
+        "other",
+        "generic",
+        "unknown",
+        "none",
+        "user defined",
+        "sensor",
+        "input",
+        "digital input",
+        "analog input",
+        "analogue input",
+    }
+)
+"""[I] ``SensorType`` values (lower-cased) that say nothing about what is measured: such a
+reading is keyed by its ``Name`` (which the user gives per unit) instead of its type."""
+
+SIGN_KEYS: dict[str, str] = {"%": "pct", "°c": "c", "℃": "c", "°f": "f", "℉": "f"}
+"""``MeasurementSign`` (lower-cased) to the suffix of a numeric reading's key where the
+plain slug would not do (``%`` has none); any other sign is slugged (``V`` -> ``v``)."""
+
+READING_UTC_KEYS = ("ReadingTimeUtc", "ReadingTimeUTC")
+"""[I] Spellings of a reading's UTC time; without one, ``ReadingTimeLocal`` [C] is used,
+made UTC by the account's offset learned from the position records."""
+
+LOCAL_OFFSET_STEP_S = 900
+"""An account's local time differs from UTC by whole quarter hours: a learned offset is
+rounded to this."""
 
 PLATE = re.compile(r"^(?=.*\d)(?=.*[A-Z])[A-Z0-9][A-Z0-9 .\-]{1,10}[A-Z0-9]$")
 """[I] ``Information`` holding this (upper-case letters and digits, both present, 3..12
