@@ -125,7 +125,7 @@ async def test_import_poll_restart_poll_keeps_every_fix_exactly_once(
         assert [r["valid"] for r in moving].count(False) == 3
         assert all(r["satellites"] == 7 and r["ignition"] is True for r in moving)
         assert all(r["sensors"]["fuel_level"] == 55.0 for r in moving)
-        assert all(r["sensors"]["odometer_km"] >= 1000.0 for r in moving)
+        assert all(r["sensors"]["platform_odometer_km"] >= 1000.0 for r in moving)
         assert all(r["altitude_m"] is None for r in moving)
     late_rows, _ = hub2.store.positions.history([devices[units[1]].id], limit=10_000)
     (late,) = [r for r in late_rows if r["fix_time"].timestamp() == late_t]

@@ -59,8 +59,8 @@ def test_a_record_becomes_a_fix() -> None:
         "external_battery": 13.8,  # keyed by its type, whatever the user named it
         "door": "Open",
         "input1": True,
-        "odometer_km": 152334.6,
-        "engine_hours": 1.0,
+        "platform_odometer_km": 152334.6,
+        "platform_engine_hours": 1.0,
         "address": "Ermou 12, Athina",
         "point_of_interest": "Depot",
     }

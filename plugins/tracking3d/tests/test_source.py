@@ -208,8 +208,8 @@ async def test_values_are_converted(served: Served, make_source: MakeSource) -> 
     assert first.sensors["ext_power"] == 13.8 and first.sensors["gsm"] == 4.0
     assert first.sensors["door"] == "closed" and first.sensors["address"] == "Ermou 12"
     assert first.sensors["input1"] is True and first.sensors["output1"] is False
-    assert first.sensors["odometer_km"] == pytest.approx(152334.6)
-    assert first.sensors["engine_hours"] == pytest.approx(2.0)
+    assert first.sensors["platform_odometer_km"] == pytest.approx(152334.6)
+    assert first.sensors["platform_engine_hours"] == pytest.approx(2.0)
     assert "satellites" not in first.sensors
     assert mph.speed_kmh == pytest.approx(80.0) and mph.ignition is False
     assert knots.speed_kmh == pytest.approx(18.52) and knots.ignition is None

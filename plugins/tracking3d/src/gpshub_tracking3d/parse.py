@@ -25,7 +25,7 @@ from gpshub_tracking3d.values import (
     slug,
     start_id,
 )
-from hub.fix import PositionFix
+from hub.fix import PLATFORM_ENGINE_HOURS, PLATFORM_ODOMETER_KM, PositionFix
 from hub.source import RemoteDevice
 
 log = logging.getLogger(__name__)
@@ -166,10 +166,10 @@ def parse_record(record: Any, stats: ParseStats | None = None) -> Position | Non
     sensors.update(inputs_outputs(record))
     odometer = number(record.get("Odometer"))
     if odometer is not None and odometer >= 0:
-        sensors["odometer_km"] = odometer * wire.ODOMETER_KM_PER_UNIT
+        sensors[PLATFORM_ODOMETER_KM] = odometer * wire.ODOMETER_KM_PER_UNIT
     engine = number(record.get("EngineTime"))
     if engine is not None and engine >= 0:
-        sensors["engine_hours"] = engine * wire.ENGINE_HOURS_PER_UNIT
+        sensors[PLATFORM_ENGINE_HOURS] = engine * wire.ENGINE_HOURS_PER_UNIT
     for key, name in (("Address", "address"), ("EngineStatus", "engine_status")):
         text = record.get(key)
         if isinstance(text, str) and text.strip():
