@@ -145,3 +145,59 @@ async def test_a_wrong_token_stops_the_connection_after_one_login(
     assert state.state == ConnectionState.NEEDS_REAUTH
     assert "error 8" in state.last_error and "F" * 72 not in state.last_error
     assert fake.requests == {p.LOGIN: 1}
+
+
+async def test_a_black_box_upload_after_twenty_silent_minutes_is_stored_whole(
+    tmp_path: Path, clock: MockClock
+) -> None:
+    """A tracker out of coverage for 20 minutes keeps recording (every 10 to 30 s) and then
+    uploads its whole buffer at once, received now: every buffered fix is stored, once,
+    while a unit in coverage goes on reporting around it."""
+    wall = TrioClock(EPOCH)
+    fake = FakeWialon(now=lambda: wall.now().timestamp())
+    reefer = fake.add_unit("Reefer", imei="356307042449001")
+    van = fake.add_unit("Van", imei="356307042449002")
+    gaps = [10, 20, 30, 15, 25]  # the reefer's recording interval cycles through these
+
+    async with trio.open_nursery() as server:
+        url = await server.start(serve_app, fake.app)
+        hub = new_hub(tmp_path, wall)
+        client = hub.store.create_client("acme")
+        conn = hub.store.create_connection(
+            client.id, "wialon", "Fleet", fake.credentials(url), fake.options(url)
+        )
+        hub.store.import_devices(conn.id, await hub.browse(hub.store.get_connection(conn.id)))
+        devices = {d.upstream_id: d for d in hub.store.list_devices(client.id)}
+
+        async def drive(seconds: int) -> None:
+            """Both units record for ``seconds`` of wall time: the van every 10 s, the
+            reefer at the cycling gaps."""
+            next_reefer = int(wall.now().timestamp())
+            recorded = 0
+            for step in range(seconds // 5):
+                now = int(wall.now().timestamp())
+                if step % 2 == 0:
+                    fake.add_fix(van, now, 52.0, 21.0 + (now - T0) / 1e5, speed_kmh=50)
+                if now >= next_reefer:
+                    fake.add_fix(reefer, now, 51.0, 20.0 + (now - T0) / 1e5, speed_kmh=60)
+                    next_reefer = now + gaps[recorded % len(gaps)]
+                    recorded += 1
+                await trio.sleep(5)
+
+        async with trio.open_nursery() as nursery:
+            await nursery.start(hub.run)
+            await drive(180)  # both in coverage
+            fake.hold(reefer)  # out of coverage: it records into its black box
+            await drive(20 * 60)
+            uploaded = fake.release(reefer)  # back: the 20 minutes arrive at once
+            await drive(120)
+            await trio.sleep(35)  # one more poll after the last fix
+            hub.shutdown()
+        server.cancel_scope.cancel()
+
+    assert 20 * 60 // 30 <= uploaded <= 20 * 60 // 10  # one fix every 10 to 30 s
+    for unit in (reefer, van):
+        rows, _ = hub.store.positions.history([devices[unit].id], limit=10_000)
+        stored = [int(r["fix_time"].timestamp()) for r in rows]
+        assert stored == fake.unit(unit).times, unit  # every fix, once, in order
+    assert hub.pipeline.stats.duplicates == 0

@@ -12,6 +12,7 @@ from trio.testing import MockClock
 from wialon_support import EPOCH, T0, MakeSource, Poller, Served, refs
 
 from gpshub_wialon import protocol as p
+from hub.rangepoll import ORIGIN, RESUME
 
 
 async def test_first_poll_backfills_then_each_fix_comes_once(
@@ -119,11 +120,13 @@ async def test_a_backlog_is_paged_within_a_budget_and_finished_next_poll(
     assert poller.times(unit) == times[:12]  # four pages of three
     assert fake.requests[p.BATCH] == 4
     assert fake.calls[p.LOAD_INTERVAL] == 2 + 3  # the quiet unit had one page only
-    assert "scan" not in poller.cursors[unit].state  # the range was not finished
-    assert "scan" in poller.cursors[other].state
+    assert poller.cursors[unit].state[RESUME] == times[11] + 1  # continued after page 4
+    assert RESUME not in poller.cursors[other].state  # its range was complete
+    assert poller.cursors[other].state[ORIGIN] == T0 - 3600  # no fix: it keeps its start
     await trio.sleep(30)
     await poller.poll()
     assert poller.times(unit) == times
+    assert RESUME not in poller.cursors[unit].state
 
 
 async def test_a_late_back_dated_message_is_picked_up_once(
@@ -266,4 +269,8 @@ async def test_error_1001_means_no_messages(
     unit = fake.add_unit("Parked")
     poller = Poller(make_source(), refs(unit))
     result = await poller.poll()
-    assert result.fixes == {} and "scan" in result.cursors[unit].state
+    assert result.fixes == {} and result.cursors[unit].state[ORIGIN] == T0 - 3600
+    await trio.sleep(30)
+    fake.add_fix(unit, T0 - 1800, 1.0, 1.0)  # uploaded late, within the first range
+    await poller.poll()
+    assert poller.times(unit) == [T0 - 1800]

@@ -20,7 +20,9 @@ Fault switches (each applies to the next requests, in this order of precedence):
 ``slow(seconds)``, ``fail(n, status)``, ``malformed(n)``, ``rate_limit(n)`` (error 1003
 ``LIMIT api_concurrent``), ``error(n, code)``; ``expire_sessions()``, ``ip_changed()``
 (error 1011 once), ``revoke_token()`` (error 8 on login), ``login_error`` (e.g. 4),
-``item_error(unit, code)`` (one unit's answer inside a batch), ``deny(unit)`` (error 7).
+``item_error(unit, code)`` (one unit's answer inside a batch), ``deny(unit)`` (error 7);
+``hold(unit)`` / ``release(unit)`` (a tracker out of coverage buffers its messages, then
+uploads them all at once, received at the upload time).
 Failed logins are throttled like Wialon's IP block: after ``failed_login_limit`` failures
 within a minute every login answers error 8, good token or not.
 
@@ -84,6 +86,9 @@ class FakeUnit:
     kinds: list[int] = field(default_factory=list)
     """Each message's type and flags as the server filters them (``f`` | type)."""
     denied: bool = False
+    held: list[tuple[dict[str, Any], int]] | None = None
+    """While not ``None``, the tracker is out of coverage: what it records waits here, in
+    its black box, until ``FakeWialon.release`` uploads it."""
 
     def put(self, message: dict[str, Any], kind: int) -> None:
         """Store a message; one at a given second replaces the one there (as Wialon keys
@@ -286,8 +291,29 @@ class FakeWialon:
         """Store any message as given; ``kind`` is its type and flags for filtering
         (default: its ``f``, i.e. a data message)."""
         target = self.unit(unit)
-        target.put(message, message.get("f", 0) if kind is None else kind)
+        flags = message.get("f", 0) if kind is None else kind
+        if target.held is not None:
+            target.held.append((message, flags))
+            return
+        target.put(message, flags)
         self._queue_event(target.id, {"i": target.id, "t": "m", "d": message})
+
+    def hold(self, unit: str | int) -> None:
+        """The unit's tracker loses its connection and buffers what it records (its black
+        box): the messages added from now on reach Wialon only on ``release``."""
+        target = self.unit(unit)
+        if target.held is None:
+            target.held = []
+
+    def release(self, unit: str | int) -> int:
+        """The tracker is back and uploads its buffer at once: every held message is stored
+        with ``rt`` = now (the upload time), oldest first.  Returns how many there were."""
+        target = self.unit(unit)
+        held, target.held = target.held or [], None
+        now = int(self.now())
+        for message, flags in held:
+            self.add_message(unit, {**message, "rt": now}, flags)
+        return len(held)
 
     # -- how to connect ------------------------------------------------------------------
     def credentials(self, url: str) -> dict[str, Any]:
