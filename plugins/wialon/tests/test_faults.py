@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import trio
 from trio.testing import MockClock
 from wialon_support import T0, MakeSource, Poller, Served, refs
 
 from gpshub_wialon import protocol as p
+from gpshub_wialon.batchsize import STATE_KEY as BATCH_KEY
 from gpshub_wialon.client import SESSION_KEY
 from hub.errors import CannotConnect, InvalidAuth, RateLimited, UpdateFailed
 from hub.source import MemoryStateStore
@@ -209,3 +212,55 @@ async def test_fake_blocks_logins_after_ten_failures_a_minute(
         await make_source().test_connection()
     await trio.sleep(61)
     assert "fleet" in await make_source().test_connection()
+
+
+async def test_error_6_halves_the_batch_and_the_size_that_works_is_kept(
+    served: Served, make_source: MakeSource, clock: MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A server that refuses batches of more than 30 requests with error 6: the poll goes
+    on with halved batches, says so once, and later polls and restarts use what worked."""
+    fake = served.fake
+    fake.max_batch = 30  # requests per core/batch: 29 units and the unload
+    units = [fake.add_unit(f"u{i:03d}") for i in range(100)]
+    for unit in units:
+        fake.add_fix(unit, T0 - 10, 1.0, 1.0)
+    state = MemoryStateStore()
+    poller = Poller(make_source(state=state, batch_size=100), refs(*units))
+    with caplog.at_level(logging.WARNING, logger="gpshub.test.wialon"):
+        await poller.poll()
+    assert all(poller.times(u) == [T0 - 10] for u in units)
+    assert fake.requests[p.BATCH] == 2 + 4  # 100 and 50 refused, then four batches of 25
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "batch size reduced to 25 after Wialon error 6 (batch too large)" in warnings[0]
+    assert state.data[BATCH_KEY] == {"size": 25, "configured": 100}
+
+    await trio.sleep(30)
+    for unit in units:
+        fake.add_fix(unit, T0 + 20, 1.0, 1.0)
+    before = fake.requests.copy()
+    await poller.poll()
+    assert fake.requests - before == {p.BATCH: 4}  # no refusal any more
+    assert all(poller.times(u) == [T0 - 10, T0 + 20] for u in units)
+
+    await trio.sleep(30)  # a restart keeps the size that works
+    before = fake.requests.copy()
+    await Poller(make_source(state=state, batch_size=100), refs(*units)).poll()
+    assert fake.requests - before == {p.SEARCH_ITEMS: 1, p.BATCH: 4}
+    await trio.sleep(30)  # a new batch_size option starts from that
+    before = fake.requests.copy()
+    await Poller(make_source(state=state, batch_size=20), refs(*units)).poll()
+    assert fake.requests - before == {p.SEARCH_ITEMS: 1, p.BATCH: 5}
+    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
+
+
+async def test_error_6_to_a_batch_of_one_unit_is_a_clear_error(
+    served: Served, make_source: MakeSource, clock: MockClock
+) -> None:
+    fake = served.fake
+    units = [fake.add_unit(f"u{i}") for i in range(3)]
+    fake.max_batch = 1  # not even one unit and the unload
+    poller = Poller(make_source(batch_size=3), refs(*units))
+    with pytest.raises(UpdateFailed, match=r"error 6 \(batch too large\) even to a core/batch"):
+        await poller.poll()
+    assert fake.requests[p.BATCH] == 2  # 3 units refused, then 1 unit refused too

@@ -45,6 +45,10 @@ MAX_LOGINS = 3
 Logger = logging.Logger | logging.LoggerAdapter[logging.Logger]
 
 
+class BatchTooLarge(UpdateFailed):
+    """Wialon answered a whole ``core/batch`` with error 6: it holds too many requests."""
+
+
 class WialonClient:
     """Calls to one Wialon server with one token (see the module docstring).
 
@@ -263,6 +267,8 @@ def error_code(answer: Any) -> int | None:
 def map_error(code: int, answer: Any, svc: str) -> Exception:
     """The hub error for an error answer to ``svc`` (other than a lost session)."""
     reason = answer.get("reason") if isinstance(answer, dict) else None
+    if svc == p.BATCH and code == p.ERR_UNKNOWN:
+        return BatchTooLarge(f"Wialon {svc}: error {code} (batch too large)")
     what = f"Wialon {svc}: {p.describe_error(code, reason)}"
     if code in p.RATE_ERRORS:
         return RateLimited(what, retry_after=None)

@@ -69,6 +69,7 @@ ERR_INVALID_RESULT = 3
 ERR_INVALID_INPUT = 4
 ERR_PERFORMING = 5
 ERR_UNKNOWN = 6
+"""Also what a whole ``core/batch`` answers when it holds too many requests."""
 ERR_ACCESS_DENIED = 7
 ERR_BAD_LOGIN = 8
 ERR_AUTH_SERVER = 9
