@@ -264,3 +264,40 @@ async def test_error_6_to_a_batch_of_one_unit_is_a_clear_error(
     with pytest.raises(UpdateFailed, match=r"error 6 \(batch too large\) even to a core/batch"):
         await poller.poll()
     assert fake.requests[p.BATCH] == 2  # 3 units refused, then 1 unit refused too
+
+
+async def test_re_logins_are_logged_at_info_naming_the_connection_and_no_secret(
+    served: Served, make_source: MakeSource, clock: MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each new token/login after error 1, error 1011 or a saved session that idled out is
+    one INFO record naming the connection; the token and session ids never appear."""
+    fake = served.fake
+    state = MemoryStateStore()
+    unit = fake.add_unit("Truck")
+    poller = Poller(make_source(state=state), refs(unit))
+    sessions: set[str] = set()
+    with caplog.at_level(logging.DEBUG, logger="gpshub.test.wialon"):
+        await poller.poll()  # the first login is no re-login
+        sessions.add(state.data[SESSION_KEY]["eid"])
+        fake.expire_sessions()  # error 1
+        await trio.sleep(30)
+        await poller.poll()
+        sessions.add(state.data[SESSION_KEY]["eid"])
+        fake.ip_changed()  # error 1011
+        await trio.sleep(30)
+        await poller.poll()
+        sessions.add(state.data[SESSION_KEY]["eid"])
+        await trio.sleep(400)  # a restart after the saved session idled out
+        await Poller(make_source(state=state), refs(unit)).poll()
+        sessions.add(state.data[SESSION_KEY]["eid"])
+    assert fake.requests[p.LOGIN] == 4 and len(sessions) == 4
+    infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert len(infos) == 3, infos
+    assert "error 1 (invalid session)" in infos[0]
+    assert "error 1011" in infos[1]
+    assert "idle for 4" in infos[2] and "expired" in infos[2]
+    for message in infos:
+        assert message.startswith("Wialon connection 'Fleet' (#1): ")
+        assert message.endswith("logging in again")
+    text = caplog.text
+    assert fake.token not in text and not any(eid in text for eid in sessions)

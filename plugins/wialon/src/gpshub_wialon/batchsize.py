@@ -22,10 +22,13 @@ from}`` (a changed ``batch_size`` option makes the saved size void)."""
 class BatchSize:
     """The working batch size of one connection (see the module docstring)."""
 
-    def __init__(self, configured: int, state: StateStore, log: Logger) -> None:
+    def __init__(
+        self, configured: int, state: StateStore, log: Logger, context: str = "Wialon"
+    ) -> None:
         self.configured = configured
         self.state = state
         self.log = log
+        self.context = context
         self.size = configured
         self._loaded = False
         self._reported = configured
@@ -58,8 +61,9 @@ class BatchSize:
             return
         self._reported = self.size
         self.log.warning(
-            "Wialon core/batch: batch size reduced to %d after Wialon error 6 (batch too "
-            "large); kept until the batch_size option (%d) is changed",
+            "%s: batch size reduced to %d after Wialon error 6 (batch too large); kept "
+            "until the batch_size option (%d) is changed",
+            self.context,
             self.size,
             self.configured,
         )

@@ -135,9 +135,10 @@ class WialonSource(Source[WialonCredentials, WialonOptions]):
             clock=ctx.clock,
             log=ctx.log,
             url_field="options.base_url" if opts.base_url else "credentials.server_url",
+            context=connection_context(ctx),
         )
         self.window = RangeWindow.of(opts)
-        self.batch_size = BatchSize(opts.batch_size, ctx.state, ctx.log)
+        self.batch_size = BatchSize(opts.batch_size, ctx.state, ctx.log, self.client.context)
         self.synced_at: datetime | None = None
         self._noted: set[str] = set()
 
@@ -364,6 +365,14 @@ def load_params(unit_id: int, time_from: int, time_to: int, count: int) -> dict[
         "flagsMask": p.POSITION_MASK,
         "loadCount": count,
     }
+
+
+def connection_context(ctx: SourceContext[Any, Any]) -> str:
+    """How log messages name the connection: ``Wialon connection 'Fleet' (#3)``."""
+    if ctx.connection_id is None:
+        return "Wialon connection (not saved)"
+    label = f" {ctx.label!r}" if ctx.label else ""
+    return f"Wialon connection{label} (#{ctx.connection_id})"
 
 
 def search_answer(answer: Any) -> tuple[list[Any], int]:
