@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 from trio.testing import MockClock
 from wialon_support import EPOCH, T0
@@ -12,9 +13,11 @@ from wialon_support import EPOCH, T0
 from gpshub_wialon import WialonSource
 from gpshub_wialon import protocol as p
 from gpshub_wialon.testing import FakeWialon
+from hub import PLATFORM_ENGINE_HOURS, PLATFORM_ODOMETER_KM
 from hub.clock import TrioClock
 from hub.core import Hub
-from hub.models import ConnectionState
+from hub.derive import EventCode
+from hub.models import ConnectionState, Role
 from hub.store import Store
 from hub.testing import LOOPBACK_NETWORKS, make_hub, serve_app
 
@@ -201,3 +204,63 @@ async def test_a_black_box_upload_after_twenty_silent_minutes_is_stored_whole(
         stored = [int(r["fix_time"].timestamp()) for r in rows]
         assert stored == fake.unit(unit).times, unit  # every fix, once, in order
     assert hub.pipeline.stats.duplicates == 0
+
+
+async def test_ignition_from_each_units_sensor_drives_hours_events_and_rules(
+    tmp_path: Path, clock: MockClock
+) -> None:
+    """Three units tell their ignition three ways — a sensor on input 2, a sensor on bit 3
+    of a parameter, no sensor but Teltonika's io_239 — and in a real hub each gets its
+    hour meter, ignition on/off event codes and ignition alerts."""
+    wall = TrioClock(EPOCH)
+    fake = FakeWialon(now=lambda: wall.now().timestamp())
+    relay, bits, plain = (fake.add_unit(n) for n in ("Relay", "Bits", "Plain"))
+    fake.add_sensor(relay, "Ignition", "engine operation", "in2")
+    fake.add_sensor(relay, "Odometer", "mileage", "can_mileage", metrics="m")
+    fake.add_sensor(bits, "Зажигание", "engine operation", "param199:3")
+    fake.add_sensor(bits, "Motor hours", "engine hours", "engine_min/60")
+
+    def record(on: bool) -> None:
+        now = int(wall.now().timestamp())
+        distance = now - T0
+        fake.add_fix(relay, now, 50.0, 30.0, inputs=0b10 if on else 0,
+                     params={"can_mileage": 1_000_000 + distance})  # fmt: skip
+        fake.add_fix(bits, now, 50.1, 30.0, params={"param199": 0b101 if on else 0b001,
+                     "engine_min": 6000 + distance // 60})  # fmt: skip
+        fake.add_fix(plain, now, 50.2, 30.0, params={"io_239": int(on)})
+
+    async with trio.open_nursery() as server:
+        url = await server.start(serve_app, fake.app)
+        hub = new_hub(tmp_path, wall)
+        client = hub.store.create_client("acme")
+        owner = hub.store.create_user("Ann", Role.MANAGER, client.id)
+        on_rule = hub.store.rules.create(client.id, owner, "on", "ignitionOn")
+        off_rule = hub.store.rules.create(client.id, owner, "off", "ignitionOff")
+        conn = hub.store.create_connection(client.id, "wialon", "Fleet", fake.credentials(url))
+        hub.store.import_devices(conn.id, await hub.browse(hub.store.get_connection(conn.id)))
+        devices = {d.upstream_id: d for d in hub.store.list_devices(client.id)}
+        async with trio.open_nursery() as nursery:
+            await nursery.start(hub.run)
+            for minute in range(8):  # off 2 minutes, on 4, off 2
+                for _ in range(6):
+                    record(2 <= minute < 6)
+                    await trio.sleep(10)
+            await trio.sleep(35)
+            hub.shutdown()
+        server.cancel_scope.cancel()
+
+    for unit in (relay, bits, plain):
+        device = devices[unit]
+        rows, _ = hub.store.positions.history([device.id], limit=10_000)
+        assert len(rows) == 48 and all(r["ignition"] is not None for r in rows), unit
+        assert [r["ignition"] for r in rows] == [False] * 12 + [True] * 24 + [False] * 12
+        codes = [r["event_code"] for r in rows]
+        assert codes.count(EventCode.IGNITION_ON) == 1, unit
+        assert codes.count(EventCode.IGNITION_OFF) == 1, unit
+        assert rows[-1]["hours"] == pytest.approx(23 * 10 / 3600), unit  # on from fix to fix
+        alerts = hub.store.rules.alerts(client.id, device_id=device.id)
+        assert [a.rule_id for a in alerts] == [on_rule.id, off_rule.id], unit
+    rows, _ = hub.store.positions.history([devices[relay].id], limit=10_000)
+    assert rows[-1]["sensors"][PLATFORM_ODOMETER_KM] == pytest.approx(1000 + 470 / 1000)
+    rows, _ = hub.store.positions.history([devices[bits].id], limit=10_000)
+    assert rows[-1]["sensors"][PLATFORM_ENGINE_HOURS] == pytest.approx((6000 + 7) / 60)

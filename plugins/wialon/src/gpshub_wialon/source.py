@@ -8,7 +8,8 @@ before now, so a silent unit's buffer is fetched whole when it uploads it), and 
 comes back a message is new when its time is after the last fix or Wialon registered it
 (``rt``) after the newest one emitted: black-box uploads of old positions are picked up,
 nothing is emitted twice (see ``hub.rangepoll``).  A batch Wialon refuses as too large
-(error 6) is halved (``gpshub_wialon.batchsize``).  Unit names, IMEIs and plates come from
+(error 6) is halved (``gpshub_wialon.batchsize``).  Unit names, IMEIs, plates and sensors
+(``gpshub_wialon.sensors``: the ignition and the readings the unit defines) come from
 ``core/search_items`` on the first poll and every ``sync_every_s``.
 
 Requests per cycle: ``ceil(devices / batch_size)``, plus one on sync cycles, plus one
@@ -30,6 +31,7 @@ from gpshub_wialon import protocol as p
 from gpshub_wialon.batchsize import BatchSize
 from gpshub_wialon.client import BatchTooLarge, WialonClient, error_code
 from gpshub_wialon.messages import message_time, parse_message, received_time, to_datetime
+from gpshub_wialon.sensors import UnitSensors, parse_sensors
 from gpshub_wialon.units import parse_unit, search_params
 from hub.errors import UpdateFailed
 from hub.rangepoll import RangeOptions, RangeWindow
@@ -140,6 +142,8 @@ class WialonSource(Source[WialonCredentials, WialonOptions]):
         self.window = RangeWindow.of(opts)
         self.batch_size = BatchSize(opts.batch_size, ctx.state, ctx.log, self.client.context)
         self.synced_at: datetime | None = None
+        self.sensors: dict[str, UnitSensors] = {}
+        """Each unit's sensors that reach its fixes, from the last unit list."""
         self._noted: set[str] = set()
 
     # -- browse and test -----------------------------------------------------------------
@@ -160,6 +164,7 @@ class WialonSource(Source[WialonCredentials, WialonOptions]):
     async def units(self) -> list[RemoteDevice]:
         """Every unit visible to the token, paging when the server cuts the answer."""
         devices: list[RemoteDevice] = []
+        sensors: dict[str, UnitSensors] = {}
         start = skipped = 0
         for _ in range(MAX_SEARCH_PAGES):
             answer = await self.client.call(p.SEARCH_ITEMS, search_params(p.UNIT_FLAGS, start))
@@ -168,13 +173,24 @@ class WialonSource(Source[WialonCredentials, WialonOptions]):
                 device = parse_unit(item)
                 if device is None:
                     skipped += 1
-                else:
-                    devices.append(device)
+                    continue
+                devices.append(device)
+                unit, problems = parse_sensors(item)
+                if unit is not None:
+                    sensors[device.upstream_id] = unit
+                for problem in problems:
+                    self._note_once(
+                        f"sensor:{device.upstream_id}:{problem}",
+                        "Wialon unit %s: %s; left out",
+                        device.upstream_id,
+                        problem,
+                    )
             start += len(items)
             if not items or start >= total:
                 break
         if skipped:
             self.ctx.log.debug("skipped %d Wialon unit(s) without a usable id", skipped)
+        self.sensors = sensors
         return devices
 
     # -- poll ----------------------------------------------------------------------------
@@ -218,8 +234,9 @@ class WialonSource(Source[WialonCredentials, WialonOptions]):
                 resume_from=None if resume is None else to_datetime(resume),
             )
             fixes = []
+            unit = self.sensors.get(upstream_id)
             for message in chosen:
-                fix = parse_message(message)
+                fix = parse_message(message, unit)
                 if fix is None:
                     bad += 1
                 else:

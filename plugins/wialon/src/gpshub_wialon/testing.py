@@ -86,6 +86,8 @@ class FakeUnit:
     kinds: list[int] = field(default_factory=list)
     """Each message's type and flags as the server filters them (``f`` | type)."""
     denied: bool = False
+    sensors: dict[int, dict[str, Any]] = field(default_factory=dict)
+    """The unit's sensors as Wialon returns them in ``sens`` (by sensor id)."""
     held: list[tuple[dict[str, Any], int]] | None = None
     """While not ``None``, the tracker is out of coverage: what it records waits here, in
     its black box, until ``FakeWialon.release`` uploads it."""
@@ -226,6 +228,45 @@ class FakeWialon:
     def deny(self, unit: str | int, denied: bool = True) -> None:
         """Take away (or give back) the user's access to a unit: error 7, hidden in search."""
         self.unit(unit).denied = denied
+
+    def add_sensor(
+        self,
+        unit: str | int,
+        name: str,
+        kind: str,
+        param: str,
+        *,
+        metrics: str = "",
+        description: str = "",
+        flags: int = 0,
+        table: list[tuple[float, float, float]] | None = None,
+        config: dict[str, Any] | None = None,
+        validator: int = 0,
+        validation: int = 0,
+    ) -> int:
+        """Define a sensor on a unit, the way a Wialon user does (served in ``sens`` with the
+        unit flag 4096): ``kind`` is its type (``engine operation``, ``fuel level``,
+        ``mileage``...), ``param`` its parameter expression, ``table`` the calculation
+        table as ``(x, a, b)`` rows, ``config`` what goes into ``c`` (sent as JSON text),
+        ``validator`` the id of a validating sensor.  Returns the sensor id."""
+        target = self.unit(unit)
+        sensor_id = max(target.sensors, default=0) + 1
+        target.sensors[sensor_id] = {
+            "id": sensor_id,
+            "n": name,
+            "t": kind,
+            "d": description,
+            "m": metrics,
+            "p": param,
+            "f": flags,
+            "c": orjson.dumps(
+                {"appear_in_popup": True, "show_time": False, **(config or {})}
+            ).decode(),
+            "vt": validation,
+            "vs": validator,
+            "tbl": [{"x": x, "a": a, "b": b} for x, a, b in table or ()],
+        }
+        return sensor_id
 
     def add_fix(
         self,
@@ -625,6 +666,9 @@ class FakeWialon:
         if flags & p.UNIT_LAST_MESSAGE:
             item["pos"] = unit.last_position()
             item["lmsg"] = unit.messages[-1] if unit.messages else None
+        if flags & p.UNIT_SENSORS:
+            item["sens"] = {str(i): dict(sensor) for i, sensor in unit.sensors.items()}
+            item["sens_max"] = -1
         if flags & p.UNIT_PROFILE:
             fields = unit.profile_fields()
             item["pflds"] = {
