@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ from hub import PLATFORM_ENGINE_HOURS, PLATFORM_ODOMETER_KM
 from hub.clock import TrioClock
 from hub.core import Hub
 from hub.derive import EventCode
-from hub.models import ConnectionState, Role
+from hub.models import Client, Connection, ConnectionState, Device, Role
 from hub.store import Store
 from hub.testing import LOOPBACK_NETWORKS, make_hub, serve_app
 
@@ -31,6 +33,33 @@ def new_hub(tmp_path: Path, wall: TrioClock, store: Store | None = None) -> Any:
         return hub
     hub.store.close()
     return Hub(store, hub.registry, hub.plugins, clock=wall, settings=hub.settings)
+
+
+@asynccontextmanager
+async def connected(
+    tmp_path: Path, wall: TrioClock, fake: FakeWialon
+) -> AsyncIterator[tuple[Any, Client, Connection, str]]:
+    """The fake served on loopback and a hub (not running yet) whose client has a Wialon
+    connection to it: ``(hub, client, connection, the fake's URL)``."""
+    async with trio.open_nursery() as server:
+        url = await server.start(serve_app, fake.app)
+        hub = new_hub(tmp_path, wall)
+        client = hub.store.create_client("acme")
+        conn = hub.store.create_connection(
+            client.id, "wialon", "Fleet", fake.credentials(url), fake.options(url)
+        )
+        yield hub, client, conn, url
+        server.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def imported(
+    tmp_path: Path, wall: TrioClock, fake: FakeWialon
+) -> AsyncIterator[tuple[Any, Client, dict[str, Device]]]:
+    """As ``connected``, with every unit imported: ``(hub, client, devices by unit id)``."""
+    async with connected(tmp_path, wall, fake) as (hub, client, conn, _):
+        hub.store.import_devices(conn.id, await hub.browse(hub.store.get_connection(conn.id)))
+        yield hub, client, {d.upstream_id: d for d in hub.store.list_devices(client.id)}
 
 
 async def feed(fake: FakeWialon, units: list[str], wall: TrioClock, seconds: float) -> None:
@@ -69,13 +98,7 @@ async def test_import_poll_restart_poll_every_fix_once(tmp_path: Path, clock: Mo
     ]
     for unit in units:  # history before the first poll, within the backfill
         fake.add_fix(unit, T0 - 600, 49.0, 29.0, satellites=7)
-    async with trio.open_nursery() as server:
-        url = await server.start(serve_app, fake.app)
-        hub = new_hub(tmp_path, wall)
-        client = hub.store.create_client("acme")
-        conn = hub.store.create_connection(
-            client.id, "wialon", "Fleet", fake.credentials(url), fake.options(url)
-        )
+    async with connected(tmp_path, wall, fake) as (hub, client, conn, url):
         assert (
             await hub.test_connection("wialon", fake.credentials(url), fake.options(url))
             == f"Wialon account 'fleet': {UNITS} units"
@@ -103,7 +126,6 @@ async def test_import_poll_restart_poll_every_fix_once(tmp_path: Path, clock: Mo
                                                    store.secrets))  # fmt: skip
         await trio.sleep(20)  # down for a moment: the session outlives it
         await run_hub(hub2, fake, units, wall, 90)
-        server.cancel_scope.cancel()
 
     # the browse and the runner share the connection's saved session: one login for all
     assert fake.requests[p.LOGIN] == logins
@@ -162,15 +184,7 @@ async def test_a_black_box_upload_after_twenty_silent_minutes_is_stored_whole(
     van = fake.add_unit("Van", imei="356307042449002")
     gaps = [10, 20, 30, 15, 25]  # the reefer's recording interval cycles through these
 
-    async with trio.open_nursery() as server:
-        url = await server.start(serve_app, fake.app)
-        hub = new_hub(tmp_path, wall)
-        client = hub.store.create_client("acme")
-        conn = hub.store.create_connection(
-            client.id, "wialon", "Fleet", fake.credentials(url), fake.options(url)
-        )
-        hub.store.import_devices(conn.id, await hub.browse(hub.store.get_connection(conn.id)))
-        devices = {d.upstream_id: d for d in hub.store.list_devices(client.id)}
+    async with imported(tmp_path, wall, fake) as (hub, _, devices):
 
         async def drive(seconds: int) -> None:
             """Both units record for ``seconds`` of wall time: the van every 10 s, the
@@ -196,7 +210,6 @@ async def test_a_black_box_upload_after_twenty_silent_minutes_is_stored_whole(
             await drive(120)
             await trio.sleep(35)  # one more poll after the last fix
             hub.shutdown()
-        server.cancel_scope.cancel()
 
     assert 20 * 60 // 30 <= uploaded <= 20 * 60 // 10  # one fix every 10 to 30 s
     for unit in (reefer, van):
@@ -229,16 +242,10 @@ async def test_ignition_from_each_units_sensor_drives_hours_events_and_rules(
                      "engine_min": 6000 + distance // 60})  # fmt: skip
         fake.add_fix(plain, now, 50.2, 30.0, params={"io_239": int(on)})
 
-    async with trio.open_nursery() as server:
-        url = await server.start(serve_app, fake.app)
-        hub = new_hub(tmp_path, wall)
-        client = hub.store.create_client("acme")
+    async with imported(tmp_path, wall, fake) as (hub, client, devices):
         owner = hub.store.create_user("Ann", Role.MANAGER, client.id)
         on_rule = hub.store.rules.create(client.id, owner, "on", "ignitionOn")
         off_rule = hub.store.rules.create(client.id, owner, "off", "ignitionOff")
-        conn = hub.store.create_connection(client.id, "wialon", "Fleet", fake.credentials(url))
-        hub.store.import_devices(conn.id, await hub.browse(hub.store.get_connection(conn.id)))
-        devices = {d.upstream_id: d for d in hub.store.list_devices(client.id)}
         async with trio.open_nursery() as nursery:
             await nursery.start(hub.run)
             for minute in range(8):  # off 2 minutes, on 4, off 2
@@ -247,7 +254,6 @@ async def test_ignition_from_each_units_sensor_drives_hours_events_and_rules(
                     await trio.sleep(10)
             await trio.sleep(35)
             hub.shutdown()
-        server.cancel_scope.cancel()
 
     for unit in (relay, bits, plain):
         device = devices[unit]
