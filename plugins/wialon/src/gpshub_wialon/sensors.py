@@ -48,6 +48,8 @@ from hub.fix import PLATFORM_ENGINE_HOURS, PLATFORM_ODOMETER_KM
 IGNITION = "engine operation"
 MILEAGE = "mileage"
 ENGINE_HOURS = "engine hours"
+PLATFORM_KEYS = {MILEAGE: PLATFORM_ODOMETER_KM, ENGINE_HOURS: PLATFORM_ENGINE_HOURS}
+"""The sensor types whose first sensor gives the platform's own counter readings."""
 NAMED_TYPES = frozenset({"fuel level", "temperature", "voltage"})
 """Sensor types whose values go into ``sensors`` under the sensor's name."""
 KIND_MASK = 0x0F
@@ -216,20 +218,20 @@ def parse_sensors(item: Mapping[str, Any]) -> tuple[UnitSensors | None, list[str
     used: set[str] = set()
     firsts: dict[str, int] = {}
     for sensor_id, name, kind in sorted(definitions):
-        single = kind in (IGNITION, MILEAGE, ENGINE_HOURS) and kind not in firsts
-        if not single and kind not in NAMED_TYPES and kind not in (MILEAGE, ENGINE_HOURS):
-            continue
+        first = kind in (IGNITION, *PLATFORM_KEYS) and kind not in firsts
+        if not first and kind not in NAMED_TYPES and kind not in PLATFORM_KEYS:
+            continue  # a type we do not map, or a second ignition sensor
         problem = _problem(sensor_id, unit, broken, names, ())
         if problem is not None:
             problems.append(f"sensor {name!r} ({kind}): {problem}")
             continue
         sensor = unit.by_id[sensor_id]
-        if single:
+        if first:
             firsts[kind] = sensor_id
             if kind == IGNITION:
                 unit.ignition = sensor
                 continue
-            key = PLATFORM_ODOMETER_KM if kind == MILEAGE else PLATFORM_ENGINE_HOURS
+            key = PLATFORM_KEYS[kind]
             factor = _km(sensor.metrics) if kind == MILEAGE else _hours(sensor.metrics)
         else:
             key, factor = sensor_key(name, sensor_id, used), 1.0
