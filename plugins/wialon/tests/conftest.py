@@ -89,6 +89,7 @@ def make_source(served: Served, http: httpx.AsyncClient, wall: TrioClock) -> Mak
             state=state if state is not None else MemoryStateStore(),
             clock=wall,
             connection_id=connection_id,
+            label="Fleet",
         )
         return WialonSource(ctx)
 

@@ -131,6 +131,54 @@ async def test_search_items_blocks_follow_the_flags(raw: Raw) -> None:
     assert await raw(p.SEARCH_ITEMS, {"flags": 1}) == {"error": 4}
 
 
+async def test_sensors_come_with_flag_4096(raw: Raw) -> None:
+    fake = raw.fake
+    unit = fake.add_unit("Truck")
+    first = fake.add_sensor(unit, "Зажигание", "engine operation", "param199:3", metrics="On/Off")
+    second = fake.add_sensor(
+        unit, "Fuel", "fuel level", "can_fuel", metrics="l", table=[(0, 0.4, 0)],
+        config={"lower_bound": 0, "upper_bound": 250}, validator=first, validation=11,
+    )  # fmt: skip
+    await raw.login()
+    params = {"spec": spec(), "force": 1, "flags": 1, "from": 0, "to": 0}
+    (plain,) = (await raw(p.SEARCH_ITEMS, params))["items"]
+    assert "sens" not in plain
+    (item,) = (await raw(p.SEARCH_ITEMS, {**params, "flags": 1 | p.UNIT_SENSORS}))["items"]
+    assert (first, second) == (1, 2) and set(item["sens"]) == {"1", "2"}
+    fuel = item["sens"]["2"]
+    assert {k: fuel[k] for k in ("id", "n", "t", "m", "p", "vt", "vs")} == {
+        "id": 2, "n": "Fuel", "t": "fuel level", "m": "l", "p": "can_fuel", "vt": 11, "vs": 1
+    }  # fmt: skip
+    assert fuel["tbl"] == [{"x": 0, "a": 0.4, "b": 0}]
+    config = orjson.loads(fuel["c"])  # JSON text, as Wialon sends it
+    assert (config["lower_bound"], config["upper_bound"]) == (0, 250)
+    assert item["sens"]["1"]["n"] == "Зажигание"
+
+
+async def test_a_held_unit_uploads_its_buffer_on_release(raw: Raw, clock: MockClock) -> None:
+    fake = raw.fake
+    unit = fake.add_unit("Reefer")
+    fake.add_fix(unit, T0, 1.0, 1.0, received=T0)
+    fake.hold(unit)
+    for t in (T0 + 10, T0 + 30, T0 + 45):
+        fake.add_fix(unit, t, 2.0, 2.0, received=t)  # recorded in the black box
+    assert fake.unit(unit).times == [T0]
+    await raw.login()
+    (item,) = (await raw(p.SEARCH_ITEMS, {"spec": spec(), "flags": 1025, "from": 0, "to": 0}))[
+        "items"
+    ]
+    assert item["pos"]["t"] == T0  # Wialon has not seen the buffer yet
+    await trio.sleep(600)
+    assert fake.release(unit) == 3 and fake.release(unit) == 0
+    await raw.login()  # the session idled out meanwhile
+    answer = await raw(p.LOAD_INTERVAL, {"itemId": int(unit), "timeFrom": T0, "timeTo": T0 + 99,
+                       "flags": 1, "flagsMask": 65281, "loadCount": 10})  # fmt: skip
+    assert [(m["t"], m["rt"]) for m in answer["messages"]] == [
+        (T0, T0),
+        *((t, int(fake.now())) for t in (T0 + 10, T0 + 30, T0 + 45)),
+    ]
+
+
 async def test_load_interval_filters_caps_and_counts(raw: Raw) -> None:
     fake = raw.fake
     unit = fake.add_unit("Truck")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import trio
 from trio.testing import MockClock
 from wialon_support import T0, MakeSource, Poller, Served, refs
 
 from gpshub_wialon import protocol as p
+from gpshub_wialon.batchsize import STATE_KEY as BATCH_KEY
 from gpshub_wialon.client import SESSION_KEY
 from hub.errors import CannotConnect, InvalidAuth, RateLimited, UpdateFailed
 from hub.source import MemoryStateStore
@@ -209,3 +212,92 @@ async def test_fake_blocks_logins_after_ten_failures_a_minute(
         await make_source().test_connection()
     await trio.sleep(61)
     assert "fleet" in await make_source().test_connection()
+
+
+async def test_error_6_halves_the_batch_and_the_size_that_works_is_kept(
+    served: Served, make_source: MakeSource, clock: MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A server that refuses batches of more than 30 requests with error 6: the poll goes
+    on with halved batches, says so once, and later polls and restarts use what worked."""
+    fake = served.fake
+    fake.max_batch = 30  # requests per core/batch: 29 units and the unload
+    units = [fake.add_unit(f"u{i:03d}") for i in range(100)]
+    for unit in units:
+        fake.add_fix(unit, T0 - 10, 1.0, 1.0)
+    state = MemoryStateStore()
+    poller = Poller(make_source(state=state, batch_size=100), refs(*units))
+    with caplog.at_level(logging.WARNING, logger="gpshub.test.wialon"):
+        await poller.poll()
+    assert all(poller.times(u) == [T0 - 10] for u in units)
+    assert fake.requests[p.BATCH] == 2 + 4  # 100 and 50 refused, then four batches of 25
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "batch size reduced to 25 after Wialon error 6 (batch too large)" in warnings[0]
+    assert state.data[BATCH_KEY] == {"size": 25, "configured": 100}
+
+    await trio.sleep(30)
+    for unit in units:
+        fake.add_fix(unit, T0 + 20, 1.0, 1.0)
+    before = fake.requests.copy()
+    await poller.poll()
+    assert fake.requests - before == {p.BATCH: 4}  # no refusal any more
+    assert all(poller.times(u) == [T0 - 10, T0 + 20] for u in units)
+
+    await trio.sleep(30)  # a restart keeps the size that works
+    before = fake.requests.copy()
+    await Poller(make_source(state=state, batch_size=100), refs(*units)).poll()
+    assert fake.requests - before == {p.SEARCH_ITEMS: 1, p.BATCH: 4}
+    await trio.sleep(30)  # a new batch_size option starts from that
+    before = fake.requests.copy()
+    await Poller(make_source(state=state, batch_size=20), refs(*units)).poll()
+    assert fake.requests - before == {p.SEARCH_ITEMS: 1, p.BATCH: 5}
+    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
+
+
+async def test_error_6_to_a_batch_of_one_unit_is_a_clear_error(
+    served: Served, make_source: MakeSource, clock: MockClock
+) -> None:
+    fake = served.fake
+    units = [fake.add_unit(f"u{i}") for i in range(3)]
+    fake.max_batch = 1  # not even one unit and the unload
+    poller = Poller(make_source(batch_size=3), refs(*units))
+    with pytest.raises(UpdateFailed, match=r"error 6 \(batch too large\) even to a core/batch"):
+        await poller.poll()
+    assert fake.requests[p.BATCH] == 2  # 3 units refused, then 1 unit refused too
+
+
+async def test_re_logins_are_logged_at_info_naming_the_connection_and_no_secret(
+    served: Served, make_source: MakeSource, clock: MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each new token/login after error 1, error 1011 or a saved session that idled out is
+    one INFO record naming the connection; the token and session ids never appear."""
+    fake = served.fake
+    state = MemoryStateStore()
+    unit = fake.add_unit("Truck")
+    poller = Poller(make_source(state=state), refs(unit))
+    sessions: set[str] = set()
+    with caplog.at_level(logging.DEBUG, logger="gpshub.test.wialon"):
+        await poller.poll()  # the first login is no re-login
+        sessions.add(state.data[SESSION_KEY]["eid"])
+        fake.expire_sessions()  # error 1
+        await trio.sleep(30)
+        await poller.poll()
+        sessions.add(state.data[SESSION_KEY]["eid"])
+        fake.ip_changed()  # error 1011
+        await trio.sleep(30)
+        await poller.poll()
+        sessions.add(state.data[SESSION_KEY]["eid"])
+        await trio.sleep(400)  # a restart after the saved session idled out
+        await Poller(make_source(state=state), refs(unit)).poll()
+        sessions.add(state.data[SESSION_KEY]["eid"])
+    assert fake.requests[p.LOGIN] == 4 and len(sessions) == 4
+    infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert len(infos) == 3, infos
+    assert "error 1 (invalid session)" in infos[0]
+    assert "error 1011" in infos[1]
+    assert "idle for 4" in infos[2] and "expired" in infos[2]
+    for message in infos:
+        assert message.startswith("Wialon connection 'Fleet' (#1): ")
+        assert message.endswith("logging in again")
+    text = caplog.text
+    assert fake.token not in text and not any(eid in text for eid in sessions)

@@ -56,7 +56,8 @@ def test_the_documented_message() -> None:
     assert fix.fix_time == datetime(2013, 3, 31, 20, 1, 21, tzinfo=UTC)
     assert (fix.lat, fix.lon, fix.altitude_m) == (53.8396544, 27.5608672, 213.0)
     assert (fix.speed_kmh, fix.course_deg, fix.satellites) == (0.0, 51.0, 9)
-    assert fix.valid is True and fix.ignition is None
+    assert fix.valid is True
+    assert fix.ignition is False  # no ignition parameter: digital input 1 (bit 0 of i), off
     assert fix.sensors == {
         **DOC_MESSAGE["p"],
         "input": 0,
@@ -116,8 +117,32 @@ def test_ignition_is_lifted_from_the_parameters() -> None:
         assert fix.sensors == {"adc1": 1.5, "input": 0, **{f"in{n}": False for n in range(1, 9)}}
     fix = parse_message({**DOC_MESSAGE, "p": {"ign": 0}})
     assert fix is not None and fix.ignition is False
-    fix = parse_message({**DOC_MESSAGE, "p": {"ign": "maybe"}})
+    fix = parse_message({**DOC_MESSAGE, "f": 1, "p": {"ign": "maybe"}})  # no inputs either
     assert fix is not None and fix.ignition is None and fix.sensors["ign"] == "maybe"
+
+
+@pytest.mark.parametrize(
+    ("params", "inputs", "flags", "ignition"),
+    [
+        ({"io_239": 1, "ign": 0, "in1": 0}, 0, 3, True),  # io_239 first
+        ({"io_239": 0, "ign": 1}, 1, 3, False),
+        ({"ign": 1, "in1": 0}, 0, 3, True),  # then ign (ignition, engine_ignition)
+        ({"engine_ignition": "off", "in1": 1}, 1, 3, False),
+        ({"in1": 1}, 0, 3, True),  # then the parameter in1
+        ({"io_239": "n/a"}, 0b11, 3, True),  # then bit 0 of the inputs
+        ({}, 0b10, 3, False),
+        ({}, 1, 1, None),  # inputs not flagged as present: unknown
+        ({}, None, 3, None),
+    ],
+)
+def test_ignition_of_a_unit_without_an_ignition_sensor(
+    params: dict[str, Any], inputs: int | None, flags: int, ignition: bool | None
+) -> None:
+    message = {**DOC_MESSAGE, "f": flags, "p": params, "i": inputs}
+    fix = parse_message(message)
+    assert fix is not None and fix.ignition is ignition
+    if "io_239" in params:
+        assert fix.sensors["io_239"] == params["io_239"]  # a named parameter stays
 
 
 def test_inputs_and_outputs_become_bits() -> None:

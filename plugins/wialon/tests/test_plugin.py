@@ -69,6 +69,7 @@ def test_option_defaults() -> None:
         "base_url": None,
         "late_window_s": 300.0,
         "backfill_s": 3600.0,
+        "max_lookback_s": 86_400.0,
         "batch_size": 100,
         "sync_every_s": 600.0,
         "page_size": MAX_PAGE,

@@ -12,6 +12,8 @@ from trio.testing import MockClock
 from wialon_support import EPOCH, T0, MakeSource, Poller, Served, refs
 
 from gpshub_wialon import protocol as p
+from hub import PLATFORM_ENGINE_HOURS, PLATFORM_ODOMETER_KM
+from hub.rangepoll import ORIGIN, RESUME
 
 
 async def test_first_poll_backfills_then_each_fix_comes_once(
@@ -119,11 +121,13 @@ async def test_a_backlog_is_paged_within_a_budget_and_finished_next_poll(
     assert poller.times(unit) == times[:12]  # four pages of three
     assert fake.requests[p.BATCH] == 4
     assert fake.calls[p.LOAD_INTERVAL] == 2 + 3  # the quiet unit had one page only
-    assert "scan" not in poller.cursors[unit].state  # the range was not finished
-    assert "scan" in poller.cursors[other].state
+    assert poller.cursors[unit].state[RESUME] == times[11] + 1  # continued after page 4
+    assert RESUME not in poller.cursors[other].state  # its range was complete
+    assert poller.cursors[other].state[ORIGIN] == T0 - 3600  # no fix: it keeps its start
     await trio.sleep(30)
     await poller.poll()
     assert poller.times(unit) == times
+    assert RESUME not in poller.cursors[unit].state
 
 
 async def test_a_late_back_dated_message_is_picked_up_once(
@@ -181,7 +185,8 @@ async def test_fields_units_and_sensors(
     assert fix.sensors == {
         "pwr_ext": 12.356,
         "fuel_lvl": 41,
-        "io_239": 1,
+        "io_239": 1,  # read as the ignition first, and kept
+        "ign": 1,  # so the fake's ignition parameter stays a plain parameter
         "driver": "Ann",
         "input": 5,
         **{f"in{n}": n in (1, 3) for n in range(1, 9)},
@@ -266,4 +271,74 @@ async def test_error_1001_means_no_messages(
     unit = fake.add_unit("Parked")
     poller = Poller(make_source(), refs(unit))
     result = await poller.poll()
-    assert result.fixes == {} and "scan" in result.cursors[unit].state
+    assert result.fixes == {} and result.cursors[unit].state[ORIGIN] == T0 - 3600
+    await trio.sleep(30)
+    fake.add_fix(unit, T0 - 1800, 1.0, 1.0)  # uploaded late, within the first range
+    await poller.poll()
+    assert poller.times(unit) == [T0 - 1800]
+
+
+async def test_each_units_own_sensors_give_ignition_and_values_without_extra_requests(
+    served: Served, make_source: MakeSource, clock: MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Users name and wire the same sensors differently on each unit; some units have no
+    ignition sensor.  Sensors come with the unit list: a poll costs no more requests."""
+    fake = served.fake
+    reefer, tractor, van, old = (fake.add_unit(n) for n in ("Reefer", "Tractor", "Van", "Old"))
+    fake.add_sensor(reefer, "Ignition", "engine operation", "in2")
+    fake.add_sensor(reefer, "Reefer temp", "temperature", "temp1/10", metrics="°C")
+    fake.add_sensor(reefer, "CAN odometer", "mileage", "can_mileage", metrics="m")
+    fake.add_sensor(tractor, "Зажигание", "engine operation", "param199:3")
+    fake.add_sensor(tractor, "Бак", "fuel level", "can_fuel", table=[(0, 2.0, 0)])
+    fake.add_sensor(tractor, "Моточасы", "engine hours", "engine_s", metrics="s")
+    fake.add_sensor(van, "Fuel level", "fuel level", "fuel_lvl")  # no ignition sensor
+    fake.add_sensor(van, "Battery", "voltage", "pwr_ext/1000", metrics="V")
+    fake.add_sensor(old, "Ignition", "engine operation", "#in1")  # cannot be evaluated
+    params = {"temp1": -185, "can_mileage": 1_500_000, "param199": 0b100, "can_fuel": 30,
+              "engine_s": 36_000, "fuel_lvl": 55, "pwr_ext": 12_800, "io_239": 1, "ign": 0}  # fmt: skip
+    for unit in (reefer, tractor, van, old):
+        fake.add_fix(unit, T0 - 10, 1.0, 1.0, inputs=0b10, params=params)
+    poller = Poller(make_source(sync_every_s=60), refs(reefer, tractor, van, old))
+    with caplog.at_level(logging.WARNING, logger="gpshub.test.wialon"):
+        await poller.poll()
+        for _ in range(2):
+            await trio.sleep(60)  # sync_every_s: the unit list is read again
+            await poller.poll()
+    assert fake.requests == {p.LOGIN: 1, p.SEARCH_ITEMS: 3, p.BATCH: 3}  # one batch a poll
+
+    (fix,) = poller.fixes[reefer]
+    assert fix.ignition is True  # in2 (its sensor), although io_239 says so too
+    assert fix.sensors["reefer_temp"] == -18.5
+    assert fix.sensors[PLATFORM_ODOMETER_KM] == 1500.0
+    (fix,) = poller.fixes[tractor]
+    assert fix.ignition is True  # bit 3 of param199
+    assert fix.sensors["бак"] == 60 and fix.sensors[PLATFORM_ENGINE_HOURS] == 10
+    (fix,) = poller.fixes[van]
+    assert fix.ignition is True  # no sensor: io_239 comes first
+    assert fix.sensors["fuel_level"] == 55 and fix.sensors["battery"] == 12.8
+    (fix,) = poller.fixes[old]
+    assert fix.ignition is True  # its sensor is skipped: io_239 again
+    for unit in (reefer, tractor, van, old):
+        fixes = poller.fixes[unit]
+        assert {k: fixes[0].sensors[k] for k in params} == params  # raw parameters kept
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1  # once, though the unit list was read three times
+    assert f"Wialon unit {old}: sensor 'Ignition' (engine operation)" in warnings[0]
+    assert "previous message" in warnings[0]
+
+
+async def test_a_sensor_added_in_wialon_is_used_after_the_next_sync(
+    served: Served, make_source: MakeSource, clock: MockClock
+) -> None:
+    fake = served.fake
+    unit = fake.add_unit("Truck")
+    poller = Poller(make_source(sync_every_s=120), refs(unit))
+    fake.add_fix(unit, T0 - 5, 1.0, 1.0, params={"ain1": 5, "ign": 0})
+    await poller.poll()
+    fake.add_sensor(unit, "Engine", "engine operation", "ain1 - const1")
+    for step in range(1, 5):
+        await trio.sleep(30)
+        fake.add_fix(unit, T0 + 30 * step, 1.0, 1.0, params={"ain1": 5, "ign": 0})
+        await poller.poll()
+    # ign until the unit list is read again (120 s later), then the unit's own sensor
+    assert [f.ignition for f in poller.fixes[unit]] == [False, False, False, False, True]

@@ -45,10 +45,15 @@ MAX_LOGINS = 3
 Logger = logging.Logger | logging.LoggerAdapter[logging.Logger]
 
 
+class BatchTooLarge(UpdateFailed):
+    """Wialon answered a whole ``core/batch`` with error 6: it holds too many requests."""
+
+
 class WialonClient:
     """Calls to one Wialon server with one token (see the module docstring).
 
-    ``url_field`` names the setting the base URL came from, for ``BadConfig``.
+    ``url_field`` names the setting the base URL came from, for ``BadConfig``;
+    ``context`` names the connection in log messages (never a secret).
     """
 
     def __init__(
@@ -61,11 +66,13 @@ class WialonClient:
         clock: Clock,
         log: Logger,
         url_field: str = "credentials.server_url",
+        context: str = "Wialon",
     ) -> None:
         self.http = http
         self.base = base.rstrip("/")
         self.url = self.base + p.AJAX_PATH
         self.url_field = url_field
+        self.context = context
         self._token = token
         self._token_key = hashlib.sha256(f"{self.base}\n{token}".encode()).hexdigest()[:16]
         self.state = state
@@ -102,8 +109,15 @@ class WialonClient:
         eid, used_at = saved.get("eid"), saved.get("used_at")
         if not isinstance(eid, str) or not eid or not isinstance(used_at, int | float):
             return
-        if self._now() - used_at > SESSION_IDLE_S - REUSE_MARGIN_S:
-            return  # idle too long: Wialon has ended it
+        idle = self._now() - used_at
+        if idle > SESSION_IDLE_S - REUSE_MARGIN_S:  # Wialon has ended it
+            self.log.info(
+                "%s: the saved Wialon session was idle for %.0f s and has expired; "
+                "logging in again",
+                self.context,
+                idle,
+            )
+            return
         self.eid, self._used_at, self._saved_at = eid, float(used_at), float(used_at)
         self.user = str(saved.get("user") or "")
         self.log.debug("reusing the saved Wialon session")
@@ -183,7 +197,11 @@ class WialonClient:
         if code in p.SESSION_ERRORS:
             assert code is not None
             self.eid = None
-            self.log.info("Wialon ended the session (%s); logging in again", p.describe_error(code))
+            self.log.info(
+                "%s: Wialon ended the session (%s); logging in again",
+                self.context,
+                p.describe_error(code),
+            )
             await self.login()
             assert self.eid is not None
             answer = await self._post(svc, params, self.eid)
@@ -263,6 +281,8 @@ def error_code(answer: Any) -> int | None:
 def map_error(code: int, answer: Any, svc: str) -> Exception:
     """The hub error for an error answer to ``svc`` (other than a lost session)."""
     reason = answer.get("reason") if isinstance(answer, dict) else None
+    if svc == p.BATCH and code == p.ERR_UNKNOWN:
+        return BatchTooLarge(f"Wialon {svc}: error {code} (batch too large)")
     what = f"Wialon {svc}: {p.describe_error(code, reason)}"
     if code in p.RATE_ERRORS:
         return RateLimited(what, retry_after=None)

@@ -7,6 +7,12 @@ time in epoch seconds (UTC), latitude ``y``, longitude ``x``, altitude ``z`` (m)
 
 Parsing is tolerant: a message that cannot be a fix (no time, no position, coordinates out
 of range) gives ``None`` and is skipped by the caller; a bad optional value is dropped.
+
+The ignition comes from the unit's ignition sensor when it has one (see
+:mod:`gpshub_wialon.sensors`), else from the first of these that the message has:
+the parameter ``io_239`` (Teltonika's ignition), ``ign``, ``ignition``,
+``engine_ignition``, ``in1``, then bit 0 (digital input 1) of ``i`` when the message
+carries inputs (flag ``0x2``).  Any non-zero number is on.
 """
 
 from __future__ import annotations
@@ -16,10 +22,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gpshub_wialon import protocol as p
+from gpshub_wialon.sensors import UnitSensors
 from hub.fix import PositionFix
 
-IGNITION_PARAMS = ("ign", "ignition", "engine_ignition")
-"""Device parameters read as the ignition, in this order; lifted out of the sensors."""
+IGNITION_PARAMS = ("io_239", "ign", "ignition", "engine_ignition", "in1")
+"""Device parameters read as the ignition of a unit without an ignition sensor, in this
+order (then digital input 1 of ``i``)."""
+LIFTED_PARAMS = frozenset({"ign", "ignition", "engine_ignition"})
+"""Ignition parameters that are not kept as sensors once read as the ignition."""
 IO_BITS = 8
 """Inputs/outputs reported as ``in1``..``in8`` / ``out1``..``out8`` booleans."""
 MAX_DEPTH = 3
@@ -49,8 +59,9 @@ def to_datetime(t: int) -> datetime:
     return datetime.fromtimestamp(t, UTC)
 
 
-def parse_message(message: Any) -> PositionFix | None:
-    """The fix a data message reports, or ``None`` when it reports none."""
+def parse_message(message: Any, unit: UnitSensors | None = None) -> PositionFix | None:
+    """The fix a data message reports, or ``None`` when it reports none; ``unit`` is the
+    unit's sensors, when it defines any."""
     t = message_time(message)
     if t is None:
         return None
@@ -72,15 +83,15 @@ def parse_message(message: Any) -> PositionFix | None:
     estimated = bool(flags & (p.MSG_LBS | p.MSG_WIFI))
     params = message.get("p")
     sensors = sensors_of(params if isinstance(params, dict) else {})
-    ignition = None
-    for name in IGNITION_PARAMS:
-        if name in sensors:
-            ignition = as_bool(sensors[name])
-            if ignition is not None:
-                del sensors[name]
-                break
+    if unit is not None and unit.ignition is not None:
+        ignition = unit.ignition_of(message)
+    else:
+        ignition = _common_ignition(message, flags, sensors)
     sensors.update(io_sensors("input", "in", message.get("i")))
     sensors.update(io_sensors("output", "out", message.get("o")))
+    if unit is not None:
+        for key, value in unit.values(message).items():
+            sensors[f"{key}_sensor" if key in sensors else key] = value
     return PositionFix(
         fix_time=to_datetime(t),
         lat=lat,
@@ -93,6 +104,22 @@ def parse_message(message: Any) -> PositionFix | None:
         ignition=ignition,
         sensors=sensors,
     )
+
+
+def _common_ignition(message: dict[str, Any], flags: int, sensors: dict[str, Any]) -> bool | None:
+    """The ignition of a unit without an ignition sensor (see the module docstring); the
+    parameter it came from leaves ``sensors`` when it is one of ``LIFTED_PARAMS``."""
+    for name in IGNITION_PARAMS:
+        if name in sensors:
+            ignition = as_bool(sensors[name])
+            if ignition is not None:
+                if name in LIFTED_PARAMS:
+                    del sensors[name]
+                return ignition
+    inputs = message.get("i")
+    if flags & p.MSG_INPUTS and isinstance(inputs, int) and not isinstance(inputs, bool):
+        return bool(inputs & 1)
+    return None
 
 
 def sensors_of(params: dict[str, Any]) -> dict[str, Any]:

@@ -37,10 +37,12 @@ UNIT_ADVANCED = 0x100
 """``uid`` (IMEI / unique id), ``uid2``, ``hw``, ``ph``, ``ph2``, ``psw``."""
 UNIT_LAST_MESSAGE = 0x400
 """``pos`` and ``lmsg``."""
+UNIT_SENSORS = 0x1000
+"""``sens``: the unit's sensors (name, type, parameter expression, calculation table...)."""
 UNIT_PROFILE = 0x800000
 """``pflds`` (registration plate, brand, model...) and ``pfldsmax``."""
-UNIT_FLAGS = UNIT_BASE | UNIT_ADVANCED | UNIT_LAST_MESSAGE | UNIT_PROFILE
-"""8389889: name, IMEI, last message and profile fields in one search."""
+UNIT_FLAGS = UNIT_BASE | UNIT_ADVANCED | UNIT_LAST_MESSAGE | UNIT_SENSORS | UNIT_PROFILE
+"""8393985: name, IMEI, last message, sensors and profile fields in one search."""
 
 PLATE_FIELD = "registration_plate"
 """The profile field (``pflds[*].n``) holding the licence plate."""
@@ -69,6 +71,7 @@ ERR_INVALID_RESULT = 3
 ERR_INVALID_INPUT = 4
 ERR_PERFORMING = 5
 ERR_UNKNOWN = 6
+"""Also what a whole ``core/batch`` answers when it holds too many requests."""
 ERR_ACCESS_DENIED = 7
 ERR_BAD_LOGIN = 8
 ERR_AUTH_SERVER = 9

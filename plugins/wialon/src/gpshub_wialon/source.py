@@ -3,11 +3,14 @@
 Each poll loads, for every device, the position messages since its cursor with
 ``messages/load_interval`` — ``batch_size`` units per ``core/batch``, batches sent one
 after the other — so every fix between two polls arrives, once.  The range of each device
-starts ``late_window_s`` before its last fix, and of what comes back a message is new when
-its time is after the last fix or Wialon registered it (``rt``) after the newest one
-emitted: black-box uploads of old positions are picked up, nothing is emitted twice (see
-``hub.rangepoll``).  Unit names, IMEIs and plates come from ``core/search_items`` on the
-first poll and every ``sync_every_s``.
+starts ``late_window_s`` before its last fix, however long ago (at most ``max_lookback_s``
+before now, so a silent unit's buffer is fetched whole when it uploads it), and of what
+comes back a message is new when its time is after the last fix or Wialon registered it
+(``rt``) after the newest one emitted: black-box uploads of old positions are picked up,
+nothing is emitted twice (see ``hub.rangepoll``).  A batch Wialon refuses as too large
+(error 6) is halved (``gpshub_wialon.batchsize``).  Unit names, IMEIs, plates and sensors
+(``gpshub_wialon.sensors``: the ignition and the readings the unit defines) come from
+``core/search_items`` on the first poll and every ``sync_every_s``.
 
 Requests per cycle: ``ceil(devices / batch_size)``, plus one on sync cycles, plus one
 login when the session was lost; more only while a device has a backlog of more than
@@ -17,7 +20,7 @@ login when the session was lost; more only while a device has a backlog of more 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -25,8 +28,10 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_core import PydanticCustomError
 
 from gpshub_wialon import protocol as p
-from gpshub_wialon.client import WialonClient, error_code
+from gpshub_wialon.batchsize import BatchSize
+from gpshub_wialon.client import BatchTooLarge, WialonClient, error_code
 from gpshub_wialon.messages import message_time, parse_message, received_time, to_datetime
+from gpshub_wialon.sensors import UnitSensors, parse_sensors
 from gpshub_wialon.units import parse_unit, search_params
 from hub.errors import UpdateFailed
 from hub.rangepoll import RangeOptions, RangeWindow
@@ -132,9 +137,13 @@ class WialonSource(Source[WialonCredentials, WialonOptions]):
             clock=ctx.clock,
             log=ctx.log,
             url_field="options.base_url" if opts.base_url else "credentials.server_url",
+            context=connection_context(ctx),
         )
         self.window = RangeWindow.of(opts)
+        self.batch_size = BatchSize(opts.batch_size, ctx.state, ctx.log, self.client.context)
         self.synced_at: datetime | None = None
+        self.sensors: dict[str, UnitSensors] = {}
+        """Each unit's sensors that reach its fixes, from the last unit list."""
         self._noted: set[str] = set()
 
     # -- browse and test -----------------------------------------------------------------
@@ -155,6 +164,7 @@ class WialonSource(Source[WialonCredentials, WialonOptions]):
     async def units(self) -> list[RemoteDevice]:
         """Every unit visible to the token, paging when the server cuts the answer."""
         devices: list[RemoteDevice] = []
+        sensors: dict[str, UnitSensors] = {}
         start = skipped = 0
         for _ in range(MAX_SEARCH_PAGES):
             answer = await self.client.call(p.SEARCH_ITEMS, search_params(p.UNIT_FLAGS, start))
@@ -163,13 +173,24 @@ class WialonSource(Source[WialonCredentials, WialonOptions]):
                 device = parse_unit(item)
                 if device is None:
                     skipped += 1
-                else:
-                    devices.append(device)
+                    continue
+                devices.append(device)
+                unit, problems = parse_sensors(item)
+                if unit is not None:
+                    sensors[device.upstream_id] = unit
+                for problem in problems:
+                    self._note_once(
+                        f"sensor:{device.upstream_id}:{problem}",
+                        "Wialon unit %s: %s; left out",
+                        device.upstream_id,
+                        problem,
+                    )
             start += len(items)
             if not items or start >= total:
                 break
         if skipped:
             self.ctx.log.debug("skipped %d Wialon unit(s) without a usable id", skipped)
+        self.sensors = sensors
         return devices
 
     # -- poll ----------------------------------------------------------------------------
@@ -213,8 +234,9 @@ class WialonSource(Source[WialonCredentials, WialonOptions]):
                 resume_from=None if resume is None else to_datetime(resume),
             )
             fixes = []
+            unit = self.sensors.get(upstream_id)
             for message in chosen:
-                fix = parse_message(message)
+                fix = parse_message(message, unit)
                 if fix is None:
                     bad += 1
                 else:
@@ -257,35 +279,56 @@ class WialonSource(Source[WialonCredentials, WialonOptions]):
         got: dict[str, list[dict[str, Any]]] = {}
         resume: dict[str, int | None] = {}
         pending = dict(ranges)
-        for _ in range(opts.max_pages):
-            if not pending:
-                break
-            more: dict[str, tuple[int, int]] = {}
-            for chunk in chunks(list(pending.items()), opts.batch_size):
-                calls: list[tuple[str, Any]] = [
-                    (p.LOAD_INTERVAL, load_params(unit_id, time_from, time_to, opts.page_size))
-                    for _, (unit_id, time_from) in chunk
-                ]
-                calls.append((p.UNLOAD, {}))
-                answers = await self.client.batch(calls)
-                for (upstream_id, (unit_id, time_from)), answer in zip(
-                    chunk, answers, strict=False
-                ):
-                    loaded = self._loaded(upstream_id, answer)
-                    if loaded is None:  # failed: resume here if earlier pages came
-                        resume[upstream_id] = time_from
-                        continue
-                    messages, count = loaded
-                    got.setdefault(upstream_id, []).extend(messages)
-                    last = max((t for m in messages if (t := message_time(m))), default=None)
-                    if count > len(messages) and last is not None and last < time_to:
-                        # Wialon keeps one message per unit and second: go on after it
-                        more[upstream_id] = (unit_id, last + 1)
-                        resume[upstream_id] = last + 1
-                    else:
-                        resume[upstream_id] = None
-            pending = more
+        try:
+            for _ in range(opts.max_pages):
+                if not pending:
+                    break
+                pending = await self._fetch_page(pending, time_to, got, resume)
+        finally:
+            await self.batch_size.settle()
         return {uid: (messages, resume.get(uid)) for uid, messages in got.items()}
+
+    async def _fetch_page(
+        self,
+        pending: Mapping[str, tuple[int, int]],
+        time_to: int,
+        got: dict[str, list[dict[str, Any]]],
+        resume: dict[str, int | None],
+    ) -> dict[str, tuple[int, int]]:
+        """One page of messages of each pending device, in batches; the devices that have
+        more (and where their next page starts)."""
+        page_size = self.ctx.options.page_size
+        more: dict[str, tuple[int, int]] = {}
+        queue = list(pending.items())
+        while queue:
+            size = await self.batch_size.current()
+            chunk, queue = queue[:size], queue[size:]
+            calls: list[tuple[str, Any]] = [
+                (p.LOAD_INTERVAL, load_params(unit_id, time_from, time_to, page_size))
+                for _, (unit_id, time_from) in chunk
+            ]
+            calls.append((p.UNLOAD, {}))
+            try:
+                answers = await self.client.batch(calls)
+            except BatchTooLarge:
+                self.batch_size.shrink(len(chunk))
+                queue = chunk + queue
+                continue
+            for (upstream_id, (unit_id, time_from)), answer in zip(chunk, answers, strict=False):
+                loaded = self._loaded(upstream_id, answer)
+                if loaded is None:  # failed: resume here if earlier pages came
+                    resume[upstream_id] = time_from
+                    continue
+                messages, count = loaded
+                got.setdefault(upstream_id, []).extend(messages)
+                last = max((t for m in messages if (t := message_time(m))), default=None)
+                if count > len(messages) and last is not None and last < time_to:
+                    # Wialon keeps one message per unit and second: go on after it
+                    more[upstream_id] = (unit_id, last + 1)
+                    resume[upstream_id] = last + 1
+                else:
+                    resume[upstream_id] = None
+        return more
 
     def _loaded(self, upstream_id: str, answer: Any) -> tuple[list[dict[str, Any]], int] | None:
         """One ``load_interval`` answer of a batch: (messages, total loaded), or ``None``
@@ -341,6 +384,14 @@ def load_params(unit_id: int, time_from: int, time_to: int, count: int) -> dict[
     }
 
 
+def connection_context(ctx: SourceContext[Any, Any]) -> str:
+    """How log messages name the connection: ``Wialon connection 'Fleet' (#3)``."""
+    if ctx.connection_id is None:
+        return "Wialon connection (not saved)"
+    label = f" {ctx.label!r}" if ctx.label else ""
+    return f"Wialon connection{label} (#{ctx.connection_id})"
+
+
 def search_answer(answer: Any) -> tuple[list[Any], int]:
     """The items and ``totalItemsCount`` of a ``core/search_items`` answer."""
     items = answer.get("items") if isinstance(answer, dict) else None
@@ -359,8 +410,3 @@ def unit_id_of(upstream_id: str) -> int | None:
         return None
     value = int(text)
     return value if value > 0 else None
-
-
-def chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]

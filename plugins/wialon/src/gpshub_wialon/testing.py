@@ -20,7 +20,9 @@ Fault switches (each applies to the next requests, in this order of precedence):
 ``slow(seconds)``, ``fail(n, status)``, ``malformed(n)``, ``rate_limit(n)`` (error 1003
 ``LIMIT api_concurrent``), ``error(n, code)``; ``expire_sessions()``, ``ip_changed()``
 (error 1011 once), ``revoke_token()`` (error 8 on login), ``login_error`` (e.g. 4),
-``item_error(unit, code)`` (one unit's answer inside a batch), ``deny(unit)`` (error 7).
+``item_error(unit, code)`` (one unit's answer inside a batch), ``deny(unit)`` (error 7);
+``hold(unit)`` / ``release(unit)`` (a tracker out of coverage buffers its messages, then
+uploads them all at once, received at the upload time).
 Failed logins are throttled like Wialon's IP block: after ``failed_login_limit`` failures
 within a minute every login answers error 8, good token or not.
 
@@ -84,6 +86,11 @@ class FakeUnit:
     kinds: list[int] = field(default_factory=list)
     """Each message's type and flags as the server filters them (``f`` | type)."""
     denied: bool = False
+    sensors: dict[int, dict[str, Any]] = field(default_factory=dict)
+    """The unit's sensors as Wialon returns them in ``sens`` (by sensor id)."""
+    held: list[tuple[dict[str, Any], int]] | None = None
+    """While not ``None``, the tracker is out of coverage: what it records waits here, in
+    its black box, until ``FakeWialon.release`` uploads it."""
 
     def put(self, message: dict[str, Any], kind: int) -> None:
         """Store a message; one at a given second replaces the one there (as Wialon keys
@@ -222,6 +229,45 @@ class FakeWialon:
         """Take away (or give back) the user's access to a unit: error 7, hidden in search."""
         self.unit(unit).denied = denied
 
+    def add_sensor(
+        self,
+        unit: str | int,
+        name: str,
+        kind: str,
+        param: str,
+        *,
+        metrics: str = "",
+        description: str = "",
+        flags: int = 0,
+        table: list[tuple[float, float, float]] | None = None,
+        config: dict[str, Any] | None = None,
+        validator: int = 0,
+        validation: int = 0,
+    ) -> int:
+        """Define a sensor on a unit, the way a Wialon user does (served in ``sens`` with the
+        unit flag 4096): ``kind`` is its type (``engine operation``, ``fuel level``,
+        ``mileage``...), ``param`` its parameter expression, ``table`` the calculation
+        table as ``(x, a, b)`` rows, ``config`` what goes into ``c`` (sent as JSON text),
+        ``validator`` the id of a validating sensor.  Returns the sensor id."""
+        target = self.unit(unit)
+        sensor_id = max(target.sensors, default=0) + 1
+        target.sensors[sensor_id] = {
+            "id": sensor_id,
+            "n": name,
+            "t": kind,
+            "d": description,
+            "m": metrics,
+            "p": param,
+            "f": flags,
+            "c": orjson.dumps(
+                {"appear_in_popup": True, "show_time": False, **(config or {})}
+            ).decode(),
+            "vt": validation,
+            "vs": validator,
+            "tbl": [{"x": x, "a": a, "b": b} for x, a, b in table or ()],
+        }
+        return sensor_id
+
     def add_fix(
         self,
         unit: str | int,
@@ -286,8 +332,29 @@ class FakeWialon:
         """Store any message as given; ``kind`` is its type and flags for filtering
         (default: its ``f``, i.e. a data message)."""
         target = self.unit(unit)
-        target.put(message, message.get("f", 0) if kind is None else kind)
+        flags = message.get("f", 0) if kind is None else kind
+        if target.held is not None:
+            target.held.append((message, flags))
+            return
+        target.put(message, flags)
         self._queue_event(target.id, {"i": target.id, "t": "m", "d": message})
+
+    def hold(self, unit: str | int) -> None:
+        """The unit's tracker loses its connection and buffers what it records (its black
+        box): the messages added from now on reach Wialon only on ``release``."""
+        target = self.unit(unit)
+        if target.held is None:
+            target.held = []
+
+    def release(self, unit: str | int) -> int:
+        """The tracker is back and uploads its buffer at once: every held message is stored
+        with ``rt`` = now (the upload time), oldest first.  Returns how many there were."""
+        target = self.unit(unit)
+        held, target.held = target.held or [], None
+        now = int(self.now())
+        for message, flags in held:
+            self.add_message(unit, {**message, "rt": now}, flags)
+        return len(held)
 
     # -- how to connect ------------------------------------------------------------------
     def credentials(self, url: str) -> dict[str, Any]:
@@ -599,6 +666,9 @@ class FakeWialon:
         if flags & p.UNIT_LAST_MESSAGE:
             item["pos"] = unit.last_position()
             item["lmsg"] = unit.messages[-1] if unit.messages else None
+        if flags & p.UNIT_SENSORS:
+            item["sens"] = {str(i): dict(sensor) for i, sensor in unit.sensors.items()}
+            item["sens_max"] = -1
         if flags & p.UNIT_PROFILE:
             fields = unit.profile_fields()
             item["pflds"] = {

@@ -1,8 +1,9 @@
 """Wialon units (``core/search_items`` items) to ``RemoteDevice``.
 
-With flags 8389889 an item has ``nm`` and ``id`` (base), ``uid`` (the IMEI or unique id,
-flag 256), ``pos``/``lmsg`` (last message, flag 1024) and ``pflds`` (profile fields, flag
-8388608) where the licence plate is the entry named ``registration_plate``.
+With flags 8393985 an item has ``nm`` and ``id`` (base), ``uid`` (the IMEI or unique id,
+flag 256), ``pos``/``lmsg`` (last message, flag 1024), ``sens`` (sensors, flag 4096: read
+by :mod:`gpshub_wialon.sensors`) and ``pflds`` (profile fields, flag 8388608) where the
+licence plate is the entry named ``registration_plate``.
 """
 
 from __future__ import annotations
