@@ -8,8 +8,13 @@ fixes.  This process then runs one poll of the plugin the way a connection's run
 platform: HTTP requests per cycle against the target ``2 + ceil(units / batch size)`` (the
 API's batch size where the plugin has no option for it: see ``API_BATCH``), wall and CPU
 time per cycle (CPU of this process only: the fake's work is in the child), and fixes
-ingested; then the peak memory.  The first cycle (device sync, backfill) is shown apart from the steady
-ones.  A platform whose plugin is not installed is skipped.
+ingested; then the peak memory.  The cycles until every unit has fixes stored (the first:
+device sync, backfill) are shown apart from the steady ones that follow.  A plugin with a
+request budget (``max_requests_per_poll``: GPS-Server.net) fetches a large account's
+histories in turn, so the bench polls until every unit has fixes, then ``--cycles - 1``
+steady cycles, and prints how stale the stored fixes get (the newest stored fix of the
+unit waiting longest, after each steady cycle) and how many cycles without new fixes it
+takes until every fix is stored.  A platform whose plugin is not installed is skipped.
 
     make bench        # or: uv run python bench/poll.py --units 1000 --cycles 5
 """
@@ -48,6 +53,8 @@ account-wide feed (one request covers every unit), 1 where history is one device
 request (GPS-Server.net's ``OBJECT_GET_MESSAGES``)."""
 START = datetime(2026, 6, 1, 8, 0, tzinfo=UTC).timestamp()
 INTERVAL = 30.0
+MAX_CYCLES = 200
+"""Give up on a platform that has not stored every fix after this many cycles."""
 
 
 # -- the child: a fake upstream with a control route ---------------------------------------
@@ -74,9 +81,10 @@ def serve(platform: str, units: int, fixes: int) -> None:
     async def tick(request: Request) -> JSONResponse:
         """Move the clock to ``now`` and give each unit ``fixes`` fixes of the last cycle."""
         now = float(request.query_params["now"])
-        step = INTERVAL / fixes
+        count = int(request.query_params.get("fixes", fixes))
+        step = INTERVAL / max(count, 1)
         for n, unit in enumerate(ids):
-            for k in range(fixes):
+            for k in range(count):
                 t = now - INTERVAL + (k + 1) * step - 2.0  # recorded 2 s before it arrives
                 fake.add_fix(
                     unit,
@@ -136,6 +144,9 @@ class Cycle:
     wall: float
     cpu: float
     fixes: int
+    stale: float
+    """Seconds between the cycle's time and the newest stored fix of the unit waiting
+    longest (``inf`` while a unit has none)."""
 
 
 @dataclass
@@ -143,7 +154,12 @@ class Result:
     platform: str
     units: int
     batch: int
+    budget: int | None = None
     cycles: list[Cycle] = field(default_factory=list)
+    first_full: int = 0
+    """Cycles until every unit had fixes stored."""
+    drain: int = 0
+    """Cycles without new fixes until every fix was stored."""
     by_endpoint: dict[str, int] = field(default_factory=dict)
 
 
@@ -178,7 +194,7 @@ async def measure(platform: str, url: str, args: argparse.Namespace, tmp: Path) 
         cls = registry.source(platform)
         opts = cls.parse_options(options)
         batch = int(getattr(opts, "batch_size", 0) or API_BATCH.get(platform) or args.units)
-        result = Result(platform, args.units, batch)
+        result = Result(platform, args.units, batch, getattr(opts, "max_requests_per_poll", None))
         runner = SourceRunner(hub, conn.id or 0)
 
         async def requests() -> tuple[int, dict[str, int]]:
@@ -198,21 +214,37 @@ async def measure(platform: str, url: str, args: argparse.Namespace, tmp: Path) 
             )
             source = cls(ctx)
             _, start_by = await requests()
-            for _ in range(args.cycles):
+
+            async def cycle(fixes: int) -> Cycle:
                 clock.t += INTERVAL
-                (await control.post("/_bench/tick", params={"now": clock.t})).raise_for_status()
+                tick = {"now": clock.t, "fixes": fixes}
+                (await control.post("/_bench/tick", params=tick)).raise_for_status()
                 before, _ = await requests()
                 wall0, cpu0 = time.perf_counter(), time.process_time()
                 count = await runner._poll_once(source)
                 wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-                after, by = await requests()
-                result.cycles.append(Cycle(after - before, wall, cpu, count or 0))
+                after, _ = await requests()
+                latest = store.positions.latest()
+                newest = min((r["fix_time"].timestamp() for r in latest), default=START)
+                stale = clock.t - newest if len(latest) == args.units else math.inf
+                return Cycle(after - before, wall, cpu, count or 0, stale)
+
+            while len(result.cycles) < MAX_CYCLES:
+                result.cycles.append(await cycle(args.fixes))
+                if not result.first_full and math.isfinite(result.cycles[-1].stale):
+                    result.first_full = len(result.cycles)
+                if result.first_full and len(result.cycles) >= result.first_full + args.cycles - 1:
+                    break
+            expected = args.units * args.fixes * len(result.cycles)
+            while store.positions.count() < expected and result.drain < MAX_CYCLES:
+                await cycle(0)
+                result.drain += 1
+            _, by = await requests()
             result.by_endpoint = {k: v - start_by.get(k, 0) for k, v in by.items()}
             await source.aclose()
             await hub.pipeline.close()
             nursery.cancel_scope.cancel()
     stored = store.positions.count()
-    expected = args.units * args.fixes * args.cycles
     assert stored == expected, f"{platform}: stored {stored} fixes, expected {expected}"
     store.close()
     return result
@@ -224,8 +256,11 @@ def report(results: list[Result]) -> None:
         f"{'req 1st':>7} {'req/cycle':>9} {'wall ms':>8} {'CPU ms':>7} {'fixes/cycle':>11}"
     )
     for r in results:
-        first, steady = r.cycles[0], r.cycles[1:] or r.cycles
+        first = r.cycles[0]
+        steady = r.cycles[r.first_full :] or r.cycles
         target = 2 + math.ceil(r.units / r.batch)
+        if r.budget is not None:
+            target = min(target, r.budget)
         n = len(steady)
         print(
             f"{r.platform:<8} {r.units:>5} {r.batch:>5} {target:>6} {first.requests:>7} "
@@ -237,6 +272,13 @@ def report(results: list[Result]) -> None:
         print(
             f"{'':<8} first cycle: wall {1000 * first.wall:.0f} ms, CPU {1000 * first.cpu:.0f} ms,"
             f" {first.fixes} fixes; requests by endpoint over all cycles: {r.by_endpoint}"
+        )
+        print(
+            f"{'':<8} every unit has fixes after {r.first_full} cycle(s)"
+            f" ({r.first_full * INTERVAL:.0f} s); then the stalest unit's newest fix is at most"
+            f" {max(c.stale for c in steady):.0f} s old ({n} cycle(s)); most requests in a cycle"
+            f" {max(c.requests for c in r.cycles)}; every fix stored {r.drain} cycle(s) after"
+            " the last new one"
         )
 
 

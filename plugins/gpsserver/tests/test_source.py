@@ -201,7 +201,9 @@ async def test_histories_that_do_not_fit_arrive_late_but_complete(
 ) -> None:
     fake = served.fake
     units = [fake.add_unit(f"U{n}") for n in range(10)]
-    source = make_source(max_requests_per_poll=4)  # 3 histories a poll
+    # 3 histories a poll; a device first fetched at the fourth poll still gets its backfill
+    # counted from the first one
+    source = make_source(max_requests_per_poll=4, backfill_s=60)
     cursors: dict[str, Cursor] = {}
     emitted: dict[str, list[float]] = {u: [] for u in units}
     for poll in range(12):

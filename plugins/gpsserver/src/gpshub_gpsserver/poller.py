@@ -15,7 +15,8 @@ Every request of a poll counts against ``max_requests_per_poll`` (a login too), 
 account costs at most that many requests per poll: the histories that do not fit wait for
 a later poll, the one owed longest first (round robin: a device just fetched goes to the
 back of the queue, so none starves).  A device that waits keeps its cursor, so nothing is
-skipped and its fixes arrive late but whole and in order.
+skipped and its fixes arrive late but whole and in order; a device never fetched has its
+backfill counted from the poll that first saw it owed.
 
 Ranges come from ``hub.rangepoll.RangeWindow``: from the device's last stored fix minus
 ``late_window_s`` however long it was silent (bounded by ``max_lookback_s``), so a black-box
@@ -39,7 +40,7 @@ from gpshub_gpsserver.parse import Location, annotate
 from gpshub_gpsserver.transport import BudgetSpent
 from hub.clock import Clock
 from hub.errors import InvalidAuth, RateLimited, SourceError
-from hub.rangepoll import RangeWindow
+from hub.rangepoll import ORIGIN, RangeWindow
 from hub.source import Cursor, DeviceRef, PollResult
 
 if TYPE_CHECKING:
@@ -126,8 +127,17 @@ class Poller:
                 due.append((uid, loc, cursor))
         owed = {uid: self.owed.get(uid, now) for uid, _, _ in due}
         self.owed = owed  # a device without news (or gone) owes nothing any more
+        due = [(uid, loc, self._first_range(cursor, owed[uid])) for uid, loc, cursor in due]
         due.sort(key=lambda item: (owed[item[0]], _fetched_at(item[2]), item[0]))
         return due
+
+    def _first_range(self, cursor: Cursor, owed_since: datetime) -> Cursor:
+        """A device never fetched gets its backfill counted from the poll that first saw
+        it owed, not from the later poll whose budget has room for it."""
+        if cursor.last_fix_time is not None or cursor.state:
+            return cursor
+        origin = owed_since - timedelta(seconds=self.options.backfill_s)
+        return Cursor(None, {ORIGIN: origin.timestamp()})
 
     def _note_backlog(self, due: int, fetched: int) -> None:
         """One INFO line when histories start to wait for later polls, one when caught up."""
