@@ -315,16 +315,22 @@ async def test_a_renewed_token_is_logged_at_info_with_the_connection_and_no_secr
         await source.poll(refs([imei]), {})
         fake.expire_tokens()  # the server forgets it (a restart)
         await source.poll(refs([imei]), {})
-    assert fake.logins == 3
+        await trio.sleep(700)  # expired; and the login that renews it fails once
+        fake.fail(1, status=502)
+        with pytest.raises(CannotConnect):
+            await source.poll(refs([imei]), {})
+        await source.poll(refs([imei]), {})
+    assert fake.logins == 4
     ours = [r for r in caplog.records if r.name == "gpshub.test.gpsserver"]
     renewals = [r.getMessage() for r in ours if r.levelno == logging.INFO]
-    assert len(renewals) == 2, renewals
+    assert len(renewals) == 3, renewals
     host = served.url.removeprefix("http://")
     for message in renewals:
         assert message.startswith(f"connection 'fleet' (#1): GPS-Server.net at {host}: ")
         assert "logged in again" in message
     assert "the token expires in 40 s" in renewals[0]
     assert "refused" in renewals[1]
+    assert "the token expired" in renewals[2]
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert fake.password not in text and not any(t in text for t in fake.tokens)
 

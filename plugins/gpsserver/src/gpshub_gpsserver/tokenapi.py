@@ -113,6 +113,7 @@ class TokenApi:
         self._loaded = False
         self._cycle_logins = 0
         self._refused = False  # the server refused the last token
+        self._renewing: str | None = None  # why the login under way replaces a token
         self._lock = trio.Lock()
 
     @property
@@ -156,7 +157,7 @@ class TokenApi:
         if self._refused:
             return "the server refused the token"
         if self.token is None:
-            return None
+            return self._renewing  # a renewal whose login failed is still one
         if self._now() >= self.expires_at:
             return "the token expired"
         return f"the token expires in {max(self.expires_at - self._now(), 0):.0f} s"
@@ -164,7 +165,7 @@ class TokenApi:
     async def _login(self, renewal: str | None) -> None:
         """Log in; ``renewal`` says why a token is replaced (logged at INFO), ``None`` for
         the first login of this instance (DEBUG)."""
-        self.token = None
+        self.token, self._renewing = None, renewal
         if self._cycle_logins >= MAX_LOGINS:
             raise InvalidAuth("GPS-Server.net keeps refusing fresh tokens for this account")
         self._cycle_logins += 1
@@ -197,7 +198,7 @@ class TokenApi:
         await self.state.set(
             TOKEN_KEY, {"token": token, "expires_at": self.expires_at, "who": self._who}
         )
-        self._refused = False
+        self._refused, self._renewing = False, None
         where = f"{self.context}: " if self.context else ""
         valid = self.expires_at - now
         if renewal is None:
