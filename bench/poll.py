@@ -8,8 +8,13 @@ fixes.  This process then runs one poll of the plugin the way a connection's run
 platform: HTTP requests per cycle against the target ``2 + ceil(units / batch size)`` (the
 API's batch size where the plugin has no option for it: see ``API_BATCH``), wall and CPU
 time per cycle (CPU of this process only: the fake's work is in the child), and fixes
-ingested; then the peak memory.  The first cycle (device sync, backfill) is shown apart from the steady
-ones.  A platform whose plugin is not installed is skipped.
+ingested; then the peak memory.  The cycles until every unit has fixes stored (the first:
+device sync, backfill) are shown apart from the steady ones that follow.  A plugin with a
+request budget (``max_requests_per_poll``: GPS-Server.net) fetches a large account's
+histories in turn, so the bench polls until every unit has fixes, then ``--cycles - 1``
+steady cycles, and prints how stale the stored fixes get (the newest stored fix of the
+unit waiting longest, after each steady cycle) and how many cycles without new fixes it
+takes until every fix is stored.  A platform whose plugin is not installed is skipped.
 
 With ``--history-h H`` every unit also has H hours of history before the first cycle (a
 fix every ``--history-every`` s, with the same readings) and the connection a backfill of
@@ -57,7 +62,7 @@ request (GPS-Server.net's ``OBJECT_GET_MESSAGES``)."""
 START = datetime(2026, 6, 1, 8, 0, tzinfo=UTC).timestamp()
 INTERVAL = 30.0
 MAX_CYCLES = 200
-"""With history: give up if the units are not live after this many cycles."""
+"""Give up on a platform that has not stored every fix after this many cycles."""
 
 
 # -- the child: a fake upstream with a control route ---------------------------------------
@@ -111,8 +116,9 @@ def serve(platform: str, args: argparse.Namespace) -> None:
     async def tick(request: Request) -> JSONResponse:
         """Move the clock to ``now`` and give each unit ``fixes`` fixes of the last cycle."""
         now = float(request.query_params["now"])
-        step = INTERVAL / args.fixes
-        for k in range(args.fixes):
+        count = int(request.query_params.get("fixes", args.fixes))
+        step = INTERVAL / max(count, 1)
+        for k in range(count):
             t = now - INTERVAL + (k + 1) * step - 2.0  # recorded 2 s before it arrives
             add_fixes(fake, ids, t, k, now)
         clock["now"] = now
@@ -160,8 +166,11 @@ class Cycle:
     wall: float
     cpu: float
     fixes: int
-    live: bool = False
+    live: bool
     """Whether every unit's newest fix was stored after this cycle."""
+    stale: float
+    """Seconds between the cycle's time and the newest stored fix of the unit waiting
+    longest (``inf`` while a unit has none)."""
 
 
 @dataclass
@@ -169,7 +178,10 @@ class Result:
     platform: str
     units: int
     batch: int
+    budget: int | None = None
     cycles: list[Cycle] = field(default_factory=list)
+    drain: int = 0
+    """Cycles without new fixes until every fix was stored."""
     by_endpoint: dict[str, int] = field(default_factory=dict)
     history: int = 0
     """History fixes per unit in the fake before the first cycle."""
@@ -179,6 +191,17 @@ class Result:
     def live_at(self) -> int | None:
         """How many cycles it took until every unit's newest fix was stored."""
         return next((i + 1 for i, c in enumerate(self.cycles) if c.live), None)
+
+    @property
+    def first_full(self) -> int | None:
+        """How many cycles it took until every unit had fixes stored."""
+        return next((i + 1 for i, c in enumerate(self.cycles) if math.isfinite(c.stale)), None)
+
+    @property
+    def head(self) -> int | None:
+        """The start-up cycles, shown apart from the steady ones: until live with
+        history, else until every unit has fixes."""
+        return self.live_at if self.history else self.first_full
 
 
 async def measure(platform: str, url: str, args: argparse.Namespace, tmp: Path) -> Result:
@@ -213,7 +236,12 @@ async def measure(platform: str, url: str, args: argparse.Namespace, tmp: Path) 
         opts = cls.parse_options(options)
         batch = int(getattr(opts, "batch_size", 0) or API_BATCH.get(platform) or args.units)
         result = Result(
-            platform, args.units, batch, history=len(history_times(args)), backfill=args.backfill_s
+            platform,
+            args.units,
+            batch,
+            getattr(opts, "max_requests_per_poll", None),
+            history=len(history_times(args)),
+            backfill=args.backfill_s,
         )
         runner = SourceRunner(hub, conn.id or 0)
 
@@ -235,31 +263,42 @@ async def measure(platform: str, url: str, args: argparse.Namespace, tmp: Path) 
             source = cls(ctx)
             _, start_by = await requests()
             device_ids = [d.id for d in store.list_devices(connection_id=conn.id)]
-            while len(result.cycles) < args.cycles or (
-                result.live_at is None and len(result.cycles) < MAX_CYCLES
-            ):
+            floor = START + INTERVAL - args.backfill_s  # the backfill from the first poll's time
+            kept = sum(1 for t in history_times(args) if t >= floor)
+            exact = args.history_h <= 0 or platform == "tracking3d"
+
+            async def cycle(fixes: int) -> Cycle:
                 clock.t += INTERVAL
-                (await control.post("/_bench/tick", params={"now": clock.t})).raise_for_status()
+                tick = {"now": clock.t, "fixes": fixes}
+                (await control.post("/_bench/tick", params=tick)).raise_for_status()
                 before, _ = await requests()
                 wall0, cpu0 = time.perf_counter(), time.process_time()
                 count = await runner._poll_once(source)
                 wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-                after, by = await requests()
-                newest = datetime.fromtimestamp(clock.t - 2.0, UTC)
+                after, _ = await requests()
                 latest = store.positions.latest(device_ids)
-                live = len(latest) == args.units and all(
-                    _aware(r["fix_time"]) == newest for r in latest
-                )
-                result.cycles.append(Cycle(after - before, wall, cpu, count or 0, live))
+                times = [_aware(r["fix_time"]).timestamp() for r in latest]
+                everyone = len(latest) == args.units
+                live = everyone and all(t == clock.t - 2.0 for t in times)
+                stale = clock.t - min(times) if everyone else math.inf
+                return Cycle(after - before, wall, cpu, count or 0, live, stale)
+
+            while len(result.cycles) < MAX_CYCLES:
+                result.cycles.append(await cycle(args.fixes))
+                head = result.head
+                if head is not None and len(result.cycles) >= head + args.cycles - 1:
+                    break
+            expected = args.units * (args.fixes * len(result.cycles) + kept)
+            while exact and store.positions.count() < expected and result.drain < MAX_CYCLES:
+                await cycle(0)
+                result.drain += 1
+            _, by = await requests()
             result.by_endpoint = {k: v - start_by.get(k, 0) for k, v in by.items()}
             await source.aclose()
             await hub.pipeline.close()
             nursery.cancel_scope.cancel()
     stored = store.positions.count()
-    floor = START + INTERVAL - args.backfill_s  # the backfill from the first poll's time
-    kept = sum(1 for t in history_times(args) if t >= floor)
-    expected = args.units * (args.fixes * len(result.cycles) + kept)
-    if args.history_h <= 0 or platform == "tracking3d":
+    if exact:
         assert stored == expected, f"{platform}: stored {stored} fixes, expected {expected}"
     elif stored != expected:
         print(f"{platform}: stored {stored} fixes; the backfill holds {expected}", file=sys.stderr)
@@ -278,9 +317,10 @@ def report(results: list[Result]) -> None:
         f"{'req 1st':>7} {'req/cycle':>9} {'wall ms':>8} {'CPU ms':>7} {'fixes/cycle':>11}"
     )
     for r in results:
-        head = r.live_at or 1 if r.history else 1
-        first, steady = r.cycles[0], r.cycles[head:] or r.cycles
+        first, steady = r.cycles[0], r.cycles[r.head or 1 :] or r.cycles
         target = 2 + math.ceil(r.units / r.batch)
+        if r.budget is not None:
+            target = min(target, r.budget)
         n = len(steady)
         print(
             f"{r.platform:<8} {r.units:>5} {r.batch:>5} {target:>6} {first.requests:>7} "
@@ -295,6 +335,16 @@ def report(results: list[Result]) -> None:
         )
         if r.history:
             report_first_start(r)
+        elif r.first_full is None:
+            print(f"{'':<8} some unit had no fixes after {len(r.cycles)} cycles")
+        else:
+            print(
+                f"{'':<8} every unit has fixes after {r.first_full} cycle(s)"
+                f" ({r.first_full * INTERVAL:.0f} s); then the stalest unit's newest fix is at"
+                f" most {max(c.stale for c in steady):.0f} s old ({len(steady)} cycle(s)); most"
+                f" requests in a cycle {max(c.requests for c in r.cycles)}; every fix stored"
+                f" {r.drain} cycle(s) after the last new one"
+            )
 
 
 def report_first_start(r: Result) -> None:

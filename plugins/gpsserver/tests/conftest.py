@@ -78,6 +78,7 @@ def make_source(served: Served, http: httpx.AsyncClient, wall: TrioClock, mode: 
         *,
         credentials: dict[str, Any] | None = None,
         state: MemoryStateStore | None = None,
+        label: str = "",
         **options: Any,
     ) -> GpsServerSource:
         ctx: SourceContext[Any, Any] = SourceContext(
@@ -88,6 +89,7 @@ def make_source(served: Served, http: httpx.AsyncClient, wall: TrioClock, mode: 
             state=state if state is not None else MemoryStateStore(),
             clock=wall,
             connection_id=1,
+            label=label,
         )
         return GpsServerSource(ctx)
 

@@ -151,3 +151,84 @@ async def test_a_wrong_password_stops_the_connection_without_retrying(
     assert state.state == ConnectionState.NEEDS_REAUTH
     assert "wrong-pw" not in (state.last_error or "")
     assert fake.request_count == 1  # one refused login, then it waits for new credentials
+
+
+async def served_fleet(
+    tmp_path: Path,
+    wall: TrioClock,
+    nursery: trio.Nursery,
+    mode: str,
+    units: int,
+    options: dict[str, Any],
+    **fake_options: Any,
+) -> tuple[FakeGpsServer, Any, int, list[str]]:
+    """A served fake with ``units`` units, and a hub with a connection to it in ``mode``
+    and the units imported: ``(fake, hub, connection id, IMEIs)``."""
+    fake = FakeGpsServer(now=lambda: wall.now().timestamp(), **fake_options)
+    url = await nursery.start(serve_app, fake.app)
+    credentials = fake.credentials_key(url) if mode == "key" else fake.credentials(url)
+    imeis = [fake.add_unit(f"Truck {i}", imei=f"35630704{i:07d}") for i in range(units)]
+    hub = new_hub(tmp_path, wall, SecretBox.generate_key().encode())
+    client = hub.store.create_client("acme")
+    conn = hub.store.create_connection(client.id, "gpsserver", "fleet", credentials, options)
+    hub.store.import_devices(conn.id, await hub.browse(conn))
+    return fake, hub, conn.id, imeis
+
+
+def assert_stored_as_upstream(fake: FakeGpsServer, hub: Any, conn_id: int) -> None:
+    """Every unit's positions in the hub are its fixes on the server: all, once, in order."""
+    devices = {d.upstream_id: d for d in hub.store.list_devices(connection_id=conn_id)}
+    for unit, device in devices.items():
+        rows, _ = hub.store.positions.history([device.id], limit=10_000)
+        stored = [r["fix_time"].timestamp() for r in rows]
+        assert stored == [float(t) for t in fake.objects[unit].times], unit
+    assert hub.store.get_connection(conn_id).state == ConnectionState.OK
+
+
+@pytest.mark.parametrize("mode", ["key", "token"])
+async def test_a_black_box_upload_after_twenty_silent_minutes_is_stored_complete(
+    tmp_path: Path, wall: TrioClock, clock: MockClock, nursery: trio.Nursery, mode: str
+) -> None:
+    fake, hub, conn_id, units = await served_fleet(tmp_path, wall, nursery, mode, 3, {})
+    silent = units[0]
+    driver = Driver(fake, wall, units)
+    async with trio.open_nursery() as inner:
+        await inner.start(hub.run)
+        await driver.run(120)
+        fake.hold(silent)  # out of coverage: its fixes stay in its black box
+        for _ in range(4):
+            await driver.run(5 * 60)
+            fake.ping(silent)  # a keep-alive gets through now and then: dt_server moves
+        assert fake.release(silent) == 120  # back: twenty minutes of fixes at once
+        await driver.run(120)
+        await trio.sleep(65)  # two more polls
+        hub.shutdown()
+    assert len(fake.objects[silent].times) == 12 + 120 + 12
+    assert_stored_as_upstream(fake, hub, conn_id)
+
+
+def locations_calls(fake: FakeGpsServer) -> int:
+    """Polls served: each makes one locations call (or the device sync in its place)."""
+    names = ("OBJECT_GET_LOCATIONS", "USER_GET_OBJECTS", "locations.php")
+    return sum(fake.requests[name] for name in names)
+
+
+@pytest.mark.parametrize("mode", ["key", "token"])
+async def test_a_large_account_within_the_request_budget_is_stored_complete_and_in_order(
+    tmp_path: Path, wall: TrioClock, clock: MockClock, nursery: trio.Nursery, mode: str
+) -> None:
+    budget = 12
+    fake, hub, conn_id, units = await served_fleet(
+        tmp_path, wall, nursery, mode, 60, {"max_requests_per_poll": budget}, token_ttl_s=600
+    )
+    browse_requests = fake.request_count
+    driver = Driver(fake, wall, units)
+    async with trio.open_nursery() as inner:
+        await inner.start(hub.run)
+        await driver.run(15 * 60)  # every unit moves for a quarter of an hour
+        await trio.sleep(5 * 60)  # parked: the backlog is worked off
+        hub.shutdown()
+    polls = locations_calls(fake) - 1  # the browse made one
+    assert fake.request_count - browse_requests <= budget * polls
+    assert fake.request_count - browse_requests > 1.5 * polls  # histories did go out
+    assert_stored_as_upstream(fake, hub, conn_id)

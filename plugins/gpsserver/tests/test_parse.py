@@ -23,6 +23,7 @@ from gpshub_gpsserver.parse import (
     sensors_of,
 )
 from gpshub_gpsserver.tokenapi import expiry
+from hub import PLATFORM_ENGINE_HOURS, PLATFORM_ODOMETER_KM
 
 OBJECT = {
     "imei": "356307042441013",
@@ -81,6 +82,24 @@ def test_numbers_objects_and_alternative_names_are_read_too() -> None:
     assert fix is not None
     assert fix.ignition is False and fix.satellites == 7 and fix.course_deg == 10.0
     assert fix.sensors == {"can.rpm": 900}
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        # the email-login (v4) API with sensors=true names the count "satellites"
+        ["2024-05-14 09:12:41", 1.5, 2.5, 3, 10, 12.5, {"satellites": 9, "acc": 1}],
+        {"dt_tracker": "2024-05-14 09:12:41", "lat": 1.5, "lng": 2.5, "satellites": "9",
+         "ign": 1, "params": {"io1": 0}},
+        # the API key's params
+        ["2024-05-14 09:12:41", "1.5", "2.5", "3", "10", "12.5", {"gpslev": "9", "acc": "1"}],
+        ["2024-05-14 09:12:41", "1.5", "2.5", "3", "10", "12.5", {"sat": "9", "ign": "1"}],
+    ],
+)  # fmt: skip
+def test_the_satellite_count_is_a_field_under_each_name_the_apis_use(row: object) -> None:
+    fix = parse_row(row)
+    assert fix is not None and fix.satellites == 9 and fix.ignition is True
+    assert not {"satellites", "gpslev", "sat", "acc", "ign"} & set(fix.sensors)
 
 
 @pytest.mark.parametrize(
@@ -154,7 +173,10 @@ def test_the_latest_location_annotates_only_its_own_fix() -> None:
     assert latest is not None and older is not None
     marked = annotate(latest, loc)
     assert marked.valid is False
-    assert marked.sensors == {"odometer_km": pytest.approx(152334.6), "engine_hours": 1234.5}
+    assert marked.sensors == {
+        PLATFORM_ODOMETER_KM: pytest.approx(152334.6),
+        PLATFORM_ENGINE_HOURS: 1234.5,
+    }
     assert annotate(older, loc) is older
 
 

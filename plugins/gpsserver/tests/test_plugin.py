@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -79,7 +80,16 @@ def test_readme_lists_every_option_with_its_default() -> None:
         assert default == expected, f.name
 
 
-def test_readme_states_the_request_formula() -> None:
+def test_readme_states_the_request_formula_and_the_budget_arithmetic() -> None:
     assert "1 + devices with new data" in README
     assert "1 + units" in README
     assert "inferred" in README.lower()
+    budget = GpsServerSource.Options().max_requests_per_poll  # type: ignore[attr-defined]
+    cadence = GpsServerSource.cadence.active
+    histories = budget - 1  # the locations call takes one
+    polls = math.ceil(1000 / histories)
+    assert f"at most {budget} requests per {cadence:.0f}-second poll" in README
+    assert f"{budget / cadence:g} requests/s, {budget * 86_400 / cadence:,.0f} a day" in README
+    assert f"up to {histories} histories are fetched per poll" in README
+    assert f"⌈1000 / {histories}⌉ = {polls} polls" in README
+    assert f"{polls} × {cadence:.0f} s = {polls * cadence / 60:g} minutes late" in README

@@ -3,6 +3,7 @@ browse, ranges, late messages, request counts, faults, and secrets kept out of l
 
 from __future__ import annotations
 
+import itertools
 import logging
 
 import httpx
@@ -14,6 +15,7 @@ from trio.testing import MockClock
 from gpshub_gpsserver import GpsServerSource
 from gpshub_gpsserver.testing import FakeGpsServer
 from gpshub_gpsserver.tokenapi import TOKEN_KEY
+from hub import PLATFORM_ENGINE_HOURS, PLATFORM_ODOMETER_KM
 from hub.clock import TrioClock
 from hub.errors import BadConfig, CannotConnect, InvalidAuth, RateLimited, UpdateFailed
 from hub.logging_setup import install_redaction
@@ -127,7 +129,7 @@ async def test_invalid_latest_fix_units_and_sensors(
     assert (first.satellites, first.ignition, first.valid) == (11, True, True)
     assert first.sensors == {"io66": 13800, "driver": "AB12"}
     assert last.valid is False and last.ignition is False
-    assert last.sensors == {"odometer_km": 1500.25, "engine_hours": 321.5}
+    assert last.sensors == {PLATFORM_ODOMETER_KM: 1500.25, PLATFORM_ENGINE_HOURS: 321.5}
     assert first.fix_time.tzinfo is not None
 
 
@@ -155,21 +157,92 @@ async def test_requests_per_poll_are_one_plus_the_devices_with_news(
         assert sorted(result.fixes) == sorted(units[:10])
 
 
-async def test_the_history_budget_fetches_the_longest_waiting_first(
+async def test_the_request_budget_caps_each_poll_and_serves_the_longest_owed_first(
+    served: Served, make_source: MakeSource, clock: MockClock, mode: str
+) -> None:
+    fake = served.fake
+    units = [fake.add_unit(f"U{n:02d}") for n in range(23)]
+    budget = 6  # a login (token mode, first poll), the locations or the sync, histories
+    source = make_source(max_requests_per_poll=budget, sync_every_s=90)
+    cursors: dict[str, Cursor] = {}
+    emitted: dict[str, list[float]] = {u: [] for u in units}
+    turns: list[list[str]] = []
+    for poll in range(16):
+        now = T0 + trio.current_time()
+        for unit in units:  # every unit moves all the time
+            fake.add_fix(unit, now - 1, 1.0, 2.0)
+        if poll == 9:
+            fake.expire_tokens()  # a re-login mid-run costs a request of that poll
+        before = fake.request_count
+        result = await source.poll(refs(units), cursors)
+        assert fake.request_count - before <= budget
+        assert set(result.cursors) == set(result.fixes)  # a device left waiting keeps its cursor
+        cursors.update(result.cursors)
+        for unit, fixes in result.fixes.items():
+            emitted[unit] += [f.fix_time.timestamp() for f in fixes]
+        turns.append(sorted(result.fixes))
+        await trio.sleep(30)
+    # round robin, the longest owed first: everyone is served within the first five polls,
+    # then every device once per four to five polls, none starved, none favoured
+    assert set().union(*turns[:5]) == set(units)
+    served_in = {u: [k for k, turn in enumerate(turns) if u in turn] for u in units}
+    assert all(max(b - a for a, b in itertools.pairwise(ks)) <= 5 for ks in served_in.values())
+    counts = [len(ks) for ks in served_in.values()]
+    assert max(counts) - min(counts) <= 1
+    assert sum(counts) >= 16 * (budget - 1) - 3  # logins took a few requests
+    for unit in units:  # each device's fixes complete, in order, once, up to its last turn
+        times = emitted[unit]
+        assert times == sorted(set(times))
+        assert times == [float(t) for t in fake.objects[unit].times if t <= times[-1]]
+
+
+async def test_histories_that_do_not_fit_arrive_late_but_complete(
     served: Served, make_source: MakeSource, clock: MockClock
 ) -> None:
     fake = served.fake
-    units = [fake.add_unit(f"U{n}") for n in range(5)]
-    for unit in units:
-        fake.add_fix(unit, T0 - 10, 1.0, 2.0)
-    source = make_source(history_budget=2)
+    units = [fake.add_unit(f"U{n}") for n in range(10)]
+    # 3 histories a poll; a device first fetched at the fourth poll still gets its backfill
+    # counted from the first one
+    source = make_source(max_requests_per_poll=4, backfill_s=60)
     cursors: dict[str, Cursor] = {}
-    done: list[str] = []
-    for _ in range(3):
+    emitted: dict[str, list[float]] = {u: [] for u in units}
+    for poll in range(12):
+        if poll < 5:  # five minutes of driving, then everyone parks
+            now = T0 + trio.current_time()
+            for unit in units:
+                for k in range(3):
+                    fake.add_fix(unit, now - 25 + 10 * k, 1.0, 2.0)
         result = await source.poll(refs(units), cursors)
         cursors.update(result.cursors)
-        done += sorted(result.fixes)
-    assert sorted(done) == sorted(units)
+        for unit, fixes in result.fixes.items():
+            emitted[unit] += [f.fix_time.timestamp() for f in fixes]
+        await trio.sleep(30)
+    for unit in units:
+        assert emitted[unit] == [float(t) for t in fake.objects[unit].times], unit
+
+
+async def test_a_backlog_longer_than_max_window_is_fetched_a_window_per_turn(
+    served: Served, make_source: MakeSource, clock: MockClock
+) -> None:
+    fake = served.fake
+    imei = fake.add_unit("A")
+    fake.add_fix(imei, T0 - 10, 1.0, 2.0)
+    source = make_source(max_window_s=3600)
+    first = await source.poll(refs([imei]), {})
+    cursor = first.cursors[imei]
+    fake.hold(imei)  # out of coverage for five hours, parked for the first four
+    await trio.sleep(4 * 3600)
+    for k in range(60):
+        fake.add_fix(imei, T0 + trio.current_time(), 1.0, 2.0 + k / 1000)
+        await trio.sleep(60)
+    fake.release(imei)
+    emitted: list[float] = []
+    for _ in range(8):
+        result = await source.poll(refs([imei]), {imei: cursor})
+        cursor = result.cursors.get(imei, cursor)
+        emitted += fix_times(result, imei)
+        await trio.sleep(30)
+    assert emitted == [float(t) for t in fake.objects[imei].times[1:]]
 
 
 async def test_an_unshared_device_is_skipped_with_one_warning(
@@ -226,6 +299,40 @@ async def test_an_expired_token_is_renewed_once_mid_cycle(
     again = make_source(credentials=fake.credentials(served.url), state=state)
     await again.test_connection()
     assert fake.logins == 2
+
+
+async def test_a_renewed_token_is_logged_at_info_with_the_connection_and_no_secret(
+    served: Served, make_source: MakeSource, clock: MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = served.fake
+    fake.token_ttl_s = 600
+    imei = fake.add_unit("A")
+    fake.add_fix(imei, T0 - 10, 1.0, 2.0)
+    source = make_source(credentials=fake.credentials(served.url), label="fleet")
+    with caplog.at_level(logging.DEBUG, logger="gpshub.test.gpsserver"):
+        await source.poll(refs([imei]), {})  # the first login: not a renewal
+        await trio.sleep(560)  # 40 s left: within the renewal margin
+        await source.poll(refs([imei]), {})
+        fake.expire_tokens()  # the server forgets it (a restart)
+        await source.poll(refs([imei]), {})
+        await trio.sleep(700)  # expired; and the login that renews it fails once
+        fake.fail(1, status=502)
+        with pytest.raises(CannotConnect):
+            await source.poll(refs([imei]), {})
+        await source.poll(refs([imei]), {})
+    assert fake.logins == 4
+    ours = [r for r in caplog.records if r.name == "gpshub.test.gpsserver"]
+    renewals = [r.getMessage() for r in ours if r.levelno == logging.INFO]
+    assert len(renewals) == 3, renewals
+    host = served.url.removeprefix("http://")
+    for message in renewals:
+        assert message.startswith(f"connection 'fleet' (#1): GPS-Server.net at {host}: ")
+        assert "logged in again" in message
+    assert "the token expires in 40 s" in renewals[0]
+    assert "refused" in renewals[1]
+    assert "the token expired" in renewals[2]
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert fake.password not in text and not any(t in text for t in fake.tokens)
 
 
 async def test_a_token_is_renewed_before_it_expires_either_way_it_is_given(

@@ -28,8 +28,15 @@ class Api(Protocol):
     """How it authenticates, for messages: ``"API key"`` or ``"email login"``."""
     host: str
 
-    def begin_cycle(self) -> None:
-        """A new poll, browse or test starts (renews per-cycle login budgets)."""
+    def begin_cycle(self, max_requests: int | None = None) -> None:
+        """A new poll, browse or test starts: renews the per-cycle login allowance and
+        the request budget (``max_requests``, every request counted, logins too;
+        ``None``: no limit).  A request beyond it raises ``BudgetSpent``."""
+
+    @property
+    def requests_left(self) -> int | None:
+        """Requests this cycle may still make (``None``: no limit)."""
+        ...
 
     async def objects(self) -> list[Location]:
         """Every object of the account with its metadata (``remote``) and latest location."""

@@ -64,8 +64,13 @@ class KeyApi:
     def host(self) -> str:
         return self.transport.host
 
-    def begin_cycle(self) -> None:
-        """Nothing to renew: the key has no session."""
+    def begin_cycle(self, max_requests: int | None = None) -> None:
+        """The key has no session: only the request budget starts again."""
+        self.transport.begin_cycle(max_requests)
+
+    @property
+    def requests_left(self) -> int | None:
+        return self.transport.left
 
     async def call(self, name: str, *args: str) -> object:
         """One command; its decoded JSON, or the mapped error."""

@@ -26,14 +26,16 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-from hub.fix import PositionFix
+from hub.fix import PLATFORM_ENGINE_HOURS, PLATFORM_ODOMETER_KM, PositionFix
 from hub.source import RemoteDevice
 
 log = logging.getLogger(__name__)
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 IGNITION_KEYS = ("acc", "ign")
-SATELLITE_KEYS = ("gpslev", "sat")
+SATELLITE_KEYS = ("gpslev", "sat", "satellites")
+"""Where the satellite count is: ``gpslev`` / ``sat`` params on the API-key API; the
+email-login (v4) API with ``sensors=true`` names it ``satellites``."""
 LIFTED = frozenset(IGNITION_KEYS + SATELLITE_KEYS)
 """Params that become ``PositionFix`` fields instead of sensors."""
 ROW_FIELDS = ("dt_tracker", "lat", "lng", "altitude", "angle", "speed")
@@ -193,8 +195,10 @@ def parse_row(row: Any, zone: tzinfo = UTC, stats: ParseStats | None = None) -> 
     if course is not None:
         course = course % 360.0 if not 0 <= course <= 360 else course
     ignition = _first(params, IGNITION_KEYS, boolean)
-    if ignition is None and isinstance(row, Mapping):
-        ignition = boolean(row.get("ign"))
+    satellites = _first(params, SATELLITE_KEYS, whole)
+    if isinstance(row, Mapping):  # a row object may carry them beside its params
+        ignition = _first(row, IGNITION_KEYS, boolean) if ignition is None else ignition
+        satellites = _first(row, SATELLITE_KEYS, whole) if satellites is None else satellites
     return PositionFix(
         fix_time=fix_time,
         lat=lat,
@@ -202,7 +206,7 @@ def parse_row(row: Any, zone: tzinfo = UTC, stats: ParseStats | None = None) -> 
         altitude_m=number(values[3]),
         speed_kmh=speed if speed is not None and speed >= 0 else None,
         course_deg=course,
-        satellites=_first(params, SATELLITE_KEYS, whole),
+        satellites=satellites,
         ignition=ignition,
         sensors=sensors_of(params),
     )
@@ -321,7 +325,7 @@ def annotate(fix: PositionFix, latest: Location | None) -> PositionFix:
         return fix
     sensors = dict(fix.sensors)
     if latest.odometer_km is not None:
-        sensors.setdefault("odometer_km", latest.odometer_km)
+        sensors.setdefault(PLATFORM_ODOMETER_KM, latest.odometer_km)
     if latest.engine_hours is not None:
-        sensors.setdefault("engine_hours", latest.engine_hours)
+        sensors.setdefault(PLATFORM_ENGINE_HOURS, latest.engine_hours)
     return replace(fix, valid=fix.valid and latest.valid, sensors=sensors)

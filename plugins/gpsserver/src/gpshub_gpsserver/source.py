@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from gpshub_gpsserver.api import Api
 from gpshub_gpsserver.keyapi import KeyApi
-from gpshub_gpsserver.poller import Poller, settings_from
+from gpshub_gpsserver.poller import Poller
 from gpshub_gpsserver.tokenapi import TokenApi
 from gpshub_gpsserver.transport import Transport
 from hub.errors import BadConfig
@@ -100,13 +100,15 @@ class GpsServerOptions(RangeOptions):
         title="Parallel history requests",
         description="History requests (one per device with news) in flight at once.",
     )
-    history_budget: int = Field(
-        default=1000,
-        ge=1,
+    max_requests_per_poll: int = Field(
+        default=60,
+        ge=3,
         le=10_000,
-        title="History requests per poll",
-        description="At most this many devices' histories are fetched per poll; the others"
-        " (the most recently fetched) wait for the next poll.",
+        title="Requests per poll",
+        description="At most this many requests per poll, every one counted (a login, the"
+        " locations or the device sync, the histories); devices whose history does not fit"
+        " are fetched in later polls, the one owed longest first, and their fixes arrive late"
+        " but complete.",
     )
     max_window_s: float = Field(
         default=86_400.0,
@@ -173,7 +175,7 @@ class GpsServerSource(Source[GpsServerCredentials, GpsServerOptions]):
     def __init__(self, ctx: SourceContext[GpsServerCredentials, GpsServerOptions]) -> None:
         super().__init__(ctx)
         self.api = make_api(ctx)
-        self.poller = Poller(self.api, settings_from(ctx.options), ctx.clock, ctx.log)
+        self.poller = Poller(self.api, ctx.options, ctx.clock, ctx.log)
 
     async def test_connection(self) -> str:
         self.api.begin_cycle()
@@ -217,4 +219,15 @@ def make_api(ctx: SourceContext[GpsServerCredentials, GpsServerOptions]) -> Api:
         state=ctx.state,
         clock=ctx.clock,
         log=ctx.log,
+        context=describe(ctx),
     )
+
+
+def describe(ctx: SourceContext[Any, Any]) -> str:
+    """The connection, for log lines: ``connection 'fleet' (#3)`` (empty for a test of
+    unsaved credentials)."""
+    if ctx.connection_id is None:
+        return ""
+    if not ctx.label:
+        return f"connection #{ctx.connection_id}"
+    return f"connection {ctx.label!r} (#{ctx.connection_id})"

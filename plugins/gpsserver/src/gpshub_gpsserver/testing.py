@@ -19,13 +19,18 @@ And, while ``token_api`` is on (the default), the inferred v4 flow (section 5.3)
 ``expires_in`` in seconds, or as an epoch when ``expires_as_epoch``; a wrong login is 401
 ``{"error": "invalid_grant"}``; ``GET …/locations.php?imei=*`` and
 ``GET …/history.php?imei=&from=&to=`` with ``Authorization: Bearer`` answer ``{"data": …}``
-with numbers, times in ``token_timezone``; an unknown or expired token is 401
+with numbers, times in ``token_timezone`` and the satellite count as the sensor
+``satellites`` (``gpslev`` on the key API); an unknown or expired token is 401
 ``{"error": "invalid_token"}``, an IMEI not owned 403.  With ``token_api`` off those paths
 are 404.
 
 An object's location (``dt_tracker``, position, ``loc_valid``) is its newest fix by fix
 time; ``dt_server`` is when the server last received anything, so a late, back-dated upload
-moves ``dt_server`` but not ``dt_tracker``.  Use it like this::
+moves ``dt_server`` but not ``dt_tracker``.  A tracker out of coverage is ``hold(imei)``: its
+new messages stay in its black box, unseen, until ``release(imei)`` uploads them all at once
+(received then: ``dt_server`` moves; history rows carry only ``dt_tracker``);
+``ping(imei)`` is the server hearing from it without a message for the history (a keep-alive,
+a record it filters out): ``dt_server`` moves alone.  Use it like this::
 
     fake = FakeGpsServer(now=lambda: hub.clock.now().timestamp())
     imei = fake.add_unit("Truck 07", imei="356307042441013", plate="ABC-1234")
@@ -37,7 +42,7 @@ moves ``dt_server`` but not ``dt_tracker``.  Use it like this::
 Fault switches: ``rate_limit(n, retry_after)`` (key API: the call-limit error; v4: 429),
 ``fail(n, status)``, ``malformed(n)`` (JSON cut in half), ``slow(seconds)``,
 ``change_password``, ``change_api_key``, ``expire_tokens()``, ``revoke(imei)``,
-``call_limit``.  The running hub never imports this module.
+``call_limit``, ``hold(imei)`` / ``release(imei)``, ``ping(imei)``.  The running hub never imports this module.
 """
 
 from __future__ import annotations
@@ -124,6 +129,8 @@ class FakeObject:
     times: list[int] = field(default_factory=list)
     fixes: list[FakeFix] = field(default_factory=list)
     dt_server: float | None = None
+    held: list[FakeFix] | None = None
+    """While not ``None``, the tracker's black box: messages recorded but not uploaded."""
 
     @property
     def latest(self) -> FakeFix | None:
@@ -267,6 +274,12 @@ class FakeGpsServer:
             extra["acc"] = 1 if ignition else 0
         extra.update(params or {})
         fix = FakeFix(int(t), lat, lon, altitude, course, speed_kmh, valid, extra, received)
+        if obj.held is not None:
+            obj.held.append(fix)
+            return
+        self._store(obj, fix)
+
+    def _store(self, obj: FakeObject, fix: FakeFix) -> None:
         if not obj.times or fix.t >= obj.times[-1]:
             obj.times.append(fix.t)
             obj.fixes.append(fix)
@@ -274,8 +287,33 @@ class FakeGpsServer:
             index = bisect.bisect_right(obj.times, fix.t)
             obj.times.insert(index, fix.t)
             obj.fixes.insert(index, fix)
-        if obj.dt_server is None or received > obj.dt_server:
-            obj.dt_server = received
+        if obj.dt_server is None or fix.received > obj.dt_server:
+            obj.dt_server = fix.received
+
+    def hold(self, unit: str) -> None:
+        """The tracker loses its connection (out of coverage): from now on ``add_fix`` keeps
+        its messages in its black box; the server sees nothing, so ``dt_tracker`` and
+        ``dt_server`` stand still."""
+        obj = self.objects[unit]
+        if obj.held is None:
+            obj.held = []
+
+    def ping(self, unit: str) -> None:
+        """The server hears from the tracker without a message for its history (a
+        keep-alive, a record its filters drop): ``dt_server`` moves, nothing else."""
+        self.objects[unit].dt_server = self.now()
+
+    def release(self, unit: str) -> int:
+        """The tracker is back and uploads its black box at once: every held message is
+        stored, received now (``dt_server`` moves; the history rows carry only their
+        ``dt_tracker``).  How many were uploaded."""
+        obj = self.objects[unit]
+        held, obj.held = obj.held or [], None
+        now = self.now()
+        for fix in held:
+            fix.received = now
+            self._store(obj, fix)
+        return len(held)
 
     # -- fault switches ------------------------------------------------------------------
     def slow(self, seconds: float) -> None:
@@ -426,7 +464,7 @@ class FakeGpsServer:
                 "altitude": fix.altitude,
                 "angle": fix.angle,
                 "speed": fix.speed,
-                "params": dict(fix.params),
+                "params": v4_params(fix.params),
                 "loc_valid": 1 if fix.valid else 0,
             }
             if "acc" in fix.params:
@@ -492,7 +530,7 @@ class FakeGpsServer:
                 fix.altitude,
                 fix.angle,
                 fix.speed,
-                dict(fix.params),
+                v4_params(fix.params),
             ]
         return [
             wire_time(fix.t),
@@ -571,6 +609,15 @@ class FakeGpsServer:
             return refused
         q = request.query_params
         return self._messages(q.get("imei", ""), q.get("from", ""), q.get("to", ""), v4=True)
+
+
+def v4_params(params: dict[str, Any]) -> dict[str, Any]:
+    """A message's params as the v4 API sends them with ``sensors=true``: numbers, and the
+    satellite count named ``satellites`` (the key API's ``gpslev``)."""
+    out = dict(params)
+    if "gpslev" in out:
+        out["satellites"] = out.pop("gpslev")
+    return out
 
 
 def _text(body: str) -> Response:

@@ -92,6 +92,7 @@ class TokenApi:
         state: StateStore,
         clock: Clock,
         log: Logger,
+        context: str = "",
     ) -> None:
         self.transport = transport
         self._email = email
@@ -101,6 +102,8 @@ class TokenApi:
         self.state = state
         self.clock = clock
         self.log = log
+        self.context = context
+        """Who the connection is, for log lines (``connection 'fleet' (#3)``); no secret."""
         self._who = hashlib.sha256(f"{transport.base}\n{email}\n{password}".encode()).hexdigest()[
             :16
         ]
@@ -109,6 +112,8 @@ class TokenApi:
         self.logins = 0
         self._loaded = False
         self._cycle_logins = 0
+        self._refused = False  # the server refused the last token
+        self._renewing: str | None = None  # why the login under way replaces a token
         self._lock = trio.Lock()
 
     @property
@@ -118,8 +123,13 @@ class TokenApi:
     def _now(self) -> float:
         return self.clock.now().timestamp()
 
-    def begin_cycle(self) -> None:
+    def begin_cycle(self, max_requests: int | None = None) -> None:
         self._cycle_logins = 0
+        self.transport.begin_cycle(max_requests)
+
+    @property
+    def requests_left(self) -> int | None:
+        return self.transport.left
 
     # -- the token ---------------------------------------------------------------------
     async def bearer(self) -> str:
@@ -129,7 +139,7 @@ class TokenApi:
                 self._loaded = True
                 await self._restore()
             if self.token is None or self._now() >= self.expires_at - RENEW_MARGIN_S:
-                await self._login()
+                await self._login(self._renewal())
             assert self.token is not None
             return self.token
 
@@ -142,8 +152,20 @@ class TokenApi:
             self.token, self.expires_at = token, float(expires_at)
             self.log.debug("reusing the saved GPS-Server.net token")
 
-    async def _login(self) -> None:
-        self.token = None
+    def _renewal(self) -> str | None:
+        """Why a login is due, when it renews a token (``None``: the first login)."""
+        if self._refused:
+            return "the server refused the token"
+        if self.token is None:
+            return self._renewing  # a renewal whose login failed is still one
+        if self._now() >= self.expires_at:
+            return "the token expired"
+        return f"the token expires in {max(self.expires_at - self._now(), 0):.0f} s"
+
+    async def _login(self, renewal: str | None) -> None:
+        """Log in; ``renewal`` says why a token is replaced (logged at INFO), ``None`` for
+        the first login of this instance (DEBUG)."""
+        self.token, self._renewing = None, renewal
         if self._cycle_logins >= MAX_LOGINS:
             raise InvalidAuth("GPS-Server.net keeps refusing fresh tokens for this account")
         self._cycle_logins += 1
@@ -176,12 +198,24 @@ class TokenApi:
         await self.state.set(
             TOKEN_KEY, {"token": token, "expires_at": self.expires_at, "who": self._who}
         )
-        self.log.debug("logged in to GPS-Server.net; token valid for %.0f s", self.expires_at - now)
+        self._refused, self._renewing = False, None
+        where = f"{self.context}: " if self.context else ""
+        valid = self.expires_at - now
+        if renewal is None:
+            self.log.debug("%slogged in to GPS-Server.net at %s", where, self.host)
+        else:
+            self.log.info(
+                "%sGPS-Server.net at %s: logged in again (%s); the new token is valid for %.0f s",
+                where,
+                self.host,
+                renewal,
+                valid,
+            )
 
     async def _drop(self, token: str) -> None:
         async with self._lock:
             if self.token == token:
-                self.token = None
+                self.token, self._refused = None, True
                 await self.state.delete(TOKEN_KEY)
 
     # -- calls -------------------------------------------------------------------------
@@ -191,7 +225,6 @@ class TokenApi:
         try:
             return await self._get(path, params, token)
         except TokenRefused:
-            self.log.info("GPS-Server.net refused the token; logging in again")
             await self._drop(token)
         token = await self.bearer()
         try:

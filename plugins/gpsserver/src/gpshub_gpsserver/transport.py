@@ -3,6 +3,9 @@ gpshub errors: timeouts, refused connections, 5xx -> ``CannotConnect``; 429 (a p
 -> ``RateLimited``; redirects -> ``BadConfig`` (they are not followed); a blocked address
 -> ``BadConfig``.  What a 200 or another 4xx means is each API's business.
 
+Every request counts against the cycle's request budget (``begin_cycle``): once it is
+spent, ``request`` raises ``BudgetSpent`` without sending anything.
+
 URLs are never logged here: the key-based API carries its key in the query string.
 """
 
@@ -23,6 +26,11 @@ from hub.retry_after import response_retry_after
 REDIRECTS = (301, 302, 303, 307, 308)
 
 
+class BudgetSpent(Exception):
+    """This cycle's request budget is spent: the request was not sent (not an upstream
+    failure: what it would have fetched waits for the next cycle)."""
+
+
 class Transport:
     """Requests to one server (``base``), mapping what both APIs share."""
 
@@ -40,6 +48,18 @@ class Transport:
         self.url_field = url_field
         self.timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0))
         self.now = now
+        self.used = 0
+        """Requests sent since ``begin_cycle``."""
+        self.limit: int | None = None
+
+    def begin_cycle(self, limit: int | None = None) -> None:
+        """Start counting a new cycle's requests; at most ``limit`` (``None``: no limit)."""
+        self.used, self.limit = 0, limit
+
+    @property
+    def left(self) -> int | None:
+        """Requests this cycle may still send (``None``: no limit)."""
+        return None if self.limit is None else max(self.limit - self.used, 0)
 
     @property
     def host(self) -> str:
@@ -55,6 +75,9 @@ class Transport:
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         """``method base+path``; the response unless it is a shared failure."""
+        if self.limit is not None and self.used >= self.limit:
+            raise BudgetSpent
+        self.used += 1
         try:
             response = await self.http.request(
                 method,
