@@ -40,6 +40,7 @@ T = TypeVar("T")
 Handler = Callable[["ApiRequest"], Awaitable[Any]]
 
 MAX_BODY_BYTES = 1024 * 1024
+DISCARD_MAX_BYTES = 16 * MAX_BODY_BYTES  # a refused body read and dropped, at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,15 +188,31 @@ async def _parse_body(spec: ApiRoute, request: Request) -> BaseModel | None:
 async def _read_body(request: Request) -> bytes:
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
+        await _discard(request, int(length))
         raise _too_large()
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > MAX_BODY_BYTES:
+            await _discard(request, size)
             raise _too_large()
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def _discard(request: Request, size: int) -> None:
+    """Read and drop the rest of a refused body, up to ``DISCARD_MAX_BYTES`` in all.
+
+    A client that sends its whole body before it reads the answer (httpx, most libraries)
+    would otherwise wait on a full socket buffer and never see the 413; beyond the bound
+    the server stops reading and the connection ends without it."""
+    if size > DISCARD_MAX_BYTES:
+        return
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > DISCARD_MAX_BYTES:
+            return
 
 
 def _too_large() -> ApiError:
