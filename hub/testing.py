@@ -137,6 +137,41 @@ async def serve_app(
         await trio.sleep_forever()
 
 
+class Fleet:
+    """Units of a platform's fake reporting the way trackers do: each every 10, 20 or 30 s
+    in turn, a fix recorded 1 s before it is sent (``fake.add_fix(unit, t, lat, lon)``).
+    ``sent`` keeps each unit's fix times in order, the ones its fake held back included."""
+
+    def __init__(self, fake: Any, clock: Clock, units: list[str]) -> None:
+        self.fake, self.clock, self.units = fake, clock, units
+        self.sent: dict[str, list[float]] = {u: [] for u in units}
+        self._due = dict.fromkeys(units, 0.0)
+        self._gaps = {u: 10 * (1 + i % 3) for i, u in enumerate(units)}
+
+    async def run(self, seconds: float) -> None:
+        """Report for ``seconds`` (trio time), looking every 10 s which unit is due."""
+        for _ in range(round(seconds / 10)):
+            now = self.clock.now().timestamp()
+            for n, unit in enumerate(self.units):
+                if now < self._due[unit]:
+                    continue
+                t = now - 1
+                self.fake.add_fix(unit, t, 40.0 + n / 100 + len(self.sent[unit]) / 1e4, 10.0)
+                self.sent[unit].append(t)
+                self._gaps[unit] = 10 + self._gaps[unit] % 30  # 10, 20, 30, 10, ...
+                self._due[unit] = now + self._gaps[unit]
+            await trio.sleep(10)
+
+    def stored(self, hub: Any, connection_id: int) -> dict[str, list[float]]:
+        """Each unit's fix times in the hub's history (of the connection), oldest first."""
+        devices = {d.upstream_id: d for d in hub.store.list_devices(connection_id=connection_id)}
+        out = {}
+        for unit in self.units:
+            rows, _ = hub.store.positions.history([devices[unit].id], limit=100_000)
+            out[unit] = [r["fix_time"].timestamp() for r in rows]
+        return out
+
+
 class ScriptedSource(Source[Any, Any]):
     """A source whose polls follow a script: each step is a ``PollResult``, an exception
     to raise, or a callable ``(devices, cursors) -> PollResult``.  The last step repeats.

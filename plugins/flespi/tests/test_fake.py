@@ -162,6 +162,30 @@ async def test_ttl_removes_messages_but_not_telemetry(world: World, clock: MockC
     assert (await get(world, f"/gw/devices/{unit}/messages", data={})).json()["result"] == []
 
 
+async def test_a_held_unit_uploads_its_black_box_on_release(world: World, clock: MockClock) -> None:
+    fake = world.fake
+    unit = fake.add_unit("Truck")
+    t0 = world.now()
+    fake.add_fix(unit, t0, 1.0, 1.0)
+    fake.hold(unit)  # out of coverage
+    for k in range(1, 4):
+        await trio.sleep(60)
+        fake.add_fix(unit, world.now(), 1.0 + k, 1.0)
+    window = {"from": t0 - 1, "to": world.now() + 1}
+    held = await get(world, f"/gw/devices/{unit}/messages", data=window)
+    assert [m["timestamp"] for m in held.json()["result"]] == [t0]
+    telemetry = await get(world, f"/gw/devices/{unit}/telemetry/all")
+    assert telemetry.json()["result"][0]["telemetry"]["timestamp"]["value"] == t0
+    await trio.sleep(600)
+    uploaded = fake.release(unit)  # back in coverage: all at once, received now
+    assert len(uploaded) == 3
+    after = (await get(world, f"/gw/devices/{unit}/messages", data=window)).json()["result"]
+    assert [m["timestamp"] for m in after] == [t0, t0 + 60, t0 + 120, t0 + 180]
+    assert [m["server.timestamp"] for m in after[1:]] == [world.now()] * 3
+    fake.add_fix(unit, world.now(), 9.0, 9.0)  # no longer held
+    assert fake.message_count(unit) == 5
+
+
 async def test_fault_switches(world: World, clock: MockClock) -> None:
     fake = world.fake
     fake.fail(1, status=503)

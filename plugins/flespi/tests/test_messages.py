@@ -138,14 +138,14 @@ def test_bad_optional_fields_are_left_out() -> None:
 def test_odometer_and_engine_hours() -> None:
     can_only = parse_message({**KB_MESSAGE, "can.vehicle.mileage": 9.5, "can.engine.motorhours": 2})
     assert can_only is not None
-    assert can_only.fix.sensors["odometer_km"] == 9.5
-    assert can_only.fix.sensors["engine_hours"] == 2
+    assert can_only.fix.sensors["platform_odometer_km"] == 9.5
+    assert can_only.fix.sensors["platform_engine_hours"] == 2
     both = parse_message({**KB_MESSAGE, "vehicle.mileage": 10.0, "can.vehicle.mileage": 9.5})
     assert both is not None
-    assert both.fix.sensors["odometer_km"] == 10.0
+    assert both.fix.sensors["platform_odometer_km"] == 10.0
     trip = parse_message({**KB_MESSAGE, "trip.mileage": 3.0, "vehicle.mileage": "n/a"})
     assert trip is not None
-    assert "odometer_km" not in trip.fix.sensors  # a trip distance is not an odometer
+    assert "platform_odometer_km" not in trip.fix.sensors  # a trip distance is not an odometer
     assert trip.fix.sensors["vehicle.mileage"] == "n/a"
 
 

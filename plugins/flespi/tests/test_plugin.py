@@ -54,6 +54,7 @@ def test_option_defaults() -> None:
         "base_url": None,
         "late_window_s": 300.0,
         "backfill_s": 3600.0,
+        "max_lookback_s": 86400.0,
         "batch_size": 250,
         "page_size": 10000,
         "max_extra_pages": 20,

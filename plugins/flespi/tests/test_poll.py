@@ -4,13 +4,14 @@ messages, telemetry fallback, device sync and units."""
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import trio
 from flespi_world import T0, Poller, World, at, refs
 from trio.testing import MockClock
 
-from gpshub_flespi.source import TELEMETRY_TS
+from gpshub_flespi.source import FUTURE_SLACK_S, TELEMETRY_TS
 from hub.source import Cursor, DeviceRef
 
 
@@ -122,8 +123,8 @@ async def test_sensors_keep_flespi_names_and_add_normalised_keys(
         "engine.motorhours": 5012.25,
         "can.tyres.front": 8.1,
         "can.tyres.rear": 8.4,
-        "odometer_km": 120345.6,
-        "engine_hours": 5012.25,
+        "platform_odometer_km": 120345.6,
+        "platform_engine_hours": 5012.25,
     }
 
 
@@ -286,8 +287,11 @@ async def test_already_received_messages_are_not_transferred_again(
     (query,) = fake.queries
     data = query[2]
     assert data is not None
-    assert data["filter"].startswith("server.timestamp>=")
-    assert float(data["filter"].split(">=")[1]) == pytest.approx(world.now() - 30, abs=1)
+    match = re.fullmatch(r"server\.timestamp>=(.+)\|\|timestamp>(.+)", data["filter"])
+    assert match is not None
+    floor, beyond = match.groups()
+    assert float(floor) == pytest.approx(world.now() - 30, abs=1)  # the newest receive time
+    assert float(beyond) == pytest.approx(world.now() - 30 + FUTURE_SLACK_S, abs=1)  # last 'to'
     assert sum(len(v) for v in poller.seen.values()) == 7
 
 
@@ -440,6 +444,8 @@ async def test_future_device_clock_is_still_fetched(world: World, clock: MockClo
 async def test_many_devices_with_different_starts_form_groups(
     world: World, clock: MockClock
 ) -> None:
+    """Reporting devices share a call when their starts are close; silent ones share one
+    whatever their starts, from the earliest (at most ``max_lookback_s`` back)."""
     fake = world.fake
     fresh = [fake.add_unit(f"fresh {i}") for i in range(3)]
     stale = [fake.add_unit(f"stale {i}") for i in range(2)]
@@ -447,11 +453,14 @@ async def test_many_devices_with_different_starts_form_groups(
         fake.add_fix(unit, world.now() - 10, 1.0, 1.0)
     poller = Poller(world.source(), refs(fresh))
     await poller.poll()
-    a_day_ago = T0 - 86400
+    last = {stale[0]: T0 - 2 * 86400, stale[1]: T0 - 7200}  # silent for two days, two hours
     cursors = dict(poller.cursors)
-    cursors.update({u: Cursor(at(a_day_ago), {"scan": a_day_ago, "rt": a_day_ago}) for u in stale})
+    cursors.update({u: Cursor(at(t), {"rt": t}) for u, t in last.items()})
     fake.queries.clear()
     result = await poller.source.poll(refs(fresh + stale), cursors)
     assert sorted(result.fixes) == sorted(stale)
     windows = sorted((q[2]["from"], len(q[1].split(","))) for q in fake.queries if q[2])
-    assert windows == [(a_day_ago - 300, 2), (pytest.approx(world.now() - 300, abs=1), 3)]
+    assert windows == [
+        (pytest.approx(world.now() - 86400, abs=1), 2),
+        (pytest.approx(world.now() - 10 - 300, abs=1), 3),
+    ]

@@ -146,6 +146,60 @@ async def test_non_admins_see_their_devices_and_admins_all_with_all(served: Serv
         assert sorted(d["name"] for d in everything.json()) == ["Mine", "Theirs"]
 
 
+@pytest.mark.parametrize("status", [400, 403])
+async def test_all_devices_can_be_refused_to_non_admins(served: Served, status: int) -> None:
+    fake = served.fake
+    fake.all_refusal = status  # Traccar 4 (400), or a proxy (403)
+    driver = fake.add_user("driver@example.com", "pw")
+    mine = fake.add_unit("Mine", users=[driver])
+    fake.add_unit("Theirs")
+    async with httpx.AsyncClient(base_url=served.url, auth=("driver@example.com", "pw")) as user:
+        refused = await user.get("/api/devices", params={"all": "true"})
+        assert refused.status_code == status
+        if status == 400:
+            assert refused.text.startswith("java.lang.SecurityException: Manager access required")
+        own = await user.get("/api/devices")
+        assert [d["id"] for d in own.json()] == [int(mine)]
+    async with httpx.AsyncClient(base_url=served.url, auth=ADMIN) as admin:
+        everything = await admin.get("/api/devices", params={"all": "true"})
+        assert len(everything.json()) == 2
+
+
+async def test_a_held_unit_uploads_its_black_box_on_release(
+    served: Served, api: httpx.AsyncClient, clock: MockClock
+) -> None:
+    fake = served.fake
+    (unit,) = units(fake, 1)
+    t0 = fake.now()
+    first = fake.add_fix(unit, t0, 1.0, 1.0)
+    fake.hold(unit)  # out of coverage
+    for k in range(1, 4):
+        await trio.sleep(60)
+        fake.add_fix(unit, fake.now(), 1.0 + k, 1.0)
+
+    async def state() -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        window = {
+            "deviceId": unit,
+            "from": iso_ms(round(t0 * 1000)),
+            "to": iso_ms(round((fake.now() + 1) * 1000)),
+        }
+        route = (await api.get("/api/reports/route", params=window)).json()
+        (device,) = (await api.get("/api/devices", params={"id": unit})).json()
+        return route, device
+
+    route, device = await state()
+    assert [p["id"] for p in route] == [first["id"]]
+    assert device["positionId"] == first["id"]
+    assert device["lastUpdate"] == iso_ms(round(t0 * 1000))
+    await trio.sleep(600)
+    uploaded = fake.release(unit)  # back in coverage: all at once, received now
+    route, device = await state()
+    assert [p["fixTime"] for p in route] == [iso_ms(round((t0 + 60 * k) * 1000)) for k in range(4)]
+    assert {p["serverTime"] for p in route[1:]} == {iso_ms(round(fake.now() * 1000))}
+    assert device["positionId"] == uploaded[-1]["id"] == route[-1]["id"]
+    assert device["lastUpdate"] == iso_ms(round(fake.now() * 1000))
+
+
 # -- positions ---------------------------------------------------------------------------
 
 

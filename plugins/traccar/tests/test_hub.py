@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from gpshub_traccar.testing import FakeTraccar
 from hub.clock import TrioClock
 from hub.models import ConnectionState
 from hub.secrets import SecretBox
-from hub.testing import LOOPBACK_NETWORKS, make_hub, serve_app
+from hub.testing import LOOPBACK_NETWORKS, Fleet, make_hub, serve_app
 
 UNITS = 12
 
@@ -131,7 +132,7 @@ async def test_import_poll_restart_poll_keeps_every_fix_exactly_once(
         assert [r["valid"] for r in moving].count(False) == 3
         assert all(r["satellites"] == 7 and r["ignition"] is True for r in moving)
         assert all(r["sensors"]["distance"] == 100.0 for r in moving)
-        assert all(r["sensors"]["odometer_km"] >= 1000.0 for r in moving)
+        assert all(r["sensors"]["platform_odometer_km"] >= 1000.0 for r in moving)
     late_rows, _ = hub2.store.positions.history([devices[units[1]].id], limit=10_000)
     (late,) = [r for r in late_rows if abs(r["fix_time"].timestamp() - late_t) < 0.001]
     assert late["speed_kmh"] == pytest.approx(18.52) and late["lat"] == 5.0
@@ -157,3 +158,90 @@ async def test_a_wrong_password_stops_the_connection_without_retrying(
     assert state.state == ConnectionState.NEEDS_REAUTH
     assert "wrong" not in (state.last_error or "")
     assert fake.request_count == 1  # one refused call, then it waits for new credentials
+
+
+async def test_a_device_silent_for_20_minutes_uploads_its_black_box_and_nothing_is_lost(
+    tmp_path: Path, wall: TrioClock, clock: MockClock, nursery: trio.Nursery
+) -> None:
+    """A van out of coverage for 20 minutes buffers its fixes and uploads them all at once
+    when it is back: every one is stored, once.  While it is silent it costs no report
+    call: its ``positionId`` says Traccar stored nothing new for it."""
+    fake = FakeTraccar(now=lambda: wall.now().timestamp())
+    url = await nursery.start(serve_app, fake.app)
+    units = [fake.add_unit(f"Van {i}") for i in range(3)]
+    quiet = units[0]
+    hub = new_hub(tmp_path, wall, SecretBox.generate_key().encode())
+    client = hub.store.create_client("acme")
+    conn = hub.store.create_connection(client.id, "traccar", "fleet", fake.credentials(url), {})
+    hub.store.import_devices(conn.id, await hub.browse(conn))
+    fleet = Fleet(fake, wall, units)
+
+    async with trio.open_nursery() as inner:
+        await inner.start(hub.run)
+        await fleet.run(120)
+        fake.hold(quiet)  # out of coverage: its fixes go to its black box
+        await fleet.run(400)
+        silent_from = len(fake.calls)  # its last stored fix is now older than the window
+        await fleet.run(800)
+        silent_calls = fake.calls[silent_from:]
+        uploaded = fake.release(quiet)  # back: 20 minutes of fixes arrive at once
+        await fleet.run(120)
+        await trio.sleep(65)
+        hub.shutdown()
+
+    assert len(uploaded) >= 20 * 60 / 30
+    assert hub.store.get_connection(conn.id).state == ConnectionState.OK
+    for unit, stored in fleet.stored(hub, conn.id).items():
+        assert stored == pytest.approx(fleet.sent[unit]), unit  # all, in order, once
+    routes = [c for c in silent_calls if c.path == "/api/reports/route"]
+    lists = [c for c in silent_calls if c.path == "/api/devices"]
+    assert routes and all(quiet not in c.params("deviceId") for c in routes)
+    assert len(lists) == len(routes)  # one device list per poll tells it apart
+
+
+async def test_a_user_who_is_not_an_administrator_tests_imports_and_polls(
+    tmp_path: Path,
+    wall: TrioClock,
+    clock: MockClock,
+    nursery: trio.Nursery,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """On a Traccar that refuses ``/api/devices?all=true`` to a user who is not an
+    administrator (Traccar 4: 400 ``Manager access required``), the connection lists the
+    user's own devices instead: Test Connection, browsing and polling all work, and a
+    running connection is refused once, not every poll."""
+    fake = FakeTraccar(now=lambda: wall.now().timestamp())
+    fake.all_refusal = 400
+    url = await nursery.start(serve_app, fake.app)
+    driver = fake.add_user("driver@example.com", "pw")
+    units = [fake.add_unit(f"Van {i}", users=[driver]) for i in range(3)]
+    fake.add_unit("Someone else's")
+    credentials = fake.credentials(url, driver)
+    hub = new_hub(tmp_path, wall, SecretBox.generate_key().encode())
+    summary = await hub.test_connection("traccar", credentials)
+    assert "'driver@example.com' sees 3 devices" in summary
+    client = hub.store.create_client("acme")
+    conn = hub.store.create_connection(client.id, "traccar", "fleet", credentials, {})
+    created, _ = hub.store.import_devices(conn.id, await hub.browse(conn))
+    assert sorted(d.upstream_id for d in created) == units
+
+    fleet = Fleet(fake, wall, units)
+    caplog.set_level(logging.INFO, logger="gpshub.source.traccar")
+    before = len(fake.calls)
+    async with trio.open_nursery() as inner:
+        await inner.start(hub.run)
+        await fleet.run(300)
+        fake.hold(units[0])  # silent devices make every poll read the device list
+        await fleet.run(600)
+        fake.release(units[0])
+        await trio.sleep(65)
+        hub.shutdown()
+
+    assert hub.store.get_connection(conn.id).state == ConnectionState.OK
+    for unit, stored in fleet.stored(hub, conn.id).items():
+        assert stored == pytest.approx(fleet.sent[unit]), unit
+    lists = [c for c in fake.calls[before:] if c.path == "/api/devices"]
+    assert len(lists) > 10
+    assert [c.status for c in lists if c.params("all")] == [400]  # once, then not again
+    told = [r for r in caplog.records if "own devices" in r.getMessage()]
+    assert len(told) == 1 and told[0].levelno == logging.INFO

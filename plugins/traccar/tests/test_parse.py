@@ -94,18 +94,18 @@ def test_the_reference_example_maps_field_by_field() -> None:
         "distance": 42.17,  # metres since the previous fix: a sensor, not an odometer
         "totalDistance": 1523344.6,
         "hours": 3600000,
-        "odometer_km": pytest.approx(1523.3446),
-        "engine_hours": 1.0,
+        "platform_odometer_km": pytest.approx(1523.3446),
+        "platform_engine_hours": 1.0,
     }
 
 
 def test_odometer_wins_over_total_distance_and_distance_is_never_an_odometer() -> None:
     both = parse_position(record(attributes={"odometer": 250000, "totalDistance": 9e6}))
-    assert both is not None and both.fix.sensors["odometer_km"] == 250.0
+    assert both is not None and both.fix.sensors["platform_odometer_km"] == 250.0
     only_distance = parse_position(record(attributes={"distance": 42.0}))
     assert only_distance is not None
     assert only_distance.fix.sensors == {"distance": 42.0}
-    assert "odometer_km" not in only_distance.fix.sensors
+    assert "platform_odometer_km" not in only_distance.fix.sensors
 
 
 def test_invalid_fixes_are_kept_as_invalid() -> None:

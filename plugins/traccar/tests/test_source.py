@@ -226,6 +226,41 @@ async def test_browse_as_a_plain_user_lists_its_devices(
     assert [d.upstream_id for d in devices] == [mine]
 
 
+@pytest.mark.parametrize("status", [400, 403])
+async def test_a_refused_list_of_all_devices_falls_back_to_the_users_own(
+    served: Served, make_source: MakeSource, wall: TrioClock, clock: MockClock, status: int
+) -> None:
+    fake = served.fake
+    fake.all_refusal = status  # Traccar 4 to a user who manages no one (400), a proxy (403)
+    driver = fake.add_user("driver@example.com", "pw")
+    mine = fake.add_unit("Mine", users=[driver])
+    fake.add_unit("Theirs")
+    credentials = fake.credentials(served.url, driver)
+    assert "sees 1 device" in await make_source(credentials=credentials).test_connection()
+    assert [d.upstream_id for d in await make_source(credentials=credentials).list_devices()] == [
+        mine
+    ]
+    source = make_source(credentials=credentials, sync_every_s=0)
+    poller = Poller(source, refs([mine]))
+    for _ in range(3):  # every poll reads the device list (sync_every_s=0)
+        fake.add_fix(mine, now_s(wall) - 1, 1.0, 1.0)
+        await poller.poll()
+        await advance(30)
+    assert len(poller.emitted[mine]) == 3
+    polled = [c for c in fake.calls if c.path == "/api/devices"][2 * 2 :]
+    assert [(c.params("all"), c.status) for c in polled] == [(["true"], status)] + [([], 200)] * 3
+
+
+async def test_a_wrong_password_is_not_taken_for_a_refused_list(
+    served: Served, make_source: MakeSource, clock: MockClock
+) -> None:
+    source = make_source(credentials={**served.fake.credentials(served.url), "password": "no"})
+    with pytest.raises(InvalidAuth):
+        await source.list_devices()
+    assert served.fake.request_count == 1
+    assert not source.client.own_devices_only
+
+
 # -- ranges, batching, pages -----------------------------------------------------------
 
 
@@ -330,6 +365,65 @@ async def test_long_backlogs_go_in_bounded_windows(
     assert all(c.params("from") and c.params("to") for c in routes)
 
 
+async def test_a_long_silent_range_is_walked_on_across_polls(
+    served: Served, make_source: MakeSource, wall: TrioClock, clock: MockClock
+) -> None:
+    """A range longer than the poll's budget of windows goes on where it stopped at the
+    next poll, even through hours without a fix, instead of starting over."""
+    fake = served.fake
+    (unit,) = add_units(fake, 1)
+    t = now_s(wall)
+    fake.add_fix(unit, t - 10 * 3600, 1.0, 1.0)  # then switched off for nine hours
+    fake.add_fix(unit, t - 1800, 2.0, 2.0)  # and back for the last half hour
+    source = make_source(backfill_s=11 * 3600, max_window_s=3600, page_budget=1)
+    poller = Poller(source, refs([unit]))
+    for _ in range(8):
+        await poller.poll()
+        await advance(30)
+    # (the lookback is looked at again once caught up: the store drops that repeat)
+    assert sorted(set(poller.emitted[unit])) == [t - 10 * 3600, t - 1800]
+    assert fake.requests["/api/reports/route"] <= 2 * 8  # two per poll, until it caught up
+
+
+async def test_silent_devices_cost_one_device_list_per_poll_not_a_report_each(
+    served: Served, make_source: MakeSource, wall: TrioClock, clock: MockClock
+) -> None:
+    """Parked devices, silent since different times, are not asked for history while
+    ``positionId`` shows Traccar stored nothing new for them: the device list, one call,
+    says so for all of them.  One that stores a fix is fetched at the next poll."""
+    fake = served.fake
+    ids = add_units(fake, 30)
+    moving, parked = ids[:10], ids[10:]
+    t = now_s(wall)
+    for i, uid in enumerate(parked):  # parked 10 min to 20 h ago
+        fake.add_fix(uid, t - 600 - i * 3600, 1.0, 1.0)
+    poller = Poller(make_source(batch_size=10, backfill_s=86_400, sync_every_s=3600), refs(ids))
+    for _ in range(8):  # the backfill of a day, within the page budget, and a look back
+        for uid in moving:
+            fake.add_fix(uid, now_s(wall) - 1, 1.0, 1.0)
+        await poller.poll()
+        await advance(30)
+    emitted = {uid: set(poller.emitted[uid]) for uid in parked}  # the store drops repeats
+    assert all(len(times) == 1 for times in emitted.values())
+    for _ in range(3):
+        for uid in moving:
+            fake.add_fix(uid, now_s(wall) - 1, 1.0, 1.0)
+        before = fake.requests.copy()
+        await poller.poll()
+        served_now = fake.requests - before
+        assert dict(served_now) == {"/api/reports/route": 1, "/api/devices": 1}, served_now
+        await advance(30)
+    back = parked[7]  # parked 7 h 10 min ago
+    fake.add_fix(back, now_s(wall) - 5, 3.0, 3.0)  # out of its parking space
+    before = fake.requests.copy()
+    result = await poller.poll()
+    # the moving ten in one call; the 7 h 15 min of its range in windows of 1, 2, 4 h, then
+    # the rest: empty windows are followed by wider ones
+    assert (fake.requests - before)["/api/reports/route"] == 1 + 4
+    assert set(fix_times(result, back)) - emitted[back] == {now_s(wall) - 5}
+    assert all(set(poller.emitted[uid]) == emitted[uid] for uid in parked if uid != back)
+
+
 async def test_a_server_period_limit_shrinks_the_window(
     served: Served, make_source: MakeSource, wall: TrioClock, clock: MockClock
 ) -> None:
@@ -423,8 +517,8 @@ async def test_units_and_fields_are_converted(
         "hours": 7200000,
         "fuel": 61.5,
         "io200": 0,
-        "odometer_km": 2000.0,
-        "engine_hours": 2.0,
+        "platform_odometer_km": 2000.0,
+        "platform_engine_hours": 2.0,
     }
 
 
@@ -487,6 +581,8 @@ async def test_a_device_gone_upstream_is_skipped_with_one_warning(
     source = make_source(credentials=fake.credentials(served.url, driver))
     poller = Poller(source, refs([a, b, "999"]))
     caplog.set_level(logging.WARNING, logger="gpshub.test.traccar")
+    for unit in (a, b):  # reporting, not silent: no device list read for them
+        fake.add_fix(unit, now_s(wall) - 5, 1.0, 1.0)
     await poller.poll()
     fake.revoke(b, driver)  # unlinked after the sync: the report answers "access denied"
     t = now_s(wall)

@@ -37,9 +37,11 @@ class GroupFetch:
     skipped: int = 0  # records that are not fixes (no position, malformed)
 
 
-def received_filter(floor: float) -> str:
-    """The flespi expression keeping what was received at or after ``floor``."""
-    return f"server.timestamp>={floor!r}"
+def received_filter(floor: float, beyond: float | None = None) -> str:
+    """The flespi expression keeping what was received at or after ``floor`` (and, with
+    ``beyond``, whatever has a ``timestamp`` after it)."""
+    kept = f"server.timestamp>={floor!r}"
+    return kept if beyond is None else f"{kept}||timestamp>{beyond!r}"
 
 
 async def fetch_group(
@@ -49,12 +51,14 @@ async def fetch_group(
     start: float,
     to: float,
     floor: float | None,
+    beyond: float | None = None,
     page_size: int,
     max_pages: int,
     log: logging.Logger | logging.LoggerAdapter[logging.Logger],
 ) -> GroupFetch:
     """The messages of ``ids`` with ``start <= timestamp <= to`` (received at or after
-    ``floor`` when given), in at most ``max_pages`` requests."""
+    ``floor`` when given, or with a ``timestamp`` after ``beyond``), in at most
+    ``max_pages`` requests."""
     out = GroupFetch()
     remaining = list(ids)
     seen: set[tuple[str, datetime, float | None]] = set()
@@ -65,7 +69,7 @@ async def fetch_group(
             return out  # the budget is spent: incomplete
         data: dict[str, Any] = {"from": frm, "to": to, "count": page_size}
         if floor is not None:
-            data["filter"] = received_filter(floor)
+            data["filter"] = received_filter(floor, beyond)
         out.pages += 1
         try:
             answer = await client.messages(remaining, data)

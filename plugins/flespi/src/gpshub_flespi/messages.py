@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from hub.fix import PositionFix
+from hub.fix import PLATFORM_ENGINE_HOURS, PLATFORM_ODOMETER_KM, PositionFix
 from hub.source import RemoteDevice
 
 IDENTITY_KEYS = frozenset(
@@ -148,14 +148,18 @@ def fix_from_parameters(params: Mapping[str, Any], fix_time: datetime) -> Positi
 
 def sensors(params: Mapping[str, Any]) -> dict[str, Any]:
     """Every parameter that is not identity or a fix field, under its flespi name;
-    nested objects flattened with dotted keys, lists and nulls dropped; plus the hub's
-    normalised ``odometer_km`` and ``engine_hours`` where flespi has them."""
+    nested objects flattened with dotted keys, lists and nulls dropped; plus flespi's
+    odometer (km) and engine hours under the hub's keys for a platform's own readings
+    (``PLATFORM_ODOMETER_KM``, ``PLATFORM_ENGINE_HOURS``)."""
     out: dict[str, Any] = {}
     for key, value in params.items():
         if key in IDENTITY_KEYS or key in LIFTED_KEYS or not isinstance(key, str):
             continue
         _put(out, key, value)
-    for target, keys in (("odometer_km", ODOMETER_KEYS), ("engine_hours", ENGINE_HOURS_KEYS)):
+    for target, keys in (
+        (PLATFORM_ODOMETER_KM, ODOMETER_KEYS),
+        (PLATFORM_ENGINE_HOURS, ENGINE_HOURS_KEYS),
+    ):
         for key in keys:
             value = number(params.get(key))
             if value is not None and value >= 0:

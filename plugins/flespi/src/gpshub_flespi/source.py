@@ -6,17 +6,25 @@ A poll:
    IMEIs (``configuration.ident``) and plates (``metadata``) (``PollResult.devices``) and
    to learn which of our devices no longer exist upstream;
 2. each device's range comes from its cursor (``hub.rangepoll.RangeWindow``: from the
-   last fix or last scan minus ``late_window_s``, ``backfill_s`` the first time); devices
-   whose ranges start close together share one ``/gw/devices/{ids}/messages`` call
-   (``batch_size`` ids per selector), with a ``server.timestamp`` filter so messages
-   already received are not transferred again while late, back-dated ones still are;
-   full pages are followed up to a per-poll page budget;
-3. devices never seen with a message get one batched ``/telemetry/all`` call, so a
+   last fix minus ``late_window_s``, however long ago, up to ``max_lookback_s``;
+   ``backfill_s`` the first time); reporting devices whose ranges start close together
+   share one ``/gw/devices/{ids}/messages`` call (``batch_size`` ids per selector), with
+   a ``server.timestamp`` filter so messages already received are not transferred again
+   while late, back-dated ones still are; full pages are followed up to a per-poll page
+   budget;
+3. silent devices (no fix for longer than the late window) have ranges starting anywhere
+   in the last ``max_lookback_s``; they share calls whatever their starts, ``batch_size``
+   per call from the earliest start, because the filter makes the long window cheap: a
+   complete fetch leaves in the cursor the receive time up to which it saw everything
+   (``SEEN``), so the next call transfers only what flespi received since (a black-box
+   upload, all of it);
+4. devices never seen with a message get one batched ``/telemetry/all`` call, so a
    device whose messages TTL is short still shows its position at once; that fix does
    not move the cursor.
 
-In steady state that is ``ceil(devices / batch_size)`` requests per poll, plus one every
-``sync_every_s`` and one while a new device has no messages.
+In steady state that is ``ceil(reporting / batch_size) + ceil(silent / batch_size)``
+requests per poll, plus one every ``sync_every_s`` and one while a new device has no
+messages.
 """
 
 from __future__ import annotations
@@ -36,7 +44,7 @@ from gpshub_flespi.client import (
 from gpshub_flespi.fetch import fetch_group
 from gpshub_flespi.messages import parse_device, parse_telemetry
 from hub.errors import CannotConnect, RateLimited, UpdateFailed
-from hub.rangepoll import RangeOptions, RangeWindow, group_by_start
+from hub.rangepoll import RESUME, RangeOptions, RangeWindow, group_by_start
 from hub.source import (
     Cadence,
     Cursor,
@@ -53,6 +61,13 @@ TELEMETRY_TS = "telemetry_ts"
 FUTURE_SLACK_S = 900.0
 """How far past "now" a window reaches, for device and server clocks running ahead."""
 MAX_BATCH = 1000  # ids per selector: 1000 ids of 7-8 digits keep the URL under 8 KB
+SEEN = "seen"
+"""Cursor state ``[received, to]`` (epoch seconds), left by a complete fetch: every message
+in the device's range that flespi received before ``received`` with a ``timestamp`` up to
+``to`` has been seen, so later calls need not transfer it again."""
+SETTLE_S = 300.0
+"""How long before a complete fetch a message must have reached flespi to count as seen
+by it: room for flespi's storage delay and for the hub's and flespi's clocks to differ."""
 
 
 class FlespiCredentials(BaseModel):
@@ -169,21 +184,31 @@ class FlespiSource(Source[FlespiCredentials, FlespiOptions]):
             await self._sync(wanted, result, now)
 
         window = RangeWindow.of(opts)
-        starts = {
-            uid: window.start(cursor, now)
-            for uid, cursor in wanted.items()
-            if uid not in self._missing
-        }
-        groups = group_by_start(starts, size=opts.batch_size, span_s=opts.late_window_s or 300.0)
+        reporting: dict[str, datetime] = {}
+        silent: dict[str, datetime] = {}
+        for uid, cursor in wanted.items():
+            if uid in self._missing:
+                continue
+            quiet = window.silent(cursor, now) and filter_floor(window, cursor) is not None
+            (silent if quiet else reporting)[uid] = window.start(cursor, now)
+        groups = sorted(
+            group_by_start(reporting, size=opts.batch_size, span_s=opts.late_window_s or 300.0)
+            + group_by_start(
+                silent, size=opts.batch_size, span_s=window.max_lookback.total_seconds()
+            ),
+            key=lambda group: group[0],
+        )
         budget = len(groups) + opts.max_extra_pages
         to = now.timestamp() + FUTURE_SLACK_S
+        seen = [now.timestamp() - SETTLE_S, to]
         unseen: list[str] = []  # never had a message, none in this window either
         skipped = 0
         for start, ids in groups:
             if budget <= 0:
                 break  # these wait for the next poll (their starts are then the oldest)
-            floors = [window.received_floor(wanted[uid]) for uid in ids]
+            floors = [filter_floor(window, wanted[uid]) for uid in ids]
             floor = None if None in floors else min(f for f in floors if f is not None)
+            seen_to = [mark[1] for uid in ids if (mark := seen_mark(wanted[uid])) is not None]
             try:
                 fetched = await fetch_group(
                     self.client,
@@ -191,6 +216,7 @@ class FlespiSource(Source[FlespiCredentials, FlespiOptions]):
                     start=start.timestamp(),
                     to=to,
                     floor=floor,
+                    beyond=min(seen_to) if seen_to else None,
                     page_size=opts.page_size,
                     max_pages=budget,
                     log=self.ctx.log,
@@ -213,7 +239,12 @@ class FlespiSource(Source[FlespiCredentials, FlespiOptions]):
                     scanned_to=scanned_to,
                     resume_from=resume_from,
                 )
-                result.cursors[uid] = cursor
+                state = dict(cursor.state)
+                if fetched.complete and RESUME not in wanted[uid].state:
+                    state[SEEN] = seen
+                else:  # cut short, or caught up: the next fetch looks at the whole range
+                    state.pop(SEEN, None)
+                cursor = result.cursors[uid] = Cursor(cursor.last_fix_time, state)
                 if fixes:
                     result.fixes[uid] = fixes
                 elif fetched.complete and wanted[uid].last_fix_time is None:
@@ -288,3 +319,29 @@ class FlespiSource(Source[FlespiCredentials, FlespiOptions]):
         if key not in self._warned:
             self._warned.add(key)
             self.ctx.log.warning(message, *args)
+
+
+def seen_mark(cursor: Cursor) -> tuple[float, float] | None:
+    """The cursor's ``SEEN`` mark, if it has a usable one."""
+    mark = cursor.state.get(SEEN)
+    if (
+        isinstance(mark, list | tuple)
+        and len(mark) == 2
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in mark)
+    ):
+        return float(mark[0]), float(mark[1])
+    return None
+
+
+def filter_floor(window: RangeWindow, cursor: Cursor) -> float | None:
+    """The receive time a fetch for the device may filter on (``server.timestamp>=``):
+    the newest one emitted (``RangeWindow.received_floor``) or the device's ``SEEN``
+    mark, whichever is later; ``None`` (no filter) while a cut answer is continued or
+    while the device has neither."""
+    if RESUME in cursor.state:
+        return None
+    emitted = window.received_floor(cursor)
+    mark = seen_mark(cursor)
+    if mark is None:
+        return emitted
+    return mark[0] if emitted is None else max(emitted, mark[0])

@@ -18,6 +18,9 @@ It serves what the plugin uses, as flespi documents it (``upstream-apis.md`` sec
   "reason"}]}``; unknown ids in a multi-selector as ``errors`` entries with an ``id``
   next to the result (``missing_mode = "errors"``) or as a 404 (``"404"``).
 
+A unit out of coverage: ``hold(unit)`` keeps its messages in its black box, ``release(unit)``
+uploads them all at once, received then.
+
 Fault switches: ``rate_limit(n, retry_after)`` (the next n requests get 429),
 ``requests_per_minute`` (429 beyond a per-minute budget), ``fail(n, status)``,
 ``malformed(n)`` (broken JSON), ``slow(seconds)``, ``revoke_token()`` / ``set_token()``
@@ -193,6 +196,7 @@ class FakeFlespi:
         self._malformed_left = 0
         self._minute: int | None = None
         self._minute_count = 0
+        self._held: dict[int, list[tuple[float, dict[str, Any], float | None]]] = {}
         self.app = Starlette(
             routes=[
                 Route("/auth/info", self._wrap("/auth/info", self._auth_info)),
@@ -309,9 +313,30 @@ class FakeFlespi:
         if device.ident is not None:
             message["ident"] = device.ident
         message.update(params)
+        if device.id in self._held:
+            self._held[device.id].append((float(t), message, received))
+            return message
         device.store(float(t), message)
         device.update_telemetry(message)
         return message
+
+    def hold(self, unit: str) -> None:
+        """The unit is out of coverage: its messages from now on stay in its black box (not
+        stored, telemetry unchanged) until ``release``."""
+        self._held.setdefault(int(unit), [])
+
+    def release(self, unit: str) -> list[dict[str, Any]]:
+        """The unit is back: it uploads its black box, every held message at once, received
+        (``server.timestamp``) now unless a message was given its own receive time."""
+        device = self.device(unit)
+        now = self.now()
+        released = []
+        for t, message, received in self._held.pop(device.id, []):
+            message["server.timestamp"] = now if received is None else received
+            device.store(t, message)
+            device.update_telemetry(message)
+            released.append(message)
+        return released
 
     def add_raw(self, unit: str, record: Any, *, sort_time: float) -> None:
         """Store ``record`` verbatim (broken records for parser tests) at ``sort_time``."""

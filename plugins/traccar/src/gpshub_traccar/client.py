@@ -11,10 +11,17 @@ each call) and ``Accept: application/json``; nothing secret goes into a URL.  Er
 * 429 — from a reverse proxy: ``RateLimited`` with ``Retry-After``;
 * 5xx, timeouts, refused connections: ``CannotConnect``;
 * a 200 that is not JSON (a proxy's HTML page, a cut body): ``UpdateFailed``.
+
+``GET /api/devices?all=true`` lists every device of the server to an administrator and a
+user's own devices to anyone else on Traccar 5 and later; Traccar 4 refuses it (400
+``Manager access required``) to a user who is neither administrator nor manager, and a
+proxy may answer 403.  ``devices()`` then asks for the user's own devices (no ``all``)
+and keeps doing so for the client's life, saying so once at INFO.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,6 +37,10 @@ JSON_HEADERS = {"Accept": "application/json"}
 RESTRICTED = "Operation restricted"
 ACCESS_DENIED = "Device access denied"
 PERIOD_LIMIT = "Time period exceeds the limit"
+
+
+class Forbidden(UpdateFailed):
+    """HTTP 403: Traccar itself does not send it, a proxy in front of it may."""
 
 
 class TraccarRequestError(UpdateFailed):
@@ -88,6 +99,7 @@ class TraccarClient:
         url_field: str = "credentials.server_url",
         timeout_s: float = 30.0,
         now: Callable[[], datetime] | None = None,
+        log: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
     ) -> None:
         base = base_url.rstrip("/")
         self.base = base.removesuffix("/api")
@@ -96,6 +108,9 @@ class TraccarClient:
         self.timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0))
         self._auth = httpx.BasicAuth(username, password)
         self._now = now or (lambda: datetime.now(UTC))
+        self.log = log or logging.getLogger(__name__)
+        self.own_devices_only = False
+        """``/api/devices?all=true`` was refused: the user's own devices are listed."""
 
     @property
     def host(self) -> str:
@@ -155,6 +170,8 @@ class TraccarClient:
             )
         if status == 400:
             raise TraccarRequestError(first_line(response.text) or "HTTP 400")
+        if status == 403:
+            raise Forbidden(f"Traccar at {self.host} refused {path} (HTTP 403)")
         if status == 414:
             raise BadConfig("options.batch_size", "the request URL is too long for the server")
         if status == 404:
@@ -182,8 +199,22 @@ class TraccarClient:
         return await self.get("/api/server", auth=False)
 
     async def devices(self) -> Any:
-        """``GET /api/devices?all=true``: every device the user may see (all, for an admin)."""
-        return await self.get("/api/devices", [("all", "true")])
+        """``GET /api/devices?all=true``: every device the user may see (all, for an admin);
+        once that is refused, ``GET /api/devices``: the user's own devices."""
+        if self.own_devices_only:
+            return await self.get("/api/devices")
+        try:
+            return await self.get("/api/devices", [("all", "true")])
+        except (TraccarRequestError, Forbidden) as exc:
+            refusal = str(exc)
+        body = await self.get("/api/devices")  # if this fails too, its error is the one
+        self.own_devices_only = True
+        self.log.info(
+            "Traccar refuses the list of all devices to this user (%s): listing the user's own"
+            " devices from now on",
+            refusal,
+        )
+        return body
 
     async def route(self, device_ids: Sequence[int], start: datetime, end: datetime) -> Any:
         """``GET /api/reports/route``: the positions of ``device_ids`` with ``start <= fixTime

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from hub.fix import PositionFix
+from hub.fix import PLATFORM_ENGINE_HOURS, PLATFORM_ODOMETER_KM, PositionFix
 from hub.source import RemoteDevice
 
 log = logging.getLogger(__name__)
@@ -116,16 +116,17 @@ def flatten(attributes: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[s
 
 def sensors_of(attributes: Mapping[str, Any]) -> dict[str, Any]:
     """The ``sensors`` of a fix: every attribute under its own name except those lifted
-    into fix fields, plus ``odometer_km`` and ``engine_hours`` where Traccar has them."""
+    into fix fields, plus Traccar's odometer (km) and engine hours under the hub's keys for
+    a platform's own readings (``PLATFORM_ODOMETER_KM``, ``PLATFORM_ENGINE_HOURS``)."""
     sensors = {k: v for k, v in flatten(attributes) if k not in LIFTED}
     odometer = _number(attributes.get("odometer"))
     if odometer is None:
         odometer = _number(attributes.get("totalDistance"))
-    if odometer is not None and "odometer_km" not in sensors:
-        sensors["odometer_km"] = odometer / 1000.0
+    if odometer is not None and PLATFORM_ODOMETER_KM not in sensors:
+        sensors[PLATFORM_ODOMETER_KM] = odometer / 1000.0
     hours = _number(attributes.get("hours"))
-    if hours is not None and "engine_hours" not in sensors:
-        sensors["engine_hours"] = hours / 3_600_000.0
+    if hours is not None and PLATFORM_ENGINE_HOURS not in sensors:
+        sensors[PLATFORM_ENGINE_HOURS] = hours / 3_600_000.0
     return sensors
 
 
@@ -241,6 +242,8 @@ class Device:
     id: int
     unique_id: str | None
     remote: RemoteDevice
+    position_id: int | None = None
+    """``positionId``: the id of the device's latest position (0: none yet)."""
 
 
 def parse_device(record: Any) -> Device | None:
@@ -265,7 +268,10 @@ def parse_device(record: Any) -> Device | None:
         license_plate=plate_of(record.get("attributes")),
         extra=extra,
     )
-    return Device(device_id, unique or None, remote)
+    position_id = record.get("positionId")
+    if isinstance(position_id, bool) or not isinstance(position_id, int):
+        position_id = None
+    return Device(device_id, unique or None, remote, position_id)
 
 
 def parse_devices(body: Any) -> list[Device]:

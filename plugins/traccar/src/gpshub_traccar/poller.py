@@ -7,10 +7,20 @@ So devices are grouped by where their range starts (``hub.rangepoll.group_by_sta
 
 * in steady state every device starts at "previous poll - late_window_s", so a poll is
   ``ceil(devices / batch_size)`` calls (plus one ``/api/devices`` every ``sync_every_s``);
+* a silent device (no fix for longer than the late window: parked, switched off, out of
+  coverage with its fixes in its black box) keeps its range from its last fix on, so the
+  fixes it uploads when it is back are all fetched (``RangeWindow``).  Those ranges start
+  anywhere in the last ``max_lookback_s`` and would each need a call of their own, so
+  while devices are silent every poll reads ``/api/devices`` (one call for all) and
+  fetches a silent device only when its ``positionId`` (the id of its latest position,
+  set once that position is stored) differs from the one read before its last complete
+  fetch: a silent device that stored nothing new costs nothing;
 * a device whose answer reaches ``max_positions`` (Traccar cuts history silently at
   ``report.maxPositions``) or whose window was cut at ``max_window_s`` continues in the
   same poll from where it stopped, within ``page_budget`` extra calls and a time budget;
-  what is left is fetched by the next poll;
+  what is left is fetched by the next poll, from where it stopped.  A window in which a
+  device had no fix at all is followed by one twice as long (a device that was off for
+  hours is walked through in a few calls);
 * a 400 "Time period exceeds the limit" (``report.periodLimit``) halves the window and
   retries; a 400 "Device access denied" (a device unlinked upstream) re-reads the device
   list and retries without it;
@@ -26,6 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -46,13 +57,18 @@ from gpshub_traccar.parse import (
 )
 from hub.clock import Clock
 from hub.errors import UpdateFailed
-from hub.rangepoll import RangeWindow, group_by_start
+from hub.rangepoll import RESUME, RangeWindow, group_by_start
 from hub.source import Cursor, DeviceRef, PollResult, RemoteDevice
 
 MIN_WINDOW_S = 60.0
 TIME_BUDGET_S = 60.0
 """No further call starts once a poll has run this long (the hub gives a poll 120 s)."""
 ONE_MS = timedelta(milliseconds=1)
+LATEST = "pid"
+"""Cursor state: the device's ``positionId`` as read before its last complete fetch."""
+WALK_LATEST = "pid_walk"
+"""Cursor state, while a range is walked through over several polls: the ``positionId``
+read before the walk began."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +77,7 @@ class PollSettings:
 
     late_window_s: float = 300.0
     backfill_s: float = 3600.0
+    max_lookback_s: float = 86_400.0
     batch_size: int = 200
     sync_every_s: float = 600.0
     max_window_s: float = 3600.0
@@ -75,6 +92,8 @@ class Catalog:
         self.at = at
         self.by_id = {d.id: d for d in devices}
         self.by_unique = {d.unique_id: d.id for d in devices if d.unique_id}
+        self.latest = {d.id: d.position_id for d in devices if d.position_id is not None}
+        """Each device's ``positionId``, where the list gave one."""
 
     def resolve(self, upstream_id: str) -> int | None:
         """The Traccar id of a hub device: its upstream id, or a matching ``uniqueId``."""
@@ -99,17 +118,22 @@ class RoutePoller:
         self.settings = settings
         self.clock = clock
         self.log = log
-        self.window = RangeWindow(settings.late_window_s, settings.backfill_s)
+        self.window = RangeWindow(
+            settings.late_window_s, settings.backfill_s, max_lookback_s=settings.max_lookback_s
+        )
         self.window_s = settings.max_window_s
+        self.widest_s: float | None = None
+        """The longest period Traccar accepts, once it refused a longer one."""
         self.catalog: Catalog | None = None
+        self.synced_at: datetime | None = None
         self.missing: set[str] = set()
         self.reports_disabled = False
         self._warned_disabled = False
         self._warned_missing: set[str] = set()
 
     # -- the device list ---------------------------------------------------------------
-    async def sync(self) -> Catalog:
-        """Read the device list again (and retry the route report if it was refused)."""
+    async def read_devices(self) -> Catalog:
+        """Read the device list again (``Catalog.latest`` too)."""
         body = await self.client.devices()
         try:
             devices = parse_devices(body)
@@ -118,13 +142,20 @@ class RoutePoller:
         catalog = self.catalog = Catalog(devices, self.clock.now())
         self.missing = {u for u in self.missing if catalog.resolve(u) is None}
         self._warned_missing &= self.missing  # warn again if one goes away again
+        return catalog
+
+    async def sync(self) -> Catalog:
+        """Read the device list for its names (and retry the route report if it was
+        refused)."""
+        catalog = await self.read_devices()
+        self.synced_at = catalog.at
         self.reports_disabled = False
         return catalog
 
     def _sync_due(self, now: datetime) -> bool:
-        if self.catalog is None:
+        if self.synced_at is None:
             return True
-        return (now - self.catalog.at).total_seconds() >= self.settings.sync_every_s
+        return (now - self.synced_at).total_seconds() >= self.settings.sync_every_s
 
     def _resolve(self, devices: Sequence[DeviceRef]) -> dict[str, int]:
         assert self.catalog is not None
@@ -157,6 +188,8 @@ class RoutePoller:
         if self._sync_due(now):
             await self.sync()
             synced = True
+        elif self._latest_wanted(devices, cursors, now):
+            await self.read_devices()  # whether silent devices stored anything new
         targets = self._resolve(devices)
         unknown = [d for d in devices if d.upstream_id not in targets]
         if not synced and any(d.upstream_id not in self.missing for d in unknown):
@@ -169,8 +202,9 @@ class RoutePoller:
         if not targets:
             return result
         if not self.reports_disabled:
+            current = {uid: cursors.get(uid) or Cursor() for uid in targets}
             try:
-                await self._history(targets, cursors, now, result, started)
+                await self._history(targets, current, now, result, started)
                 return result
             except TraccarRequestError as exc:
                 if not exc.reports_disabled:
@@ -179,6 +213,19 @@ class RoutePoller:
                 self._warn_disabled()
         await self._latest(targets, cursors, result)
         return result
+
+    def _latest_wanted(
+        self, devices: Sequence[DeviceRef], cursors: Mapping[str, Cursor], now: datetime
+    ) -> bool:
+        """Whether this poll needs the devices' ``positionId`` read again: a device that is
+        polled is silent, and the list was not read at this instant already."""
+        if self.reports_disabled or (self.catalog is not None and self.catalog.at >= now):
+            return False
+        return any(
+            self.window.silent(cursors.get(d.upstream_id) or Cursor(), now)
+            for d in devices
+            if d.upstream_id not in self.missing
+        )
 
     def _remote(self, targets: Mapping[str, int]) -> dict[str, RemoteDevice]:
         assert self.catalog is not None
@@ -201,15 +248,23 @@ class RoutePoller:
     async def _history(
         self,
         targets: dict[str, int],
-        cursors: Mapping[str, Cursor],
+        current: dict[str, Cursor],
         now: datetime,
         result: PollResult,
         started: float,
     ) -> None:
         settings = self.settings
-        current = {uid: cursors.get(uid) or Cursor() for uid in targets}
-        pending = {uid: self._start(current[uid], now) for uid in targets}
+        assert self.catalog is not None
+        latest = dict(self.catalog.latest)  # as read before any fetch of this poll
+        fresh = self.catalog.at >= now
+        walking = {uid for uid in targets if RESUME in current[uid].state}  # since a poll before
+        pending = {
+            uid: self._start(current[uid], now)
+            for uid in targets
+            if not (fresh and self._nothing_new(current[uid], latest.get(targets[uid]), now))
+        }
         span = settings.late_window_s or 300.0
+        widths: dict[str, float] = {}  # wider than window_s after an empty window
         calls = 0
         allowance: int | None = None
         resynced = False
@@ -224,22 +279,21 @@ class RoutePoller:
                         "Traccar poll budget used (%d calls): the rest continues next poll", calls
                     )
                     return
-                end = min(now, start + timedelta(seconds=self.window_s))
+                width = min(widths.get(u, self.window_s) for u in uids)
+                end = min(now, start + timedelta(seconds=width))
                 calls += 1
                 try:
                     body = await self.client.route([targets[u] for u in uids], start, end)
                 except TraccarRequestError as exc:
-                    if exc.period_too_long and self.window_s > MIN_WINDOW_S:
-                        self.window_s = max(self.window_s / 2, MIN_WINDOW_S)
-                        self.log.info(
-                            "Traccar limits report periods: windows of %.0f s from now on",
-                            self.window_s,
-                        )
+                    if exc.period_too_long and width > MIN_WINDOW_S:
+                        self._limit_period(width)
+                        for u in uids:
+                            widths.pop(u, None)
                         later.update((u, start) for u in uids)
                         continue
                     if exc.access_denied and not resynced:
                         resynced = True
-                        catalog = await self.sync()
+                        catalog = await self.read_devices()
                         visible = {u for u in uids if catalog.resolve(u) == targets[u]}
                         gone = [u for u in uids if u not in visible]
                         self._note_missing([DeviceRef(0, u) for u in gone], {})
@@ -254,12 +308,71 @@ class RoutePoller:
                     raise UpdateFailed(f"Traccar sent an unusable route report: {exc}") from None
                 grouped = by_device(headers)
                 for uid in uids:
-                    resume = self._select(uid, grouped.get(targets[uid], []), current, end, result)
+                    found = grouped.get(targets[uid], [])
+                    resume = self._select(uid, found, current, end, now, result)
+                    self._note_latest(
+                        uid,
+                        latest.get(targets[uid]),
+                        current,
+                        result,
+                        cut=resume is not None,
+                        walking=uid in walking,
+                    )
                     if resume is not None and resume > start:
                         later[uid] = resume
-                    elif resume is None and end < now:
-                        later[uid] = end
+                    if resume == end and not found:
+                        # hours without a fix (a device that was off): stride on faster
+                        widths[uid] = min(2 * width, self.widest_s or math.inf)
+                    else:
+                        widths.pop(uid, None)
             pending = later
+
+    def _limit_period(self, refused_s: float) -> None:
+        """Traccar refused a period of ``refused_s``: ask for half as much from now on."""
+        limit = max(refused_s / 2, MIN_WINDOW_S)
+        self.widest_s = limit if self.widest_s is None else min(self.widest_s, limit)
+        if self.window_s > limit:
+            self.window_s = limit
+            self.log.info(
+                "Traccar limits report periods: windows of %.0f s from now on", self.window_s
+            )
+
+    def _nothing_new(self, cursor: Cursor, latest: int | None, now: datetime) -> bool:
+        """Whether a device is silent and Traccar stored no newer position for it since
+        its last complete fetch: its ``positionId`` is still the one read before it."""
+        return (
+            latest is not None
+            and cursor.state.get(LATEST) == latest
+            and self.window.silent(cursor, now)
+        )
+
+    @staticmethod
+    def _note_latest(
+        uid: str,
+        latest: int | None,
+        current: dict[str, Cursor],
+        result: PollResult,
+        *,
+        cut: bool,
+        walking: bool,
+    ) -> None:
+        """Keep in the device's cursor the ``positionId`` read before its range was fetched
+        whole: read before this poll's fetch, or, for a range walked through over several
+        polls, before the poll that started the walk (a newer latest position stored
+        meanwhile has another id, so the device is fetched again)."""
+        state = dict(current[uid].state)
+        started = state.pop(WALK_LATEST, None)
+        if cut:
+            if started is None and not walking and latest is not None:
+                state[WALK_LATEST] = latest
+            elif started is not None:
+                state[WALK_LATEST] = started
+        elif started is not None:
+            state[LATEST] = started
+        elif not walking and latest is not None:
+            state[LATEST] = latest
+        if state != current[uid].state:
+            current[uid] = result.cursors[uid] = Cursor(current[uid].last_fix_time, state)
 
     def _start(self, cursor: Cursor, now: datetime) -> datetime:
         """Where a device's range starts: where a cut answer stopped, else the window's
@@ -272,15 +385,19 @@ class RoutePoller:
         headers: list[Header],
         current: dict[str, Cursor],
         end: datetime,
+        now: datetime,
         result: PollResult,
     ) -> datetime | None:
-        """Emit one device's new fixes of one answer; where to resume if it was cut."""
-        truncated = len(headers) >= self.settings.max_positions
-        resume = floor_ms(max(h.fix_time for h in headers)) + ONE_MS if truncated else None
+        """Emit one device's new fixes of one answer; where to go on from if the answer
+        was cut (``max_positions``) or its window ended before ``now``, else ``None``."""
+        if len(headers) >= self.settings.max_positions:
+            resume: datetime | None = floor_ms(max(h.fix_time for h in headers)) + ONE_MS
+        else:
+            resume = end if end < now else None
         fresh, cursor = self.window.select(
             current[uid],
             ((h.fix_time, h.received, h) for h in headers),
-            scanned_to=None if truncated else end,
+            scanned_to=None if resume is not None else end,
             resume_from=resume,
         )
         fixes = [to_position(h).fix for h in fresh]
@@ -315,6 +432,7 @@ def settings_from(options: Any) -> PollSettings:
     return PollSettings(
         late_window_s=options.late_window_s,
         backfill_s=options.backfill_s,
+        max_lookback_s=options.max_lookback_s,
         batch_size=options.batch_size,
         sync_every_s=options.sync_every_s,
         max_window_s=options.max_window_s,

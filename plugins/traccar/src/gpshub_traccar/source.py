@@ -120,6 +120,7 @@ class TraccarSource(Source[TraccarCredentials, TraccarOptions]):
             url_field="options.base_url" if options.base_url else "credentials.server_url",
             timeout_s=options.timeout_s,
             now=ctx.clock.now,
+            log=ctx.log,
         )
         self.poller = RoutePoller(self.client, settings_from(options), ctx.clock, ctx.log)
 

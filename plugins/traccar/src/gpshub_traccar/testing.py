@@ -42,7 +42,10 @@ retry_after)`` (429 with ``Retry-After``, as a reverse proxy sends), ``fail(n, s
 page instead of JSON, as a captive portal or a misrouted proxy sends).  Credentials:
 ``change_password``; sessions: ``expire_sessions`` / ``session_ttl_s``; restrictions:
 ``user.disable_reports``, ``server_disable_reports``, ``period_limit_s``,
-``max_positions``; access: ``revoke(unit)``.
+``max_positions``, ``all_refusal`` (``/api/devices?all=true`` refused to a user who is not
+an administrator, as Traccar 4 does); access: ``revoke(unit)``.  A unit out of coverage:
+``hold(unit)`` keeps its fixes in its black box, ``release(unit)`` uploads them all at
+once, received then.
 
 The running hub never imports this module.
 """
@@ -250,6 +253,10 @@ class FakeTraccar:
         self.max_positions = max_positions
         """Traccar's ``report.maxPositions``: history is cut to the oldest this many per device."""
         self.server_disable_reports = False
+        self.all_refusal: int | None = None
+        """What ``/api/devices?all=true`` answers a user who is not an administrator:
+        ``None`` their own devices (Traccar 5 and later), 400 ``Manager access required``
+        (Traccar 4, to a user who manages no one), another status as a proxy would."""
         self.keepalive_s = keepalive_s
         self.max_url_bytes = MAX_URL_BYTES
         self.users: dict[int, FakeUser] = {}
@@ -270,6 +277,7 @@ class FakeTraccar:
         self._device_ids = itertools.count(1)
         self._position_ids = itertools.count(1)
         self._listeners: list[trio.MemorySendChannel[dict[str, Any]]] = []
+        self._held: dict[int, list[tuple[dict[str, Any], int]]] = {}
         self.user = self.add_user(email, password, administrator=administrator, name="admin")
         self.app = Starlette(
             routes=[
@@ -403,7 +411,7 @@ class FakeTraccar:
         attributes.update(params or {})
         fix_text = iso_ms(fix_ms)
         position: dict[str, Any] = {
-            "id": next(self._position_ids),
+            "id": 0,  # given when stored
             "attributes": attributes,
             "deviceId": device.id,
             "protocol": protocol,
@@ -421,6 +429,17 @@ class FakeTraccar:
             "network": None,
             "geofenceIds": None,
         }
+        if device.id in self._held:
+            self._held[device.id].append((position, fix_ms))
+            return position
+        return self._store(device, position, fix_ms, received)
+
+    def _store(
+        self, device: FakeDevice, position: dict[str, Any], fix_ms: int, received: float
+    ) -> dict[str, Any]:
+        """Store a position as Traccar does: a new id, the device's ``lastUpdate`` (the
+        receive time) and, if it is no older than the latest, its ``positionId``."""
+        position["id"] = next(self._position_ids)
         encoded = json.dumps(position, separators=(",", ":")).encode()
         if not device.fix_ms or fix_ms >= device.fix_ms[-1]:
             device.fix_ms.append(fix_ms)
@@ -436,6 +455,22 @@ class FakeTraccar:
             device.latest, device.latest_ms = position, fix_ms
             self._broadcast({"positions": [position]})
         return position
+
+    def hold(self, unit: str) -> None:
+        """The unit is out of coverage: its fixes from now on stay in its black box (not
+        stored, ``lastUpdate`` and ``positionId`` unchanged) until ``release``."""
+        self._held.setdefault(int(unit), [])
+
+    def release(self, unit: str) -> list[dict[str, Any]]:
+        """The unit is back: it uploads its black box, every held fix at once, received
+        (``serverTime``) now.  Returns them as stored."""
+        device = self._device(unit)
+        received = self.now()
+        stored = []
+        for position, fix_ms in self._held.pop(device.id, []):
+            position["serverTime"] = iso_ms(round(received * 1000))
+            stored.append(self._store(device, position, fix_ms, received))
+        return stored
 
     # -- fault switches ----------------------------------------------------------------
     def slow(self, seconds: float) -> None:
@@ -504,15 +539,17 @@ class FakeTraccar:
                 self._fail_skip -= 1
                 return
             self._failing -= 1
-            status = self._fail_status
-            raise _Fault(
-                Response(
-                    f"<html><head><title>Error {status}</title></head>"
-                    f"<body><h2>HTTP ERROR {status}</h2></body></html>".encode(),
-                    status_code=status,
-                    media_type="text/html",
-                )
-            )
+            raise _Fault(self._error_page(self._fail_status))
+
+    @staticmethod
+    def _error_page(status: int) -> Response:
+        """An HTML error page, as Jetty or a proxy in front of Traccar sends."""
+        return Response(
+            f"<html><head><title>Error {status}</title></head>"
+            f"<body><h2>HTTP ERROR {status}</h2></body></html>".encode(),
+            status_code=status,
+            media_type="text/html",
+        )
 
     def _record(self, request: Request, auth: str | None, response: Response) -> Response:
         self.calls.append(
@@ -734,8 +771,17 @@ class FakeTraccar:
                 found += [self.devices[i] for i in ids if i in self.devices]
                 found = [d for d in found if d.id in user.devices or user.administrator]
                 return self._json([d.as_json(now) for d in found])
-            if request.query_params.get("all", "").lower() == "true" and user.administrator:
+            everything = request.query_params.get("all", "").lower() == "true"
+            if everything and user.administrator:
                 listed = [self.devices[i] for i in sorted(self.devices)]
+            elif everything and self.all_refusal == 400:
+                return self._bad_request(
+                    "java.lang.SecurityException",
+                    "Manager access required",
+                    "org.traccar.database.PermissionsManager.checkManager(PermissionsManager.java:262)",
+                )
+            elif everything and self.all_refusal is not None:
+                return self._error_page(self.all_refusal)
             else:
                 listed = self._visible(user)
             return self._json([d.as_json(now) for d in listed])
