@@ -365,7 +365,7 @@ def test_upgrading_from_the_first_schema_keeps_data(db_url: str, secret_box) -> 
         )
     engine.dispose()
     store = Store.open(db_url, secret_box)  # migrates to the newest schema
-    assert db.current_revision(store.engine) == "0003"
+    assert db.current_revision(store.engine) == "0004"
     (client,) = store.list_clients()
     assert (client.name, client.timezone) == ("old", "UTC")
     device = store.create_device(client.id, name="d")

@@ -203,6 +203,7 @@ async def test_a_refused_message_is_a_dead_letter_and_the_rest_go_on(
         await until(lambda: w.stats(sink)["pending"] == 0)
         stats = w.stats(sink)
         assert stats["delivered"] == 10 and stats["dead_letters"] == 5
+        assert stats["failed"] == 5  # a refused request is a failed one
         (letter, *_) = w.hub.store.sinks.dead_letters(sink)
         assert letter.status == 422 and "receiver answers 422" in letter.excerpt
         assert letter.device_id == refused_vid and letter.delivery_id.startswith("msg_")
