@@ -298,7 +298,7 @@ class SinkStore:
         )
 
     def stats(self, row: SinkRow) -> dict[str, int]:
-        """Messages pending, delivered (items), failed attempts and dead letters."""
+        """Messages pending, delivered (items), failed requests (refusals too), dead letters."""
         with self.engine.connect() as conn:
             fresh = conn.execute(
                 sa.select(sa.func.count())

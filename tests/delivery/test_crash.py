@@ -46,6 +46,28 @@ async def stop(proc: trio.Process) -> None:
     assert proc.returncode == 0
 
 
+async def finish(
+    data_dir: Path,
+    key: str,
+    env: dict[str, str],
+    receiver: Receiver,
+    *,
+    within: float,
+    probe: tuple[float, float] | None = None,
+) -> dict[str, Any]:
+    """Run the hub until it has delivered everything (within ``within`` seconds), stop
+    it with SIGTERM; what it stored."""
+    proc = await run_child(data_dir, env, probe)
+    try:
+        with trio.move_on_after(within):
+            await wait_until(data_dir, key)
+    finally:
+        await stop(proc)
+    done, stored = settled(data_dir, key)
+    assert done, describe(data_dir, key, receiver.counts)
+    return stored
+
+
 def check_everything_arrived(receiver: Receiver, stored: dict[str, Any], kills: int) -> None:
     """Every location reached both relays and every alert the webhook, each under one
     webhook-id; repeats only of what was in flight at a kill."""
@@ -95,14 +117,7 @@ async def test_sigkill_loses_no_location_and_no_alert(tmp_path: Path) -> None:
                 await trio.sleep(rng.uniform(0.05, 0.6))
             finally:
                 await kill(proc)
-        proc = await run_child(tmp_path, env)
-        try:
-            with trio.move_on_after(180):
-                await wait_until(tmp_path, key)
-        finally:
-            await stop(proc)
-        done, stored = settled(tmp_path, key)
-        assert done, describe(tmp_path, key, receiver.counts)
+        stored = await finish(tmp_path, key, env, receiver, within=180)
         nursery.cancel_scope.cancel()
     check_everything_arrived(receiver, stored, KILLS)
 
@@ -137,16 +152,9 @@ async def test_a_hub_killed_while_the_receiver_is_down_goes_on_probing(tmp_path:
         assert during["attempts"] == 1, "a probe is no attempt of the message it carries"
         for name, row in during["sinks"].items():
             assert row.probe_at is not None and row.state == SinkState.RETRYING, name
-        proc = await run_child(tmp_path, env, probe)
         receiver.status = 200
-        try:
-            # the retry schedule's next step is 5 minutes; the probes are 2 s apart
-            with trio.move_on_after(60):
-                await wait_until(tmp_path, key)
-        finally:
-            await stop(proc)
-        done, stored = settled(tmp_path, key)
-        assert done, describe(tmp_path, key, receiver.counts)
+        # the retry schedule's next step is 5 minutes; the probes are 2 s apart
+        stored = await finish(tmp_path, key, env, receiver, within=60, probe=probe)
         nursery.cancel_scope.cancel()
     check_everything_arrived(receiver, stored, 3)
     assert all(row.state == SinkState.OK for row in stored["sinks"].values())
