@@ -272,11 +272,9 @@ async def test_a_batch_in_flight_is_sent_again_with_the_same_id_after_a_restart(
         assert w.hub.store.sinks.get(sink).inflight_upto is not None
         receiver.hang.set()
         receiver.hang = None
-        hub2 = w.hub.__class__(w.hub.store, w.hub.registry, w.hub.plugins,
-                               clock=w.hub.clock, settings=w.hub.settings)  # fmt: skip
-        await nursery.start(hub2.run)
+        await nursery.start(w.restart().run)
         await until(lambda: w.stats(sink)["pending"] == 0)
-        hub2.shutdown()
+        w.hub.shutdown()
         nursery.cancel_scope.cancel()
     first, again, *rest = receiver.received()
     assert first.webhook_id == again.webhook_id and first.body == again.body
