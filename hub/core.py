@@ -110,6 +110,8 @@ class Hub:
         task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Run until ``shutdown()``.  ``serve(task_status=...)`` starts the web server."""
+        # before anything writes the outbox: ids a restored backup's original used are skipped
+        await run_blocking(self.store.sinks.skip_outbox_ids, self.clock.now())
         async with trio.open_nursery() as root:
             await root.start(self.pipeline.run)
             bound: Any = None

@@ -6,21 +6,27 @@ What it promises (at least once, in order per device, nothing lost):
   of it: delivered (the cursor moves past it), refused (a dead letter), or still owed
   (a ``sink_pending`` row).  A crash re-sends what was in flight, with the same
   ``webhook-id``: one per message for single-object formats, and for batches the id of
-  the batch, whose bounds are written down before it is sent.
+  the batch, whose bounds are written down before it is sent.  Ids carry the hub's id
+  (``msg_<hub>_<n>``, ``batch_<hub>_…``), so two hubs never share one.
 * A failed message is retried on the Standard Webhooks schedule (5 s, 5 min, 30 min,
   2 h, 5 h, 10 h, 14 h, 20 h, 24 h, each ±20 %), never before the answer's
   ``Retry-After``; after the tenth attempt (about three days) it is a dead letter.
   Refusals (4xx but 408 and 429) are dead letters at once.
 * Each device's messages go out in outbox order: while a device has a message owed,
   its newer ones queue behind it; other devices go on.
-* A receiver that fails three requests in a row (one batch) is *down*: the worker stops
-  sending and probes it with one request at growing intervals (5 s doubling to 5 min).
-  A probe earlier than its message's schedule does not count as an attempt of it.  The
-  first success resumes delivery and retries everything owed at once.  New messages
-  wait in the outbox meanwhile, costing nothing.
-* A sink that has failed continuously for its failing period (15 min by default) is
-  marked ``failing``.  A slow or dead receiver holds only its own worker: ingest writes
-  the outbox and never waits for delivery.
+* The worker is *up* (delivering) or *down* (probing).  A receiver that fails three
+  requests in a row (one batch) is down: the worker stops sending and probes it with
+  one request at growing intervals (5 s doubling to 5 min), never before the last
+  answer's ``Retry-After``.  A probe is not an attempt of the messages it carries:
+  while the receiver is down their schedules stand still.  The first success makes
+  the worker up again and retries everything owed at once.  New messages wait in the
+  outbox meanwhile, costing nothing.  Whether a sink is down, and its probe interval,
+  are kept in its row (``probe_at``, ``probe_interval_s``): a restarted hub goes on
+  probing where the last one stopped.
+* A sink's state is ``retrying`` from its first failed request, ``ok`` again at the
+  first success, and ``failing`` once it has failed continuously for its failing
+  period (15 min by default).  A slow or dead receiver holds only its own worker:
+  ingest writes the outbox and never waits for delivery.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from hub.logging_setup import scrub
 from hub.models import SinkRow, SinkState
 from hub.sink import Delivery, Sink, SinkContext
 from hub.sink_store import OutboxRow, PendingRow, Progress
+from hub.webhook import MAX_RETRY_AFTER_S
 
 if TYPE_CHECKING:
     from hub.core import Hub
@@ -80,7 +87,6 @@ class _Unit:
 
     id: str
     entries: list[_Entry]
-    scheduled: bool = True  # False: a probe ahead of its messages' schedule
     outcome: str = "held"  # held (not sent) | ok | failed | rejected | skipped
     error: str = ""
     status: int | None = None
@@ -95,6 +101,7 @@ class _Unit:
 
 @dataclass
 class _Round:
+    probing: bool  # the receiver is down: this round's one request is a probe
     progress: Progress = field(default_factory=Progress)
     sent: int = 0
     succeeded: int = 0
@@ -102,7 +109,11 @@ class _Round:
 
 
 class SinkWorker:
-    """Delivers one sink's messages (see the module's docstring)."""
+    """Delivers one sink's messages (see the module's docstring).
+
+    Its state is the sink's row: ``probe_at`` set means the receiver is down (probing),
+    unset that it is up (delivering); each round writes the changes with its outcome.
+    """
 
     def __init__(self, hub: Hub, sink_id: int, rng: random.Random | None = None) -> None:
         self.hub = hub
@@ -111,21 +122,26 @@ class SinkWorker:
         self.rng = rng or random.Random()
         self.lanes: dict[int | None, list[PendingRow]] = {}
         self.in_a_row = 0  # failed requests in a row
-        self.down = False
-        self.probe_at: datetime | None = None
-        self.probe_s = PROBE_FIRST_S
+        self.probes = 0  # probes sent with owed messages (they take turns)
         self.wake = trio.Event()
         self.row: SinkRow
         self.sink: Sink
         self.format: Format
+        self.hub_id = ""
         self._secrets: list[str] = []
         self._client: dict[str, Any] = {}
         self._broken = False
+
+    @property
+    def down(self) -> bool:
+        """Whether the receiver is down: the worker only probes it."""
+        return self.row.probe_at is not None
 
     # -- set-up ------------------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         hub = self.hub
         self.row = await run_blocking(self.store.get, self.sink_id)
+        self.hub_id = await run_blocking(self.store.hub_id)
         secrets = await run_blocking(self.store.secrets_of, self.row)
         pending = await run_blocking(self.store.pending, self.sink_id)
         for p in pending:
@@ -153,6 +169,8 @@ class SinkWorker:
         self.concurrency = max(1, concurrency if self.format.max_batch == 1 else 1)
         # a batch carries many devices' messages: its failure is the receiver's
         self.down_after = DOWN_AFTER if self.format.max_batch == 1 else 1
+        if self.down:
+            log.info("%s: the receiver was down; probing it", label)
         from hub.netguard import guarded_client
 
         async with guarded_client(
@@ -196,23 +214,19 @@ class SinkWorker:
                 await self._idle()
 
     async def _idle(self) -> None:
-        """Wait for new messages, the next retry that is due, or (when down) the probe."""
+        """Wait for the probe (while down), else for new messages or the next retry due."""
         now = self.hub.clock.now()
-        waits: list[float] = []
-        listen = True
-        if not self.down:
-            waits.append(self.hub.settings.delivery_poll_s)
-        elif self.probe_at is not None and self.probe_at > now:
-            waits.append((self.probe_at - now).total_seconds())
-            listen = False  # new messages wait for the probe
-        due = self._next_due()
+        probe_at = self.row.probe_at
+        if probe_at is not None and probe_at > now:
+            with trio.move_on_after((probe_at - now).total_seconds()):
+                await trio.sleep_forever()  # new messages wait for the probe
+            return
+        wait = self.hub.settings.delivery_poll_s
+        due = self._next_due() if probe_at is None else None
         if due is not None:
-            waits.append(max((due - now).total_seconds(), 0.0))
-        with trio.move_on_after(min(waits) if waits else PROBE_MAX_S):
-            if listen:
-                await self.wake.wait()
-            else:
-                await trio.sleep_forever()
+            wait = min(wait, max((due - now).total_seconds(), 0.0))
+        with trio.move_on_after(wait):
+            await self.wake.wait()
         self.wake = trio.Event()
 
     def notify(self) -> None:
@@ -222,26 +236,24 @@ class SinkWorker:
         return sorted((lane[0] for lane in self.lanes.values() if lane), key=lambda p: p.outbox_id)
 
     def _next_due(self) -> datetime | None:
-        """When the next owed message is due (while down: the next scheduled retry)."""
-        times = [
-            p.next_attempt_at
-            for p in self._heads()
-            if p.next_attempt_at is not None and (p.attempts > 0 or not self.down)
-        ]
+        """When the next owed message is due."""
+        times = [p.next_attempt_at for p in self._heads() if p.next_attempt_at is not None]
         return min(times) if times else None
 
     # -- one round ---------------------------------------------------------------------------
     async def round(self) -> bool:
         """Send what is due; record the outcome in one transaction.  Whether it sent."""
         now = self.hub.clock.now()
-        if self.down:
-            units, fresh = await self._probe(now)
+        rnd = _Round(probing=self.down)
+        if rnd.probing:
+            if self.row.probe_at is not None and now < self.row.probe_at:
+                return False
+            units, fresh = await self._probe()
         else:
             units = self._owed_units(now)
             fresh = await self._take_fresh(units, probe=False)
         if not units and not fresh:
             return False
-        rnd = _Round()
         await self._load_items(units, fresh)
         await self._send(units, rnd)
         now = self.hub.clock.now()
@@ -269,21 +281,17 @@ class SinkWorker:
         chosen.sort(key=lambda e: e.outbox_id)
         return self._units_of(chosen)
 
-    async def _probe(self, now: datetime) -> tuple[list[_Unit], list[OutboxRow]]:
-        """While down, one request a round: an owed message whose retry is due; else, at
-        probe time, a fresh message (the best sign the receiver is back), else the oldest
-        owed one (ahead of its schedule, so the attempt does not count)."""
-        heads = self._heads()
-        due = [p for p in heads if p.attempts > 0 and _due(p, now)]
-        if due:
-            return self._units_of(self._group(due[0]))[:1], []
-        if self.probe_at is not None and now < self.probe_at:
-            return [], []
+    async def _probe(self) -> tuple[list[_Unit], list[OutboxRow]]:
+        """The one request of a probe: a fresh message (of a device with nothing owed),
+        else an owed one, each device's in turn (so one message the receiver cannot take
+        does not keep the sink down), whatever their schedules."""
         units: list[_Unit] = []
         fresh = await self._take_fresh(units, probe=True)
+        heads = self._heads()
         if not units and heads:
-            units = self._units_of(self._group(heads[0]))[:1]
-            units[0].scheduled = False
+            head = heads[self.probes % len(heads)]
+            self.probes += 1
+            units = self._units_of(self._group(head))[:1]
         return units, fresh
 
     def _group(self, head: PendingRow) -> list[_Entry]:
@@ -301,7 +309,7 @@ class SinkWorker:
         """Owed messages as requests: one each, or batches that keep a failed batch's id."""
         size = max(self.format.max_batch, 1)
         if size == 1:
-            return [_Unit(f"msg_{e.outbox_id}", [e]) for e in entries]
+            return [_Unit((e.owed and e.owed.delivery_id) or self._msg_id(e), [e]) for e in entries]
         groups: dict[str, list[_Entry]] = {}
         loose: list[_Entry] = []
         for e in entries:
@@ -316,9 +324,13 @@ class SinkWorker:
         units.sort(key=lambda u: u.entries[0].outbox_id)
         return units
 
+    def _msg_id(self, entry: _Entry) -> str:
+        return f"msg_{self.hub_id}_{entry.outbox_id}"
+
     def _batch_id(self, entries: Sequence[_Entry], owed: bool = False) -> str:
         first, last = entries[0].outbox_id, entries[-1].outbox_id
-        return f"batch_{self.sink_id}_{first}_{last}_{len(entries)}{'r' if owed else ''}"
+        tail = f"{first}_{last}_{len(entries)}{'r' if owed else ''}"
+        return f"batch_{self.hub_id}_{self.sink_id}_{tail}"
 
     async def _take_fresh(self, units: list[_Unit], *, probe: bool) -> list[OutboxRow]:
         """New outbox messages, appended to ``units`` as requests; those of devices with
@@ -339,7 +351,7 @@ class SinkWorker:
         if not entries:
             return rows
         if size == 1:
-            units.extend(_Unit(f"msg_{e.outbox_id}", [e]) for e in entries)
+            units.extend(_Unit(self._msg_id(e), [e]) for e in entries)
         else:
             if self.row.inflight_upto != rows[-1].id:  # a restart sends this same batch
                 await run_blocking(self.store.mark_inflight, self.sink_id, rows[-1].id)
@@ -457,33 +469,34 @@ class SinkWorker:
                 progress.delivered += u.items if u.outcome == "ok" else 0
                 progress.removed += [e.outbox_id for e in u.entries if e.owed is not None]
             elif u.outcome == "rejected":
+                progress.failed_attempts += 1
                 self._bury(u, progress, now, u.error)
             elif u.outcome == "failed":
                 progress.failed_attempts += 1
-                self._failed(u, progress, now)
+                self._failed(u, progress, now, counted=not rnd.probing)
             else:  # held: not sent (the receiver went down, or the device is blocked)
-                self._hold(u, progress, now)
-        held_at = self.probe_at if self.down else None
+                self._hold(u, progress)
         for r in fresh:  # fresh messages of blocked devices queue behind their lane
             if r.id not in done:
-                progress.pending.append(PendingRow(r.id, r.device_id, next_attempt_at=held_at))
+                progress.pending.append(PendingRow(r.id, r.device_id))
         if fresh:
             progress.cursor = fresh[-1].id
             progress.clear_inflight = self.format.max_batch > 1
         self._status(units, rnd, now)
 
-    def _failed(self, unit: _Unit, progress: Progress, now: datetime) -> None:
-        # a probe ahead of its messages' schedule is not one of their attempts
+    def _failed(self, unit: _Unit, progress: Progress, now: datetime, *, counted: bool) -> None:
+        """Keep a failed request's messages owed; an attempt of theirs when ``counted``
+        (a probe is not: their schedules stand still while the receiver is down)."""
         before = max((e.owed.attempts if e.owed else 0) for e in unit.entries)
-        counted = unit.scheduled or before == 0
         attempts = before + 1 if counted else before
         if attempts >= MAX_ATTEMPTS:
             self._bury(unit, progress, now, f"gave up after {attempts} attempts: {unit.error}")
             return
-        delay = retry_delay(attempts, self.rng, unit.retry_after)
+        later = None
+        if counted:
+            later = now + timedelta(seconds=retry_delay(attempts, self.rng, _wait(unit)))
         for e in unit.entries:
             owed = e.owed
-            later = now + timedelta(seconds=delay)
             progress.pending.append(
                 PendingRow(
                     e.outbox_id,
@@ -513,19 +526,14 @@ class SinkWorker:
                 }
             )
 
-    def _hold(self, unit: _Unit, progress: Progress, now: datetime) -> None:
+    def _hold(self, unit: _Unit, progress: Progress) -> None:
+        """Messages not sent stay owed as they were; fresh ones become owed (untried)."""
         for e in unit.entries:
             if e.owed is None:
-                progress.pending.append(
-                    PendingRow(e.outbox_id, e.device_id, next_attempt_at=self._hold_until(now))
-                )
-
-    def _hold_until(self, now: datetime) -> datetime | None:
-        if self.in_a_row >= self.down_after:
-            return self.probe_at or now + timedelta(seconds=self.probe_s)
-        return None
+                progress.pending.append(PendingRow(e.outbox_id, e.device_id))
 
     def _status(self, units: list[_Unit], rnd: _Round, now: datetime) -> None:
+        """The sink's state after a round: up or down (probing), and what the API shows."""
         status = rnd.progress.status
         if rnd.sent:
             status["last_attempt_at"] = now
@@ -535,39 +543,42 @@ class SinkWorker:
                 status["last_error"] = None
             if self.down:
                 self._recovered(rnd.progress, now)
-        elif rnd.failed:
-            errors = [u.error for u in units if u.outcome == "failed"]
-            since = self.row.failing_since or now
-            limit = self.row.failing_after_s or self.hub.settings.sink_failing_after_s
-            failing = (now - since).total_seconds() >= limit
-            status.update(
-                failing_since=since,
-                last_error=errors[-1],
-                state=SinkState.FAILING if failing else SinkState.OK,
+            return
+        if not rnd.failed:
+            return
+        failed = [u for u in units if u.outcome == "failed"]
+        since = self.row.failing_since or now
+        limit = self.row.failing_after_s or self.hub.settings.sink_failing_after_s
+        failing = (now - since).total_seconds() >= limit
+        status.update(
+            failing_since=since,
+            last_error=failed[-1].error,
+            state=SinkState.FAILING if failing else SinkState.RETRYING,
+        )
+        if failing and self.row.state != SinkState.FAILING:
+            log.warning(
+                "sink %r (#%s) is failing: nothing delivered for %.0f s (%s)",
+                self.row.name,
+                self.sink_id,
+                (now - since).total_seconds(),
+                failed[-1].error,
             )
-            if failing and self.row.state != SinkState.FAILING:
-                log.warning(
-                    "sink %r (#%s) is failing: nothing delivered for %.0f s (%s)",
-                    self.row.name,
-                    self.sink_id,
-                    (now - since).total_seconds(),
-                    errors[-1],
-                )
-            if self.in_a_row >= self.down_after:
-                if not self.down:
-                    self.down = True
-                    self.probe_s = PROBE_FIRST_S
-                    log.info(
-                        "sink #%s: the receiver is down (%s); probing", self.sink_id, errors[-1]
-                    )
-                else:
-                    self.probe_s = min(self.probe_s * 2, PROBE_MAX_S)
-                self.probe_at = now + timedelta(seconds=self.probe_s)
+        if self.down:  # a failed probe: the next one waits twice as long
+            interval = min((self.row.probe_interval_s or PROBE_FIRST_S) * 2, PROBE_MAX_S)
+        elif self.in_a_row >= self.down_after:
+            interval = PROBE_FIRST_S
+            log.info("sink #%s: the receiver is down (%s); probing", self.sink_id, failed[-1].error)
+        else:
+            return
+        wait = max(interval, *(_wait(u) or 0.0 for u in failed))
+        status.update(probe_at=now + timedelta(seconds=wait), probe_interval_s=interval)
 
     def _recovered(self, progress: Progress, now: datetime) -> None:
-        """The receiver answers again: what it owes is retried now, not on schedule."""
+        """The receiver answers again: the worker is up, and what it owes is retried now,
+        not on schedule."""
         log.info("sink #%s: the receiver is back; retrying what is owed", self.sink_id)
-        self.down, self.probe_at, self.probe_s = False, None, PROBE_FIRST_S
+        progress.status.update(probe_at=None, probe_interval_s=None)
+        self.probes = 0
         touched = {p.outbox_id for p in progress.pending} | set(progress.removed)
         for lane in self.lanes.values():
             if lane and lane[0].outbox_id not in touched and lane[0].next_attempt_at:
@@ -602,6 +613,11 @@ class SinkWorker:
             self.row.inflight_upto = None
         for key, value in progress.status.items():
             setattr(self.row, key, value)
+
+
+def _wait(unit: _Unit) -> float | None:
+    """A failed request's ``Retry-After``, capped (a day: a sink's word is not law)."""
+    return None if unit.retry_after is None else min(unit.retry_after, MAX_RETRY_AFTER_S)
 
 
 def _due(p: PendingRow, now: datetime) -> bool:

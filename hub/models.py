@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import re
+import secrets
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -389,8 +390,9 @@ class OutboxEntry(SQLModel, table=True):
 
 class SinkState(StrEnum):
     NEW = "new"  # nothing attempted yet
-    OK = "ok"  # the last attempt succeeded, or failures are recent
-    FAILING = "failing"  # every attempt failed for longer than its failing period
+    OK = "ok"  # the last request succeeded
+    RETRYING = "retrying"  # requests fail since the last success (or the receiver is down)
+    FAILING = "failing"  # every request failed for longer than its failing period
     PAUSED = "paused"  # disabled by a user
 
 
@@ -400,6 +402,8 @@ class SinkRow(SQLModel, table=True):
     ``cursor`` is the outbox id up to which every message for this sink is delivered,
     dead-lettered or kept in ``sink_pending``; ``inflight_upto`` is the last outbox id
     of a batch being sent (so a restart sends the same batch, with the same id).
+    ``probe_at`` is set while the receiver is down: when the next probe is due, and
+    ``probe_interval_s`` the interval that led to it (it doubles after a failed probe).
     """
 
     __tablename__ = "sinks"
@@ -425,6 +429,8 @@ class SinkRow(SQLModel, table=True):
     last_success_at: datetime | None = _ts()
     delivered: int = Field(default=0, sa_type=sa.BigInteger)
     failed_attempts: int = Field(default=0, sa_type=sa.BigInteger)
+    probe_at: datetime | None = _ts()
+    probe_interval_s: float | None = None
     created_at: datetime = _created()
     updated_at: datetime = _created()
 
@@ -461,6 +467,24 @@ class DeadLetter(SQLModel, table=True):
     error: str = Field(default="", sa_type=sa.Text)
     excerpt: str = Field(default="", sa_type=sa.Text)  # the start of the answer's body
     created_at: datetime = _created()
+
+
+HUB_ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford's base32, lower case
+HUB_ID_LENGTH = 12  # 60 random bits
+
+
+def new_hub_id() -> str:
+    """A random id for one hub installation (its database)."""
+    return "".join(secrets.choice(HUB_ID_ALPHABET) for _ in range(HUB_ID_LENGTH))
+
+
+class HubMeta(SQLModel, table=True):
+    """Facts about this hub's database, by key: ``hub_id`` (see ``new_hub_id``), made
+    when the database is created and never changed; it is in every ``webhook-id``."""
+
+    __tablename__ = "hub_meta"
+    key: str = Field(primary_key=True, max_length=50)
+    value: str = Field(sa_type=sa.Text)
 
 
 class SourceCursor(SQLModel, table=True):
@@ -513,6 +537,7 @@ outbox_t = _table(OutboxEntry)
 sinks_t = _table(SinkRow)
 pending_t = _table(SinkPending)
 dead_t = _table(DeadLetter)
+hub_meta_t = _table(HubMeta)
 
 
 def bump_client_version(conn: sa.Connection, client_id: int, column: str) -> None:

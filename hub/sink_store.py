@@ -5,6 +5,12 @@ A sink's progress is its ``cursor`` over the outbox: every message at or below i
 delivered, dead-lettered or kept in ``sink_pending``.  The delivery worker of a sink is
 the only writer of its cursor and pending rows; the API adds work by writing outbox
 rows aimed at one sink (a replay, re-sent dead letters), so the two never race.
+
+A ``webhook-id`` is made of the hub's id (``hub_meta``) and outbox ids, so outbox ids
+must never be given to two messages: pruning does not free them (AUTOINCREMENT on
+SQLite, a sequence on PostgreSQL), and at every start ``skip_outbox_ids`` moves the
+counter past the clock, so a database restored from a backup does not give out again
+the ids its original went on to use after the backup.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from hub import db
 from hub.models import (
     Client,
     DeadLetter,
+    HubMeta,
     SinkRow,
     SinkState,
     UTCDateTime,
@@ -30,6 +37,7 @@ from hub.models import (
     clients_t,
     dead_t,
     devices_t,
+    new_hub_id,
     outbox_t,
     pending_t,
     positions_t,
@@ -42,6 +50,9 @@ from hub.store import UNSET, Conflict, Invalid, NotFound
 KIND_OF = {"locations": "location", "alerts": "alert"}
 MAX_REPLAY = 1_000_000
 """The most messages one replay may queue (ask for a narrower range beyond that)."""
+OUTBOX_IDS_PER_S = 1_000_000
+"""At every start the outbox ids go on from at least the clock in microseconds since
+1970: an outbox given fewer ids a second than this never repeats one after a restore."""
 
 _ITEM_COLUMNS = tuple(c for c in positions_t.c if c.name != "raw")
 _ITEM_NAMES = tuple(c.name for c in _ITEM_COLUMNS)
@@ -150,6 +161,7 @@ class SinkStore:
     def __init__(self, engine: Engine, secrets: SecretBox) -> None:
         self.engine = engine
         self.box = secrets
+        self._hub_id: str | None = None
 
     def _session(self, write: bool = False) -> Session:
         bind = self.engine.execution_options(**db.WRITE) if write else self.engine
@@ -315,7 +327,7 @@ class SinkStore:
         )
 
     def stats(self, row: SinkRow) -> dict[str, int]:
-        """Messages pending, delivered (items), failed attempts and dead letters."""
+        """Messages pending, delivered (items), failed requests (refusals too), dead letters."""
         with self.engine.connect() as conn:
             fresh = conn.execute(
                 sa.select(sa.func.count())
@@ -412,6 +424,50 @@ class SinkStore:
                     "from", f"{count} messages in that range; at most {MAX_REPLAY} per replay"
                 )
             return _queue(conn, source)
+
+    # -- identity ------------------------------------------------------------------------------
+    def hub_id(self) -> str:
+        """This hub's id, made once with its database (by migration 0004)."""
+        if self._hub_id is None:
+            with self._session(write=True) as s, s.begin():
+                row = s.get(HubMeta, "hub_id")
+                if row is None:  # someone deleted it: a new one is as good
+                    row = HubMeta(key="hub_id", value=new_hub_id())
+                    s.add(row)
+                self._hub_id = row.value
+        return self._hub_id
+
+    def skip_outbox_ids(self, now: datetime) -> int:
+        """Make the next outbox id at least ``now`` in microseconds since 1970 (a no-op
+        when it is past that already); return the lowest id it may give next."""
+        floor = int(now.timestamp() * OUTBOX_IDS_PER_S)
+        with db.write_tx(self.engine) as conn:
+            db.lock_outbox(conn)
+            if conn.dialect.name == "sqlite":
+                seq = conn.exec_driver_sql(
+                    "SELECT seq FROM sqlite_sequence WHERE name = 'outbox'"
+                ).scalar()
+                if seq is None:
+                    conn.exec_driver_sql(
+                        "INSERT INTO sqlite_sequence (name, seq) VALUES ('outbox', ?)", (floor,)
+                    )
+                elif seq < floor:
+                    conn.exec_driver_sql(
+                        "UPDATE sqlite_sequence SET seq = ? WHERE name = 'outbox'", (floor,)
+                    )
+                return max(int(seq or 0), floor) + 1
+            used = conn.execute(
+                sa.text(
+                    "SELECT COALESCE(pg_sequence_last_value(s::regclass), 0) FROM"
+                    " (SELECT pg_get_serial_sequence('outbox', 'id') AS s) AS q"
+                )
+            ).scalar_one()
+            if used < floor:
+                conn.execute(
+                    sa.text("SELECT setval(pg_get_serial_sequence('outbox', 'id'), :floor)"),
+                    {"floor": floor},
+                )
+            return max(int(used), floor) + 1
 
     # -- the delivery worker's side --------------------------------------------------------
     def pending(self, sink_id: int) -> list[PendingRow]:

@@ -104,6 +104,7 @@ def _present(hub: Hub, row: SinkRow, secrets: dict[str, Any] | None = None) -> S
         state=row.state,
         failing_after_s=row.failing_after_s,
         failing_since=row.failing_since,
+        next_probe_at=row.probe_at,
         last_error=scrub(row.last_error, _secret_values(secrets)),
         last_attempt_at=row.last_attempt_at,
         last_success_at=row.last_success_at,

@@ -711,7 +711,9 @@ class SinkKindList(BaseModel):
 class SinkStats(BaseModel):
     pending: int = Field(description="Messages waiting (new, queued or being retried).")
     delivered: int = Field(description="Items delivered so far.")
-    failed: int = Field(description="Failed requests so far.")
+    failed: int = Field(
+        description="Requests that failed so far: retried failures and refusals (4xx)."
+    )
     dead_letters: int
 
 
@@ -729,9 +731,17 @@ class SinkOut(BaseModel):
     headers: list[str] = Field(description="The names of its custom headers (never values).")
     signing: bool = Field(description="Whether requests carry a `webhook-signature`.")
     enabled: bool
-    state: str = Field(description="new, ok, failing or paused.")
+    state: str = Field(
+        description="`new` (nothing sent yet), `ok` (the last request succeeded), "
+        "`retrying` (requests fail since the last success, or the receiver is down), "
+        "`failing` (they have failed for longer than `failing_after_s`) or `paused`."
+    )
     failing_after_s: int | None = Field(description="null: the hub's default.")
     failing_since: datetime | None
+    next_probe_at: datetime | None = Field(
+        description="While the receiver is down (the hub only probes it, one request at "
+        "growing intervals): when it probes next; null while it delivers."
+    )
     last_error: str | None
     last_attempt_at: datetime | None
     last_success_at: datetime | None

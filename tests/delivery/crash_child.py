@@ -1,7 +1,8 @@
-"""The hub process of the crash test: ``python crash_child.py DATA_DIR``.
+"""The hub process of the crash tests: ``python crash_child.py DATA_DIR [FIRST MAX]``.
 
 It runs a hub (no web server) on the data directory the test prepared, with the burst
-source, until it is killed or sent SIGTERM.
+source, until it is killed or sent SIGTERM.  ``FIRST MAX`` replace the seconds between
+probes of a receiver that is down (5 doubling to 300), so a test need not wait minutes.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import burst
 
-from hub import Hub, Settings
+from hub import Hub, Settings, delivery
 
 
 async def main(data_dir: Path) -> None:
@@ -40,4 +41,6 @@ async def main(data_dir: Path) -> None:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING)
+    if len(sys.argv) == 4:
+        delivery.PROBE_FIRST_S, delivery.PROBE_MAX_S = float(sys.argv[2]), float(sys.argv[3])
     trio.run(main, Path(sys.argv[1]))

@@ -247,6 +247,7 @@ async def test_a_refused_message_is_a_dead_letter_and_the_rest_go_on(
         await until(lambda: w.stats(sink)["pending"] == 0)
         stats = w.stats(sink)
         assert stats["delivered"] == 10 and stats["dead_letters"] == 5
+        assert stats["failed"] == 5  # a refused request is a failed one
         (letter, *_) = w.hub.store.sinks.dead_letters(sink)
         assert letter.status == 422 and "receiver answers 422" in letter.excerpt
         assert letter.device_id == refused_vid and letter.delivery_id.startswith("msg_")
@@ -315,11 +316,9 @@ async def test_a_batch_in_flight_is_sent_again_with_the_same_id_after_a_restart(
         assert w.hub.store.sinks.get(sink).inflight_upto is not None
         receiver.hang.set()
         receiver.hang = None
-        hub2 = w.hub.__class__(w.hub.store, w.hub.registry, w.hub.plugins,
-                               clock=w.hub.clock, settings=w.hub.settings)  # fmt: skip
-        await nursery.start(hub2.run)
+        await nursery.start(w.restart().run)
         await until(lambda: w.stats(sink)["pending"] == 0)
-        hub2.shutdown()
+        w.hub.shutdown()
         nursery.cancel_scope.cancel()
     first, again, *rest = receiver.received()
     assert first.webhook_id == again.webhook_id and first.body == again.body

@@ -10,7 +10,8 @@ import sqlalchemy as sa
 from hub.fix import PositionFix
 from hub.models import outbox_t
 from hub.positions import IngestItem
-from hub.sink_store import PendingRow, Progress
+from hub.secrets import SecretBox
+from hub.sink_store import OUTBOX_IDS_PER_S, PendingRow, Progress
 from hub.store import Store
 
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
@@ -138,3 +139,31 @@ def test_devices_carry_whether_a_lower_id_has_their_imei(store: Store) -> None:
     core = store.sinks._core_location_items({r.ref_id: r.id for r in rows}, info)
     assert items == core
     assert {i["device"]["name"]: i["device"]["imei_first"] for i in items.values()} == first
+
+
+def test_the_hub_id_is_made_once_with_the_database(db_url: str, secret_box: SecretBox) -> None:
+    first = Store.open(db_url, secret_box)
+    hub_id = first.sinks.hub_id()
+    first.close()
+    again = Store.open(db_url, secret_box)  # a restart, or a restored backup
+    assert again.sinks.hub_id() == hub_id and len(hub_id) == 12
+    again.close()
+
+
+def test_outbox_ids_go_on_past_the_clock_at_every_start(store: Store) -> None:
+    client = store.create_client("c").id
+    device = store.create_device(client, name="d").id
+    sink = relay(store, client)
+    put(store, device, 2)
+    before = store.sinks.fetch(sink, sink.cursor, 100)
+    assert before[-1].id < 1000
+    start = T0.timestamp() * OUTBOX_IDS_PER_S
+    assert store.sinks.skip_outbox_ids(T0) == start + 1
+    put(store, device, 2, start=2)
+    after = store.sinks.fetch(sink, before[-1].id, 100)
+    assert [r.id for r in after] == [start + 1, start + 2]
+    store.sinks.save_progress(sink.id, Progress(cursor=after[-1].id))
+    assert store.sinks.prune_outbox() == 4
+    assert store.sinks.skip_outbox_ids(T0 - timedelta(days=1)) == start + 3  # never back
+    put(store, device, 1, start=4)
+    assert [r.id for r in store.sinks.fetch(sink, after[-1].id, 100)] == [start + 3]

@@ -96,6 +96,15 @@ class World:
         store = self.hub.store.sinks
         return store.stats(store.get(sink_id))
 
+    def restart(self, store: Any = None) -> Any:
+        """A new hub on the same data (or on ``store``), clock and settings: a restart
+        (stop the old one first)."""
+        old = self.hub
+        self.hub = old.__class__(
+            store or old.store, old.registry, old.plugins, clock=old.clock, settings=old.settings
+        )
+        return self.hub
+
 
 def world(tmp_path: Path, *, devices: int = 3, **settings: Any) -> World:
     settings.setdefault("outbound_allow_networks", LOOPBACK)

@@ -21,6 +21,7 @@ from hub.models import dead_t, outbox_t, sinks_t
 from hub.plugins import load_plugins
 from hub.registry import Registry
 from hub.secrets import SecretBox
+from hub.sink_store import Progress
 from hub.store import Store
 from hub.webhook import active_secrets
 
@@ -131,7 +132,7 @@ async def test_create_list_read_change_delete(web: Web) -> None:
     assert created["headers"] == [] and created["signing"] is False
     assert created["signing_secret"] is None
     assert created["enabled"] is True and created["state"] == "new"
-    assert created["failing_after_s"] is None
+    assert created["failing_after_s"] is None and created["next_probe_at"] is None
     assert created["stats"] == {"pending": 0, "delivered": 0, "failed": 0, "dead_letters": 0}
 
     listed = (await web.get("a_view", "/api/sinks")).json()["sinks"]
@@ -537,6 +538,18 @@ async def test_rotating_the_signing_secret(web: Web) -> None:
     e = error(await web.post("admin", f"/api/sinks/{unsigned['id']}/rotate-secret"), 422)
     assert e["field"] == "signing"
     assert sinks.secrets_of(sinks.get(unsigned["id"])) == {}
+
+
+async def test_a_sink_shows_that_its_receiver_is_down(web: Web) -> None:
+    sink = await create(web, "a_mgr", alerts_body(web, enabled=False))
+    probe_at = T0 + timedelta(minutes=5)
+    down = {"state": "retrying", "probe_at": probe_at, "probe_interval_s": 300.0,
+            "failing_since": T0, "last_error": "HTTP 503"}  # fmt: skip
+    web.hub.store.sinks.save_progress(sink["id"], Progress(failed_attempts=4, status=down))
+    one = (await web.get("a_view", f"/api/sinks/{sink['id']}")).json()
+    assert one["state"] == "retrying" and one["last_error"] == "HTTP 503"
+    assert datetime.fromisoformat(one["next_probe_at"]) == probe_at
+    assert one["stats"]["failed"] == 4
 
 
 # -- dead letters ------------------------------------------------------------------------
