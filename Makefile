@@ -34,6 +34,7 @@ bench: setup
 	$(UV) run --no-sync python bench/ingest.py
 	$(UV) run --no-sync python bench/deliver.py
 	$(UV) run --no-sync python bench/poll.py
+	$(UV) run --no-sync python bench/outage.py
 
 wheels: setup
 	$(UV) build --all-packages --wheel -o dist
