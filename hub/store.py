@@ -394,6 +394,7 @@ class Store:
                 conn.enabled = enabled
                 if not enabled:
                     conn.state, conn.state_message = ConnectionState.DISABLED, None
+                    conn.next_poll_at = None  # not polled until enabled
                 elif conn.state == ConnectionState.DISABLED:
                     conn.state = ConnectionState.NEW
             conn.updated_at = utcnow()

@@ -211,6 +211,7 @@ async def test_changes_start_and_stop_the_runner(web: Web) -> None:
 
     r = await web.post("a_mgr", f"/api/connections/{cid}/disable")
     assert r.json()["enabled"] is False and r.json()["state"] == "disabled"
+    assert r.json()["next_poll_at"] is None and r.json()["state_message"] is None
     assert cid not in runners
     status = (await web.get("a_view", f"/api/connections/{cid}/status")).json()
     assert status["running"] is False and status["state"] == "disabled"

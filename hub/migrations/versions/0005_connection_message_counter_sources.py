@@ -19,6 +19,11 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("connections", schema=None) as batch_op:
         batch_op.add_column(sa.Column("state_message", sa.Text(), nullable=True))
+    # connections waiting for new credentials or an edit are not polled: no next poll
+    op.execute(
+        "UPDATE connections SET next_poll_at = NULL"
+        " WHERE state IN ('needs_reauth', 'bad_config', 'disabled')"
+    )
     with op.batch_alter_table("devices", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("odometer_source", sa.String(length=20), server_default="hub", nullable=False)
