@@ -111,6 +111,7 @@ class SourceRunner:
         self._idle_next = 0.0  # trio time of the next account check after a failed one
         self._idle_note = ""
         self.devices = 0  # how many the last poll covered
+        self.notices: list[str] = []  # the last poll's remarks for the status
         self.peer: tuple[str, int] | None = None  # the upstream's address, last answer
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -225,7 +226,7 @@ class SourceRunner:
             await self._set_state(
                 ConnectionState.OK,
                 None,
-                message=f"polling {self.devices} device(s)",
+                message="; ".join([f"polling {self.devices} device(s)", *self.notices]),
                 last_poll_at=now,
                 last_success_at=now,
                 next_poll_at=now + timedelta(seconds=interval),
@@ -298,6 +299,7 @@ class SourceRunner:
         self.polls += 1
         if not isinstance(result, PollResult):
             raise TypeError(f"poll() returned {type(result).__name__}, not PollResult")
+        self.notices = [str(n) for n in result.notices]
         items: list[IngestItem] = []
         updates: list[CursorUpdate] = []
         active = result.active

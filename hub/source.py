@@ -161,12 +161,15 @@ class PollResult:
     connection is active (for adaptive cadences).  ``devices`` carries the upstream's
     names, IMEIs and plates when the poll fetched them: the hub updates its devices where
     an upstream value changed since the last sync (so a local edit stands until then).
+    ``notices`` are remarks for the connection's status, shown after a successful poll
+    while the source keeps giving them (a setting it had to lower, say).
     """
 
     fixes: dict[str, list[PositionFix]] = field(default_factory=dict)
     cursors: dict[str, Cursor] = field(default_factory=dict)
     active: bool | None = None
     devices: dict[str, RemoteDevice] = field(default_factory=dict)
+    notices: list[str] = field(default_factory=list)
 
     def add(self, upstream_id: str, fix: PositionFix) -> None:
         self.fixes.setdefault(upstream_id, []).append(fix)

@@ -469,3 +469,23 @@ async def test_fixes_from_an_upstream_carry_its_address(
     port = int(base.rsplit(":", 1)[1])
     by_device = {r["device_id"]: (r["source_ip"], r["source_port"]) for r in rows}
     assert by_device == {1: ("127.0.0.1", port), 2: ("203.0.113.9", 5027)}
+
+
+async def test_a_sources_notices_are_shown_in_the_connections_status(
+    tmp_path: Path, autojump_clock: Any
+) -> None:
+    def noting(devices: Sequence[DeviceRef], cursors: dict[str, Cursor]) -> PollResult:
+        result = moving(devices, cursors)
+        result.notices.append("batch size reduced to 25")
+        return result
+
+    src = scripted(script=[noting, moving])
+    hub, ids = setup(tmp_path, src)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run)
+        await trio.sleep(5)
+        conn = hub.store.get_connection(ids["scripted"])
+        assert conn.state_message == "polling 2 device(s); batch size reduced to 25"
+        await trio.sleep(10)  # gone once the source stops giving it
+        assert hub.store.get_connection(ids["scripted"]).state_message == "polling 2 device(s)"
+        hub.shutdown()

@@ -227,8 +227,11 @@ async def test_error_6_halves_the_batch_and_the_size_that_works_is_kept(
     state = MemoryStateStore()
     poller = Poller(make_source(state=state, batch_size=100), refs(*units))
     with caplog.at_level(logging.WARNING, logger="gpshub.test.wialon"):
-        await poller.poll()
+        result = await poller.poll()
     assert all(poller.times(u) == [T0 - 10] for u in units)
+    # the connection's status says so while the size is reduced
+    reduced = "batch size reduced to 25 (batch_size 100) after Wialon error 6 (batch too large)"
+    assert result.notices == [reduced]
     assert fake.requests[p.BATCH] == 2 + 4  # 100 and 50 refused, then four batches of 25
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
@@ -239,7 +242,7 @@ async def test_error_6_halves_the_batch_and_the_size_that_works_is_kept(
     for unit in units:
         fake.add_fix(unit, T0 + 20, 1.0, 1.0)
     before = fake.requests.copy()
-    await poller.poll()
+    assert (await poller.poll()).notices == [reduced]
     assert fake.requests - before == {p.BATCH: 4}  # no refusal any more
     assert all(poller.times(u) == [T0 - 10, T0 + 20] for u in units)
 

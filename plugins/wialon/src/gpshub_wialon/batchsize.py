@@ -55,6 +55,15 @@ class BatchSize:
         self.size = min(self.size, max(1, refused // 2))
         return self.size
 
+    def notices(self) -> list[str]:
+        """What the connection's status says while the size is reduced."""
+        if self.size >= self.configured:
+            return []
+        return [
+            f"batch size reduced to {self.size} (batch_size {self.configured}) after Wialon "
+            "error 6 (batch too large)"
+        ]
+
     async def settle(self) -> None:
         """After a poll's batches: report and save a size that changed during it."""
         if self.size == self._reported:

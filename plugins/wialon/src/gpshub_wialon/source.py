@@ -246,6 +246,7 @@ class WialonSource(Source[WialonCredentials, WialonOptions]):
             result.cursors[upstream_id] = new_cursor
         if bad:
             self.ctx.log.debug("skipped %d Wialon message(s) without a usable fix", bad)
+        result.notices += self.batch_size.notices()
         return result
 
     def _time_from(self, cursor: Cursor, now: datetime, time_to: int) -> int:
