@@ -5,11 +5,18 @@
     Hub.run
     ├── Pipeline.run          the writer: batches → one transaction → live feed
     └── producers             cancelled first at shutdown
+        ├── ChangeFeed.run    changes made by any process (``hub.changes``)
         ├── SourceRunner × N  one per enabled connection, each in its own cancel scope
+        ├── DeliveryService   one worker per enabled sink
         └── hypercorn         the Starlette app (optional)
 
 At shutdown the producers are cancelled, then the pipeline is closed: the batches in
 flight are committed before ``run`` returns.
+
+Changes to connections, sinks, devices, tokens, users and clients reach the running
+hub through its ``ChangeFeed``, whichever process made them (the CLI, another API
+process): runners and sink workers are started, stopped or restarted to match the
+database, and live sockets whose token, user or client changed re-authenticate.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from typing import Any
 import trio
 
 from hub.blocking import run_blocking
+from hub.changes import Change, ChangeFeed, ChangeKind, ChangeOp
 from hub.clock import Clock, SystemClock
 from hub.config import Settings
 from hub.delivery import DeliveryService
@@ -74,6 +82,16 @@ class Hub:
         self.outbound_policy = OutboundPolicy.from_strings(self.settings.outbound_allow_networks)
         self.delivery = DeliveryService(self)
         self.pipeline.after_commit = self._after_commit
+        self.changes = ChangeFeed(
+            store.engine,
+            check_s=self.settings.change_check_s,
+            fallback_s=self.settings.change_fallback_s,
+        )
+        self.pipeline.changes = self.changes
+        self.changes.subscribe(self.live.apply_changes, LiveFeed.CHANGE_KINDS)
+        self.changes.subscribe(self._connections_changed, {ChangeKind.CONNECTION})
+        self.changes.subscribe(self.delivery.apply_changes, {ChangeKind.SINK})
+        self.changes.subscribe(self._forget_cached, {ChangeKind.CLIENT, ChangeKind.DEVICE})
         store.positions.derivation.geocoder = registry.geocoder
         self.runners: dict[int, _RunnerHandle] = {}
         self._producers: trio.Nursery | None = None
@@ -119,6 +137,8 @@ class Hub:
                 async with trio.open_nursery() as producers:
                     self._producers = producers
                     self._producers_scope = producers.cancel_scope
+                    # before the connections are read: a change made meanwhile is seen
+                    await producers.start(self.changes.run)
                     connections = await run_blocking(
                         lambda: self.store.list_connections(enabled_only=True)
                     )
@@ -149,6 +169,61 @@ class Hub:
         """Stop the runners and the server; the pipeline then drains and ``run`` returns."""
         if self._producers_scope is not None:
             self._producers_scope.cancel()
+
+    async def sync_connection(self, connection_id: int, *, restart_idle: bool = False) -> None:
+        """Make the connection's runner match the database (idempotent): start one for an
+        enabled connection that has none, stop the runner of a deleted or disabled one
+        (or one waiting for new credentials or an edit), restart one whose connection
+        was changed since it started.  ``restart_idle``: also restart an idle runner (its
+        connection got devices)."""
+        if self._producers is None:
+            return
+        try:
+            conn: Connection | None = await run_blocking(self.store.get_connection, connection_id)
+        except LookupError:
+            conn = None
+        wanted = (
+            conn is not None
+            and conn.enabled
+            and conn.state not in (ConnectionState.NEEDS_REAUTH, ConnectionState.BAD_CONFIG)
+        )
+        handle = self.runners.get(connection_id)
+        if handle is not None:
+            runner = handle.runner
+            current = conn is not None and runner.version == conn.updated_at
+            if wanted and current and not (restart_idle and runner.state == ConnectionState.IDLE):
+                return
+            del self.runners[connection_id]
+            handle.scope.cancel()
+        if wanted and self._producers is not None:
+            await self._start_runner(connection_id)
+
+    async def _connections_changed(self, changes: list[Change]) -> None:
+        """The change feed's handler of connection changes."""
+        if self._producers is None:
+            return
+        ids: dict[int, bool] = {}  # connection -> whether it got devices
+        everything = False
+        for c in changes:
+            if c.object_id is None:
+                everything = True
+            else:
+                ids[c.object_id] = ids.get(c.object_id, False) or c.op == ChangeOp.DEVICES
+        if everything:
+            rows = await run_blocking(self.store.list_connections)
+            for i in {c.id or 0 for c in rows} | set(self.runners):
+                ids.setdefault(i, False)
+        for connection_id, got_devices in sorted(ids.items()):
+            await self.sync_connection(connection_id, restart_idle=got_devices)
+
+    def _forget_cached(self, changes: list[Change]) -> None:
+        """Deleted clients and devices leave the pipeline's caches (an id given out
+        again must not find what its former owner left there)."""
+        gone = [c for c in changes if c.op == ChangeOp.DELETED and c.object_id is not None]
+        self.pipeline.forget(
+            clients={c.object_id for c in gone if c.kind == ChangeKind.CLIENT},
+            devices={c.object_id for c in gone if c.kind == ChangeKind.DEVICE},
+        )
 
     async def _start_runner(self, connection_id: int) -> None:
         assert self._producers is not None

@@ -24,6 +24,7 @@ from hub.livefeed import LiveFeed, LiveMessage
 from hub.positions import CursorUpdate, IngestItem, WriteResult, live_position
 
 if TYPE_CHECKING:
+    from hub.changes import ChangeFeed
     from hub.clock import Clock
     from hub.store import Store
 
@@ -73,6 +74,13 @@ class Pipeline:
         self._sending_invalid: set[int | None] = set()  # connections logged as such
         self._send, self._receive = trio.open_memory_channel[_Batch](max_pending_batches)
         self.after_commit: Callable[[WriteResult], None] | None = None
+        self.changes: ChangeFeed | None = None
+        """With a change feed, a batch is published live only once every change committed
+        before it has been handled: a socket whose token was revoked gets nothing newer."""
+
+    def forget(self, *, clients: set[int] | None = None, devices: set[int] | None = None) -> None:
+        """Drop what the derivation stage cached of deleted clients and devices."""
+        self.store.positions.derivation.invalidate(clients or set(), devices or set())
 
     async def submit(
         self, items: Sequence[IngestItem], cursors: Sequence[CursorUpdate] = ()
@@ -159,7 +167,7 @@ class Pipeline:
         now = self.clock.now()
         self.stats.batches += len(group)
         try:
-            result, messages = await run_blocking(self._write_sync, items, cursors, now)
+            result, messages, head = await run_blocking(self._write_sync, items, cursors, now)
         except Exception as exc:
             self.stats.failed_transactions += 1
             log.exception("storing %d fixes failed; their sources will retry", len(items))
@@ -171,6 +179,11 @@ class Pipeline:
         self.stats.stored += len(result.inserted)
         self.stats.duplicates += result.duplicates
         self.stats.unknown_device += result.unknown_device
+        if self.changes is not None and self.changes.behind(head):
+            try:
+                await self.changes.catch_up()
+            except Exception:
+                log.exception("reading the change log before publishing failed")
         self.live.publish(messages)
         if self.after_commit is not None:
             self.after_commit(result)
@@ -180,8 +193,11 @@ class Pipeline:
 
     def _write_sync(
         self, items: list[IngestItem], cursors: list[CursorUpdate], now: datetime
-    ) -> tuple[WriteResult, list[LiveMessage]]:
+    ) -> tuple[WriteResult, list[LiveMessage], int]:
+        """Store the batch; its live messages; the change log's head once it is stored
+        (0 without subscribers or a change feed)."""
         result = self.store.positions.write_batch(items, cursors, now)
+        head = 0
         messages: list[LiveMessage] = []
         if self.live.subscriber_count:
             clients = result.clients
@@ -195,7 +211,9 @@ class Pipeline:
                 [(d, clients[d]) for d in result.came_online], "online", now
             )
             messages += alert_messages(result.alerts)
-        return result, messages
+            if messages and self.changes is not None:
+                head = self.changes.head()
+        return result, messages, head
 
 
 def status_messages(

@@ -114,6 +114,11 @@ class SourceRunner:
         self.notices: list[str] = []  # the last poll's remarks for the status
         self.peer: tuple[str, int] | None = None  # the upstream's address, last answer
 
+    @property
+    def version(self) -> datetime | None:
+        """The ``updated_at`` of the connection as this runner loaded it."""
+        return self._version
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         hub = self.hub
         conn = await run_blocking(hub.store.get_connection, self.connection_id)

@@ -26,6 +26,20 @@ Protocol (every message is a JSON object with a ``type``):
    overflows, or a send takes over 30 s) with close code 4008 "subscriber fell behind":
    publishing never waits for a subscriber.  Inbound
    messages are limited to 64 KiB (close 1009).  At shutdown the server closes with 1001.
+8. A socket lasts no longer than its right to the feed.  When its token is revoked, its
+   user deleted or its client deleted, by any process (the API, the CLI, another hub
+   process on the same database), the server closes it within seconds with 4001 and
+   the reason ``token revoked``, ``user deleted`` or ``client deleted``; when its user's
+   role changes, with 4003 ``your role changed; reconnect``.  Nothing stored after the
+   change reaches it meanwhile: the socket is held from the moment the hub hears of the
+   change until its token has been checked again.  Besides, every socket re-checks its
+   token every ``reauth_interval`` (60 s), so a token that lapses otherwise (one that
+   expires) ends it too: 4001 ``token no longer valid``.
+9. When a device named in the selection is deleted it leaves the selection, and the
+   socket, which stays open, gets ``{"type": "subscription_changed", "reason":
+   "devices_deleted", "removed": [ids], "device_ids": [the selection now]}``.  The
+   selection may become empty (``[]``: nothing but the messages of no device, until the
+   client subscribes again); a selection of all devices (``null``) gets no notice.
 """
 
 from __future__ import annotations
@@ -69,6 +83,9 @@ class LiveOptions:
     max_message_bytes: int = 64 * 1024
     send_timeout: float = 30.0
     """Seconds a batch may take to send before the subscriber counts as fallen behind."""
+    reauth_interval: float = 60.0
+    """Seconds between two checks that the socket's token still holds (a backstop: a
+    revocation made by any process is acted on within seconds anyway)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LiveOptions:
@@ -77,6 +94,7 @@ class LiveOptions:
             ping_interval=settings.live_ping_interval,
             max_pending=settings.live_max_pending,
             auth_timeout=settings.live_auth_timeout,
+            reauth_interval=settings.live_reauth_s,
         )
 
 
@@ -144,6 +162,8 @@ async def live_feed(ws: WebSocket) -> None:
         return
     principal: Principal | None = None
     header = ws.headers.get("authorization")
+    token: str | None = None
+    seen = hub.changes.seen
     if header is not None:
         token = bearer_token(header)
         principal = await authenticate_token(hub, token) if token else None
@@ -152,6 +172,7 @@ async def live_feed(ws: WebSocket) -> None:
             return
     await ws.accept()
     session = LiveSession(ws, hub, options)
+    session.token, session.changes_seen = token, seen
     if principal is None:
         principal = await session.authenticate()
         if principal is None:
@@ -186,6 +207,8 @@ class LiveSession:
         self.hub = hub
         self.options = options
         self.principal: Principal | None = None
+        self.token: str | None = None  # kept to re-check it (revocation, expiry)
+        self.changes_seen: int | None = None  # the hub's change feed when it was checked
         self._lock = trio.Lock()
         self._scope = trio.CancelScope()
         self._close_with: tuple[int, str] | None = None
@@ -267,11 +290,13 @@ class LiveSession:
             )
             self.finish(CLOSE_UNAUTHORIZED, "unauthorized")
             return None
+        self.changes_seen = self.hub.changes.seen
         principal = await authenticate_token(self.hub, token)
         if principal is None or not _may_use(principal):
             await self.send_error("invalid_token", "the API token is not valid")
             self.finish(CLOSE_UNAUTHORIZED, "invalid token")
             return None
+        self.token = token
         return principal
 
     # -- the session -----------------------------------------------------------------
@@ -316,7 +341,15 @@ class LiveSession:
                 )
                 self.finish(CLOSE_FORBIDDEN, "unknown device ids")
                 return
-        with self.hub.live.subscribe(principal.scope, requested, self.options.max_pending) as sub:
+        live = self.hub.live
+        with live.subscribe(principal.scope, requested, self.options.max_pending, principal) as sub:
+            if self.hub.changes.seen != self.changes_seen:
+                # changes were handled since the token was checked, before this subscriber
+                # could hear of them
+                verdict = await self._check_access()
+                if verdict is not None:
+                    self.finish(*verdict)
+                    return
             snapshot = await self._snapshot(requested)
             hello = {
                 "type": "hello",
@@ -332,6 +365,7 @@ class LiveSession:
                 nursery.start_soon(self._pump, sub)
                 nursery.start_soon(self._ping)
                 nursery.start_soon(self._watch_shutdown)
+                nursery.start_soon(self._watch_access, sub)
                 nursery.start_soon(self._read, sub)
 
     async def _pump(self, sub: Subscriber) -> None:
@@ -356,6 +390,48 @@ class LiveSession:
         while True:
             await trio.sleep(self.options.ping_interval)
             await self.send('{"type":"ping"}')
+
+    async def _watch_access(self, sub: Subscriber) -> None:
+        """Re-check the token when the hub says its token, user or client changed (the
+        subscriber is held meanwhile), and every ``reauth_interval`` anyway."""
+        while True:
+            with trio.move_on_after(self.options.reauth_interval):
+                await sub.recheck_requested.wait()
+            reason = sub.take_recheck()
+            failures = 0
+            while True:
+                try:
+                    verdict = await self._check_access()
+                    break
+                except Exception as exc:  # the database: what holds holds; try again soon
+                    failures += 1
+                    level = logging.WARNING if failures == 1 else logging.DEBUG
+                    log.log(level, "live: cannot re-check a token (%s); trying again", exc)
+                    await trio.sleep(min(5.0, self.options.reauth_interval))
+            if verdict is not None:
+                code, default = verdict
+                self.finish(code, reason if code == CLOSE_UNAUTHORIZED and reason else default)
+                return
+            sub.release()
+
+    async def _check_access(self) -> tuple[int, str] | None:
+        """Authenticate the socket's token again (``Store.authenticate``, so whatever makes
+        a token invalid, revocation or expiry, counts); ``None`` when it still holds as it
+        did, else the close code and reason."""
+        before = self.principal
+        assert before is not None and self.token is not None
+        now = await run_blocking(self.hub.store.authenticate, self.token)
+        if now is None:
+            return CLOSE_UNAUTHORIZED, "token no longer valid"
+        if not _may_use(now):
+            return CLOSE_FORBIDDEN, "no longer allowed"
+        if (now.user_id, now.role, now.client_id) != (
+            before.user_id,
+            before.role,
+            before.client_id,
+        ):
+            return CLOSE_FORBIDDEN, "your role changed; reconnect"
+        return None
 
     async def _watch_shutdown(self) -> None:
         await self.ws.app.state.closing.wait()
