@@ -34,6 +34,9 @@ transaction-level advisory lock before it inserts, so ids become visible in the 
 they were given out and a reader never steps over a row that commits late.  Rows older
 than ``keep`` (a day) are pruned by running hubs.
 
+PostgreSQL's notification channels are per database, not per schema: installations in
+different schemas of one database wake each other now and then, which costs a query.
+
 **Handlers** are idempotent: a change made through this process's API has usually
 been applied by the route already (a connection's runner restarted, say) and is then
 seen again in the log.  They compare what runs with what the database says rather than

@@ -246,21 +246,12 @@ class Hub:
         await self._producers.start(guarded)
 
     async def reload_connection(self, connection_id: int) -> None:
-        """Apply a change to a connection: stop its runner, start a new one if enabled."""
-        handle = self.runners.pop(connection_id, None)
-        if handle is not None:
-            handle.scope.cancel()
-        if self._producers is None:
-            return
-        try:
-            conn = await run_blocking(self.store.get_connection, connection_id)
-        except LookupError:
-            return
-        if conn.enabled and conn.state not in (
-            ConnectionState.NEEDS_REAUTH,
-            ConnectionState.BAD_CONFIG,
-        ):
-            await self._start_runner(connection_id)
+        """Apply a change to a connection made through this hub: ``sync_connection``,
+        restarting an idle runner too (devices were linked to it: poll them now).
+
+        Idempotent, like the change feed's handling of the same change: whichever of the
+        two comes first starts the runner, the other finds it running as it should."""
+        await self.sync_connection(connection_id, restart_idle=True)
 
     async def _watch_status(self) -> None:
         """Every ``status_check_s``: devices silent past their timeout go offline."""

@@ -681,18 +681,8 @@ class DeliveryService:
         await self._nursery.start(guarded)
 
     async def reload(self, sink_id: int) -> None:
-        """Apply a change to a sink: stop its worker, start a new one if it is enabled."""
-        handle = self.workers.pop(sink_id, None)
-        if handle is not None:
-            handle.scope.cancel()
-        if self._nursery is None:
-            return
-        try:
-            row = await run_blocking(self.hub.store.sinks.get, sink_id)
-        except LookupError:
-            return
-        if row.enabled:
-            await self._start(sink_id)
+        """Apply a change to a sink made through this hub (see ``sync``)."""
+        await self.sync(sink_id)
 
     async def sync(self, sink_id: int) -> None:
         """Make the sink's worker match the database: start, stop or restart it when
