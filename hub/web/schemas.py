@@ -367,12 +367,33 @@ class SincePage(PositionPage):
     )
 
 
+class DeviceLabel(BaseModel):
+    """What a dashboard shows of a device next to its position."""
+
+    id: int
+    client_id: int
+    name: str
+    license_plate: str | None
+    remote_id: str | None
+    driver: str | None
+    tags: list[str]
+    status: str = Field(description="online, offline or unknown (never heard from).")
+    status_at: datetime | None = Field(description="Since when it has had that status.")
+
+
+class LatestPosition(PositionOut):
+    device: DeviceLabel
+
+
 class LatestList(BaseModel):
-    positions: list[PositionOut]
+    positions: list[LatestPosition] = Field(
+        description="One per device that has a position, by device id, each with its `device`."
+    )
 
 
 class LatestOne(BaseModel):
     device_id: int
+    device: DeviceLabel
     position: PositionOut | None = Field(description="null while the device has no position.")
 
 
