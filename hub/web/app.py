@@ -88,6 +88,7 @@ _LIVE_PATH = {
             ],
             "responses": {
                 "101": {"description": "Switching to the WebSocket protocol"},
+                "400": {"description": "`device_ids` is not a comma-separated list of ids"},
                 "401": {"description": "Invalid token in the Authorization header"},
                 "403": {"description": "Origin not allowed"},
             },
@@ -151,10 +152,11 @@ class _RequireToken:
             principal = await authenticate_header(self.hub, headers.get("authorization"))
             check_access(principal, Access.USER)
         except ApiError as exc:
-            if scope["type"] == "websocket":
-                await send({"type": "websocket.close", "code": 4001, "reason": exc.code})
-            else:
+            # a WebSocket is refused at the handshake with the HTTP answer, as /api/live does
+            if scope["type"] == "http" or "websocket.http.response" in scope.get("extensions", {}):
                 await exc.response()(scope, receive, send)
+            else:
+                await send({"type": "websocket.close", "code": 4001, "reason": exc.code})
             return
         scope.setdefault("state", {})["principal"] = principal
         await self.app(scope, receive, send)
