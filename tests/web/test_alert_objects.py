@@ -23,6 +23,7 @@ from hub.alerts import alert_json, snake_case
 from hub.fix import PositionFix
 from hub.positions import IngestItem
 from hub.testing import serve_app
+from hub.web.schemas import AlertOut
 
 SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
 DEPOT = {"type": "Point", "coordinates": [-90.5, 14.6]}
@@ -77,6 +78,7 @@ async def test_the_api_the_live_feed_and_the_webhook_show_the_same_alert(
         nursery.cancel_scope.cancel()
 
     assert all(SNAKE.match(key) for key in alert), sorted(alert)
+    AlertOut.model_validate(alert)  # what /openapi.json says of it
     assert alert["id"] == message["data"]["id"] and "eventId" not in alert
     assert alert["client_id"] == web.clients["a"] and alert["device_id"] == dev
     assert (alert["rule_id"], alert["rule_name"]) == (rule_id, "arrivals")
