@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from hub.alerts import alert_json
 from hub.blocking import run_blocking
 from hub.errors import BadConfig
 from hub.livefeed import LiveFeed, LiveMessage
@@ -207,4 +208,5 @@ def status_messages(
 
 
 def alert_messages(alerts: list[dict[str, Any]]) -> list[LiveMessage]:
-    return [LiveMessage.make("alert", a["clientId"], a["deviceId"], a) for a in alerts]
+    """``alert`` messages: each alert as the API shows it (``hub.alerts.alert_json``)."""
+    return [LiveMessage.make("alert", a["clientId"], a["deviceId"], alert_json(a)) for a in alerts]

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hub.models import Geofence, GeofenceGroup
+from hub.positions import utc_text
 from hub.web.auth import Access, filter_client, owning_client
 from hub.web.errors import invalid
 from hub.web.routing import ApiRequest, ApiRoute
@@ -42,8 +43,8 @@ def feature(g: Geofence, group_ids: list[int]) -> dict[str, Any]:
             "group_ids": group_ids,
             "client_id": g.client_id,
             **(g.properties or {}),
-            "created_at": g.created_at.isoformat(),
-            "updated_at": g.updated_at.isoformat(),
+            "created_at": utc_text(g.created_at),
+            "updated_at": utc_text(g.updated_at),
         },
     ).model_dump(mode="json")
 

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,11 +20,25 @@ from hub.web.auth import Access, filter_client
 from hub.web.errors import bad_parameter
 from hub.web.routing import ApiRequest, ApiRoute
 from hub.web.schemas import HistoryQuery, PositionPage, SincePage, SinceQuery
+from hub.web.times import client_zone, resolve
 
 EXPORT_PAGE = 2000
 """Rows fetched per query while streaming a download: memory stays flat."""
 
 CSV_COLUMNS = (*EXPORT_COLUMNS[:2], "device_name", *EXPORT_COLUMNS[2:])
+
+
+@dataclass(frozen=True, slots=True)
+class _Range:
+    """A history query with its times resolved to instants."""
+
+    start: datetime | None
+    end: datetime | None
+    asked: HistoryQuery
+
+    @property
+    def cursor(self) -> str | None:
+        return self.asked.cursor
 
 
 def _check_cursor(cursor: str | None) -> None:
@@ -50,7 +65,7 @@ async def _pages(
             return
 
 
-async def _csv(req: ApiRequest, device: Device, query: HistoryQuery) -> AsyncIterator[str]:
+async def _csv(req: ApiRequest, device: Device, query: _Range) -> AsyncIterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
@@ -65,7 +80,7 @@ async def _csv(req: ApiRequest, device: Device, query: HistoryQuery) -> AsyncIte
         yield buffer.getvalue()
 
 
-async def _geojson(req: ApiRequest, device: Device, query: HistoryQuery) -> AsyncIterator[str]:
+async def _geojson(req: ApiRequest, device: Device, query: _Range) -> AsyncIterator[str]:
     yield '{"type":"FeatureCollection","features":['
     first = True
     async for rows in _pages(req, device.id or 0, query.start, query.end, query.cursor):
@@ -89,23 +104,25 @@ def _download(name: str, media_type: str, body: AsyncIterator[str]) -> Streaming
 
 
 async def device_positions(req: ApiRequest) -> Any:
-    query = req.query_as(HistoryQuery)
+    asked = req.query_as(HistoryQuery)
+    _check_cursor(asked.cursor)
+    device = await req.run(req.hub.store.get_device, req.path_int("id"), req.scope)
+    zone = await client_zone(req, device.client_id, asked.start, asked.end)
+    query = _Range(resolve(asked.start, zone, "from"), resolve(asked.end, zone, "to"), asked)
     if query.start and query.end and query.end < query.start:
         raise bad_parameter("to", "must not be before `from`")
-    _check_cursor(query.cursor)
-    device = await req.run(req.hub.store.get_device, req.path_int("id"), req.scope)
     stem = f"device-{device.id}-positions"
-    if query.format == "csv":
+    if asked.format == "csv":
         return _download(f"{stem}.csv", "text/csv; charset=utf-8", _csv(req, device, query))
-    if query.format == "geojson":
+    if asked.format == "geojson":
         return _download(f"{stem}.geojson", "application/geo+json", _geojson(req, device, query))
     rows, next_cursor = await req.run(
         req.hub.store.positions.history,
         [device.id],
         query.start,
         query.end,
-        query.cursor,
-        query.limit,
+        asked.cursor,
+        asked.limit,
     )
     return {"positions": [position_json(r) for r in rows], "next_cursor": next_cursor}
 
@@ -113,15 +130,19 @@ async def device_positions(req: ApiRequest) -> Any:
 async def positions_since(req: ApiRequest) -> dict[str, Any]:
     query = req.query_as(SinceQuery)
     if query.since is None and not query.cursor:
-        raise bad_parameter("since", "required (ISO 8601 with an offset or Z) without `cursor`")
+        raise bad_parameter(
+            "since", "required without `cursor`: a date-time with an offset or Z, or a date"
+        )
     if query.cursor:
         try:
             decode_arrival_cursor(query.cursor)
         except ValueError:
             raise bad_parameter("cursor", "not a cursor this API returned") from None
     client_id = filter_client(req.principal, query.client_id)
+    zone = await client_zone(req, client_id, query.since)
+    since = resolve(query.since, zone, "since")
     rows, next_cursor, resume = await req.run(
-        req.hub.store.positions.since, client_id, query.since, query.cursor, query.limit
+        req.hub.store.positions.since, client_id, since, query.cursor, query.limit
     )
     return {
         "positions": [position_json(r) for r in rows],

@@ -53,6 +53,7 @@ from hub.web.schemas import (
     SinkStats,
     SinkUpdate,
 )
+from hub.web.times import client_zone, resolve
 
 if TYPE_CHECKING:
     from hub.core import Hub
@@ -367,7 +368,11 @@ async def discard_dead_letters(req: ApiRequest) -> DiscardedOut:
 async def replay(req: ApiRequest) -> QueuedOut:
     body = req.body_as(ReplayRequest)
     row = await _get_to_change(req)
-    if body.end <= body.start:
+    zone = await client_zone(req, row.client_id, body.start, body.end)
+    start = resolve(body.start, zone, "from", body=True)
+    end = resolve(body.end, zone, "to", body=True)
+    assert start is not None and end is not None
+    if end <= start:
         raise invalid("to", "must be after 'from'")
     hub = req.hub
     if body.device_ids is not None:
@@ -378,7 +383,7 @@ async def replay(req: ApiRequest) -> QueuedOut:
             shown = ", ".join(str(i) for i in foreign[:10])
             raise invalid("device_ids", f"not devices of the sink's client: {shown}")
     queued = await req.run(
-        hub.store.sinks.replay, row, body.start, body.end, body.device_ids, hub.clock.now()
+        hub.store.sinks.replay, row, start, end, body.device_ids, hub.clock.now()
     )
     if queued:
         hub.delivery.notify({row.client_id})

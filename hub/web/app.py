@@ -13,7 +13,6 @@ from hypercorn.config import Config
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute, Mount, Router, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
@@ -30,6 +29,7 @@ from hub.web import (
     api_tenancy,
 )
 from hub.web.auth import Access, authenticate_header, check_access
+from hub.web.cors import ApiCors
 from hub.web.errors import ApiError, http_exception
 from hub.web.live import LiveOptions, live_feed
 from hub.web.live import __doc__ as LIVE_DOC
@@ -88,6 +88,7 @@ _LIVE_PATH = {
             ],
             "responses": {
                 "101": {"description": "Switching to the WebSocket protocol"},
+                "400": {"description": "`device_ids` is not a comma-separated list of ids"},
                 "401": {"description": "Invalid token in the Authorization header"},
                 "403": {"description": "Origin not allowed"},
             },
@@ -126,21 +127,11 @@ def create_app(hub: Hub, *, live: LiveOptions | None = None) -> Starlette:
 
 
 def _cors(hub: Hub) -> list[Middleware]:
-    """Browsers on ``settings.allowed_origins`` may call the API (with a bearer token;
-    no cookies are involved, so no credentials mode)."""
+    """Browsers on ``settings.allowed_origins`` may call the API (``hub.web.cors``)."""
     origins = list(hub.settings.allowed_origins)
     if not origins:
         return []
-    return [
-        Middleware(
-            CORSMiddleware,
-            allow_origins=origins,
-            allow_methods=["GET", "POST", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type"],
-            expose_headers=["Content-Disposition"],
-            max_age=600,
-        )
-    ]
+    return [Middleware(ApiCors, origins=origins)]
 
 
 # -- plugin routes ---------------------------------------------------------------------
@@ -161,10 +152,11 @@ class _RequireToken:
             principal = await authenticate_header(self.hub, headers.get("authorization"))
             check_access(principal, Access.USER)
         except ApiError as exc:
-            if scope["type"] == "websocket":
-                await send({"type": "websocket.close", "code": 4001, "reason": exc.code})
-            else:
+            # a WebSocket is refused at the handshake with the HTTP answer, as /api/live does
+            if scope["type"] == "http" or "websocket.http.response" in scope.get("extensions", {}):
                 await exc.response()(scope, receive, send)
+            else:
+                await send({"type": "websocket.close", "code": 4001, "reason": exc.code})
             return
         scope.setdefault("state", {})["principal"] = principal
         await self.app(scope, receive, send)

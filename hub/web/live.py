@@ -6,19 +6,22 @@ Protocol (every message is a JSON object with a ``type``):
    allows any) or be the same origin as the ``Host``; otherwise the handshake is refused
    with 403 before it is accepted.  Clients without an ``Origin`` (not browsers) pass.
 2. Authentication, either with ``Authorization: Bearer gph_…`` on the handshake (a bad
-   token is refused with 401 before accepting), or, for browsers that cannot set
-   headers, with the first message ``{"type": "auth", "token": "gph_…"}`` within 10 s
-   (else the socket is closed with 4001).
+   token is refused with 401 before accepting: no close code), or, for browsers that
+   cannot set headers, with the first message ``{"type": "auth", "token": "gph_…"}``
+   within 10 s.  A bad token or another first message is answered with an ``error``
+   message (``invalid_token``, ``unauthorized``), then close code 4001; silence, 4001.
 3. ``?device_ids=1,2`` limits the feed to those devices (default: all of the caller's
-   devices, and every client's for the administrator).  Ids that are not the caller's
-   are refused: an ``error`` message naming them, then close code 4003.
+   devices, and every client's for the administrator); a value that is not a list of
+   ids is refused with 400 at the handshake.  Ids that are not the caller's (another
+   client's, or no device) are refused once the caller is known: an ``error`` message
+   ``unknown_devices`` naming them, then close code 4003.
 4. The server sends ``hello`` (who you are, the selection, the ping interval and the
    number of snapshot messages that follow), then the latest position of each selected
    device as ``position`` messages with ``"snapshot": true``, then live messages:
    ``{"type": "position" | "device_status" | …, "device_id": …, "data": {…}}``.
 5. The client may send ``{"type": "subscribe", "device_ids": [..] | null}`` to change
    the selection (answered ``subscribed`` followed by a snapshot of the new selection,
-   or an ``error`` naming refused ids, the selection unchanged) and
+   or an ``error`` naming refused ids, the selection unchanged and the socket open) and
    ``{"type": "ping"}`` (answered ``pong``).
 6. Keep-alive: the server sends ``{"type": "ping"}`` every 20 s (configurable); clients
    need not answer.  The server also answers WebSocket protocol pings.

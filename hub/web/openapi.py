@@ -37,6 +37,18 @@ when the test fails (`ok: false` and the error).  No message ever contains a cre
 **Credentials** are write-only: a connection shows, per credential field, whether it is
 set, and the value of non-secret fields only.
 
+**Times** in answers are UTC with a `Z`.  `from`, `to` and `since` take a date-time with
+an offset, or a date alone: midnight at the start of that day in the client's time zone
+(UTC when the administrator asks across every client).  A date-time without an offset is
+refused (400, or 422 in a body) with a message saying it needs one.
+
+**Alerts** (`GET /api/alerts`, the live feed's `alert` messages, the `gpshub-alert`
+webhook format) are one object in snake_case with a plain `id`.
+
+**Browsers** on the origins in the `allowed_origins` setting (`*`: any) may call the API
+(CORS: `GET`, `POST`, `PATCH`, `DELETE` with `Authorization` and `Content-Type`; never
+credentials mode) and open the live feed.
+
 **Live feed** (`GET /api/live`, a WebSocket): see that operation.
 """
 

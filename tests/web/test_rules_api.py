@@ -29,7 +29,7 @@ async def test_rule_types_are_listed(web: Web) -> None:
     r = await web.get("a_view", "/api/rule-types")
     assert r.status_code == 200
     types = {t["name"]: t for t in r.json()["types"]}
-    assert types["enteredPoi"]["messageId"] == "enteredPoi"
+    assert types["enteredPoi"]["message_id"] == "enteredPoi"
     assert "poi_ids" in types["enteredPoi"]["params"]["properties"]
     assert types["overspeed"]["params"]["required"] == ["limit_kmh"]
     assert types["ignitionOn"]["description"]
@@ -131,13 +131,13 @@ async def test_entering_a_poi_raises_an_alert_read_back_from_the_api(web: Web) -
     assert r.status_code == 200, r.text
     page = r.json()
     (alert,) = page["alerts"]
-    assert alert["messageId"] == "enteredPoi" and alert["poiName"] == "Depot"
-    assert alert["ruleOwner"] == "a_mgr" and alert["ruleOwnerId"] == web.users["a_mgr"]
-    assert alert["urId"] == rule_id and alert["deviceId"] == dev
-    assert page["next_after_id"] == alert["eventId"]
+    assert alert["message_id"] == "enteredPoi" and alert["poi_name"] == "Depot"
+    assert alert["owner_name"] == "a_mgr" and alert["owner_id"] == web.users["a_mgr"]
+    assert alert["rule_id"] == rule_id and alert["device_id"] == dev
+    assert page["next_after_id"] == alert["id"]
 
-    again = (await web.get("a_view", "/api/alerts", params={"after_id": alert["eventId"]})).json()
-    assert again == {"alerts": [], "next_after_id": alert["eventId"]}
+    again = (await web.get("a_view", "/api/alerts", params={"after_id": alert["id"]})).json()
+    assert again == {"alerts": [], "next_after_id": alert["id"]}
     ranged = await web.get(
         "a_view",
         "/api/alerts",
