@@ -530,11 +530,16 @@ class Store:
             raise _device_conflict(exc) from None
 
     def delete_device(self, device_id: int, client_id: int | None = None) -> None:
+        """Delete a device with its positions, alerts, state and cursor, and take it out
+        of the rules that name it (``hub.rule_store.forget_devices``)."""
+        from hub.rule_store import forget_devices
+
         with self.session(write=True) as s:
             device = s.get(Device, device_id)
             if device is None or (client_id is not None and device.client_id != client_id):
                 raise NotFound(f"device {device_id} not found")
             s.delete(device)
+            forget_devices(s.connection(), device.client_id, [device_id])
             bump_client_version(s.connection(), device.client_id, "devices_version")
 
     def visible_device_ids(self, device_ids: Iterable[int], client_id: int | None) -> set[int]:

@@ -181,3 +181,26 @@ async def test_client_timezone(web: Web) -> None:
     assert r.json()["name"] == "Client A2" and r.json()["timezone"] == "America/Guatemala"
     error(await web.patch("admin", "/api/clients/99999", json={"name": "x"}), 404)
     error(await web.patch("a_mgr", f"/api/clients/{a}", json={"name": "x"}), 403)
+
+
+async def test_a_deleted_device_leaves_its_rules_and_lends_its_id_to_nobody(web: Web) -> None:
+    """Issue 12: a rule kept ``device_ids: [21]`` after device 21 was deleted, and the id
+    then went to another client's new device."""
+    kept = web.device("a", "kept")
+    r = await web.post("a_mgr", "/api/devices", json={"name": "Truck 21"})
+    assert r.status_code == 201, r.text
+    gone = r.json()["id"]
+    both = {"name": "Both", "type": "ignitionOn", "device_ids": [kept, gone]}
+    only = {"name": "Only 21", "type": "ignitionOn", "device_ids": [gone]}
+    ids = []
+    for body in (both, only):
+        r = await web.post("a_mgr", "/api/rules", json=body)
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["id"])
+    assert (await web.delete("a_mgr", f"/api/devices/{gone}")).status_code == 204
+    rules = {r["id"]: r for r in (await web.get("a_view", "/api/rules")).json()["rules"]}
+    assert rules[ids[0]]["device_ids"] == [kept]
+    assert rules[ids[1]]["device_ids"] == [] and rules[ids[1]]["enabled"] is True
+    r = await web.post("b_mgr", "/api/devices", json={"name": "B's new truck"})
+    assert r.status_code == 201, r.text
+    assert r.json()["id"] > gone
