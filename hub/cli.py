@@ -37,6 +37,7 @@ out = Console()
 DEMO_CLIENT = "Demo"
 DEMO_CONNECTION = "Demo city route"
 DEMO_DEVICE = "demo-1"
+DEMO_VEHICLE = "Demo vehicle"
 
 
 class CliError(Exception):
@@ -165,18 +166,25 @@ def setup_demo(hub: Any) -> None:
             {"waypoints": DEMO_ROUTE, "speed_kmh": 40, "loop": True},
         )
     )
-    if not store.list_devices(client.id, conn.id):
-        store.create_device(
-            client.id,
-            name="Demo vehicle",
-            license_plate="DEMO-001",
-            remote_id=DEMO_DEVICE,
-            connection_id=conn.id,
-            upstream_id=DEMO_DEVICE,
-            tags=["demo"],
-        )
+    devices = store.list_devices(client.id, conn.id)
+    if not devices:
+        devices = [
+            store.create_device(
+                client.id,
+                name=DEMO_VEHICLE,
+                license_plate="DEMO-001",
+                remote_id=DEMO_DEVICE,
+                connection_id=conn.id,
+                upstream_id=DEMO_DEVICE,
+                tags=["demo"],
+            )
+        ]
+    # the device as the API names it (it may have been renamed since it was made)
+    shown = ", ".join(f"device #{d.id} {d.name!r} (remote id {d.remote_id})" for d in devices)
     console.print(
-        f"Demo: client {client.name!r}, connection #{conn.id} {conn.label!r}, device {DEMO_DEVICE!r}"
+        f"Demo: client {client.name!r}, connection #{conn.id} {conn.label!r}, {shown}",
+        soft_wrap=True,
+        markup=False,
     )
 
 
