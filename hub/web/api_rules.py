@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hub.models import AlertRule
+from hub.models import Alert, AlertRule
 from hub.rules import RULE_TYPES
 from hub.web.auth import Access, filter_client, owning_client
 from hub.web.routing import ApiRequest, ApiRoute
@@ -29,6 +29,11 @@ from hub.web.schemas import (
 
 def rule_out(rule: AlertRule) -> RuleOut:
     return RuleOut.model_validate(rule.model_dump())
+
+
+def alert_json(alert: Alert) -> dict[str, Any]:
+    """An alert object as ``GET /api/alerts`` shows it (``gpshub alert list --json`` too)."""
+    return {**alert.payload, "eventId": alert.id}
 
 
 async def rule_types(req: ApiRequest) -> RuleTypeList:
@@ -90,7 +95,7 @@ async def list_alerts(req: ApiRequest) -> AlertPage:
         after_id=q.after_id,
         limit=q.limit,
     )
-    alerts = [{**a.payload, "eventId": a.id} for a in rows]
+    alerts = [alert_json(a) for a in rows]
     return AlertPage(alerts=alerts, next_after_id=rows[-1].id if rows else q.after_id)
 
 
