@@ -19,24 +19,35 @@ from pathlib import Path
 from typing import Any
 
 import trio
+from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
+from hub.cli_output import (
+    StdoutConsole,
+    fixed,
+    numeric,
+    print_json,
+    print_table,
+    quiet_stdout,
+    text,
+    when,
+)
 from hub.config import Settings
 from hub.errors import HubError, SourceError
 from hub.logging_setup import configure_logging
 from hub.models import Role
-from hub.positions import position_json
 from hub.source import check_upstream_urls, describe_fields, dump_credentials
 from hub.store import Conflict, Invalid, NotFound
 
 console = Console(stderr=True)
-out = Console()
+out = StdoutConsole()
 
 DEMO_CLIENT = "Demo"
 DEMO_CONNECTION = "Demo city route"
 DEMO_DEVICE = "demo-1"
+DEMO_VEHICLE = "Demo vehicle"
 
 
 class CliError(Exception):
@@ -79,7 +90,7 @@ def _names(clients: Sequence[Any]) -> str:
 
 
 def _print_json(data: Any) -> None:
-    out.print_json(json.dumps(data, default=str))
+    print_json(data)
 
 
 def _parse_pairs(pairs: Sequence[str], what: str) -> dict[str, Any]:
@@ -165,18 +176,25 @@ def setup_demo(hub: Any) -> None:
             {"waypoints": DEMO_ROUTE, "speed_kmh": 40, "loop": True},
         )
     )
-    if not store.list_devices(client.id, conn.id):
-        store.create_device(
-            client.id,
-            name="Demo vehicle",
-            license_plate="DEMO-001",
-            remote_id=DEMO_DEVICE,
-            connection_id=conn.id,
-            upstream_id=DEMO_DEVICE,
-            tags=["demo"],
-        )
+    devices = store.list_devices(client.id, conn.id)
+    if not devices:
+        devices = [
+            store.create_device(
+                client.id,
+                name=DEMO_VEHICLE,
+                license_plate="DEMO-001",
+                remote_id=DEMO_DEVICE,
+                connection_id=conn.id,
+                upstream_id=DEMO_DEVICE,
+                tags=["demo"],
+            )
+        ]
+    # the device as the API names it (it may have been renamed since it was made)
+    shown = ", ".join(f"device #{d.id} {d.name!r} (remote id {d.remote_id})" for d in devices)
     console.print(
-        f"Demo: client {client.name!r}, connection #{conn.id} {conn.label!r}, device {DEMO_DEVICE!r}"
+        f"Demo: client {client.name!r}, connection #{conn.id} {conn.label!r}, {shown}",
+        soft_wrap=True,
+        markup=False,
     )
 
 
@@ -198,18 +216,26 @@ def cmd_plugins(args: argparse.Namespace) -> None:
             "No plugins installed: the hub has no sources. Install one, e.g. gpshub-simulator."
         )
         return
-    table = Table("name", "distribution", "version", "sources", "sinks", "formats")
-    for i in infos.values():
-        k = i.kinds
-        table.add_row(
+    columns = [
+        fixed("name"),
+        text("distribution"),
+        fixed("version"),
+        text("sources"),
+        text("sinks"),
+        text("formats"),
+    ]
+    rows = [
+        [
             i.name,
             i.distribution,
             i.version,
-            ", ".join(k["sources"]),
-            ", ".join(k["sinks"]),
-            ", ".join(k["formats"]),
-        )
-    out.print(table)
+            ", ".join(i.kinds["sources"]),
+            ", ".join(i.kinds["sinks"]),
+            ", ".join(i.kinds["formats"]),
+        ]
+        for i in infos.values()
+    ]
+    print_table(columns, rows)
 
 
 # -- clients and tokens ----------------------------------------------------------------
@@ -296,20 +322,30 @@ def cmd_connection_list(args: argparse.Namespace) -> None:
     if args.json:
         _print_json(rows)
         return
-    table = Table("id", "client", "kind", "label", "state", "last poll", "positions", "last error")
-    for r in rows:
-        state = r["state"] if r["enabled"] else "disabled"
-        table.add_row(
-            str(r["id"]),
-            str(r["client_id"]),
+    columns = [
+        numeric("id"),
+        numeric("client").optional(2),
+        fixed("kind"),
+        text("label"),
+        fixed("state"),
+        fixed("last poll"),
+        numeric("positions").optional(1),
+        text("last error"),
+    ]
+    table = [
+        [
+            r["id"],
+            r["client_id"],
             r["kind"],
             r["label"],
-            state,
-            str(r["last_poll_at"] or ""),
-            str(r["positions_received"]),
-            r["last_error"] or "",
-        )
-    out.print(table)
+            r["state"] if r["enabled"] else "disabled",
+            when(r["last_poll_at"]),
+            r["positions_received"],
+            r["last_error"],
+        ]
+        for r in rows
+    ]
+    print_table(columns, table, empty="no connections")
 
 
 def cmd_connection_test(args: argparse.Namespace) -> None:
@@ -350,70 +386,21 @@ def cmd_connection_import(args: argparse.Namespace) -> None:
     out.print(f"{created} device(s) created, {existing} already imported")
 
 
-# -- devices and history ---------------------------------------------------------------
-def cmd_devices(args: argparse.Namespace) -> None:
-    hub = _open_hub(args)
-    client_id = _client_id(hub, args.client) if args.client else None
-    devices = hub.store.list_devices(client_id)
-    latest = {r["device_id"]: r for r in hub.store.positions.latest(client_id=client_id)}
-    rows = []
-    for d in devices:
-        pos = latest.get(d.id)
-        rows.append(
-            {
-                "id": d.id,
-                "client_id": d.client_id,
-                "name": d.name,
-                "license_plate": d.license_plate,
-                "imei": d.imei,
-                "remote_id": d.remote_id,
-                "connection_id": d.connection_id,
-                "upstream_id": d.upstream_id,
-                "latest": position_json(pos) if pos else None,
-            }
-        )
-    if args.json:
-        _print_json(rows)
-        return
-    table = Table(
-        "id", "name", "plate", "remote id", "connection", "last fix", "lat", "lon", "km/h"
-    )
-    for r in rows:
-        p = r["latest"] or {}
-        table.add_row(
-            str(r["id"]),
-            r["name"],
-            r["license_plate"] or "",
-            r["remote_id"] or "",
-            str(r["connection_id"] or ""),
-            str(p.get("fix_time", "")),
-            _num(p.get("lat")),
-            _num(p.get("lon")),
-            _num(p.get("speed_kmh")),
-        )
-    out.print(table)
-
-
-def _num(value: Any) -> str:
-    return "" if value is None else f"{value:.5g}" if isinstance(value, float) else str(value)
-
-
-def _time(text: str | None, name: str) -> datetime | None:
-    if not text:
-        return None
-    try:
-        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise CliError(f"{name}: {text!r} is not an ISO 8601 time") from None
-    if t.tzinfo is None:
-        raise CliError(f"{name}: {text!r} needs a UTC offset or Z")
-    return t
-
-
+# -- history ---------------------------------------------------------------------------
 def cmd_history_export(args: argparse.Namespace) -> None:
+    from hub.cli_objects import QUERY_FLAGS, query_times, refusals
+    from hub.web.schemas import HistoryQuery
+
     hub = _open_hub(args)
-    device = hub.store.get_device(args.device)
-    start, end = _time(args.start, "--from"), _time(args.end, "--to")
+    with refusals(QUERY_FLAGS):  # --from and --to, read as the API reads them
+        query = HistoryQuery.model_validate(
+            {k: v for k, v in (("from", args.start), ("to", args.end)) if v is not None}
+        )
+    scope = _client_id(hub, args.client) if args.client else None
+    device = hub.store.get_device(args.device, scope)
+    start, end = query_times(hub, device.client_id, query.start, query.end)
+    if start and end and end < start:
+        raise CliError("--to (to): must not be before `from`")
     total = hub.store.positions.count(device.id)
     stream = open(args.output, "w", newline="") if args.output else sys.stdout  # noqa: SIM115
     try:
@@ -421,7 +408,7 @@ def cmd_history_export(args: argparse.Namespace) -> None:
             task = progress.add_task(f"exporting {device.name}", total=total)
             pages = _pages(hub, device.id, start, end)
             if args.format == "csv":
-                _write_csv(stream, pages, lambda n: progress.advance(task, n))
+                _write_csv(stream, device, pages, lambda n: progress.advance(task, n))
             else:
                 _write_geojson(stream, device, pages, lambda n: progress.advance(task, n))
             progress.update(task, total=progress.tasks[0].completed)
@@ -439,26 +426,27 @@ def _pages(hub: Any, device_id: int, start: datetime | None, end: datetime | Non
             return
 
 
-def _write_csv(stream: Any, pages: Any, advance: Callable[[int], None]) -> None:
-    from hub.exports import CSV_COLUMNS, csv_cell
+def _write_csv(stream: Any, device: Any, pages: Any, advance: Callable[[int], None]) -> None:
+    """The CSV of ``GET /api/devices/{id}/positions?format=csv``: the same columns."""
+    from hub.exports import HISTORY_CSV_COLUMNS, history_csv_row
 
     writer = csv.writer(stream)
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow(HISTORY_CSV_COLUMNS)
     for rows in pages:
-        for row in rows:
-            data = position_json(row)
-            writer.writerow([csv_cell(data.get(c)) for c in CSV_COLUMNS])
+        writer.writerows(history_csv_row(row, device.name) for row in rows)
         advance(len(rows))
 
 
 def _write_geojson(stream: Any, device: Any, pages: Any, advance: Callable[[int], None]) -> None:
-    from hub.exports import geojson_feature
+    """The GeoJSON of ``GET /api/devices/{id}/positions?format=geojson``."""
+    from hub.exports import history_feature
 
     stream.write('{"type":"FeatureCollection","features":[')
     first = True
     for rows in pages:
         for row in rows:
-            stream.write(("" if first else ",") + json.dumps(geojson_feature(position_json(row))))
+            feature = history_feature(row, device.name)
+            stream.write(("" if first else ",") + json.dumps(feature, separators=(",", ":")))
             first = False
         advance(len(rows))
     stream.write("]}\n")
@@ -484,6 +472,7 @@ def build_parser(plugin_manager: Any = None) -> argparse.ArgumentParser:
     p.add_argument(
         "--database-url", help="SQLAlchemy URL, e.g. postgresql+psycopg://… (GPSHUB_DATABASE_URL)"
     )
+    p.add_argument("--version", action="version", version=f"gpshub {_version()}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     s = sub.add_parser(
@@ -563,16 +552,12 @@ def build_parser(plugin_manager: Any = None) -> argparse.ArgumentParser:
     )
     s.set_defaults(func=cmd_connection_import)
 
-    s = sub.add_parser("devices", help="list devices with their latest position")
-    s.add_argument("--client")
-    s.add_argument("--json", action="store_true")
-    s.set_defaults(func=cmd_devices)
-
     hist = sub.add_parser("history", help="position history").add_subparsers(
         dest="action", required=True
     )
     s = hist.add_parser("export", help="export a device's positions as CSV or GeoJSON")
     s.add_argument("device", type=int, help="device id")
+    s.add_argument("--client", help="optional: make sure the device is this client's")
     s.add_argument(
         "--from", dest="start", help="ISO 8601 start (inclusive), e.g. 2026-01-01T00:00Z"
     )
@@ -589,6 +574,10 @@ def build_parser(plugin_manager: Any = None) -> argparse.ArgumentParser:
     )
     s.set_defaults(func=cmd_secrets_rotate)
 
+    from hub import cli_objects  # device, geofence, rule, sink, alert (and devices)
+
+    cli_objects.register(sub)
+
     if plugin_manager is not None:
         # plugins add their commands; a command's func receives the parsed arguments and
         # opens the hub with hub_factory(args) when it needs one
@@ -602,7 +591,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         pm, _ = load_plugins(disabled_from_env())
     except HubError as exc:
-        console.print(f"[red]error:[/] {exc}")
+        _error(str(exc))
         return 2
     parser = build_parser(pm)
     args = parser.parse_args(argv)
@@ -611,19 +600,41 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         install_redaction()
     try:
-        args.func(args)
+        code = args.func(args)
     except (CliError, HubError, NotFound, Conflict, Invalid, ValueError, SourceError) as exc:
-        console.print(f"[red]error:[/] {_message(exc)}")
+        _error(_message(exc))
         return 2
+    except BrokenPipeError:  # the reader went away (| head): end quietly, as SIGPIPE would
+        quiet_stdout()
+        return 141
     except KeyboardInterrupt:
         return 130
-    return 0
+    return code if isinstance(code, int) else 0
+
+
+def _error(message: str) -> None:
+    """One line on standard error: ``error: field: what is wrong``."""
+    console.print(f"[red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
 
 
 def _message(exc: BaseException) -> str:
+    if isinstance(exc, ValidationError):
+        from hub.web.errors import first_error
+
+        field, message = first_error(exc)
+        return f"{field}: {message}" if field else message
     if isinstance(exc, SourceError) and not str(exc):
         return type(exc).__name__
-    return str(exc)
+    return " ".join(str(exc).split())
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("gpshub")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 if __name__ == "__main__":

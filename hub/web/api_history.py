@@ -12,8 +12,7 @@ from typing import Any
 
 from starlette.responses import StreamingResponse
 
-from hub.exports import CSV_COLUMNS as EXPORT_COLUMNS
-from hub.exports import csv_cell, geojson_feature
+from hub.exports import HISTORY_CSV_COLUMNS, history_csv_row, history_feature
 from hub.models import Device
 from hub.positions import decode_arrival_cursor, decode_cursor, position_json
 from hub.web.auth import Access, filter_client
@@ -25,7 +24,7 @@ from hub.web.times import client_zone, resolve
 EXPORT_PAGE = 2000
 """Rows fetched per query while streaming a download: memory stays flat."""
 
-CSV_COLUMNS = (*EXPORT_COLUMNS[:2], "device_name", *EXPORT_COLUMNS[2:])
+CSV_COLUMNS = HISTORY_CSV_COLUMNS  # one definition, shared with ``gpshub history export``
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +73,7 @@ async def _csv(req: ApiRequest, device: Device, query: _Range) -> AsyncIterator[
         buffer.seek(0)
         buffer.truncate()
         for row in rows:
-            data = position_json(row)
-            data["device_name"] = device.name
-            writer.writerow([csv_cell(data.get(c)) for c in CSV_COLUMNS])
+            writer.writerow(history_csv_row(row, device.name))
         yield buffer.getvalue()
 
 
@@ -86,9 +83,7 @@ async def _geojson(req: ApiRequest, device: Device, query: _Range) -> AsyncItera
     async for rows in _pages(req, device.id or 0, query.start, query.end, query.cursor):
         parts = []
         for row in rows:
-            feature = geojson_feature(position_json(row))
-            feature["id"] = row["id"]
-            feature["properties"]["device_name"] = device.name
+            feature = history_feature(row, device.name)
             parts.append(json.dumps(feature, separators=(",", ":"), default=str))
         yield ("" if first else ",") + ",".join(parts)
         first = False

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from hub.alerts import alert_json
-from hub.models import AlertRule
+from hub.models import Alert, AlertRule
 from hub.rules import RULE_TYPES
 from hub.web.auth import Access, filter_client, owning_client
 from hub.web.routing import ApiRequest, ApiRoute
@@ -31,6 +31,11 @@ from hub.web.times import client_zone, resolve
 
 def rule_out(rule: AlertRule) -> RuleOut:
     return RuleOut.model_validate(rule.model_dump())
+
+
+def alert_out(alert: Alert) -> dict[str, Any]:
+    """A stored alert as ``GET /api/alerts`` shows it (``gpshub alert list --json`` too)."""
+    return alert_json({**alert.payload, "eventId": alert.id, "clientId": alert.client_id})
 
 
 async def rule_types(req: ApiRequest) -> RuleTypeList:
@@ -93,7 +98,7 @@ async def list_alerts(req: ApiRequest) -> dict[str, Any]:
         after_id=q.after_id,
         limit=q.limit,
     )
-    alerts = [alert_json({**a.payload, "eventId": a.id, "clientId": a.client_id}) for a in rows]
+    alerts = [alert_out(a) for a in rows]
     return {"alerts": alerts, "next_after_id": rows[-1].id if rows else q.after_id}
 
 

@@ -23,6 +23,7 @@ from hub.models import DeadLetter, SinkRow
 from hub.secrets import SecretError
 from hub.signing import generate_secret
 from hub.sink_config import (
+    ResolvedKind,
     checked_format_options,
     checked_headers,
     checked_settings,
@@ -198,6 +199,18 @@ async def create_sink(req: ApiRequest) -> SinkSaved:
     client_id = await owning_client(hub, req.principal, body.client_id)
     resolved = resolve_kind(hub.registry, body.kind, body.format)
     _may_configure(req.principal, resolved.purpose)
+    fields, signing_secret = new_sink_fields(hub, body, resolved)
+    row = await req.run(hub.store.sinks.create, client_id, **fields)
+    await hub.delivery.reload(row.id or 0)
+    return await _saved(req, row, signing_secret)
+
+
+def new_sink_fields(
+    hub: Hub, body: SinkCreate, resolved: ResolvedKind
+) -> tuple[dict[str, Any], str | None]:
+    """What ``SinkStore.create`` takes besides the client, every part checked (a refusal
+    is an ``Invalid`` naming the field), and the new signing secret if the sink signs.
+    ``gpshub sink add`` stores sinks with it too."""
     settings = checked_settings(resolved.sink_class, hub.outbound_policy, body.settings)
     options = checked_format_options(resolved.format_class, body.format_options)
     secrets: dict[str, Any] = {}
@@ -207,21 +220,23 @@ async def create_sink(req: ApiRequest) -> SinkSaved:
     signing_secret = generate_secret() if body.signing else None
     if signing_secret is not None:
         secrets["signing"] = [_signing_entry(signing_secret)]
-    row = await req.run(
-        hub.store.sinks.create,
-        client_id,
-        name=body.name,
-        kind=resolved.sink_class.kind,
-        format=resolved.format_class.kind,
-        purpose=resolved.purpose,
-        settings=settings,
-        format_options=options,
-        secrets=secrets,
-        enabled=body.enabled,
-        failing_after_s=body.failing_after_s,
-    )
-    await hub.delivery.reload(row.id or 0)
-    return await _saved(req, row, signing_secret)
+    fields = {
+        "name": body.name,
+        "kind": resolved.sink_class.kind,
+        "format": resolved.format_class.kind,
+        "purpose": resolved.purpose,
+        "settings": settings,
+        "format_options": options,
+        "secrets": secrets,
+        "enabled": body.enabled,
+        "failing_after_s": body.failing_after_s,
+    }
+    return fields, signing_secret
+
+
+def present_sink(hub: Hub, row: SinkRow) -> SinkOut:
+    """Blocking: a sink as the API shows it (``gpshub sink list --json`` too)."""
+    return _present(hub, row)
 
 
 async def get_sink(req: ApiRequest) -> SinkOut:
