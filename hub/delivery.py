@@ -192,7 +192,9 @@ class SinkWorker:
                     client_id=self.row.client_id,
                     http=http,
                     secrets=secrets,
-                    log=logging.LoggerAdapter(logging.getLogger("gpshub.sink"), {"sink": label}),
+                    log=logging.LoggerAdapter(
+                        logging.getLogger("gpshub.sink"), {"sink": label, "sink_id": self.sink_id}
+                    ),
                     clock=hub.clock,
                 ),
             )

@@ -246,7 +246,7 @@ class SourceRunner:
             elif self.failures:
                 say = f"recovered after {self.failures} failed poll(s)"
             else:
-                say = "polling"
+                say = "ok"
             self.failures = 0
             now = self.hub.clock.now()
             await self._set_state(

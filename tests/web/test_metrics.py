@@ -168,3 +168,11 @@ def test_a_metrics_token_is_stored_with_its_scope(tmp_path: Path) -> None:
     principal = store.authenticate(plain)
     assert principal is not None and principal.token_scope == "metrics" and row.scope == "metrics"
     store.close()
+
+
+async def test_openmetrics_when_asked(web: Web) -> None:
+    accept = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
+    r = await web.http.get("/metrics", headers={**web.headers("admin"), "Accept": accept})
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("application/openmetrics-text")
+    assert "gpshub_positions_ingested_total 0" in r.text and r.text.endswith("# EOF\n")
