@@ -118,19 +118,44 @@ def _progress() -> Progress:
 
 # -- serve -----------------------------------------------------------------------------
 def cmd_serve(args: argparse.Namespace) -> None:
-    overrides = {"host": args.host, "port": args.port}
+    overrides = {
+        "host": args.host,
+        "port": args.port,
+        "log_format": args.log_format,
+        "metrics_listen": args.metrics_listen,
+    }
     settings = _settings(args, **overrides)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     from hub.core import Hub
+    from hub.web.app import ListenError
 
     hub = Hub.open(settings)
-    token = hub.store.bootstrap_admin()
-    if args.demo:
-        setup_demo(hub)
-    trio.run(functools.partial(_serve, hub, settings, token))
+    # with JSON logs, standard error carries JSON lines only: what is for people (the
+    # address, a new administrator token) goes to standard output
+    say = Console() if settings.log_format == "json" else console
+    try:
+        if args.demo:
+            setup_demo(hub, say)
+        trio.run(functools.partial(_serve, hub, settings, say))
+    except BaseExceptionGroup as group:  # what trio wraps a failed start in
+        matched, _ = group.split(ListenError)
+        if matched is None:
+            raise
+        raise CliError(str(_first(matched))) from None
+    except ListenError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        hub.store.close()
 
 
-async def _serve(hub: Any, settings: Settings, token: str | None) -> None:
+def _first(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
+
+
+async def _serve(hub: Any, settings: Settings, say: Console) -> None:
+    from hub.blocking import run_blocking
     from hub.web.app import serve
 
     async with trio.open_nursery() as nursery:
@@ -139,9 +164,13 @@ async def _serve(hub: Any, settings: Settings, token: str | None) -> None:
                 hub.run, serve=functools.partial(serve, hub, settings.host, settings.port)
             )
         )
-        console.print(f"gpshub is listening on [bold]{url}[/]  (data: {settings.data_dir})")
+        say.print(f"gpshub is listening on [bold]{url}[/]  (data: {settings.data_dir})")
+        if hub.metrics.url:
+            say.print(f"Prometheus metrics, no token needed: {hub.metrics.url}")
+        # only now that the hub serves: a start that failed leaves no token unseen behind it
+        token = await run_blocking(hub.store.bootstrap_admin)
         if token:
-            console.print(
+            say.print(
                 "[bold yellow]Administrator API token (shown once, keep it safe):[/]\n"
                 f"  {token}\n"
                 f"Try: curl -H 'Authorization: Bearer {token}' {url}/api/devices/latest",
@@ -149,15 +178,14 @@ async def _serve(hub: Any, settings: Settings, token: str | None) -> None:
             )
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for signum in signals:
-                console.print(
+                say.print(
                     f"{signal.Signals(signum).name}: finishing the batch in flight, then exiting"
                 )
                 hub.shutdown()
                 break
-    hub.store.close()
 
 
-def setup_demo(hub: Any) -> None:
+def setup_demo(hub: Any, say: Console = console) -> None:
     """The demo client, a simulator connection on the built-in city route, one device."""
     if "simulator" not in hub.registry.sources:
         raise CliError("--demo needs the simulator plugin: install gpshub-simulator")
@@ -191,7 +219,7 @@ def setup_demo(hub: Any) -> None:
         ]
     # the device as the API names it (it may have been renamed since it was made)
     shown = ", ".join(f"device #{d.id} {d.name!r} (remote id {d.remote_id})" for d in devices)
-    console.print(
+    say.print(
         f"Demo: client {client.name!r}, connection #{conn.id} {conn.label!r}, {shown}",
         soft_wrap=True,
         markup=False,
@@ -267,8 +295,12 @@ def cmd_token_create(args: argparse.Namespace) -> None:
     users = [
         u for u in store.list_users(client_id) if u.name == args.user and u.client_id == client_id
     ]
+    if args.scope == "metrics" and client_id is not None:
+        raise CliError("a metrics token is the system administrator's: omit --client")
     user = users[0] if users else store.create_user(args.user, role, client_id)
-    _, plain = store.create_token(user.id, args.name or "created with gpshub token create")
+    _, plain = store.create_token(
+        user.id, args.name or "created with gpshub token create", args.scope
+    )
     console.print(
         f"token for {user.name!r} ({user.role}{'' if client_id is None else f', client {client_id}'}), shown once:"
     )
@@ -488,6 +520,16 @@ def build_parser(plugin_manager: Any = None) -> argparse.ArgumentParser:
         action="store_true",
         help="add a demo client with a simulated vehicle on a city route",
     )
+    s.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        help="text (default) or json: one JSON object per line (GPSHUB_LOG_FORMAT)",
+    )
+    s.add_argument(
+        "--metrics-listen",
+        metavar="HOST:PORT",
+        help="also serve /metrics without a token here, e.g. 127.0.0.1:9464 (GPSHUB_METRICS_LISTEN)",
+    )
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("plugins", help="list installed plugins and what they register")
@@ -520,6 +562,12 @@ def build_parser(plugin_manager: Any = None) -> argparse.ArgumentParser:
         help="role of a new client user (default manager)",
     )
     s.add_argument("--name", help="a note on what the token is for")
+    s.add_argument(
+        "--scope",
+        choices=["all", "metrics"],
+        default="all",
+        help="metrics: the token may only read /metrics (for a Prometheus server)",
+    )
     s.set_defaults(func=cmd_token_create)
 
     conn = sub.add_parser(

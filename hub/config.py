@@ -27,6 +27,9 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()
     disable_plugins: tuple[str, ...] = ()
     log_level: str = "INFO"
+    log_format: str = "text"  # "text" for people, "json": one object per line
+    log_summary_s: float = 60.0  # seconds between the one-line summaries at INFO (0: none)
+    metrics_listen: str = ""  # "host:port" serving /metrics without a token (e.g. 127.0.0.1:9464)
     sqlite_synchronous: str = "NORMAL"  # FULL also survives power loss, at a cost
     live_ping_interval: float = 20.0  # seconds between keep-alive pings on /api/live
     live_max_pending: int = 10_000  # messages a live subscriber may fall behind by
@@ -87,7 +90,17 @@ class Settings:
         return replace(self, **changes)
 
 
+_CHOICES = {"log_format": ("text", "json")}
+
+
 def _coerce(name: str, value: Any, current: Any) -> Any:
+    if name in _CHOICES:
+        text = str(value).strip().lower()
+        if text not in _CHOICES[name]:
+            raise ValueError(
+                f"setting {name!r}: {value!r} is not one of {', '.join(_CHOICES[name])}"
+            )
+        return text
     try:
         if isinstance(current, Path):
             return Path(value).expanduser()

@@ -27,6 +27,10 @@ What it promises (at least once, in order per device, nothing lost):
   first success, and ``failing`` once it has failed continuously for its failing
   period (15 min by default).  A slow or dead receiver holds only its own worker:
   ingest writes the outbox and never waits for delivery.
+
+Each change of a sink's state is logged (the first success at INFO, ``retrying`` and
+``failing`` at WARNING, ``ok`` again at INFO), as are the receiver going down and coming
+back, with ``sink_id`` and ``state`` in each record.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from __future__ import annotations
 import functools
 import logging
 import random
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -131,6 +136,7 @@ class SinkWorker:
         self._secrets: list[str] = []
         self._client: dict[str, Any] = {}
         self._broken = False
+        self.label = f"sink #{sink_id}"
 
     @property
     def down(self) -> bool:
@@ -147,7 +153,7 @@ class SinkWorker:
         for p in pending:
             self.lanes.setdefault(p.device_id, []).append(p)
         task_status.started()
-        label = f"sink {self.row.name!r} (#{self.sink_id})"
+        label = self.label = f"sink {self.row.name!r} (#{self.sink_id})"
         try:
             sink_cls = hub.registry.sinks[self.row.kind]
             format_cls = hub.registry.formats[self.row.format]
@@ -155,7 +161,7 @@ class SinkWorker:
             self.format = format_cls(format_cls.parse_options(self.row.format_options))
         except Exception as exc:  # an uninstalled plugin, settings it no longer accepts
             message = f"cannot deliver: {type(exc).__name__}: {exc}"
-            log.warning("%s: %s", label, message)
+            log.warning("%s: %s", label, message, extra=self._extra(SinkState.FAILING))
             await run_blocking(
                 functools.partial(
                     self.store.save_progress,
@@ -170,7 +176,7 @@ class SinkWorker:
         # a batch carries many devices' messages: its failure is the receiver's
         self.down_after = DOWN_AFTER if self.format.max_batch == 1 else 1
         if self.down:
-            log.info("%s: the receiver was down; probing it", label)
+            log.info("%s: the receiver was down; probing it", label, extra=self._extra())
         from hub.netguard import guarded_client
 
         async with guarded_client(
@@ -186,7 +192,9 @@ class SinkWorker:
                     client_id=self.row.client_id,
                     http=http,
                     secrets=secrets,
-                    log=logging.LoggerAdapter(logging.getLogger("gpshub.sink"), {"sink": label}),
+                    log=logging.LoggerAdapter(
+                        logging.getLogger("gpshub.sink"), {"sink": label, "sink_id": self.sink_id}
+                    ),
                     clock=hub.clock,
                 ),
             )
@@ -202,11 +210,13 @@ class SinkWorker:
                 self._client = await run_blocking(self.store.client_info, self.row.client_id)
                 worked = await self.round()
                 if self._broken:
-                    log.info("%s: working again", label)
+                    log.info("%s: working again", label, extra=self._extra())
                     self._broken = False
             except Exception:
                 if not self._broken:
-                    log.exception("%s: a delivery round failed; retrying", label)
+                    log.exception(
+                        "%s: a delivery round failed; retrying", label, extra=self._extra()
+                    )
                 self._broken = True
                 await trio.sleep(ERROR_BACKOFF_S)
                 continue
@@ -261,8 +271,44 @@ class SinkWorker:
         progress = rnd.progress
         with trio.CancelScope(shield=True):
             await run_blocking(self.store.save_progress, self.sink_id, progress)
+        self.hub.delivery.count(progress)
+        self.hub.metrics.observe_dead_letters(self.sink_id, self.row.kind, len(progress.dead))
+        self._log_state(progress.status.get("state"), units, now)
         self._apply(progress)
         return True
+
+    def _extra(self, state: str | None = None) -> dict[str, Any]:
+        """A log record's structured fields."""
+        return {"sink_id": self.sink_id, "kind": self.row.kind, "state": state or self.row.state}
+
+    def _log_state(self, state: str | None, units: list[_Unit], now: datetime) -> None:
+        """Log a change of the sink's state (``state``: the one this round sets)."""
+        before = self.row.state
+        if state is None or state == before:
+            return
+        extra = {**self._extra(state), "previous_state": before}
+        errors = [u.error for u in units if u.outcome == "failed"]
+        if state == SinkState.OK:
+            what = "first delivery succeeded" if before == SinkState.NEW else "delivering again"
+            log.info("%s: %s", self.label, what, extra=extra)
+        elif state == SinkState.RETRYING:
+            log.warning(
+                "%s: delivery failed (%s); retrying",
+                self.label,
+                errors[-1] if errors else "?",
+                extra=extra,
+            )
+        elif state == SinkState.FAILING:
+            since = self.row.failing_since or now
+            log.warning(
+                "%s is failing: nothing delivered for %.0f s (%s)",
+                self.label,
+                (now - since).total_seconds(),
+                errors[-1] if errors else "?",
+                extra=extra,
+            )
+        else:
+            log.info("%s: %s", self.label, state, extra=extra)
 
     def _owed_units(self, now: datetime) -> list[_Unit]:
         """Requests for owed messages that are due: each due lane from its head on."""
@@ -432,8 +478,13 @@ class SinkWorker:
                     e.owed.delivery_id = unit.id
         rnd.sent += 1
         delivery = Delivery(unit.id, body, self.format.content_type, len(items))
+        started = time.perf_counter()
         try:
-            await self.sink.deliver(delivery)
+            try:
+                await self.sink.deliver(delivery)
+            finally:
+                elapsed = time.perf_counter() - started
+                self.hub.metrics.observe_delivery(self.sink_id, self.row.kind, elapsed)
         except DeliveryFailed as exc:
             unit.outcome, unit.retry_after, unit.status = "failed", exc.retry_after, exc.status
             unit.error = self._scrub(str(exc) or "delivery failed")
@@ -555,19 +606,16 @@ class SinkWorker:
             last_error=failed[-1].error,
             state=SinkState.FAILING if failing else SinkState.RETRYING,
         )
-        if failing and self.row.state != SinkState.FAILING:
-            log.warning(
-                "sink %r (#%s) is failing: nothing delivered for %.0f s (%s)",
-                self.row.name,
-                self.sink_id,
-                (now - since).total_seconds(),
-                failed[-1].error,
-            )
         if self.down:  # a failed probe: the next one waits twice as long
             interval = min((self.row.probe_interval_s or PROBE_FIRST_S) * 2, PROBE_MAX_S)
         elif self.in_a_row >= self.down_after:
             interval = PROBE_FIRST_S
-            log.info("sink #%s: the receiver is down (%s); probing", self.sink_id, failed[-1].error)
+            log.info(
+                "%s: the receiver is down (%s); probing",
+                self.label,
+                failed[-1].error,
+                extra=self._extra(),
+            )
         else:
             return
         wait = max(interval, *(_wait(u) or 0.0 for u in failed))
@@ -576,7 +624,7 @@ class SinkWorker:
     def _recovered(self, progress: Progress, now: datetime) -> None:
         """The receiver answers again: the worker is up, and what it owes is retried now,
         not on schedule."""
-        log.info("sink #%s: the receiver is back; retrying what is owed", self.sink_id)
+        log.info("%s: the receiver is back; retrying what is owed", self.label, extra=self._extra())
         progress.status.update(probe_at=None, probe_interval_s=None)
         self.probes = 0
         touched = {p.outbox_id for p in progress.pending} | set(progress.removed)
@@ -645,6 +693,16 @@ class DeliveryService:
         self.hub = hub
         self.workers: dict[int, _WorkerHandle] = {}
         self._nursery: trio.Nursery | None = None
+        # since start, all sinks: items delivered, failed requests, dead letters made
+        self.delivered = 0
+        self.failed_requests = 0
+        self.dead_lettered = 0
+
+    def count(self, progress: Progress) -> None:
+        """Add a saved round's outcome to the totals (the summary's figures)."""
+        self.delivered += progress.delivered
+        self.failed_requests += progress.failed_attempts
+        self.dead_lettered += len(progress.dead)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         try:
@@ -684,12 +742,21 @@ class DeliveryService:
             handle.scope.cancel()
         if self._nursery is None:
             return
+        extra = {"sink_id": sink_id}
         try:
             row = await run_blocking(self.hub.store.sinks.get, sink_id)
         except LookupError:
+            self.hub.metrics.forget_sink(sink_id)
+            if handle is not None:
+                log.info("sink #%s: deleted; its worker stopped", sink_id, extra=extra)
             return
+        label = f"sink {row.name!r} (#{sink_id})"
         if row.enabled:
+            if handle is None:
+                log.info("%s: delivery starts", label, extra=extra)
             await self._start(sink_id)
+        elif handle is not None:
+            log.info("%s: paused (disabled)", label, extra=extra)
 
     def notify(self, client_ids: set[int] | None = None) -> None:
         """New outbox messages (of these clients): wake their workers."""

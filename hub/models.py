@@ -102,6 +102,13 @@ class Role(StrEnum):
     VIEWER = "viewer"  # a client's read-only user
 
 
+class TokenScope(StrEnum):
+    """What an API token may do (``ApiToken.scope``)."""
+
+    ALL = "all"  # whatever its user's role allows
+    METRICS = "metrics"  # only read /metrics (the administrator's tokens only)
+
+
 class ConnectionState(StrEnum):
     NEW = "new"  # saved, not polled yet
     IDLE = "idle"  # nothing to poll: no device imported or linked yet
@@ -165,6 +172,9 @@ class ApiToken(SQLModel, table=True):
     name: str = Field(default="", max_length=200)
     prefix: str = Field(max_length=20)
     token_hash: str = Field(max_length=64, unique=True)
+    # what the token may do: "all" (whatever its user's role allows) or "metrics" (an
+    # administrator's token that may only read /metrics, for a Prometheus server)
+    scope: str = Field(default="all", max_length=20, sa_column_kwargs={"server_default": "all"})
     created_at: datetime = _created()
     last_used_at: datetime | None = _ts()
 

@@ -11,6 +11,7 @@ transaction on a worker thread.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +27,7 @@ from hub.positions import CursorUpdate, IngestItem, WriteResult, live_position
 
 if TYPE_CHECKING:
     from hub.clock import Clock
+    from hub.metrics import HubMetrics
     from hub.store import Store
 
 log = logging.getLogger(__name__)
@@ -74,6 +76,7 @@ class Pipeline:
         self._sending_invalid: set[int | None] = set()  # connections logged as such
         self._send, self._receive = trio.open_memory_channel[_Batch](max_pending_batches)
         self.after_commit: Callable[[WriteResult], None] | None = None
+        self.metrics: HubMetrics | None = None  # the hub's: batch latency
 
     async def submit(
         self, items: Sequence[IngestItem], cursors: Sequence[CursorUpdate] = ()
@@ -159,8 +162,13 @@ class Pipeline:
         cursors = [c for b in group for c in b.cursors]
         now = self.clock.now()
         self.stats.batches += len(group)
+        started = time.perf_counter()
         try:
-            result, messages = await run_blocking(self._write_sync, items, cursors, now)
+            try:
+                result, messages = await run_blocking(self._write_sync, items, cursors, now)
+            finally:
+                if self.metrics is not None:
+                    self.metrics.ingest_batch_seconds.observe(time.perf_counter() - started)
         except Exception as exc:
             self.stats.failed_transactions += 1
             log.exception("storing %d fixes failed; their sources will retry", len(items))

@@ -32,6 +32,7 @@ from hub.models import (
     PluginState,
     Role,
     SourceCursor,
+    TokenScope,
     User,
     bump_client_version,
     utcnow,
@@ -72,6 +73,7 @@ class Principal:
     role: str
     token_id: int | None = None
     name: str = ""
+    token_scope: str = TokenScope.ALL  # "metrics": the token may only read /metrics
 
     @property
     def is_admin(self) -> bool:
@@ -240,17 +242,31 @@ class Store:
                     raise Conflict("user", "the last system administrator cannot be deleted")
             s.delete(user)
 
-    def create_token(self, user_id: int, name: str = "") -> tuple[ApiToken, str]:
-        """A new token for ``user_id``: the row and the plaintext (shown once)."""
+    def create_token(
+        self, user_id: int, name: str = "", scope: str = TokenScope.ALL
+    ) -> tuple[ApiToken, str]:
+        """A new token for ``user_id``: the row and the plaintext (shown once).
+
+        ``scope`` ``metrics`` makes a token that may only read ``/metrics``: the
+        metrics are the whole hub's, so only the administrator may have one.
+        """
+        if scope not in set(TokenScope):
+            raise Invalid("scope", f"must be one of {', '.join(TokenScope)}")
         plain = tokens.new_token()
         with self.session(write=True) as s:
-            if s.get(User, user_id) is None:
+            user = s.get(User, user_id)
+            if user is None:
                 raise NotFound(f"user {user_id} not found")
+            if scope == TokenScope.METRICS and not (
+                user.role == Role.ADMIN and user.client_id is None
+            ):
+                raise Invalid("scope", "only the system administrator may have a metrics token")
             row = ApiToken(
                 user_id=user_id,
                 name=name,
                 prefix=tokens.display_prefix(plain),
                 token_hash=tokens.token_hash(plain),
+                scope=str(scope),
             )
             s.add(row)
             s.flush()
@@ -295,6 +311,7 @@ class Store:
             role=user.role,
             token_id=token.id,
             name=user.name,
+            token_scope=token.scope,
         )
 
     def bootstrap_admin(self) -> str | None:

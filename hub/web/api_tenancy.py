@@ -133,7 +133,7 @@ async def list_tokens(req: ApiRequest) -> TokenList:
 async def create_token(req: ApiRequest) -> TokenCreated:
     body = req.body_as(TokenCreate)
     owner = await _token_owner(req, body.user_id)
-    row, plain = await req.run(req.hub.store.create_token, owner, body.name)
+    row, plain = await req.run(req.hub.store.create_token, owner, body.name, body.scope)
     return TokenCreated(**token_out(row).model_dump(), token=plain)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,6 +18,8 @@ from starlette.routing import BaseRoute, Mount, Router, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
 from hub import __version__
+from hub.errors import HubError
+from hub.metrics import parse_listen
 from hub.web import (
     api_connections,
     api_devices,
@@ -24,6 +27,7 @@ from hub.web import (
     api_health,
     api_history,
     api_kinds,
+    api_metrics,
     api_rules,
     api_sinks,
     api_tenancy,
@@ -60,6 +64,7 @@ def api_table() -> list[ApiRoute]:
         *api_geofences.ROUTES,
         *api_rules.ROUTES,
         *api_sinks.ROUTES,
+        *api_metrics.ROUTES,
     ]  # fmt: skip
 
 
@@ -182,6 +187,37 @@ def plugin_mounts(hub: Hub) -> list[Mount]:
 
 
 # -- serving ---------------------------------------------------------------------------
+class ListenError(HubError):
+    """The server could not listen on its address (in use, not ours, no permission)."""
+
+    def __init__(self, host: str, port: int, reason: str) -> None:
+        shown = f"[{host}]" if ":" in host else host
+        super().__init__(f"cannot listen on {shown}:{port}: {reason}")
+        self.host, self.port, self.reason = host, port, reason
+
+
+def _os_error(exc: BaseException) -> OSError | None:
+    """The ``OSError`` in ``exc`` or in the exception groups it is wrapped in."""
+    if isinstance(exc, OSError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _os_error(inner)
+            if found is not None:
+                return found
+    return None
+
+
+def _reason(exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return "address already in use"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return "no such address on this machine"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    return (exc.strerror or str(exc)).lower()
+
+
 def _config(host: str, port: int, options: LiveOptions) -> Config:
     config = Config()
     bind_host = f"[{host}]" if ":" in host and not host.startswith("[") else host
@@ -204,31 +240,59 @@ async def serve(
 ) -> None:
     """Serve the API until cancelled; report the base URL (``http://host:port``) once bound.
 
-    Cancellation (the hub shutting down) triggers a graceful shutdown: hypercorn stops
-    accepting, live sockets are closed with 1001, and requests in flight get
-    ``GRACEFUL_SECONDS`` to finish.  Port 0 binds a free port.
+    With the ``metrics_listen`` setting, ``/metrics`` is also served alone, without a
+    token, on that address.  Cancellation (the hub shutting down) triggers a graceful
+    shutdown: hypercorn stops accepting, live sockets are closed with 1001, and requests
+    in flight get ``GRACEFUL_SECONDS`` to finish.  Port 0 binds a free port.  An address
+    that cannot be listened on raises ``ListenError``.
     """
     app = app or create_app(hub)
     closing: trio.Event = app.state.closing
-    config = _config(host, port, app.state.live)
-    server_scope = trio.CancelScope(shield=True)
-
-    async def run(task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
-        with server_scope:  # shielded: our own cancellation becomes a graceful shutdown
-            await hypercorn.trio.serve(
-                app,  # type: ignore[arg-type]
-                config,
-                shutdown_trigger=closing.wait,
-                task_status=task_status,
-            )
+    metrics_at = parse_listen(hub.settings.metrics_listen) if hub.settings.metrics_listen else None
+    scopes: list[trio.CancelScope] = []
 
     async with trio.open_nursery() as nursery:
-        binds: list[str] = await nursery.start(run)
-        url = binds[0]
+        url = await _start(nursery, app, _config(host, port, app.state.live), closing, scopes)
         log.info("API listening on %s", url)
+        if metrics_at is not None:
+            from hub.web.api_metrics import metrics_app
+
+            config = _config(*metrics_at, app.state.live)
+            murl = await _start(nursery, metrics_app(hub), config, closing, scopes)
+            hub.metrics.url = murl + "/metrics"
+            log.info("metrics served without a token on %s/metrics", murl)
         task_status.started(url)
         try:
             await trio.sleep_forever()
         finally:
             closing.set()
-            server_scope.deadline = trio.current_time() + GRACEFUL_SECONDS + 2
+            for scope in scopes:
+                scope.deadline = trio.current_time() + GRACEFUL_SECONDS + 2
+
+
+async def _start(
+    nursery: trio.Nursery,
+    app: Any,
+    config: Config,
+    closing: trio.Event,
+    scopes: list[trio.CancelScope],
+) -> str:
+    """Start hypercorn serving ``app``; its base URL once it listens."""
+    server_scope = trio.CancelScope(shield=True)
+    scopes.append(server_scope)
+
+    async def run(task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
+        with server_scope:  # shielded: our own cancellation becomes a graceful shutdown
+            await hypercorn.trio.serve(
+                app, config, shutdown_trigger=closing.wait, task_status=task_status
+            )
+
+    try:
+        binds: list[str] = await nursery.start(run)
+    except Exception as exc:
+        error = _os_error(exc)
+        if error is None:
+            raise
+        host, _, port = config.bind[0].rpartition(":")
+        raise ListenError(host.strip("[]"), int(port), _reason(error)) from None
+    return binds[0]

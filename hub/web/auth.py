@@ -5,7 +5,10 @@ Every route declares an ``Access`` rule, checked before the handler runs:
 * ``PUBLIC``: no token (health, readiness, the OpenAPI document; they expose no data);
 * ``USER``: any valid token; what the caller sees is limited to its client;
 * ``MANAGER``: a client's manager or the administrator (changes);
-* ``ADMIN``: the system administrator only.
+* ``ADMIN``: the system administrator only;
+* ``METRICS``: the system administrator, with any of its tokens or one whose scope is
+  ``metrics`` (``/metrics``).  A ``metrics`` token may call nothing else: a Prometheus
+  server holding one can read the metrics and do nothing more.
 
 Objects of another client answer 404, exactly like missing ones, so ids do not leak.
 """
@@ -16,6 +19,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from hub.blocking import run_blocking
+from hub.models import TokenScope
 from hub.store import NotFound, Principal
 from hub.web.errors import ApiError, forbidden, invalid
 
@@ -30,6 +34,7 @@ class Access(StrEnum):
     USER = "user"
     MANAGER = "manager"
     ADMIN = "admin"
+    METRICS = "metrics"
 
     @property
     def description(self) -> str:
@@ -43,6 +48,8 @@ _DESCRIPTIONS = {
     Access.MANAGER: "A client's manager (its own client's data) or the administrator; "
     "viewers get 403.",
     Access.ADMIN: "The system administrator only; a client's users get 403.",
+    Access.METRICS: "The system administrator: any of its tokens, or a token created with "
+    'scope "metrics" (which may call nothing else); a client\'s users get 403.',
 }
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="gpshub"'}
@@ -81,6 +88,10 @@ def check_access(principal: Principal, access: Access) -> None:
     if not principal.is_admin and principal.client_id is None:
         # the store allows no such user; refuse rather than let ``scope`` mean "all"
         raise forbidden("you belong to no client")
+    if principal.token_scope != TokenScope.ALL and access is not Access.METRICS:
+        raise forbidden("this token may only read /metrics")
+    if access is Access.METRICS and not principal.is_admin:
+        raise forbidden("only the system administrator may read the metrics")
     if access is Access.MANAGER and not principal.can_write:
         raise forbidden("your role may only read")
     if access is Access.ADMIN and not principal.is_admin:

@@ -90,7 +90,7 @@ def _error_statuses(spec: ApiRoute) -> list[int]:
     statuses = set(spec.errors)
     if spec.access is not Access.PUBLIC:
         statuses.add(401)
-    if spec.access in (Access.MANAGER, Access.ADMIN):
+    if spec.access in (Access.MANAGER, Access.ADMIN, Access.METRICS):
         statuses.add(403)
     if spec.query is not None:
         statuses.add(400)

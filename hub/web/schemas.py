@@ -484,6 +484,10 @@ class TokenOut(BaseModel):
     user_id: int
     name: str
     prefix: str = Field(description="The first characters of the token, to recognise it.")
+    scope: str = Field(
+        default="all",
+        description='"all": whatever its user may do; "metrics": only read /metrics.',
+    )
     created_at: datetime
     last_used_at: datetime | None
 
@@ -502,6 +506,11 @@ class TokenCreate(RequestModel):
         default=None,
         description="Whose token: yourself by default; a manager may name a user of its "
         "client, the administrator anybody.",
+    )
+    scope: Literal["all", "metrics"] = Field(
+        default="all",
+        description='"metrics": a token that may only read /metrics (for a Prometheus '
+        "server); only the system administrator may have one.",
     )
 
 
