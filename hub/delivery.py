@@ -60,6 +60,7 @@ SCHEDULE_S = (5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
 """Seconds to wait after the n-th failed attempt of a message (n = 1…9)."""
 MAX_ATTEMPTS = len(SCHEDULE_S) + 1
 JITTER = 0.2
+EXCERPT_CHARS = 500  # what a dead letter keeps of the answer, after secrets are masked
 DOWN_AFTER = 3  # failed requests in a row that make a receiver "down" (a failed batch: one)
 PROBE_FIRST_S, PROBE_MAX_S = 5.0, 300.0
 SINGLE_CHUNK = 64  # messages one round takes for single-object formats
@@ -442,7 +443,7 @@ class SinkWorker:
         except DeliveryRejected as exc:
             unit.outcome, unit.status = "rejected", exc.status
             unit.error = self._scrub(str(exc) or "rejected")
-            unit.excerpt = self._scrub(exc.excerpt)
+            unit.excerpt = self._scrub(exc.excerpt)[:EXCERPT_CHARS]
             rnd.succeeded += 1  # the receiver is up: it answered
             self.in_a_row = 0
         except Exception as exc:  # a plugin's bug: retried like a failure, never a crash

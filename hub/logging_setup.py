@@ -13,6 +13,8 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
+from hub.secret_forms import mask_secrets
+
 _SECRET_RE = re.compile(
     r"(?i)\b(token|access_token|api_key|apikey|sid|eid|password|passwd|secret|authorization|"
     r"aas_token|session_?id)(\"?\s*[=:]\s*\"?)(bearer\s+|basic\s+|flespitoken\s+)?([^\s&\"',;}]+)"
@@ -27,16 +29,16 @@ def redact(text: str) -> str:
 
 
 def scrub(text: str | None, secrets: Iterable[Any] = ()) -> str | None:
-    """``text`` with each of ``secrets`` (and ``key=value`` secrets) masked.
+    """``text`` with each of ``secrets`` (and ``key=value`` secrets) masked, in every
+    form an echo may give it: JSON-escaped, URL-encoded, HTML-escaped or base64
+    (``hub.secret_forms``).
 
-    For messages that come from plugins, which may quote what they were given.
+    For messages that come from plugins, which may quote what they were given, and for
+    receivers' answers, which may quote the request.
     """
     if text is None:
         return None
-    for value in secrets:
-        if isinstance(value, str) and len(value) >= 3:
-            text = text.replace(value, "[redacted]")
-    return redact(text)
+    return redact(mask_secrets(text, secrets))
 
 
 class RedactingFilter(logging.Filter):
