@@ -157,6 +157,7 @@ class ApiToken(SQLModel, table=True):
     token_hash: str = Field(max_length=64, unique=True)
     created_at: datetime = _created()
     last_used_at: datetime | None = _ts()
+    expires_at: datetime | None = _ts()  # when it stops working; None: never
 
 
 class Connection(SQLModel, table=True):

@@ -8,7 +8,10 @@ Protocol (every message is a JSON object with a ``type``):
 2. Authentication, either with ``Authorization: Bearer gph_…`` on the handshake (a bad
    token is refused with 401 before accepting), or, for browsers that cannot set
    headers, with the first message ``{"type": "auth", "token": "gph_…"}`` within 10 s
-   (else the socket is closed with 4001).
+   (else the socket is closed with 4001).  Failed attempts count against the client's
+   address like the API's: while it is throttled the handshake is refused with 429 and
+   ``Retry-After``, and an ``auth`` message is answered with an ``error``
+   (``too_many_attempts``, ``retry_after`` in seconds) and close code 4029.
 3. ``?device_ids=1,2`` limits the feed to those devices (default: all of the caller's
    devices, and every client's for the administrator).  Ids that are not the caller's
    are refused: an ``error`` message naming them, then close code 4003.
@@ -44,7 +47,7 @@ from hub.blocking import run_blocking
 from hub.livefeed import DEFAULT_MAX_PENDING, Subscriber, SubscriberLagging
 from hub.positions import position_json
 from hub.store import Principal
-from hub.web.auth import Access, authenticate_token, bearer_token, check_access
+from hub.web.auth import Access, AuthGate, bearer_token, check_access
 from hub.web.errors import ApiError, error_response
 
 if TYPE_CHECKING:
@@ -58,6 +61,7 @@ CLOSE_TOO_BIG = 1009
 CLOSE_UNAUTHORIZED = 4001
 CLOSE_FORBIDDEN = 4003
 CLOSE_LAGGING = 4008
+CLOSE_THROTTLED = 4029
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,13 +124,19 @@ def parse_device_ids(text: str | None) -> list[int] | None:
 
 
 async def _deny(
-    ws: WebSocket, status: int, code: str, message: str, field: str | None = None
+    ws: WebSocket,
+    status: int,
+    code: str,
+    message: str,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> None:
     """Refuse the handshake with an HTTP answer (or a bare close without the extension)."""
     if "websocket.http.response" in ws.scope.get("extensions", {}):
-        await ws.send_denial_response(error_response(status, code, message, field))
+        await ws.send_denial_response(error_response(status, code, message, field, headers))
     else:
-        await ws.close(CLOSE_FORBIDDEN if status == 403 else CLOSE_UNAUTHORIZED)
+        close = {403: CLOSE_FORBIDDEN, 429: CLOSE_THROTTLED}.get(status, CLOSE_UNAUTHORIZED)
+        await ws.close(close)
 
 
 async def live_feed(ws: WebSocket) -> None:
@@ -145,9 +155,14 @@ async def live_feed(ws: WebSocket) -> None:
     principal: Principal | None = None
     header = ws.headers.get("authorization")
     if header is not None:
-        token = bearer_token(header)
-        principal = await authenticate_token(hub, token) if token else None
-        if principal is None or not _may_use(principal):
+        try:
+            principal = await AuthGate.of(ws.scope, hub).check(
+                hub, ws.scope, bearer_token(header), "live feed handshake"
+            )
+        except ApiError as exc:
+            await _deny(ws, exc.status, exc.code, exc.message, exc.field, exc.headers)
+            return
+        if not _may_use(principal):
             await _deny(ws, 401, "invalid_token", "the API token is not valid")
             return
     await ws.accept()
@@ -267,8 +282,20 @@ class LiveSession:
             )
             self.finish(CLOSE_UNAUTHORIZED, "unauthorized")
             return None
-        principal = await authenticate_token(self.hub, token)
-        if principal is None or not _may_use(principal):
+        try:
+            principal = await AuthGate.of(self.ws.scope, self.hub).check(
+                self.hub, self.ws.scope, token, "live feed auth message"
+            )
+        except ApiError as exc:
+            if exc.status == 429:
+                retry_after = int(exc.headers["Retry-After"])
+                await self.send_error(exc.code, exc.message, retry_after=retry_after)
+                self.finish(CLOSE_THROTTLED, "too many failed attempts")
+            else:
+                await self.send_error("invalid_token", "the API token is not valid")
+                self.finish(CLOSE_UNAUTHORIZED, "invalid token")
+            return None
+        if not _may_use(principal):
             await self.send_error("invalid_token", "the API token is not valid")
             self.finish(CLOSE_UNAUTHORIZED, "invalid token")
             return None

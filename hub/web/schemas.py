@@ -477,6 +477,9 @@ class TokenOut(BaseModel):
     prefix: str = Field(description="The first characters of the token, to recognise it.")
     created_at: datetime
     last_used_at: datetime | None
+    expires_at: datetime | None = Field(
+        description="When the token stops working (it then answers 401); null: never."
+    )
 
 
 class TokenList(BaseModel):
@@ -489,6 +492,11 @@ class TokenCreated(TokenOut):
 
 class TokenCreate(RequestModel):
     name: str = Field(default="", max_length=200)
+    expires_at: AwareDatetime | None = Field(
+        default=None,
+        description="When the token stops working: a time in the future, with its time "
+        "zone (e.g. `2027-01-01T00:00:00Z`). Default: never.",
+    )
     user_id: int | None = Field(
         default=None,
         description="Whose token: yourself by default; a manager may name a user of its "
