@@ -45,7 +45,7 @@ import trio
 from hub.blocking import run_blocking
 from hub.errors import DeliveryFailed, DeliveryRejected
 from hub.formats import Format
-from hub.logging_setup import scrub
+from hub.logging_setup import MaskingAdapter, scrub
 from hub.models import SinkRow, SinkState
 from hub.sink import Delivery, Sink, SinkContext
 from hub.sink_store import OutboxRow, PendingRow, Progress
@@ -187,7 +187,9 @@ class SinkWorker:
                     client_id=self.row.client_id,
                     http=http,
                     secrets=secrets,
-                    log=logging.LoggerAdapter(logging.getLogger("gpshub.sink"), {"sink": label}),
+                    log=MaskingAdapter(
+                        logging.getLogger("gpshub.sink"), {"sink": label}, self._secrets
+                    ),
                     clock=hub.clock,
                 ),
             )
@@ -421,7 +423,8 @@ class SinkWorker:
         try:
             body = self.format.encode(items)
         except Exception as exc:
-            unit.outcome, unit.error = "rejected", f"the format failed: {type(exc).__name__}: {exc}"
+            unit.outcome = "rejected"
+            unit.error = self._scrub(f"the format failed: {type(exc).__name__}: {exc}")
             return
         head = unit.entries[0].owed
         if head is not None and head.delivery_id != unit.id and self.format.max_batch > 1:

@@ -41,6 +41,24 @@ def scrub(text: str | None, secrets: Iterable[Any] = ()) -> str | None:
     return redact(mask_secrets(text, secrets))
 
 
+class MaskingAdapter(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """A plugin's logger that masks its own secrets (in every form, see ``scrub``) in
+    what it logs: a sink may log the answer of a receiver that echoes the request."""
+
+    def __init__(self, logger: logging.Logger, extra: dict[str, Any], secrets: list[str]):
+        super().__init__(logger, extra)
+        self.secrets = list(secrets)
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        if not self.isEnabledFor(level):
+            return
+        try:
+            text = str(msg) % args if args else str(msg)
+        except (TypeError, ValueError):  # a broken format: keep its parts apart
+            text = " ".join(map(str, (msg, *args)))
+        super().log(level, scrub(text, self.secrets), **kwargs)
+
+
 class RedactingFilter(logging.Filter):
     """Rewrites the record's message with secrets masked (args are folded in first)."""
 

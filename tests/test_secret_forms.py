@@ -9,13 +9,15 @@ from __future__ import annotations
 import base64
 import html
 import json
+import logging
 import re
 from urllib.parse import quote, quote_plus
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.logging_setup import scrub
+from hub.logging_setup import MaskingAdapter, scrub
 from hub.secret_forms import MASK, mask_secrets, secret_forms
 
 SECRET = 'pa"ss\\w/rd <x>'
@@ -125,3 +127,15 @@ def test_any_printable_secret_in_any_form(secret: str, how: str, before: str) ->
         "basic": stretch("user:", secret),
     }.get(how, encode(secret))
     assert needle not in masked
+
+
+def test_a_sinks_logger_masks_its_secrets(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="gpshub.sink")
+    log = MaskingAdapter(logging.getLogger("gpshub.sink"), {"sink": "s"}, [SECRET])
+    log.info("receiver said %s (%d)", json.dumps({"key": SECRET}), 400)
+    log.warning("raw %s", SECRET)
+    log.debug("not logged %s", SECRET)
+    assert [r.getMessage() for r in caplog.records] == [
+        f'receiver said {{"key": "{MASK}"}} (400)',
+        f"raw {MASK}",
+    ]
