@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from hub import tokens
 from hub.blocking import run_blocking
 from hub.store import NotFound, Principal, TokenCheck
-from hub.web.auth_throttle import AuthThrottle, retry_after_header
+from hub.web.auth_throttle import AuthThrottle, Throttled, retry_after_header
 from hub.web.client_address import AddressResolver, throttle_key
 from hub.web.errors import ApiError, forbidden, invalid
 
@@ -109,9 +109,11 @@ class AuthGate:
         credentials that are no bearer token)."""
         key = self.key(scope)
         where = where or _where(scope)
-        wait = self.throttle.wait(key, tokens.token_hash(token) if token else None)
-        if wait is not None:
-            seconds = retry_after_header(wait)
+        digest = tokens.token_hash(token) if token else None
+        try:
+            attempt = await self.throttle.admit(key, digest)
+        except Throttled as exc:
+            seconds = retry_after_header(exc.wait)
             raise ApiError(
                 429,
                 "too_many_attempts",
@@ -119,17 +121,20 @@ class AuthGate:
                 f"try again in {seconds} s",
                 None,
                 {"Retry-After": seconds},
-            )
-        if token:
-            check = await run_blocking(hub.store.check_token, token)
-        else:
-            check = TokenCheck(None, "credentials that are not a bearer token")
-        if check.principal is None:
-            self.throttle.failed(key, where, check.reason, token)
-            raise ApiError(401, "invalid_token", "the API token is not valid", None, _CHALLENGE)
-        assert token is not None
-        self.throttle.succeeded(key, tokens.token_hash(token))
-        return check.principal
+            ) from None
+        try:
+            if token:
+                check = await run_blocking(hub.store.check_token, token)
+            else:
+                check = TokenCheck(None, "credentials that are not a bearer token")
+            if check.principal is None:
+                self.throttle.failed(attempt, where, check.reason, token)
+                raise ApiError(401, "invalid_token", "the API token is not valid", None, _CHALLENGE)
+            assert digest is not None
+            self.throttle.succeeded(attempt, digest)
+            return check.principal
+        finally:
+            self.throttle.release(attempt)  # cancelled while checking: nothing counted
 
 
 def _where(scope: Mapping[str, Any]) -> str:

@@ -14,6 +14,10 @@ not throttled:
   the same address (a NAT, an untrusted proxy) is being throttled.  If such a token
   fails (revoked, expired) it is forgotten and counted.
 
+An attempt being checked holds one failure's worth of the budget until its outcome is
+known, so concurrent attempts cannot overdraw it: beyond what is left, they wait for
+those in flight (a success gives its share back at once).
+
 Every failed attempt that is checked is logged (address, where, why, and for a token
 of the hub's shape its display prefix ``gph_xxxxxx``, never more): at most the bucket's
 size a minute per address.  The first refusal is logged, then a summary of the refusals
@@ -35,7 +39,7 @@ import trio
 
 from hub import tokens
 
-__all__ = ["KNOWN_TOKENS", "AuthThrottle"]
+__all__ = ["KNOWN_TOKENS", "Attempt", "AuthThrottle", "Throttled"]
 
 log = logging.getLogger("hub.web.auth")
 
@@ -49,6 +53,8 @@ class _Address:
     allowance: float  # failed attempts the address may still make now
     stamp: float  # when ``allowance`` was last brought up to date
     known: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    inflight: int = 0  # attempts being checked, each holding one unit of ``allowance``
+    settled: trio.Event = field(default_factory=trio.Event)  # set when one settles
     throttled: bool = False  # refusing since the bucket ran dry, until it is full again
     refused: int = 0  # refusals since the last report
     reported_at: float = 0.0
@@ -62,6 +68,23 @@ def token_hint(token: str | None) -> str:
     if tokens.well_formed(token):
         return f"token {tokens.display_prefix(token)}…"
     return "a malformed token"
+
+
+class Throttled(Exception):
+    """The address may not try a token now; ``wait`` seconds until it may."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"throttled for {wait:.1f} s")
+        self.wait = wait
+
+
+@dataclass(slots=True)
+class Attempt:
+    """An admitted attempt of ``key``, settled with ``succeeded``/``failed``, or given up
+    with ``release`` (a request cancelled meanwhile); settling twice does nothing."""
+
+    key: str
+    holding: _Address | None = None  # the entry holding a unit for this attempt
 
 
 class AuthThrottle:
@@ -91,26 +114,36 @@ class AuthThrottle:
                 self._addresses.popitem(last=False)
         else:
             self._addresses.move_to_end(key)
-            rate = self.per_minute / 60.0
-            entry.allowance = min(
-                float(self.per_minute), entry.allowance + (now - entry.stamp) * rate
-            )
-            entry.stamp = now
-            if entry.throttled and entry.allowance >= self.per_minute:  # calm again
-                self._summary(key, entry, now)
-                entry.throttled = False
+            self._refill(key, entry, now)
         return entry
 
-    def wait(self, key: str, digest: str | None = None) -> float | None:
-        """Seconds until ``key`` may try a token again, ``None`` when it may now (always
-        for a token, by ``digest``, that authenticated from ``key`` before).  Counts
-        and reports the refusal."""
+    def _refill(self, key: str, entry: _Address, now: float) -> None:
+        rate = self.per_minute / 60.0
+        entry.allowance = min(float(self.per_minute), entry.allowance + (now - entry.stamp) * rate)
+        entry.stamp = now
+        if entry.throttled and entry.allowance >= self.per_minute:  # calm again
+            self._summary(key, entry, now)
+            entry.throttled = False
+
+    async def admit(self, key: str, digest: str | None = None) -> Attempt:
+        """Let one attempt of ``key`` through, holding one failure's worth of its budget
+        until it is settled (so concurrent attempts cannot overdraw it: beyond what is
+        left, they wait for those in flight); a token that authenticated from ``key``
+        before (by ``digest``) needs none.  Raises ``Throttled`` (the refusal counted and
+        reported) when nothing is left and nothing is in flight."""
         if not self.enabled:
-            return None
-        now = trio.current_time()
-        entry = self._entry(key, now)
-        if (digest is not None and digest in entry.known) or entry.allowance >= 1.0:
-            return None
+            return Attempt(key)
+        while True:
+            now = trio.current_time()
+            entry = self._entry(key, now)
+            if digest is not None and digest in entry.known:
+                return Attempt(key)
+            if entry.allowance - entry.inflight >= 1.0:
+                entry.inflight += 1
+                return Attempt(key, entry)
+            if not entry.inflight:
+                break
+            await entry.settled.wait()  # one in flight may succeed and give its unit back
         if not entry.throttled:
             entry.throttled, entry.refused, entry.reported_at = True, 0, now
             log.warning(
@@ -123,25 +156,42 @@ class AuthThrottle:
             entry.refused += 1
             if now - entry.reported_at >= SUMMARY_EVERY_S:
                 self._summary(key, entry, now)
-        return (1.0 - entry.allowance) * 60.0 / self.per_minute
+        raise Throttled((1.0 - entry.allowance) * 60.0 / self.per_minute)
 
-    def failed(self, key: str, where: str, reason: str, token: str | None) -> None:
-        """A checked attempt failed: logged, and one taken from the bucket."""
+    def release(self, attempt: Attempt) -> None:
+        """Give back what ``attempt`` holds, counting nothing."""
+        entry, attempt.holding = attempt.holding, None
+        if entry is not None:
+            entry.inflight -= 1
+            entry.settled.set()
+            entry.settled = trio.Event()
+
+    def failed(self, attempt: Attempt, where: str, reason: str, token: str | None) -> None:
+        """A checked attempt failed: logged, and one failure taken from the budget."""
         log.warning(
-            "failed authentication from %s (%s): %s, %s", key, where, reason, token_hint(token)
+            "failed authentication from %s (%s): %s, %s",
+            attempt.key,
+            where,
+            reason,
+            token_hint(token),
         )
         if not self.enabled:
             return
-        entry = self._entry(key, trio.current_time())
+        now = trio.current_time()
+        entry = attempt.holding or self._entry(attempt.key, now)
+        if attempt.holding is not None:
+            self._refill(attempt.key, entry, now)
         entry.allowance = max(0.0, entry.allowance - 1.0)
         if token:
             entry.known.pop(tokens.token_hash(token), None)
+        self.release(attempt)
 
-    def succeeded(self, key: str, digest: str) -> None:
-        """A token authenticated from ``key``: remembered there."""
+    def succeeded(self, attempt: Attempt, digest: str) -> None:
+        """A token authenticated: nothing is taken, and it is remembered for the address."""
+        self.release(attempt)
         if not self.enabled:
             return
-        entry = self._entry(key, trio.current_time())
+        entry = self._entry(attempt.key, trio.current_time())
         entry.known[digest] = None
         entry.known.move_to_end(digest)
         while len(entry.known) > KNOWN_TOKENS:

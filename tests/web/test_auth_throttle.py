@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+import trio
 from harness import Web, make_hub, running_web
 from test_live import closed_with, live, receive
 from trio.testing import MockClock
@@ -23,7 +25,7 @@ from trio_websocket import ConnectionRejected
 
 from hub import tokens
 from hub.config import Settings
-from hub.web.auth_throttle import AuthThrottle
+from hub.web.auth_throttle import AuthThrottle, Throttled
 from hub.web.client_address import AddressResolver, throttle_key
 
 WRONG = tokens.new_token()  # well formed, never issued
@@ -116,6 +118,34 @@ async def test_no_token_or_successful_requests_never_count(
         assert_throttled(await get(web, WRONG), 20)
     assert "a malformed token" in caplog.text and "not a bearer token" in caplog.text
     assert "s3cret-ish" not in caplog.text and "dXNlcjpwYXNz" not in caplog.text
+
+
+async def test_concurrent_attempts_cannot_overdraw_the_budget(
+    tmp_path: Path, mock_clock: MockClock
+) -> None:
+    async with throttled(tmp_path, auth_failures_per_minute=5) as web:
+        statuses: list[int] = []
+
+        async def attempt(token: str) -> None:
+            statuses.append((await get(web, token)).status_code)
+
+        # a page opening with many requests at once, its token new to the address
+        async with trio.open_nursery() as nursery:
+            for _ in range(20):
+                nursery.start_soon(attempt, web.tokens["a_mgr"])
+        assert statuses == [200] * 20
+        statuses.clear()
+        slow_check = web.hub.store.check_token
+
+        def check_token(token: str) -> Any:  # every check overlaps all the others
+            time.sleep(0.2)
+            return slow_check(token)
+
+        web.hub.store.check_token = check_token  # type: ignore[method-assign]
+        async with trio.open_nursery() as nursery:  # a guesser, all at once
+            for _ in range(40):
+                nursery.start_soon(attempt, tokens.new_token())
+        assert sorted(statuses) == [401] * 5 + [429] * 35
 
 
 async def test_expired_and_revoked_tokens_count_and_are_forgotten(
@@ -258,4 +288,20 @@ def test_throttle_settings_are_checked(tmp_path: Path) -> None:
         AuthThrottle(-1)
     with pytest.raises(ValueError, match="auth_tracked_addresses"):
         AuthThrottle(10, 0)
-    assert AuthThrottle(0).wait("198.51.100.1") is None  # off
+
+
+async def test_an_attempt_cancelled_while_checked_counts_nothing(
+    autojump_clock: MockClock,
+) -> None:
+    throttle = AuthThrottle(1)
+    attempt = await throttle.admit("198.51.100.1")
+    with trio.move_on_after(1):  # a second attempt waits for the first one's outcome
+        await throttle.admit("198.51.100.1")
+        raise AssertionError("admitted beyond the budget")
+    throttle.release(attempt)
+    throttle.release(attempt)  # twice: nothing more
+    again = await throttle.admit("198.51.100.1")
+    throttle.failed(again, "test", "unknown or revoked token", None)
+    with pytest.raises(Throttled):
+        await throttle.admit("198.51.100.1")
+    assert (await AuthThrottle(0).admit("198.51.100.1")).holding is None  # off
