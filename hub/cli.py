@@ -14,7 +14,7 @@ import json
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -284,6 +284,7 @@ def cmd_client_list(args: argparse.Namespace) -> None:
 
 
 def cmd_token_create(args: argparse.Namespace) -> None:
+    expires_at = _token_expiry(args.expires_in, args.expires_at)
     hub = _open_hub(args)
     store = hub.store
     if args.client is None:
@@ -298,13 +299,131 @@ def cmd_token_create(args: argparse.Namespace) -> None:
     if args.scope == "metrics" and client_id is not None:
         raise CliError("a metrics token is the system administrator's: omit --client")
     user = users[0] if users else store.create_user(args.user, role, client_id)
-    _, plain = store.create_token(
-        user.id, args.name or "created with gpshub token create", args.scope
+    row, plain = store.create_token(
+        user.id,
+        args.name or "created with gpshub token create",
+        args.scope,
+        expires_at=expires_at,
     )
+    until = f", expires {_when(row.expires_at)}" if row.expires_at else ""
     console.print(
-        f"token for {user.name!r} ({user.role}{'' if client_id is None else f', client {client_id}'}), shown once:"
+        f"token {row.id} for {user.name!r} ({user.role}{'' if client_id is None else f', client {client_id}'}{until}), shown once:"
     )
     out.print(plain)
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def _token_expiry(expires_in: str | None, expires_at: str | None) -> datetime | None:
+    """``--expires-in 30d`` (s, m, h, d or w) or ``--expires-at`` an ISO 8601 time with
+    its time zone, as an aware datetime; ``None``: the token never expires."""
+    if expires_in is not None:
+        text = expires_in.strip().lower()
+        unit = _DURATION_UNITS.get(text[-1:])
+        try:
+            amount = float(text[:-1]) if unit else None
+        except ValueError:
+            amount = None
+        if unit is None or amount is None or not 0 < amount * unit <= 100 * 365 * 86400:
+            raise CliError(
+                f"--expires-in {expires_in!r}: a positive duration with its unit "
+                "(s, m, h, d or w), e.g. 30d or 12h, at most 100 years"
+            )
+        return datetime.now(UTC) + timedelta(seconds=amount * unit)
+    if expires_at is not None:
+        try:
+            when = datetime.fromisoformat(expires_at.strip())
+        except ValueError:
+            when = None
+        if when is None or when.tzinfo is None:
+            raise CliError(
+                f"--expires-at {expires_at!r}: an ISO 8601 time with its time zone, "
+                "e.g. 2027-01-01T00:00Z"
+            )
+        return when
+    return None
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
+
+
+def _when(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if value else ""
+
+
+def cmd_token_list(args: argparse.Namespace) -> None:
+    hub = _open_hub(args)
+    store = hub.store
+    client_id = None if args.client is None else _client_id(hub, args.client)
+    users = {u.id: u for u in store.list_users(client_id)}
+    if args.user is not None:
+        users = {i: u for i, u in users.items() if args.user in (u.name, str(u.id))}
+        if not users:
+            raise CliError(f"no user {args.user!r}")
+    filtered = args.user is not None or client_id is not None
+    found = store.list_tokens(list(users) if filtered else None)
+    now = datetime.now(UTC)
+    if args.json:
+        _print_json([_token_json(t, users.get(t.user_id), now) for t in found])
+        return
+    columns = [
+        numeric("id"),
+        text("user", 6),
+        fixed("role"),
+        numeric("client"),
+        text("name", 6).optional(1),
+        fixed("prefix"),
+        fixed("last used").optional(2),
+        fixed("expires"),
+    ]
+    rows = []
+    for t in found:
+        user = users.get(t.user_id)
+        expired = t.expires_at is not None and t.expires_at <= now
+        rows.append(
+            [
+                t.id,
+                user.name if user else t.user_id,
+                user.role if user else "",
+                user.client_id if user and user.client_id is not None else "",
+                t.name,
+                t.prefix + "…",
+                _when(t.last_used_at) or "never",
+                ("expired " if expired else "") + (_when(t.expires_at) or "never"),
+            ]
+        )
+    print_table(columns, rows, empty="no tokens")
+
+
+def _token_json(t: Any, user: Any, now: datetime) -> dict[str, Any]:
+    return {
+        "id": t.id,
+        "user_id": t.user_id,
+        "user": user.name if user else None,
+        "role": user.role if user else None,
+        "client_id": user.client_id if user else None,
+        "name": t.name,
+        "prefix": t.prefix,
+        "created_at": _iso(t.created_at),
+        "last_used_at": _iso(t.last_used_at),
+        "expires_at": _iso(t.expires_at),
+        "expired": t.expires_at is not None and t.expires_at <= now,
+    }
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> None:
+    hub = _open_hub(args)
+    store = hub.store
+    known = {t.id: t for t in store.list_tokens()}
+    missing = [i for i in args.ids if i not in known]
+    if missing:
+        raise CliError(f"no token {', '.join(map(str, missing))} (see: gpshub token list)")
+    for token_id in args.ids:
+        store.delete_token(token_id)
+        t = known[token_id]
+        out.print(f"revoked token {token_id} ({t.prefix}…, {t.name!r})")
 
 
 # -- connections -----------------------------------------------------------------------
@@ -568,7 +687,37 @@ def build_parser(plugin_manager: Any = None) -> argparse.ArgumentParser:
         default="all",
         help="metrics: the token may only read /metrics (for a Prometheus server)",
     )
+    when = s.add_mutually_exclusive_group()
+    when.add_argument(
+        "--expires-in",
+        metavar="DURATION",
+        help="the token stops working after this long: a number and s, m, h, d or w (30d)",
+    )
+    when.add_argument(
+        "--expires-at",
+        metavar="TIME",
+        help="the token stops working at this ISO 8601 time, with its time zone "
+        "(2027-01-01T00:00Z); default: never",
+    )
     s.set_defaults(func=cmd_token_create)
+    s = token.add_parser(
+        "list",
+        help="list API tokens (prefix, user, last use, expiry; never the token)",
+        description="List API tokens: id, user, role, client, name, prefix, last use and "
+        "expiry. The tokens themselves are not kept, only their hashes.",
+    )
+    s.add_argument("--user", help="only this user's (name or id)")
+    s.add_argument("--client", help="only this client's users' (name or id)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_token_list)
+    s = token.add_parser(
+        "revoke",
+        help="revoke API tokens by id",
+        description="Revoke API tokens (ids from gpshub token list): a running hub "
+        "refuses them from its next check on.",
+    )
+    s.add_argument("ids", type=int, nargs="+", metavar="ID")
+    s.set_defaults(func=cmd_token_revoke)
 
     conn = sub.add_parser(
         "connection", help="source connections (accounts on GPS platforms)"

@@ -3,6 +3,7 @@ command-line flags (each overrides the one before)."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass, field, fields, replace
@@ -39,6 +40,11 @@ class Settings:
     outbound_allow_networks: tuple[str, ...] = ()  # private networks outbound requests may reach
     sink_failing_after_s: int = 900  # a sink failing this long is marked "failing"
     delivery_poll_s: float = 1.0  # how often an idle sink looks for new outbox messages
+    # failed authentication: each client address may fail this many times a minute (a
+    # token bucket: the burst, then one every 60/N s); 0 turns the throttle off
+    auth_failures_per_minute: int = 10
+    auth_tracked_addresses: int = 10_000  # addresses remembered at most (least recent go)
+    trusted_proxies: tuple[str, ...] = ()  # proxies (CIDRs) whose X-Forwarded-For is believed
 
     @property
     def db_url(self) -> str:
@@ -87,10 +93,27 @@ class Settings:
             if name not in known:
                 raise ValueError(f"unknown setting {name!r} (known: {', '.join(sorted(known))})")
             changes[name] = _coerce(name, value, getattr(self, name))
+            _check(name, changes[name])
         return replace(self, **changes)
 
 
 _CHOICES = {"log_format": ("text", "json")}
+
+
+def _check(name: str, value: Any) -> None:
+    """Refuse values a setting cannot take, naming the setting."""
+    if name == "trusted_proxies":
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"setting {name!r}: {item!r} is not an IP address or network"
+                ) from None
+    elif name == "auth_failures_per_minute" and value < 0:
+        raise ValueError(f"setting {name!r}: 0 (off) or more, not {value}")
+    elif name == "auth_tracked_addresses" and value < 1:
+        raise ValueError(f"setting {name!r}: 1 or more, not {value}")
 
 
 def _coerce(name: str, value: Any, current: Any) -> Any:

@@ -50,7 +50,7 @@ import trio
 from hub.blocking import run_blocking
 from hub.errors import DeliveryFailed, DeliveryRejected
 from hub.formats import Format
-from hub.logging_setup import scrub
+from hub.logging_setup import MaskingAdapter, scrub
 from hub.models import SinkRow, SinkState
 from hub.sink import Delivery, Sink, SinkContext
 from hub.sink_store import OutboxRow, PendingRow, Progress
@@ -65,6 +65,7 @@ SCHEDULE_S = (5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
 """Seconds to wait after the n-th failed attempt of a message (n = 1…9)."""
 MAX_ATTEMPTS = len(SCHEDULE_S) + 1
 JITTER = 0.2
+EXCERPT_CHARS = 500  # what a dead letter keeps of the answer, after secrets are masked
 DOWN_AFTER = 3  # failed requests in a row that make a receiver "down" (a failed batch: one)
 PROBE_FIRST_S, PROBE_MAX_S = 5.0, 300.0
 SINGLE_CHUNK = 64  # messages one round takes for single-object formats
@@ -192,8 +193,10 @@ class SinkWorker:
                     client_id=self.row.client_id,
                     http=http,
                     secrets=secrets,
-                    log=logging.LoggerAdapter(
-                        logging.getLogger("gpshub.sink"), {"sink": label, "sink_id": self.sink_id}
+                    log=MaskingAdapter(
+                        logging.getLogger("gpshub.sink"),
+                        {"sink": label, "sink_id": self.sink_id},
+                        self._secrets,
                     ),
                     clock=hub.clock,
                 ),
@@ -466,7 +469,8 @@ class SinkWorker:
         try:
             body = self.format.encode(items)
         except Exception as exc:
-            unit.outcome, unit.error = "rejected", f"the format failed: {type(exc).__name__}: {exc}"
+            unit.outcome = "rejected"
+            unit.error = self._scrub(f"the format failed: {type(exc).__name__}: {exc}")
             return
         head = unit.entries[0].owed
         if head is not None and head.delivery_id != unit.id and self.format.max_batch > 1:
@@ -493,7 +497,7 @@ class SinkWorker:
         except DeliveryRejected as exc:
             unit.outcome, unit.status = "rejected", exc.status
             unit.error = self._scrub(str(exc) or "rejected")
-            unit.excerpt = self._scrub(exc.excerpt)
+            unit.excerpt = self._scrub(exc.excerpt)[:EXCERPT_CHARS]
             rnd.succeeded += 1  # the receiver is up: it answered
             self.in_a_row = 0
         except Exception as exc:  # a plugin's bug: retried like a failure, never a crash

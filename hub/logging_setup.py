@@ -21,6 +21,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from hub.secret_forms import mask_secrets
+
 _SECRET_RE = re.compile(
     r"(?i)\b(token|access_token|api_key|apikey|sid|eid|password|passwd|secret|authorization|"
     r"aas_token|session_?id)(\"?\s*[=:]\s*\"?)(bearer\s+|basic\s+|flespitoken\s+)?([^\s&\"',;}]+)"
@@ -35,16 +37,34 @@ def redact(text: str) -> str:
 
 
 def scrub(text: str | None, secrets: Iterable[Any] = ()) -> str | None:
-    """``text`` with each of ``secrets`` (and ``key=value`` secrets) masked.
+    """``text`` with each of ``secrets`` (and ``key=value`` secrets) masked, in every
+    form an echo may give it: JSON-escaped, URL-encoded, HTML-escaped or base64
+    (``hub.secret_forms``).
 
-    For messages that come from plugins, which may quote what they were given.
+    For messages that come from plugins, which may quote what they were given, and for
+    receivers' answers, which may quote the request.
     """
     if text is None:
         return None
-    for value in secrets:
-        if isinstance(value, str) and len(value) >= 3:
-            text = text.replace(value, "[redacted]")
-    return redact(text)
+    return redact(mask_secrets(text, secrets))
+
+
+class MaskingAdapter(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """A plugin's logger that masks its own secrets (in every form, see ``scrub``) in
+    what it logs: a sink may log the answer of a receiver that echoes the request."""
+
+    def __init__(self, logger: logging.Logger, extra: dict[str, Any], secrets: list[str]):
+        super().__init__(logger, extra)
+        self.secrets = list(secrets)
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        if not self.isEnabledFor(level):
+            return
+        try:
+            text = str(msg) % args if args else str(msg)
+        except (TypeError, ValueError):  # a broken format: keep its parts apart
+            text = " ".join(map(str, (msg, *args)))
+        super().log(level, scrub(text, self.secrets), **kwargs)
 
 
 class RedactingFilter(logging.Filter):

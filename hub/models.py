@@ -177,6 +177,7 @@ class ApiToken(SQLModel, table=True):
     scope: str = Field(default="all", max_length=20, sa_column_kwargs={"server_default": "all"})
     created_at: datetime = _created()
     last_used_at: datetime | None = _ts()
+    expires_at: datetime | None = _ts()  # when it stops working; None: never
 
 
 class Connection(SQLModel, table=True):

@@ -32,12 +32,12 @@ from hub.web import (
     api_sinks,
     api_tenancy,
 )
-from hub.web.auth import Access, authenticate_header, check_access
+from hub.web.auth import Access, AuthGate, authenticate_header, check_access
 from hub.web.cors import ApiCors
 from hub.web.errors import ApiError, http_exception
 from hub.web.live import LiveOptions, live_feed
 from hub.web.live import __doc__ as LIVE_DOC
-from hub.web.openapi import openapi_document
+from hub.web.openapi import RETRY_AFTER_HEADER, openapi_document
 from hub.web.routing import ApiRequest, ApiRoute, starlette_routes
 
 if TYPE_CHECKING:
@@ -95,6 +95,11 @@ _LIVE_PATH = {
                 "101": {"description": "Switching to the WebSocket protocol"},
                 "400": {"description": "`device_ids` is not a comma-separated list of ids"},
                 "401": {"description": "Invalid token in the Authorization header"},
+                "429": {
+                    "description": "Too many failed authentication attempts from your "
+                    "address (also close code 4029 after an `auth` message)",
+                    "headers": {"Retry-After": RETRY_AFTER_HEADER},
+                },
                 "403": {"description": "Origin not allowed"},
             },
         }
@@ -122,6 +127,7 @@ def create_app(hub: Hub, *, live: LiveOptions | None = None) -> Starlette:
         lifespan=lifespan,
     )
     app.state.hub = hub
+    app.state.auth_gate = AuthGate(hub.settings)  # failed authentication, per address
     app.state.live = live or LiveOptions.from_settings(hub.settings)
     app.state.closing = trio.Event()  # set when the server starts shutting down
     app.state.table = table
@@ -154,14 +160,15 @@ class _RequireToken:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         try:
-            principal = await authenticate_header(self.hub, headers.get("authorization"))
+            principal = await authenticate_header(self.hub, headers.get("authorization"), scope)
             check_access(principal, Access.USER)
         except ApiError as exc:
             # a WebSocket is refused at the handshake with the HTTP answer, as /api/live does
             if scope["type"] == "http" or "websocket.http.response" in scope.get("extensions", {}):
                 await exc.response()(scope, receive, send)
             else:
-                await send({"type": "websocket.close", "code": 4001, "reason": exc.code})
+                code = 4029 if exc.status == 429 else 4001
+                await send({"type": "websocket.close", "code": code, "reason": exc.code})
             return
         scope.setdefault("state", {})["principal"] = principal
         await self.app(scope, receive, send)

@@ -10,6 +10,10 @@ Protocol (every message is a JSON object with a ``type``):
    cannot set headers, with the first message ``{"type": "auth", "token": "gph_…"}``
    within 10 s.  A bad token or another first message is answered with an ``error``
    message (``invalid_token``, ``unauthorized``), then close code 4001; silence, 4001.
+   Failed attempts count against the client's address like the API's: while it is
+   throttled the handshake is refused with 429 and ``Retry-After``, and an ``auth``
+   message is answered with an ``error`` (``too_many_attempts``, ``retry_after`` in
+   seconds) and close code 4029.
 3. ``?device_ids=1,2`` limits the feed to those devices (default: all of the caller's
    devices, and every client's for the administrator); a value that is not a list of
    ids is refused with 400 at the handshake.  Ids that are not the caller's (another
@@ -47,7 +51,7 @@ from hub.blocking import run_blocking
 from hub.livefeed import DEFAULT_MAX_PENDING, Subscriber, SubscriberLagging
 from hub.positions import position_json
 from hub.store import Principal
-from hub.web.auth import Access, authenticate_token, bearer_token, check_access
+from hub.web.auth import Access, AuthGate, bearer_token, check_access
 from hub.web.errors import ApiError, error_response
 
 if TYPE_CHECKING:
@@ -61,6 +65,7 @@ CLOSE_TOO_BIG = 1009
 CLOSE_UNAUTHORIZED = 4001
 CLOSE_FORBIDDEN = 4003
 CLOSE_LAGGING = 4008
+CLOSE_THROTTLED = 4029
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,13 +128,19 @@ def parse_device_ids(text: str | None) -> list[int] | None:
 
 
 async def _deny(
-    ws: WebSocket, status: int, code: str, message: str, field: str | None = None
+    ws: WebSocket,
+    status: int,
+    code: str,
+    message: str,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> None:
     """Refuse the handshake with an HTTP answer (or a bare close without the extension)."""
     if "websocket.http.response" in ws.scope.get("extensions", {}):
-        await ws.send_denial_response(error_response(status, code, message, field))
+        await ws.send_denial_response(error_response(status, code, message, field, headers))
     else:
-        await ws.close(CLOSE_FORBIDDEN if status == 403 else CLOSE_UNAUTHORIZED)
+        close = {403: CLOSE_FORBIDDEN, 429: CLOSE_THROTTLED}.get(status, CLOSE_UNAUTHORIZED)
+        await ws.close(close)
 
 
 async def live_feed(ws: WebSocket) -> None:
@@ -148,9 +159,14 @@ async def live_feed(ws: WebSocket) -> None:
     principal: Principal | None = None
     header = ws.headers.get("authorization")
     if header is not None:
-        token = bearer_token(header)
-        principal = await authenticate_token(hub, token) if token else None
-        if principal is None or not _may_use(principal):
+        try:
+            principal = await AuthGate.of(ws.scope, hub).check(
+                hub, ws.scope, bearer_token(header), "live feed handshake"
+            )
+        except ApiError as exc:
+            await _deny(ws, exc.status, exc.code, exc.message, exc.field, exc.headers)
+            return
+        if not _may_use(principal):
             await _deny(ws, 401, "invalid_token", "the API token is not valid")
             return
     await ws.accept()
@@ -270,8 +286,20 @@ class LiveSession:
             )
             self.finish(CLOSE_UNAUTHORIZED, "unauthorized")
             return None
-        principal = await authenticate_token(self.hub, token)
-        if principal is None or not _may_use(principal):
+        try:
+            principal = await AuthGate.of(self.ws.scope, self.hub).check(
+                self.hub, self.ws.scope, token, "live feed auth message"
+            )
+        except ApiError as exc:
+            if exc.status == 429:
+                retry_after = int(exc.headers["Retry-After"])
+                await self.send_error(exc.code, exc.message, retry_after=retry_after)
+                self.finish(CLOSE_THROTTLED, "too many failed attempts")
+            else:
+                await self.send_error("invalid_token", "the API token is not valid")
+                self.finish(CLOSE_UNAUTHORIZED, "invalid token")
+            return None
+        if not _may_use(principal):
             await self.send_error("invalid_token", "the API token is not valid")
             self.finish(CLOSE_UNAUTHORIZED, "invalid token")
             return None

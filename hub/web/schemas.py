@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from hub.models import REMOTE_ID_RE, REMOTE_ID_RULE
 from hub.web.times import DESCRIPTION as TIME_TEXT
@@ -490,6 +490,9 @@ class TokenOut(BaseModel):
     )
     created_at: datetime
     last_used_at: datetime | None
+    expires_at: datetime | None = Field(
+        description="When the token stops working (it then answers 401); null: never."
+    )
 
 
 class TokenList(BaseModel):
@@ -502,6 +505,11 @@ class TokenCreated(TokenOut):
 
 class TokenCreate(RequestModel):
     name: str = Field(default="", max_length=200)
+    expires_at: AwareDatetime | None = Field(
+        default=None,
+        description="When the token stops working: a time in the future, with its time "
+        "zone (e.g. `2027-01-01T00:00:00Z`). Default: never.",
+    )
     user_id: int | None = Field(
         default=None,
         description="Whose token: yourself by default; a manager may name a user of its "
