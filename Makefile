@@ -35,6 +35,7 @@ bench: setup
 	$(UV) run --no-sync python bench/deliver.py
 	$(UV) run --no-sync python bench/poll.py
 	$(UV) run --no-sync python bench/outage.py
+	$(UV) run --no-sync python bench/metrics.py
 
 wheels: setup
 	$(UV) build --all-packages --wheel -o dist

@@ -14,29 +14,40 @@ import json
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import trio
+from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
+from hub.cli_output import (
+    StdoutConsole,
+    fixed,
+    numeric,
+    print_json,
+    print_table,
+    quiet_stdout,
+    text,
+    when,
+)
 from hub.config import Settings
 from hub.errors import HubError, SourceError
 from hub.logging_setup import configure_logging
 from hub.models import Role
-from hub.positions import position_json
 from hub.source import check_upstream_urls, describe_fields, dump_credentials
 from hub.store import Conflict, Invalid, NotFound
 
 console = Console(stderr=True)
-out = Console()
+out = StdoutConsole()
 
 DEMO_CLIENT = "Demo"
 DEMO_CONNECTION = "Demo city route"
 DEMO_DEVICE = "demo-1"
+DEMO_VEHICLE = "Demo vehicle"
 
 
 class CliError(Exception):
@@ -79,7 +90,7 @@ def _names(clients: Sequence[Any]) -> str:
 
 
 def _print_json(data: Any) -> None:
-    out.print_json(json.dumps(data, default=str))
+    print_json(data)
 
 
 def _parse_pairs(pairs: Sequence[str], what: str) -> dict[str, Any]:
@@ -107,19 +118,44 @@ def _progress() -> Progress:
 
 # -- serve -----------------------------------------------------------------------------
 def cmd_serve(args: argparse.Namespace) -> None:
-    overrides = {"host": args.host, "port": args.port}
+    overrides = {
+        "host": args.host,
+        "port": args.port,
+        "log_format": args.log_format,
+        "metrics_listen": args.metrics_listen,
+    }
     settings = _settings(args, **overrides)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     from hub.core import Hub
+    from hub.web.app import ListenError
 
     hub = Hub.open(settings)
-    token = hub.store.bootstrap_admin()
-    if args.demo:
-        setup_demo(hub)
-    trio.run(functools.partial(_serve, hub, settings, token))
+    # with JSON logs, standard error carries JSON lines only: what is for people (the
+    # address, a new administrator token) goes to standard output
+    say = Console() if settings.log_format == "json" else console
+    try:
+        if args.demo:
+            setup_demo(hub, say)
+        trio.run(functools.partial(_serve, hub, settings, say))
+    except BaseExceptionGroup as group:  # what trio wraps a failed start in
+        matched, _ = group.split(ListenError)
+        if matched is None:
+            raise
+        raise CliError(str(_first(matched))) from None
+    except ListenError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        hub.store.close()
 
 
-async def _serve(hub: Any, settings: Settings, token: str | None) -> None:
+def _first(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
+
+
+async def _serve(hub: Any, settings: Settings, say: Console) -> None:
+    from hub.blocking import run_blocking
     from hub.web.app import serve
 
     async with trio.open_nursery() as nursery:
@@ -128,9 +164,13 @@ async def _serve(hub: Any, settings: Settings, token: str | None) -> None:
                 hub.run, serve=functools.partial(serve, hub, settings.host, settings.port)
             )
         )
-        console.print(f"gpshub is listening on [bold]{url}[/]  (data: {settings.data_dir})")
+        say.print(f"gpshub is listening on [bold]{url}[/]  (data: {settings.data_dir})")
+        if hub.metrics.url:
+            say.print(f"Prometheus metrics, no token needed: {hub.metrics.url}")
+        # only now that the hub serves: a start that failed leaves no token unseen behind it
+        token = await run_blocking(hub.store.bootstrap_admin)
         if token:
-            console.print(
+            say.print(
                 "[bold yellow]Administrator API token (shown once, keep it safe):[/]\n"
                 f"  {token}\n"
                 f"Try: curl -H 'Authorization: Bearer {token}' {url}/api/devices/latest",
@@ -138,15 +178,14 @@ async def _serve(hub: Any, settings: Settings, token: str | None) -> None:
             )
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for signum in signals:
-                console.print(
+                say.print(
                     f"{signal.Signals(signum).name}: finishing the batch in flight, then exiting"
                 )
                 hub.shutdown()
                 break
-    hub.store.close()
 
 
-def setup_demo(hub: Any) -> None:
+def setup_demo(hub: Any, say: Console = console) -> None:
     """The demo client, a simulator connection on the built-in city route, one device."""
     if "simulator" not in hub.registry.sources:
         raise CliError("--demo needs the simulator plugin: install gpshub-simulator")
@@ -165,18 +204,25 @@ def setup_demo(hub: Any) -> None:
             {"waypoints": DEMO_ROUTE, "speed_kmh": 40, "loop": True},
         )
     )
-    if not store.list_devices(client.id, conn.id):
-        store.create_device(
-            client.id,
-            name="Demo vehicle",
-            license_plate="DEMO-001",
-            remote_id=DEMO_DEVICE,
-            connection_id=conn.id,
-            upstream_id=DEMO_DEVICE,
-            tags=["demo"],
-        )
-    console.print(
-        f"Demo: client {client.name!r}, connection #{conn.id} {conn.label!r}, device {DEMO_DEVICE!r}"
+    devices = store.list_devices(client.id, conn.id)
+    if not devices:
+        devices = [
+            store.create_device(
+                client.id,
+                name=DEMO_VEHICLE,
+                license_plate="DEMO-001",
+                remote_id=DEMO_DEVICE,
+                connection_id=conn.id,
+                upstream_id=DEMO_DEVICE,
+                tags=["demo"],
+            )
+        ]
+    # the device as the API names it (it may have been renamed since it was made)
+    shown = ", ".join(f"device #{d.id} {d.name!r} (remote id {d.remote_id})" for d in devices)
+    say.print(
+        f"Demo: client {client.name!r}, connection #{conn.id} {conn.label!r}, {shown}",
+        soft_wrap=True,
+        markup=False,
     )
 
 
@@ -198,18 +244,26 @@ def cmd_plugins(args: argparse.Namespace) -> None:
             "No plugins installed: the hub has no sources. Install one, e.g. gpshub-simulator."
         )
         return
-    table = Table("name", "distribution", "version", "sources", "sinks", "formats")
-    for i in infos.values():
-        k = i.kinds
-        table.add_row(
+    columns = [
+        fixed("name"),
+        text("distribution"),
+        fixed("version"),
+        text("sources"),
+        text("sinks"),
+        text("formats"),
+    ]
+    rows = [
+        [
             i.name,
             i.distribution,
             i.version,
-            ", ".join(k["sources"]),
-            ", ".join(k["sinks"]),
-            ", ".join(k["formats"]),
-        )
-    out.print(table)
+            ", ".join(i.kinds["sources"]),
+            ", ".join(i.kinds["sinks"]),
+            ", ".join(i.kinds["formats"]),
+        ]
+        for i in infos.values()
+    ]
+    print_table(columns, rows)
 
 
 # -- clients and tokens ----------------------------------------------------------------
@@ -230,6 +284,7 @@ def cmd_client_list(args: argparse.Namespace) -> None:
 
 
 def cmd_token_create(args: argparse.Namespace) -> None:
+    expires_at = _token_expiry(args.expires_in, args.expires_at)
     hub = _open_hub(args)
     store = hub.store
     if args.client is None:
@@ -241,12 +296,134 @@ def cmd_token_create(args: argparse.Namespace) -> None:
     users = [
         u for u in store.list_users(client_id) if u.name == args.user and u.client_id == client_id
     ]
+    if args.scope == "metrics" and client_id is not None:
+        raise CliError("a metrics token is the system administrator's: omit --client")
     user = users[0] if users else store.create_user(args.user, role, client_id)
-    _, plain = store.create_token(user.id, args.name or "created with gpshub token create")
+    row, plain = store.create_token(
+        user.id,
+        args.name or "created with gpshub token create",
+        args.scope,
+        expires_at=expires_at,
+    )
+    until = f", expires {_when(row.expires_at)}" if row.expires_at else ""
     console.print(
-        f"token for {user.name!r} ({user.role}{'' if client_id is None else f', client {client_id}'}), shown once:"
+        f"token {row.id} for {user.name!r} ({user.role}{'' if client_id is None else f', client {client_id}'}{until}), shown once:"
     )
     out.print(plain)
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def _token_expiry(expires_in: str | None, expires_at: str | None) -> datetime | None:
+    """``--expires-in 30d`` (s, m, h, d or w) or ``--expires-at`` an ISO 8601 time with
+    its time zone, as an aware datetime; ``None``: the token never expires."""
+    if expires_in is not None:
+        text = expires_in.strip().lower()
+        unit = _DURATION_UNITS.get(text[-1:])
+        try:
+            amount = float(text[:-1]) if unit else None
+        except ValueError:
+            amount = None
+        if unit is None or amount is None or not 0 < amount * unit <= 100 * 365 * 86400:
+            raise CliError(
+                f"--expires-in {expires_in!r}: a positive duration with its unit "
+                "(s, m, h, d or w), e.g. 30d or 12h, at most 100 years"
+            )
+        return datetime.now(UTC) + timedelta(seconds=amount * unit)
+    if expires_at is not None:
+        try:
+            when = datetime.fromisoformat(expires_at.strip())
+        except ValueError:
+            when = None
+        if when is None or when.tzinfo is None:
+            raise CliError(
+                f"--expires-at {expires_at!r}: an ISO 8601 time with its time zone, "
+                "e.g. 2027-01-01T00:00Z"
+            )
+        return when
+    return None
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
+
+
+def _when(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if value else ""
+
+
+def cmd_token_list(args: argparse.Namespace) -> None:
+    hub = _open_hub(args)
+    store = hub.store
+    client_id = None if args.client is None else _client_id(hub, args.client)
+    users = {u.id: u for u in store.list_users(client_id)}
+    if args.user is not None:
+        users = {i: u for i, u in users.items() if args.user in (u.name, str(u.id))}
+        if not users:
+            raise CliError(f"no user {args.user!r}")
+    filtered = args.user is not None or client_id is not None
+    found = store.list_tokens(list(users) if filtered else None)
+    now = datetime.now(UTC)
+    if args.json:
+        _print_json([_token_json(t, users.get(t.user_id), now) for t in found])
+        return
+    columns = [
+        numeric("id"),
+        text("user", 6),
+        fixed("role"),
+        numeric("client"),
+        text("name", 6).optional(1),
+        fixed("prefix"),
+        fixed("last used").optional(2),
+        fixed("expires"),
+    ]
+    rows = []
+    for t in found:
+        user = users.get(t.user_id)
+        expired = t.expires_at is not None and t.expires_at <= now
+        rows.append(
+            [
+                t.id,
+                user.name if user else t.user_id,
+                user.role if user else "",
+                user.client_id if user and user.client_id is not None else "",
+                t.name,
+                t.prefix + "…",
+                _when(t.last_used_at) or "never",
+                ("expired " if expired else "") + (_when(t.expires_at) or "never"),
+            ]
+        )
+    print_table(columns, rows, empty="no tokens")
+
+
+def _token_json(t: Any, user: Any, now: datetime) -> dict[str, Any]:
+    return {
+        "id": t.id,
+        "user_id": t.user_id,
+        "user": user.name if user else None,
+        "role": user.role if user else None,
+        "client_id": user.client_id if user else None,
+        "name": t.name,
+        "prefix": t.prefix,
+        "created_at": _iso(t.created_at),
+        "last_used_at": _iso(t.last_used_at),
+        "expires_at": _iso(t.expires_at),
+        "expired": t.expires_at is not None and t.expires_at <= now,
+    }
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> None:
+    hub = _open_hub(args)
+    store = hub.store
+    known = {t.id: t for t in store.list_tokens()}
+    missing = [i for i in args.ids if i not in known]
+    if missing:
+        raise CliError(f"no token {', '.join(map(str, missing))} (see: gpshub token list)")
+    for token_id in args.ids:
+        store.delete_token(token_id)
+        t = known[token_id]
+        out.print(f"revoked token {token_id} ({t.prefix}…, {t.name!r})")
 
 
 # -- connections -----------------------------------------------------------------------
@@ -296,20 +473,30 @@ def cmd_connection_list(args: argparse.Namespace) -> None:
     if args.json:
         _print_json(rows)
         return
-    table = Table("id", "client", "kind", "label", "state", "last poll", "positions", "last error")
-    for r in rows:
-        state = r["state"] if r["enabled"] else "disabled"
-        table.add_row(
-            str(r["id"]),
-            str(r["client_id"]),
+    columns = [
+        numeric("id"),
+        numeric("client").optional(2),
+        fixed("kind"),
+        text("label"),
+        fixed("state"),
+        fixed("last poll"),
+        numeric("positions").optional(1),
+        text("last error"),
+    ]
+    table = [
+        [
+            r["id"],
+            r["client_id"],
             r["kind"],
             r["label"],
-            state,
-            str(r["last_poll_at"] or ""),
-            str(r["positions_received"]),
-            r["last_error"] or "",
-        )
-    out.print(table)
+            r["state"] if r["enabled"] else "disabled",
+            when(r["last_poll_at"]),
+            r["positions_received"],
+            r["last_error"],
+        ]
+        for r in rows
+    ]
+    print_table(columns, table, empty="no connections")
 
 
 def cmd_connection_test(args: argparse.Namespace) -> None:
@@ -350,70 +537,21 @@ def cmd_connection_import(args: argparse.Namespace) -> None:
     out.print(f"{created} device(s) created, {existing} already imported")
 
 
-# -- devices and history ---------------------------------------------------------------
-def cmd_devices(args: argparse.Namespace) -> None:
-    hub = _open_hub(args)
-    client_id = _client_id(hub, args.client) if args.client else None
-    devices = hub.store.list_devices(client_id)
-    latest = {r["device_id"]: r for r in hub.store.positions.latest(client_id=client_id)}
-    rows = []
-    for d in devices:
-        pos = latest.get(d.id)
-        rows.append(
-            {
-                "id": d.id,
-                "client_id": d.client_id,
-                "name": d.name,
-                "license_plate": d.license_plate,
-                "imei": d.imei,
-                "remote_id": d.remote_id,
-                "connection_id": d.connection_id,
-                "upstream_id": d.upstream_id,
-                "latest": position_json(pos) if pos else None,
-            }
-        )
-    if args.json:
-        _print_json(rows)
-        return
-    table = Table(
-        "id", "name", "plate", "remote id", "connection", "last fix", "lat", "lon", "km/h"
-    )
-    for r in rows:
-        p = r["latest"] or {}
-        table.add_row(
-            str(r["id"]),
-            r["name"],
-            r["license_plate"] or "",
-            r["remote_id"] or "",
-            str(r["connection_id"] or ""),
-            str(p.get("fix_time", "")),
-            _num(p.get("lat")),
-            _num(p.get("lon")),
-            _num(p.get("speed_kmh")),
-        )
-    out.print(table)
-
-
-def _num(value: Any) -> str:
-    return "" if value is None else f"{value:.5g}" if isinstance(value, float) else str(value)
-
-
-def _time(text: str | None, name: str) -> datetime | None:
-    if not text:
-        return None
-    try:
-        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise CliError(f"{name}: {text!r} is not an ISO 8601 time") from None
-    if t.tzinfo is None:
-        raise CliError(f"{name}: {text!r} needs a UTC offset or Z")
-    return t
-
-
+# -- history ---------------------------------------------------------------------------
 def cmd_history_export(args: argparse.Namespace) -> None:
+    from hub.cli_objects import QUERY_FLAGS, query_times, refusals
+    from hub.web.schemas import HistoryQuery
+
     hub = _open_hub(args)
-    device = hub.store.get_device(args.device)
-    start, end = _time(args.start, "--from"), _time(args.end, "--to")
+    with refusals(QUERY_FLAGS):  # --from and --to, read as the API reads them
+        query = HistoryQuery.model_validate(
+            {k: v for k, v in (("from", args.start), ("to", args.end)) if v is not None}
+        )
+    scope = _client_id(hub, args.client) if args.client else None
+    device = hub.store.get_device(args.device, scope)
+    start, end = query_times(hub, device.client_id, query.start, query.end)
+    if start and end and end < start:
+        raise CliError("--to (to): must not be before `from`")
     total = hub.store.positions.count(device.id)
     stream = open(args.output, "w", newline="") if args.output else sys.stdout  # noqa: SIM115
     try:
@@ -421,7 +559,7 @@ def cmd_history_export(args: argparse.Namespace) -> None:
             task = progress.add_task(f"exporting {device.name}", total=total)
             pages = _pages(hub, device.id, start, end)
             if args.format == "csv":
-                _write_csv(stream, pages, lambda n: progress.advance(task, n))
+                _write_csv(stream, device, pages, lambda n: progress.advance(task, n))
             else:
                 _write_geojson(stream, device, pages, lambda n: progress.advance(task, n))
             progress.update(task, total=progress.tasks[0].completed)
@@ -439,26 +577,27 @@ def _pages(hub: Any, device_id: int, start: datetime | None, end: datetime | Non
             return
 
 
-def _write_csv(stream: Any, pages: Any, advance: Callable[[int], None]) -> None:
-    from hub.exports import CSV_COLUMNS, csv_cell
+def _write_csv(stream: Any, device: Any, pages: Any, advance: Callable[[int], None]) -> None:
+    """The CSV of ``GET /api/devices/{id}/positions?format=csv``: the same columns."""
+    from hub.exports import HISTORY_CSV_COLUMNS, history_csv_row
 
     writer = csv.writer(stream)
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow(HISTORY_CSV_COLUMNS)
     for rows in pages:
-        for row in rows:
-            data = position_json(row)
-            writer.writerow([csv_cell(data.get(c)) for c in CSV_COLUMNS])
+        writer.writerows(history_csv_row(row, device.name) for row in rows)
         advance(len(rows))
 
 
 def _write_geojson(stream: Any, device: Any, pages: Any, advance: Callable[[int], None]) -> None:
-    from hub.exports import geojson_feature
+    """The GeoJSON of ``GET /api/devices/{id}/positions?format=geojson``."""
+    from hub.exports import history_feature
 
     stream.write('{"type":"FeatureCollection","features":[')
     first = True
     for rows in pages:
         for row in rows:
-            stream.write(("" if first else ",") + json.dumps(geojson_feature(position_json(row))))
+            feature = history_feature(row, device.name)
+            stream.write(("" if first else ",") + json.dumps(feature, separators=(",", ":")))
             first = False
         advance(len(rows))
     stream.write("]}\n")
@@ -484,6 +623,7 @@ def build_parser(plugin_manager: Any = None) -> argparse.ArgumentParser:
     p.add_argument(
         "--database-url", help="SQLAlchemy URL, e.g. postgresql+psycopg://… (GPSHUB_DATABASE_URL)"
     )
+    p.add_argument("--version", action="version", version=f"gpshub {_version()}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     s = sub.add_parser(
@@ -498,6 +638,16 @@ def build_parser(plugin_manager: Any = None) -> argparse.ArgumentParser:
         "--demo",
         action="store_true",
         help="add a demo client with a simulated vehicle on a city route",
+    )
+    s.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        help="text (default) or json: one JSON object per line (GPSHUB_LOG_FORMAT)",
+    )
+    s.add_argument(
+        "--metrics-listen",
+        metavar="HOST:PORT",
+        help="also serve /metrics without a token here, e.g. 127.0.0.1:9464 (GPSHUB_METRICS_LISTEN)",
     )
     s.set_defaults(func=cmd_serve)
 
@@ -531,7 +681,43 @@ def build_parser(plugin_manager: Any = None) -> argparse.ArgumentParser:
         help="role of a new client user (default manager)",
     )
     s.add_argument("--name", help="a note on what the token is for")
+    s.add_argument(
+        "--scope",
+        choices=["all", "metrics"],
+        default="all",
+        help="metrics: the token may only read /metrics (for a Prometheus server)",
+    )
+    when = s.add_mutually_exclusive_group()
+    when.add_argument(
+        "--expires-in",
+        metavar="DURATION",
+        help="the token stops working after this long: a number and s, m, h, d or w (30d)",
+    )
+    when.add_argument(
+        "--expires-at",
+        metavar="TIME",
+        help="the token stops working at this ISO 8601 time, with its time zone "
+        "(2027-01-01T00:00Z); default: never",
+    )
     s.set_defaults(func=cmd_token_create)
+    s = token.add_parser(
+        "list",
+        help="list API tokens (prefix, user, last use, expiry; never the token)",
+        description="List API tokens: id, user, role, client, name, prefix, last use and "
+        "expiry. The tokens themselves are not kept, only their hashes.",
+    )
+    s.add_argument("--user", help="only this user's (name or id)")
+    s.add_argument("--client", help="only this client's users' (name or id)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_token_list)
+    s = token.add_parser(
+        "revoke",
+        help="revoke API tokens by id",
+        description="Revoke API tokens (ids from gpshub token list): a running hub "
+        "refuses them from its next check on.",
+    )
+    s.add_argument("ids", type=int, nargs="+", metavar="ID")
+    s.set_defaults(func=cmd_token_revoke)
 
     conn = sub.add_parser(
         "connection", help="source connections (accounts on GPS platforms)"
@@ -563,16 +749,12 @@ def build_parser(plugin_manager: Any = None) -> argparse.ArgumentParser:
     )
     s.set_defaults(func=cmd_connection_import)
 
-    s = sub.add_parser("devices", help="list devices with their latest position")
-    s.add_argument("--client")
-    s.add_argument("--json", action="store_true")
-    s.set_defaults(func=cmd_devices)
-
     hist = sub.add_parser("history", help="position history").add_subparsers(
         dest="action", required=True
     )
     s = hist.add_parser("export", help="export a device's positions as CSV or GeoJSON")
     s.add_argument("device", type=int, help="device id")
+    s.add_argument("--client", help="optional: make sure the device is this client's")
     s.add_argument(
         "--from", dest="start", help="ISO 8601 start (inclusive), e.g. 2026-01-01T00:00Z"
     )
@@ -589,6 +771,10 @@ def build_parser(plugin_manager: Any = None) -> argparse.ArgumentParser:
     )
     s.set_defaults(func=cmd_secrets_rotate)
 
+    from hub import cli_objects  # device, geofence, rule, sink, alert (and devices)
+
+    cli_objects.register(sub)
+
     if plugin_manager is not None:
         # plugins add their commands; a command's func receives the parsed arguments and
         # opens the hub with hub_factory(args) when it needs one
@@ -602,7 +788,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         pm, _ = load_plugins(disabled_from_env())
     except HubError as exc:
-        console.print(f"[red]error:[/] {exc}")
+        _error(str(exc))
         return 2
     parser = build_parser(pm)
     args = parser.parse_args(argv)
@@ -611,19 +797,41 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         install_redaction()
     try:
-        args.func(args)
+        code = args.func(args)
     except (CliError, HubError, NotFound, Conflict, Invalid, ValueError, SourceError) as exc:
-        console.print(f"[red]error:[/] {_message(exc)}")
+        _error(_message(exc))
         return 2
+    except BrokenPipeError:  # the reader went away (| head): end quietly, as SIGPIPE would
+        quiet_stdout()
+        return 141
     except KeyboardInterrupt:
         return 130
-    return 0
+    return code if isinstance(code, int) else 0
+
+
+def _error(message: str) -> None:
+    """One line on standard error: ``error: field: what is wrong``."""
+    console.print(f"[red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
 
 
 def _message(exc: BaseException) -> str:
+    if isinstance(exc, ValidationError):
+        from hub.web.errors import first_error
+
+        field, message = first_error(exc)
+        return f"{field}: {message}" if field else message
     if isinstance(exc, SourceError) and not str(exc):
         return type(exc).__name__
-    return str(exc)
+    return " ".join(str(exc).split())
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("gpshub")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ command-line flags (each overrides the one before)."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass, field, fields, replace
@@ -27,6 +28,9 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()
     disable_plugins: tuple[str, ...] = ()
     log_level: str = "INFO"
+    log_format: str = "text"  # "text" for people, "json": one object per line
+    log_summary_s: float = 60.0  # seconds between the one-line summaries at INFO (0: none)
+    metrics_listen: str = ""  # "host:port" serving /metrics without a token (e.g. 127.0.0.1:9464)
     sqlite_synchronous: str = "NORMAL"  # FULL also survives power loss, at a cost
     live_ping_interval: float = 20.0  # seconds between keep-alive pings on /api/live
     live_max_pending: int = 10_000  # messages a live subscriber may fall behind by
@@ -39,6 +43,11 @@ class Settings:
     delivery_poll_s: float = 1.0  # how often an idle sink looks for new outbox messages
     change_check_s: float = 1.0  # how often changes made by other processes are looked for
     change_fallback_s: float = 30.0  # the change log is read this often whatever happened
+    # failed authentication: each client address may fail this many times a minute (a
+    # token bucket: the burst, then one every 60/N s); 0 turns the throttle off
+    auth_failures_per_minute: int = 10
+    auth_tracked_addresses: int = 10_000  # addresses remembered at most (least recent go)
+    trusted_proxies: tuple[str, ...] = ()  # proxies (CIDRs) whose X-Forwarded-For is believed
 
     @property
     def db_url(self) -> str:
@@ -87,10 +96,37 @@ class Settings:
             if name not in known:
                 raise ValueError(f"unknown setting {name!r} (known: {', '.join(sorted(known))})")
             changes[name] = _coerce(name, value, getattr(self, name))
+            _check(name, changes[name])
         return replace(self, **changes)
 
 
+_CHOICES = {"log_format": ("text", "json")}
+
+
+def _check(name: str, value: Any) -> None:
+    """Refuse values a setting cannot take, naming the setting."""
+    if name == "trusted_proxies":
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"setting {name!r}: {item!r} is not an IP address or network"
+                ) from None
+    elif name == "auth_failures_per_minute" and value < 0:
+        raise ValueError(f"setting {name!r}: 0 (off) or more, not {value}")
+    elif name == "auth_tracked_addresses" and value < 1:
+        raise ValueError(f"setting {name!r}: 1 or more, not {value}")
+
+
 def _coerce(name: str, value: Any, current: Any) -> Any:
+    if name in _CHOICES:
+        text = str(value).strip().lower()
+        if text not in _CHOICES[name]:
+            raise ValueError(
+                f"setting {name!r}: {value!r} is not one of {', '.join(_CHOICES[name])}"
+            )
+        return text
     try:
         if isinstance(current, Path):
             return Path(value).expanduser()

@@ -36,6 +36,7 @@ from hub.config import Settings
 from hub.delivery import DeliveryService
 from hub.livefeed import LiveFeed, LiveMessage
 from hub.logging_setup import install_redaction
+from hub.metrics import HubMetrics
 from hub.models import Connection, ConnectionState
 from hub.netguard import OutboundPolicy
 from hub.pipeline import Pipeline
@@ -52,6 +53,7 @@ from hub.source import (
     check_upstream_urls,
 )
 from hub.store import Store
+from hub.summary import OperationsSummary
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +83,8 @@ class Hub:
         self.pipeline = Pipeline(store, self.live, self.clock)
         self.outbound_policy = OutboundPolicy.from_strings(self.settings.outbound_allow_networks)
         self.delivery = DeliveryService(self)
+        self.metrics = HubMetrics(self)
+        self.pipeline.metrics = self.metrics
         self.pipeline.after_commit = self._after_commit
         self.changes = ChangeFeed(
             store.engine,
@@ -149,6 +153,7 @@ class Hub:
                         ):
                             await self._start_runner(conn.id or 0)
                     producers.start_soon(self._watch_status)
+                    producers.start_soon(OperationsSummary(self).run)
                     await producers.start(self.delivery.run)
                     if serve is not None:
                         bound = await producers.start(serve)
@@ -178,6 +183,7 @@ class Hub:
         connection got devices)."""
         if self._producers is None:
             return
+        extra = {"connection_id": connection_id}
         try:
             conn: Connection | None = await run_blocking(self.store.get_connection, connection_id)
         except LookupError:
@@ -195,8 +201,19 @@ class Hub:
                 return
             del self.runners[connection_id]
             handle.scope.cancel()
+        if conn is None:
+            self.metrics.forget_connection(connection_id)
+            if handle is not None:
+                log.info("connection #%s: deleted; no longer polled", connection_id, extra=extra)
+            return
+        label = f"{conn.label!r} (#{connection_id}, {conn.kind})"
         if wanted and self._producers is not None:
+            if handle is None:
+                log.info("connection %s: polling starts", label, extra=extra)
             await self._start_runner(connection_id)
+        elif handle is not None:
+            why = "disabled" if not conn.enabled else f"{conn.state}, waiting for an edit"
+            log.info("connection %s: stopped (%s)", label, why, extra=extra)
 
     async def _connections_changed(self, changes: list[Change]) -> None:
         """The change feed's handler of connection changes."""

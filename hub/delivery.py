@@ -27,6 +27,10 @@ What it promises (at least once, in order per device, nothing lost):
   first success, and ``failing`` once it has failed continuously for its failing
   period (15 min by default).  A slow or dead receiver holds only its own worker:
   ingest writes the outbox and never waits for delivery.
+
+Each change of a sink's state is logged (the first success at INFO, ``retrying`` and
+``failing`` at WARNING, ``ok`` again at INFO), as are the receiver going down and coming
+back, with ``sink_id`` and ``state`` in each record.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from __future__ import annotations
 import functools
 import logging
 import random
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -46,7 +51,7 @@ from hub.blocking import run_blocking
 from hub.changes import Change
 from hub.errors import DeliveryFailed, DeliveryRejected
 from hub.formats import Format
-from hub.logging_setup import scrub
+from hub.logging_setup import MaskingAdapter, scrub
 from hub.models import SinkRow, SinkState
 from hub.sink import Delivery, Sink, SinkContext
 from hub.sink_store import OutboxRow, PendingRow, Progress
@@ -61,6 +66,7 @@ SCHEDULE_S = (5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
 """Seconds to wait after the n-th failed attempt of a message (n = 1…9)."""
 MAX_ATTEMPTS = len(SCHEDULE_S) + 1
 JITTER = 0.2
+EXCERPT_CHARS = 500  # what a dead letter keeps of the answer, after secrets are masked
 DOWN_AFTER = 3  # failed requests in a row that make a receiver "down" (a failed batch: one)
 PROBE_FIRST_S, PROBE_MAX_S = 5.0, 300.0
 SINGLE_CHUNK = 64  # messages one round takes for single-object formats
@@ -133,6 +139,7 @@ class SinkWorker:
         self._client: dict[str, Any] = {}
         self._broken = False
         self.version: datetime | None = None  # the sink's updated_at, as this worker loaded it
+        self.label = f"sink #{sink_id}"
 
     @property
     def down(self) -> bool:
@@ -150,7 +157,7 @@ class SinkWorker:
         for p in pending:
             self.lanes.setdefault(p.device_id, []).append(p)
         task_status.started()
-        label = f"sink {self.row.name!r} (#{self.sink_id})"
+        label = self.label = f"sink {self.row.name!r} (#{self.sink_id})"
         try:
             sink_cls = hub.registry.sinks[self.row.kind]
             format_cls = hub.registry.formats[self.row.format]
@@ -158,7 +165,7 @@ class SinkWorker:
             self.format = format_cls(format_cls.parse_options(self.row.format_options))
         except Exception as exc:  # an uninstalled plugin, settings it no longer accepts
             message = f"cannot deliver: {type(exc).__name__}: {exc}"
-            log.warning("%s: %s", label, message)
+            log.warning("%s: %s", label, message, extra=self._extra(SinkState.FAILING))
             await run_blocking(
                 functools.partial(
                     self.store.save_progress,
@@ -173,7 +180,7 @@ class SinkWorker:
         # a batch carries many devices' messages: its failure is the receiver's
         self.down_after = DOWN_AFTER if self.format.max_batch == 1 else 1
         if self.down:
-            log.info("%s: the receiver was down; probing it", label)
+            log.info("%s: the receiver was down; probing it", label, extra=self._extra())
         from hub.netguard import guarded_client
 
         async with guarded_client(
@@ -189,7 +196,11 @@ class SinkWorker:
                     client_id=self.row.client_id,
                     http=http,
                     secrets=secrets,
-                    log=logging.LoggerAdapter(logging.getLogger("gpshub.sink"), {"sink": label}),
+                    log=MaskingAdapter(
+                        logging.getLogger("gpshub.sink"),
+                        {"sink": label, "sink_id": self.sink_id},
+                        self._secrets,
+                    ),
                     clock=hub.clock,
                 ),
             )
@@ -205,11 +216,13 @@ class SinkWorker:
                 self._client = await run_blocking(self.store.client_info, self.row.client_id)
                 worked = await self.round()
                 if self._broken:
-                    log.info("%s: working again", label)
+                    log.info("%s: working again", label, extra=self._extra())
                     self._broken = False
             except Exception:
                 if not self._broken:
-                    log.exception("%s: a delivery round failed; retrying", label)
+                    log.exception(
+                        "%s: a delivery round failed; retrying", label, extra=self._extra()
+                    )
                 self._broken = True
                 await trio.sleep(ERROR_BACKOFF_S)
                 continue
@@ -264,8 +277,44 @@ class SinkWorker:
         progress = rnd.progress
         with trio.CancelScope(shield=True):
             await run_blocking(self.store.save_progress, self.sink_id, progress)
+        self.hub.delivery.count(progress)
+        self.hub.metrics.observe_dead_letters(self.sink_id, self.row.kind, len(progress.dead))
+        self._log_state(progress.status.get("state"), units, now)
         self._apply(progress)
         return True
+
+    def _extra(self, state: str | None = None) -> dict[str, Any]:
+        """A log record's structured fields."""
+        return {"sink_id": self.sink_id, "kind": self.row.kind, "state": state or self.row.state}
+
+    def _log_state(self, state: str | None, units: list[_Unit], now: datetime) -> None:
+        """Log a change of the sink's state (``state``: the one this round sets)."""
+        before = self.row.state
+        if state is None or state == before:
+            return
+        extra = {**self._extra(state), "previous_state": before}
+        errors = [u.error for u in units if u.outcome == "failed"]
+        if state == SinkState.OK:
+            what = "first delivery succeeded" if before == SinkState.NEW else "delivering again"
+            log.info("%s: %s", self.label, what, extra=extra)
+        elif state == SinkState.RETRYING:
+            log.warning(
+                "%s: delivery failed (%s); retrying",
+                self.label,
+                errors[-1] if errors else "?",
+                extra=extra,
+            )
+        elif state == SinkState.FAILING:
+            since = self.row.failing_since or now
+            log.warning(
+                "%s is failing: nothing delivered for %.0f s (%s)",
+                self.label,
+                (now - since).total_seconds(),
+                errors[-1] if errors else "?",
+                extra=extra,
+            )
+        else:
+            log.info("%s: %s", self.label, state, extra=extra)
 
     def _owed_units(self, now: datetime) -> list[_Unit]:
         """Requests for owed messages that are due: each due lane from its head on."""
@@ -423,7 +472,8 @@ class SinkWorker:
         try:
             body = self.format.encode(items)
         except Exception as exc:
-            unit.outcome, unit.error = "rejected", f"the format failed: {type(exc).__name__}: {exc}"
+            unit.outcome = "rejected"
+            unit.error = self._scrub(f"the format failed: {type(exc).__name__}: {exc}")
             return
         head = unit.entries[0].owed
         if head is not None and head.delivery_id != unit.id and self.format.max_batch > 1:
@@ -435,8 +485,13 @@ class SinkWorker:
                     e.owed.delivery_id = unit.id
         rnd.sent += 1
         delivery = Delivery(unit.id, body, self.format.content_type, len(items))
+        started = time.perf_counter()
         try:
-            await self.sink.deliver(delivery)
+            try:
+                await self.sink.deliver(delivery)
+            finally:
+                elapsed = time.perf_counter() - started
+                self.hub.metrics.observe_delivery(self.sink_id, self.row.kind, elapsed)
         except DeliveryFailed as exc:
             unit.outcome, unit.retry_after, unit.status = "failed", exc.retry_after, exc.status
             unit.error = self._scrub(str(exc) or "delivery failed")
@@ -445,7 +500,7 @@ class SinkWorker:
         except DeliveryRejected as exc:
             unit.outcome, unit.status = "rejected", exc.status
             unit.error = self._scrub(str(exc) or "rejected")
-            unit.excerpt = self._scrub(exc.excerpt)
+            unit.excerpt = self._scrub(exc.excerpt)[:EXCERPT_CHARS]
             rnd.succeeded += 1  # the receiver is up: it answered
             self.in_a_row = 0
         except Exception as exc:  # a plugin's bug: retried like a failure, never a crash
@@ -558,19 +613,16 @@ class SinkWorker:
             last_error=failed[-1].error,
             state=SinkState.FAILING if failing else SinkState.RETRYING,
         )
-        if failing and self.row.state != SinkState.FAILING:
-            log.warning(
-                "sink %r (#%s) is failing: nothing delivered for %.0f s (%s)",
-                self.row.name,
-                self.sink_id,
-                (now - since).total_seconds(),
-                failed[-1].error,
-            )
         if self.down:  # a failed probe: the next one waits twice as long
             interval = min((self.row.probe_interval_s or PROBE_FIRST_S) * 2, PROBE_MAX_S)
         elif self.in_a_row >= self.down_after:
             interval = PROBE_FIRST_S
-            log.info("sink #%s: the receiver is down (%s); probing", self.sink_id, failed[-1].error)
+            log.info(
+                "%s: the receiver is down (%s); probing",
+                self.label,
+                failed[-1].error,
+                extra=self._extra(),
+            )
         else:
             return
         wait = max(interval, *(_wait(u) or 0.0 for u in failed))
@@ -579,7 +631,7 @@ class SinkWorker:
     def _recovered(self, progress: Progress, now: datetime) -> None:
         """The receiver answers again: the worker is up, and what it owes is retried now,
         not on schedule."""
-        log.info("sink #%s: the receiver is back; retrying what is owed", self.sink_id)
+        log.info("%s: the receiver is back; retrying what is owed", self.label, extra=self._extra())
         progress.status.update(probe_at=None, probe_interval_s=None)
         self.probes = 0
         touched = {p.outbox_id for p in progress.pending} | set(progress.removed)
@@ -648,6 +700,16 @@ class DeliveryService:
         self.hub = hub
         self.workers: dict[int, _WorkerHandle] = {}
         self._nursery: trio.Nursery | None = None
+        # since start, all sinks: items delivered, failed requests, dead letters made
+        self.delivered = 0
+        self.failed_requests = 0
+        self.dead_lettered = 0
+
+    def count(self, progress: Progress) -> None:
+        """Add a saved round's outcome to the totals (the summary's figures)."""
+        self.delivered += progress.delivered
+        self.failed_requests += progress.failed_attempts
+        self.dead_lettered += len(progress.dead)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         try:
@@ -690,6 +752,7 @@ class DeliveryService:
         (by any process); leave it alone otherwise."""
         if self._nursery is None:
             return
+        extra = {"sink_id": sink_id}
         try:
             row: SinkRow | None = await run_blocking(self.hub.store.sinks.get, sink_id)
         except LookupError:
@@ -700,8 +763,18 @@ class DeliveryService:
                 return
             del self.workers[sink_id]
             handle.scope.cancel()
-        if row is not None and row.enabled:
+        if row is None:
+            self.hub.metrics.forget_sink(sink_id)
+            if handle is not None:
+                log.info("sink #%s: deleted; its worker stopped", sink_id, extra=extra)
+            return
+        label = f"sink {row.name!r} (#{sink_id})"
+        if row.enabled:
+            if handle is None:
+                log.info("%s: delivery starts", label, extra=extra)
             await self._start(sink_id)
+        elif handle is not None:
+            log.info("%s: paused (disabled)", label, extra=extra)
 
     async def apply_changes(self, changes: list[Change]) -> None:
         """The change feed's handler of sink changes (``hub.changes``)."""

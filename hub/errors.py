@@ -69,7 +69,8 @@ class DeliveryFailed(HubError):
 
 class DeliveryRejected(HubError):
     """The receiver refused the message for good; it goes to the dead letters with the
-    status and an excerpt of the answer's body."""
+    status and an excerpt of the answer's body (give a good part of it: the hub masks
+    the sink's secrets in it, then keeps the first 500 characters)."""
 
     def __init__(
         self, message: str = "rejected", status: int | None = None, excerpt: str = ""

@@ -1,9 +1,16 @@
-"""Export encodings of positions shared by the API and the CLI: CSV cells and GeoJSON."""
+"""Export encodings of a device's position history, shared by the API and the CLI.
+
+``HISTORY_CSV_COLUMNS`` and ``history_csv_row`` are the one definition of the CSV a
+history export has (``GET /api/devices/{id}/positions?format=csv`` and ``gpshub history
+export``), ``history_feature`` the one of a GeoJSON export's features.
+"""
 
 from __future__ import annotations
 
 import json
 from typing import Any
+
+from hub.positions import position_json
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -13,7 +20,10 @@ CSV_COLUMNS = (
     "source_port", "event_code", "odometer_km", "virtual_odometer_km", "hours",
     "virtual_hours", "poi_ids", "poi_group_ids", "place", "alerts_count",
 )  # fmt: skip
-"""The columns of a position history export (the API adds the device's name)."""
+"""The position fields of a history export, in order."""
+
+HISTORY_CSV_COLUMNS = (*CSV_COLUMNS[:2], "device_name", *CSV_COLUMNS[2:])
+"""The columns of a history export's CSV: the position fields and the device's name."""
 
 
 def csv_cell(value: Any) -> Any:
@@ -44,3 +54,20 @@ def geojson_feature(position: dict[str, Any]) -> dict[str, Any]:
         "geometry": {"type": "Point", "coordinates": coords},
         "properties": props,
     }
+
+
+def history_csv_row(row: dict[str, Any], device_name: str) -> list[Any]:
+    """The cells of one stored position (a row of ``PositionStore.history``) in a history
+    CSV, in ``HISTORY_CSV_COLUMNS`` order."""
+    data = position_json(row)
+    data["device_name"] = device_name
+    return [csv_cell(data.get(c)) for c in HISTORY_CSV_COLUMNS]
+
+
+def history_feature(row: dict[str, Any], device_name: str) -> dict[str, Any]:
+    """One stored position as a feature of a history GeoJSON export: the position's id
+    as the feature's, and the device's name among the properties."""
+    feature = geojson_feature(position_json(row))
+    feature["id"] = row["id"]
+    feature["properties"]["device_name"] = device_name
+    return feature

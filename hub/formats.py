@@ -21,7 +21,9 @@ An **alert item** (``purpose = "alerts"``) is the stored alert object (see
 (virtual hour meter), ``ruleOwner``, ``ruleOwnerId``, ``urId``, ``ruleName``,
 ``vehicle_tags``, ``poiContact`` and, by type, ``event``, ``poiIds``, ``poiNames``,
 ``poiGroupIds``, ``poiId``, ``poiName``, ``metersFromPoi``, ``distanceFromPoi``,
-``startDate`` (ISO text) and the type's own values — plus ``client`` as above.
+``startDate`` (ISO text) and the type's own values — plus ``client`` as above.  These
+are the names of Startrack's alert webhook; the API's own alert object (snake_case, a
+plain ``id``) is ``hub.alerts.alert_json`` of the item.
 """
 
 from __future__ import annotations

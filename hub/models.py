@@ -80,6 +80,14 @@ JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
 BigID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
+IDS_NEVER_REUSED: dict[str, Any] = {"sqlite_autoincrement": True}
+"""The table option of every table whose ids leave the database: SQLite gives an id out
+only once (AUTOINCREMENT; PostgreSQL's sequences do so anyway), so a deleted client,
+device, rule… never lends its id to a newcomer (migration 0006).  A migration that
+rebuilds one of these tables on SQLite must keep it (``batch_alter_table(...,
+table_kwargs=IDS_NEVER_REUSED)``): reflection does not see it."""
+
+
 def _ts(nullable: bool = True, **kw: Any) -> Any:
     return Field(default=None, sa_type=UTCDateTime, nullable=nullable, **kw)
 
@@ -92,6 +100,13 @@ class Role(StrEnum):
     ADMIN = "admin"  # system administrator: every client
     MANAGER = "manager"  # a client's user who may change its data
     VIEWER = "viewer"  # a client's read-only user
+
+
+class TokenScope(StrEnum):
+    """What an API token may do (``ApiToken.scope``)."""
+
+    ALL = "all"  # whatever its user's role allows
+    METRICS = "metrics"  # only read /metrics (the administrator's tokens only)
 
 
 class ConnectionState(StrEnum):
@@ -122,6 +137,7 @@ class Client(SQLModel, table=True):
     """A tenant: owns users, connections, devices, geofences and rules."""
 
     __tablename__ = "clients"
+    __table_args__ = (IDS_NEVER_REUSED,)
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=200, unique=True)
     timezone: str = Field(default="UTC", max_length=64, sa_column_kwargs={"server_default": "UTC"})
@@ -134,7 +150,7 @@ class Client(SQLModel, table=True):
 
 class User(SQLModel, table=True):
     __tablename__ = "users"
-    __table_args__ = (sa.UniqueConstraint("client_id", "name"),)
+    __table_args__ = (sa.UniqueConstraint("client_id", "name"), IDS_NEVER_REUSED)
     id: int | None = Field(default=None, primary_key=True)
     client_id: int | None = Field(
         default=None,
@@ -150,19 +166,25 @@ class ApiToken(SQLModel, table=True):
     """A bearer token; only its SHA-256 hash is stored."""
 
     __tablename__ = "api_tokens"
+    __table_args__ = (IDS_NEVER_REUSED,)
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(sa_column_args=[sa.ForeignKey("users.id", ondelete="CASCADE")], index=True)
     name: str = Field(default="", max_length=200)
     prefix: str = Field(max_length=20)
     token_hash: str = Field(max_length=64, unique=True)
+    # what the token may do: "all" (whatever its user's role allows) or "metrics" (an
+    # administrator's token that may only read /metrics, for a Prometheus server)
+    scope: str = Field(default="all", max_length=20, sa_column_kwargs={"server_default": "all"})
     created_at: datetime = _created()
     last_used_at: datetime | None = _ts()
+    expires_at: datetime | None = _ts()  # when it stops working; None: never
 
 
 class Connection(SQLModel, table=True):
     """One configured account on an upstream platform (a source instance)."""
 
     __tablename__ = "connections"
+    __table_args__ = (IDS_NEVER_REUSED,)
     id: int | None = Field(default=None, primary_key=True)
     client_id: int = Field(
         sa_column_args=[sa.ForeignKey("clients.id", ondelete="CASCADE")], index=True
@@ -189,6 +211,7 @@ class Device(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("connection_id", "upstream_id"),
         sa.UniqueConstraint("client_id", "remote_id"),
+        IDS_NEVER_REUSED,
     )
     id: int | None = Field(default=None, primary_key=True)
     client_id: int = Field(
@@ -231,7 +254,7 @@ class Position(SQLModel, table=True):
     """One stored fix. Unique per (device, fix time)."""
 
     __tablename__ = "positions"
-    __table_args__ = (sa.UniqueConstraint("device_id", "fix_time"),)
+    __table_args__ = (sa.UniqueConstraint("device_id", "fix_time"), IDS_NEVER_REUSED)
     id: int | None = Field(default=None, primary_key=True, sa_type=BigID)
     device_id: int = Field(sa_column_args=[sa.ForeignKey("devices.id", ondelete="CASCADE")])
     connection_id: int | None = Field(default=None)
@@ -281,6 +304,7 @@ class Geofence(SQLModel, table=True):
     """A POI: a circle, polygon or corridor of a client, with a contact text."""
 
     __tablename__ = "geofences"
+    __table_args__ = (IDS_NEVER_REUSED,)
     id: int | None = Field(default=None, primary_key=True)
     client_id: int = Field(
         sa_column_args=[sa.ForeignKey("clients.id", ondelete="CASCADE")], index=True
@@ -296,7 +320,7 @@ class Geofence(SQLModel, table=True):
 
 class GeofenceGroup(SQLModel, table=True):
     __tablename__ = "geofence_groups"
-    __table_args__ = (sa.UniqueConstraint("client_id", "name"),)
+    __table_args__ = (sa.UniqueConstraint("client_id", "name"), IDS_NEVER_REUSED)
     id: int | None = Field(default=None, primary_key=True)
     client_id: int = Field(
         sa_column_args=[sa.ForeignKey("clients.id", ondelete="CASCADE")], index=True
@@ -319,6 +343,7 @@ class AlertRule(SQLModel, table=True):
     """A client's alert rule, owned by a user (see ``hub.rules``)."""
 
     __tablename__ = "alert_rules"
+    __table_args__ = (IDS_NEVER_REUSED,)
     id: int | None = Field(default=None, primary_key=True)
     client_id: int = Field(
         sa_column_args=[sa.ForeignKey("clients.id", ondelete="CASCADE")], index=True
@@ -344,7 +369,10 @@ class Alert(SQLModel, table=True):
     """An alert a rule raised; ``payload`` is the whole alert object."""
 
     __tablename__ = "alerts"
-    __table_args__ = (sa.Index("ix_alerts_device_id_fix_time", "device_id", "fix_time"),)
+    __table_args__ = (
+        sa.Index("ix_alerts_device_id_fix_time", "device_id", "fix_time"),
+        IDS_NEVER_REUSED,
+    )
     id: int | None = Field(default=None, primary_key=True, sa_type=BigID)
     client_id: int = Field(
         sa_column_args=[sa.ForeignKey("clients.id", ondelete="CASCADE")], index=True
@@ -374,7 +402,7 @@ class OutboxEntry(SQLModel, table=True):
     __table_args__ = (
         sa.Index("ix_outbox_client_id_id", "client_id", "id"),
         # ids only grow, even after the newest rows are pruned: sinks read by id
-        {"sqlite_autoincrement": True},
+        IDS_NEVER_REUSED,
     )
     id: int | None = Field(default=None, primary_key=True, sa_type=BigID)
     client_id: int = Field(sa_column_args=[sa.ForeignKey("clients.id", ondelete="CASCADE")])
@@ -407,6 +435,7 @@ class SinkRow(SQLModel, table=True):
     """
 
     __tablename__ = "sinks"
+    __table_args__ = (IDS_NEVER_REUSED,)
     id: int | None = Field(default=None, primary_key=True)
     client_id: int = Field(
         sa_column_args=[sa.ForeignKey("clients.id", ondelete="CASCADE")], index=True
@@ -456,7 +485,7 @@ class DeadLetter(SQLModel, table=True):
     """A message a receiver refused for good (or that exhausted its retries)."""
 
     __tablename__ = "dead_letters"
-    __table_args__ = (sa.Index("ix_dead_letters_sink_id_id", "sink_id", "id"),)
+    __table_args__ = (sa.Index("ix_dead_letters_sink_id_id", "sink_id", "id"), IDS_NEVER_REUSED)
     id: int | None = Field(default=None, primary_key=True, sa_type=BigID)
     sink_id: int = Field(sa_column_args=[sa.ForeignKey("sinks.id", ondelete="CASCADE")])
     outbox_id: int = Field(sa_type=sa.BigInteger)

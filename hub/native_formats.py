@@ -2,7 +2,8 @@
 
 ``gpshub-locations`` batches: ``{"type": "locations", "locations": [position, …]}``,
 each position as the API shows it (``hub.positions.position_json``) with its ``device``;
-``gpshub-alert`` sends one alert object per request, as ``GET /api/alerts`` shows it.
+``gpshub-alert`` sends one alert object per request, as ``GET /api/alerts`` shows it
+(``hub.alerts.alert_json``: snake_case, a plain ``id``, its ``client_id``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from hub.alerts import alert_json
 from hub.formats import Format
 from hub.positions import utc_text
 
@@ -43,4 +45,4 @@ class GpshubAlert(Format):
 
     def encode(self, items: Sequence[dict[str, Any]]) -> bytes:
         (item,) = items
-        return orjson.dumps({k: v for k, v in item.items() if k not in _LEFT_OUT})
+        return orjson.dumps(alert_json(item))

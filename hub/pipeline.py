@@ -11,6 +11,7 @@ transaction on a worker thread.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from hub.alerts import alert_json
 from hub.blocking import run_blocking
 from hub.errors import BadConfig
 from hub.livefeed import LiveFeed, LiveMessage
@@ -26,6 +28,7 @@ from hub.positions import CursorUpdate, IngestItem, WriteResult, live_position
 if TYPE_CHECKING:
     from hub.changes import ChangeFeed
     from hub.clock import Clock
+    from hub.metrics import HubMetrics
     from hub.store import Store
 
 log = logging.getLogger(__name__)
@@ -74,6 +77,7 @@ class Pipeline:
         self._sending_invalid: set[int | None] = set()  # connections logged as such
         self._send, self._receive = trio.open_memory_channel[_Batch](max_pending_batches)
         self.after_commit: Callable[[WriteResult], None] | None = None
+        self.metrics: HubMetrics | None = None  # the hub's: batch latency
         self.changes: ChangeFeed | None = None
         """With a change feed, a batch is published live only once every change committed
         before it has been handled: a socket whose token was revoked gets nothing newer."""
@@ -166,8 +170,13 @@ class Pipeline:
         cursors = [c for b in group for c in b.cursors]
         now = self.clock.now()
         self.stats.batches += len(group)
+        started = time.perf_counter()
         try:
-            result, messages, head = await run_blocking(self._write_sync, items, cursors, now)
+            try:
+                result, messages, head = await run_blocking(self._write_sync, items, cursors, now)
+            finally:
+                if self.metrics is not None:
+                    self.metrics.ingest_batch_seconds.observe(time.perf_counter() - started)
         except Exception as exc:
             self.stats.failed_transactions += 1
             log.exception("storing %d fixes failed; their sources will retry", len(items))
@@ -225,4 +234,5 @@ def status_messages(
 
 
 def alert_messages(alerts: list[dict[str, Any]]) -> list[LiveMessage]:
-    return [LiveMessage.make("alert", a["clientId"], a["deviceId"], a) for a in alerts]
+    """``alert`` messages: each alert as the API shows it (``hub.alerts.alert_json``)."""
+    return [LiveMessage.make("alert", a["clientId"], a["deviceId"], alert_json(a)) for a in alerts]

@@ -29,6 +29,7 @@ from hub.models import (
     GeofenceMembership,
     User,
     bump_client_version,
+    rules_t,
     utcnow,
 )
 from hub.rules import RuleError, parse_params, parse_schedule, parse_zone
@@ -349,6 +350,34 @@ class RuleStore(_ClientRows):
             if after_id is not None:
                 q = q.where(col(Alert.id) > after_id)
             return list(s.exec(q))
+
+
+def forget_devices(conn: sa.Connection, client_id: int, device_ids: Iterable[int]) -> list[int]:
+    """Take devices being deleted out of the ``device_ids`` of the client's rules, in the
+    caller's transaction; the ids of the rules changed.
+
+    A rule whose list becomes empty keeps ``[]``: it applies to no device by id (``null``
+    would mean every device), only to the devices its ``tags`` select if it has any.  It
+    stays as its owner left it otherwise (enabled or not): a manager sees a rule that
+    names no device and adds the replacement vehicle, and nothing fires meanwhile.
+    """
+    gone = set(device_ids)
+    r = rules_t
+    rows = conn.execute(
+        sa.select(r.c.id, r.c.device_ids).where(r.c.client_id == client_id).order_by(r.c.id)
+    ).all()
+    changed = []
+    now = utcnow()
+    for rule_id, named in rows:
+        if named and not gone.isdisjoint(named):
+            kept = [d for d in named if d not in gone]
+            conn.execute(
+                sa.update(r).where(r.c.id == rule_id).values(device_ids=kept, updated_at=now)
+            )
+            changed.append(rule_id)
+    if changed:
+        bump_client_version(conn, client_id, "rules_version")
+    return changed
 
 
 def _checked_rule(rtype: str, params: Any, schedule: Any, tags: Any) -> tuple[Any, Any]:

@@ -11,8 +11,11 @@
   device is imported), and its status says why it is idle; it looks for devices again
   every interval (an import restarts it at once).
 
-A failure is logged when it starts and when it recovers, not on every retry.  While a
-connection waits for new credentials or an edit, ``next_poll_at`` is empty.
+Logging: each runner logs its first outcome (the first successful poll, or why it
+failed) and then every change of state (``ok``, ``idle``, ``failing``, ``rate_limited``,
+``needs_reauth``, ``bad_config``), not every retry; failures at WARNING, the rest at
+INFO, each record with ``connection_id``, ``kind``, ``state`` and ``previous_state``.
+While a connection waits for new credentials or an edit, ``next_poll_at`` is empty.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -57,6 +61,20 @@ POLL_TIMEOUT = 120.0
 ACTIVE_SPEED_KMH = 3.0
 USER_AGENT = "gpshub/0.1 (+https://github.com/gpshub)"
 SYNCED_KEY = "hub.synced_devices"
+
+_TROUBLE = {
+    ConnectionState.FAILING,
+    ConnectionState.RATE_LIMITED,
+    ConnectionState.NEEDS_REAUTH,
+    ConnectionState.BAD_CONFIG,
+}
+_SAY = {
+    ConnectionState.FAILING: "polling failed; retrying with backoff",
+    ConnectionState.RATE_LIMITED: "rate limited; waiting",
+    ConnectionState.NEEDS_REAUTH: "credentials rejected; paused until they change",
+    ConnectionState.BAD_CONFIG: "bad configuration; paused until edited",
+    ConnectionState.IDLE: "idle",
+}
 
 
 class StoreStateStore:
@@ -113,6 +131,11 @@ class SourceRunner:
         self.devices = 0  # how many the last poll covered
         self.notices: list[str] = []  # the last poll's remarks for the status
         self.peer: tuple[str, int] | None = None  # the upstream's address, last answer
+        self.kind = ""
+        self.label = f"#{connection_id}"
+        self._reported: str | None = None  # the state last logged (None: nothing yet)
+        self._poll_s: float | None = None  # how long the last call of poll() took
+        self._state_at_start: str | None = None  # the stored state when the runner started
 
     @property
     def version(self) -> datetime | None:
@@ -123,16 +146,18 @@ class SourceRunner:
         hub = self.hub
         conn = await run_blocking(hub.store.get_connection, self.connection_id)
         self._version = conn.updated_at
-        label = f"{conn.label!r} (#{conn.id}, {conn.kind})"
+        self.kind, self._state_at_start = conn.kind, conn.state
+        label = self.label = f"{conn.label!r} (#{conn.id}, {conn.kind})"
         clog = logging.LoggerAdapter(
-            logging.getLogger(f"gpshub.source.{conn.kind}"), {"connection": conn.id}
+            logging.getLogger(f"gpshub.source.{conn.kind}"), {"connection_id": conn.id}
         )
         task_status.started()
         try:
             source_cls = hub.registry.source(conn.kind)
         except KeyError as exc:
-            await self._set_state(ConnectionState.FAILING, str(exc.args[0]))
-            log.warning("connection %s: %s; not polled", label, exc.args[0])
+            await self._set_state(
+                ConnectionState.FAILING, str(exc.args[0]), say="its source is missing; not polled"
+            )
             return
         try:
             raw = await run_blocking(hub.store.connection_credentials, conn)
@@ -141,9 +166,6 @@ class SourceRunner:
             check_upstream_urls(hub.outbound_policy, credentials, options)
         except BadConfig as exc:
             await self._set_state(ConnectionState.BAD_CONFIG, f"bad configuration: {exc}")
-            log.warning(
-                "connection %s: bad configuration (%s); not polled until edited", label, exc
-            )
             return
         async with new_http_client(hub.outbound_policy) as http:
             http.event_hooks["response"].append(self._note_peer)
@@ -170,24 +192,24 @@ class SourceRunner:
         while True:
             started = trio.current_time()
             try:
-                with trio.fail_after(POLL_TIMEOUT):
-                    count = await self._poll_once(source)
+                self._poll_s = None
+                try:
+                    with trio.fail_after(POLL_TIMEOUT):
+                        count = await self._poll_once(source)
+                except Exception as exc:
+                    self._observe(_outcome(exc))
+                    raise
+                self._observe("idle" if count is None else "ok")
                 if count is None:
                     await self._check_account(source, label, cadence.active)
             except InvalidAuth as exc:
                 await self._set_state(
                     ConnectionState.NEEDS_REAUTH, f"invalid credentials: {exc}", next_poll_at=None
                 )
-                log.warning(
-                    "connection %s: credentials rejected (%s); paused until they change", label, exc
-                )
                 return
             except BadConfig as exc:
                 await self._set_state(
                     ConnectionState.BAD_CONFIG, f"bad configuration: {exc}", next_poll_at=None
-                )
-                log.warning(
-                    "connection %s: bad configuration (%s); paused until edited", label, exc
                 )
                 return
             except PipelineClosed:
@@ -224,14 +246,19 @@ class SourceRunner:
                 await self._idle(label, interval)
                 await trio.sleep_until(started + interval)
                 continue
-            if self.failures:
-                log.info("connection %s: recovered after %d failed poll(s)", label, self.failures)
+            if self._reported is None:
+                say = f"first successful poll, {count} new fix(es)"
+            elif self.failures:
+                say = f"recovered after {self.failures} failed poll(s)"
+            else:
+                say = "ok"
             self.failures = 0
             now = self.hub.clock.now()
             await self._set_state(
                 ConnectionState.OK,
                 None,
                 message="; ".join([f"polling {self.devices} device(s)", *self.notices]),
+                say=say,
                 last_poll_at=now,
                 last_success_at=now,
                 next_poll_at=now + timedelta(seconds=interval),
@@ -273,8 +300,6 @@ class SourceRunner:
         message = "no devices to poll: import or link devices of the account"
         if self._idle_note:
             message += f"; {self._idle_note}"
-        if self.state != ConnectionState.IDLE:
-            log.info("connection %s: idle (%s)", label, message)
         now = self.hub.clock.now()
         await self._set_state(
             ConnectionState.IDLE,
@@ -300,7 +325,11 @@ class SourceRunner:
             return None
         by_upstream = {r.upstream_id: r for r in refs}
         cursors = {r.upstream_id: stored.get(r.device_id, Cursor()) for r in refs}
-        result = await source.poll(refs, cursors)
+        polled = time.perf_counter()
+        try:
+            result = await source.poll(refs, cursors)
+        finally:
+            self._poll_s = time.perf_counter() - polled
         self.polls += 1
         if not isinstance(result, PollResult):
             raise TypeError(f"poll() returned {type(result).__name__}, not PollResult")
@@ -383,20 +412,17 @@ class SourceRunner:
     async def _fail(
         self, state: str, message: str, label: str, wait: float, exc: BaseException | None = None
     ) -> None:
-        if self.failures == 1:
-            log.warning(
-                "connection %s: polling failed (%s); retrying with backoff",
-                label,
-                message,
-                exc_info=exc if exc is not None and not _expected(exc) else None,
-            )
-        else:
+        if self.failures > 1 and state == self.state:
             log.debug(
                 "connection %s: still failing (%s), attempt %d", label, message, self.failures
             )
         now = self.hub.clock.now()
         await self._set_state(
-            state, message, last_poll_at=now, next_poll_at=now + timedelta(seconds=wait)
+            state,
+            message,
+            exc=exc if exc is not None and not _expected(exc) else None,
+            last_poll_at=now,
+            next_poll_at=now + timedelta(seconds=wait),
         )
 
     async def _set_state(
@@ -405,12 +431,19 @@ class SourceRunner:
         error: str | None,
         *,
         message: str | None = None,
+        say: str | None = None,
+        exc: BaseException | None = None,
         **fields: datetime | None,
     ) -> None:
-        """Record the state; ``message`` says why (the error when not given)."""
+        """Record the state; ``message`` says why (the error when not given).
+
+        The runner's first outcome and every change of state are logged: ``say`` (else
+        the state's own words), then ``message``, with the traceback of ``exc``.
+        """
         error = scrub(error, self._secrets)  # plugins may quote what they were given
         message = scrub(message, self._secrets) if message is not None else error
         changed = state != self.state
+        self._log_state(state, say, message, exc)
         self.state = state
         with trio.CancelScope(shield=True):
             written = await run_blocking(
@@ -425,6 +458,49 @@ class SourceRunner:
             )
         if changed and written:
             await self.hub.publish_connection_status(self.connection_id, state, error)
+
+    def _observe(self, outcome: str | None) -> None:
+        """Count a poll's outcome (``None``: not a poll's, e.g. the hub shutting down)."""
+        if outcome is not None:
+            self.hub.metrics.observe_poll(self.connection_id, self.kind, outcome, self._poll_s)
+
+    def _log_state(
+        self, state: str, say: str | None, message: str | None, exc: BaseException | None
+    ) -> None:
+        previous = self._reported if self._reported is not None else self._state_at_start
+        if self._reported is not None and state == self._reported:
+            return
+        self._reported = state
+        text = say or _SAY.get(state, state)
+        log.log(
+            logging.WARNING if state in _TROUBLE else logging.INFO,
+            "connection %s: %s%s",
+            self.label,
+            text,
+            f" ({message})" if message else "",
+            exc_info=exc,
+            extra={
+                "connection_id": self.connection_id,
+                "kind": self.kind,
+                "state": state,
+                "previous_state": previous,
+            },
+        )
+
+
+def _outcome(exc: BaseException) -> str | None:
+    """A failed poll's ``outcome`` label (see ``hub.metrics.POLL_OUTCOMES``)."""
+    if isinstance(exc, PipelineClosed):
+        return None
+    if isinstance(exc, InvalidAuth):
+        return "invalid_auth"
+    if isinstance(exc, BadConfig):
+        return "bad_config"
+    if isinstance(exc, RateLimited):
+        return "rate_limited"
+    if isinstance(exc, trio.TooSlowError):
+        return "timeout"
+    return "failed"
 
 
 def _expected(exc: BaseException) -> bool:

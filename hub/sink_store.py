@@ -351,6 +351,37 @@ class SinkStore:
             "dead_letters": int(dead),
         }
 
+    def owed_and_dead(self) -> dict[int, tuple[int, int]]:
+        """Every sink's messages owed (as ``stats``' ``pending``) and dead letters, in
+        three grouped queries whatever the number of sinks (for ``/metrics``)."""
+        o, s = outbox_t, sinks_t
+        kind = sa.case(*((s.c.purpose == p, k) for p, k in KIND_OF.items()), else_=s.c.purpose)
+        fresh = (
+            sa.select(s.c.id, sa.func.count(o.c.id))
+            .select_from(
+                s.join(
+                    o,
+                    sa.and_(
+                        o.c.client_id == s.c.client_id,
+                        o.c.kind == kind,
+                        o.c.id > s.c.cursor,
+                        sa.or_(o.c.sink_id.is_(None), o.c.sink_id == s.c.id),
+                    ),
+                )
+            )
+            .group_by(s.c.id)
+        )
+
+        def per_sink(table: sa.Table) -> Any:
+            return sa.select(table.c.sink_id, sa.func.count()).group_by(table.c.sink_id)
+
+        with self.engine.connect() as conn:
+            owed: dict[int, int] = {int(i): int(n) for i, n in conn.execute(fresh)}
+            for i, n in conn.execute(per_sink(pending_t)):
+                owed[int(i)] = owed.get(int(i), 0) + int(n)
+            dead = {int(i): int(n) for i, n in conn.execute(per_sink(dead_t))}
+        return {i: (owed.get(i, 0), dead.get(i, 0)) for i in owed.keys() | dead.keys()}
+
     # -- dead letters, re-sending and replay ----------------------------------------------
     def dead_letters(self, sink_id: int, after_id: int = 0, limit: int = 100) -> list[DeadLetter]:
         with self._session() as s:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -34,6 +34,7 @@ from hub.models import (
     Role,
     SinkRow,
     SourceCursor,
+    TokenScope,
     User,
     bump_client_version,
     utcnow,
@@ -74,6 +75,7 @@ class Principal:
     role: str
     token_id: int | None = None
     name: str = ""
+    token_scope: str = TokenScope.ALL  # "metrics": the token may only read /metrics
 
     @property
     def is_admin(self) -> bool:
@@ -87,6 +89,28 @@ class Principal:
     def scope(self) -> int | None:
         """The client whose data this principal may see (``None``: all)."""
         return None if self.is_admin else self.client_id
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCheck:
+    """What ``Store.check_token`` found: the principal, or ``None`` and why not
+    (``malformed token``, ``unknown or revoked token``, ``expired token``)."""
+
+    principal: Principal | None
+    reason: str
+
+
+def _future_expiry(when: datetime) -> datetime:
+    """An expiry time as stored: aware UTC, in the future."""
+    if when.tzinfo is None:
+        raise Invalid("expires_at", "give a time zone (e.g. 2027-01-01T00:00:00Z)")
+    try:
+        when = when.astimezone(UTC)
+    except OverflowError:
+        raise Invalid("expires_at", "too far in the future") from None
+    if when <= utcnow():
+        raise Invalid("expires_at", "must be in the future")
+    return when
 
 
 UNSET: Any = object()
@@ -295,17 +319,40 @@ class Store:
                 s.connection(), ChangeKind.USER, ChangeOp.DELETED, user_id, user.client_id
             )
 
-    def create_token(self, user_id: int, name: str = "") -> tuple[ApiToken, str]:
-        """A new token for ``user_id``: the row and the plaintext (shown once)."""
+    def create_token(
+        self,
+        user_id: int,
+        name: str = "",
+        scope: str = TokenScope.ALL,
+        *,
+        expires_at: datetime | None = None,
+    ) -> tuple[ApiToken, str]:
+        """A new token for ``user_id``: the row and the plaintext (shown once).
+
+        ``scope`` ``metrics`` makes a token that may only read ``/metrics``: the
+        metrics are the whole hub's, so only the administrator may have one.
+        ``expires_at`` (aware, in the future) is when it stops working; ``None``: never.
+        """
+        if scope not in set(TokenScope):
+            raise Invalid("scope", f"must be one of {', '.join(TokenScope)}")
+        if expires_at is not None:
+            expires_at = _future_expiry(expires_at)
         plain = tokens.new_token()
         with self.session(write=True) as s:
-            if s.get(User, user_id) is None:
+            user = s.get(User, user_id)
+            if user is None:
                 raise NotFound(f"user {user_id} not found")
+            if scope == TokenScope.METRICS and not (
+                user.role == Role.ADMIN and user.client_id is None
+            ):
+                raise Invalid("scope", "only the system administrator may have a metrics token")
             row = ApiToken(
                 user_id=user_id,
                 name=name,
                 prefix=tokens.display_prefix(plain),
                 token_hash=tokens.token_hash(plain),
+                scope=str(scope),
+                expires_at=expires_at,
             )
             s.add(row)
             s.flush()
@@ -328,8 +375,13 @@ class Store:
             record_change(s.connection(), ChangeKind.TOKEN, ChangeOp.DELETED, token_id)
 
     def authenticate(self, plain: str) -> Principal | None:
+        """The principal of a valid token: issued, not revoked, not expired."""
+        return self.check_token(plain).principal
+
+    def check_token(self, plain: str) -> TokenCheck:
+        """``authenticate`` saying why a token is refused (see ``TokenCheck``)."""
         if not tokens.well_formed(plain):
-            return None
+            return TokenCheck(None, "malformed token")
         digest = tokens.token_hash(plain)
         with self.session() as s:
             row = s.exec(
@@ -338,21 +390,25 @@ class Store:
                 .where(ApiToken.token_hash == digest)
             ).first()
         if row is None:
-            return None
+            return TokenCheck(None, "unknown or revoked token")
         token, user = row
         now = utcnow()
+        if token.expires_at is not None and token.expires_at <= now:
+            return TokenCheck(None, "expired token")
         if token.last_used_at is None or now - token.last_used_at > TOKEN_USE_RESOLUTION:
             with db.write_tx(self.engine) as conn:
                 conn.execute(
                     sa.update(ApiToken).where(col(ApiToken.id) == token.id).values(last_used_at=now)
                 )
-        return Principal(
+        principal = Principal(
             user_id=user.id or 0,
             client_id=user.client_id,
             role=user.role,
             token_id=token.id,
             name=user.name,
+            token_scope=token.scope,
         )
+        return TokenCheck(principal, "")
 
     def bootstrap_admin(self) -> str | None:
         """On an empty database: create the system administrator and return its token."""
@@ -612,11 +668,16 @@ class Store:
             raise _device_conflict(exc) from None
 
     def delete_device(self, device_id: int, client_id: int | None = None) -> None:
+        """Delete a device with its positions, alerts, state and cursor, and take it out
+        of the rules that name it (``hub.rule_store.forget_devices``)."""
+        from hub.rule_store import forget_devices
+
         with self.session(write=True) as s:
             device = s.get(Device, device_id)
             if device is None or (client_id is not None and device.client_id != client_id):
                 raise NotFound(f"device {device_id} not found")
             s.delete(device)
+            forget_devices(s.connection(), device.client_id, [device_id])
             bump_client_version(s.connection(), device.client_id, "devices_version")
             _record_device(s, device_id, device.client_id, ChangeOp.DELETED)
 

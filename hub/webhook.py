@@ -26,7 +26,9 @@ from hub.retry_after import response_retry_after
 from hub.signing import signature_header
 from hub.sink import Delivery, Sink
 
-EXCERPT_BYTES = 500
+ANSWER_BYTES = 64 * 1024
+"""How much of a refusal's body goes into ``DeliveryRejected.excerpt``: the worker masks
+secrets in all of it before it keeps the start (a secret across the cut is masked too)."""
 RETRY_STATUSES = frozenset({408, 429})
 MAX_RETRY_AFTER_S = 24 * 3600.0
 
@@ -76,7 +78,7 @@ class WebhookSink(Sink):
         status = response.status_code
         if 200 <= status < 300:
             return
-        excerpt = response.content[:EXCERPT_BYTES].decode("utf-8", "replace")
+        excerpt = response.content[:ANSWER_BYTES].decode("utf-8", "replace")
         if 300 <= status < 400:
             where = response.headers.get("location", "")
             raise DeliveryFailed(

@@ -288,10 +288,15 @@ async def test_changes_made_through_this_hub_apply_once(db_url: str, tmp_path: P
 def test_the_migration_keeps_the_data(db_url: str, secret_box: Any) -> None:
     """0009 adds the change log to a filled database of the schema before it (and can be
     undone, keeping the data)."""
+    from alembic.script import ScriptDirectory
+
     from hub import db
 
     engine = db.create_engine(db_url)
-    db.migrate(engine, "0005")
+    script = ScriptDirectory.from_config(db.alembic_config(engine))
+    before = script.get_revision("0009").down_revision
+    assert isinstance(before, str)
+    db.migrate(engine, before)
     now = "'2026-01-01 00:00:00.000000'" if engine.dialect.name == "sqlite" else "now()"
     with engine.begin() as conn:
         conn.execute(
@@ -311,7 +316,7 @@ def test_the_migration_keeps_the_data(db_url: str, secret_box: Any) -> None:
     ]
     from alembic import command
 
-    command.downgrade(db.alembic_config(store.engine), "0005")
+    command.downgrade(db.alembic_config(store.engine), before)
     assert "change_log" not in sa.inspect(store.engine).get_table_names()
     assert [c.name for c in store.list_clients()] == ["old"]
     store.close()

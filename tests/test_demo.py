@@ -1,7 +1,8 @@
 """``gpshub serve --demo`` as a user runs it: a real process, a real socket, real clients.
 
-Soon after start the demo device has positions in history and on the live feed; SIGINT
-ends the process cleanly.  (How soon is a timing, so it is not asserted: the deadline
+Soon after start the demo device has positions in history and on the live feed, moving
+from the first, and the start-up banner names it as the API does; SIGINT ends the
+process cleanly.  (How soon is a timing, so it is not asserted: the deadline
 only keeps a hung process from holding up the suite.  On a busy two-core machine the
 imports alone take seconds, and the simulator reports every 5 s.)
 """
@@ -57,11 +58,15 @@ async def test_demo_shows_a_moving_vehicle(tmp_path: Path) -> None:
         with trio.fail_after(60):
             m = await read_until(proc.stderr, r"listening on (http://\S+).*?(gph_\w{38})", seen)
             url, token = m.group(1), m.group(2)
+            banner = re.search(r"Demo: .*?device #(\d+) '([^']*)'", seen[0])
+            assert banner, seen[0]
             headers = {"Authorization": f"Bearer {token}"}
             async with httpx.AsyncClient(base_url=url, headers=headers) as http:
                 devices = (await http.get("/api/devices")).json()["devices"]
                 assert [d["remote_id"] for d in devices] == ["demo-1"]
                 device_id = devices[0]["id"]
+                # the banner names the device as the API does
+                assert (int(banner.group(1)), banner.group(2)) == (device_id, devices[0]["name"])
                 ws_url = url.replace("http://", "ws://") + "/api/live"
                 async with open_websocket_url(
                     ws_url, extra_headers=[("Authorization", f"Bearer {token}")]
@@ -73,6 +78,8 @@ async def test_demo_shows_a_moving_vehicle(tmp_path: Path) -> None:
                             live = msg
                     assert live["device_id"] == device_id
                     assert live["data"]["sensors"]["simulated"] is True
+                    # moving from the start, not parked at the depot for minutes
+                    assert live["data"]["speed_kmh"] > 0 and live["data"]["ignition"] is True
                 r = await http.get(f"/api/devices/{device_id}/positions")
                 assert live["data"] in r.json()["positions"]  # read back through history
     finally:

@@ -1,10 +1,10 @@
 """Changes made by other processes reach a running ``gpshub serve`` (issue 12, item 7):
 real processes on one SQLite file, then on PostgreSQL.
 
-The serving hub is a subprocess; the CLI adds a connection in another, a third links a
-device to it and later revokes a token (the store, as the CLI would).  The connection
-is polled and the live socket held to the serving process is closed, each within a
-generous bound (the hub looks for changes every second).
+The serving hub is a subprocess; the CLI, in other processes, adds a connection, links a
+device to it and later revokes a token.  The connection is polled and the live socket
+held to the serving process is closed, each within a generous bound (the hub looks for
+changes every second).
 """
 
 from __future__ import annotations
@@ -28,25 +28,6 @@ from hub.secrets import SecretBox
 
 ROUTE = "14.60,-90.50\n14.61,-90.51\n14.62,-90.50\n"
 WAIT = 90.0  # seconds: a bound against hangs on a busy machine, not a timing
-
-# run by a separate Python process: what `gpshub device add` / `token revoke` do
-HELPER = """
-import sys
-from hub.config import Settings
-from hub.core import Hub
-
-store = Hub.open(Settings.load()).store
-action, *args = sys.argv[1:]
-if action == "device":
-    client, connection = (int(a) for a in args)
-    store.create_device(client, name="van", connection_id=connection, upstream_id="van-1")
-elif action == "revoke":
-    (name,) = args
-    for token in store.list_tokens():
-        if token.name == name:
-            store.delete_token(token.id)
-store.close()
-"""
 
 
 def environment(data_dir: Path, database_url: str | None) -> dict[str, str]:
@@ -137,7 +118,8 @@ async def the_change_reaches_the_serving_hub(tmp_path: Path, database_url: str |
                 while (await status())["state"] == "new":  # noqa: ASYNC110 - another process
                     await trio.sleep(0.2)
             assert (await status())["state"] == "idle", b"".join(log).decode()
-            run(env, "-c", HELPER, "device", "1", str(connection))
+            gpshub(env, "device", "add", "van", "--client", "ACME",
+                   "--connection-id", str(connection), "--upstream-id", "van-1")  # fmt: skip
             with trio.fail_after(WAIT):  # and polls the device linked to it since
                 while not (await http.get("/api/devices/latest")).json()["positions"]:  # noqa: ASYNC110
                     await trio.sleep(0.2)
@@ -146,7 +128,9 @@ async def the_change_reaches_the_serving_hub(tmp_path: Path, database_url: str |
         async with open_websocket_url(ws_url, extra_headers=list(headers.items())) as ws:
             hello = json.loads(await ws.get_message())
             assert hello["type"] == "hello"
-            run(env, "-c", HELPER, "revoke", "ana's")
+            (ana,) = [t for t in json.loads(gpshub(env, "token", "list", "--json"))
+                      if t["name"] == "ana's"]  # fmt: skip
+            gpshub(env, "token", "revoke", str(ana["id"]))
             with trio.fail_after(WAIT):
                 reason = await closing(ws)
             assert (reason.code, reason.reason) == (4001, "token revoked")

@@ -53,7 +53,7 @@ async def test_a_silent_device_goes_offline_and_back(tmp_path: Path, autojump_cl
             assert hub.store.get_device(device.id).status == "offline"
             messages = [json.loads(t) for t in await sub.receive_batch()]
             kinds = [
-                (m["type"], m["device_id"], m["data"].get("status") or m["data"].get("messageId"))
+                (m["type"], m["device_id"], m["data"].get("status") or m["data"].get("message_id"))
                 for m in messages
             ]
             assert kinds == [
@@ -92,5 +92,5 @@ async def test_alerts_reach_the_live_feed_with_their_position(tmp_path: Path) ->
     assert [m["type"] for m in messages] == ["position", "device_status", "position", "alert"]
     position, alert = messages[2]["data"], messages[3]["data"]
     assert position["poi_ids"] == [poi.id] and position["alerts_count"] == 1
-    assert alert["messageId"] == "enteredPoi" and alert["poiName"] == "Yard"
-    assert alert["vehicle"] == "van (P-1)" and alert["eventId"] > 0
+    assert alert["message_id"] == "enteredPoi" and alert["poi_name"] == "Yard"
+    assert alert["vehicle"] == "van (P-1)" and alert["id"] > 0

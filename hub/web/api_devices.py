@@ -13,6 +13,7 @@ from hub.web.schemas import (
     CountersUpdate,
     DeviceCreate,
     DeviceFilter,
+    DeviceLabel,
     DeviceList,
     DeviceOut,
     DeviceUpdate,
@@ -23,6 +24,12 @@ from hub.web.schemas import (
 
 def device_out(device: Device) -> DeviceOut:
     return DeviceOut.model_validate(device.model_dump())
+
+
+def device_label(device: Device) -> dict[str, Any]:
+    """The device fields a dashboard labels a row with (``DeviceLabel``)."""
+    label = DeviceLabel.model_validate(device.model_dump())
+    return label.model_dump(mode="json")
 
 
 async def list_devices(req: ApiRequest) -> DeviceList:
@@ -73,13 +80,25 @@ async def set_counters(req: ApiRequest) -> DeviceOut:
 async def latest_positions(req: ApiRequest) -> dict[str, Any]:
     client_id = filter_client(req.principal, req.query_as(ClientFilter).client_id)
     rows = await req.run(req.hub.store.positions.latest, None, client_id)
-    return {"positions": [position_json(r) for r in rows]}
+    devices = await req.run(req.hub.store.list_devices, client_id)
+    labels = {d.id: device_label(d) for d in devices}
+    return {
+        "positions": [
+            {**position_json(r), "device": labels[r["device_id"]]}
+            for r in rows
+            if r["device_id"] in labels  # a device deleted between the two reads
+        ]
+    }
 
 
 async def latest_position(req: ApiRequest) -> dict[str, Any]:
     device = await req.run(req.hub.store.get_device, req.path_int("id"), req.scope)
     rows = await req.run(req.hub.store.positions.latest, [device.id])
-    return {"device_id": device.id, "position": position_json(rows[0]) if rows else None}
+    return {
+        "device_id": device.id,
+        "device": device_label(device),
+        "position": position_json(rows[0]) if rows else None,
+    }
 
 
 TAG = "devices"
@@ -92,7 +111,9 @@ ROUTES = [
     ApiRoute("GET", "/api/devices/latest", latest_positions, Access.USER,
              "The latest position of every visible device", TAG, query=ClientFilter,
              response=LatestList,
-             description="Devices without any position are left out."),
+             description="Each position carries its `device` (name, plate, driver, tags, "
+             "status…), so a dashboard can label it without another request.  Devices "
+             "without any position are left out."),
     ApiRoute("GET", "/api/devices/{id:int}", get_device, Access.USER, "Read a device", TAG,
              response=DeviceOut, errors=(404,)),
     ApiRoute("PATCH", "/api/devices/{id:int}", update_device, Access.MANAGER,

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hub.models import Geofence, GeofenceGroup
+from hub.positions import utc_text
 from hub.web.auth import Access, filter_client, owning_client
 from hub.web.errors import invalid
 from hub.web.routing import ApiRequest, ApiRoute
@@ -42,8 +43,8 @@ def feature(g: Geofence, group_ids: list[int]) -> dict[str, Any]:
             "group_ids": group_ids,
             "client_id": g.client_id,
             **(g.properties or {}),
-            "created_at": g.created_at.isoformat(),
-            "updated_at": g.updated_at.isoformat(),
+            "created_at": utc_text(g.created_at),
+            "updated_at": utc_text(g.updated_at),
         },
     ).model_dump(mode="json")
 
@@ -53,8 +54,9 @@ async def _features(req: ApiRequest, rows: list[Geofence]) -> list[dict[str, Any
     return [feature(g, groups.get(g.id or 0, [])) for g in rows]
 
 
-def _item(props: Any, geometry: Any, where: str = "") -> dict[str, Any]:
-    """The store's description of a geofence from a Feature's parts."""
+def geofence_item(props: Any, geometry: Any, where: str = "") -> dict[str, Any]:
+    """The store's description of a geofence from a Feature's parts (``gpshub geofence
+    import`` uses it too)."""
     if not isinstance(props, Mapping):
         raise invalid(f"{where}properties", "must be an object")
     group_ids = props.get("group_ids")
@@ -69,6 +71,19 @@ def _item(props: Any, geometry: Any, where: str = "") -> dict[str, Any]:
     }
 
 
+def collection_items(body: GeofenceImport) -> list[dict[str, Any]]:
+    """The store's descriptions of the geofences of an import (errors name
+    ``features.N.…``); store them with ``create_many(client, items, "features.")``."""
+    items = []
+    for i, f in enumerate(body.features):
+        if not isinstance(f, Mapping):
+            raise invalid(f"features.{i}", "must be a GeoJSON Feature object")
+        items.append(geofence_item(f.get("properties") or {}, f.get("geometry"), f"features.{i}."))
+    if not items:
+        raise invalid("features", "must hold at least one Feature")
+    return items
+
+
 # -- geofences -------------------------------------------------------------------------
 async def list_geofences(req: ApiRequest) -> dict[str, Any]:
     client_id = filter_client(req.principal, req.query_as(ClientFilter).client_id)
@@ -79,7 +94,7 @@ async def list_geofences(req: ApiRequest) -> dict[str, Any]:
 async def create_geofence(req: ApiRequest) -> dict[str, Any]:
     body = req.body_as(GeofenceCreate)
     client_id = await owning_client(req.hub, req.principal, body.client_id)
-    item = _item(body.properties, body.geometry)
+    item = geofence_item(body.properties, body.geometry)
     (g,) = await req.run(req.hub.store.geofences.create_many, client_id, [item])
     return (await _features(req, [g]))[0]
 
@@ -87,13 +102,7 @@ async def create_geofence(req: ApiRequest) -> dict[str, Any]:
 async def import_geofences(req: ApiRequest) -> dict[str, Any]:
     body = req.body_as(GeofenceImport)
     client_id = await owning_client(req.hub, req.principal, body.client_id)
-    items = []
-    for i, f in enumerate(body.features):
-        if not isinstance(f, Mapping):
-            raise invalid(f"features.{i}", "must be a GeoJSON Feature object")
-        items.append(_item(f.get("properties") or {}, f.get("geometry"), f"features.{i}."))
-    if not items:
-        raise invalid("features", "must hold at least one Feature")
+    items = collection_items(body)
     rows = await req.run(req.hub.store.geofences.create_many, client_id, items, "features.")
     return {"type": "FeatureCollection", "features": await _features(req, rows)}
 

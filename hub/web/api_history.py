@@ -6,24 +6,38 @@ import csv
 import io
 import json
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from starlette.responses import StreamingResponse
 
-from hub.exports import CSV_COLUMNS as EXPORT_COLUMNS
-from hub.exports import csv_cell, geojson_feature
+from hub.exports import HISTORY_CSV_COLUMNS, history_csv_row, history_feature
 from hub.models import Device
 from hub.positions import decode_arrival_cursor, decode_cursor, position_json
 from hub.web.auth import Access, filter_client
 from hub.web.errors import bad_parameter
 from hub.web.routing import ApiRequest, ApiRoute
 from hub.web.schemas import HistoryQuery, PositionPage, SincePage, SinceQuery
+from hub.web.times import client_zone, resolve
 
 EXPORT_PAGE = 2000
 """Rows fetched per query while streaming a download: memory stays flat."""
 
-CSV_COLUMNS = (*EXPORT_COLUMNS[:2], "device_name", *EXPORT_COLUMNS[2:])
+CSV_COLUMNS = HISTORY_CSV_COLUMNS  # one definition, shared with ``gpshub history export``
+
+
+@dataclass(frozen=True, slots=True)
+class _Range:
+    """A history query with its times resolved to instants."""
+
+    start: datetime | None
+    end: datetime | None
+    asked: HistoryQuery
+
+    @property
+    def cursor(self) -> str | None:
+        return self.asked.cursor
 
 
 def _check_cursor(cursor: str | None) -> None:
@@ -50,7 +64,7 @@ async def _pages(
             return
 
 
-async def _csv(req: ApiRequest, device: Device, query: HistoryQuery) -> AsyncIterator[str]:
+async def _csv(req: ApiRequest, device: Device, query: _Range) -> AsyncIterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
@@ -59,21 +73,17 @@ async def _csv(req: ApiRequest, device: Device, query: HistoryQuery) -> AsyncIte
         buffer.seek(0)
         buffer.truncate()
         for row in rows:
-            data = position_json(row)
-            data["device_name"] = device.name
-            writer.writerow([csv_cell(data.get(c)) for c in CSV_COLUMNS])
+            writer.writerow(history_csv_row(row, device.name))
         yield buffer.getvalue()
 
 
-async def _geojson(req: ApiRequest, device: Device, query: HistoryQuery) -> AsyncIterator[str]:
+async def _geojson(req: ApiRequest, device: Device, query: _Range) -> AsyncIterator[str]:
     yield '{"type":"FeatureCollection","features":['
     first = True
     async for rows in _pages(req, device.id or 0, query.start, query.end, query.cursor):
         parts = []
         for row in rows:
-            feature = geojson_feature(position_json(row))
-            feature["id"] = row["id"]
-            feature["properties"]["device_name"] = device.name
+            feature = history_feature(row, device.name)
             parts.append(json.dumps(feature, separators=(",", ":"), default=str))
         yield ("" if first else ",") + ",".join(parts)
         first = False
@@ -89,23 +99,25 @@ def _download(name: str, media_type: str, body: AsyncIterator[str]) -> Streaming
 
 
 async def device_positions(req: ApiRequest) -> Any:
-    query = req.query_as(HistoryQuery)
+    asked = req.query_as(HistoryQuery)
+    _check_cursor(asked.cursor)
+    device = await req.run(req.hub.store.get_device, req.path_int("id"), req.scope)
+    zone = await client_zone(req, device.client_id, asked.start, asked.end)
+    query = _Range(resolve(asked.start, zone, "from"), resolve(asked.end, zone, "to"), asked)
     if query.start and query.end and query.end < query.start:
         raise bad_parameter("to", "must not be before `from`")
-    _check_cursor(query.cursor)
-    device = await req.run(req.hub.store.get_device, req.path_int("id"), req.scope)
     stem = f"device-{device.id}-positions"
-    if query.format == "csv":
+    if asked.format == "csv":
         return _download(f"{stem}.csv", "text/csv; charset=utf-8", _csv(req, device, query))
-    if query.format == "geojson":
+    if asked.format == "geojson":
         return _download(f"{stem}.geojson", "application/geo+json", _geojson(req, device, query))
     rows, next_cursor = await req.run(
         req.hub.store.positions.history,
         [device.id],
         query.start,
         query.end,
-        query.cursor,
-        query.limit,
+        asked.cursor,
+        asked.limit,
     )
     return {"positions": [position_json(r) for r in rows], "next_cursor": next_cursor}
 
@@ -113,15 +125,19 @@ async def device_positions(req: ApiRequest) -> Any:
 async def positions_since(req: ApiRequest) -> dict[str, Any]:
     query = req.query_as(SinceQuery)
     if query.since is None and not query.cursor:
-        raise bad_parameter("since", "required (ISO 8601 with an offset or Z) without `cursor`")
+        raise bad_parameter(
+            "since", "required without `cursor`: a date-time with an offset or Z, or a date"
+        )
     if query.cursor:
         try:
             decode_arrival_cursor(query.cursor)
         except ValueError:
             raise bad_parameter("cursor", "not a cursor this API returned") from None
     client_id = filter_client(req.principal, query.client_id)
+    zone = await client_zone(req, client_id, query.since)
+    since = resolve(query.since, zone, "since")
     rows, next_cursor, resume = await req.run(
-        req.hub.store.positions.since, client_id, query.since, query.cursor, query.limit
+        req.hub.store.positions.since, client_id, since, query.cursor, query.limit
     )
     return {
         "positions": [position_json(r) for r in rows],

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from hub.models import AlertRule
+from hub.alerts import alert_json
+from hub.models import Alert, AlertRule
 from hub.rules import RULE_TYPES
 from hub.web.auth import Access, filter_client, owning_client
 from hub.web.routing import ApiRequest, ApiRoute
@@ -25,10 +26,16 @@ from hub.web.schemas import (
     RuleTypeOut,
     RuleUpdate,
 )
+from hub.web.times import client_zone, resolve
 
 
 def rule_out(rule: AlertRule) -> RuleOut:
     return RuleOut.model_validate(rule.model_dump())
+
+
+def alert_out(alert: Alert) -> dict[str, Any]:
+    """A stored alert as ``GET /api/alerts`` shows it (``gpshub alert list --json`` too)."""
+    return alert_json({**alert.payload, "eventId": alert.id, "clientId": alert.client_id})
 
 
 async def rule_types(req: ApiRequest) -> RuleTypeList:
@@ -36,7 +43,7 @@ async def rule_types(req: ApiRequest) -> RuleTypeList:
         types=[
             RuleTypeOut(
                 name=name,
-                messageId=t.message_id,
+                message_id=t.message_id,
                 description=t.description,
                 params=t.params.model_json_schema(),
             )
@@ -77,28 +84,29 @@ async def delete_rule(req: ApiRequest) -> None:
     await req.run(req.hub.store.rules.delete, req.path_int("id"), req.scope)
 
 
-async def list_alerts(req: ApiRequest) -> AlertPage:
+async def list_alerts(req: ApiRequest) -> dict[str, Any]:
     q = req.query_as(AlertQuery)
     client_id = filter_client(req.principal, q.client_id)
+    zone = await client_zone(req, client_id, q.start, q.end)
     rows = await req.run(
         req.hub.store.rules.alerts,
         client_id,
         device_id=q.device_id,
         rule_id=q.rule_id,
-        start=q.start,
-        end=q.end,
+        start=resolve(q.start, zone, "from"),
+        end=resolve(q.end, zone, "to"),
         after_id=q.after_id,
         limit=q.limit,
     )
-    alerts = [{**a.payload, "eventId": a.id} for a in rows]
-    return AlertPage(alerts=alerts, next_after_id=rows[-1].id if rows else q.after_id)
+    alerts = [alert_out(a) for a in rows]
+    return {"alerts": alerts, "next_after_id": rows[-1].id if rows else q.after_id}
 
 
 TAG = "rules"
 ROUTES = [
     ApiRoute("GET", "/api/rule-types", rule_types, Access.USER, "List the alert rule types",
              TAG, response=RuleTypeList,
-             description="Each with the `messageId` of its alerts and its params' schema."),
+             description="Each with the `message_id` of its alerts and its params' schema."),
     ApiRoute("GET", "/api/rules", list_rules, Access.USER, "List alert rules", TAG,
              query=ClientFilter, response=RuleList),
     ApiRoute("POST", "/api/rules", create_rule, Access.MANAGER, "Create an alert rule", TAG,
@@ -113,5 +121,7 @@ ROUTES = [
              "Delete an alert rule (its alerts stay)", TAG, status=204, errors=(404,)),
     ApiRoute("GET", "/api/alerts", list_alerts, Access.USER, "List alerts", TAG,
              query=AlertQuery, response=AlertPage,
-             description="Oldest first; poll with `after_id` = the last `next_after_id`."),
+             description="Oldest first; poll with `after_id` = the last `next_after_id`.  The "
+             "same alert objects come on the live feed (`alert` messages) and in the "
+             "`gpshub-alert` webhook format."),
 ]  # fmt: skip

@@ -23,6 +23,7 @@ from hub.models import DeadLetter, SinkRow
 from hub.secrets import SecretError
 from hub.signing import generate_secret
 from hub.sink_config import (
+    ResolvedKind,
     checked_format_options,
     checked_headers,
     checked_settings,
@@ -53,6 +54,7 @@ from hub.web.schemas import (
     SinkStats,
     SinkUpdate,
 )
+from hub.web.times import client_zone, resolve
 
 if TYPE_CHECKING:
     from hub.core import Hub
@@ -197,6 +199,18 @@ async def create_sink(req: ApiRequest) -> SinkSaved:
     client_id = await owning_client(hub, req.principal, body.client_id)
     resolved = resolve_kind(hub.registry, body.kind, body.format)
     _may_configure(req.principal, resolved.purpose)
+    fields, signing_secret = new_sink_fields(hub, body, resolved)
+    row = await req.run(hub.store.sinks.create, client_id, **fields)
+    await hub.delivery.reload(row.id or 0)
+    return await _saved(req, row, signing_secret)
+
+
+def new_sink_fields(
+    hub: Hub, body: SinkCreate, resolved: ResolvedKind
+) -> tuple[dict[str, Any], str | None]:
+    """What ``SinkStore.create`` takes besides the client, every part checked (a refusal
+    is an ``Invalid`` naming the field), and the new signing secret if the sink signs.
+    ``gpshub sink add`` stores sinks with it too."""
     settings = checked_settings(resolved.sink_class, hub.outbound_policy, body.settings)
     options = checked_format_options(resolved.format_class, body.format_options)
     secrets: dict[str, Any] = {}
@@ -206,21 +220,23 @@ async def create_sink(req: ApiRequest) -> SinkSaved:
     signing_secret = generate_secret() if body.signing else None
     if signing_secret is not None:
         secrets["signing"] = [_signing_entry(signing_secret)]
-    row = await req.run(
-        hub.store.sinks.create,
-        client_id,
-        name=body.name,
-        kind=resolved.sink_class.kind,
-        format=resolved.format_class.kind,
-        purpose=resolved.purpose,
-        settings=settings,
-        format_options=options,
-        secrets=secrets,
-        enabled=body.enabled,
-        failing_after_s=body.failing_after_s,
-    )
-    await hub.delivery.reload(row.id or 0)
-    return await _saved(req, row, signing_secret)
+    fields = {
+        "name": body.name,
+        "kind": resolved.sink_class.kind,
+        "format": resolved.format_class.kind,
+        "purpose": resolved.purpose,
+        "settings": settings,
+        "format_options": options,
+        "secrets": secrets,
+        "enabled": body.enabled,
+        "failing_after_s": body.failing_after_s,
+    }
+    return fields, signing_secret
+
+
+def present_sink(hub: Hub, row: SinkRow) -> SinkOut:
+    """Blocking: a sink as the API shows it (``gpshub sink list --json`` too)."""
+    return _present(hub, row)
 
 
 async def get_sink(req: ApiRequest) -> SinkOut:
@@ -367,7 +383,11 @@ async def discard_dead_letters(req: ApiRequest) -> DiscardedOut:
 async def replay(req: ApiRequest) -> QueuedOut:
     body = req.body_as(ReplayRequest)
     row = await _get_to_change(req)
-    if body.end <= body.start:
+    zone = await client_zone(req, row.client_id, body.start, body.end)
+    start = resolve(body.start, zone, "from", body=True)
+    end = resolve(body.end, zone, "to", body=True)
+    assert start is not None and end is not None
+    if end <= start:
         raise invalid("to", "must be after 'from'")
     hub = req.hub
     if body.device_ids is not None:
@@ -378,7 +398,7 @@ async def replay(req: ApiRequest) -> QueuedOut:
             shown = ", ".join(str(i) for i in foreign[:10])
             raise invalid("device_ids", f"not devices of the sink's client: {shown}")
     queued = await req.run(
-        hub.store.sinks.replay, row, body.start, body.end, body.device_ids, hub.clock.now()
+        hub.store.sinks.replay, row, start, end, body.device_ids, hub.clock.now()
     )
     if queued:
         hub.delivery.notify({row.client_id})

@@ -6,7 +6,8 @@
   its own client.
 * Tokens: everybody lists, creates and deletes their own; a manager also those of its
   client's users, the administrator anybody's.  The token itself is answered once, at
-  creation; only its hash is kept.
+  creation; only its hash is kept.  A token may expire (``expires_at``, set when it is
+  created); an expired token is refused like a revoked one.
 """
 
 from __future__ import annotations
@@ -144,7 +145,9 @@ async def list_tokens(req: ApiRequest) -> TokenList:
 async def create_token(req: ApiRequest) -> TokenCreated:
     body = req.body_as(TokenCreate)
     owner = await _token_owner(req, body.user_id)
-    row, plain = await req.run(req.hub.store.create_token, owner, body.name)
+    row, plain = await req.run(
+        req.hub.store.create_token, owner, body.name, body.scope, expires_at=body.expires_at
+    )
     return TokenCreated(**token_out(row).model_dump(), token=plain)
 
 
@@ -203,7 +206,8 @@ ROUTES = [
     ApiRoute("POST", "/api/tokens", create_token, Access.USER, "Create an API token", TAG,
              body=TokenCreate, body_required=False, response=TokenCreated, status=201,
              errors=(404, 422),
-             description="The token is in this answer only; it cannot be shown again."),
+             description="The token is in this answer only; it cannot be shown again. "
+             "With `expires_at` it stops working at that time."),
     ApiRoute("DELETE", "/api/tokens/{id:int}", delete_token, Access.USER,
              "Revoke an API token", TAG, status=204, errors=(404,),
              description="Your own; a manager also its client's users' tokens."),

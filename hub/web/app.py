@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,11 +14,12 @@ from hypercorn.config import Config
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute, Mount, Router, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
 from hub import __version__
+from hub.errors import HubError
+from hub.metrics import parse_listen
 from hub.web import (
     api_connections,
     api_devices,
@@ -25,15 +27,17 @@ from hub.web import (
     api_health,
     api_history,
     api_kinds,
+    api_metrics,
     api_rules,
     api_sinks,
     api_tenancy,
 )
-from hub.web.auth import Access, authenticate_header, check_access
+from hub.web.auth import Access, AuthGate, authenticate_header, check_access
+from hub.web.cors import ApiCors
 from hub.web.errors import ApiError, http_exception
 from hub.web.live import LiveOptions, live_feed
 from hub.web.live import __doc__ as LIVE_DOC
-from hub.web.openapi import openapi_document
+from hub.web.openapi import RETRY_AFTER_HEADER, openapi_document
 from hub.web.routing import ApiRequest, ApiRoute, starlette_routes
 
 if TYPE_CHECKING:
@@ -60,6 +64,7 @@ def api_table() -> list[ApiRoute]:
         *api_geofences.ROUTES,
         *api_rules.ROUTES,
         *api_sinks.ROUTES,
+        *api_metrics.ROUTES,
     ]  # fmt: skip
 
 
@@ -88,7 +93,13 @@ _LIVE_PATH = {
             ],
             "responses": {
                 "101": {"description": "Switching to the WebSocket protocol"},
+                "400": {"description": "`device_ids` is not a comma-separated list of ids"},
                 "401": {"description": "Invalid token in the Authorization header"},
+                "429": {
+                    "description": "Too many failed authentication attempts from your "
+                    "address (also close code 4029 after an `auth` message)",
+                    "headers": {"Retry-After": RETRY_AFTER_HEADER},
+                },
                 "403": {"description": "Origin not allowed"},
             },
         }
@@ -116,6 +127,7 @@ def create_app(hub: Hub, *, live: LiveOptions | None = None) -> Starlette:
         lifespan=lifespan,
     )
     app.state.hub = hub
+    app.state.auth_gate = AuthGate(hub.settings)  # failed authentication, per address
     app.state.live = live or LiveOptions.from_settings(hub.settings)
     app.state.closing = trio.Event()  # set when the server starts shutting down
     app.state.table = table
@@ -126,21 +138,11 @@ def create_app(hub: Hub, *, live: LiveOptions | None = None) -> Starlette:
 
 
 def _cors(hub: Hub) -> list[Middleware]:
-    """Browsers on ``settings.allowed_origins`` may call the API (with a bearer token;
-    no cookies are involved, so no credentials mode)."""
+    """Browsers on ``settings.allowed_origins`` may call the API (``hub.web.cors``)."""
     origins = list(hub.settings.allowed_origins)
     if not origins:
         return []
-    return [
-        Middleware(
-            CORSMiddleware,
-            allow_origins=origins,
-            allow_methods=["GET", "POST", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type"],
-            expose_headers=["Content-Disposition"],
-            max_age=600,
-        )
-    ]
+    return [Middleware(ApiCors, origins=origins)]
 
 
 # -- plugin routes ---------------------------------------------------------------------
@@ -158,13 +160,15 @@ class _RequireToken:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         try:
-            principal = await authenticate_header(self.hub, headers.get("authorization"))
+            principal = await authenticate_header(self.hub, headers.get("authorization"), scope)
             check_access(principal, Access.USER)
         except ApiError as exc:
-            if scope["type"] == "websocket":
-                await send({"type": "websocket.close", "code": 4001, "reason": exc.code})
-            else:
+            # a WebSocket is refused at the handshake with the HTTP answer, as /api/live does
+            if scope["type"] == "http" or "websocket.http.response" in scope.get("extensions", {}):
                 await exc.response()(scope, receive, send)
+            else:
+                code = 4029 if exc.status == 429 else 4001
+                await send({"type": "websocket.close", "code": code, "reason": exc.code})
             return
         scope.setdefault("state", {})["principal"] = principal
         await self.app(scope, receive, send)
@@ -190,6 +194,37 @@ def plugin_mounts(hub: Hub) -> list[Mount]:
 
 
 # -- serving ---------------------------------------------------------------------------
+class ListenError(HubError):
+    """The server could not listen on its address (in use, not ours, no permission)."""
+
+    def __init__(self, host: str, port: int, reason: str) -> None:
+        shown = f"[{host}]" if ":" in host else host
+        super().__init__(f"cannot listen on {shown}:{port}: {reason}")
+        self.host, self.port, self.reason = host, port, reason
+
+
+def _os_error(exc: BaseException) -> OSError | None:
+    """The ``OSError`` in ``exc`` or in the exception groups it is wrapped in."""
+    if isinstance(exc, OSError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _os_error(inner)
+            if found is not None:
+                return found
+    return None
+
+
+def _reason(exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return "address already in use"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return "no such address on this machine"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    return (exc.strerror or str(exc)).lower()
+
+
 def _config(host: str, port: int, options: LiveOptions) -> Config:
     config = Config()
     bind_host = f"[{host}]" if ":" in host and not host.startswith("[") else host
@@ -212,31 +247,59 @@ async def serve(
 ) -> None:
     """Serve the API until cancelled; report the base URL (``http://host:port``) once bound.
 
-    Cancellation (the hub shutting down) triggers a graceful shutdown: hypercorn stops
-    accepting, live sockets are closed with 1001, and requests in flight get
-    ``GRACEFUL_SECONDS`` to finish.  Port 0 binds a free port.
+    With the ``metrics_listen`` setting, ``/metrics`` is also served alone, without a
+    token, on that address.  Cancellation (the hub shutting down) triggers a graceful
+    shutdown: hypercorn stops accepting, live sockets are closed with 1001, and requests
+    in flight get ``GRACEFUL_SECONDS`` to finish.  Port 0 binds a free port.  An address
+    that cannot be listened on raises ``ListenError``.
     """
     app = app or create_app(hub)
     closing: trio.Event = app.state.closing
-    config = _config(host, port, app.state.live)
-    server_scope = trio.CancelScope(shield=True)
-
-    async def run(task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
-        with server_scope:  # shielded: our own cancellation becomes a graceful shutdown
-            await hypercorn.trio.serve(
-                app,  # type: ignore[arg-type]
-                config,
-                shutdown_trigger=closing.wait,
-                task_status=task_status,
-            )
+    metrics_at = parse_listen(hub.settings.metrics_listen) if hub.settings.metrics_listen else None
+    scopes: list[trio.CancelScope] = []
 
     async with trio.open_nursery() as nursery:
-        binds: list[str] = await nursery.start(run)
-        url = binds[0]
+        url = await _start(nursery, app, _config(host, port, app.state.live), closing, scopes)
         log.info("API listening on %s", url)
+        if metrics_at is not None:
+            from hub.web.api_metrics import metrics_app
+
+            config = _config(*metrics_at, app.state.live)
+            murl = await _start(nursery, metrics_app(hub), config, closing, scopes)
+            hub.metrics.url = murl + "/metrics"
+            log.info("metrics served without a token on %s/metrics", murl)
         task_status.started(url)
         try:
             await trio.sleep_forever()
         finally:
             closing.set()
-            server_scope.deadline = trio.current_time() + GRACEFUL_SECONDS + 2
+            for scope in scopes:
+                scope.deadline = trio.current_time() + GRACEFUL_SECONDS + 2
+
+
+async def _start(
+    nursery: trio.Nursery,
+    app: Any,
+    config: Config,
+    closing: trio.Event,
+    scopes: list[trio.CancelScope],
+) -> str:
+    """Start hypercorn serving ``app``; its base URL once it listens."""
+    server_scope = trio.CancelScope(shield=True)
+    scopes.append(server_scope)
+
+    async def run(task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
+        with server_scope:  # shielded: our own cancellation becomes a graceful shutdown
+            await hypercorn.trio.serve(
+                app, config, shutdown_trigger=closing.wait, task_status=task_status
+            )
+
+    try:
+        binds: list[str] = await nursery.start(run)
+    except Exception as exc:
+        error = _os_error(exc)
+        if error is None:
+            raise
+        host, _, port = config.bind[0].rpartition(":")
+        raise ListenError(host.strip("[]"), int(port), _reason(error)) from None
+    return binds[0]

@@ -5,24 +5,43 @@ Every route declares an ``Access`` rule, checked before the handler runs:
 * ``PUBLIC``: no token (health, readiness, the OpenAPI document; they expose no data);
 * ``USER``: any valid token; what the caller sees is limited to its client;
 * ``MANAGER``: a client's manager or the administrator (changes);
-* ``ADMIN``: the system administrator only.
+* ``ADMIN``: the system administrator only;
+* ``METRICS``: the system administrator, with any of its tokens or one whose scope is
+  ``metrics`` (``/metrics``).  A ``metrics`` token may call nothing else: a Prometheus
+  server holding one can read the metrics and do nothing more.
 
 Objects of another client answer 404, exactly like missing ones, so ids do not leak.
+
+Every token check of a request goes through the app's ``AuthGate``: failed attempts
+are throttled per client address and logged (``hub.web.auth_throttle``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from hub import tokens
 from hub.blocking import run_blocking
-from hub.store import NotFound, Principal
+from hub.models import TokenScope
+from hub.store import NotFound, Principal, TokenCheck
+from hub.web.auth_throttle import AuthThrottle, Throttled, retry_after_header
+from hub.web.client_address import AddressResolver, throttle_key
 from hub.web.errors import ApiError, forbidden, invalid
 
 if TYPE_CHECKING:
+    from hub.config import Settings
     from hub.core import Hub
 
-__all__ = ["Access", "Principal", "authenticate_header", "check_access", "owning_client"]
+__all__ = [
+    "Access",
+    "AuthGate",
+    "Principal",
+    "authenticate_header",
+    "check_access",
+    "owning_client",
+]
 
 
 class Access(StrEnum):
@@ -30,6 +49,7 @@ class Access(StrEnum):
     USER = "user"
     MANAGER = "manager"
     ADMIN = "admin"
+    METRICS = "metrics"
 
     @property
     def description(self) -> str:
@@ -43,6 +63,8 @@ _DESCRIPTIONS = {
     Access.MANAGER: "A client's manager (its own client's data) or the administrator; "
     "viewers get 403.",
     Access.ADMIN: "The system administrator only; a client's users get 403.",
+    Access.METRICS: "The system administrator: any of its tokens, or a token created with "
+    'scope "metrics" (which may call nothing else); a client\'s users get 403.',
 }
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="gpshub"'}
@@ -59,21 +81,84 @@ def bearer_token(header: str | None) -> str | None:
 
 
 async def authenticate_token(hub: Hub, token: str) -> Principal | None:
+    """A token's principal, unthrottled: for re-checking a token already admitted."""
     return await run_blocking(hub.store.authenticate, token)
 
 
-async def authenticate_header(hub: Hub, header: str | None) -> Principal:
-    """The caller of a request with ``header``; raises a 401 ``ApiError`` otherwise."""
+class AuthGate:
+    """Checks the tokens of requests, throttling and logging failed attempts per client
+    address (``hub.web.auth_throttle``, ``hub.web.client_address``).  One per app."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.resolver = AddressResolver(settings.trusted_proxies)
+        self.throttle = AuthThrottle(
+            settings.auth_failures_per_minute, settings.auth_tracked_addresses
+        )
+
+    @staticmethod
+    def of(scope: Mapping[str, Any], hub: Hub) -> AuthGate:
+        """The gate of the app serving ``scope`` (made on first use if it has none)."""
+        state = scope["app"].state
+        gate: AuthGate | None = getattr(state, "auth_gate", None)
+        if gate is None:
+            gate = state.auth_gate = AuthGate(hub.settings)
+        return gate
+
+    def key(self, scope: Mapping[str, Any]) -> str:
+        """What the scope's failed attempts count against (see ``throttle_key``)."""
+        return throttle_key(self.resolver.client(scope))
+
+    async def check(
+        self, hub: Hub, scope: Mapping[str, Any], token: str | None, where: str = ""
+    ) -> Principal:
+        """The principal of ``token``, presented on ``scope``; a 429 ``ApiError`` while
+        the client's address is throttled, a 401 when the token is not valid (``None``:
+        credentials that are no bearer token)."""
+        key = self.key(scope)
+        where = where or _where(scope)
+        digest = tokens.token_hash(token) if token else None
+        try:
+            attempt = await self.throttle.admit(key, digest)
+        except Throttled as exc:
+            seconds = retry_after_header(exc.wait)
+            raise ApiError(
+                429,
+                "too_many_attempts",
+                "too many failed authentication attempts from your address; "
+                f"try again in {seconds} s",
+                None,
+                {"Retry-After": seconds},
+            ) from None
+        try:
+            if token:
+                check = await run_blocking(hub.store.check_token, token)
+            else:
+                check = TokenCheck(None, "credentials that are not a bearer token")
+            if check.principal is None:
+                self.throttle.failed(attempt, where, check.reason, token)
+                raise ApiError(401, "invalid_token", "the API token is not valid", None, _CHALLENGE)
+            assert digest is not None
+            self.throttle.succeeded(attempt, digest)
+            return check.principal
+        finally:
+            self.throttle.release(attempt)  # cancelled while checking: nothing counted
+
+
+def _where(scope: Mapping[str, Any]) -> str:
+    if scope.get("type") == "websocket":
+        return f"WebSocket {scope.get('path', '')}"
+    return f"{scope.get('method', '')} {scope.get('path', '')}"
+
+
+async def authenticate_header(hub: Hub, header: str | None, scope: Mapping[str, Any]) -> Principal:
+    """The caller of the request ``scope`` whose ``Authorization`` header is ``header``;
+    raises a 401 ``ApiError`` otherwise, or a 429 while its address is throttled."""
     if header is None:
         raise ApiError(
             401, "unauthorized", "an API token is required (Authorization: Bearer …)", None,
             _CHALLENGE,
         )  # fmt: skip
-    token = bearer_token(header)
-    principal = await authenticate_token(hub, token) if token else None
-    if principal is None:
-        raise ApiError(401, "invalid_token", "the API token is not valid", None, _CHALLENGE)
-    return principal
+    return await AuthGate.of(scope, hub).check(hub, scope, bearer_token(header))
 
 
 def check_access(principal: Principal, access: Access) -> None:
@@ -81,6 +166,10 @@ def check_access(principal: Principal, access: Access) -> None:
     if not principal.is_admin and principal.client_id is None:
         # the store allows no such user; refuse rather than let ``scope`` mean "all"
         raise forbidden("you belong to no client")
+    if principal.token_scope != TokenScope.ALL and access is not Access.METRICS:
+        raise forbidden("this token may only read /metrics")
+    if access is Access.METRICS and not principal.is_admin:
+        raise forbidden("only the system administrator may read the metrics")
     if access is Access.MANAGER and not principal.can_write:
         raise forbidden("your role may only read")
     if access is Access.ADMIN and not principal.is_admin:

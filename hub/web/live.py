@@ -6,19 +6,26 @@ Protocol (every message is a JSON object with a ``type``):
    allows any) or be the same origin as the ``Host``; otherwise the handshake is refused
    with 403 before it is accepted.  Clients without an ``Origin`` (not browsers) pass.
 2. Authentication, either with ``Authorization: Bearer gph_…`` on the handshake (a bad
-   token is refused with 401 before accepting), or, for browsers that cannot set
-   headers, with the first message ``{"type": "auth", "token": "gph_…"}`` within 10 s
-   (else the socket is closed with 4001).
+   token is refused with 401 before accepting: no close code), or, for browsers that
+   cannot set headers, with the first message ``{"type": "auth", "token": "gph_…"}``
+   within 10 s.  A bad token or another first message is answered with an ``error``
+   message (``invalid_token``, ``unauthorized``), then close code 4001; silence, 4001.
+   Failed attempts count against the client's address like the API's: while it is
+   throttled the handshake is refused with 429 and ``Retry-After``, and an ``auth``
+   message is answered with an ``error`` (``too_many_attempts``, ``retry_after`` in
+   seconds) and close code 4029.
 3. ``?device_ids=1,2`` limits the feed to those devices (default: all of the caller's
-   devices, and every client's for the administrator).  Ids that are not the caller's
-   are refused: an ``error`` message naming them, then close code 4003.
+   devices, and every client's for the administrator); a value that is not a list of
+   ids is refused with 400 at the handshake.  Ids that are not the caller's (another
+   client's, or no device) are refused once the caller is known: an ``error`` message
+   ``unknown_devices`` naming them, then close code 4003.
 4. The server sends ``hello`` (who you are, the selection, the ping interval and the
    number of snapshot messages that follow), then the latest position of each selected
    device as ``position`` messages with ``"snapshot": true``, then live messages:
    ``{"type": "position" | "device_status" | …, "device_id": …, "data": {…}}``.
 5. The client may send ``{"type": "subscribe", "device_ids": [..] | null}`` to change
    the selection (answered ``subscribed`` followed by a snapshot of the new selection,
-   or an ``error`` naming refused ids, the selection unchanged) and
+   or an ``error`` naming refused ids, the selection unchanged and the socket open) and
    ``{"type": "ping"}`` (answered ``pong``).
 6. Keep-alive: the server sends ``{"type": "ping"}`` every 20 s (configurable); clients
    need not answer.  The server also answers WebSocket protocol pings.
@@ -33,8 +40,8 @@ Protocol (every message is a JSON object with a ``type``):
    role changes, with 4003 ``your role changed; reconnect``.  Nothing stored after the
    change reaches it meanwhile: the socket is held from the moment the hub hears of the
    change until its token has been checked again.  Besides, every socket re-checks its
-   token every ``reauth_interval`` (60 s), so a token that lapses otherwise (one that
-   expires) ends it too: 4001 ``token no longer valid``.
+   token every ``reauth_interval`` (60 s), so a token that lapses otherwise ends it too:
+   4001 ``token expired`` (or ``token no longer valid``).
 9. When a device named in the selection is deleted it leaves the selection, and the
    socket, which stays open, gets ``{"type": "subscription_changed", "reason":
    "devices_deleted", "removed": [ids], "device_ids": [the selection now]}``.  The
@@ -58,7 +65,7 @@ from hub.blocking import run_blocking
 from hub.livefeed import DEFAULT_MAX_PENDING, Subscriber, SubscriberLagging
 from hub.positions import position_json
 from hub.store import Principal
-from hub.web.auth import Access, authenticate_token, bearer_token, check_access
+from hub.web.auth import Access, AuthGate, bearer_token, check_access
 from hub.web.errors import ApiError, error_response
 
 if TYPE_CHECKING:
@@ -72,6 +79,7 @@ CLOSE_TOO_BIG = 1009
 CLOSE_UNAUTHORIZED = 4001
 CLOSE_FORBIDDEN = 4003
 CLOSE_LAGGING = 4008
+CLOSE_THROTTLED = 4029
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,13 +146,19 @@ def parse_device_ids(text: str | None) -> list[int] | None:
 
 
 async def _deny(
-    ws: WebSocket, status: int, code: str, message: str, field: str | None = None
+    ws: WebSocket,
+    status: int,
+    code: str,
+    message: str,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> None:
     """Refuse the handshake with an HTTP answer (or a bare close without the extension)."""
     if "websocket.http.response" in ws.scope.get("extensions", {}):
-        await ws.send_denial_response(error_response(status, code, message, field))
+        await ws.send_denial_response(error_response(status, code, message, field, headers))
     else:
-        await ws.close(CLOSE_FORBIDDEN if status == 403 else CLOSE_UNAUTHORIZED)
+        close = {403: CLOSE_FORBIDDEN, 429: CLOSE_THROTTLED}.get(status, CLOSE_UNAUTHORIZED)
+        await ws.close(close)
 
 
 async def live_feed(ws: WebSocket) -> None:
@@ -166,8 +180,14 @@ async def live_feed(ws: WebSocket) -> None:
     seen = hub.changes.seen
     if header is not None:
         token = bearer_token(header)
-        principal = await authenticate_token(hub, token) if token else None
-        if principal is None or not _may_use(principal):
+        try:
+            principal = await AuthGate.of(ws.scope, hub).check(
+                hub, ws.scope, token, "live feed handshake"
+            )
+        except ApiError as exc:
+            await _deny(ws, exc.status, exc.code, exc.message, exc.field, exc.headers)
+            return
+        if not _may_use(principal):
             await _deny(ws, 401, "invalid_token", "the API token is not valid")
             return
     await ws.accept()
@@ -291,8 +311,20 @@ class LiveSession:
             self.finish(CLOSE_UNAUTHORIZED, "unauthorized")
             return None
         self.changes_seen = self.hub.changes.seen
-        principal = await authenticate_token(self.hub, token)
-        if principal is None or not _may_use(principal):
+        try:
+            principal = await AuthGate.of(self.ws.scope, self.hub).check(
+                self.hub, self.ws.scope, token, "live feed auth message"
+            )
+        except ApiError as exc:
+            if exc.status == 429:
+                retry_after = int(exc.headers["Retry-After"])
+                await self.send_error(exc.code, exc.message, retry_after=retry_after)
+                self.finish(CLOSE_THROTTLED, "too many failed attempts")
+            else:
+                await self.send_error("invalid_token", "the API token is not valid")
+                self.finish(CLOSE_UNAUTHORIZED, "invalid token")
+            return None
+        if not _may_use(principal):
             await self.send_error("invalid_token", "the API token is not valid")
             self.finish(CLOSE_UNAUTHORIZED, "invalid token")
             return None
@@ -415,14 +447,16 @@ class LiveSession:
             sub.release()
 
     async def _check_access(self) -> tuple[int, str] | None:
-        """Authenticate the socket's token again (``Store.authenticate``, so whatever makes
+        """Authenticate the socket's token again (``Store.check_token``, so whatever makes
         a token invalid, revocation or expiry, counts); ``None`` when it still holds as it
         did, else the close code and reason."""
         before = self.principal
         assert before is not None and self.token is not None
-        now = await run_blocking(self.hub.store.authenticate, self.token)
+        check = await run_blocking(self.hub.store.check_token, self.token)
+        now = check.principal
         if now is None:
-            return CLOSE_UNAUTHORIZED, "token no longer valid"
+            expired = check.reason == "expired token"
+            return CLOSE_UNAUTHORIZED, "token expired" if expired else "token no longer valid"
         if not _may_use(now):
             return CLOSE_FORBIDDEN, "no longer allowed"
         if (now.user_id, now.role, now.client_id) != (

@@ -14,6 +14,10 @@ from hub.web.routing import ApiRoute
 from hub.web.schemas import ErrorOut
 
 REF = "#/components/schemas/{model}"
+RETRY_AFTER_HEADER = {
+    "description": "Seconds until the address may try a token again.",
+    "schema": {"type": "integer", "minimum": 1},
+}
 _PARAM = re.compile(r"{(\w+)(?::(\w+))?}")
 
 DESCRIPTION = """\
@@ -28,14 +32,29 @@ missing one, so ids do not leak.  The system administrator (role `admin`) sees e
 client and must give `client_id` when creating connections and devices.
 
 **Errors** are `{"error": {"code", "message", "field"}}`: 400 for bad query parameters
-(and `not_supported` for browsing a source without browse), 401 for a missing or bad
-token, 403 for a role that may not do this, 404, 409 for conflicts, 413 for bodies over
-1 MiB, 422 for a bad body (`field` is the dotted name of the first bad field), 502 when
-the upstream fails while browsing or importing.  Testing a connection answers 200 even
+(and `not_supported` for browsing a source without browse), 401 for a missing, bad,
+revoked or expired token, 403 for a role that may not do this, 404, 409 for conflicts,
+413 for bodies over 1 MiB, 422 for a bad body (`field` is the dotted name of the first
+bad field), 429 (`too_many_attempts`, with `Retry-After`) once an address has made too
+many failed authentication attempts (10 a minute by default; a token that already
+worked from that address still works), 502 when the upstream fails while browsing or
+importing.  Testing a connection answers 200 even
 when the test fails (`ok: false` and the error).  No message ever contains a credential.
 
 **Credentials** are write-only: a connection shows, per credential field, whether it is
 set, and the value of non-secret fields only.
+
+**Times** in answers are UTC with a `Z`.  `from`, `to` and `since` take a date-time with
+an offset, or a date alone: midnight at the start of that day in the client's time zone
+(UTC when the administrator asks across every client).  A date-time without an offset is
+refused (400, or 422 in a body) with a message saying it needs one.
+
+**Alerts** (`GET /api/alerts`, the live feed's `alert` messages, the `gpshub-alert`
+webhook format) are one object in snake_case with a plain `id`.
+
+**Browsers** on the origins in the `allowed_origins` setting (`*`: any) may call the API
+(CORS: `GET`, `POST`, `PATCH`, `DELETE` with `Authorization` and `Content-Type`; never
+credentials mode) and open the live feed.
 
 **Live feed** (`GET /api/live`, a WebSocket): see that operation.
 """
@@ -77,8 +96,8 @@ def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
 def _error_statuses(spec: ApiRoute) -> list[int]:
     statuses = set(spec.errors)
     if spec.access is not Access.PUBLIC:
-        statuses.add(401)
-    if spec.access in (Access.MANAGER, Access.ADMIN):
+        statuses |= {401, 429}
+    if spec.access in (Access.MANAGER, Access.ADMIN, Access.METRICS):
         statuses.add(403)
     if spec.query is not None:
         statuses.add(400)
@@ -95,6 +114,8 @@ _ERROR_TEXT = {
     409: "Conflict (the error names the field)",
     413: "Body too large",
     422: "Invalid body (the error names the field)",
+    429: "Too many failed authentication attempts from your address: try again after "
+    "`Retry-After` seconds",
     502: "The upstream failed (the code says how)",
     503: "Not ready",
 }
@@ -180,5 +201,7 @@ def _operation(
             "description": _ERROR_TEXT.get(status, "Error"),
             "content": {"application/json": {"schema": error_ref}},
         }
+        if status == 429:
+            responses[str(status)]["headers"] = {"Retry-After": RETRY_AFTER_HEADER}
     op["responses"] = responses
     return op

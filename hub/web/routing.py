@@ -139,7 +139,7 @@ async def _handle(spec: ApiRoute, request: Request) -> Response:
     hub: Hub = request.app.state.hub
     caller = None
     if spec.access is not Access.PUBLIC:
-        caller = await authenticate_header(hub, request.headers.get("authorization"))
+        caller = await authenticate_header(hub, request.headers.get("authorization"), request.scope)
         check_access(caller, spec.access)
     query = _parse_query(spec.query, request) if spec.query else None
     body = await _parse_body(spec, request) if spec.body else None

@@ -7,13 +7,14 @@ what ``/openapi.json`` documents; the handlers build them from store rows.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from hub.models import REMOTE_ID_RE, REMOTE_ID_RULE
+from hub.web.times import DESCRIPTION as TIME_TEXT
+from hub.web.times import TimeParam
 
 
 class RequestModel(BaseModel):
@@ -366,34 +367,42 @@ class SincePage(PositionPage):
     )
 
 
+class DeviceLabel(BaseModel):
+    """What a dashboard shows of a device next to its position."""
+
+    id: int
+    client_id: int
+    name: str
+    license_plate: str | None
+    remote_id: str | None
+    driver: str | None
+    tags: list[str]
+    status: str = Field(description="online, offline or unknown (never heard from).")
+    status_at: datetime | None = Field(description="Since when it has had that status.")
+
+
+class LatestPosition(PositionOut):
+    device: DeviceLabel
+
+
 class LatestList(BaseModel):
-    positions: list[PositionOut]
+    positions: list[LatestPosition] = Field(
+        description="One per device that has a position, by device id, each with its `device`."
+    )
 
 
 class LatestOne(BaseModel):
     device_id: int
+    device: DeviceLabel
     position: PositionOut | None = Field(description="null while the device has no position.")
 
 
-_OFFSET_AFTER_SPACE = re.compile(r" (\d{2}(:?\d{2})?)$")
-
-
-def _plus_from_query(value: Any) -> Any:
-    """A ``+`` offset left unencoded in a query string arrives as a space: put it back."""
-    if isinstance(value, str):
-        return _OFFSET_AFTER_SPACE.sub(r"+\1", value)
-    return value
-
-
-Time = Annotated[AwareDatetime, BeforeValidator(_plus_from_query)]
-
-
 class HistoryQuery(QueryModel):
-    start: Time | None = Field(
-        default=None, alias="from", description="ISO 8601 with an offset or Z; inclusive."
+    start: TimeParam | None = Field(
+        default=None, alias="from", description=f"Fix time, {TIME_TEXT}; inclusive."
     )
-    end: Time | None = Field(
-        default=None, alias="to", description="ISO 8601 with an offset or Z; exclusive."
+    end: TimeParam | None = Field(
+        default=None, alias="to", description=f"Fix time, {TIME_TEXT}; exclusive."
     )
     limit: int = Field(default=1000, ge=1, le=10000, description="Page size (json only).")
     cursor: str | None = Field(default=None, description="`next_cursor` of the previous page.")
@@ -403,8 +412,8 @@ class HistoryQuery(QueryModel):
 
 
 class SinceQuery(QueryModel):
-    since: Time | None = Field(
-        default=None, description="ISO 8601 with an offset or Z; required without `cursor`."
+    since: TimeParam | None = Field(
+        default=None, description=f"Fix time, {TIME_TEXT}; required without `cursor`."
     )
     cursor: str | None = None
     limit: int = Field(default=1000, ge=1, le=10000)
@@ -484,8 +493,15 @@ class TokenOut(BaseModel):
     user_id: int
     name: str
     prefix: str = Field(description="The first characters of the token, to recognise it.")
+    scope: str = Field(
+        default="all",
+        description='"all": whatever its user may do; "metrics": only read /metrics.',
+    )
     created_at: datetime
     last_used_at: datetime | None
+    expires_at: datetime | None = Field(
+        description="When the token stops working (it then answers 401); null: never."
+    )
 
 
 class TokenList(BaseModel):
@@ -498,10 +514,20 @@ class TokenCreated(TokenOut):
 
 class TokenCreate(RequestModel):
     name: str = Field(default="", max_length=200)
+    expires_at: AwareDatetime | None = Field(
+        default=None,
+        description="When the token stops working: a time in the future, with its time "
+        "zone (e.g. `2027-01-01T00:00:00Z`). Default: never.",
+    )
     user_id: int | None = Field(
         default=None,
         description="Whose token: yourself by default; a manager may name a user of its "
         "client, the administrator anybody.",
+    )
+    scope: Literal["all", "metrics"] = Field(
+        default="all",
+        description='"metrics": a token that may only read /metrics (for a Prometheus '
+        "server); only the system administrator may have one.",
     )
 
 
@@ -590,7 +616,7 @@ class GroupCreate(RequestModel):
 
 class RuleTypeOut(BaseModel):
     name: str
-    messageId: str
+    message_id: str = Field(description="The `message_id` of the alerts this type raises.")
     description: str
     params: dict[str, Any] = Field(description="JSON schema of the type's `params`.")
 
@@ -663,20 +689,67 @@ class AlertQuery(QueryModel):
     )
     device_id: int | None = None
     rule_id: int | None = None
-    start: Time | None = Field(
-        default=None, alias="from", description="Fix time, ISO 8601 with an offset; inclusive."
+    start: TimeParam | None = Field(
+        default=None, alias="from", description=f"Fix time, {TIME_TEXT}; inclusive."
     )
-    end: Time | None = Field(
-        default=None, alias="to", description="Fix time, ISO 8601 with an offset; exclusive."
+    end: TimeParam | None = Field(
+        default=None, alias="to", description=f"Fix time, {TIME_TEXT}; exclusive."
     )
     after_id: int | None = Field(default=None, description="`next_after_id` of the last page.")
     limit: int = Field(default=1000, ge=1, le=10000)
 
 
-class AlertPage(BaseModel):
-    alerts: list[dict[str, Any]] = Field(
-        description="Alert objects (`eventId`, `messageId`, `deviceId`, `date`, …) by id."
+class AlertOut(BaseModel):
+    """An alert, as the API, the live feed (``alert`` messages) and the ``gpshub-alert``
+    webhook format show it.  Type-specific fields are present only for their types."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: int
+    client_id: int
+    device_id: int
+    rule_id: int | None = Field(description="The rule that fired (it may since be deleted).")
+    message_id: str = Field(description="What happened: the rule type, e.g. `enteredPoi`.")
+    rule_name: str
+    owner_id: int | None = Field(description="The rule's owner, who gets the alert.")
+    owner_name: str
+    vehicle: str = Field(description="The device's name, and its plate in parentheses.")
+    device_tags: list[str]
+    driver: str
+    fix_time: datetime = Field(
+        description="The fix that raised it (for `offline`: when the device went offline)."
     )
+    lat: float
+    lon: float
+    place: str
+    virtual_odometer_km: float | None
+    virtual_hours: float | None
+    event: str | None = Field(default=None, description="The rule type's description.")
+    poi_contact: str | None = Field(default=None, description="The first POI's contact.")
+    poi_id: int | None = Field(default=None, description="POI and distance rules.")
+    poi_name: str | None = None
+    poi_ids: list[int] | None = Field(default=None, description="POI rules: every POI.")
+    poi_names: list[str] | None = None
+    poi_group_ids: list[int] | None = None
+    meters_from_poi: float | None = Field(
+        default=None, description="`isNotAt-dist`: metres from the POI."
+    )
+    distance_from_poi: str | None = Field(
+        default=None, description="`isNotAt-dist`: the same as text, e.g. `1211 m`."
+    )
+    started_at: datetime | None = Field(
+        default=None, description="Conditions (distance, overspeed, sensor): since when true."
+    )
+    speed_kmh: float | None = Field(default=None, description="`overspeed`.")
+    limit_kmh: float | None = Field(default=None, description="`overspeed`.")
+    sensor: str | None = Field(default=None, description="`sensor`: its name.")
+    value: Any = Field(default=None, description="`sensor`: the value that was compared.")
+    op: str | None = Field(default=None, description="`sensor`.")
+    threshold: Any = Field(default=None, description="`sensor`: the rule's value.")
+
+
+class AlertPage(BaseModel):
+    alerts: list[AlertOut] = Field(description="Alerts by id, oldest first.")
     next_after_id: int | None = Field(
         description="Pass as `after_id` to get newer alerts (the last alert's id; the given "
         "`after_id` when there were none)."
@@ -875,12 +948,8 @@ class DiscardedOut(BaseModel):
 
 
 class ReplayRequest(RequestModel):
-    start: AwareDatetime = Field(
-        alias="from", description="Fix time, ISO 8601 with an offset or Z; inclusive."
-    )
-    end: AwareDatetime = Field(
-        alias="to", description="Fix time, ISO 8601 with an offset or Z; exclusive."
-    )
+    start: TimeParam = Field(alias="from", description=f"Fix time, {TIME_TEXT}; inclusive.")
+    end: TimeParam = Field(alias="to", description=f"Fix time, {TIME_TEXT}; exclusive.")
     device_ids: list[int] | None = Field(
         default=None, max_length=10000, description="The client's devices; null: all of them."
     )

@@ -41,6 +41,7 @@ class Web:
     tokens: dict[str, str] = field(default_factory=dict)
     users: dict[str, int] = field(default_factory=dict)
     clients: dict[str, int] = field(default_factory=dict)
+    app: Any = None  # the Starlette app served
 
     def headers(self, who: str | None) -> dict[str, str]:
         if who is None:
@@ -103,6 +104,9 @@ class Web:
 
 
 def make_hub(tmp_path: Path, **settings: Any) -> Hub:
+    # the authorization tests try bad tokens on every route from one address: the
+    # failed-authentication throttle has tests of its own (test_auth_throttle.py)
+    settings.setdefault("auth_failures_per_minute", 1_000_000)
     pm, infos = load_plugins(extra=[("testsource", fakesource)], use_entry_points=False)
     registry = Registry.collect(pm, infos)
     store = Store.open(f"sqlite:///{tmp_path}/t.db", SecretBox([SecretBox.generate_key().encode()]))
@@ -144,7 +148,7 @@ async def running_web(
         )
         try:
             async with httpx.AsyncClient(base_url=url, timeout=60) as http:  # against hangs only
-                web = Web(hub, url, http)
+                web = Web(hub, url, http, app=app)
                 populate(web)
                 yield web
         finally:

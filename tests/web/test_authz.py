@@ -176,6 +176,7 @@ CASES: dict[tuple[str, str], tuple[Prepare, dict[str, int]]] = {
     ("GET", "/healthz"): (nothing, OPEN),
     ("GET", "/readyz"): (nothing, OPEN),
     ("GET", "/openapi.json"): (nothing, OPEN),
+    ("GET", "/metrics"): (nothing, admin_only()),  # and a metrics token: test_metrics.py
     # source kinds
     ("GET", "/api/source-kinds"): (nothing, OPEN),
     ("GET", "/api/source-kinds/{kind}"): (lambda w: Call(path={"kind": "fake"}), OPEN),

@@ -105,7 +105,7 @@ async def test_devices_link_only_to_own_connections(web: Web) -> None:
 
 
 async def test_latest_positions(web: Web) -> None:
-    d1 = web.device("a", name="one")
+    d1 = web.device("a", name="one", license_plate="P-1", driver="Ana", tags=["north"])
     d2 = web.device("a", name="two")
     idle = web.device("a", name="idle")
     other = web.device("b", name="theirs")
@@ -118,15 +118,26 @@ async def test_latest_positions(web: Web) -> None:
     assert set(latest) == {d1, d2}
     assert latest[d1]["fix_time"] == "2026-03-01T12:02:00Z"
     assert latest[d2]["fix_time"] == "2026-03-01T13:01:00Z"
+    label = {
+        "id": d1,
+        "client_id": web.clients["a"],
+        "name": "one",
+        "license_plate": "P-1",
+        "remote_id": None,
+        "driver": "Ana",
+        "tags": ["north"],
+        "status": "online",
+    }
+    assert {k: latest[d1]["device"][k] for k in label} == label  # a row needs no 2nd request
+    assert latest[d2]["device"]["name"] == "two" and latest[d1]["device"]["status_at"]
     everything = (await web.get("admin", "/api/devices/latest")).json()["positions"]
     assert {p["device_id"] for p in everything} == {d1, d2, other}
 
     one = (await web.get("a_view", f"/api/devices/{d1}/latest")).json()
-    assert one["device_id"] == d1 and one["position"] == latest[d1]
-    assert (await web.get("a_view", f"/api/devices/{idle}/latest")).json() == {
-        "device_id": idle,
-        "position": None,
-    }
+    device = latest[d1].pop("device")
+    assert one == {"device_id": d1, "device": device, "position": latest[d1]}
+    none = (await web.get("a_view", f"/api/devices/{idle}/latest")).json()
+    assert none["position"] is None and none["device"]["name"] == "idle"
     error(await web.get("a_view", f"/api/devices/{other}/latest"), 404)
 
 

@@ -29,7 +29,7 @@ async def test_rule_types_are_listed(web: Web) -> None:
     r = await web.get("a_view", "/api/rule-types")
     assert r.status_code == 200
     types = {t["name"]: t for t in r.json()["types"]}
-    assert types["enteredPoi"]["messageId"] == "enteredPoi"
+    assert types["enteredPoi"]["message_id"] == "enteredPoi"
     assert "poi_ids" in types["enteredPoi"]["params"]["properties"]
     assert types["overspeed"]["params"]["required"] == ["limit_kmh"]
     assert types["ignitionOn"]["description"]
@@ -131,13 +131,13 @@ async def test_entering_a_poi_raises_an_alert_read_back_from_the_api(web: Web) -
     assert r.status_code == 200, r.text
     page = r.json()
     (alert,) = page["alerts"]
-    assert alert["messageId"] == "enteredPoi" and alert["poiName"] == "Depot"
-    assert alert["ruleOwner"] == "a_mgr" and alert["ruleOwnerId"] == web.users["a_mgr"]
-    assert alert["urId"] == rule_id and alert["deviceId"] == dev
-    assert page["next_after_id"] == alert["eventId"]
+    assert alert["message_id"] == "enteredPoi" and alert["poi_name"] == "Depot"
+    assert alert["owner_name"] == "a_mgr" and alert["owner_id"] == web.users["a_mgr"]
+    assert alert["rule_id"] == rule_id and alert["device_id"] == dev
+    assert page["next_after_id"] == alert["id"]
 
-    again = (await web.get("a_view", "/api/alerts", params={"after_id": alert["eventId"]})).json()
-    assert again == {"alerts": [], "next_after_id": alert["eventId"]}
+    again = (await web.get("a_view", "/api/alerts", params={"after_id": alert["id"]})).json()
+    assert again == {"alerts": [], "next_after_id": alert["id"]}
     ranged = await web.get(
         "a_view",
         "/api/alerts",
@@ -181,3 +181,26 @@ async def test_client_timezone(web: Web) -> None:
     assert r.json()["name"] == "Client A2" and r.json()["timezone"] == "America/Guatemala"
     error(await web.patch("admin", "/api/clients/99999", json={"name": "x"}), 404)
     error(await web.patch("a_mgr", f"/api/clients/{a}", json={"name": "x"}), 403)
+
+
+async def test_a_deleted_device_leaves_its_rules_and_lends_its_id_to_nobody(web: Web) -> None:
+    """Issue 12: a rule kept ``device_ids: [21]`` after device 21 was deleted, and the id
+    then went to another client's new device."""
+    kept = web.device("a", "kept")
+    r = await web.post("a_mgr", "/api/devices", json={"name": "Truck 21"})
+    assert r.status_code == 201, r.text
+    gone = r.json()["id"]
+    both = {"name": "Both", "type": "ignitionOn", "device_ids": [kept, gone]}
+    only = {"name": "Only 21", "type": "ignitionOn", "device_ids": [gone]}
+    ids = []
+    for body in (both, only):
+        r = await web.post("a_mgr", "/api/rules", json=body)
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["id"])
+    assert (await web.delete("a_mgr", f"/api/devices/{gone}")).status_code == 204
+    rules = {r["id"]: r for r in (await web.get("a_view", "/api/rules")).json()["rules"]}
+    assert rules[ids[0]]["device_ids"] == [kept]
+    assert rules[ids[1]]["device_ids"] == [] and rules[ids[1]]["enabled"] is True
+    r = await web.post("b_mgr", "/api/devices", json={"name": "B's new truck"})
+    assert r.status_code == 201, r.text
+    assert r.json()["id"] > gone

@@ -43,6 +43,17 @@ def test_demo_route_is_a_city_loop_with_stops_and_sensors() -> None:
     assert all(40.7 < w.lat < 40.9 and -74.0 < w.lon < -73.9 for w in waypoints)  # Manhattan
 
 
+def test_the_demo_vehicle_sets_off_at_once() -> None:
+    """``gpshub serve --demo`` shows a vehicle moving from its first fix, not one parked
+    at the depot for minutes; it parks there at the end of each lap instead."""
+    trip = Trip(parse_route(DEMO_ROUTE), 50.0, loop=True)
+    for elapsed in range(0, 120, 5):
+        state = trip.at(elapsed)
+        assert state.moving and state.speed_kmh > 0 and state.ignition, elapsed
+    parked = trip.at(trip.duration_s - 60)  # the last minutes of a lap: at the depot
+    assert not parked.moving and parked.ignition is False
+
+
 def test_public_names() -> None:
     for name in gpshub_simulator.__all__:
         assert hasattr(gpshub_simulator, name), name

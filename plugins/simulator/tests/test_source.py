@@ -181,7 +181,7 @@ async def test_connection_summary_without_a_loop(make_source: MakeSource) -> Non
 
 async def test_connection_summary_of_the_demo_route(make_source: MakeSource) -> None:
     summary = await make_source(DEMO_ROUTE).test_connection()
-    assert summary.startswith("15 waypoints; 9.91 km per lap, including the 0.24 km closing leg")
+    assert summary.startswith("16 waypoints; 9.91 km per lap")
 
 
 # -- poll ---------------------------------------------------------------------------
