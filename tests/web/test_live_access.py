@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -108,14 +109,24 @@ async def test_deleting_a_client_closes_its_sockets(web: Web) -> None:
         await still_open(admin)
 
 
-async def test_the_periodic_check_ends_a_socket_whose_token_lapsed(start_web: Any) -> None:
-    """A token that stops holding with no change recorded (it expired, say) is found out
-    by the periodic re-check."""
-    async with start_web(live=LiveOptions(reauth_interval=0.2)) as web, live(web) as ws:
-        await hello_and_snapshot(ws)
-        with web.hub.store.engine.begin() as conn:  # behind the store's back
-            conn.execute(sa.delete(ApiToken).where(ApiToken.id == token_id(web, "a_view")))
-        assert await closed_with(ws, timeout=30) == (4001, "token no longer valid")
+async def test_the_periodic_check_ends_a_socket_whose_token_expired(start_web: Any) -> None:
+    """A token that stops holding with no change recorded, because it expired, is found
+    out by the periodic re-check."""
+    async with start_web(live=LiveOptions(reauth_interval=0.2)) as web:
+        store = web.hub.store
+        row, plain = store.create_token(
+            web.users["a_view"], "short", expires_at=datetime.now(UTC) + timedelta(hours=1)
+        )
+        web.tokens["short"] = plain
+        async with live(web, "short") as ws:
+            await hello_and_snapshot(ws)
+            with store.engine.begin() as conn:  # its time comes (no change is recorded)
+                conn.execute(
+                    sa.update(ApiToken)
+                    .where(ApiToken.id == row.id)
+                    .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+                )
+            assert await closed_with(ws, timeout=30) == (4001, "token expired")
 
 
 async def test_a_deleted_device_leaves_the_subscriptions_naming_it(web: Web) -> None:
