@@ -18,6 +18,10 @@ def default_data_dir() -> Path:
     return Path(base) / "gpshub"
 
 
+POSITIVE = ("retention_every_s", "retention_batch_rows", "outbox_max_owed",
+            "dead_letters_max_per_sink")  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = field(default_factory=default_data_dir)
@@ -36,6 +40,19 @@ class Settings:
     outbound_allow_networks: tuple[str, ...] = ()  # private networks outbound requests may reach
     sink_failing_after_s: int = 900  # a sink failing this long is marked "failing"
     delivery_poll_s: float = 1.0  # how often an idle sink looks for new outbox messages
+    # housekeeping (hub.housekeeping): retention, caps and the SQLite WAL
+    retention_every_s: float = 3600.0  # how often old rows are pruned and the caps applied
+    retention_batch_rows: int = 1000  # rows deleted per transaction
+    retention_pause_s: float = 0.2  # between two such transactions: ingest goes first
+    outbox_max_owed: int = 2_000_000  # messages per client and purpose its sinks may owe
+    dead_letters_max_per_sink: int = 10_000
+
+    def __post_init__(self) -> None:
+        for name in POSITIVE:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"setting {name!r}: must be above 0")
+        if self.retention_pause_s < 0:
+            raise ValueError("setting 'retention_pause_s': must not be negative")
 
     @property
     def db_url(self) -> str:

@@ -6,6 +6,8 @@
     ├── Pipeline.run          the writer: batches → one transaction → live feed
     └── producers             cancelled first at shutdown
         ├── SourceRunner × N  one per enabled connection, each in its own cancel scope
+        ├── DeliveryService   a worker per enabled sink
+        ├── Housekeeping      retention, the delivery caps, the SQLite WAL
         └── hypercorn         the Starlette app (optional)
 
 At shutdown the producers are cancelled, then the pipeline is closed: the batches in
@@ -26,6 +28,7 @@ from hub.blocking import run_blocking
 from hub.clock import Clock, SystemClock
 from hub.config import Settings
 from hub.delivery import DeliveryService
+from hub.housekeeping import Housekeeping
 from hub.livefeed import LiveFeed, LiveMessage
 from hub.logging_setup import install_redaction
 from hub.models import Connection, ConnectionState
@@ -73,6 +76,7 @@ class Hub:
         self.pipeline = Pipeline(store, self.live, self.clock)
         self.outbound_policy = OutboundPolicy.from_strings(self.settings.outbound_allow_networks)
         self.delivery = DeliveryService(self)
+        self.housekeeping = Housekeeping(self)
         self.pipeline.after_commit = self._after_commit
         store.positions.derivation.geocoder = registry.geocoder
         self.runners: dict[int, _RunnerHandle] = {}
@@ -130,6 +134,7 @@ class Hub:
                             await self._start_runner(conn.id or 0)
                     producers.start_soon(self._watch_status)
                     await producers.start(self.delivery.run)
+                    await producers.start(self.housekeeping.run)
                     if serve is not None:
                         bound = await producers.start(serve)
                     task_status.started(bound)
@@ -209,6 +214,7 @@ class Hub:
             self.delivery.notify({a["clientId"] for a in alerts})
 
     def _after_commit(self, result: WriteResult) -> None:
+        self.housekeeping.wrote()
         if result.outbox_clients:
             self.delivery.notify(result.outbox_clients)
 

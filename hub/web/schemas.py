@@ -424,10 +424,21 @@ class DeviceFilter(ClientFilter):
 
 
 # -- tenancy ---------------------------------------------------------------------------
+POSITIONS_RETENTION = (
+    "Days of position history kept, by fix time; `null` keeps it forever. Older positions "
+    "are deleted in the background, except each device's latest and those a sink has yet "
+    "to deliver."
+)
+ALERTS_RETENTION = "Days of alerts kept, by fix time; `null` keeps them forever."
+RetentionDays = Annotated[int, Field(ge=1, le=36500, strict=True)]
+
+
 class ClientOut(BaseModel):
     id: int
     name: str
     timezone: str = Field(description="IANA zone in which rule schedules are read.")
+    positions_retention_days: int | None = Field(description=POSITIONS_RETENTION)
+    alerts_retention_days: int | None = Field(description=ALERTS_RETENTION)
     created_at: datetime
 
 
@@ -437,15 +448,31 @@ class ClientList(BaseModel):
 
 class ClientCreate(RequestModel):
     name: Label
+    positions_retention_days: RetentionDays | None = Field(
+        default=None, description=POSITIONS_RETENTION
+    )
+    alerts_retention_days: RetentionDays | None = Field(default=None, description=ALERTS_RETENTION)
 
 
 class ClientUpdate(RequestModel):
-    """Only the fields given are changed."""
+    """Only the fields given are changed (a retention of `null` keeps rows forever)."""
 
     name: Label | None = None
     timezone: str | None = Field(
         default=None, max_length=64, description="IANA time zone, e.g. `America/Guatemala`."
     )
+    positions_retention_days: RetentionDays | None = Field(
+        default=None, description=POSITIONS_RETENTION
+    )
+    alerts_retention_days: RetentionDays | None = Field(default=None, description=ALERTS_RETENTION)
+
+    def changes(self) -> dict[str, Any]:
+        """The fields to change: those given, and a retention given as `null`."""
+        out = self.model_dump(exclude_none=True)
+        for name in ("positions_retention_days", "alerts_retention_days"):
+            if name in self.model_fields_set:
+                out[name] = getattr(self, name)
+        return out
 
 
 class UserOut(BaseModel):
