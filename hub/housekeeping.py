@@ -6,8 +6,9 @@
   is shorter) a **pass**: the dead-letter and outbox caps, then each client's
   positions and alerts older than its retention (``hub.retention`` says what is kept).
   Every deletion is a batch of at most ``retention_batch_rows`` rows in a transaction of
-  its own, followed by a pause of ``retention_pause_s``, so on SQLite (one writer at a
-  time) ingest waits at most one short batch for the write lock.
+  its own, between two of the pipeline's (``Pipeline.write_turn``), followed by a pause
+  of ``retention_pause_s``, so on SQLite (one writer at a time) ingest waits at most one
+  short batch for the write lock.
 * on SQLite, a look at the WAL (``hub.wal.WalKeeper``) after writes, at most every
   ``WAL_CHECK_S`` while they go on, and a last one once nothing has been written for
   ``WAL_IDLE_S`` (which empties it).  Its ``TRUNCATE`` checkpoint runs between two of
@@ -24,7 +25,7 @@ import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -147,7 +148,7 @@ class Housekeeping:
             if client.positions_days is not None:
                 before = cutoff(now, client.positions_days)
                 pruner = await run_blocking(store.position_pruner, client.client_id, before)
-                report.positions += await self._batches(pruner, report)
+                report.positions += await self._batches(pruner.delete, report, pruner.choose)
             if client.alerts_days is not None:
                 before = cutoff(now, client.alerts_days)
                 report.alerts += await self._batches(
@@ -164,14 +165,24 @@ class Housekeeping:
         self.last_pass = report
         return report
 
-    async def _batches(self, batch: Callable[[int], Batch], report: PassReport) -> int:
-        """Run ``batch(limit)`` until there is no more to delete, pausing after each one
-        that deleted something; how many rows it deleted in all."""
+    async def _batches(
+        self,
+        delete: Callable[[Any], Batch],
+        report: PassReport,
+        choose: Callable[[int], Any] | None = None,
+    ) -> int:
+        """Delete in batches until there is no more, pausing after each batch that
+        deleted something; how many rows went in all.  ``delete(choose(limit))`` is a
+        batch (``delete(limit)`` without ``choose``).  Its transaction takes the
+        pipeline's turn (``Pipeline.write_turn``): on SQLite, pruning and ingest then
+        alternate rather than compete for the write lock, which is not fair."""
         limit = self.hub.settings.retention_batch_rows
         pause = self.hub.settings.retention_pause_s
         total = 0
         while True:
-            done = await run_blocking(batch, limit)
+            chosen = limit if choose is None else await run_blocking(choose, limit)
+            async with self.hub.pipeline.write_turn:
+                done = await run_blocking(delete, chosen)
             self.wrote()
             report.batches += 1
             report.longest_s = max(report.longest_s, done.held_s)

@@ -255,10 +255,10 @@ class PositionPruner:
 
     It walks the client's devices in turn and each device's positions in fix-time order
     through the (device, fix time) index, from where the last batch stopped, so the
-    positions it keeps are not looked at again.  The rows of a batch are chosen before
-    the write transaction starts; the transaction deletes them, checking once more that
-    no outbox message refers to them (a replay may have queued one meanwhile), so it
-    holds the write lock only for the deletion itself.
+    positions it keeps are not looked at again.  The rows of a batch are chosen
+    (``choose``) before the write transaction starts; the transaction (``delete``)
+    deletes them, checking once more that no outbox message refers to them (a replay
+    may have queued one meanwhile), so it holds the write lock only for the deletion.
     """
 
     def __init__(self, store: RetentionStore, devices: list[tuple[int, datetime]]) -> None:
@@ -268,9 +268,15 @@ class PositionPruner:
         self._after: datetime | None = None  # its last fix time chosen so far
 
     def __call__(self, limit: int) -> Batch:
-        chosen = self._choose(limit)
+        """Choose up to ``limit`` positions and delete them: one batch."""
+        return self.delete(self.choose(limit))
+
+    def delete(self, chosen: list[int]) -> Batch:
+        """Delete the ``chosen`` positions no outbox message refers to, in one write
+        transaction."""
+        more = self._next < len(self.devices)
         if not chosen:
-            return Batch(0, 0.0, more=False)
+            return Batch(0, 0.0, more=more)
         p = positions_t
         deleted = 0
         with db.write_tx(self.engine) as conn:
@@ -283,9 +289,11 @@ class PositionPruner:
                 deleted += int(
                     conn.execute(sa.delete(p).where(p.c.id.in_(part), ~_WAITING)).rowcount
                 )
-        return Batch(deleted, time.perf_counter() - started, more=self._next < len(self.devices))
+        return Batch(deleted, time.perf_counter() - started, more=more)
 
-    def _choose(self, limit: int) -> list[int]:
+    def choose(self, limit: int) -> list[int]:
+        """The next ``limit`` positions to delete (fewer at the end), read outside any
+        write transaction."""
         p = positions_t
         chosen: list[int] = []
         with self.engine.connect() as conn:

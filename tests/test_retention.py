@@ -155,14 +155,14 @@ def test_a_position_queued_after_it_was_chosen_stays(
 ) -> None:
     pruner = RetentionStore(store.engine).position_pruner(tenants["a"], cutoff(NOW, 3))
     chosen: list[int] = []
-    choose = pruner._choose
+    choose = pruner.choose
 
     def then_a_replay(limit: int) -> list[int]:  # queues the first one before the delete
         chosen[:] = choose(limit)
         add_outbox(store, tenants["a"], "location", chosen[:1])
         return chosen
 
-    monkeypatch.setattr(pruner, "_choose", then_a_replay)
+    monkeypatch.setattr(pruner, "choose", then_a_replay)
     assert pruner(10).deleted == 9
     p = positions_t
     with store.engine.connect() as conn:
