@@ -28,6 +28,7 @@ SQLModel.metadata.naming_convention = {
 
 REMOTE_ID_RE = re.compile(r"^[A-Za-z0-9\-_():]+$")
 REMOTE_ID_RULE = "only letters, digits and - _ ( ) : are allowed, no spaces"
+MAX_RETENTION_DAYS = 36_500  # a client's positions_retention_days / alerts_retention_days
 
 
 def utcnow() -> datetime:

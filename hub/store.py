@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 
 from hub import db, tokens
 from hub.models import (
+    MAX_RETENTION_DAYS,
     REMOTE_ID_RE,
     REMOTE_ID_RULE,
     ApiToken,
@@ -726,9 +727,6 @@ class Store:
                     col(PluginState.key) == key,
                 )
             )
-
-
-MAX_RETENTION_DAYS = 36_500
 
 
 def _retention_days(field: str, value: Any) -> int | None:

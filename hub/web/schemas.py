@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from hub.models import REMOTE_ID_RE, REMOTE_ID_RULE
+from hub.models import MAX_RETENTION_DAYS, REMOTE_ID_RE, REMOTE_ID_RULE
 
 
 class RequestModel(BaseModel):
@@ -430,7 +430,7 @@ POSITIONS_RETENTION = (
     "to deliver."
 )
 ALERTS_RETENTION = "Days of alerts kept, by fix time; `null` keeps them forever."
-RetentionDays = Annotated[int, Field(ge=1, le=36500, strict=True)]
+RetentionDays = Annotated[int, Field(ge=1, le=MAX_RETENTION_DAYS, strict=True)]
 
 
 class ClientOut(BaseModel):
