@@ -6,6 +6,8 @@
     ├── Pipeline.run          the writer: batches → one transaction → live feed
     └── producers             cancelled first at shutdown
         ├── SourceRunner × N  one per enabled connection, each in its own cancel scope
+        ├── DeliveryService   a worker per enabled sink
+        ├── Housekeeping      retention, the delivery caps, the SQLite WAL
         └── hypercorn         the Starlette app (optional)
 
 At shutdown the producers are cancelled, then the pipeline is closed: the batches in
@@ -26,6 +28,7 @@ from hub.blocking import run_blocking
 from hub.clock import Clock, SystemClock
 from hub.config import Settings
 from hub.delivery import DeliveryService
+from hub.housekeeping import Housekeeping
 from hub.livefeed import LiveFeed, LiveMessage
 from hub.logging_setup import install_redaction
 from hub.metrics import HubMetrics
@@ -77,6 +80,7 @@ class Hub:
         self.delivery = DeliveryService(self)
         self.metrics = HubMetrics(self)
         self.pipeline.metrics = self.metrics
+        self.housekeeping = Housekeeping(self)
         self.pipeline.after_commit = self._after_commit
         store.positions.derivation.geocoder = registry.geocoder
         self.runners: dict[int, _RunnerHandle] = {}
@@ -101,7 +105,7 @@ class Hub:
         registry = Registry.collect(pm, infos)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         secrets = SecretBox.from_env_or_file(settings.data_dir)
-        store = Store.open(settings.db_url, secrets)
+        store = Store.open(settings.db_url, secrets, synchronous=settings.sqlite_synchronous)
         hub = cls(store, registry, infos, clock=clock, settings=settings)
         hub.plugin_manager = pm
         return hub
@@ -135,6 +139,7 @@ class Hub:
                     producers.start_soon(self._watch_status)
                     producers.start_soon(OperationsSummary(self).run)
                     await producers.start(self.delivery.run)
+                    await producers.start(self.housekeeping.run)
                     if serve is not None:
                         bound = await producers.start(serve)
                     task_status.started(bound)
@@ -224,6 +229,7 @@ class Hub:
             self.delivery.notify({a["clientId"] for a in alerts})
 
     def _after_commit(self, result: WriteResult) -> None:
+        self.housekeeping.wrote()
         if result.outbox_clients:
             self.delivery.notify(result.outbox_clients)
 
