@@ -1,9 +1,11 @@
 """Ingest benchmark: synthetic positions for 1,000 devices through the real pipeline.
 
 Feeds fixes (with their cursor updates, as source runners do) through ``Pipeline.submit``
-into SQLite while 10 live-feed subscribers drain every message, and prints positions per
-second end to end and peak memory.  Then inserts the same rows with a plain SQLAlchemy
-Core bulk insert into a fresh database and prints that rate and the ratio of the two.
+into SQLite while 10 live-feed subscribers drain every message (and ``--readers`` threads
+read the database, as API calls and sink workers do), and prints positions per second
+end to end, peak memory and the size of SQLite's WAL file.  Then inserts the same rows
+with a plain SQLAlchemy Core bulk insert into a fresh database and prints that rate and
+the ratio of the two.
 
     make bench            # or: uv run python bench/ingest.py --devices 1000 --fixes 100
 """
@@ -15,6 +17,7 @@ import gc
 import random
 import resource
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -56,6 +59,12 @@ def open_store(path: Path) -> Store:
     return Store.open(f"sqlite:///{path}", SecretBox([SecretBox.generate_key().encode()]))
 
 
+def wal_size(store: Store) -> int:
+    """Bytes of the SQLite database's write-ahead log (0 when there is none)."""
+    wal = Path(f"{store.engine.url.database}-wal")
+    return wal.stat().st_size if wal.exists() else 0
+
+
 async def run_pipeline(
     store: Store,
     devices: list[int],
@@ -64,6 +73,8 @@ async def run_pipeline(
     producers: int,
     per_submit: int,
     subscribers: int,
+    wal_peak: list[int],
+    readers: int = 0,
 ) -> tuple[float, int, list[int]]:
     pm, infos = load_plugins(use_entry_points=False)
     hub = Hub(store, Registry.collect(pm, infos), infos, clock=SystemClock())
@@ -94,8 +105,29 @@ async def run_pipeline(
             cursors = [CursorUpdate(d, conn_id, Cursor(last, {"page": start})) for d in group]
             await hub.pipeline.submit(items, cursors)
 
+    async def watch_wal() -> None:
+        while True:
+            wal_peak[0] = max(wal_peak[0], wal_size(store))
+            await trio.sleep(0.05)
+
+    stop_readers = threading.Event()
+
+    def reader(n: int) -> None:
+        # like API calls and delivery workers: short read transactions, one after another
+        rng = random.Random(n)
+        while not stop_readers.is_set():
+            with store.engine.connect() as conn:
+                conn.exec_driver_sql(
+                    "SELECT count(*) FROM positions WHERE device_id = ?", (rng.choice(devices),)
+                ).scalar()
+
+    threads = [threading.Thread(target=reader, args=(n,), daemon=True) for n in range(readers)]
+    for t in threads:
+        t.start()
     async with trio.open_nursery() as nursery:
         await nursery.start(hub.pipeline.run)
+        nursery.start_soon(watch_wal)
+        nursery.start_soon(hub.housekeeping.keep_wal)  # as the running hub does
         for i in range(subscribers):
             await nursery.start(subscriber, i)
         t0 = time.perf_counter()
@@ -106,6 +138,9 @@ async def run_pipeline(
         await trio.sleep(0.2)  # let subscribers drain the last batch
         await hub.pipeline.close()
         nursery.cancel_scope.cancel()
+    stop_readers.set()
+    for t in threads:
+        t.join()
     assert hub.pipeline.stats.stored == len(devices) * fixes, hub.pipeline.stats
     return elapsed, hub.pipeline.stats.transactions, received if not lagged else [-1]
 
@@ -211,19 +246,21 @@ def add_geofences_and_rules(store: Store, devices: list[int], geofences: int, ru
 
 def measure(
     tmp: Path, name: str, args: argparse.Namespace, with_rules: bool
-) -> tuple[float, int, list[int], int, int]:
+) -> tuple[float, int, list[int], int, int, tuple[int, int]]:
     store, conn_id, devices = make_world(tmp / f"{name}.db", args.devices)
     if with_rules:
         add_geofences_and_rules(store, devices, args.geofences, args.rules)
     gc.collect()
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    wal_peak = [0]
     elapsed, txs, received = trio.run(
         run_pipeline, store, devices, conn_id, args.fixes, args.producers, args.per_submit,
-        args.subscribers,
+        args.subscribers, wal_peak, args.readers,
     )  # fmt: skip
     rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    wal = (wal_size(store), max(wal_peak[0], wal_size(store)))  # before closing: then it goes
     store.close()
-    return args.devices * args.fixes / elapsed, txs, received, rss_before, rss_peak
+    return args.devices * args.fixes / elapsed, txs, received, rss_before, rss_peak, wal
 
 
 def main() -> None:
@@ -233,13 +270,14 @@ def main() -> None:
     ap.add_argument("--producers", type=int, default=10, help="concurrent producers (runners)")
     ap.add_argument("--per-submit", type=int, default=2, help="fixes per device in each submit")
     ap.add_argument("--subscribers", type=int, default=10)
+    ap.add_argument("--readers", type=int, default=0, help="threads reading the database meanwhile")
     ap.add_argument("--geofences", type=int, default=1000, help="for the run with rules")
     ap.add_argument("--rules", type=int, default=1000, help="for the run with rules")
     args = ap.parse_args()
 
     total = args.devices * args.fixes
     with tempfile.TemporaryDirectory() as tmp:
-        rate, txs, received, rss_before, rss_peak = measure(Path(tmp), "pipeline", args, False)
+        rate, txs, received, rss_before, rss_peak, wal = measure(Path(tmp), "pipeline", args, False)
         plain = plain_insert(
             Path(tmp) / "plain.db", list(range(1, args.devices + 1)), args.fixes, 2000
         )
@@ -256,6 +294,8 @@ def main() -> None:
     print(f"ratio:                {rate / plain:.2f}")
     print(f"peak memory:          {rss_peak / 1024:,.0f} MiB RSS "
           f"({rss_before / 1024:,.0f} MiB before ingest)")  # fmt: skip
+    print(f"SQLite WAL file:      {wal[0] / 2**20:,.1f} MiB after ingest "
+          f"(largest seen during ingest: {wal[1] / 2**20:,.1f} MiB)")  # fmt: skip
     print(
         f"with rules:           {rules_rate:,.0f} positions/s with {args.geofences:,} geofences "
         f"and {args.rules:,} rules; {rules_rate / rate:.2f} of the rate without"

@@ -609,6 +609,19 @@ def cmd_secrets_rotate(args: argparse.Namespace) -> None:
     out.print(f"re-encrypted {count} secret(s) under the first key of GPSHUB_SECRET_KEY")
 
 
+# -- backups ---------------------------------------------------------------------------
+def cmd_backup(args: argparse.Namespace) -> None:
+    from hub.backup import backup_database, key_warning
+
+    settings = _settings(args)
+    result = backup_database(settings.db_url, Path(args.file), overwrite=args.force)
+    out.print(
+        f"backed up {settings.redacted_db_url()} to {result.path} "
+        f"({result.size / 2**20:,.1f} MiB, schema revision {result.revision})"
+    )
+    console.print(f"[bold yellow]warning:[/] {key_warning(settings)}", soft_wrap=True)
+
+
 # -- the parser ------------------------------------------------------------------------
 def build_parser(plugin_manager: Any = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -770,6 +783,17 @@ def build_parser(plugin_manager: Any = None) -> argparse.ArgumentParser:
         "rotate", help="re-encrypt every secret under the first key of GPSHUB_SECRET_KEY"
     )
     s.set_defaults(func=cmd_secrets_rotate)
+
+    s = sub.add_parser(
+        "backup",
+        help="copy the SQLite database, also while the hub runs",
+        description="Write a consistent copy of the SQLite database to FILE (mode 0600), "
+        "also while the hub runs. Back up the key (DATA_DIR/secret.key or "
+        "GPSHUB_SECRET_KEY) separately. PostgreSQL: use pg_dump (see the README).",
+    )
+    s.add_argument("file", help="the copy to write")
+    s.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    s.set_defaults(func=cmd_backup)
 
     from hub import cli_objects  # device, geofence, rule, sink, alert (and devices)
 

@@ -19,6 +19,10 @@ def default_data_dir() -> Path:
     return Path(base) / "gpshub"
 
 
+POSITIVE = ("retention_every_s", "retention_batch_rows", "outbox_max_owed",
+            "dead_letters_max_per_sink")  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = field(default_factory=default_data_dir)
@@ -31,7 +35,7 @@ class Settings:
     log_format: str = "text"  # "text" for people, "json": one object per line
     log_summary_s: float = 60.0  # seconds between the one-line summaries at INFO (0: none)
     metrics_listen: str = ""  # "host:port" serving /metrics without a token (e.g. 127.0.0.1:9464)
-    sqlite_synchronous: str = "NORMAL"  # FULL also survives power loss, at a cost
+    sqlite_synchronous: str = "normal"  # FULL also survives power loss, at a cost
     live_ping_interval: float = 20.0  # seconds between keep-alive pings on /api/live
     live_max_pending: int = 10_000  # messages a live subscriber may fall behind by
     live_auth_timeout: float = 10.0  # seconds to send the token as the first message
@@ -48,6 +52,19 @@ class Settings:
     auth_failures_per_minute: int = 10
     auth_tracked_addresses: int = 10_000  # addresses remembered at most (least recent go)
     trusted_proxies: tuple[str, ...] = ()  # proxies (CIDRs) whose X-Forwarded-For is believed
+    # housekeeping (hub.housekeeping): retention, caps and the SQLite WAL
+    retention_every_s: float = 3600.0  # how often old rows are pruned and the caps applied
+    retention_batch_rows: int = 1000  # rows deleted per transaction
+    retention_pause_s: float = 0.2  # between two such transactions: ingest goes first
+    outbox_max_owed: int = 2_000_000  # messages per client and purpose its sinks may owe
+    dead_letters_max_per_sink: int = 10_000
+
+    def __post_init__(self) -> None:
+        for name in POSITIVE:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"setting {name!r}: must be above 0")
+        if self.retention_pause_s < 0:
+            raise ValueError("setting 'retention_pause_s': must not be negative")
 
     @property
     def db_url(self) -> str:
@@ -100,7 +117,10 @@ class Settings:
         return replace(self, **changes)
 
 
-_CHOICES = {"log_format": ("text", "json")}
+_CHOICES = {
+    "log_format": ("text", "json"),
+    "sqlite_synchronous": ("off", "normal", "full", "extra"),
+}
 
 
 def _check(name: str, value: Any) -> None:

@@ -7,7 +7,8 @@
     └── producers             cancelled first at shutdown
         ├── ChangeFeed.run    changes made by any process (``hub.changes``)
         ├── SourceRunner × N  one per enabled connection, each in its own cancel scope
-        ├── DeliveryService   one worker per enabled sink
+        ├── DeliveryService   a worker per enabled sink
+        ├── Housekeeping      retention, the delivery caps, the SQLite WAL
         └── hypercorn         the Starlette app (optional)
 
 At shutdown the producers are cancelled, then the pipeline is closed: the batches in
@@ -34,6 +35,7 @@ from hub.changes import Change, ChangeFeed, ChangeKind, ChangeOp
 from hub.clock import Clock, SystemClock
 from hub.config import Settings
 from hub.delivery import DeliveryService
+from hub.housekeeping import Housekeeping
 from hub.livefeed import LiveFeed, LiveMessage
 from hub.logging_setup import install_redaction
 from hub.metrics import HubMetrics
@@ -85,6 +87,7 @@ class Hub:
         self.delivery = DeliveryService(self)
         self.metrics = HubMetrics(self)
         self.pipeline.metrics = self.metrics
+        self.housekeeping = Housekeeping(self)
         self.pipeline.after_commit = self._after_commit
         self.changes = ChangeFeed(
             store.engine,
@@ -119,7 +122,7 @@ class Hub:
         registry = Registry.collect(pm, infos)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         secrets = SecretBox.from_env_or_file(settings.data_dir)
-        store = Store.open(settings.db_url, secrets)
+        store = Store.open(settings.db_url, secrets, synchronous=settings.sqlite_synchronous)
         hub = cls(store, registry, infos, clock=clock, settings=settings)
         hub.plugin_manager = pm
         return hub
@@ -155,6 +158,7 @@ class Hub:
                     producers.start_soon(self._watch_status)
                     producers.start_soon(OperationsSummary(self).run)
                     await producers.start(self.delivery.run)
+                    await producers.start(self.housekeeping.run)
                     if serve is not None:
                         bound = await producers.start(serve)
                     task_status.started(bound)
@@ -292,6 +296,7 @@ class Hub:
             self.delivery.notify({a["clientId"] for a in alerts})
 
     def _after_commit(self, result: WriteResult) -> None:
+        self.housekeeping.wrote()
         if result.outbox_clients:
             self.delivery.notify(result.outbox_clients)
 

@@ -1,8 +1,9 @@
 """Database engines and schema migrations.
 
-SQLite (the embedded default) gets WAL, a busy timeout, foreign keys and
-``synchronous=NORMAL`` on every connection, and write transactions that start with
-``BEGIN IMMEDIATE`` so a writer never fails on a lock upgrade.  PostgreSQL is used when
+SQLite (the embedded default) gets WAL, a busy timeout, foreign keys,
+``synchronous=NORMAL`` and a ``journal_size_limit`` on every connection, and write
+transactions that start with ``BEGIN IMMEDIATE`` so a writer never fails on a lock
+upgrade.  PostgreSQL is used when
 the URL says so.  The schema is managed by Alembic from the first version on.
 """
 
@@ -21,6 +22,9 @@ from sqlalchemy.engine import Connection, Engine
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 WRITE = {"gpshub_write": True}
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+SQLITE_WAL_LIMIT = 32 * 2**20
+"""Bytes of write-ahead log SQLite leaves on disk when it starts the log over
+(``journal_size_limit``); ``hub.wal`` checkpoints a larger one by force."""
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +54,7 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
         cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute(f"PRAGMA synchronous={synchronous}")
+        cur.execute(f"PRAGMA journal_size_limit={SQLITE_WAL_LIMIT}")
         cur.close()
 
     @event.listens_for(engine, "begin")

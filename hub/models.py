@@ -28,6 +28,7 @@ SQLModel.metadata.naming_convention = {
 
 REMOTE_ID_RE = re.compile(r"^[A-Za-z0-9\-_():]+$")
 REMOTE_ID_RULE = "only letters, digits and - _ ( ) : are allowed, no spaces"
+MAX_RETENTION_DAYS = 36_500  # a client's positions_retention_days / alerts_retention_days
 
 
 def utcnow() -> datetime:
@@ -145,6 +146,9 @@ class Client(SQLModel, table=True):
     geo_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     rules_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     devices_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # days of history kept (by fix time); None: kept forever (see hub.retention)
+    positions_retention_days: int | None = None
+    alerts_retention_days: int | None = None
     created_at: datetime = _created()
 
 
@@ -401,6 +405,8 @@ class OutboxEntry(SQLModel, table=True):
     __tablename__ = "outbox"
     __table_args__ = (
         sa.Index("ix_outbox_client_id_id", "client_id", "id"),
+        # retention keeps the positions that messages still waiting here refer to
+        sa.Index("ix_outbox_ref_id", "ref_id"),
         # ids only grow, even after the newest rows are pruned: sinks read by id
         IDS_NEVER_REUSED,
     )

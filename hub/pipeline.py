@@ -78,6 +78,9 @@ class Pipeline:
         self._send, self._receive = trio.open_memory_channel[_Batch](max_pending_batches)
         self.after_commit: Callable[[WriteResult], None] | None = None
         self.metrics: HubMetrics | None = None  # the hub's: batch latency
+        # held while a batch is written: other writers of this process that must not
+        # wait on SQLite's busy handler take their turn here, in order (hub.housekeeping)
+        self.write_turn = trio.Lock()
         self.changes: ChangeFeed | None = None
         """With a change feed, a batch is published live only once every change committed
         before it has been handled: a socket whose token was revoked gets nothing newer."""
@@ -163,7 +166,8 @@ class Pipeline:
                     rows += len(nxt.items) + len(nxt.cursors)
                 # the batches in flight are committed even while the hub shuts down
                 with trio.CancelScope(shield=True):
-                    await self._write(group)
+                    async with self.write_turn:
+                        await self._write(group)
 
     async def _write(self, group: list[_Batch]) -> None:
         items = [it for b in group for it in b.items]

@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 from hub import db, tokens
 from hub.changes import ChangeKind, ChangeOp, record_change, record_changes
 from hub.models import (
+    MAX_RETENTION_DAYS,
     REMOTE_ID_RE,
     REMOTE_ID_RULE,
     ApiToken,
@@ -142,8 +143,11 @@ class Store:
         self.sinks = SinkStore(engine, secrets)
 
     @classmethod
-    def open(cls, url: str, secrets: SecretBox, *, migrate: bool = True) -> Store:
-        store = cls(db.create_engine(url), secrets)
+    def open(
+        cls, url: str, secrets: SecretBox, *, migrate: bool = True, synchronous: str = "NORMAL"
+    ) -> Store:
+        """The store at ``url``; ``synchronous`` is SQLite's setting of that name."""
+        store = cls(db.create_engine(url, synchronous=synchronous), secrets)
         if migrate:
             store.migrate()
         return store
@@ -169,11 +173,25 @@ class Store:
         with self.session() as s:
             return s.exec(select(sa.func.count()).select_from(User)).one() == 0
 
-    def create_client(self, name: str) -> Client:
+    def create_client(
+        self,
+        name: str,
+        *,
+        positions_retention_days: int | None = None,
+        alerts_retention_days: int | None = None,
+    ) -> Client:
         name = _required_text("name", name)
+        keep = {
+            "positions_retention_days": _retention_days(
+                "positions_retention_days", positions_retention_days
+            ),
+            "alerts_retention_days": _retention_days(
+                "alerts_retention_days", alerts_retention_days
+            ),
+        }
         try:
             with self.session(write=True) as s:
-                client = Client(name=name)
+                client = Client(name=name, **keep)
                 s.add(client)
                 s.flush()
                 record_change(
@@ -198,9 +216,26 @@ class Store:
         with self.session() as s:
             return s.exec(select(Client).where(Client.name == name)).first()
 
-    def update_client(self, client_id: int, *, name: str = UNSET, timezone: str = UNSET) -> Client:
+    def update_client(
+        self,
+        client_id: int,
+        *,
+        name: str = UNSET,
+        timezone: str = UNSET,
+        positions_retention_days: int | None = UNSET,
+        alerts_retention_days: int | None = UNSET,
+    ) -> Client:
+        """Change the fields given; a retention of ``None`` keeps rows forever."""
         from hub.rule_store import check_timezone
 
+        keep = {
+            field: _retention_days(field, value)
+            for field, value in (
+                ("positions_retention_days", positions_retention_days),
+                ("alerts_retention_days", alerts_retention_days),
+            )
+            if value is not UNSET
+        }
         try:
             with self.session(write=True) as s:
                 client = s.get(Client, client_id)
@@ -211,6 +246,8 @@ class Store:
                 if timezone is not UNSET:
                     client.timezone = check_timezone(timezone)
                     client.rules_version += 1  # schedules are read in the client's zone
+                for field, value in keep.items():
+                    setattr(client, field, value)
                 s.add(client)
                 s.flush()
                 record_change(
@@ -864,6 +901,17 @@ def _record_device(
     record_change(s.connection(), ChangeKind.DEVICE, op, device_id, client_id)
     if linked_to is not None:
         record_change(s.connection(), ChangeKind.CONNECTION, ChangeOp.DEVICES, linked_to, client_id)
+
+
+def _retention_days(field: str, value: Any) -> int | None:
+    """A retention in whole days, 1 to ``MAX_RETENTION_DAYS``; ``None``: forever."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise Invalid(field, "must be a whole number of days, or null to keep forever")
+    if not 1 <= value <= MAX_RETENTION_DAYS:
+        raise Invalid(field, f"must be between 1 and {MAX_RETENTION_DAYS} days, or null")
+    return value
 
 
 def _required_text(field: str, value: Any) -> str:

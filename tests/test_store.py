@@ -47,6 +47,25 @@ def test_sqlite_connections_are_configured(tmp_path, secret_box) -> None:  # typ
     s.close()
 
 
+def test_the_synchronous_setting_reaches_sqlite(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from hub.config import Settings
+    from hub.core import Hub
+
+    monkeypatch.delenv("GPSHUB_SECRET_KEY", raising=False)
+    monkeypatch.setenv("GPSHUB_SQLITE_SYNCHRONOUS", "FULL")
+    settings = Settings.load(data_dir=tmp_path)
+    assert settings.sqlite_synchronous == "full"
+    hub = Hub.open(settings)
+    try:
+        with hub.store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2
+    finally:
+        hub.store.close()
+    monkeypatch.setenv("GPSHUB_SQLITE_SYNCHRONOUS", "full; DROP TABLE x")
+    with pytest.raises(ValueError, match="sqlite_synchronous"):
+        Settings.load(data_dir=tmp_path)
+
+
 def test_migrated_schema_matches_the_models(store: Store) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext

@@ -55,12 +55,18 @@ async def list_clients(req: ApiRequest) -> ClientList:
 
 
 async def create_client(req: ApiRequest) -> ClientOut:
-    client = await req.run(req.hub.store.create_client, req.body_as(ClientCreate).name)
+    body = req.body_as(ClientCreate)
+    client = await req.run(
+        req.hub.store.create_client,
+        body.name,
+        positions_retention_days=body.positions_retention_days,
+        alerts_retention_days=body.alerts_retention_days,
+    )
     return client_out(client)
 
 
 async def update_client(req: ApiRequest) -> ClientOut:
-    fields = req.body_as(ClientUpdate).model_dump(exclude_none=True)
+    fields = req.body_as(ClientUpdate).changes()
     client = await req.run(req.hub.store.update_client, req.path_int("id"), **fields)
     return client_out(client)
 
@@ -170,16 +176,24 @@ async def me(req: ApiRequest) -> Me:
 
 
 TAG = "tenancy"
+RETENTION_NOTE = (
+    "`positions_retention_days` and `alerts_retention_days` (1 to 36500, or `null`: "
+    "forever) limit how long history is kept; the hub deletes older rows in the background "
+    "(every `retention_every_s`), keeping each device's latest position and the positions "
+    "its sinks have yet to deliver."
+)
 ROUTES = [
     ApiRoute("GET", "/api/me", me, Access.USER, "Who the token belongs to", TAG, response=Me),
     ApiRoute("GET", "/api/clients", list_clients, Access.ADMIN, "List clients", TAG,
              response=ClientList),
     ApiRoute("POST", "/api/clients", create_client, Access.ADMIN, "Create a client", TAG,
-             body=ClientCreate, response=ClientOut, status=201, errors=(409, 422)),
+             body=ClientCreate, response=ClientOut, status=201, errors=(409, 422),
+             description=RETENTION_NOTE),
     ApiRoute("PATCH", "/api/clients/{id:int}", update_client, Access.ADMIN,
-             "Rename a client or set its time zone", TAG, body=ClientUpdate,
+             "Rename a client, set its time zone or its retention", TAG, body=ClientUpdate,
              response=ClientOut, errors=(404, 409, 422),
-             description="Rule schedules are read in the client's `timezone` (IANA)."),
+             description="Rule schedules are read in the client's `timezone` (IANA). "
+             + RETENTION_NOTE),
     ApiRoute("DELETE", "/api/clients/{id:int}", delete_client, Access.ADMIN,
              "Delete a client with all its users, connections, devices and positions", TAG,
              status=204, errors=(404,)),

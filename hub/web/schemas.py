@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from hub.models import REMOTE_ID_RE, REMOTE_ID_RULE
+from hub.models import MAX_RETENTION_DAYS, REMOTE_ID_RE, REMOTE_ID_RULE
 from hub.web.times import DESCRIPTION as TIME_TEXT
 from hub.web.times import TimeParam
 
@@ -433,10 +433,21 @@ class DeviceFilter(ClientFilter):
 
 
 # -- tenancy ---------------------------------------------------------------------------
+POSITIONS_RETENTION = (
+    "Days of position history kept, by fix time; `null` keeps it forever. Older positions "
+    "are deleted in the background, except each device's latest and those a sink has yet "
+    "to deliver."
+)
+ALERTS_RETENTION = "Days of alerts kept, by fix time; `null` keeps them forever."
+RetentionDays = Annotated[int, Field(ge=1, le=MAX_RETENTION_DAYS, strict=True)]
+
+
 class ClientOut(BaseModel):
     id: int
     name: str
     timezone: str = Field(description="IANA zone in which rule schedules are read.")
+    positions_retention_days: int | None = Field(description=POSITIONS_RETENTION)
+    alerts_retention_days: int | None = Field(description=ALERTS_RETENTION)
     created_at: datetime
 
 
@@ -446,15 +457,31 @@ class ClientList(BaseModel):
 
 class ClientCreate(RequestModel):
     name: Label
+    positions_retention_days: RetentionDays | None = Field(
+        default=None, description=POSITIONS_RETENTION
+    )
+    alerts_retention_days: RetentionDays | None = Field(default=None, description=ALERTS_RETENTION)
 
 
 class ClientUpdate(RequestModel):
-    """Only the fields given are changed."""
+    """Only the fields given are changed (a retention of `null` keeps rows forever)."""
 
     name: Label | None = None
     timezone: str | None = Field(
         default=None, max_length=64, description="IANA time zone, e.g. `America/Guatemala`."
     )
+    positions_retention_days: RetentionDays | None = Field(
+        default=None, description=POSITIONS_RETENTION
+    )
+    alerts_retention_days: RetentionDays | None = Field(default=None, description=ALERTS_RETENTION)
+
+    def changes(self) -> dict[str, Any]:
+        """The fields to change: those given, and a retention given as `null`."""
+        out = self.model_dump(exclude_none=True)
+        for name in ("positions_retention_days", "alerts_retention_days"):
+            if name in self.model_fields_set:
+                out[name] = getattr(self, name)
+        return out
 
 
 class UserOut(BaseModel):

@@ -133,3 +133,41 @@ async def test_bad_authorization_headers(web: Web) -> None:
         assert r.headers["www-authenticate"].startswith("Bearer")
     r = await web.http.get("/api/me", headers={"Authorization": f"bearer {web.tokens['admin']}"})
     assert r.status_code == 200
+
+
+async def test_client_retention(web: Web) -> None:
+    r = await web.post(
+        "admin", "/api/clients", json={"name": "Client R", "positions_retention_days": 90}
+    )
+    assert r.status_code == 201, r.text
+    c = r.json()
+    assert (c["positions_retention_days"], c["alerts_retention_days"]) == (90, None)
+    path = f"/api/clients/{c['id']}"
+    r = await web.patch("admin", path, json={"alerts_retention_days": 365})
+    assert r.status_code == 200, r.text
+    assert (r.json()["positions_retention_days"], r.json()["alerts_retention_days"]) == (90, 365)
+    r = await web.patch("admin", path, json={"timezone": "America/Guatemala"})
+    assert r.json()["positions_retention_days"] == 90  # what is not given stays
+    r = await web.patch("admin", path, json={"positions_retention_days": None})  # forever
+    assert (r.json()["positions_retention_days"], r.json()["alerts_retention_days"]) == (None, 365)
+    for bad in (0, -5, 36501, "30", True, 2.5, 2**64):
+        err = error(await web.patch("admin", path, json={"alerts_retention_days": bad}), 422)
+        assert err["field"] == "alerts_retention_days", (bad, err)
+        err = error(
+            await web.post("admin", "/api/clients",
+                           json={"name": f"bad {bad}", "positions_retention_days": bad}),
+            422,
+        )  # fmt: skip
+        assert err["field"] == "positions_retention_days", (bad, err)
+    listed = {x["name"]: x for x in (await web.get("admin", "/api/clients")).json()["clients"]}
+    assert listed["Client R"]["alerts_retention_days"] == 365 and "bad 0" not in listed
+    error(await web.patch("a_mgr", path, json={"alerts_retention_days": 7}), 403)
+    me = (await web.get("a_mgr", "/api/me")).json()
+    assert me["client"]["positions_retention_days"] is None  # a client's users can read it
+
+    doc = (await web.get(None, "/openapi.json")).json()
+    schemas = doc["components"]["schemas"]
+    field = schemas["ClientUpdate"]["properties"]["positions_retention_days"]
+    assert "latest" in field["description"]
+    assert any(o.get("minimum") == 1 and o.get("maximum") == 36500 for o in field["anyOf"])
+    assert "alerts_retention_days" in schemas["ClientOut"]["required"]
