@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Mount, Router, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
 from hub import __version__
+from hub.rules import RULE_TYPES
 from hub.web import (
     api_connections,
     api_devices,
@@ -60,7 +61,20 @@ def api_table() -> list[ApiRoute]:
         *api_geofences.ROUTES,
         *api_rules.ROUTES,
         *api_sinks.ROUTES,
+        ApiRoute("GET", "/api/live", live_without_upgrade, Access.USER,
+                 "The live feed (WebSocket)", "live"),  # documented by _LIVE_PATH
     ]  # fmt: skip
+
+
+async def live_without_upgrade(req: ApiRequest) -> None:
+    """A plain HTTP ``GET /api/live`` (no WebSocket handshake): 401 without a valid
+    token, else 426 saying how to connect."""
+    raise ApiError(
+        426,
+        "upgrade_required",
+        "the live feed is a WebSocket: connect with a WebSocket client (ws:// or wss://)",
+        headers={"Upgrade": "websocket", "Connection": "Upgrade"},
+    )
 
 
 async def openapi_json(req: ApiRequest) -> dict[str, Any]:
@@ -68,6 +82,7 @@ async def openapi_json(req: ApiRequest) -> dict[str, Any]:
     return document
 
 
+_ERROR = {"$ref": "#/components/schemas/ErrorOut"}
 _LIVE_PATH = {
     "/api/live": {
         "get": {
@@ -88,8 +103,19 @@ _LIVE_PATH = {
             ],
             "responses": {
                 "101": {"description": "Switching to the WebSocket protocol"},
-                "401": {"description": "Invalid token in the Authorization header"},
-                "403": {"description": "Origin not allowed"},
+                "401": {
+                    "description": "Invalid token in the Authorization header (or, without "
+                    "a WebSocket handshake, no token)",
+                    "content": {"application/json": {"schema": _ERROR}},
+                },
+                "403": {
+                    "description": "Origin not allowed",
+                    "content": {"application/json": {"schema": _ERROR}},
+                },
+                "426": {
+                    "description": "A plain HTTP request, not a WebSocket handshake",
+                    "content": {"application/json": {"schema": _ERROR}},
+                },
             },
         }
     }
@@ -120,7 +146,16 @@ def create_app(hub: Hub, *, live: LiveOptions | None = None) -> Starlette:
     app.state.closing = trio.Event()  # set when the server starts shutting down
     app.state.table = table
     app.state.openapi = openapi_document(
-        table, title="gpshub", version=__version__, extra_paths=_LIVE_PATH
+        table,
+        title="gpshub",
+        version=__version__,
+        extra_paths=_LIVE_PATH,
+        installed={
+            "sources": list(hub.registry.sources),
+            "sinks": list(hub.registry.sinks),
+            "formats": list(hub.registry.formats),
+            "rule_types": list(RULE_TYPES),
+        },
     )
     return app
 

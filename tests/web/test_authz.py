@@ -300,6 +300,8 @@ CASES: dict[tuple[str, str], tuple[Prepare, dict[str, int]]] = {
         scoped_write(),
     ),
     ("POST", "/api/sinks/{id:int}/replay"): (with_path(alerts_sink_a, **REPLAY), scoped_write()),
+    # the live feed, asked without a WebSocket handshake
+    ("GET", "/api/live"): (nothing, everyone(426)),
 }
 
 WEBSOCKETS = {"/api/live"}
