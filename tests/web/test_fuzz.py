@@ -27,8 +27,8 @@ from harness import Web
 
 pytestmark = pytest.mark.fuzz
 
-EXAMPLES = int(os.environ.get("GPSHUB_FUZZ_EXAMPLES", "8"))
-SECONDS = int(os.environ.get("GPSHUB_FUZZ_SECONDS", "45"))
+EXAMPLES = int(os.environ.get("GPSHUB_FUZZ_EXAMPLES", "4"))
+SECONDS = int(os.environ.get("GPSHUB_FUZZ_SECONDS", "0"))  # 0: no time budget, examples only
 SEED = os.environ.get("GPSHUB_FUZZ_SEED")
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 
