@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import re
 
-from hub.store import Invalid
-
 __all__ = [
     "SINGLE_LINE_PATTERN",
     "check_text",
@@ -50,8 +48,10 @@ def text_problem(value: str, *, multiline: bool = False) -> str | None:
 
 
 def check_text(field: str, value: str, *, multiline: bool = False) -> str:
-    """``value`` if it is acceptable text; otherwise ``Invalid`` naming ``field``."""
+    """``value`` if it is acceptable text; otherwise ``hub.store.Invalid`` naming ``field``."""
     problem = text_problem(value, multiline=multiline)
     if problem:
+        from hub.store import Invalid  # the store uses this module
+
         raise Invalid(field, problem)
     return value

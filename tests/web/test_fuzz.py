@@ -103,7 +103,12 @@ async def _fuzz(web: Web, who: str, report: Path) -> dict[str, Any]:
         *(["--seed", SEED] if SEED else []),
     ]
     result = await trio.run_process(
-        command, env=env, capture_stdout=True, capture_stderr=True, check=False
+        command,
+        env=env,
+        cwd=report.parent,  # schemathesis keeps a cache folder where it runs
+        capture_stdout=True,
+        capture_stderr=True,
+        check=False,
     )
     output = trio.Path(report.with_suffix(".txt"))
     await output.write_bytes(result.stdout + result.stderr)
