@@ -62,6 +62,7 @@ GeoJSON's rules: the operation's schema can only say "an object"."""
 SEMANTIC = (
     "does not exist",  # a reference to an object that is not there (or not yours)
     "not found",
+    "no such",
     "must say which client",  # required of the administrator only
     "required for sink kind",  # `format`, for a kind without a default one
     "without `cursor`",  # `since` or `cursor`: one of the two
@@ -69,6 +70,7 @@ SEMANTIC = (
     "not a cursor",  # an opaque cursor the hub did not make
     "belong to no client",  # the admin role with a client_id
     "already",  # uniqueness: names, ids
+    "has no alerts webhook",  # a rule's `webhook`, before the client has one
 )
 """Rejections that depend on the data stored or on another field, which a schema cannot
 state."""
