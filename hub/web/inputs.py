@@ -116,7 +116,7 @@ def check_query(model: type[BaseModel], params: dict[str, str]) -> None:
 
 # -- JSON bodies -----------------------------------------------------------------------
 class _BigInt(int):
-    """A JSON integer too large for int64, kept as its text until it can be named."""
+    """Stands for a JSON integer beyond int64 until ``_check_value`` names where it is."""
 
 
 def _parse_int(text: str) -> int:

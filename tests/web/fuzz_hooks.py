@@ -103,3 +103,10 @@ def websocket_only(ctx: Any, failure: Any, case: Any, response: Any) -> bool:
     """``GET /api/live`` is a WebSocket: without the handshake, which schemathesis does
     not make, the right answer is 426."""
     return not (type(failure).__name__ == "RejectedPositiveData" and response.status_code == 426)
+
+
+@schemathesis.hook("filter_failure")
+def too_large_is_a_refusal(ctx: Any, failure: Any, case: Any, response: Any) -> bool:
+    """A body over 1 MiB is refused with 413 before it is read as JSON: a refusal, which
+    schemathesis's list of rejecting statuses lacks."""
+    return not (type(failure).__name__ == "AcceptedNegativeData" and response.status_code == 413)
