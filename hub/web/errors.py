@@ -121,6 +121,10 @@ async def http_exception(request: Request, exc: Exception) -> Response:
         exc.status_code, str(exc.detail)
     )
     headers = dict(exc.headers or {})
+    from hub.web.inputs import drain_body  # it uses this module
+
+    if not await drain_body(request):
+        headers["Connection"] = "close"
     if exc.status_code == 405:
         allowed = allowed_methods(request)
         if allowed:

@@ -27,6 +27,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import AwareDatetime, BaseModel, NaiveDatetime, WithJsonSchema
 from starlette.convertors import Convertor, register_url_convertor
+from starlette.requests import ClientDisconnect, Request
 
 from hub.text import text_problem
 from hub.web.errors import ApiError, bad_parameter, invalid
@@ -273,3 +274,28 @@ def _states_its_own(meta: Any) -> bool:
 def _below(step: str | int, found: tuple[str, str]) -> tuple[str, str]:
     where, problem = found
     return (f"{step}.{where}" if where else str(step), problem)
+
+
+# -- bodies left unread ------------------------------------------------------------------
+DRAIN_MAX_BYTES = 16 * 1024 * 1024
+
+
+async def drain_body(request: Request, limit: int = DRAIN_MAX_BYTES) -> bool:
+    """Read and drop what is left of the request's body; whether all of it was read.
+
+    An answer given before the body was read (a bad token, a bad id, no such route, a
+    body too large) must still take the body off the connection: the server would
+    otherwise wait for it to be consumed before it reads the client's next request on
+    that connection, while the client waits for that request's answer.  When more than
+    ``limit`` bytes are left, the answer should close the connection instead."""
+    if getattr(request, "_stream_consumed", True) or hasattr(request, "_body"):
+        return True  # Starlette's own flags: nothing left (or not a Starlette request)
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                return False
+    except ClientDisconnect:
+        return True
+    return True

@@ -30,7 +30,14 @@ from hub.logging_setup import redact
 from hub.store import Principal
 from hub.web.auth import Access, authenticate_header, check_access
 from hub.web.errors import ApiError, bad_parameter, error_for, first_error, invalid
-from hub.web.inputs import ID_CONVERTOR, check_body, check_query, load_json, parse_id
+from hub.web.inputs import (
+    ID_CONVERTOR,
+    check_body,
+    check_query,
+    drain_body,
+    load_json,
+    parse_id,
+)
 
 if TYPE_CHECKING:
     from hub.core import Hub
@@ -139,6 +146,8 @@ def _endpoint(spec: ApiRoute) -> Callable[[Request], Awaitable[Response]]:
                 _log_bug(request, exc)
                 error = ApiError(500, "internal", "internal error; the hub's log has details")
             response = error.response()
+        if not await drain_body(request, DISCARD_MAX_BYTES):
+            response.headers["connection"] = "close"  # the rest of the body is not read
         response.headers.setdefault("x-content-type-options", "nosniff")
         if spec.access is not Access.PUBLIC:
             response.headers.setdefault("cache-control", "no-store")  # tokens, private data
@@ -209,33 +218,28 @@ async def _parse_body(spec: ApiRoute, request: Request) -> BaseModel | None:
 
 
 async def _read_body(request: Request) -> bytes:
+    """The body, up to ``MAX_BODY_BYTES``; a larger one is a 413.  The endpoint reads and
+    drops the rest of a refused body (``drain_body``, up to ``DISCARD_MAX_BYTES``): a
+    client that sends its whole body before it reads the answer (httpx, most libraries)
+    would otherwise wait on a full socket buffer and never see the 413; beyond the bound
+    the server stops reading and closes the connection after the answer."""
     length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
-        await _discard(request, int(length))
+    if (
+        length
+        and length.isascii()
+        and length.isdigit()
+        and len(length) < 20
+        and int(length) > MAX_BODY_BYTES
+    ):
         raise _too_large()
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > MAX_BODY_BYTES:
-            await _discard(request, size)
             raise _too_large()
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-async def _discard(request: Request, size: int) -> None:
-    """Read and drop the rest of a refused body, up to ``DISCARD_MAX_BYTES`` in all.
-
-    A client that sends its whole body before it reads the answer (httpx, most libraries)
-    would otherwise wait on a full socket buffer and never see the 413; beyond the bound
-    the server stops reading and the connection ends without it."""
-    if size > DISCARD_MAX_BYTES:
-        return
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > DISCARD_MAX_BYTES:
-            return
 
 
 def _too_large() -> ApiError:

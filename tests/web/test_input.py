@@ -8,6 +8,7 @@ import json
 import re
 from typing import Any
 
+import httpx
 import pytest
 from harness import Web
 
@@ -243,3 +244,26 @@ async def test_the_live_feed_over_plain_http_says_to_upgrade(web: Web) -> None:
     error(await web.get(None, "/api/live"), 401)
     e = error(await web.get("a_view", "/api/live"), 426)
     assert e["code"] == "upgrade_required"
+
+
+# -- keep-alive ------------------------------------------------------------------------------
+@pytest.mark.parametrize("size", [100, 1_200_000, 3_000_000])
+async def test_an_early_answer_leaves_the_connection_usable(web: Web, size: int) -> None:
+    """An answer given before the body is read (bad token, bad id, no such route, too
+    large) still takes the body off the connection, so the next request on it is
+    answered (it used to wait forever)."""
+    body = json.dumps({"ids": [], "pad": "x" * size})
+    good = {**web.headers("admin"), "Content-Type": "application/json"}
+    bad = {**good, "Authorization": "Bearer gph_nope"}
+    limits = httpx.Limits(max_connections=1)  # one connection, kept alive
+    async with httpx.AsyncClient(base_url=web.url, timeout=60, limits=limits) as http:
+        for path, headers, status in (
+            ("/api/sinks/1/dead-letters/discard", bad, 401),
+            ("/api/sinks/0/dead-letters/discard", good, 422),
+            ("/api/no-such-route", good, 404),
+            ("/api/devices", good, 413 if size > 1024 * 1024 else 422),
+        ):
+            r = await http.post(path, content=body, headers=headers)
+            assert r.status_code == status, (path, r.text)
+            r = await http.get("/api/me", headers=good)  # on the same connection
+            assert r.status_code == 200, r.text
