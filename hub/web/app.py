@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
 from starlette.routing import BaseRoute, Mount, Router, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
@@ -32,6 +33,7 @@ from hub.web import (
 )
 from hub.web.auth import Access, authenticate_header, check_access
 from hub.web.errors import ApiError, http_exception
+from hub.web.inputs import drain_body
 from hub.web.live import LiveOptions, live_feed
 from hub.web.live import __doc__ as LIVE_DOC
 from hub.web.openapi import openapi_document
@@ -199,7 +201,10 @@ class _RequireToken:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 4001, "reason": exc.code})
             else:
-                await exc.response()(scope, receive, send)
+                response = exc.response()
+                if not await drain_body(Request(scope, receive)):  # keep-alive stays usable
+                    response.headers["connection"] = "close"
+                await response(scope, receive, send)
             return
         scope.setdefault("state", {})["principal"] = principal
         await self.app(scope, receive, send)
