@@ -4,12 +4,15 @@ SQLite (the embedded default) gets WAL, a busy timeout, foreign keys,
 ``synchronous=NORMAL`` and a ``journal_size_limit`` on every connection, and write
 transactions that start with ``BEGIN IMMEDIATE`` so a writer never fails on a lock
 upgrade.  PostgreSQL is used when
-the URL says so.  The schema is managed by Alembic from the first version on.
+the URL says so.  The schema is managed by Alembic from the first version on.  The
+SQLite database and its WAL and shared-memory files are readable by their owner only
+(mode 0600, like the key file).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,11 +39,41 @@ def sqlite_url(path: Path) -> str:
 def create_engine(url: str, *, synchronous: str = "NORMAL", echo: bool = False) -> Engine:
     """An engine for ``url`` with the hub's connection settings applied."""
     if url.startswith("sqlite"):
+        database = sa.engine.make_url(url).database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            make_private(Path(database))
         engine = sa.create_engine(url, echo=echo, connect_args={"check_same_thread": False})
         _configure_sqlite(engine, synchronous)
     else:
         engine = sa.create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10)
     return engine
+
+
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+def make_private(path: Path) -> None:
+    """Make the SQLite database ``path`` readable by its owner only, like the key file.
+
+    A new database is created empty with mode 0600 before SQLite opens it (SQLite would
+    make it 0644 less the umask); SQLite gives its WAL, shared-memory and journal files
+    the database file's mode, so they are 0600 too.  An existing database and its side
+    files that others may read are narrowed to 0600 (a warning when that is not allowed).
+    """
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    except FileNotFoundError:
+        return  # no such folder: SQLite says so when it opens the database
+    for file in (path, *(path.with_name(path.name + side) for side in SQLITE_SIDE_FILES)):
+        try:
+            if file.stat().st_mode & 0o077:
+                file.chmod(0o600)
+        except FileNotFoundError:
+            continue
+        except PermissionError as exc:
+            log.warning("cannot make %s readable by its owner only: %s", file, exc)
 
 
 def _configure_sqlite(engine: Engine, synchronous: str) -> None:

@@ -34,6 +34,8 @@ from hub.models import (
 )
 from hub.rules import RuleError, parse_params, parse_schedule, parse_zone
 from hub.store import UNSET, Conflict, Invalid, NotFound
+from hub.text import check_text
+from hub.timezones import is_iana_zone
 
 
 def _changed(
@@ -240,9 +242,11 @@ def _checked_geofence(
         shape = parse_shape(dict(geometry), props)
     except GeometryError as exc:
         raise Invalid(f"{where}{exc.field}", exc.reason) from None
+    check_text(f"{where}name", name)
     contact = item.get("contact") or ""
     if not isinstance(contact, str):
         raise Invalid(f"{where}contact", "must be text")
+    check_text(f"{where}contact", contact, multiline=True)  # an address, phone numbers…
     groups = list(item.get("group_ids") or ())
     if not all(isinstance(g, int) and not isinstance(g, bool) for g in groups):
         raise Invalid(f"{where}group_ids", "must be a list of group ids")
@@ -426,6 +430,11 @@ def _not_the_clients(s: Session, model: Any, ids: Iterable[int], client_id: int)
 
 
 def check_timezone(name: str) -> str:
+    """``name`` if it is an IANA zone name (``hub.timezones``), else ``Invalid``."""
+    if not isinstance(name, str) or not is_iana_zone(name):
+        raise Invalid(
+            "timezone", f"unknown time zone {name!r}: give an IANA zone name, e.g. Europe/Madrid"
+        )
     try:
         parse_zone(name)
     except RuleError as exc:

@@ -43,6 +43,7 @@ from hub.models import (
 from hub.positions import PositionStore
 from hub.secrets import SecretBox
 from hub.source import Cursor, DeviceRef, RemoteDevice
+from hub.text import check_text
 
 
 class NotFound(LookupError):
@@ -915,9 +916,10 @@ def _retention_days(field: str, value: Any) -> int | None:
 
 
 def _required_text(field: str, value: Any) -> str:
+    """A name or a label: a non-empty single line (``hub.text``), trimmed."""
     if not isinstance(value, str) or not value.strip():
         raise Invalid(field, "must be a non-empty string")
-    return value.strip()
+    return check_text(field, value.strip())
 
 
 def validate_remote_id(value: str | None) -> str | None:

@@ -39,7 +39,7 @@ from hub.netguard import (
 
 DEFAULT = OutboundPolicy()
 LOOPBACK = OutboundPolicy.from_strings(["127.0.0.0/8"])
-FAST = httpx.Timeout(5.0, connect=2.0)
+FAST = httpx.Timeout(60.0, connect=30.0)  # hang guards: loopback can be slow on a busy machine
 
 
 # -- a tiny HTTP/1.1 server on 127.0.0.1 -------------------------------------------------

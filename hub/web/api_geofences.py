@@ -14,6 +14,7 @@ from typing import Any
 
 from hub.models import Geofence, GeofenceGroup
 from hub.positions import utc_text
+from hub.text import text_problem
 from hub.web.auth import Access, filter_client, owning_client
 from hub.web.errors import invalid
 from hub.web.routing import ApiRequest, ApiRoute
@@ -54,11 +55,31 @@ async def _features(req: ApiRequest, rows: list[Geofence]) -> list[dict[str, Any
     return [feature(g, groups.get(g.id or 0, [])) for g in rows]
 
 
+def _check_texts(props: Mapping[str, Any], where: str, *, require_name: bool) -> None:
+    """A geofence's ``name`` is one line of text; its ``contact`` may span lines
+    (``hub.text``).  Both are named as the properties they are."""
+    name = props.get("name")
+    if name is not None or require_name:
+        if not isinstance(name, str) or not name.strip():
+            raise invalid(f"{where}properties.name", "required: a non-empty string")
+        problem = text_problem(name)
+        if problem:
+            raise invalid(f"{where}properties.name", problem)
+    contact = props.get("contact")
+    if contact is not None:
+        if not isinstance(contact, str):
+            raise invalid(f"{where}properties.contact", "must be text")
+        problem = text_problem(contact, multiline=True)
+        if problem:
+            raise invalid(f"{where}properties.contact", problem)
+
+
 def geofence_item(props: Any, geometry: Any, where: str = "") -> dict[str, Any]:
     """The store's description of a geofence from a Feature's parts (``gpshub geofence
     import`` uses it too)."""
     if not isinstance(props, Mapping):
         raise invalid(f"{where}properties", "must be an object")
+    _check_texts(props, where, require_name=True)
     group_ids = props.get("group_ids")
     if group_ids is not None and not isinstance(group_ids, list):
         raise invalid(f"{where}properties.group_ids", "must be a list of group ids")
@@ -118,6 +139,7 @@ async def update_geofence(req: ApiRequest) -> dict[str, Any]:
     geofence_id = req.path_int("id")
     old = await req.run(store.get, geofence_id, req.scope)
     props = body.properties
+    _check_texts(props, "", require_name="name" in props)
     fields: dict[str, Any] = {}
     for name in ("name", "contact"):
         if name in props:

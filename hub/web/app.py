@@ -14,12 +14,14 @@ from hypercorn.config import Config
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.requests import Request
 from starlette.routing import BaseRoute, Mount, Router, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
 from hub import __version__
 from hub.errors import HubError
 from hub.metrics import parse_listen
+from hub.rules import RULE_TYPES
 from hub.web import (
     api_connections,
     api_devices,
@@ -35,6 +37,7 @@ from hub.web import (
 from hub.web.auth import Access, AuthGate, authenticate_header, check_access
 from hub.web.cors import ApiCors
 from hub.web.errors import ApiError, http_exception
+from hub.web.inputs import drain_body
 from hub.web.live import LiveOptions, live_feed
 from hub.web.live import __doc__ as LIVE_DOC
 from hub.web.openapi import RETRY_AFTER_HEADER, openapi_document
@@ -65,7 +68,20 @@ def api_table() -> list[ApiRoute]:
         *api_rules.ROUTES,
         *api_sinks.ROUTES,
         *api_metrics.ROUTES,
+        ApiRoute("GET", "/api/live", live_without_upgrade, Access.USER,
+                 "The live feed (WebSocket)", "live"),  # documented by _LIVE_PATH
     ]  # fmt: skip
+
+
+async def live_without_upgrade(req: ApiRequest) -> None:
+    """A plain HTTP ``GET /api/live`` (no WebSocket handshake): 401 without a valid
+    token, else 426 saying how to connect."""
+    raise ApiError(
+        426,
+        "upgrade_required",
+        "the live feed is a WebSocket: connect with a WebSocket client (ws:// or wss://)",
+        headers={"Upgrade": "websocket", "Connection": "Upgrade"},
+    )
 
 
 async def openapi_json(req: ApiRequest) -> dict[str, Any]:
@@ -73,6 +89,7 @@ async def openapi_json(req: ApiRequest) -> dict[str, Any]:
     return document
 
 
+_ERROR = {"$ref": "#/components/schemas/ErrorOut"}
 _LIVE_PATH = {
     "/api/live": {
         "get": {
@@ -93,14 +110,29 @@ _LIVE_PATH = {
             ],
             "responses": {
                 "101": {"description": "Switching to the WebSocket protocol"},
-                "400": {"description": "`device_ids` is not a comma-separated list of ids"},
-                "401": {"description": "Invalid token in the Authorization header"},
+                "400": {
+                    "description": "`device_ids` is not a comma-separated list of ids",
+                    "content": {"application/json": {"schema": _ERROR}},
+                },
+                "401": {
+                    "description": "Invalid token in the Authorization header (or, without "
+                    "a WebSocket handshake, no token)",
+                    "content": {"application/json": {"schema": _ERROR}},
+                },
+                "403": {
+                    "description": "Origin not allowed",
+                    "content": {"application/json": {"schema": _ERROR}},
+                },
+                "426": {
+                    "description": "A plain HTTP request, not a WebSocket handshake",
+                    "content": {"application/json": {"schema": _ERROR}},
+                },
                 "429": {
                     "description": "Too many failed authentication attempts from your "
                     "address (also close code 4029 after an `auth` message)",
                     "headers": {"Retry-After": RETRY_AFTER_HEADER},
+                    "content": {"application/json": {"schema": _ERROR}},
                 },
-                "403": {"description": "Origin not allowed"},
             },
         }
     }
@@ -132,7 +164,16 @@ def create_app(hub: Hub, *, live: LiveOptions | None = None) -> Starlette:
     app.state.closing = trio.Event()  # set when the server starts shutting down
     app.state.table = table
     app.state.openapi = openapi_document(
-        table, title="gpshub", version=__version__, extra_paths=_LIVE_PATH
+        table,
+        title="gpshub",
+        version=__version__,
+        extra_paths=_LIVE_PATH,
+        installed={
+            "sources": list(hub.registry.sources),
+            "sinks": list(hub.registry.sinks),
+            "formats": list(hub.registry.formats),
+            "rule_types": list(RULE_TYPES),
+        },
     )
     return app
 
@@ -163,8 +204,13 @@ class _RequireToken:
             principal = await authenticate_header(self.hub, headers.get("authorization"), scope)
             check_access(principal, Access.USER)
         except ApiError as exc:
-            # a WebSocket is refused at the handshake with the HTTP answer, as /api/live does
-            if scope["type"] == "http" or "websocket.http.response" in scope.get("extensions", {}):
+            if scope["type"] == "http":
+                response = exc.response()
+                if not await drain_body(Request(scope, receive)):  # keep-alive stays usable
+                    response.headers["connection"] = "close"
+                await response(scope, receive, send)
+            elif "websocket.http.response" in scope.get("extensions", {}):
+                # a WebSocket is refused at the handshake with the HTTP answer, as /api/live
                 await exc.response()(scope, receive, send)
             else:
                 code = 4029 if exc.status == 429 else 4001

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Match, Route
 
 from hub.errors import BadConfig
 from hub.store import Conflict, Invalid, NotFound
@@ -28,6 +29,7 @@ _HTTP_CODES = {
     409: "conflict",
     413: "too_large",
     422: "invalid",
+    426: "upgrade_required",
     500: "internal",
     502: "upstream_error",
     503: "not_ready",
@@ -118,4 +120,29 @@ async def http_exception(request: Request, exc: Exception) -> Response:
     message = {404: "no such route", 405: "method not allowed"}.get(
         exc.status_code, str(exc.detail)
     )
-    return error_response(exc.status_code, code, message, headers=dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    from hub.web.inputs import drain_body  # it uses this module
+
+    if not await drain_body(request):
+        headers["Connection"] = "close"
+    if exc.status_code == 405:
+        allowed = allowed_methods(request)
+        if allowed:
+            headers["Allow"] = ", ".join(allowed)
+            message = f"method not allowed; this path allows {headers['Allow']}"
+    return error_response(exc.status_code, code, message, headers=headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the application takes on the request's path.
+
+    Starlette's own ``Allow`` names the first route that matches the path only, while
+    one path is often served by several routes (``GET`` and ``POST /api/devices``)."""
+    methods: set[str] = set()
+    router = getattr(request.app, "router", None)
+    for route in getattr(router, "routes", []):
+        if isinstance(route, Route) and route.methods:
+            match, _ = route.matches(request.scope)
+            if match is not Match.NONE:
+                methods |= route.methods
+    return sorted(methods)

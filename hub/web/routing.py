@@ -14,21 +14,30 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 import traceback
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, compile_path
 
 from hub.blocking import run_blocking
 from hub.logging_setup import redact
 from hub.store import Principal
 from hub.web.auth import Access, authenticate_header, check_access
 from hub.web.errors import ApiError, bad_parameter, error_for, first_error, invalid
+from hub.web.inputs import (
+    ID_CONVERTOR,
+    check_body,
+    check_query,
+    drain_body,
+    load_json,
+    parse_id,
+)
 
 if TYPE_CHECKING:
     from hub.core import Hub
@@ -39,6 +48,7 @@ M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
 Handler = Callable[["ApiRequest"], Awaitable[Any]]
 
+_INT_PARAM = re.compile(r"{(\w+):int}")
 MAX_BODY_BYTES = 1024 * 1024
 DISCARD_MAX_BYTES = 16 * MAX_BODY_BYTES  # a refused body read and dropped, at most
 
@@ -76,6 +86,8 @@ class ApiRequest:
     caller: Principal | None
     body: BaseModel | None = None
     query: BaseModel | None = None
+    ids: dict[str, int] = field(default_factory=dict)
+    """The path's ``{name:int}`` parameters, parsed and checked."""
 
     @property
     def principal(self) -> Principal:
@@ -89,7 +101,7 @@ class ApiRequest:
         return self.principal.scope
 
     def path_int(self, name: str) -> int:
-        return int(self.request.path_params[name])
+        return self.ids[name]
 
     def body_as(self, model: type[M]) -> M:
         if self.body is None:
@@ -111,9 +123,17 @@ def starlette_routes(table: list[ApiRoute]) -> list[Route]:
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ValueError(f"handler names must be unique (operation ids): {duplicates}")
-    return [
-        Route(spec.path, _endpoint(spec), methods=[spec.method], name=spec.name) for spec in table
-    ]
+    return [_route(spec) for spec in table]
+
+
+def _route(spec: ApiRoute) -> Route:
+    """The Starlette route of ``spec``.  Its ``{name:int}`` parameters match any signed
+    number (``_handle`` checks the range with ``parse_id``), while ``route.path`` keeps
+    saying ``{name:int}``."""
+    route = Route(spec.path, _endpoint(spec), methods=[spec.method], name=spec.name)
+    routed = spec.path.replace(":int}", f":{ID_CONVERTOR}}}")
+    route.path_regex, route.path_format, route.param_convertors = compile_path(routed)
+    return route
 
 
 def _endpoint(spec: ApiRoute) -> Callable[[Request], Awaitable[Response]]:
@@ -126,6 +146,8 @@ def _endpoint(spec: ApiRoute) -> Callable[[Request], Awaitable[Response]]:
                 _log_bug(request, exc)
                 error = ApiError(500, "internal", "internal error; the hub's log has details")
             response = error.response()
+        if not await drain_body(request, DISCARD_MAX_BYTES):
+            response.headers["connection"] = "close"  # the rest of the body is not read
         response.headers.setdefault("x-content-type-options", "nosniff")
         if spec.access is not Access.PUBLIC:
             response.headers.setdefault("cache-control", "no-store")  # tokens, private data
@@ -141,9 +163,10 @@ async def _handle(spec: ApiRoute, request: Request) -> Response:
     if spec.access is not Access.PUBLIC:
         caller = await authenticate_header(hub, request.headers.get("authorization"), request.scope)
         check_access(caller, spec.access)
+    ids = {name: parse_id(name, str(value)) for name, value in _int_params(spec, request)}
     query = _parse_query(spec.query, request) if spec.query else None
     body = await _parse_body(spec, request) if spec.body else None
-    result = await spec.handler(ApiRequest(request, hub, caller, body, query))
+    result = await spec.handler(ApiRequest(request, hub, caller, body, query, ids))
     if spec.method != "GET":
         await _apply_changes(hub)
     return _answer(result, spec.status)
@@ -168,9 +191,19 @@ def _answer(result: Any, status: int) -> Response:
     return JSONResponse(result, status_code=status)
 
 
+def _int_params(spec: ApiRoute, request: Request) -> list[tuple[str, Any]]:
+    return [
+        (name, request.path_params[name])
+        for name in _INT_PARAM.findall(spec.path)
+        if name in request.path_params
+    ]
+
+
 def _parse_query(model: type[BaseModel], request: Request) -> BaseModel:
+    params = dict(request.query_params)
+    check_query(model, params)
     try:
-        return model.model_validate(dict(request.query_params))
+        return model.model_validate(params)
     except ValidationError as exc:
         field, message = first_error(exc)
         raise bad_parameter(field or "query", message) from None
@@ -183,47 +216,41 @@ async def _parse_body(spec: ApiRoute, request: Request) -> BaseModel | None:
         if spec.body_required:
             raise invalid("body", "a JSON object is required")
         return None
-    try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApiError(400, "bad_json", f"the body is not valid JSON: {exc}") from None
+    data = load_json(raw)
     if not isinstance(data, dict):
         raise invalid("body", "must be a JSON object")
+    check_body(spec.body, data)
     try:
-        return spec.body.model_validate(data)
+        # strict: the JSON types the schema states (no "5" for an integer, no 1 for true)
+        return spec.body.model_validate_json(json.dumps(data), strict=True)
     except ValidationError as exc:
         field, message = first_error(exc)
         raise invalid(field or "body", message) from None
 
 
 async def _read_body(request: Request) -> bytes:
+    """The body, up to ``MAX_BODY_BYTES``; a larger one is a 413.  The endpoint reads and
+    drops the rest of a refused body (``drain_body``, up to ``DISCARD_MAX_BYTES``): a
+    client that sends its whole body before it reads the answer (httpx, most libraries)
+    would otherwise wait on a full socket buffer and never see the 413; beyond the bound
+    the server stops reading and closes the connection after the answer."""
     length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
-        await _discard(request, int(length))
+    if (
+        length
+        and length.isascii()
+        and length.isdigit()
+        and len(length) < 20
+        and int(length) > MAX_BODY_BYTES
+    ):
         raise _too_large()
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > MAX_BODY_BYTES:
-            await _discard(request, size)
             raise _too_large()
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-async def _discard(request: Request, size: int) -> None:
-    """Read and drop the rest of a refused body, up to ``DISCARD_MAX_BYTES`` in all.
-
-    A client that sends its whole body before it reads the answer (httpx, most libraries)
-    would otherwise wait on a full socket buffer and never see the 413; beyond the bound
-    the server stops reading and the connection ends without it."""
-    if size > DISCARD_MAX_BYTES:
-        return
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > DISCARD_MAX_BYTES:
-            return
 
 
 def _too_large() -> ApiError:

@@ -10,18 +10,54 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
 
 from hub.models import MAX_RETENTION_DAYS, REMOTE_ID_RE, REMOTE_ID_RULE
+from hub.sink_config import MAX_HEADER_NAME, MAX_HEADER_VALUE, MAX_HEADERS
+from hub.timezones import iana_zones
+from hub.web.errors import invalid
+from hub.web.inputs import declared_text_problem
 from hub.web.times import DESCRIPTION as TIME_TEXT
 from hub.web.times import TimeParam
 
 
-class RequestModel(BaseModel):
+class _InputModel(BaseModel):
+    """What a request gives: its declared strings are single lines (``hub.text``; the
+    OpenAPI document states it as their ``pattern``)."""
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _single_line(cls, value: Any, info: ValidationInfo) -> Any:
+        if info.field_name is not None:
+            field = cls.model_fields[info.field_name]
+            problem = declared_text_problem(field.annotation, value)
+            if problem:
+                where, reason = problem
+                name = field.alias or info.field_name
+                # an ApiError (no ValueError) leaves pydantic as it is, naming the value
+                raise invalid(f"{name}.{where}" if where else name, reason)
+        return value
+
+
+def installed(what: str) -> dict[str, Any]:
+    """Marks a field whose values are what the hub has installed: ``sources``, ``sinks``,
+    ``formats`` or ``rule_types``.  The OpenAPI document lists them as its ``enum``."""
+    return {"x-installed": what}
+
+
+class RequestModel(_InputModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class QueryModel(BaseModel):
+class QueryModel(_InputModel):
     """Query-string parameters: unknown ones are ignored (cache busters and the like)."""
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
@@ -126,6 +162,7 @@ class ConnectionList(BaseModel):
 
 
 Label = Annotated[str, Field(min_length=1, max_length=200)]
+Tag = Annotated[str, Field(min_length=1, max_length=100)]
 
 
 class ConnectionCreate(RequestModel):
@@ -133,7 +170,11 @@ class ConnectionCreate(RequestModel):
         default=None,
         description="Required for the system administrator; a client's users may omit it.",
     )
-    kind: str = Field(max_length=100, description="A kind from `GET /api/source-kinds`.")
+    kind: str = Field(
+        max_length=100,
+        description="A kind from `GET /api/source-kinds`.",
+        json_schema_extra=installed("sources"),
+    )
     label: Label
     credentials: dict[str, Any] = Field(default_factory=dict)
     options: dict[str, Any] = Field(default_factory=dict)
@@ -153,7 +194,7 @@ class ConnectionUpdate(RequestModel):
 class ConnectionTest(RequestModel):
     """An unsaved connection to test."""
 
-    kind: str = Field(max_length=100)
+    kind: str = Field(max_length=100, json_schema_extra=installed("sources"))
     credentials: dict[str, Any] = Field(default_factory=dict)
     options: dict[str, Any] = Field(default_factory=dict)
 
@@ -272,9 +313,12 @@ class _DeviceFields(RequestModel):
     license_plate: str | None = Field(default=None, max_length=50)
     imei: str | None = Field(default=None, max_length=50)
     remote_id: str | None = Field(
-        default=None, max_length=100, description=f"Unique per client; {REMOTE_ID_RULE}."
+        default=None,
+        max_length=100,
+        description=f"Unique per client; {REMOTE_ID_RULE}.",
+        json_schema_extra={"pattern": "^[A-Za-z0-9\\-_():]*$"},
     )
-    tags: list[Annotated[str, Field(min_length=1, max_length=100)]] | None = None
+    tags: list[Tag] | None = None
     driver: str | None = Field(default=None, max_length=200)
     connection_id: int | None = None
     upstream_id: str | None = Field(default=None, min_length=1, max_length=200)
@@ -301,14 +345,14 @@ class DeviceCreate(_DeviceFields):
 class DeviceUpdate(_DeviceFields):
     """Only the fields given are changed; ``null`` clears an optional field."""
 
-    name: Label | None = None
+    name: Label = Field(default=None, description="May be left out; never null.")
 
 
 class CountersUpdate(RequestModel):
     """Set the device's virtual odometer and hour meter to these values from now on."""
 
-    odometer_km: float | None = None
-    hours: float | None = None
+    odometer_km: float | None = Field(default=None, ge=0)
+    hours: float | None = Field(default=None, ge=0)
 
 
 class ImportOutcome(BaseModel):
@@ -463,12 +507,16 @@ class ClientCreate(RequestModel):
     alerts_retention_days: RetentionDays | None = Field(default=None, description=ALERTS_RETENTION)
 
 
+TimeZone = Annotated[str, WithJsonSchema({"type": "string", "enum": sorted(iana_zones())})]
+"""An IANA zone name; the store checks it (``hub.rule_store.check_timezone``)."""
+
+
 class ClientUpdate(RequestModel):
     """Only the fields given are changed (a retention of `null` keeps rows forever)."""
 
     name: Label | None = None
-    timezone: str | None = Field(
-        default=None, max_length=64, description="IANA time zone, e.g. `America/Guatemala`."
+    timezone: TimeZone | None = Field(
+        default=None, description="IANA time zone, e.g. `America/Guatemala`."
     )
     positions_retention_days: RetentionDays | None = Field(
         default=None, description=POSITIONS_RETENTION
@@ -593,7 +641,7 @@ class GeofenceCreate(RequestModel):
     """A GeoJSON Feature; ``properties``: name, contact, radius_m | width_m, group_ids."""
 
     type: Literal["Feature"] = "Feature"
-    id: Any = Field(default=None, description="Ignored: the hub assigns ids.")
+    id: int | str | None = Field(default=None, description="Ignored: the hub assigns ids.")
     geometry: dict[str, Any]
     properties: dict[str, Any] = Field(default_factory=dict)
     client_id: int | None = Field(
@@ -606,7 +654,7 @@ class GeofenceUpdate(RequestModel):
     """Only what is given changes: the geometry, and the properties named."""
 
     type: Literal["Feature"] = "Feature"
-    id: Any = Field(default=None, description="Ignored.")
+    id: int | str | None = Field(default=None, description="Ignored.")
     geometry: dict[str, Any] | None = None
     properties: dict[str, Any] = Field(default_factory=dict)
 
@@ -685,10 +733,12 @@ class RuleCreate(RequestModel):
         description="Required for the system administrator; a client's users may omit it.",
     )
     name: Label
-    type: str = Field(description="One of `GET /api/rule-types`.")
+    type: str = Field(
+        description="One of `GET /api/rule-types`.", json_schema_extra=installed("rule_types")
+    )
     params: dict[str, Any] | None = None
     device_ids: list[int] | None = Field(default=None, description="`null`: not by device.")
-    tags: list[str] | None = Field(default=None, description="`null`: not by tag.")
+    tags: list[Tag] | None = Field(default=None, description="`null`: not by tag.")
     schedule: dict[str, Any] | None = Field(default=None, description=_SCHEDULE)
     enabled: bool = True
     webhook: bool = Field(
@@ -698,16 +748,17 @@ class RuleCreate(RequestModel):
 
 
 class RuleUpdate(RequestModel):
-    """Only the fields given are changed; a new ``type`` needs its ``params``."""
+    """Only the fields given are changed (those that cannot be null may be left out);
+    a new ``type`` needs its ``params``."""
 
-    name: Label | None = None
-    type: str | None = None
+    name: Label = Field(default=None)
+    type: str = Field(default=None, json_schema_extra=installed("rule_types"))
     params: dict[str, Any] | None = None
     device_ids: list[int] | None = None
-    tags: list[str] | None = None
+    tags: list[Tag] | None = None
     schedule: dict[str, Any] | None = Field(default=None, description=_SCHEDULE)
-    enabled: bool | None = None
-    webhook: bool | None = None
+    enabled: bool = Field(default=None)
+    webhook: bool = Field(default=None)
 
 
 class AlertQuery(QueryModel):
@@ -878,9 +929,29 @@ class SinkList(BaseModel):
 
 
 _HEADERS = (
-    "Custom request headers, `{name: value}` (e.g. `Authorization`), at most 20; "
+    "Custom request headers, `{name: value}` (e.g. `Authorization`), at most 20, none "
+    "that the hub sets itself (`Content-Type`, `Host`, `webhook-*`, hop-by-hop ones); "
     "write-only: stored encrypted, only their names are shown."
 )
+Headers = Annotated[
+    dict[str, str],
+    WithJsonSchema(
+        {
+            "type": "object",
+            "maxProperties": MAX_HEADERS,
+            "propertyNames": {
+                "pattern": r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$",
+                "maxLength": MAX_HEADER_NAME,
+            },
+            "additionalProperties": {
+                "type": "string",
+                "pattern": r"^[\t\u0020-\u007e]*$",
+                "maxLength": MAX_HEADER_VALUE,
+            },
+        }
+    ),
+]
+"""Checked by ``hub.sink_config.checked_headers``; the schema states the same."""
 _FAILING = "Seconds of continuous failure before the sink is marked failing; null: the default."
 
 
@@ -890,13 +961,20 @@ class SinkCreate(RequestModel):
         description="Required for the system administrator; a client's manager may omit it.",
     )
     name: Label
-    kind: str = Field(max_length=100, description="A kind from `GET /api/sink-kinds`.")
+    kind: str = Field(
+        max_length=100,
+        description="A kind from `GET /api/sink-kinds`.",
+        json_schema_extra=installed("sinks"),
+    )
     format: str | None = Field(
-        default=None, max_length=100, description="One of the kind's formats; default: its own."
+        default=None,
+        max_length=100,
+        description="One of the kind's formats; default: its own.",
+        json_schema_extra=installed("formats"),
     )
     settings: dict[str, Any] = Field(default_factory=dict)
     format_options: dict[str, Any] | None = None
-    headers: dict[str, str] | None = Field(default=None, description=_HEADERS)
+    headers: Headers | None = Field(default=None, description=_HEADERS)
     signing: bool = Field(
         default=False,
         description="Sign requests (Standard Webhooks): the secret is in this answer only.",
@@ -909,7 +987,7 @@ class SinkUpdate(RequestModel):
     """Only the fields given are changed."""
 
     name: Label | None = None
-    format: str | None = Field(default=None, max_length=100)
+    format: str | None = Field(default=None, max_length=100, json_schema_extra=installed("formats"))
     settings: dict[str, Any] | None = Field(
         default=None,
         description="Merged key by key into the saved settings (`null` for a key removes it: "
@@ -920,7 +998,7 @@ class SinkUpdate(RequestModel):
         description="Replaced as a whole; when the format changes and none are given, the new "
         "format's defaults apply.",
     )
-    headers: dict[str, str] | None = Field(
+    headers: Headers | None = Field(
         default=None, description=_HEADERS + "  Replaced as a whole; `{}` removes them all."
     )
     signing: bool | None = Field(

@@ -105,7 +105,7 @@ async def test_bad_shapes_are_refused_naming_the_field(web: Web) -> None:
             feature({"type": "LineString", "coordinates": [[0, 0]]}, name="Dot", width_m=5),
             "geometry.coordinates",
         ),
-        (feature(CIRCLE, radius_m=10), "name"),
+        (feature(CIRCLE, radius_m=10), "properties.name"),
         (feature({"type": "Point"}, name="x", radius_m=10), "geometry.coordinates"),
         (feature(CIRCLE, name="x", radius_m=10, group_ids=7), "properties.group_ids"),
     ]
