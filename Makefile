@@ -36,6 +36,7 @@ bench: setup
 	$(UV) run --no-sync python bench/poll.py
 	$(UV) run --no-sync python bench/outage.py
 	$(UV) run --no-sync python bench/metrics.py
+	$(UV) run --no-sync python bench/changes.py
 
 wheels: setup
 	$(UV) build --all-packages --wheel -o dist

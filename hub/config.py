@@ -39,11 +39,14 @@ class Settings:
     live_ping_interval: float = 20.0  # seconds between keep-alive pings on /api/live
     live_max_pending: int = 10_000  # messages a live subscriber may fall behind by
     live_auth_timeout: float = 10.0  # seconds to send the token as the first message
+    live_reauth_s: float = 60.0  # how often a live socket checks that its token still holds
     offline_timeout_s: int = 600  # a device silent this long is offline (per-device override)
     status_check_s: float = 30.0  # how often silent devices are looked for
     outbound_allow_networks: tuple[str, ...] = ()  # private networks outbound requests may reach
     sink_failing_after_s: int = 900  # a sink failing this long is marked "failing"
     delivery_poll_s: float = 1.0  # how often an idle sink looks for new outbox messages
+    change_check_s: float = 1.0  # how often changes made by other processes are looked for
+    change_fallback_s: float = 30.0  # the change log is read this often whatever happened
     # failed authentication: each client address may fail this many times a minute (a
     # token bucket: the burst, then one every 60/N s); 0 turns the throttle off
     auth_failures_per_minute: int = 10

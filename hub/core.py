@@ -5,6 +5,7 @@
     Hub.run
     ├── Pipeline.run          the writer: batches → one transaction → live feed
     └── producers             cancelled first at shutdown
+        ├── ChangeFeed.run    changes made by any process (``hub.changes``)
         ├── SourceRunner × N  one per enabled connection, each in its own cancel scope
         ├── DeliveryService   a worker per enabled sink
         ├── Housekeeping      retention, the delivery caps, the SQLite WAL
@@ -12,6 +13,11 @@
 
 At shutdown the producers are cancelled, then the pipeline is closed: the batches in
 flight are committed before ``run`` returns.
+
+Changes to connections, sinks, devices, tokens, users and clients reach the running
+hub through its ``ChangeFeed``, whichever process made them (the CLI, another API
+process): runners and sink workers are started, stopped or restarted to match the
+database, and live sockets whose token, user or client changed re-authenticate.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from typing import Any
 import trio
 
 from hub.blocking import run_blocking
+from hub.changes import Change, ChangeFeed, ChangeKind, ChangeOp
 from hub.clock import Clock, SystemClock
 from hub.config import Settings
 from hub.delivery import DeliveryService
@@ -82,6 +89,16 @@ class Hub:
         self.pipeline.metrics = self.metrics
         self.housekeeping = Housekeeping(self)
         self.pipeline.after_commit = self._after_commit
+        self.changes = ChangeFeed(
+            store.engine,
+            check_s=self.settings.change_check_s,
+            fallback_s=self.settings.change_fallback_s,
+        )
+        self.pipeline.changes = self.changes
+        self.changes.subscribe(self.live.apply_changes, LiveFeed.CHANGE_KINDS)
+        self.changes.subscribe(self._connections_changed, {ChangeKind.CONNECTION})
+        self.changes.subscribe(self.delivery.apply_changes, {ChangeKind.SINK})
+        self.changes.subscribe(self._forget_cached, {ChangeKind.CLIENT, ChangeKind.DEVICE})
         store.positions.derivation.geocoder = registry.geocoder
         self.runners: dict[int, _RunnerHandle] = {}
         self._producers: trio.Nursery | None = None
@@ -127,6 +144,8 @@ class Hub:
                 async with trio.open_nursery() as producers:
                     self._producers = producers
                     self._producers_scope = producers.cancel_scope
+                    # before the connections are read: a change made meanwhile is seen
+                    await producers.start(self.changes.run)
                     connections = await run_blocking(
                         lambda: self.store.list_connections(enabled_only=True)
                     )
@@ -160,6 +179,73 @@ class Hub:
         if self._producers_scope is not None:
             self._producers_scope.cancel()
 
+    async def sync_connection(self, connection_id: int, *, restart_idle: bool = False) -> None:
+        """Make the connection's runner match the database (idempotent): start one for an
+        enabled connection that has none, stop the runner of a deleted or disabled one
+        (or one waiting for new credentials or an edit), restart one whose connection
+        was changed since it started.  ``restart_idle``: also restart an idle runner (its
+        connection got devices)."""
+        if self._producers is None:
+            return
+        extra = {"connection_id": connection_id}
+        try:
+            conn: Connection | None = await run_blocking(self.store.get_connection, connection_id)
+        except LookupError:
+            conn = None
+        wanted = (
+            conn is not None
+            and conn.enabled
+            and conn.state not in (ConnectionState.NEEDS_REAUTH, ConnectionState.BAD_CONFIG)
+        )
+        handle = self.runners.get(connection_id)
+        if handle is not None:
+            runner = handle.runner
+            current = conn is not None and runner.version == conn.updated_at
+            if wanted and current and not (restart_idle and runner.state == ConnectionState.IDLE):
+                return
+            del self.runners[connection_id]
+            handle.scope.cancel()
+        if conn is None:
+            self.metrics.forget_connection(connection_id)
+            if handle is not None:
+                log.info("connection #%s: deleted; no longer polled", connection_id, extra=extra)
+            return
+        label = f"{conn.label!r} (#{connection_id}, {conn.kind})"
+        if wanted and self._producers is not None:
+            if handle is None:
+                log.info("connection %s: polling starts", label, extra=extra)
+            await self._start_runner(connection_id)
+        elif handle is not None:
+            why = "disabled" if not conn.enabled else f"{conn.state}, waiting for an edit"
+            log.info("connection %s: stopped (%s)", label, why, extra=extra)
+
+    async def _connections_changed(self, changes: list[Change]) -> None:
+        """The change feed's handler of connection changes."""
+        if self._producers is None:
+            return
+        ids: dict[int, bool] = {}  # connection -> whether it got devices
+        everything = False
+        for c in changes:
+            if c.object_id is None:
+                everything = True
+            else:
+                ids[c.object_id] = ids.get(c.object_id, False) or c.op == ChangeOp.DEVICES
+        if everything:
+            rows = await run_blocking(self.store.list_connections)
+            for i in {c.id or 0 for c in rows} | set(self.runners):
+                ids.setdefault(i, False)
+        for connection_id, got_devices in sorted(ids.items()):
+            await self.sync_connection(connection_id, restart_idle=got_devices)
+
+    def _forget_cached(self, changes: list[Change]) -> None:
+        """Deleted clients and devices leave the pipeline's caches (an id given out
+        again must not find what its former owner left there)."""
+        gone = [c for c in changes if c.op == ChangeOp.DELETED and c.object_id is not None]
+        self.pipeline.forget(
+            clients={c.object_id for c in gone if c.kind == ChangeKind.CLIENT},
+            devices={c.object_id for c in gone if c.kind == ChangeKind.DEVICE},
+        )
+
     async def _start_runner(self, connection_id: int) -> None:
         assert self._producers is not None
         runner = SourceRunner(self, connection_id)
@@ -181,31 +267,12 @@ class Hub:
         await self._producers.start(guarded)
 
     async def reload_connection(self, connection_id: int) -> None:
-        """Apply a change to a connection: stop its runner, start a new one if enabled."""
-        handle = self.runners.pop(connection_id, None)
-        if handle is not None:
-            handle.scope.cancel()
-        if self._producers is None:
-            return
-        extra = {"connection_id": connection_id}
-        try:
-            conn = await run_blocking(self.store.get_connection, connection_id)
-        except LookupError:
-            self.metrics.forget_connection(connection_id)
-            if handle is not None:
-                log.info("connection #%s: deleted; no longer polled", connection_id, extra=extra)
-            return
-        label = f"{conn.label!r} (#{connection_id}, {conn.kind})"
-        if conn.enabled and conn.state not in (
-            ConnectionState.NEEDS_REAUTH,
-            ConnectionState.BAD_CONFIG,
-        ):
-            if handle is None:
-                log.info("connection %s: polling starts", label, extra=extra)
-            await self._start_runner(connection_id)
-        elif handle is not None:
-            why = "disabled" if not conn.enabled else f"{conn.state}, waiting for an edit"
-            log.info("connection %s: stopped (%s)", label, why, extra=extra)
+        """Apply a change to a connection made through this hub: ``sync_connection``,
+        restarting an idle runner too (devices were linked to it: poll them now).
+
+        Idempotent, like the change feed's handling of the same change: whichever of the
+        two comes first starts the runner, the other finds it running as it should."""
+        await self.sync_connection(connection_id, restart_idle=True)
 
     async def _watch_status(self) -> None:
         """Every ``status_check_s``: devices silent past their timeout go offline."""

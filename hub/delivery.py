@@ -48,6 +48,7 @@ import httpx
 import trio
 
 from hub.blocking import run_blocking
+from hub.changes import Change
 from hub.errors import DeliveryFailed, DeliveryRejected
 from hub.formats import Format
 from hub.logging_setup import MaskingAdapter, scrub
@@ -137,6 +138,7 @@ class SinkWorker:
         self._secrets: list[str] = []
         self._client: dict[str, Any] = {}
         self._broken = False
+        self.version: datetime | None = None  # the sink's updated_at, as this worker loaded it
         self.label = f"sink #{sink_id}"
 
     @property
@@ -148,6 +150,7 @@ class SinkWorker:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         hub = self.hub
         self.row = await run_blocking(self.store.get, self.sink_id)
+        self.version = self.row.updated_at
         self.hub_id = await run_blocking(self.store.hub_id)
         secrets = await run_blocking(self.store.secrets_of, self.row)
         pending = await run_blocking(self.store.pending, self.sink_id)
@@ -740,16 +743,27 @@ class DeliveryService:
         await self._nursery.start(guarded)
 
     async def reload(self, sink_id: int) -> None:
-        """Apply a change to a sink: stop its worker, start a new one if it is enabled."""
-        handle = self.workers.pop(sink_id, None)
-        if handle is not None:
-            handle.scope.cancel()
+        """Apply a change to a sink made through this hub (see ``sync``)."""
+        await self.sync(sink_id)
+
+    async def sync(self, sink_id: int) -> None:
+        """Make the sink's worker match the database: start, stop or restart it when
+        the sink was created, disabled, deleted or changed since the worker loaded it
+        (by any process); leave it alone otherwise."""
         if self._nursery is None:
             return
         extra = {"sink_id": sink_id}
         try:
-            row = await run_blocking(self.hub.store.sinks.get, sink_id)
+            row: SinkRow | None = await run_blocking(self.hub.store.sinks.get, sink_id)
         except LookupError:
+            row = None
+        handle = self.workers.get(sink_id)
+        if handle is not None:
+            if row is not None and row.enabled and handle.worker.version == row.updated_at:
+                return
+            del self.workers[sink_id]
+            handle.scope.cancel()
+        if row is None:
             self.hub.metrics.forget_sink(sink_id)
             if handle is not None:
                 log.info("sink #%s: deleted; its worker stopped", sink_id, extra=extra)
@@ -761,6 +775,15 @@ class DeliveryService:
             await self._start(sink_id)
         elif handle is not None:
             log.info("%s: paused (disabled)", label, extra=extra)
+
+    async def apply_changes(self, changes: list[Change]) -> None:
+        """The change feed's handler of sink changes (``hub.changes``)."""
+        ids = {c.object_id for c in changes}
+        if None in ids:  # several sinks: look at all of them
+            rows = await run_blocking(self.hub.store.sinks.list)
+            ids = {r.id for r in rows} | set(self.workers)
+        for sink_id in sorted(i for i in ids if i is not None):
+            await self.sync(sink_id)
 
     def notify(self, client_ids: set[int] | None = None) -> None:
         """New outbox messages (of these clients): wake their workers."""

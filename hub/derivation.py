@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -162,6 +163,29 @@ class Derivation:
         self._devices_version: dict[int, int] = {}
         self._device_info: dict[int, DeviceInfo] = {}
         self._states: dict[int, DeviceState] = {}
+        # deleted clients and devices to drop, handed over from the trio thread
+        self._gone_lock = threading.Lock()
+        self._gone: tuple[set[int], set[int]] = (set(), set())
+
+    def invalidate(self, clients: Iterable[int], devices: Iterable[int]) -> None:
+        """Forget deleted clients and devices before the next batch (thread-safe): should
+        their ids be given out again, nothing of theirs is reused."""
+        with self._gone_lock:
+            self._gone[0].update(clients)
+            self._gone[1].update(devices)
+
+    def _drop_gone(self) -> None:
+        with self._gone_lock:
+            clients, devices = self._gone
+            self._gone = (set(), set())
+        for cid in clients:
+            self._geo.pop(cid, None)
+            self._rules.pop(cid, None)
+            self._devices_version.pop(cid, None)
+            devices |= {d for d, info in self._device_info.items() if info.client_id == cid}
+        for did in devices:
+            self._device_info.pop(did, None)
+            self._states.pop(did, None)
 
     def forget(self) -> None:
         """Drop the cached device states (their batch was rolled back)."""
@@ -184,9 +208,11 @@ class Derivation:
             zones[cid] = tz
             if self._devices_version.get(cid) != dev_v:
                 self._devices_version[cid] = dev_v
-                self._device_info = {
-                    k: v for k, v in self._device_info.items() if v.client_id != cid
-                }
+                # devices changed (by any process): reload them, and their states, which
+                # are gone with a deleted device
+                for k in [k for k, v in self._device_info.items() if v.client_id == cid]:
+                    del self._device_info[k]
+                    self._states.pop(k, None)
             cached = self._geo.get(cid)
             if cached is None or cached.version != geo_v:
                 self._geo[cid] = self._build_geo(conn, cid, geo_v)
@@ -274,9 +300,10 @@ class Derivation:
         """
         if not rows:
             return DerivationResult()
+        self._drop_gone()
         device_ids = sorted({r["device_id"] for r in rows})
         self._load_client_caches(conn, {clients[d] for d in device_ids})
-        devices = self._devices(conn, device_ids)
+        devices = self._devices(conn, device_ids, clients)
         states = self._load_states(conn, device_ids)
         alerts: list[PendingAlert] = []
         for row in sorted(rows, key=lambda r: (r["device_id"], r["fix_time"])):
@@ -295,7 +322,14 @@ class Derivation:
                 self._states[did] = DeviceState.from_json(state)
         return {d: self._states.setdefault(d, DeviceState()) for d in device_ids}
 
-    def _devices(self, conn: sa.Connection, ids: list[int]) -> dict[int, DeviceInfo]:
+    def _devices(
+        self, conn: sa.Connection, ids: list[int], clients: dict[int, int]
+    ) -> dict[int, DeviceInfo]:
+        for i in ids:
+            cached = self._device_info.get(i)
+            if cached is not None and cached.client_id != clients[i]:  # another device now
+                del self._device_info[i]
+                self._states.pop(i, None)
         missing = [i for i in ids if i not in self._device_info]
         if missing:
             self._device_info.update(self._query_devices(conn, missing))
@@ -435,9 +469,10 @@ class Derivation:
     ) -> list[PendingAlert]:
         """Devices the status watcher found silent: mark their state and run their
         ``offline`` rules against their latest position."""
+        self._drop_gone()
         fresh = self._query_devices(conn, list(device_ids))
         self._load_client_caches(conn, {d.client_id for d in fresh.values()})
-        devices = self._devices(conn, list(fresh))
+        devices = self._devices(conn, list(fresh), {i: d.client_id for i, d in fresh.items()})
         states = self._load_states(conn, list(devices))
         latest = {
             r["device_id"]: dict(r)

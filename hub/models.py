@@ -549,6 +549,20 @@ class PluginState(SQLModel, table=True):
     updated_at: datetime = _created()
 
 
+class ChangeLogRow(SQLModel, table=True):
+    """One change to what running hubs act on, written in the transaction that makes it
+    (see ``hub.changes``).  Ids only grow, even after old rows are pruned."""
+
+    __tablename__ = "change_log"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigID)
+    kind: str = Field(max_length=20)  # a ``hub.changes.ChangeKind``
+    op: str = Field(max_length=20)  # a ``hub.changes.ChangeOp``
+    object_id: int | None = Field(default=None, sa_type=sa.BigInteger)  # None: several
+    client_id: int | None = None  # no foreign key: the client may be gone
+    created_at: datetime = _created()
+
+
 metadata = SQLModel.metadata
 
 
@@ -573,6 +587,7 @@ sinks_t = _table(SinkRow)
 pending_t = _table(SinkPending)
 dead_t = _table(DeadLetter)
 hub_meta_t = _table(HubMeta)
+change_log_t = _table(ChangeLogRow)
 
 
 def bump_client_version(conn: sa.Connection, client_id: int, column: str) -> None:

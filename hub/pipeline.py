@@ -26,6 +26,7 @@ from hub.livefeed import LiveFeed, LiveMessage
 from hub.positions import CursorUpdate, IngestItem, WriteResult, live_position
 
 if TYPE_CHECKING:
+    from hub.changes import ChangeFeed
     from hub.clock import Clock
     from hub.metrics import HubMetrics
     from hub.store import Store
@@ -80,6 +81,13 @@ class Pipeline:
         # held while a batch is written: other writers of this process that must not
         # wait on SQLite's busy handler take their turn here, in order (hub.housekeeping)
         self.write_turn = trio.Lock()
+        self.changes: ChangeFeed | None = None
+        """With a change feed, a batch is published live only once every change committed
+        before it has been handled: a socket whose token was revoked gets nothing newer."""
+
+    def forget(self, *, clients: set[int] | None = None, devices: set[int] | None = None) -> None:
+        """Drop what the derivation stage cached of deleted clients and devices."""
+        self.store.positions.derivation.invalidate(clients or set(), devices or set())
 
     async def submit(
         self, items: Sequence[IngestItem], cursors: Sequence[CursorUpdate] = ()
@@ -169,7 +177,7 @@ class Pipeline:
         started = time.perf_counter()
         try:
             try:
-                result, messages = await run_blocking(self._write_sync, items, cursors, now)
+                result, messages, head = await run_blocking(self._write_sync, items, cursors, now)
             finally:
                 if self.metrics is not None:
                     self.metrics.ingest_batch_seconds.observe(time.perf_counter() - started)
@@ -184,6 +192,11 @@ class Pipeline:
         self.stats.stored += len(result.inserted)
         self.stats.duplicates += result.duplicates
         self.stats.unknown_device += result.unknown_device
+        if self.changes is not None and self.changes.behind(head):
+            try:
+                await self.changes.catch_up()
+            except Exception:
+                log.exception("reading the change log before publishing failed")
         self.live.publish(messages)
         if self.after_commit is not None:
             self.after_commit(result)
@@ -193,8 +206,11 @@ class Pipeline:
 
     def _write_sync(
         self, items: list[IngestItem], cursors: list[CursorUpdate], now: datetime
-    ) -> tuple[WriteResult, list[LiveMessage]]:
+    ) -> tuple[WriteResult, list[LiveMessage], int]:
+        """Store the batch; its live messages; the change log's head once it is stored
+        (0 without subscribers or a change feed)."""
         result = self.store.positions.write_batch(items, cursors, now)
+        head = 0
         messages: list[LiveMessage] = []
         if self.live.subscriber_count:
             clients = result.clients
@@ -208,7 +224,9 @@ class Pipeline:
                 [(d, clients[d]) for d in result.came_online], "online", now
             )
             messages += alert_messages(result.alerts)
-        return result, messages
+            if messages and self.changes is not None:
+                head = self.changes.head()
+        return result, messages, head
 
 
 def status_messages(

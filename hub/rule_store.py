@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from hub import db
+from hub.changes import ChangeKind, ChangeOp, record_changes
 from hub.geo import GeometryError, parse_shape
 from hub.models import (
     Alert,
@@ -35,6 +36,16 @@ from hub.rules import RuleError, parse_params, parse_schedule, parse_zone
 from hub.store import UNSET, Conflict, Invalid, NotFound
 from hub.text import check_text
 from hub.timezones import is_iana_zone
+
+
+def _changed(
+    s: Session, client_id: int, version: str, op: ChangeOp, ids: Sequence[int | None]
+) -> None:
+    """Bump the client's ``version`` column (the pipeline reloads) and record the change
+    for the running hubs (``hub.changes``)."""
+    bump_client_version(s.connection(), client_id, version)
+    kind = ChangeKind.GEOFENCE if version == "geo_version" else ChangeKind.RULE
+    record_changes(s.connection(), kind, op, ids, client_id)
 
 
 class _ClientRows:
@@ -73,7 +84,7 @@ class _ClientRows:
         with self._session(write=True) as s, s.begin():
             row = self._get(s, row_id, client_id)
             s.delete(row)
-            bump_client_version(s.connection(), row.client_id, self.version)
+            _changed(s, row.client_id, self.version, ChangeOp.DELETED, [row_id])
 
 
 class GeofenceStore(_ClientRows):
@@ -134,7 +145,7 @@ class GeofenceStore(_ClientRows):
                 for group in groups:
                     s.add(GeofenceMembership(geofence_id=g.id or 0, group_id=group))
                 out.append(g)
-            bump_client_version(s.connection(), client_id, "geo_version")
+            _changed(s, client_id, "geo_version", ChangeOp.CREATED, [g.id for g in out])
             return out
 
     def update(self, geofence_id: int, client_id: int | None = None, **fields: Any) -> Geofence:
@@ -169,7 +180,7 @@ class GeofenceStore(_ClientRows):
                 )  # type: ignore[call-overload]
                 for group in groups:
                     s.add(GeofenceMembership(geofence_id=geofence_id, group_id=group))
-            bump_client_version(s.connection(), g.client_id, "geo_version")
+            _changed(s, g.client_id, "geo_version", ChangeOp.UPDATED, [geofence_id])
             return g
 
     def group_ids(self, geofence_ids: Iterable[int]) -> dict[int, list[int]]:
@@ -214,7 +225,7 @@ class GeofenceStore(_ClientRows):
             if g is None or (client_id is not None and g.client_id != client_id):
                 raise NotFound(f"geofence group {group_id} not found")
             s.delete(g)
-            bump_client_version(s.connection(), g.client_id, "geo_version")
+            _changed(s, g.client_id, "geo_version", ChangeOp.DELETED, [None])
 
 
 def _checked_geofence(
@@ -285,7 +296,7 @@ class RuleStore(_ClientRows):
             )
             s.add(rule)
             s.flush()
-            bump_client_version(s.connection(), client_id, "rules_version")
+            _changed(s, client_id, "rules_version", ChangeOp.CREATED, [rule.id])
             return rule
 
     def update(self, rule_id: int, client_id: int | None = None, **fields: Any) -> AlertRule:
@@ -313,7 +324,7 @@ class RuleStore(_ClientRows):
             rule.webhook = bool(fields.get("webhook", rule.webhook))
             rule.updated_at = utcnow()
             s.add(rule)
-            bump_client_version(s.connection(), rule.client_id, "rules_version")
+            _changed(s, rule.client_id, "rules_version", ChangeOp.UPDATED, [rule_id])
             return rule
 
     # -- alerts ----------------------------------------------------------------------

@@ -137,6 +137,11 @@ class SourceRunner:
         self._poll_s: float | None = None  # how long the last call of poll() took
         self._state_at_start: str | None = None  # the stored state when the runner started
 
+    @property
+    def version(self) -> datetime | None:
+        """The ``updated_at`` of the connection as this runner loaded it."""
+        return self._version
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         hub = self.hub
         conn = await run_blocking(hub.store.get_connection, self.connection_id)

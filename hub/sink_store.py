@@ -26,6 +26,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from hub import db
+from hub.changes import ChangeKind, ChangeOp, record_change
 from hub.models import (
     Client,
     DeadLetter,
@@ -219,6 +220,7 @@ class SinkStore:
             row.secrets = self.box.encrypt(self._binding(row.id or 0), secrets or {})
             s.add(row)
             s.flush()
+            record_change(s.connection(), ChangeKind.SINK, ChangeOp.CREATED, row.id, client_id)
             return row
 
     def _alerts_sink(self, s: Session, client_id: int) -> SinkRow | None:
@@ -292,6 +294,7 @@ class SinkStore:
             row.updated_at = utcnow()
             s.add(row)
             s.flush()
+            record_change(s.connection(), ChangeKind.SINK, ChangeOp.UPDATED, sink_id, row.client_id)
             return row
 
     def delete(self, sink_id: int, client_id: int | None = None) -> None:
@@ -304,6 +307,7 @@ class SinkStore:
             conn.execute(sa.delete(dead_t).where(dead_t.c.sink_id == sink_id))
             conn.execute(sa.delete(outbox_t).where(outbox_t.c.sink_id == sink_id))
             s.delete(row)
+            record_change(conn, ChangeKind.SINK, ChangeOp.DELETED, sink_id, row.client_id)
 
     def rotate_secrets(self) -> int:
         """Re-encrypt every sink's secrets under the newest key; return how many."""

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from hub import db, tokens
+from hub.changes import ChangeKind, ChangeOp, record_change, record_changes
 from hub.models import (
     MAX_RETENTION_DAYS,
     REMOTE_ID_RE,
@@ -32,6 +33,7 @@ from hub.models import (
     Device,
     PluginState,
     Role,
+    SinkRow,
     SourceCursor,
     TokenScope,
     User,
@@ -193,6 +195,9 @@ class Store:
                 client = Client(name=name, **keep)
                 s.add(client)
                 s.flush()
+                record_change(
+                    s.connection(), ChangeKind.CLIENT, ChangeOp.CREATED, client.id, client.id
+                )
                 return client
         except IntegrityError:
             raise Conflict("name", f"a client named {name!r} exists already") from None
@@ -246,6 +251,9 @@ class Store:
                     setattr(client, field, value)
                 s.add(client)
                 s.flush()
+                record_change(
+                    s.connection(), ChangeKind.CLIENT, ChangeOp.UPDATED, client_id, client_id
+                )
                 return client
         except IntegrityError:
             raise Conflict("name", f"a client named {name!r} exists already") from None
@@ -255,7 +263,21 @@ class Store:
             client = s.get(Client, client_id)
             if client is None:
                 raise NotFound(f"client {client_id} not found")
+            # what goes with the client, for the running hubs (users and tokens: by client)
+            going = {
+                kind: s.exec(select(model.id).where(model.client_id == client_id)).all()
+                for kind, model in (
+                    (ChangeKind.CONNECTION, Connection),
+                    (ChangeKind.DEVICE, Device),
+                    (ChangeKind.SINK, SinkRow),
+                )
+            }
             s.delete(client)
+            s.flush()
+            conn = s.connection()
+            for kind, ids in going.items():
+                record_changes(conn, kind, ChangeOp.DELETED, ids, client_id)
+            record_change(conn, ChangeKind.CLIENT, ChangeOp.DELETED, client_id, client_id)
 
     def create_user(self, name: str, role: str, client_id: int | None) -> User:
         name = _required_text("name", name)
@@ -270,6 +292,7 @@ class Store:
                 user = User(name=name, role=role, client_id=client_id)
                 s.add(user)
                 s.flush()
+                record_change(s.connection(), ChangeKind.USER, ChangeOp.CREATED, user.id, client_id)
                 return user
         except IntegrityError:
             raise Conflict("name", f"a user named {name!r} exists already") from None
@@ -288,6 +311,35 @@ class Store:
                 raise NotFound(f"user {user_id} not found")
             return user
 
+    def update_user(
+        self, user_id: int, client_id: int | None = None, *, name: str = UNSET, role: str = UNSET
+    ) -> User:
+        """Rename a user or change its role between manager and viewer (``client_id``
+        limits it to that client's users).  The role of an administrator, who belongs to
+        no client, cannot change."""
+        try:
+            with self.session(write=True) as s:
+                user = s.get(User, user_id)
+                if user is None or (client_id is not None and user.client_id != client_id):
+                    raise NotFound(f"user {user_id} not found")
+                if name is not UNSET:
+                    user.name = _required_text("name", name)
+                if role is not UNSET and role != user.role:
+                    if role not in (Role.MANAGER, Role.VIEWER) or user.role == Role.ADMIN:
+                        raise Invalid(
+                            "role",
+                            "a client's user is a manager or a viewer; an administrator stays one",
+                        )
+                    user.role = role
+                s.add(user)
+                s.flush()
+                record_change(
+                    s.connection(), ChangeKind.USER, ChangeOp.UPDATED, user_id, user.client_id
+                )
+                return user
+        except IntegrityError:
+            raise Conflict("name", f"a user named {name!r} exists already") from None
+
     def delete_user(self, user_id: int, client_id: int | None = None) -> None:
         """Delete a user and its tokens (``client_id`` limits it to that client's users)."""
         with self.session(write=True) as s:
@@ -301,6 +353,9 @@ class Store:
                 if admins <= 1:
                     raise Conflict("user", "the last system administrator cannot be deleted")
             s.delete(user)
+            record_change(
+                s.connection(), ChangeKind.USER, ChangeOp.DELETED, user_id, user.client_id
+            )
 
     def create_token(
         self,
@@ -339,6 +394,7 @@ class Store:
             )
             s.add(row)
             s.flush()
+            record_change(s.connection(), ChangeKind.TOKEN, ChangeOp.CREATED, row.id)
             return row, plain
 
     def list_tokens(self, user_ids: Iterable[int] | None = None) -> list[ApiToken]:
@@ -354,6 +410,7 @@ class Store:
             if row is None or (user_ids is not None and row.user_id not in set(user_ids)):
                 raise NotFound(f"token {token_id} not found")
             s.delete(row)
+            record_change(s.connection(), ChangeKind.TOKEN, ChangeOp.DELETED, token_id)
 
     def authenticate(self, plain: str) -> Principal | None:
         """The principal of a valid token: issued, not revoked, not expired."""
@@ -429,6 +486,9 @@ class Store:
             conn.credentials = self.secrets.encrypt(self._binding(conn.id or 0), credentials)
             s.add(conn)
             s.flush()
+            record_change(
+                s.connection(), ChangeKind.CONNECTION, ChangeOp.CREATED, conn.id, client_id
+            )
             return conn
 
     def get_connection(self, connection_id: int, client_id: int | None = None) -> Connection:
@@ -494,6 +554,13 @@ class Store:
             conn.updated_at = utcnow()
             s.add(conn)
             s.flush()
+            record_change(
+                s.connection(),
+                ChangeKind.CONNECTION,
+                ChangeOp.UPDATED,
+                connection_id,
+                conn.client_id,
+            )
             return conn
 
     def delete_connection(self, connection_id: int, client_id: int | None = None) -> None:
@@ -502,6 +569,13 @@ class Store:
             if conn is None or (client_id is not None and conn.client_id != client_id):
                 raise NotFound(f"connection {connection_id} not found")
             s.delete(conn)
+            record_change(
+                s.connection(),
+                ChangeKind.CONNECTION,
+                ChangeOp.DELETED,
+                connection_id,
+                conn.client_id,
+            )
 
     def set_connection_status(
         self, connection_id: int, *, if_version: datetime | None = None, **fields: Any
@@ -568,6 +642,7 @@ class Store:
                 s.add(device)
                 s.flush()
                 bump_client_version(s.connection(), client_id, "devices_version")
+                _record_device(s, device.id, client_id, ChangeOp.CREATED, conn_id)
                 return device
         except IntegrityError as exc:
             raise _device_conflict(exc) from None
@@ -597,6 +672,7 @@ class Store:
                 device = s.get(Device, device_id)
                 if device is None or (client_id is not None and device.client_id != client_id):
                     raise NotFound(f"device {device_id} not found")
+                relinked = None
                 if "connection_id" in fields or "upstream_id" in fields:
                     conn_id = fields.get("connection_id", device.connection_id)
                     upstream = fields.get("upstream_id", device.upstream_id)
@@ -611,6 +687,11 @@ class Store:
                         s.exec(
                             sa.delete(SourceCursor).where(col(SourceCursor.device_id) == device_id)
                         )
+                    relinked = (
+                        conn_id
+                        if (conn_id, upstream) != (device.connection_id, device.upstream_id)
+                        else None
+                    )
                     device.connection_id = conn_id
                     device.upstream_id = str(upstream) if upstream is not None else None
                 for key, value in data.items():
@@ -619,6 +700,7 @@ class Store:
                 s.add(device)
                 s.flush()
                 bump_client_version(s.connection(), device.client_id, "devices_version")
+                _record_device(s, device_id, device.client_id, ChangeOp.UPDATED, relinked)
                 return device
         except IntegrityError as exc:
             raise _device_conflict(exc) from None
@@ -635,6 +717,7 @@ class Store:
             s.delete(device)
             forget_devices(s.connection(), device.client_id, [device_id])
             bump_client_version(s.connection(), device.client_id, "devices_version")
+            _record_device(s, device_id, device.client_id, ChangeOp.DELETED)
 
     def visible_device_ids(self, device_ids: Iterable[int], client_id: int | None) -> set[int]:
         """Those of ``device_ids`` that exist and belong to ``client_id`` (``None``: any)."""
@@ -677,6 +760,7 @@ class Store:
             s.add(device)
             s.flush()
             bump_client_version(s.connection(), device.client_id, "devices_version")
+            _record_device(s, device_id, device.client_id, ChangeOp.UPDATED)
             return device
 
     def device_refs(self, connection_id: int) -> list[DeviceRef]:
@@ -728,6 +812,21 @@ class Store:
                 known[upstream_id] = device
                 created.append(device)
             s.flush()
+            if created:
+                record_changes(
+                    s.connection(),
+                    ChangeKind.DEVICE,
+                    ChangeOp.CREATED,
+                    [d.id for d in created],
+                    conn.client_id,
+                )
+                record_change(
+                    s.connection(),
+                    ChangeKind.CONNECTION,
+                    ChangeOp.DEVICES,
+                    connection_id,
+                    conn.client_id,
+                )
         return created, existing
 
     def sync_devices(self, connection_id: int, changes: Mapping[str, Mapping[str, str]]) -> int:
@@ -759,6 +858,7 @@ class Store:
             s.flush()
             for client_id in client_ids:
                 bump_client_version(s.connection(), client_id, "devices_version")
+                record_change(s.connection(), ChangeKind.DEVICE, ChangeOp.UPDATED, None, client_id)
         return changed
 
     # -- cursors and plugin state ----------------------------------------------------
@@ -792,6 +892,16 @@ class Store:
                     col(PluginState.key) == key,
                 )
             )
+
+
+def _record_device(
+    s: Session, device_id: int | None, client_id: int, op: ChangeOp, linked_to: int | None = None
+) -> None:
+    """Record a device's change, and when it was linked to a connection, the connection's
+    (its runner may have work now)."""
+    record_change(s.connection(), ChangeKind.DEVICE, op, device_id, client_id)
+    if linked_to is not None:
+        record_change(s.connection(), ChangeKind.CONNECTION, ChangeOp.DEVICES, linked_to, client_id)
 
 
 def _retention_days(field: str, value: Any) -> int | None:

@@ -2,7 +2,8 @@
 
 * Clients: the administrator lists, creates and deletes them.
 * Users: the administrator manages every client's users (and other administrators); a
-  manager lists and creates the users of its own client (managers and viewers).
+  manager lists, creates, renames, re-roles (manager or viewer) and deletes the users of
+  its own client.
 * Tokens: everybody lists, creates and deletes their own; a manager also those of its
   client's users, the administrator anybody's.  The token itself is answered once, at
   creation; only its hash is kept.  A token may expire (``expires_at``, set when it is
@@ -31,6 +32,7 @@ from hub.web.schemas import (
     UserCreate,
     UserList,
     UserOut,
+    UserUpdate,
 )
 
 
@@ -96,6 +98,15 @@ async def create_user(req: ApiRequest) -> UserOut:
     else:
         client_id = await owning_client(req.hub, me, body.client_id)
     user = await req.run(req.hub.store.create_user, body.name, body.role, client_id)
+    return user_out(user)
+
+
+async def update_user(req: ApiRequest) -> UserOut:
+    user_id = req.path_int("id")
+    fields = req.body_as(UserUpdate).model_dump(exclude_none=True)
+    if "role" in fields and user_id == req.principal.user_id:
+        raise forbidden("you cannot change your own role", "role")
+    user = await req.run(req.hub.store.update_user, user_id, req.scope, **fields)
     return user_out(user)
 
 
@@ -193,6 +204,12 @@ ROUTES = [
              body=UserCreate, response=UserOut, status=201, errors=(409, 422),
              description="A manager creates managers and viewers of its own client; the "
              "administrator names the client, or creates another administrator."),
+    ApiRoute("PATCH", "/api/users/{id:int}", update_user, Access.MANAGER,
+             "Rename a user or change its role", TAG, body=UserUpdate, response=UserOut,
+             errors=(403, 404, 409, 422),
+             description="A manager changes its own client's users (managers and viewers); "
+             "nobody changes their own role.  The user's open live sockets are closed "
+             "(4003) when its role changes."),
     ApiRoute("DELETE", "/api/users/{id:int}", delete_user, Access.MANAGER,
              "Delete a user and its tokens", TAG, status=204, errors=(403, 404, 409),
              description="A manager deletes its own client's users; the administrator "

@@ -33,6 +33,20 @@ Protocol (every message is a JSON object with a ``type``):
    overflows, or a send takes over 30 s) with close code 4008 "subscriber fell behind":
    publishing never waits for a subscriber.  Inbound
    messages are limited to 64 KiB (close 1009).  At shutdown the server closes with 1001.
+8. A socket lasts no longer than its right to the feed.  When its token is revoked, its
+   user deleted or its client deleted, by any process (the API, the CLI, another hub
+   process on the same database), the server closes it within seconds with 4001 and
+   the reason ``token revoked``, ``user deleted`` or ``client deleted``; when its user's
+   role changes, with 4003 ``your role changed; reconnect``.  Nothing stored after the
+   change reaches it meanwhile: the socket is held from the moment the hub hears of the
+   change until its token has been checked again.  Besides, every socket re-checks its
+   token every ``reauth_interval`` (60 s), so a token that lapses otherwise ends it too:
+   4001 ``token expired`` (or ``token no longer valid``).
+9. When a device named in the selection is deleted it leaves the selection, and the
+   socket, which stays open, gets ``{"type": "subscription_changed", "reason":
+   "devices_deleted", "removed": [ids], "device_ids": [the selection now]}``.  The
+   selection may become empty (``[]``: nothing but the messages of no device, until the
+   client subscribes again); a selection of all devices (``null``) gets no notice.
 """
 
 from __future__ import annotations
@@ -77,6 +91,9 @@ class LiveOptions:
     max_message_bytes: int = 64 * 1024
     send_timeout: float = 30.0
     """Seconds a batch may take to send before the subscriber counts as fallen behind."""
+    reauth_interval: float = 60.0
+    """Seconds between two checks that the socket's token still holds (a backstop: a
+    revocation made by any process is acted on within seconds anyway)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LiveOptions:
@@ -85,6 +102,7 @@ class LiveOptions:
             ping_interval=settings.live_ping_interval,
             max_pending=settings.live_max_pending,
             auth_timeout=settings.live_auth_timeout,
+            reauth_interval=settings.live_reauth_s,
         )
 
 
@@ -158,10 +176,13 @@ async def live_feed(ws: WebSocket) -> None:
         return
     principal: Principal | None = None
     header = ws.headers.get("authorization")
+    token: str | None = None
+    seen = hub.changes.seen
     if header is not None:
+        token = bearer_token(header)
         try:
             principal = await AuthGate.of(ws.scope, hub).check(
-                hub, ws.scope, bearer_token(header), "live feed handshake"
+                hub, ws.scope, token, "live feed handshake"
             )
         except ApiError as exc:
             await _deny(ws, exc.status, exc.code, exc.message, exc.field, exc.headers)
@@ -171,6 +192,7 @@ async def live_feed(ws: WebSocket) -> None:
             return
     await ws.accept()
     session = LiveSession(ws, hub, options)
+    session.token, session.changes_seen = token, seen
     if principal is None:
         principal = await session.authenticate()
         if principal is None:
@@ -205,6 +227,8 @@ class LiveSession:
         self.hub = hub
         self.options = options
         self.principal: Principal | None = None
+        self.token: str | None = None  # kept to re-check it (revocation, expiry)
+        self.changes_seen: int | None = None  # the hub's change feed when it was checked
         self._lock = trio.Lock()
         self._scope = trio.CancelScope()
         self._close_with: tuple[int, str] | None = None
@@ -286,6 +310,7 @@ class LiveSession:
             )
             self.finish(CLOSE_UNAUTHORIZED, "unauthorized")
             return None
+        self.changes_seen = self.hub.changes.seen
         try:
             principal = await AuthGate.of(self.ws.scope, self.hub).check(
                 self.hub, self.ws.scope, token, "live feed auth message"
@@ -303,6 +328,7 @@ class LiveSession:
             await self.send_error("invalid_token", "the API token is not valid")
             self.finish(CLOSE_UNAUTHORIZED, "invalid token")
             return None
+        self.token = token
         return principal
 
     # -- the session -----------------------------------------------------------------
@@ -347,7 +373,15 @@ class LiveSession:
                 )
                 self.finish(CLOSE_FORBIDDEN, "unknown device ids")
                 return
-        with self.hub.live.subscribe(principal.scope, requested, self.options.max_pending) as sub:
+        live = self.hub.live
+        with live.subscribe(principal.scope, requested, self.options.max_pending, principal) as sub:
+            if self.hub.changes.seen != self.changes_seen:
+                # changes were handled since the token was checked, before this subscriber
+                # could hear of them
+                verdict = await self._check_access()
+                if verdict is not None:
+                    self.finish(*verdict)
+                    return
             snapshot = await self._snapshot(requested)
             hello = {
                 "type": "hello",
@@ -363,6 +397,7 @@ class LiveSession:
                 nursery.start_soon(self._pump, sub)
                 nursery.start_soon(self._ping)
                 nursery.start_soon(self._watch_shutdown)
+                nursery.start_soon(self._watch_access, sub)
                 nursery.start_soon(self._read, sub)
 
     async def _pump(self, sub: Subscriber) -> None:
@@ -387,6 +422,50 @@ class LiveSession:
         while True:
             await trio.sleep(self.options.ping_interval)
             await self.send('{"type":"ping"}')
+
+    async def _watch_access(self, sub: Subscriber) -> None:
+        """Re-check the token when the hub says its token, user or client changed (the
+        subscriber is held meanwhile), and every ``reauth_interval`` anyway."""
+        while True:
+            with trio.move_on_after(self.options.reauth_interval):
+                await sub.recheck_requested.wait()
+            reason = sub.take_recheck()
+            failures = 0
+            while True:
+                try:
+                    verdict = await self._check_access()
+                    break
+                except Exception as exc:  # the database: what holds holds; try again soon
+                    failures += 1
+                    level = logging.WARNING if failures == 1 else logging.DEBUG
+                    log.log(level, "live: cannot re-check a token (%s); trying again", exc)
+                    await trio.sleep(min(5.0, self.options.reauth_interval))
+            if verdict is not None:
+                code, default = verdict
+                self.finish(code, reason if code == CLOSE_UNAUTHORIZED and reason else default)
+                return
+            sub.release()
+
+    async def _check_access(self) -> tuple[int, str] | None:
+        """Authenticate the socket's token again (``Store.check_token``, so whatever makes
+        a token invalid, revocation or expiry, counts); ``None`` when it still holds as it
+        did, else the close code and reason."""
+        before = self.principal
+        assert before is not None and self.token is not None
+        check = await run_blocking(self.hub.store.check_token, self.token)
+        now = check.principal
+        if now is None:
+            expired = check.reason == "expired token"
+            return CLOSE_UNAUTHORIZED, "token expired" if expired else "token no longer valid"
+        if not _may_use(now):
+            return CLOSE_FORBIDDEN, "no longer allowed"
+        if (now.user_id, now.role, now.client_id) != (
+            before.user_id,
+            before.role,
+            before.client_id,
+        ):
+            return CLOSE_FORBIDDEN, "your role changed; reconnect"
+        return None
 
     async def _watch_shutdown(self) -> None:
         await self.ws.app.state.closing.wait()

@@ -167,7 +167,18 @@ async def _handle(spec: ApiRoute, request: Request) -> Response:
     query = _parse_query(spec.query, request) if spec.query else None
     body = await _parse_body(spec, request) if spec.body else None
     result = await spec.handler(ApiRequest(request, hub, caller, body, query, ids))
+    if spec.method != "GET":
+        await _apply_changes(hub)
     return _answer(result, spec.status)
+
+
+async def _apply_changes(hub: Hub) -> None:
+    """Apply what the request changed before answering (``hub.changes``): a revoked
+    token's live sockets are closed, a new connection is polled, and so on."""
+    try:
+        await hub.changes.catch_up()
+    except Exception:  # the change is stored; the feed applies it on its next round
+        log.exception("applying the request's changes failed")
 
 
 def _answer(result: Any, status: int) -> Response:

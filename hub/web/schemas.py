@@ -554,6 +554,15 @@ class UserCreate(RequestModel):
     )
 
 
+class UserUpdate(RequestModel):
+    name: Label | None = None
+    role: Literal["manager", "viewer"] | None = Field(
+        default=None,
+        description="A client's user is a manager or a viewer; a change closes the user's "
+        "live sockets (4003).",
+    )
+
+
 class TokenOut(BaseModel):
     id: int
     user_id: int

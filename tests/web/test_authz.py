@@ -234,6 +234,10 @@ CASES: dict[tuple[str, str], tuple[Prepare, dict[str, int]]] = {
         lambda w: Call(json={"name": unique("u"), "role": "viewer", "client_id": w.clients["a"]}),
         create_for_a(),
     ),
+    ("PATCH", "/api/users/{id:int}"): (
+        lambda w: Call(path=user_of_a(w).path, json={"role": "manager"}),
+        scoped_write(),
+    ),
     ("DELETE", "/api/users/{id:int}"): (user_of_a, scoped_write(204)),
     ("GET", "/api/tokens"): (nothing, OPEN),
     ("POST", "/api/tokens"): (lambda w: Call(json={"name": "mine"}), everyone(201)),
