@@ -10,7 +10,7 @@ from hub import db, tokens
 from hub.secrets import SecretBox
 from hub.store import Store
 
-BEFORE = "0008"  # the revision 0010 follows (it was written after 0005, merged later)
+BEFORE = "0009"  # the revision 0010 follows
 
 
 def test_existing_tokens_keep_their_powers(db_url: str, secret_box: SecretBox) -> None:

@@ -1,7 +1,7 @@
 """the change log: how a change made by one process reaches the running hubs
 
 Revision ID: 0009
-Revises: 0010
+Revises: 0008
 Create Date: 2026-12-20
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import hub.models
 
 revision = "0009"
-down_revision = "0010"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
