@@ -37,6 +37,9 @@ bench: setup
 	$(UV) run --no-sync python bench/outage.py
 	$(UV) run --no-sync python bench/metrics.py
 	$(UV) run --no-sync python bench/changes.py
+	$(UV) run --no-sync python bench/auth_throttle.py
+	$(UV) run --no-sync python bench/retention.py
+	$(UV) run --no-sync python bench/migrate_ids.py
 
 wheels: setup
 	$(UV) build --all-packages --wheel -o dist

@@ -183,8 +183,8 @@ class Hub:
         """Make the connection's runner match the database (idempotent): start one for an
         enabled connection that has none, stop the runner of a deleted or disabled one
         (or one waiting for new credentials or an edit), restart one whose connection
-        was changed since it started.  ``restart_idle``: also restart an idle runner (its
-        connection got devices)."""
+        was changed since it started.  ``restart_idle``: the connection got devices (or lost
+        some): restart an idle runner, and have a polling one poll them at once."""
         if self._producers is None:
             return
         extra = {"connection_id": connection_id}
@@ -202,6 +202,8 @@ class Hub:
             runner = handle.runner
             current = conn is not None and runner.version == conn.updated_at
             if wanted and current and not (restart_idle and runner.state == ConnectionState.IDLE):
+                if restart_idle:
+                    runner.poke()  # its new devices are polled now, not at the next interval
                 return
             del self.runners[connection_id]
             handle.scope.cancel()

@@ -136,11 +136,32 @@ class SourceRunner:
         self._reported: str | None = None  # the state last logged (None: nothing yet)
         self._poll_s: float | None = None  # how long the last call of poll() took
         self._state_at_start: str | None = None  # the stored state when the runner started
+        self._polled: frozenset[int] = frozenset()  # the devices the last poll covered
+        self._poked = trio.Event()
 
     @property
     def version(self) -> datetime | None:
         """The ``updated_at`` of the connection as this runner loaded it."""
         return self._version
+
+    def poke(self) -> None:
+        """Devices were linked to or unlinked from the connection: poll at once, rather
+        than at the next interval, if the devices to poll are no longer those of the
+        last poll (a poke that changes nothing, say the same change seen twice, costs
+        one query and no request upstream)."""
+        self._poked.set()
+
+    async def _wait_until(self, deadline: float) -> None:
+        """Sleep until ``deadline`` (trio time), or until a poke changed the devices."""
+        while True:
+            with trio.move_on_at(deadline):
+                await self._poked.wait()
+            if not self._poked.is_set():
+                return
+            self._poked = trio.Event()
+            refs = await run_blocking(self.hub.store.device_refs, self.connection_id)
+            if frozenset(r.device_id for r in refs) != self._polled:
+                return
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         hub = self.hub
@@ -244,7 +265,7 @@ class SourceRunner:
             interval *= 1 + self.rng.uniform(-cadence.jitter, cadence.jitter)
             if count is None:  # no devices to poll: say why
                 await self._idle(label, interval)
-                await trio.sleep_until(started + interval)
+                await self._wait_until(started + interval)
                 continue
             if self._reported is None:
                 say = f"first successful poll, {count} new fix(es)"
@@ -264,7 +285,7 @@ class SourceRunner:
                 next_poll_at=now + timedelta(seconds=interval),
             )
             log.debug("connection %s: %d new fix(es)", label, count)
-            await trio.sleep_until(started + interval)
+            await self._wait_until(started + interval)
 
     async def _note_peer(self, response: httpx.Response) -> None:
         """Remember the address the upstream answered from: fixes without a source
@@ -321,6 +342,7 @@ class SourceRunner:
         store = self.hub.store
         refs, stored = await run_blocking(self._load, store)
         self.devices = len(refs)
+        self._polled = frozenset(r.device_id for r in refs)
         if not refs:
             return None
         by_upstream = {r.upstream_id: r for r in refs}
