@@ -267,6 +267,30 @@ async def test_a_deleted_devices_id_given_out_again_starts_afresh(
         assert hub.store.get_device(device).client_id == b
 
 
+async def test_a_device_linked_to_a_polling_connection_is_polled_at_once(
+    db_url: str, tmp_path: Path
+) -> None:
+    """A connection that polls once an hour polls its new device now, once: the change
+    seen again (the route's reload, then the feed) adds no poll."""
+    src = scripted()
+    hub = make_hub(tmp_path, src, db_url=db_url, **FAST)
+    client = hub.store.create_client("acme").id or 0
+    conn = hub.store.create_connection(client, "scripted", "account", {}).id or 0
+    first = hub.store.create_device(client, name="a", connection_id=conn, upstream_id="u1")
+    async with running(hub):
+        await until(lambda: hub.store.get_connection(conn).state == ConnectionState.OK)
+        runner = hub.runners[conn].runner
+        with other_process(hub) as other:
+            second = other.create_device(client, name="b", connection_id=conn, upstream_id="u2")
+        await until(lambda: len(src.calls) == 2)
+        assert sorted(d.device_id for d in src.calls[1][1]) == [first.id, second.id]
+        assert hub.runners[conn].runner is runner  # polled by the same runner, not restarted
+        await hub.reload_connection(conn)  # the same change applied once more
+        await hub.changes.catch_up()
+        await trio.sleep(0.3)
+        assert len(src.calls) == 2
+
+
 async def test_changes_made_through_this_hub_apply_once(db_url: str, tmp_path: Path) -> None:
     """The hub's own changes are seen again in the log: a runner is not restarted twice."""
     src = scripted()
