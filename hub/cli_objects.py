@@ -21,7 +21,7 @@ import argparse
 import contextlib
 import json
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -661,6 +661,17 @@ def _client_option(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--client", help=f"client name or id ({what})")
 
 
+def _list_command(
+    group: Any, help: str, json_help: str, func: Callable[[argparse.Namespace], Any]
+) -> argparse.ArgumentParser:
+    """A ``list`` action: every client's objects, or one's with ``--client``; ``--json``."""
+    p: argparse.ArgumentParser = group.add_parser("list", help=help)
+    _client_option(p, "default: every client's")
+    p.add_argument("--json", action="store_true", help=f"machine output: {json_help}")
+    p.set_defaults(func=func)
+    return p
+
+
 def _device_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--license-plate", metavar="PLATE")
     p.add_argument("--imei")
@@ -694,11 +705,10 @@ def register(sub: Any) -> None:
     _client_option(s, "optional when there is one")
     _device_options(s)
     s.set_defaults(func=cmd_device_add)
-    s = device.add_parser("list", help="list devices with their latest position")
-    _client_option(s, "default: every client's")
+    s = _list_command(
+        device, "list devices with their latest position", "the API's devices", cmd_device_list
+    )
     s.add_argument("--connection-id", type=int, metavar="ID", help="only this connection's")
-    s.add_argument("--json", action="store_true", help="machine output: the API's devices")
-    s.set_defaults(func=cmd_device_list)
     s = device.add_parser(
         "edit",
         help="change a device",
@@ -736,10 +746,7 @@ def register(sub: Any) -> None:
     s.add_argument("file", help="a GeoJSON file, or - for standard input")
     _client_option(s, "optional when there is one or the file names client_id")
     s.set_defaults(func=cmd_geofence_import)
-    s = geo.add_parser("list", help="list geofences")
-    _client_option(s, "default: every client's")
-    s.add_argument("--json", action="store_true", help="machine output: a FeatureCollection")
-    s.set_defaults(func=cmd_geofence_list)
+    _list_command(geo, "list geofences", "a FeatureCollection", cmd_geofence_list)
 
     rule = sub.add_parser("rule", help="alert rules of a client").add_subparsers(
         dest="action", required=True, metavar="ACTION"
@@ -759,10 +766,7 @@ def register(sub: Any) -> None:
         "(default: the first administrator)",
     )
     s.set_defaults(func=cmd_rule_add)
-    s = rule.add_parser("list", help="list alert rules")
-    _client_option(s, "default: every client's")
-    s.add_argument("--json", action="store_true", help="machine output: the API's rules")
-    s.set_defaults(func=cmd_rule_list)
+    _list_command(rule, "list alert rules", "the API's rules", cmd_rule_list)
 
     sink = sub.add_parser(
         "sink", help="webhook delivery targets (location relays, alerts webhooks)"
@@ -794,10 +798,7 @@ def register(sub: Any) -> None:
     s.add_argument("--failing-after-s", metavar="S")
     s.add_argument("--file", help="a JSON request body, or - for standard input")
     s.set_defaults(func=cmd_sink_add)
-    s = sink.add_parser("list", help="list sinks with their state and counts")
-    _client_option(s, "default: every client's")
-    s.add_argument("--json", action="store_true", help="machine output: the API's sinks")
-    s.set_defaults(func=cmd_sink_list)
+    _list_command(sink, "list sinks with their state and counts", "the API's sinks", cmd_sink_list)
     s = sink.add_parser(
         "test",
         help="send a sample payload to a sink's receiver",
