@@ -20,7 +20,7 @@ def default_data_dir() -> Path:
 
 
 POSITIVE = ("retention_every_s", "retention_batch_rows", "outbox_max_owed",
-            "dead_letters_max_per_sink")  # fmt: skip
+            "dead_letters_max_per_sink", "live_max_pending_bytes")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,9 @@ class Settings:
     metrics_listen: str = ""  # "host:port" serving /metrics without a token (e.g. 127.0.0.1:9464)
     sqlite_synchronous: str = "normal"  # FULL also survives power loss, at a cost
     live_ping_interval: float = 20.0  # seconds between keep-alive pings on /api/live
-    live_max_pending: int = 10_000  # messages a live subscriber may fall behind by
+    live_max_pending_bytes: int = 8 * 1024 * 1024  # backlog before a live socket is dropped
+    live_tick_s: float = 0.05  # live messages go out together once per tick (0: at once)
+    live_compression: str = "shared"  # permessage-deflate: shared, per-socket or off
     live_auth_timeout: float = 10.0  # seconds to send the token as the first message
     live_reauth_s: float = 60.0  # how often a live socket checks that its token still holds
     offline_timeout_s: int = 600  # a device silent this long is offline (per-device override)
@@ -63,8 +65,9 @@ class Settings:
         for name in POSITIVE:
             if getattr(self, name) <= 0:
                 raise ValueError(f"setting {name!r}: must be above 0")
-        if self.retention_pause_s < 0:
-            raise ValueError("setting 'retention_pause_s': must not be negative")
+        for name in ("retention_pause_s", "live_tick_s"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"setting {name!r}: must not be negative")
 
     @property
     def db_url(self) -> str:
@@ -120,6 +123,7 @@ class Settings:
 _CHOICES = {
     "log_format": ("text", "json"),
     "sqlite_synchronous": ("off", "normal", "full", "extra"),
+    "live_compression": ("shared", "per-socket", "off"),
 }
 
 

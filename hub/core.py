@@ -6,6 +6,7 @@
     ├── Pipeline.run          the writer: batches → one transaction → live feed
     └── producers             cancelled first at shutdown
         ├── ChangeFeed.run    changes made by any process (``hub.changes``)
+        ├── LiveFeed.run      the live feed's ticker: routes messages once per tick
         ├── SourceRunner × N  one per enabled connection, each in its own cancel scope
         ├── DeliveryService   a worker per enabled sink
         ├── Housekeeping      retention, the delivery caps, the SQLite WAL
@@ -81,7 +82,7 @@ class Hub:
         self.plugins = plugins or {}
         self.clock: Clock = clock or SystemClock()
         self.settings = settings or Settings()
-        self.live = LiveFeed()
+        self.live = LiveFeed(self.settings.live_tick_s)
         self.pipeline = Pipeline(store, self.live, self.clock)
         self.outbound_policy = OutboundPolicy.from_strings(self.settings.outbound_allow_networks)
         self.delivery = DeliveryService(self)
@@ -155,6 +156,7 @@ class Hub:
                             ConnectionState.BAD_CONFIG,
                         ):
                             await self._start_runner(conn.id or 0)
+                    await producers.start(self.live.run)
                     producers.start_soon(self._watch_status)
                     producers.start_soon(OperationsSummary(self).run)
                     await producers.start(self.delivery.run)

@@ -73,9 +73,10 @@ async def test_demo_shows_a_moving_vehicle(tmp_path: Path) -> None:
                 ) as ws:
                     live = None  # the snapshot of latest positions comes first
                     while live is None:
-                        msg = json.loads(await ws.get_message())
-                        if msg["type"] == "position" and not msg.get("snapshot"):
-                            live = msg
+                        for msg in json.loads(await ws.get_message()):  # a frame: an array
+                            if msg["type"] == "position" and not msg.get("snapshot"):
+                                live = msg
+                                break
                     assert live["device_id"] == device_id
                     assert live["data"]["sensors"]["simulated"] is True
                     # moving from the start, not parked at the depot for minutes

@@ -126,7 +126,7 @@ async def the_change_reaches_the_serving_hub(tmp_path: Path, database_url: str |
 
         ws_url = url.replace("http://", "ws://") + "/api/live"
         async with open_websocket_url(ws_url, extra_headers=list(headers.items())) as ws:
-            hello = json.loads(await ws.get_message())
+            hello = json.loads(await ws.get_message())[0]  # a frame: an array of messages
             assert hello["type"] == "hello"
             (ana,) = [t for t in json.loads(gpshub(env, "token", "list", "--json"))
                       if t["name"] == "ana's"]  # fmt: skip

@@ -159,7 +159,7 @@ async def first_position(url: str, token: str) -> None:
     headers = [("Authorization", f"Bearer {token}")]
     async with open_websocket_url(url.replace("http://", "ws://") + "/api/live",
                                   extra_headers=headers) as ws:  # fmt: skip
-        while json.loads(await ws.get_message())["type"] != "position":
+        while not any(m["type"] == "position" for m in json.loads(await ws.get_message())):
             pass
 
 

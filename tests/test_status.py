@@ -41,7 +41,7 @@ async def test_a_silent_device_goes_offline_and_back(tmp_path: Path, autojump_cl
                 for d in (device, other)
             ]
             await hub.pipeline.submit(fixes)
-            seen = [json.loads(t) for t in await sub.receive_batch()]
+            seen = [m for t in await sub.receive_batch() for m in json.loads(t)]
             assert [m["data"].get("status") for m in seen if m["type"] == "device_status"] == [
                 "online",
                 "online",
@@ -51,7 +51,7 @@ async def test_a_silent_device_goes_offline_and_back(tmp_path: Path, autojump_cl
             assert hub.store.get_device(device.id).status == "online"  # its own timeout: 120 s
             await trio.sleep(60)
             assert hub.store.get_device(device.id).status == "offline"
-            messages = [json.loads(t) for t in await sub.receive_batch()]
+            messages = [m for t in await sub.receive_batch() for m in json.loads(t)]
             kinds = [
                 (m["type"], m["device_id"], m["data"].get("status") or m["data"].get("message_id"))
                 for m in messages
@@ -87,7 +87,7 @@ async def test_alerts_reach_the_live_feed_with_their_position(tmp_path: Path) ->
                 await hub.pipeline.submit([IngestItem(device.id, None, fix)])
             messages = []
             while len(messages) < 4:
-                messages += [json.loads(t) for t in await sub.receive_batch()]
+                messages += [m for t in await sub.receive_batch() for m in json.loads(t)]
         await hub.pipeline.close()
     assert [m["type"] for m in messages] == ["position", "device_status", "position", "alert"]
     position, alert = messages[2]["data"], messages[3]["data"]

@@ -33,6 +33,7 @@ from hub.web import (
     api_rules,
     api_sinks,
     api_tenancy,
+    ws_compression,
 )
 from hub.web.auth import Access, AuthGate, authenticate_header, check_access
 from hub.web.cors import ApiCors
@@ -300,6 +301,7 @@ async def serve(
     that cannot be listened on raises ``ListenError``.
     """
     app = app or create_app(hub)
+    ws_compression.install(hub.settings.live_compression)
     closing: trio.Event = app.state.closing
     metrics_at = parse_listen(hub.settings.metrics_listen) if hub.settings.metrics_listen else None
     scopes: list[trio.CancelScope] = []

@@ -19,21 +19,32 @@ Protocol (every message is a JSON object with a ``type``):
    ids is refused with 400 at the handshake.  Ids that are not the caller's (another
    client's, or no device) are refused once the caller is known: an ``error`` message
    ``unknown_devices`` naming them, then close code 4003.
-4. The server sends ``hello`` (who you are, the selection, the ping interval and the
-   number of snapshot messages that follow), then the latest position of each selected
-   device as ``position`` messages with ``"snapshot": true``, then live messages:
-   ``{"type": "position" | "device_status" | …, "device_id": …, "data": {…}}``.
-5. The client may send ``{"type": "subscribe", "device_ids": [..] | null}`` to change
-   the selection (answered ``subscribed`` followed by a snapshot of the new selection,
-   or an ``error`` naming refused ids, the selection unchanged and the socket open) and
-   ``{"type": "ping"}`` (answered ``pong``).
-6. Keep-alive: the server sends ``{"type": "ping"}`` every 20 s (configurable); clients
+4. Frames.  By default every frame the server sends is a JSON array of one or more
+   messages (``?frames=array``): what is ready for a socket goes out together once per
+   tick (``live_tick_s``, 50 ms), and a frame shared by several sockets is encoded (and
+   compressed) once.  ``?frames=single`` sends one message per frame instead.
+5. The server sends ``hello`` (who you are, the selection, the mode, the ping interval,
+   the frame format and the number of snapshot messages that follow), then the latest
+   position of each selected device as ``position`` messages with ``"snapshot": true``,
+   then live messages: ``{"type": "position" | "device_status" | …, "device_id": …,
+   "data": {…}}``.
+6. The client may send ``{"type": "subscribe", "device_ids": [..] | null, "mode":
+   "all" | "latest", "max_rate_s": 1}`` to change the subscription, every field
+   optional (absent: all devices, mode ``all``); it is answered ``subscribed`` followed
+   by a snapshot of the new selection, or by an ``error`` naming refused ids or the bad
+   field, the subscription unchanged and the socket open.  Mode ``latest`` (for maps)
+   sends at most one position per device every ``max_rate_s`` (default 1 s), always the
+   newest; other messages go as they come.  The same three can be given in the URL
+   (``?device_ids=1,2&mode=latest&max_rate_s=2``).  ``{"type": "ping"}`` is answered
+   ``pong``.
+7. Keep-alive: the server sends ``{"type": "ping"}`` every 20 s (configurable); clients
    need not answer.  The server also answers WebSocket protocol pings.
-7. A client that reads too slowly is dropped (its buffer of ``max_pending`` messages
-   overflows, or a send takes over 30 s) with close code 4008 "subscriber fell behind":
-   publishing never waits for a subscriber.  Inbound
+8. A client that reads too slowly is dropped (its backlog passes ``max_pending_bytes``,
+   8 MiB, or a send takes over 30 s) with close code 4008 "subscriber fell behind":
+   publishing never waits for a subscriber.  In mode ``latest`` the backlog is one
+   position per device, so only a socket that stops reading altogether is dropped.  Inbound
    messages are limited to 64 KiB (close 1009).  At shutdown the server closes with 1001.
-8. A socket lasts no longer than its right to the feed.  When its token is revoked, its
+9. A socket lasts no longer than its right to the feed.  When its token is revoked, its
    user deleted or its client deleted, by any process (the API, the CLI, another hub
    process on the same database), the server closes it within seconds with 4001 and
    the reason ``token revoked``, ``user deleted`` or ``client deleted``; when its user's
@@ -42,7 +53,7 @@ Protocol (every message is a JSON object with a ``type``):
    change until its token has been checked again.  Besides, every socket re-checks its
    token every ``reauth_interval`` (60 s), so a token that lapses otherwise ends it too:
    4001 ``token expired`` (or ``token no longer valid``).
-9. When a device named in the selection is deleted it leaves the selection, and the
+10. When a device named in the selection is deleted it leaves the selection, and the
    socket, which stays open, gets ``{"type": "subscription_changed", "reason":
    "devices_deleted", "removed": [ids], "device_ids": [the selection now]}``.  The
    selection may become empty (``[]``: nothing but the messages of no device, until the
@@ -62,7 +73,16 @@ import trio
 from starlette.websockets import WebSocket
 
 from hub.blocking import run_blocking
-from hub.livefeed import DEFAULT_MAX_PENDING, Subscriber, SubscriberLagging
+from hub.livefeed import (
+    DEFAULT_MAX_PENDING_BYTES,
+    MAX_RATE_S,
+    MIN_RATE_S,
+    FeedMode,
+    FrameFormat,
+    Subscriber,
+    SubscriberLagging,
+    array_text,
+)
 from hub.positions import position_json
 from hub.store import Principal
 from hub.web.auth import Access, AuthGate, bearer_token, check_access
@@ -81,12 +101,15 @@ CLOSE_FORBIDDEN = 4003
 CLOSE_LAGGING = 4008
 CLOSE_THROTTLED = 4029
 
+SNAPSHOT_FRAME_MESSAGES = 500
+"""Messages per frame when many go at once (a snapshot) in the ``array`` format."""
+
 
 @dataclass(frozen=True, slots=True)
 class LiveOptions:
     ping_interval: float = 20.0
-    max_pending: int = DEFAULT_MAX_PENDING
-    """Messages buffered per subscriber before it counts as fallen behind."""
+    max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES
+    """Bytes of messages buffered per subscriber before it counts as fallen behind."""
     auth_timeout: float = 10.0
     max_message_bytes: int = 64 * 1024
     send_timeout: float = 30.0
@@ -100,7 +123,7 @@ class LiveOptions:
         """The ``live_*`` settings; the rest are fixed."""
         return cls(
             ping_interval=settings.live_ping_interval,
-            max_pending=settings.live_max_pending,
+            max_pending_bytes=settings.live_max_pending_bytes,
             auth_timeout=settings.live_auth_timeout,
             reauth_interval=settings.live_reauth_s,
         )
@@ -134,15 +157,82 @@ def origin_allowed(origin: str | None, host: str | None, allowed: Iterable[str])
     return bool(host) and netloc == (host or "").strip().lower()
 
 
-def parse_device_ids(text: str | None) -> list[int] | None:
-    if text is None or not text.strip():
-        return None
-    try:
-        return [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise ApiError(
-            400, "bad_request", "a comma-separated list of device ids", "device_ids"
-        ) from None
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """What a socket asks for: its devices (``None``: all), mode and rate."""
+
+    device_ids: list[int] | None = None
+    mode: FeedMode = FeedMode.ALL
+    max_rate_s: float | None = None  # mode latest only (default 1 s)
+
+    def json(self) -> dict[str, Any]:
+        ids = sorted(set(self.device_ids)) if self.device_ids is not None else None
+        return {"device_ids": ids, "mode": self.mode.value, "max_rate_s": self.max_rate_s}
+
+    @classmethod
+    def parse(cls, device_ids: Any, mode: Any, max_rate_s: Any) -> Subscription:
+        """From a ``subscribe`` message's fields (JSON values; ``None``: absent); an
+        ``ApiError`` (400) names the first bad one."""
+        if device_ids is not None and not (
+            isinstance(device_ids, list)
+            and all(isinstance(i, int) and not isinstance(i, bool) for i in device_ids)
+        ):
+            raise ApiError(400, "bad_message", "a list of device ids, or null", "device_ids")
+        if mode is None:
+            mode = FeedMode.ALL
+        elif mode not in tuple(FeedMode):
+            raise ApiError(400, "bad_message", '"all" or "latest"', "mode")
+        mode = FeedMode(mode)
+        if max_rate_s is not None:
+            if mode is not FeedMode.LATEST:
+                raise ApiError(400, "bad_message", 'only for mode "latest"', "max_rate_s")
+            if (
+                isinstance(max_rate_s, bool)
+                or not isinstance(max_rate_s, int | float)
+                or not MIN_RATE_S <= max_rate_s <= MAX_RATE_S
+            ):
+                raise ApiError(
+                    400,
+                    "bad_message",
+                    f"seconds between {MIN_RATE_S:g} and {MAX_RATE_S:g}",
+                    "max_rate_s",
+                )
+            max_rate_s = float(max_rate_s)
+        elif mode is FeedMode.LATEST:
+            max_rate_s = 1.0
+        return cls(device_ids, mode, max_rate_s)
+
+    @classmethod
+    def from_query(cls, query: Any) -> Subscription:
+        """From the handshake's ``?device_ids=1,2&mode=latest&max_rate_s=1``."""
+        ids: list[int] | None = None
+        text = query.get("device_ids")
+        if text is not None and text.strip():
+            try:
+                ids = [int(part) for part in text.split(",") if part.strip()]
+            except ValueError:
+                raise ApiError(
+                    400, "bad_request", "a comma-separated list of device ids", "device_ids"
+                ) from None
+        rate: Any = query.get("max_rate_s")
+        if rate is not None:
+            try:
+                rate = float(rate)
+            except ValueError:
+                raise ApiError(400, "bad_request", "a number of seconds", "max_rate_s") from None
+        try:
+            return cls.parse(ids, query.get("mode"), rate)
+        except ApiError as exc:
+            raise ApiError(400, "bad_request", exc.message, exc.field) from None
+
+
+def parse_frames(text: str | None) -> FrameFormat:
+    """The handshake's ``?frames=array|single``."""
+    if text is None:
+        return FrameFormat.ARRAY
+    if text not in tuple(FrameFormat):
+        raise ApiError(400, "bad_request", '"array" or "single"', "frames")
+    return FrameFormat(text)
 
 
 async def _deny(
@@ -170,7 +260,8 @@ async def live_feed(ws: WebSocket) -> None:
         await _deny(ws, 403, "forbidden_origin", "this Origin may not open the live feed")
         return
     try:
-        requested = parse_device_ids(ws.query_params.get("device_ids"))
+        requested = Subscription.from_query(ws.query_params)
+        frames = parse_frames(ws.query_params.get("frames"))
     except ApiError as exc:
         await _deny(ws, exc.status, exc.code, exc.message, exc.field)
         return
@@ -191,7 +282,7 @@ async def live_feed(ws: WebSocket) -> None:
             await _deny(ws, 401, "invalid_token", "the API token is not valid")
             return
     await ws.accept()
-    session = LiveSession(ws, hub, options)
+    session = LiveSession(ws, hub, options, frames)
     session.token, session.changes_seen = token, seen
     if principal is None:
         principal = await session.authenticate()
@@ -222,10 +313,17 @@ class LiveSession:
     read is cancelled rather than waited for).
     """
 
-    def __init__(self, ws: WebSocket, hub: Hub, options: LiveOptions) -> None:
+    def __init__(
+        self,
+        ws: WebSocket,
+        hub: Hub,
+        options: LiveOptions,
+        frames: FrameFormat = FrameFormat.ARRAY,
+    ) -> None:
         self.ws = ws
         self.hub = hub
         self.options = options
+        self.frames = frames
         self.principal: Principal | None = None
         self.token: str | None = None  # kept to re-check it (revocation, expiry)
         self.changes_seen: int | None = None  # the hub's change feed when it was checked
@@ -235,10 +333,21 @@ class LiveSession:
         self._client_gone = False
 
     # -- sending and closing -------------------------------------------------------
-    async def send(self, *texts: str) -> None:
+    async def send_frames(self, *frames: str) -> None:
+        """Send texts that are frames already (what ``Subscriber.receive_batch`` takes)."""
         async with self._lock:
-            for text in texts:
+            for text in frames:
                 await self.ws.send_text(text)
+
+    async def send(self, *messages: str) -> None:
+        """Send messages (JSON texts) in the socket's frame format."""
+        if self.frames is FrameFormat.SINGLE:
+            await self.send_frames(*messages)
+        else:
+            step = SNAPSHOT_FRAME_MESSAGES
+            await self.send_frames(
+                *(array_text(messages[i : i + step]) for i in range(0, len(messages), step))
+            )
 
     async def send_error(self, code: str, message: str, **extra: Any) -> None:
         await self.send(_dumps({"type": "error", "code": code, "message": message, **extra}))
@@ -355,16 +464,16 @@ class LiveSession:
             for r in rows
         ]
 
-    async def run(self, principal: Principal, requested: list[int] | None) -> None:
+    async def run(self, principal: Principal, requested: Subscription) -> None:
         self.principal = principal
         self._scope = trio.CancelScope()
         with self._scope:
             await self._serve(principal, requested)
         await self._send_close()
 
-    async def _serve(self, principal: Principal, requested: list[int] | None) -> None:
-        if requested is not None:
-            refused = await self._refused(requested)
+    async def _serve(self, principal: Principal, requested: Subscription) -> None:
+        if requested.device_ids is not None:
+            refused = await self._refused(requested.device_ids)
             if refused:
                 await self.send_error(
                     "unknown_devices",
@@ -374,7 +483,15 @@ class LiveSession:
                 self.finish(CLOSE_FORBIDDEN, "unknown device ids")
                 return
         live = self.hub.live
-        with live.subscribe(principal.scope, requested, self.options.max_pending, principal) as sub:
+        with live.subscribe(
+            principal.scope,
+            requested.device_ids,
+            self.options.max_pending_bytes,
+            principal,
+            mode=requested.mode,
+            max_rate_s=requested.max_rate_s or 1.0,
+            frames=self.frames,
+        ) as sub:
             if self.hub.changes.seen != self.changes_seen:
                 # changes were handled since the token was checked, before this subscriber
                 # could hear of them
@@ -382,14 +499,15 @@ class LiveSession:
                 if verdict is not None:
                     self.finish(*verdict)
                     return
-            snapshot = await self._snapshot(requested)
+            snapshot = await self._snapshot(requested.device_ids)
             hello = {
                 "type": "hello",
                 "user": {"id": principal.user_id, "name": principal.name, "role": principal.role},
                 "client_id": principal.client_id,
-                "device_ids": sorted(set(requested)) if requested is not None else None,
+                **requested.json(),
+                "frames": self.frames.value,
                 "ping_interval": self.options.ping_interval,
-                "max_pending": self.options.max_pending,
+                "max_pending_bytes": self.options.max_pending_bytes,
                 "snapshot": len(snapshot),
             }
             await self.send(_dumps(hello), *snapshot)
@@ -408,7 +526,7 @@ class LiveSession:
                 self._fell_behind()
                 return
             with trio.move_on_after(self.options.send_timeout) as slow:
-                await self.send(*texts)
+                await self.send_frames(*texts)
             if slow.cancelled_caught:
                 self._fell_behind()
                 return
@@ -480,21 +598,22 @@ class LiveSession:
             if kind == "ping":
                 await self.send('{"type":"pong"}')
             elif kind == "subscribe":
-                await self._subscribe(sub, data.get("device_ids"))
+                await self._subscribe(sub, data)
             elif kind in ("pong", "auth"):
                 continue
             else:
                 await self.send_error("unknown_type", f"unknown message type {kind!r}")
 
-    async def _subscribe(self, sub: Subscriber, device_ids: Any) -> None:
-        if device_ids is not None and not (
-            isinstance(device_ids, list)
-            and all(isinstance(i, int) and not isinstance(i, bool) for i in device_ids)
-        ):
-            await self.send_error("bad_message", "device_ids: a list of device ids, or null")
+    async def _subscribe(self, sub: Subscriber, data: dict[str, Any]) -> None:
+        try:
+            wanted = Subscription.parse(
+                data.get("device_ids"), data.get("mode"), data.get("max_rate_s")
+            )
+        except ApiError as exc:
+            await self.send_error(exc.code, f"{exc.field}: {exc.message}", field=exc.field)
             return
-        if device_ids is not None:
-            refused = await self._refused(device_ids)
+        if wanted.device_ids is not None:
+            refused = await self._refused(wanted.device_ids)
             if refused:
                 await self.send_error(
                     "unknown_devices",
@@ -502,8 +621,7 @@ class LiveSession:
                     device_ids=refused,
                 )
                 return
-        sub.set_devices(device_ids)
-        snapshot = await self._snapshot(device_ids)
-        selection = sorted(set(device_ids)) if device_ids is not None else None
-        reply = {"type": "subscribed", "device_ids": selection, "snapshot": len(snapshot)}
+        sub.set_devices(wanted.device_ids, wanted.mode, wanted.max_rate_s)
+        snapshot = await self._snapshot(wanted.device_ids)
+        reply = {"type": "subscribed", **wanted.json(), "snapshot": len(snapshot)}
         await self.send(_dumps(reply), *snapshot)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import pytest
 import trio
@@ -45,9 +47,18 @@ async def receive(ws: WebSocketConnection, timeout: float = HANG_GUARD) -> dict[
             return message
 
 
+_unread: WeakKeyDictionary[WebSocketConnection, deque[dict[str, Any]]] = WeakKeyDictionary()
+
+
 async def receive_raw(ws: WebSocketConnection, timeout: float = HANG_GUARD) -> dict[str, Any]:
-    with trio.fail_after(timeout):
-        return json.loads(await ws.get_message())
+    """The next message: frames are JSON arrays of messages (``?frames=array``, the
+    default) or single messages (``?frames=single``)."""
+    unread = _unread.setdefault(ws, deque())
+    if not unread:
+        with trio.fail_after(timeout):
+            frame = json.loads(await ws.get_message())
+        unread.extend(frame if isinstance(frame, list) else [frame])
+    return unread.popleft()
 
 
 async def closed_with(
@@ -149,7 +160,13 @@ async def test_subset_by_query_and_by_message(web: Web) -> None:
 
         await ws.send_message(json.dumps({"type": "subscribe", "device_ids": [d2]}))
         reply = await receive(ws)
-        assert reply == {"type": "subscribed", "device_ids": [d2], "snapshot": 1}
+        assert reply == {
+            "type": "subscribed",
+            "device_ids": [d2],
+            "mode": "all",
+            "max_rate_s": None,
+            "snapshot": 1,
+        }
         assert (await receive(ws))["data"]["fix_time"] == "2026-03-01T13:00:00Z"
         await web.write_positions(d1, 1, start=T0 + timedelta(hours=2))
         await web.write_positions(d2, 1, start=T0 + timedelta(hours=2))
@@ -221,14 +238,14 @@ async def test_device_status_messages(web: Web) -> None:
 
 
 async def test_a_lagging_subscriber_is_dropped(start_web: Any) -> None:
-    async with start_web(live=LiveOptions(max_pending=3)) as web:
+    async with start_web(live=LiveOptions(max_pending_bytes=2000)) as web:
         busy = web.device("a", name="busy")
         quiet = web.device("a", name="quiet")
         async with live(web) as slow, live(web, who="a_mgr", query=f"?device_ids={quiet}") as other:
             hello, _ = await hello_and_snapshot(slow)
-            assert hello["max_pending"] == 3
+            assert hello["max_pending_bytes"] == 2000
             await hello_and_snapshot(other)
-            await web.write_positions(busy, 10)  # one batch of 10 > 3 pending
+            await web.write_positions(busy, 10)  # one batch of 10 positions > 2,000 bytes
             assert await closed_with(slow) == (4008, "subscriber fell behind")
             assert web.hub.live.lagging_dropped == 1
             assert web.hub.pipeline.stats.stored == 10  # ingest went on
