@@ -96,7 +96,7 @@ class LiveClient:
         self._ws: Connection | None = None
         self._send_lock = trio.Lock()
         self._outbox: list[bytes] = []  # pongs and the close reply, sent by the reader
-        self._buf = bytearray()
+        self._rest = b""  # the start of a frame not complete yet
         self._frag: list[bytes] | None = None
         self._frag_compressed = False
         # protocol progress
@@ -194,8 +194,7 @@ class LiveClient:
         data = bytes(head[end:])
         while True:
             self.wire_bytes += len(data)
-            self._buf += data
-            closed = self._parse(time.time())
+            closed = self._parse(self._rest + data if self._rest else data, time.time())
             if self._outbox:
                 out, self._outbox = b"".join(self._outbox), []
                 async with self._send_lock:
@@ -257,9 +256,9 @@ class LiveClient:
             await self.finished.wait()
 
     # -- frames ------------------------------------------------------------------------
-    def _parse(self, now: float) -> bool:
-        """Handle the complete frames in the buffer; True once a close frame came."""
-        buf = self._buf
+    def _parse(self, buf: bytes, now: float) -> bool:
+        """Handle the complete frames in ``buf`` (keeping the rest for the next call); True
+        once a close frame came."""
         n = len(buf)
         pos = 0
         frames = 0
@@ -318,7 +317,7 @@ class LiveClient:
             elif op == OP_PING:
                 assert self._ws is not None
                 self._outbox.append(self._ws.send(Pong(payload=bytes(payload))))
-        del buf[:pos]
+        self._rest = buf[pos:] if pos < n else b""
         self.frames += frames
         if messages:
             self._handle(messages, now)
