@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import gc
 import resource
 import statistics
 import subprocess
@@ -70,6 +71,7 @@ from hub.positions import IngestItem, WriteResult
 from hub.web.app import serve
 
 CLIENTS_SCRIPT = Path(__file__).with_name("live_clients.py")
+LAG_PROBE_S = 0.01
 SAMPLES_PER_CLIENT = 5000
 """About this many latency samples per client (ids with ``id % K == 0``, K from the
 expected number of positions), so memory stays bounded on long runs."""
@@ -164,7 +166,9 @@ async def produce(
     start = trio.current_time()
     end = start + duration
 
-    async def producer(group: list[int]) -> None:
+    async def producer(group: list[int], phase: float) -> None:
+        # phase: a fraction of a position, so that at low rates the producers take turns
+        # rather than all submitting on the same tick
         share = rate * len(group) / len(devices)
         done = 0
         cursor = 0
@@ -173,7 +177,7 @@ async def produce(
         next_tick = start
         while True:
             now = trio.current_time()
-            due = int(share * (min(now, end) - start)) - done
+            due = int(share * (min(now, end) - start) + phase) - done
             if due > 0:
                 items = []
                 wall = datetime.now(UTC)
@@ -199,7 +203,7 @@ async def produce(
         for n in range(producers):
             group = devices[n::producers]
             if group:
-                nursery.start_soon(producer, group)
+                nursery.start_soon(producer, group, n / producers)
     return out
 
 
@@ -331,13 +335,20 @@ async def measure(args: argparse.Namespace, world: World, url: str, out: Path) -
         tx0, dup0 = stats0.transactions, stats0.duplicates
         cpu0, t0 = cpu_seconds(), time.time()
         await proc.stdin.send_all(b'{"cmd":"go"}\n')
+        lag = array("d")
+        gc_pauses = GcPauses()
+        gc.callbacks.append(gc_pauses)
+        gc_pauses.armed = True
         async with trio.open_nursery() as nursery:
             nursery.start_soon(progress, args, log, cpu0, t0)
+            nursery.start_soon(watch_loop_lag, lag)
             produced = await produce(
                 hub, world.devices, args.rate, args.duration, args.producers, args.tick_ms / 1000
             )
             nursery.cancel_scope.cancel()
         cpu1, t1 = cpu_seconds(), time.time()
+        gc_pauses.armed = False
+        gc.callbacks.remove(gc_pauses)
         rss_end = memory_mib("VmRSS")
         drain = {
             "cmd": "drain",
@@ -365,7 +376,45 @@ async def measure(args: argparse.Namespace, world: World, url: str, out: Path) -
         "transactions": hub.pipeline.stats.transactions - tx0,
         "duplicates": hub.pipeline.stats.duplicates - dup0,
         "sample": sample,
+        "loop_lag": lag,
+        "gc": gc_pauses.summary(),
     }
+
+
+class GcPauses:
+    """The hub process's garbage collections while armed: (generation, seconds) each."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[int, float]] = []
+        self._started = 0.0
+        self.armed = False
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if not self.armed:
+            return
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses.append((info["generation"], time.perf_counter() - self._started))
+
+    def summary(self) -> dict[str, Any]:
+        full = sorted(s for g, s in self.pauses if g == 2)
+        return {
+            "collections": len(self.pauses),
+            "total_ms": ms(sum(s for _, s in self.pauses)),
+            "max_ms": ms(max((s for _, s in self.pauses), default=0.0)),
+            "full": len(full),
+            "full_max_ms": ms(full[-1] if full else None),
+        }
+
+
+async def watch_loop_lag(lag: array) -> None:
+    """How late a 10 ms sleep wakes up in the hub's trio loop: how long the loop was busy
+    (or blocked) before it could run a ready task."""
+    while True:
+        before = trio.current_time()
+        await trio.sleep(LAG_PROBE_S)
+        lag.append(trio.current_time() - before - LAG_PROBE_S)
 
 
 async def progress(args: argparse.Namespace, log: CommitLog, cpu0: float, t0: float) -> None:
@@ -564,6 +613,8 @@ def summarise(
             "hub_cpu_s": round(hub_side["hub_cpu_s"], 2),
             "hub_pct_of_core": round(100 * hub_side["hub_cpu_s"] / seconds, 1),
             "batch_write_pct_of_core": round(100 * log.write_cpu_s / seconds, 1),
+            "hub_loop_lag_ms": quantiles_ms(sorted(hub_side["loop_lag"])),
+            "hub_gc": hub_side["gc"],
             "hub_peak_rss_mib": round(peak_rss_mib, 1),
             "hub_rss_end_mib": round(hub_side["hub_rss_end_mib"], 1),
             "clients_cpu_s": round(clients["cpu_producing_s"], 2),
@@ -691,6 +742,11 @@ def report(r: dict[str, Any]) -> str:
         f"writes; the producer is in it too), peak RSS "
         f"{cpu['hub_peak_rss_mib']:,.0f} MiB; clients process {cpu['clients_pct_of_core']:.0f}% "
         f"of one core, peak RSS {cpu['clients_peak_rss_mib']:,.0f} MiB",
+        f"           hub event loop lag (a {LAG_PROBE_S * 1000:.0f} ms sleep waking late): p50 "
+        f"{fmt_ms(cpu['hub_loop_lag_ms']['p50'])}, p99 {fmt_ms(cpu['hub_loop_lag_ms']['p99'])}, "
+        f"max {fmt_ms(cpu['hub_loop_lag_ms']['max'])}; garbage collections "
+        f"{cpu['hub_gc']['collections']:,} taking {fmt_ms(cpu['hub_gc']['total_ms'])} "
+        f"(longest {fmt_ms(cpu['hub_gc']['max_ms'])}; {cpu['hub_gc']['full']} full)",
         "targets:   "
         + ", ".join(
             f"{k.replace('_', ' ')}: {'yes' if v else 'NO'}" for k, v in r["verdict"].items()
