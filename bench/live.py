@@ -347,6 +347,11 @@ async def measure(args: argparse.Namespace, world: World, url: str, out: Path) -
             )
             nursery.cancel_scope.cancel()
         cpu1, t1 = cpu_seconds(), time.time()
+        if produced.submitted and not log.batches:
+            raise RuntimeError(
+                "no batch went through store.positions.write_batch: the pipeline stores "
+                "positions some other way now; CommitLog must wrap that instead"
+            )
         gc_pauses.armed = False
         gc.callbacks.remove(gc_pauses)
         rss_end = memory_mib("VmRSS")
@@ -580,7 +585,7 @@ def summarise(
             "messages_per_frame": round(messages / all_frames, 2) if all_frames else None,
             "wire_kib_per_client_s": round(wire / n / live_s / 1024, 1),
             "json_kib_per_client_s": round(json_bytes / n / live_s / 1024, 1),
-            "other_messages": dict(types),
+            "other_messages": {k: round(v / n, 1) for k, v in types.items()},
             "error_messages": dict(errors),
             "subscribe_replies": dict(Counter(str(c["subscribe_reply"]) for c in cs))
             if args.mode == "latest"
@@ -711,6 +716,8 @@ def report(r: dict[str, Any]) -> str:
         f"per client ({d['json_kib_per_client_s']:,.0f} KiB/s of JSON), "
         f"{d['messages_per_frame'] or 0:.1f} messages per frame"
     )
+    others = ", ".join(f"{k} x{v:,}" for k, v in sorted(d["other_messages"].items()))
+    lines.append(f"           other messages per client on average: {others or 'none'}")
     if d["error_messages"]:
         lines.append(f"           error messages: {d['error_messages']}")
     lines += [

@@ -96,7 +96,11 @@ class LiveClient:
         self._ws: Connection | None = None
         self._send_lock = trio.Lock()
         self._outbox: list[bytes] = []  # pongs and the close reply, sent by the reader
-        self._rest = b""  # the start of a frame not complete yet
+        # the start of a frame not complete yet: its pieces, their length, and the length
+        # the frame needs (0: its header is not complete yet)
+        self._rest: list[bytes] = []
+        self._have = 0
+        self._need = 0
         self._frag: list[bytes] | None = None
         self._frag_compressed = False
         # protocol progress
@@ -191,18 +195,29 @@ class LiveClient:
                 self._accepted(event)
         if self._ws is None:
             raise ConnectionError("no answer to the handshake")
-        data = bytes(head[end:])
+        data: bytes | None = bytes(head[end:])
         while True:
-            self.wire_bytes += len(data)
-            closed = self._parse(self._rest + data if self._rest else data, time.time())
-            if self._outbox:
-                out, self._outbox = b"".join(self._outbox), []
-                async with self._send_lock:
-                    await stream.send_all(out)
-            if closed:
-                return
-            if self.hello and not self.subscribe_sent and self.latest:
-                await self._subscribe()
+            if data:
+                self.wire_bytes += len(data)
+                if self._rest:
+                    # a large frame comes in many reads: join its pieces once, complete
+                    self._rest.append(data)
+                    self._have += len(data)
+                    if self._have < self._need:
+                        data = None
+                    else:
+                        data = b"".join(self._rest)
+                        self._rest, self._have = [], 0
+            if data:
+                closed = self._parse(data, time.time())
+                if self._outbox:
+                    out, self._outbox = b"".join(self._outbox), []
+                    async with self._send_lock:
+                        await stream.send_all(out)
+                if closed:
+                    return
+                if self.hello and not self.subscribe_sent and self.latest:
+                    await self._subscribe()
             data = await stream.receive_some(READ_SIZE)
             if not data:
                 self.lost = not self.closing
@@ -265,6 +280,7 @@ class LiveClient:
         closed = False
         messages: list[Any] = []
         loads = orjson.loads
+        self._need = 0
         while n - pos >= 2:
             b0 = buf[pos]
             length = buf[pos + 1]
@@ -284,6 +300,7 @@ class LiveClient:
                 start = pos + 10
             end = start + length
             if end > n:
+                self._need = end - pos
                 break
             payload = buf[start:end]
             pos = end
@@ -317,7 +334,9 @@ class LiveClient:
             elif op == OP_PING:
                 assert self._ws is not None
                 self._outbox.append(self._ws.send(Pong(payload=bytes(payload))))
-        self._rest = buf[pos:] if pos < n else b""
+        if pos < n:
+            self._rest = [buf[pos:]]
+            self._have = n - pos
         self.frames += frames
         if messages:
             self._handle(messages, now)
