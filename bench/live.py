@@ -70,6 +70,7 @@ import trio
 from hub.config import Settings
 from hub.core import Hub
 from hub.fix import PositionFix
+from hub.heap import freeze_startup_heap
 from hub.models import Role
 from hub.positions import IngestItem, WriteResult
 from hub.web.app import serve
@@ -311,6 +312,7 @@ async def drive(args: argparse.Namespace, world: World, out: Path) -> dict[str, 
         url = await nursery.start(
             functools.partial(hub.run, serve=functools.partial(serve, hub, "127.0.0.1", 0))
         )
+        freeze_startup_heap()  # as gpshub serve does once it serves
         try:
             result = await measure(args, world, url, out)
         finally:
