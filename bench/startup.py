@@ -1,0 +1,148 @@
+"""How long the ``gpshub`` command takes to start, measured on real processes.
+
+Each figure is taken over ``--runs`` runs (median and max), in this order:
+
+- the import time of ``hub`` and of ``hub.cli`` (in a fresh interpreter, timed inside it);
+- launching ``gpshub --help``, ``gpshub --version`` and ``gpshub plugins`` until they exit;
+- launching ``gpshub serve`` on a fresh temporary data directory and a free loopback
+  port until ``/readyz`` first answers 200 (polled every 5 ms), then the same on the
+  data directory the previous run left (a restart: nothing to migrate).
+
+The commands are the venv's installed ``gpshub`` entry point (next to ``sys.executable``).
+Bytecode is cached in a temporary folder (``PYTHONPYCACHEPREFIX``), warmed by one untimed
+run of each, as an installed wheel has it compiled; ``--no-bytecode`` measures with
+``PYTHONDONTWRITEBYTECODE=1`` (every module compiled at every start) instead. Figures
+are printed, never asserted.
+
+    .venv/bin/python bench/startup.py
+    .venv/bin/python bench/startup.py --runs 11
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+GPSHUB = str(Path(sys.executable).parent / "gpshub")
+POLL_S = 0.005
+TIMEOUT_S = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def import_time(env: dict[str, str], module: str) -> float:
+    """Seconds ``import module`` takes in a fresh interpreter."""
+    code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    return float(done.stdout)
+
+
+def command_time(env: dict[str, str], *args: str) -> float:
+    """Seconds from launching ``gpshub args`` to its exit (which must be 0)."""
+    start = time.perf_counter()
+    subprocess.run([GPSHUB, *args], env=env, stdout=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - start
+
+
+def readyz(port: int) -> int | None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", "/readyz")
+        return conn.getresponse().status
+    except OSError:
+        return None
+    finally:
+        conn.close()
+
+
+def serve_time(env: dict[str, str], data_dir: Path) -> float:
+    """Seconds from launching ``gpshub serve`` to the first 200 from ``/readyz``."""
+    port = free_port()
+    args = [GPSHUB, "--data-dir", str(data_dir), "serve", "--port", str(port)]
+    start = time.perf_counter()
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        while time.perf_counter() - start < TIMEOUT_S:
+            if readyz(port) == 200:
+                return time.perf_counter() - start
+            if proc.poll() is not None:
+                raise SystemExit(f"gpshub serve exited with {proc.returncode}")
+            time.sleep(POLL_S)
+        raise SystemExit(f"gpshub serve was not ready within {TIMEOUT_S:.0f} s")
+    finally:
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM: the hub exits 0 once its signal handler runs, or dies of the signal if
+    it comes before (readiness may be answered a moment earlier)."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+    if proc.returncode not in (0, -signal.SIGTERM):
+        sys.stderr.write(err.decode(errors="replace")[-2000:])
+
+
+def report(label: str, measure: Callable[[], float], runs: int) -> None:
+    times = [measure() for _ in range(runs)]
+    print(
+        f"{label:<40} median {statistics.median(times) * 1000:6.0f} ms"
+        f"   max {max(times) * 1000:6.0f} ms"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7, help="runs of each (default 7)")
+    parser.add_argument(
+        "--no-bytecode", action="store_true", help="no cached bytecode: compile every module"
+    )
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "GPSHUB_LOG_LEVEL": "WARNING"}
+        for name in ("GPSHUB_SECRET_KEY", "GPSHUB_CONFIG", "GPSHUB_DATA_DIR", "GPSHUB_PORT"):
+            env.pop(name, None)
+        if args.no_bytecode:
+            env["PYTHONDONTWRITEBYTECODE"] = "1"
+            print("no cached bytecode (PYTHONDONTWRITEBYTECODE=1)")
+        else:
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
+            env["PYTHONPYCACHEPREFIX"] = str(Path(tmp) / "pycache")
+            serve_time(env, Path(tmp) / "warm-up")  # compiles what serve imports
+            command_time(env, "--help")
+            print("bytecode cached (one untimed warm-up run)")
+        print(f"{os.cpu_count()} CPUs, {args.runs} runs each, {GPSHUB}")
+        report("import hub", lambda: import_time(env, "hub"), args.runs)
+        report("import hub.cli", lambda: import_time(env, "hub.cli"), args.runs)
+        report("gpshub --help", lambda: command_time(env, "--help"), args.runs)
+        report("gpshub --version", lambda: command_time(env, "--version"), args.runs)
+        report("gpshub plugins", lambda: command_time(env, "plugins"), args.runs)
+        dirs = iter(Path(tmp) / f"data-{i}" for i in range(args.runs))
+        report(
+            "gpshub serve → /readyz (new data dir)", lambda: serve_time(env, next(dirs)), args.runs
+        )
+        again = Path(tmp) / "data-0"
+        report("gpshub serve → /readyz (restart)", lambda: serve_time(env, again), args.runs)
+
+
+if __name__ == "__main__":
+    main()
