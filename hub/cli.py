@@ -16,13 +16,10 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import trio
-from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from hub.cli_output import (
     StdoutConsole,
@@ -37,9 +34,15 @@ from hub.cli_output import (
 from hub.config import Settings
 from hub.errors import HubError, SourceError
 from hub.logging_setup import configure_logging
-from hub.models import Role
-from hub.source import check_upstream_urls, describe_fields, dump_credentials
-from hub.store import Conflict, Invalid, NotFound
+from hub.roles import Role
+from hub.store_errors import Conflict, Invalid, NotFound
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+# Heavy modules (the store, trio, the web app, pydantic, rich's progress bars) are
+# imported by the commands that use them: ``--help``, ``--version``, ``plugins`` and a
+# parse error start without SQLAlchemy (tests/test_startup.py holds that).
 
 console = Console(stderr=True)
 out = StdoutConsole()
@@ -106,6 +109,8 @@ def _parse_pairs(pairs: Sequence[str], what: str) -> dict[str, Any]:
 
 
 def _progress() -> Progress:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -126,6 +131,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
     }
     settings = _settings(args, **overrides)
     configure_logging(settings.log_level, settings.log_format)
+    import trio
+
     from hub.core import Hub
     from hub.web.app import ListenError
 
@@ -155,6 +162,8 @@ def _first(exc: BaseException) -> BaseException:
 
 
 async def _serve(hub: Any, settings: Settings, say: Console) -> None:
+    import trio
+
     from hub.blocking import run_blocking
     from hub.web.app import serve
 
@@ -428,6 +437,10 @@ def cmd_token_revoke(args: argparse.Namespace) -> None:
 
 # -- connections -----------------------------------------------------------------------
 def cmd_connection_add(args: argparse.Namespace) -> None:
+    import trio
+
+    from hub.source import check_upstream_urls, describe_fields, dump_credentials
+
     hub = _open_hub(args)
     client_id = _client_id(hub, args.client)
     try:
@@ -500,6 +513,8 @@ def cmd_connection_list(args: argparse.Namespace) -> None:
 
 
 def cmd_connection_test(args: argparse.Namespace) -> None:
+    import trio
+
     hub = _open_hub(args)
     conn = hub.store.get_connection(args.id)
     creds = hub.store.connection_credentials(conn)
@@ -517,6 +532,8 @@ def cmd_connection_test(args: argparse.Namespace) -> None:
 
 
 def cmd_connection_import(args: argparse.Namespace) -> None:
+    import trio
+
     hub = _open_hub(args)
     conn = hub.store.get_connection(args.id)
     remote = trio.run(hub.browse, conn)
@@ -795,9 +812,9 @@ def build_parser(plugin_manager: Any = None) -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true", help="replace FILE if it exists")
     s.set_defaults(func=cmd_backup)
 
-    from hub import cli_objects  # device, geofence, rule, sink, alert (and devices)
+    from hub import cli_objects_parser  # device, geofence, rule, sink, alert (and devices)
 
-    cli_objects.register(sub)
+    cli_objects_parser.register(sub)
 
     if plugin_manager is not None:
         # plugins add their commands; a command's func receives the parsed arguments and
@@ -839,7 +856,8 @@ def _error(message: str) -> None:
 
 
 def _message(exc: BaseException) -> str:
-    if isinstance(exc, ValidationError):
+    pydantic = sys.modules.get("pydantic")  # a ValidationError means it was imported
+    if pydantic is not None and isinstance(exc, pydantic.ValidationError):
         from hub.web.errors import first_error
 
         field, message = first_error(exc)

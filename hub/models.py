@@ -7,7 +7,6 @@ The ingest hot path writes ``Position`` rows with SQLAlchemy Core (see ``hub.sto
 from __future__ import annotations
 
 import functools
-import re
 import secrets
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -18,6 +17,10 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
+from hub.remote_ids import REMOTE_ID_RE as REMOTE_ID_RE  # re-exported
+from hub.remote_ids import REMOTE_ID_RULE as REMOTE_ID_RULE
+from hub.roles import Role
+
 SQLModel.metadata.naming_convention = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -26,8 +29,6 @@ SQLModel.metadata.naming_convention = {
     "pk": "pk_%(table_name)s",
 }
 
-REMOTE_ID_RE = re.compile(r"^[A-Za-z0-9\-_():]+$")
-REMOTE_ID_RULE = "only letters, digits and - _ ( ) : are allowed, no spaces"
 MAX_RETENTION_DAYS = 36_500  # a client's positions_retention_days / alerts_retention_days
 
 
@@ -95,12 +96,6 @@ def _ts(nullable: bool = True, **kw: Any) -> Any:
 
 def _created() -> Any:
     return Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
-
-
-class Role(StrEnum):
-    ADMIN = "admin"  # system administrator: every client
-    MANAGER = "manager"  # a client's user who may change its data
-    VIEWER = "viewer"  # a client's read-only user
 
 
 class TokenScope(StrEnum):

@@ -29,6 +29,7 @@ from hub.models import (
     sqlite_timestamp,
     states_t,
 )
+from hub.timestamps import utc_text
 
 POSITION_COLUMNS = (
     "id",
@@ -688,8 +689,3 @@ def live_position(row: dict[str, Any]) -> dict[str, Any]:
     """``position_json`` for a row ``write_batch`` just stored (every column present,
     times in UTC), leaving the times to the feed's encoder: the hot path's version."""
     return {k: row[k] for k in _SHOWN}
-
-
-def utc_text(value: datetime) -> str:
-    """``2026-01-01T00:00:00Z``: ISO 8601 in UTC with a Z."""
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -43,29 +43,8 @@ from hub.models import (
 from hub.positions import PositionStore
 from hub.secrets import SecretBox
 from hub.source import Cursor, DeviceRef, RemoteDevice
+from hub.store_errors import Conflict, Invalid, NotFound
 from hub.text import check_text
-
-
-class NotFound(LookupError):
-    """The row does not exist, or is not visible to the caller's client."""
-
-
-class Conflict(ValueError):
-    """The change would break a uniqueness rule; ``field`` names it."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
-
-
-class Invalid(ValueError):
-    """A value is not acceptable; ``field`` names it."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,176 @@
+"""What the command line and the packages import at start-up: the quick commands do not
+import what they do not use, and every re-exported name still imports.
+
+Each check runs in a fresh interpreter (a subprocess): this test process has imported
+everything long ago.  How long start-up takes is measured by ``bench/startup.py``."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+import textwrap
+from importlib.metadata import entry_points
+
+import pytest
+
+import hub
+from hub.lazy import lazy_exports
+
+HEAVY = (
+    "sqlalchemy",
+    "sqlmodel",
+    "alembic",
+    "trio",
+    "httpx",
+    "httpcore",
+    "pydantic",
+    "starlette",
+    "hypercorn",
+    "cryptography",
+    "prometheus_client",
+    "hub.core",
+    "hub.store",
+    "hub.models",
+    "hub.web",
+)
+PLUGINS = sorted(ep.value for ep in entry_points(group=hub.ENTRY_POINT_GROUP))
+
+
+def imported_after(code: str) -> set[str]:
+    """The modules a fresh interpreter has imported after running ``code``."""
+    script = textwrap.dedent(code) + "\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))\n"
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return set(json.loads(done.stdout.splitlines()[-1]))
+
+
+def heavy_in(modules: set[str]) -> list[str]:
+    return sorted(m for m in modules if m.split(".")[0] in HEAVY or m in HEAVY)
+
+
+def test_import_hub_imports_none_of_the_heavy_modules() -> None:
+    assert heavy_in(imported_after("import hub")) == []
+
+
+def test_help_and_version_import_none_of_the_heavy_modules() -> None:
+    modules = imported_after(
+        """
+        import contextlib, io
+        from hub.cli import main
+        for argv in (["--help"], ["--version"], ["device", "--help"], ["token", "create", "--help"]):
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+                main(argv)
+        """
+    )
+    assert "hub.cli" in modules and "hub.plugins" in modules
+    assert set(PLUGINS) <= modules  # plugins were asked for their commands
+    assert heavy_in(modules) == []
+
+
+def test_a_parse_error_imports_none_of_the_heavy_modules() -> None:
+    modules = imported_after(
+        """
+        import contextlib, io
+        from hub.cli import main
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.suppress(SystemExit):
+            main(["no-such-command"])
+        """
+    )
+    assert heavy_in(modules) == []
+
+
+def test_plugins_command_imports_no_database_or_web_server() -> None:
+    modules = imported_after(
+        """
+        import contextlib, io
+        from hub.cli import main
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert main(["plugins", "--json"]) == 0
+        """
+    )
+    unused = ("sqlalchemy", "sqlmodel", "alembic", "starlette", "hypercorn", "hub.store")
+    assert [m for m in heavy_in(modules) if m.split(".")[0] in unused or m in unused] == []
+
+
+def test_help_still_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    from hub.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for command in (
+        "serve",
+        "plugins",
+        "client",
+        "token",
+        "connection",
+        "history",
+        "secrets",
+        "backup",
+        "device",
+        "geofence",
+        "rule",
+        "sink",
+        "alert",
+        "devices",
+    ):
+        assert f"    {command} " in out or f"    {command}\n" in out, command
+
+
+@pytest.mark.parametrize("name", hub.__all__)
+def test_every_public_name_imports_from_hub(name: str) -> None:
+    namespace: dict[str, object] = {}
+    exec(f"from hub import {name}", namespace)
+    value = namespace[name]
+    assert value is getattr(hub, name)
+    if name != "__version__":
+        (module,) = (m for m, names in hub._EXPORTS.items() if name in names)
+        assert value is getattr(importlib.import_module(module), name)
+
+
+def test_star_import_and_dir_give_every_public_name() -> None:
+    namespace: dict[str, object] = {}
+    exec("from hub import *", namespace)
+    assert set(hub.__all__) <= set(namespace)
+    assert set(hub.__all__) <= set(dir(hub))
+
+
+def test_a_fresh_interpreter_resolves_every_public_name() -> None:
+    names = ", ".join(n for n in hub.__all__ if n != "__version__")
+    modules = imported_after(f"from hub import {names}")
+    assert "hub.core" in modules  # Hub was asked for: now it is imported
+
+
+@pytest.mark.parametrize("package", PLUGINS)
+def test_a_plugin_package_imports_light_and_exports_everything(package: str) -> None:
+    modules = imported_after(f"import {package}")
+    assert heavy_in(modules) == []
+    module = importlib.import_module(package)
+    for name in module.__all__:
+        assert getattr(module, name) is not None, name
+        assert name in dir(module)
+
+
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        hub.nothing  # type: ignore[attr-defined]  # noqa: B018
+    with pytest.raises(ImportError):
+        exec("from hub import nothing", {})
+
+
+def test_lazy_exports_import_the_module_on_first_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    package = types.ModuleType("lazy_probe")
+    monkeypatch.setitem(sys.modules, "lazy_probe", package)
+    getattr_, dir_ = lazy_exports("lazy_probe", {"json": ("dumps",), "textwrap": ("dedent",)})
+    package.__getattr__ = getattr_  # type: ignore[attr-defined]
+    assert "dumps" in dir_() and "dedent" in dir_()
+    assert package.dumps is json.dumps  # type: ignore[attr-defined]
+    assert vars(package)["dumps"] is json.dumps  # kept: the next lookup is a plain one
+    with pytest.raises(AttributeError, match="'lazy_probe' has no attribute 'loads'"):
+        package.loads  # type: ignore[attr-defined]  # noqa: B018
