@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
+import socket
 import subprocess
 import sys
 import textwrap
 from importlib.metadata import entry_points
+from pathlib import Path
 
 import pytest
 
@@ -174,3 +177,58 @@ def test_lazy_exports_import_the_module_on_first_use(monkeypatch: pytest.MonkeyP
     assert vars(package)["dumps"] is json.dumps  # kept: the next lookup is a plain one
     with pytest.raises(AttributeError, match="'lazy_probe' has no attribute 'loads'"):
         package.loads  # type: ignore[attr-defined]  # noqa: B018
+
+
+@pytest.mark.parametrize("collecting", [True, False])
+def test_serve_gives_the_cycle_collector_back_when_it_fails_to_start(
+    tmp_path: Path, collecting: bool
+) -> None:
+    """``serve`` turns the collector off while it starts; a start that fails (here: the
+    port is taken) leaves it as it found it."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        script = textwrap.dedent(
+            f"""
+            import gc
+            from hub.cli import main
+            {"" if collecting else "gc.disable()"}
+            code = main(["--data-dir", {str(tmp_path)!r}, "serve", "--port", "{port}"])
+            print(code, gc.isenabled())
+            """
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GPSHUB_")}
+        done = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env
+        )
+    assert "cannot listen" in done.stderr
+    assert done.stdout.split() == ["2", str(collecting)]
+
+
+async def test_serve_collects_again_once_it_listens(tmp_path: Path) -> None:
+    import gc
+
+    import trio
+
+    from hub import cli
+    from hub.testing import make_hub
+
+    hub_ = make_hub(tmp_path, host="127.0.0.1", port=0)
+    collecting_when_told: list[bool] = []
+    with trio.CancelScope() as scope:
+
+        class Say:
+            """Where serve tells people it listens: we stop it there."""
+
+            def print(self, *args: object, **kwargs: object) -> None:
+                collecting_when_told.append(gc.isenabled())
+                scope.cancel()
+
+        gc.disable()  # as cmd_serve leaves it for _serve
+        try:
+            await cli._serve(hub_, hub_.settings, Say(), True)  # type: ignore[arg-type]
+        finally:
+            gc.enable()
+            hub_.store.close()
+    assert collecting_when_told[:1] == [True]
