@@ -1,12 +1,13 @@
 """How long the ``gpshub`` command takes to start, measured on real processes.
 
-Each figure is taken over ``--runs`` runs (median and max), in this order:
+Each figure is taken over ``--runs`` runs (median and max of the wall-clock time, and
+the median CPU time the process used meanwhile: less disturbed by a busy machine):
 
 - the import time of ``hub`` and of ``hub.cli`` (in a fresh interpreter, timed inside it);
 - launching ``gpshub --help``, ``gpshub --version`` and ``gpshub plugins`` until they exit;
-- launching ``gpshub serve`` on a fresh temporary data directory and a free loopback
-  port until ``/readyz`` first answers 200 (polled every 5 ms), then the same on the
-  data directory the previous run left (a restart: nothing to migrate).
+- launching ``gpshub serve`` on a new temporary data directory and a free loopback port
+  until ``/readyz`` first answers 200 (polled every 5 ms), then the same on a data
+  directory started once before (a restart: nothing to migrate).
 
 The commands are the venv's installed ``gpshub`` entry point (next to ``sys.executable``).
 Bytecode is cached in a temporary folder (``PYTHONPYCACHEPREFIX``), warmed by one untimed
@@ -15,7 +16,7 @@ run of each, as an installed wheel has it compiled; ``--no-bytecode`` measures w
 are printed, never asserted.
 
     .venv/bin/python bench/startup.py
-    .venv/bin/python bench/startup.py --runs 11
+    .venv/bin/python bench/startup.py --runs 11 --only serve
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
+import resource
 import signal
 import socket
 import statistics
@@ -37,6 +39,9 @@ GPSHUB = str(Path(sys.executable).parent / "gpshub")
 POLL_S = 0.005
 TIMEOUT_S = 60.0
 
+Sample = tuple[float, float | None]
+"""Wall-clock seconds, and the CPU seconds the process used meanwhile (if known)."""
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -44,20 +49,36 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def import_time(env: dict[str, str], module: str) -> float:
-    """Seconds ``import module`` takes in a fresh interpreter."""
-    code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+def import_time(env: dict[str, str], module: str) -> Sample:
+    """``import module`` in a fresh interpreter, timed inside it."""
+    code = (
+        "import time; w, c = time.perf_counter(), time.process_time(); "
+        f"import {module}; print(time.perf_counter() - w, time.process_time() - c)"
+    )
     done = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
-    return float(done.stdout)
+    wall, cpu = map(float, done.stdout.split())
+    return wall, cpu
 
 
-def command_time(env: dict[str, str], *args: str) -> float:
-    """Seconds from launching ``gpshub args`` to its exit (which must be 0)."""
+def command_time(env: dict[str, str], *args: str) -> Sample:
+    """From launching ``gpshub args`` to its exit (which must be 0)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run([GPSHUB, *args], env=env, stdout=subprocess.DEVNULL, check=True)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+
+
+def cpu_so_far(pid: int) -> float | None:
+    """The CPU time (user and system) process ``pid`` has used, where /proc says it."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def readyz(port: int) -> int | None:
@@ -71,8 +92,8 @@ def readyz(port: int) -> int | None:
         conn.close()
 
 
-def serve_time(env: dict[str, str], data_dir: Path) -> float:
-    """Seconds from launching ``gpshub serve`` to the first 200 from ``/readyz``."""
+def serve_time(env: dict[str, str], data_dir: Path) -> Sample:
+    """From launching ``gpshub serve`` to the first 200 from ``/readyz``."""
     port = free_port()
     args = [GPSHUB, "--data-dir", str(data_dir), "serve", "--port", str(port)]
     start = time.perf_counter()
@@ -80,7 +101,7 @@ def serve_time(env: dict[str, str], data_dir: Path) -> float:
     try:
         while time.perf_counter() - start < TIMEOUT_S:
             if readyz(port) == 200:
-                return time.perf_counter() - start
+                return time.perf_counter() - start, cpu_so_far(proc.pid)
             if proc.poll() is not None:
                 raise SystemExit(f"gpshub serve exited with {proc.returncode}")
             time.sleep(POLL_S)
@@ -102,13 +123,16 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         sys.stderr.write(err.decode(errors="replace")[-2000:])
 
 
-def report(label: str, measure: Callable[[], float], runs: int, only: str | None) -> None:
+def report(label: str, measure: Callable[[], Sample], runs: int, only: str | None) -> None:
     if only is not None and only not in label:
         return
-    times = [measure() for _ in range(runs)]
+    samples = [measure() for _ in range(runs)]
+    walls = [wall for wall, _ in samples]
+    cpus = [cpu for _, cpu in samples if cpu is not None]
+    cpu = f"   CPU median {statistics.median(cpus) * 1000:6.0f} ms" if cpus else ""
     print(
-        f"{label:<40} median {statistics.median(times) * 1000:6.0f} ms"
-        f"   max {max(times) * 1000:6.0f} ms"
+        f"{label:<40} median {statistics.median(walls) * 1000:6.0f} ms"
+        f"   max {max(walls) * 1000:6.0f} ms{cpu}"
     )
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Engine
 
 from hub import db
@@ -93,8 +93,10 @@ class WriteResult:
 
 
 def _insert(dialect: str) -> Any:
-    if dialect == "postgresql":
-        return postgresql.insert
+    if dialect == "postgresql":  # imported here: SQLite's hub never loads the dialect
+        from sqlalchemy.dialects.postgresql import insert
+
+        return insert
     if dialect == "sqlite":
         return sqlite.insert
     raise RuntimeError(f"unsupported database dialect {dialect!r}")

@@ -232,3 +232,21 @@ async def test_serve_collects_again_once_it_listens(tmp_path: Path) -> None:
             gc.enable()
             hub_.store.close()
     assert collecting_when_told[:1] == [True]
+
+
+def test_a_sqlite_hub_at_the_head_opens_without_alembic_or_the_postgresql_dialect(
+    tmp_path: Path,
+) -> None:
+    script = f"""
+        from hub.config import Settings
+        from hub.core import Hub
+        from hub.web.app import create_app
+        hub = Hub.open(Settings(data_dir=__import__("pathlib").Path({str(tmp_path)!r})))
+        create_app(hub)
+        hub.store.close()
+        """
+    first = imported_after(script)  # a new database: Alembic migrates it
+    assert "alembic" in first
+    again = imported_after(script)
+    assert "hub.core" in again
+    assert [m for m in again if m.startswith(("alembic", "sqlalchemy.dialects.postgresql"))] == []
