@@ -15,6 +15,7 @@ import json
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,6 +73,20 @@ def _open_hub(args: argparse.Namespace, **extra: Any) -> Any:
     from hub.core import Hub
 
     return Hub.open(_settings(args, **extra))
+
+
+@dataclass
+class _StoreOnly:
+    """What a command that needs only the database opens: the store, as ``hub.store``,
+    without the plugins, runners and services ``Hub.open`` imports and sets up."""
+
+    store: Any
+
+
+def _open_store(args: argparse.Namespace) -> _StoreOnly:
+    from hub.store import Store
+
+    return _StoreOnly(Store.for_settings(_settings(args)))
 
 
 def _client_id(hub: Any, name_or_id: str | None) -> int:
@@ -293,13 +308,13 @@ def cmd_plugins(args: argparse.Namespace) -> None:
 
 # -- clients and tokens ----------------------------------------------------------------
 def cmd_client_add(args: argparse.Namespace) -> None:
-    hub = _open_hub(args)
+    hub = _open_store(args)
     client = hub.store.create_client(args.name)
     out.print(f"client {client.id}: {client.name}")
 
 
 def cmd_client_list(args: argparse.Namespace) -> None:
-    hub = _open_hub(args)
+    hub = _open_store(args)
     rows = [{"id": c.id, "name": c.name} for c in hub.store.list_clients()]
     if args.json:
         _print_json(rows)
@@ -310,7 +325,7 @@ def cmd_client_list(args: argparse.Namespace) -> None:
 
 def cmd_token_create(args: argparse.Namespace) -> None:
     expires_at = _token_expiry(args.expires_in, args.expires_at)
-    hub = _open_hub(args)
+    hub = _open_store(args)
     store = hub.store
     if args.client is None:
         client_id = None
@@ -379,7 +394,7 @@ def _when(value: datetime | None) -> str:
 
 
 def cmd_token_list(args: argparse.Namespace) -> None:
-    hub = _open_hub(args)
+    hub = _open_store(args)
     store = hub.store
     client_id = None if args.client is None else _client_id(hub, args.client)
     users = {u.id: u for u in store.list_users(client_id)}
@@ -439,7 +454,7 @@ def _token_json(t: Any, user: Any, now: datetime) -> dict[str, Any]:
 
 
 def cmd_token_revoke(args: argparse.Namespace) -> None:
-    hub = _open_hub(args)
+    hub = _open_store(args)
     store = hub.store
     known = {t.id: t for t in store.list_tokens()}
     missing = [i for i in args.ids if i not in known]
@@ -483,7 +498,7 @@ def cmd_connection_add(args: argparse.Namespace) -> None:
 
 
 def cmd_connection_list(args: argparse.Namespace) -> None:
-    hub = _open_hub(args)
+    hub = _open_store(args)
     client_id = _client_id(hub, args.client) if args.client else None
     rows = [
         {
@@ -575,7 +590,7 @@ def cmd_history_export(args: argparse.Namespace) -> None:
     from hub.cli_objects import QUERY_FLAGS, query_times, refusals
     from hub.web.schemas import HistoryQuery
 
-    hub = _open_hub(args)
+    hub = _open_store(args)
     with refusals(QUERY_FLAGS):  # --from and --to, read as the API reads them
         query = HistoryQuery.model_validate(
             {k: v for k, v in (("from", args.start), ("to", args.end)) if v is not None}
@@ -637,7 +652,7 @@ def _write_geojson(stream: Any, device: Any, pages: Any, advance: Callable[[int]
 
 
 def cmd_secrets_rotate(args: argparse.Namespace) -> None:
-    hub = _open_hub(args)
+    hub = _open_store(args)
     count = hub.store.rotate_secrets()
     out.print(f"re-encrypted {count} secret(s) under the first key of GPSHUB_SECRET_KEY")
 

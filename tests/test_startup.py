@@ -51,8 +51,13 @@ def imported_after(code: str) -> set[str]:
     return set(json.loads(done.stdout.splitlines()[-1]))
 
 
+def under(modules: set[str], packages: tuple[str, ...]) -> list[str]:
+    """The ``modules`` that are one of ``packages`` or inside one."""
+    return sorted(m for m in modules if any(m == p or m.startswith(p + ".") for p in packages))
+
+
 def heavy_in(modules: set[str]) -> list[str]:
-    return sorted(m for m in modules if m.split(".")[0] in HEAVY or m in HEAVY)
+    return under(modules, HEAVY)
 
 
 def test_import_hub_imports_none_of_the_heavy_modules() -> None:
@@ -95,8 +100,8 @@ def test_plugins_command_imports_no_database_or_web_server() -> None:
             assert main(["plugins", "--json"]) == 0
         """
     )
-    unused = ("sqlalchemy", "sqlmodel", "alembic", "starlette", "hypercorn", "hub.store")
-    assert [m for m in heavy_in(modules) if m.split(".")[0] in unused or m in unused] == []
+    assert under(modules, ("sqlalchemy", "sqlmodel", "alembic", "starlette", "hypercorn")) == []
+    assert under(modules, ("hub.store", "hub.core", "hub.web")) == []
 
 
 def test_help_still_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
@@ -249,4 +254,21 @@ def test_a_sqlite_hub_at_the_head_opens_without_alembic_or_the_postgresql_dialec
     assert "alembic" in first
     again = imported_after(script)
     assert "hub.core" in again
-    assert [m for m in again if m.startswith(("alembic", "sqlalchemy.dialects.postgresql"))] == []
+    assert under(again, ("alembic", "sqlalchemy.dialects.postgresql")) == []
+
+
+def test_store_commands_open_the_store_alone(tmp_path: Path) -> None:
+    """``token create`` (and the other commands on the database alone) import no web
+    server, runner or metrics, nor Alembic once the database is at the head."""
+    script = f"""
+        import contextlib, io
+        from hub.cli import main
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            assert main(["--data-dir", {str(tmp_path)!r}, "token", "create"]) == 0
+            assert main(["--data-dir", {str(tmp_path)!r}, "client", "list"]) == 0
+        """
+    imported_after(script)  # the first: makes and migrates the database
+    modules = imported_after(script)
+    unused = ("hub.core", "hub.web", "starlette", "hypercorn", "prometheus_client", "alembic")
+    assert under(modules, unused) == []
+    assert "hub.store" in modules
