@@ -42,6 +42,8 @@ from hub.store_errors import Conflict, Invalid, NotFound
 if TYPE_CHECKING:
     from rich.progress import Progress
 
+    from hub.store import Store
+
 # Heavy modules (the store, trio, the web app, pydantic, rich's progress bars) are
 # imported by the commands that use them: ``--help``, ``--version``, ``plugins`` and a
 # parse error start without SQLAlchemy (tests/test_startup.py holds that).
@@ -80,7 +82,7 @@ class _StoreOnly:
     """What a command that needs only the database opens: the store, as ``hub.store``,
     without the plugins, runners and services ``Hub.open`` imports and sets up."""
 
-    store: Any
+    store: Store
 
 
 def _open_store(args: argparse.Namespace) -> _StoreOnly:
