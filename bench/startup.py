@@ -49,14 +49,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def import_time(env: dict[str, str], module: str) -> Sample:
-    """``import module`` in a fresh interpreter, timed inside it."""
+def import_time(env: dict[str, str], module: str, cwd: Path) -> Sample:
+    """``import module`` in a fresh interpreter started in ``cwd``, timed inside it."""
     code = (
         "import time; w, c = time.perf_counter(), time.process_time(); "
         f"import {module}; print(time.perf_counter() - w, time.process_time() - c)"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    done = subprocess.run(  # not from here: ./hub would shadow the installed package
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=cwd,
     )
     wall, cpu = map(float, done.stdout.split())
     return wall, cpu
@@ -158,8 +163,10 @@ def main() -> None:
             command_time(env, "--help")
             print("bytecode cached (one untimed warm-up run)")
         print(f"{os.cpu_count()} CPUs, {args.runs} runs each, {GPSHUB}")
-        report("import hub", lambda: import_time(env, "hub"), args.runs, args.only)
-        report("import hub.cli", lambda: import_time(env, "hub.cli"), args.runs, args.only)
+        report("import hub", lambda: import_time(env, "hub", Path(tmp)), args.runs, args.only)
+        report(
+            "import hub.cli", lambda: import_time(env, "hub.cli", Path(tmp)), args.runs, args.only
+        )
         report("gpshub --help", lambda: command_time(env, "--help"), args.runs, args.only)
         report("gpshub --version", lambda: command_time(env, "--version"), args.runs, args.only)
         report("gpshub plugins", lambda: command_time(env, "plugins"), args.runs, args.only)
