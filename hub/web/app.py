@@ -88,7 +88,9 @@ async def live_without_upgrade(req: ApiRequest) -> None:
 async def openapi_json(req: ApiRequest) -> dict[str, Any]:
     state = req.request.app.state
     if state.openapi is None:  # made on first use, not at start-up: see create_app
-        state.openapi = await req.run(state.make_openapi)
+        async with state.openapi_made:  # once, however many ask at the same time
+            if state.openapi is None:
+                state.openapi = await req.run(state.make_openapi)
     document: dict[str, Any] = state.openapi
     return document
 
@@ -170,6 +172,7 @@ def create_app(hub: Hub, *, live: LiveOptions | None = None) -> Starlette:
     # the document takes a fifth of a second of pydantic schema building: made when
     # /openapi.json is first asked for (on a worker thread), readiness does not wait
     app.state.openapi = None
+    app.state.openapi_made = trio.Lock()
     app.state.make_openapi = functools.partial(
         openapi_document,
         table,
