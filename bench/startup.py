@@ -128,6 +128,17 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         sys.stderr.write(err.decode(errors="replace")[-2000:])
 
 
+def reference_ms() -> float:
+    """Milliseconds a fixed pure-Python loop takes here now (the best of three): on a
+    shared machine the same start takes longer when this does."""
+    code = "import time; t = time.perf_counter(); sum(range(20_000_000)); print(time.perf_counter() - t)"
+    runs = [
+        float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout)
+        for _ in range(3)
+    ]
+    return min(runs) * 1000
+
+
 def report(label: str, measure: Callable[[], Sample], runs: int, only: str | None) -> None:
     if only is not None and only not in label:
         return
@@ -163,6 +174,7 @@ def main() -> None:
             command_time(env, "--help")
             print("bytecode cached (one untimed warm-up run)")
         print(f"{os.cpu_count()} CPUs, {args.runs} runs each, {GPSHUB}")
+        print(f"the machine's speed meanwhile: a fixed loop takes {reference_ms():.0f} ms")
         report("import hub", lambda: import_time(env, "hub", Path(tmp)), args.runs, args.only)
         report(
             "import hub.cli", lambda: import_time(env, "hub.cli", Path(tmp)), args.runs, args.only
