@@ -1,7 +1,7 @@
 """How long the ``gpshub`` command takes to start, measured on real processes.
 
 Each figure is taken over ``--runs`` runs (median and max of the wall-clock time, and
-the median CPU time the process used meanwhile: less disturbed by a busy machine):
+the median CPU time the process used meanwhile):
 
 - the import time of ``hub`` and of ``hub.cli`` (in a fresh interpreter, timed inside it);
 - launching ``gpshub --help``, ``gpshub --version`` and ``gpshub plugins`` until they exit;
@@ -9,7 +9,12 @@ the median CPU time the process used meanwhile: less disturbed by a busy machine
   until ``/readyz`` first answers 200 (polled every 5 ms), then the same on a data
   directory started once before (a restart: nothing to migrate).
 
-The commands are the venv's installed ``gpshub`` entry point (next to ``sys.executable``).
+The command is the venv's installed ``gpshub`` entry point (next to ``sys.executable``).
+``--against OTHER/bin/gpshub`` measures another installation too (an older checkout's
+venv, say), run for run in turn with this one: on a shared machine the time a start
+takes follows the load, so only figures taken together compare.  The time a fixed loop
+takes is printed for the same reason.
+
 Bytecode is cached in a temporary folder (``PYTHONPYCACHEPREFIX``), warmed by one untimed
 run of each, as an installed wheel has it compiled; ``--no-bytecode`` measures with
 ``PYTHONDONTWRITEBYTECODE=1`` (every module compiled at every start) instead. Figures
@@ -17,6 +22,7 @@ are printed, never asserted.
 
     .venv/bin/python bench/startup.py
     .venv/bin/python bench/startup.py --runs 11 --only serve
+    .venv/bin/python bench/startup.py --against ../main/.venv/bin/gpshub
 """
 
 from __future__ import annotations
@@ -35,7 +41,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-GPSHUB = str(Path(sys.executable).parent / "gpshub")
 POLL_S = 0.005
 TIMEOUT_S = 60.0
 
@@ -49,14 +54,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def import_time(env: dict[str, str], module: str, cwd: Path) -> Sample:
-    """``import module`` in a fresh interpreter started in ``cwd``, timed inside it."""
+def import_time(env: dict[str, str], gpshub: Path, module: str, cwd: Path) -> Sample:
+    """``import module`` in a fresh interpreter of ``gpshub``'s venv, started in ``cwd``
+    (not here: ./hub would shadow the installed package), timed inside it."""
     code = (
         "import time; w, c = time.perf_counter(), time.process_time(); "
         f"import {module}; print(time.perf_counter() - w, time.process_time() - c)"
     )
-    done = subprocess.run(  # not from here: ./hub would shadow the installed package
-        [sys.executable, "-c", code],
+    done = subprocess.run(
+        [str(gpshub.with_name("python")), "-c", code],
         env=env,
         capture_output=True,
         text=True,
@@ -67,11 +73,11 @@ def import_time(env: dict[str, str], module: str, cwd: Path) -> Sample:
     return wall, cpu
 
 
-def command_time(env: dict[str, str], *args: str) -> Sample:
+def command_time(env: dict[str, str], gpshub: Path, *args: str) -> Sample:
     """From launching ``gpshub args`` to its exit (which must be 0)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run([GPSHUB, *args], env=env, stdout=subprocess.DEVNULL, check=True)
+    subprocess.run([str(gpshub), *args], env=env, stdout=subprocess.DEVNULL, check=True)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
@@ -97,10 +103,10 @@ def readyz(port: int) -> int | None:
         conn.close()
 
 
-def serve_time(env: dict[str, str], data_dir: Path) -> Sample:
+def serve_time(env: dict[str, str], gpshub: Path, data_dir: Path) -> Sample:
     """From launching ``gpshub serve`` to the first 200 from ``/readyz``."""
     port = free_port()
-    args = [GPSHUB, "--data-dir", str(data_dir), "serve", "--port", str(port)]
+    args = [str(gpshub), "--data-dir", str(data_dir), "serve", "--port", str(port)]
     start = time.perf_counter()
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -129,8 +135,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def reference_ms() -> float:
-    """Milliseconds a fixed pure-Python loop takes here now (the best of three): on a
-    shared machine the same start takes longer when this does."""
+    """Milliseconds a fixed pure-Python loop takes here now (the best of three)."""
     code = "import time; t = time.perf_counter(); sum(range(20_000_000)); print(time.perf_counter() - t)"
     runs = [
         float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout)
@@ -139,17 +144,21 @@ def reference_ms() -> float:
     return min(runs) * 1000
 
 
-def report(label: str, measure: Callable[[], Sample], runs: int, only: str | None) -> None:
-    if only is not None and only not in label:
-        return
-    samples = [measure() for _ in range(runs)]
-    walls = [wall for wall, _ in samples]
-    cpus = [cpu for _, cpu in samples if cpu is not None]
-    cpu = f"   CPU median {statistics.median(cpus) * 1000:6.0f} ms" if cpus else ""
-    print(
-        f"{label:<40} median {statistics.median(walls) * 1000:6.0f} ms"
-        f"   max {max(walls) * 1000:6.0f} ms{cpu}"
-    )
+def report(label: str, measure: Callable[[Path], Sample], targets: list[Path], runs: int) -> None:
+    """``runs`` samples of ``measure`` for each target, the targets taking turns."""
+    samples: dict[Path, list[Sample]] = {t: [] for t in targets}
+    for _ in range(runs):
+        for target in targets:
+            samples[target].append(measure(target))
+    for target in targets:
+        walls = [wall for wall, _ in samples[target]]
+        cpus = [cpu for _, cpu in samples[target] if cpu is not None]
+        cpu = f"   CPU median {statistics.median(cpus) * 1000:6.0f} ms" if cpus else ""
+        which = f"  [{target}]" if len(targets) > 1 else ""
+        print(
+            f"{label:<40} median {statistics.median(walls) * 1000:6.0f} ms"
+            f"   max {max(walls) * 1000:6.0f} ms{cpu}{which}"
+        )
 
 
 def main() -> None:
@@ -159,38 +168,49 @@ def main() -> None:
         "--no-bytecode", action="store_true", help="no cached bytecode: compile every module"
     )
     parser.add_argument("--only", metavar="TEXT", help="only the figures whose label has TEXT")
+    parser.add_argument(
+        "--against", metavar="GPSHUB", help="another installation's gpshub, measured in turn"
+    )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    targets = [Path(sys.executable).parent / "gpshub"]
+    if args.against:
+        targets.append(Path(args.against).absolute())
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
         env = {**os.environ, "GPSHUB_LOG_LEVEL": "WARNING"}
-        for name in ("GPSHUB_SECRET_KEY", "GPSHUB_CONFIG", "GPSHUB_DATA_DIR", "GPSHUB_PORT"):
-            env.pop(name, None)
+        for var in ("GPSHUB_SECRET_KEY", "GPSHUB_CONFIG", "GPSHUB_DATA_DIR", "GPSHUB_PORT"):
+            env.pop(var, None)
         if args.no_bytecode:
             env["PYTHONDONTWRITEBYTECODE"] = "1"
             print("no cached bytecode (PYTHONDONTWRITEBYTECODE=1)")
         else:
             env.pop("PYTHONDONTWRITEBYTECODE", None)
-            env["PYTHONPYCACHEPREFIX"] = str(Path(tmp) / "pycache")
-            serve_time(env, Path(tmp) / "warm-up")  # compiles what serve imports
-            command_time(env, "--help")
+            env["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
+            for i, target in enumerate(targets):  # compiles what serve and --help import
+                serve_time(env, target, tmp / f"warm-up-{i}")
+                command_time(env, target, "--help")
             print("bytecode cached (one untimed warm-up run)")
-        print(f"{os.cpu_count()} CPUs, {args.runs} runs each, {GPSHUB}")
+        print(f"{os.cpu_count()} CPUs, {args.runs} runs each, {', '.join(map(str, targets))}")
         print(f"the machine's speed meanwhile: a fixed loop takes {reference_ms():.0f} ms")
-        report("import hub", lambda: import_time(env, "hub", Path(tmp)), args.runs, args.only)
-        report(
-            "import hub.cli", lambda: import_time(env, "hub.cli", Path(tmp)), args.runs, args.only
-        )
-        report("gpshub --help", lambda: command_time(env, "--help"), args.runs, args.only)
-        report("gpshub --version", lambda: command_time(env, "--version"), args.runs, args.only)
-        report("gpshub plugins", lambda: command_time(env, "plugins"), args.runs, args.only)
-        dirs = iter(Path(tmp) / f"data-{i}" for i in range(args.runs))
-        new_dir = "gpshub serve → /readyz (new data dir)"
-        report(new_dir, lambda: serve_time(env, next(dirs)), args.runs, args.only)
-        again = Path(tmp) / "again"
-        if args.only is None or args.only in "gpshub serve → /readyz (restart)":
-            serve_time(env, again)  # the first start: made and migrated, untimed
-        report(
-            "gpshub serve → /readyz (restart)", lambda: serve_time(env, again), args.runs, args.only
-        )
+
+        new_dirs = (tmp / f"data-{i}" for i in range(args.runs * len(targets)))
+        restarted = {t: tmp / f"again-{i}" for i, t in enumerate(targets)}
+        figures: list[tuple[str, Callable[[Path], Sample]]] = [
+            ("import hub", lambda t: import_time(env, t, "hub", tmp)),
+            ("import hub.cli", lambda t: import_time(env, t, "hub.cli", tmp)),
+            ("gpshub --help", lambda t: command_time(env, t, "--help")),
+            ("gpshub --version", lambda t: command_time(env, t, "--version")),
+            ("gpshub plugins", lambda t: command_time(env, t, "plugins")),
+            ("gpshub serve → /readyz (new data dir)", lambda t: serve_time(env, t, next(new_dirs))),
+            ("gpshub serve → /readyz (restart)", lambda t: serve_time(env, t, restarted[t])),
+        ]
+        for label, measure in figures:
+            if args.only is not None and args.only not in label:
+                continue
+            if label.endswith("(restart)"):
+                for target, folder in restarted.items():
+                    serve_time(env, target, folder)  # the first start, untimed: migrates
+            report(label, measure, targets, args.runs)
 
 
 if __name__ == "__main__":
