@@ -40,6 +40,7 @@ bench: setup
 	$(UV) run --no-sync python bench/auth_throttle.py
 	$(UV) run --no-sync python bench/retention.py
 	$(UV) run --no-sync python bench/migrate_ids.py
+	$(UV) run --no-sync python bench/startup.py
 	$(UV) run --no-sync python bench/live.py --duration 20
 
 wheels: setup

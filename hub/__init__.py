@@ -1,47 +1,97 @@
 """gpshub: a plugin-based GPS integration hub.
 
-The public API for plugin authors and embedders is re-exported here.
+The public API for plugin authors and embedders is re-exported here.  Each name is
+imported on first use (PEP 562), so ``import hub`` — and the command line's quick
+commands — do not pay for SQLAlchemy, trio or httpx until something needs them.
 """
 
-from hub.clock import Clock, SystemClock, TrioClock
-from hub.config import Settings
-from hub.core import Hub
-from hub.errors import (
-    BadConfig,
-    CannotConnect,
-    DeliveryFailed,
-    DeliveryRejected,
-    HubError,
-    InvalidAuth,
-    NotSupported,
-    PluginError,
-    RateLimited,
-    SourceError,
-    UpdateFailed,
-)
-from hub.fix import PLATFORM_ENGINE_HOURS, PLATFORM_ODOMETER_KM, PositionFix
-from hub.formats import Format
-from hub.hookspecs import hookimpl
-from hub.plugins import ENTRY_POINT_GROUP
-from hub.rangepoll import RangeOptions, RangeWindow, group_by_start
-from hub.retry_after import parse_retry_after, response_retry_after
-from hub.sink import Delivery, Sink
-from hub.source import (
-    GROUP_EXTERNAL,
-    Cadence,
-    Cursor,
-    DeviceRef,
-    MemoryStateStore,
-    NoOptions,
-    PollResult,
-    RemoteDevice,
-    Source,
-    SourceContext,
-    StateStore,
-    UpstreamUrl,
-)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from hub.lazy import lazy_exports
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time see _EXPORTS
+    from hub.clock import Clock, SystemClock, TrioClock
+    from hub.config import Settings
+    from hub.core import Hub
+    from hub.errors import (
+        BadConfig,
+        CannotConnect,
+        DeliveryFailed,
+        DeliveryRejected,
+        HubError,
+        InvalidAuth,
+        NotSupported,
+        PluginError,
+        RateLimited,
+        SourceError,
+        UpdateFailed,
+    )
+    from hub.fix import PLATFORM_ENGINE_HOURS, PLATFORM_ODOMETER_KM, PositionFix
+    from hub.formats import Format
+    from hub.hookspecs import hookimpl
+    from hub.plugins import ENTRY_POINT_GROUP
+    from hub.rangepoll import RangeOptions, RangeWindow, group_by_start
+    from hub.retry_after import parse_retry_after, response_retry_after
+    from hub.sink import Delivery, Sink
+    from hub.source import (
+        GROUP_EXTERNAL,
+        Cadence,
+        Cursor,
+        DeviceRef,
+        MemoryStateStore,
+        NoOptions,
+        PollResult,
+        RemoteDevice,
+        Source,
+        SourceContext,
+        StateStore,
+        UpstreamUrl,
+    )
 
 __version__ = "0.1.0"
+
+_EXPORTS = {  # module: the names it gives
+    "hub.clock": ("Clock", "SystemClock", "TrioClock"),
+    "hub.config": ("Settings",),
+    "hub.core": ("Hub",),
+    "hub.errors": (
+        "BadConfig",
+        "CannotConnect",
+        "DeliveryFailed",
+        "DeliveryRejected",
+        "HubError",
+        "InvalidAuth",
+        "NotSupported",
+        "PluginError",
+        "RateLimited",
+        "SourceError",
+        "UpdateFailed",
+    ),
+    "hub.fix": ("PLATFORM_ENGINE_HOURS", "PLATFORM_ODOMETER_KM", "PositionFix"),
+    "hub.formats": ("Format",),
+    "hub.hookspecs": ("hookimpl",),
+    "hub.plugins": ("ENTRY_POINT_GROUP",),
+    "hub.rangepoll": ("RangeOptions", "RangeWindow", "group_by_start"),
+    "hub.retry_after": ("parse_retry_after", "response_retry_after"),
+    "hub.sink": ("Delivery", "Sink"),
+    "hub.source": (
+        "GROUP_EXTERNAL",
+        "Cadence",
+        "Cursor",
+        "DeviceRef",
+        "MemoryStateStore",
+        "NoOptions",
+        "PollResult",
+        "RemoteDevice",
+        "Source",
+        "SourceContext",
+        "StateStore",
+        "UpstreamUrl",
+    ),
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "ENTRY_POINT_GROUP",

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from hub.positions import utc_text
+from hub.timestamps import utc_text
 
 API_NAMES: dict[str, str] = {
     "eventId": "id",

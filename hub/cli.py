@@ -9,20 +9,19 @@ from __future__ import annotations
 import argparse
 import csv
 import functools
+import gc
 import getpass
 import json
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import trio
-from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from hub.cli_output import (
     StdoutConsole,
@@ -37,9 +36,17 @@ from hub.cli_output import (
 from hub.config import Settings
 from hub.errors import HubError, SourceError
 from hub.logging_setup import configure_logging
-from hub.models import Role
-from hub.source import check_upstream_urls, describe_fields, dump_credentials
-from hub.store import Conflict, Invalid, NotFound
+from hub.roles import Role
+from hub.store_errors import Conflict, Invalid, NotFound
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from hub.store import Store
+
+# Heavy modules (the store, trio, the web app, pydantic, rich's progress bars) are
+# imported by the commands that use them: ``--help``, ``--version``, ``plugins`` and a
+# parse error start without SQLAlchemy (tests/test_startup.py holds that).
 
 console = Console(stderr=True)
 out = StdoutConsole()
@@ -68,6 +75,20 @@ def _open_hub(args: argparse.Namespace, **extra: Any) -> Any:
     from hub.core import Hub
 
     return Hub.open(_settings(args, **extra))
+
+
+@dataclass
+class _StoreOnly:
+    """What a command that needs only the database opens: the store, as ``hub.store``,
+    without the plugins, runners and services ``Hub.open`` imports and sets up."""
+
+    store: Store
+
+
+def _open_store(args: argparse.Namespace) -> _StoreOnly:
+    from hub.store import Store
+
+    return _StoreOnly(Store.for_settings(_settings(args)))
 
 
 def _client_id(hub: Any, name_or_id: str | None) -> int:
@@ -106,6 +127,8 @@ def _parse_pairs(pairs: Sequence[str], what: str) -> dict[str, Any]:
 
 
 def _progress() -> Progress:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -118,6 +141,19 @@ def _progress() -> Progress:
 
 # -- serve -----------------------------------------------------------------------------
 def cmd_serve(args: argparse.Namespace) -> None:
+    # Start-up (imports, plugins, the store, the app) makes a great many objects and
+    # hardly any garbage: the cycle collector's passes over them cost a sixth of the
+    # time to readiness. It is off until the hub listens (``_serve``), or fails to.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        _run_serve(args, collecting)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _run_serve(args: argparse.Namespace, collecting: bool) -> None:
     overrides = {
         "host": args.host,
         "port": args.port,
@@ -126,6 +162,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
     }
     settings = _settings(args, **overrides)
     configure_logging(settings.log_level, settings.log_format)
+    import trio
+
     from hub.core import Hub
     from hub.web.app import ListenError
 
@@ -136,7 +174,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     try:
         if args.demo:
             setup_demo(hub, say)
-        trio.run(functools.partial(_serve, hub, settings, say))
+        trio.run(functools.partial(_serve, hub, settings, say, collecting))
     except BaseExceptionGroup as group:  # what trio wraps a failed start in
         matched, _ = group.split(ListenError)
         if matched is None:
@@ -154,8 +192,15 @@ def _first(exc: BaseException) -> BaseException:
     return exc
 
 
-async def _serve(hub: Any, settings: Settings, say: Console) -> None:
+async def _serve(
+    hub: Any, settings: Settings, say: Console, collecting: bool = True, *, freeze: bool = True
+) -> None:
+    """Run the hub and its API until a signal; ``freeze``: leave the start-up heap out of
+    the cycle collector once it serves (``hub.heap``; not in a process that starts many)."""
+    import trio
+
     from hub.blocking import run_blocking
+    from hub.heap import freeze_startup_heap
     from hub.web.app import serve
 
     async with trio.open_nursery() as nursery:
@@ -164,6 +209,10 @@ async def _serve(hub: Any, settings: Settings, say: Console) -> None:
                 hub.run, serve=functools.partial(serve, hub, settings.host, settings.port)
             )
         )
+        if freeze:
+            freeze_startup_heap()
+        if collecting:
+            gc.enable()  # off since cmd_serve began
         say.print(f"gpshub is listening on [bold]{url}[/]  (data: {settings.data_dir})")
         if hub.metrics.url:
             say.print(f"Prometheus metrics, no token needed: {hub.metrics.url}")
@@ -268,13 +317,13 @@ def cmd_plugins(args: argparse.Namespace) -> None:
 
 # -- clients and tokens ----------------------------------------------------------------
 def cmd_client_add(args: argparse.Namespace) -> None:
-    hub = _open_hub(args)
+    hub = _open_store(args)
     client = hub.store.create_client(args.name)
     out.print(f"client {client.id}: {client.name}")
 
 
 def cmd_client_list(args: argparse.Namespace) -> None:
-    hub = _open_hub(args)
+    hub = _open_store(args)
     rows = [{"id": c.id, "name": c.name} for c in hub.store.list_clients()]
     if args.json:
         _print_json(rows)
@@ -285,7 +334,7 @@ def cmd_client_list(args: argparse.Namespace) -> None:
 
 def cmd_token_create(args: argparse.Namespace) -> None:
     expires_at = _token_expiry(args.expires_in, args.expires_at)
-    hub = _open_hub(args)
+    hub = _open_store(args)
     store = hub.store
     if args.client is None:
         client_id = None
@@ -354,7 +403,7 @@ def _when(value: datetime | None) -> str:
 
 
 def cmd_token_list(args: argparse.Namespace) -> None:
-    hub = _open_hub(args)
+    hub = _open_store(args)
     store = hub.store
     client_id = None if args.client is None else _client_id(hub, args.client)
     users = {u.id: u for u in store.list_users(client_id)}
@@ -414,7 +463,7 @@ def _token_json(t: Any, user: Any, now: datetime) -> dict[str, Any]:
 
 
 def cmd_token_revoke(args: argparse.Namespace) -> None:
-    hub = _open_hub(args)
+    hub = _open_store(args)
     store = hub.store
     known = {t.id: t for t in store.list_tokens()}
     missing = [i for i in args.ids if i not in known]
@@ -428,6 +477,10 @@ def cmd_token_revoke(args: argparse.Namespace) -> None:
 
 # -- connections -----------------------------------------------------------------------
 def cmd_connection_add(args: argparse.Namespace) -> None:
+    import trio
+
+    from hub.source import check_upstream_urls, describe_fields, dump_credentials
+
     hub = _open_hub(args)
     client_id = _client_id(hub, args.client)
     try:
@@ -454,7 +507,7 @@ def cmd_connection_add(args: argparse.Namespace) -> None:
 
 
 def cmd_connection_list(args: argparse.Namespace) -> None:
-    hub = _open_hub(args)
+    hub = _open_store(args)
     client_id = _client_id(hub, args.client) if args.client else None
     rows = [
         {
@@ -500,6 +553,8 @@ def cmd_connection_list(args: argparse.Namespace) -> None:
 
 
 def cmd_connection_test(args: argparse.Namespace) -> None:
+    import trio
+
     hub = _open_hub(args)
     conn = hub.store.get_connection(args.id)
     creds = hub.store.connection_credentials(conn)
@@ -517,6 +572,8 @@ def cmd_connection_test(args: argparse.Namespace) -> None:
 
 
 def cmd_connection_import(args: argparse.Namespace) -> None:
+    import trio
+
     hub = _open_hub(args)
     conn = hub.store.get_connection(args.id)
     remote = trio.run(hub.browse, conn)
@@ -542,7 +599,7 @@ def cmd_history_export(args: argparse.Namespace) -> None:
     from hub.cli_objects import QUERY_FLAGS, query_times, refusals
     from hub.web.schemas import HistoryQuery
 
-    hub = _open_hub(args)
+    hub = _open_store(args)
     with refusals(QUERY_FLAGS):  # --from and --to, read as the API reads them
         query = HistoryQuery.model_validate(
             {k: v for k, v in (("from", args.start), ("to", args.end)) if v is not None}
@@ -604,7 +661,7 @@ def _write_geojson(stream: Any, device: Any, pages: Any, advance: Callable[[int]
 
 
 def cmd_secrets_rotate(args: argparse.Namespace) -> None:
-    hub = _open_hub(args)
+    hub = _open_store(args)
     count = hub.store.rotate_secrets()
     out.print(f"re-encrypted {count} secret(s) under the first key of GPSHUB_SECRET_KEY")
 
@@ -795,9 +852,9 @@ def build_parser(plugin_manager: Any = None) -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true", help="replace FILE if it exists")
     s.set_defaults(func=cmd_backup)
 
-    from hub import cli_objects  # device, geofence, rule, sink, alert (and devices)
+    from hub import cli_objects_parser  # device, geofence, rule, sink, alert (and devices)
 
-    cli_objects.register(sub)
+    cli_objects_parser.register(sub)
 
     if plugin_manager is not None:
         # plugins add their commands; a command's func receives the parsed arguments and
@@ -839,7 +896,8 @@ def _error(message: str) -> None:
 
 
 def _message(exc: BaseException) -> str:
-    if isinstance(exc, ValidationError):
+    pydantic = sys.modules.get("pydantic")  # a ValidationError means it was imported
+    if pydantic is not None and isinstance(exc, pydantic.ValidationError):
         from hub.web.errors import first_error
 
         field, message = first_error(exc)

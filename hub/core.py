@@ -47,7 +47,6 @@ from hub.plugins import PluginInfo, load_plugins
 from hub.positions import WriteResult
 from hub.registry import Registry
 from hub.runner import SourceRunner, new_http_client
-from hub.secrets import SecretBox
 from hub.source import (
     MemoryStateStore,
     RemoteDevice,
@@ -121,9 +120,7 @@ class Hub:
             settings.disable_plugins, extra_plugins, use_entry_points=use_entry_points
         )
         registry = Registry.collect(pm, infos)
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        secrets = SecretBox.from_env_or_file(settings.data_dir)
-        store = Store.open(settings.db_url, secrets, synchronous=settings.sqlite_synchronous)
+        store = Store.for_settings(settings)
         hub = cls(store, registry, infos, clock=clock, settings=settings)
         hub.plugin_manager = pm
         return hub

@@ -11,8 +11,10 @@ SQLite database and its WAL and shared-memory files are readable by their owner 
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -115,10 +117,66 @@ def alembic_config(engine: Engine) -> Any:
 
 
 def migrate(engine: Engine, revision: str = "head") -> None:
-    """Upgrade the schema to ``revision`` (idempotent)."""
+    """Upgrade the schema to ``revision`` (idempotent).
+
+    A database already at the head (every start but the first after an upgrade) is left
+    as it is without importing Alembic, which would take a tenth of a second to say so.
+    """
+    if revision == "head" and _at_head(engine):
+        return
     from alembic import command
 
     command.upgrade(alembic_config(engine), revision)
+
+
+_ASSIGNED = r"^{name}(?:[ \t]*:[^=\n]*)?[ \t]*=[ \t]*(?P<value>.*?)[ \t]*(?:#.*)?$"
+_STRING = re.compile(r"""^(?:"([^"\\]*)"|'([^'\\]*)')$""")
+
+
+def _assigned(name: str, source: str) -> list[str]:
+    return [m["value"] for m in re.finditer(_ASSIGNED.format(name=name), source, re.MULTILINE)]
+
+
+def _plain_string(value: str) -> str | None:
+    m = _STRING.match(value)
+    return None if m is None else (m[1] if m[1] is not None else m[2])
+
+
+@functools.cache
+def script_head() -> str | None:
+    """The head revision of ``migrations/versions``, read from the files without
+    Alembic: each file's ``revision`` and ``down_revision``.  ``None`` unless that is
+    plain (one string each, one chain, no ``depends_on``): Alembic then decides."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in sorted((MIGRATIONS_DIR / "versions").glob("*.py")):
+        source = path.read_text(encoding="utf-8")
+        revision, down, depends = (
+            _assigned(name, source) for name in ("revision", "down_revision", "depends_on")
+        )
+        if len(revision) != 1 or len(down) != 1 or depends not in ([], ["None"]):
+            return None
+        this = _plain_string(revision[0])
+        parent = None if down[0] == "None" else _plain_string(down[0])
+        if this is None or this in revisions or (parent is None and down[0] != "None"):
+            return None
+        revisions.add(this)
+        if parent is not None:
+            parents.add(parent)
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 and parents <= revisions else None
+
+
+def _at_head(engine: Engine) -> bool:
+    """Whether the database's one revision is ``script_head()`` (no Alembic needed)."""
+    head = script_head()
+    if head is None:
+        return False
+    with engine.connect() as conn:
+        if not sa.inspect(conn).has_table("alembic_version"):
+            return False
+        rows = conn.execute(sa.text("SELECT version_num FROM alembic_version")).all()
+    return [r[0] for r in rows] == [head]
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -7,16 +7,18 @@ The ingest hot path writes ``Position`` rows with SQLAlchemy Core (see ``hub.sto
 from __future__ import annotations
 
 import functools
-import re
 import secrets
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
+
+from hub.remote_ids import REMOTE_ID_RE as REMOTE_ID_RE  # re-exported
+from hub.remote_ids import REMOTE_ID_RULE as REMOTE_ID_RULE
+from hub.roles import Role
 
 SQLModel.metadata.naming_convention = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -26,8 +28,6 @@ SQLModel.metadata.naming_convention = {
     "pk": "pk_%(table_name)s",
 }
 
-REMOTE_ID_RE = re.compile(r"^[A-Za-z0-9\-_():]+$")
-REMOTE_ID_RULE = "only letters, digits and - _ ( ) : are allowed, no spaces"
 MAX_RETENTION_DAYS = 36_500  # a client's positions_retention_days / alerts_retention_days
 
 
@@ -77,7 +77,23 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
+class _JSON(TypeDecorator[Any]):
+    """JSON, kept as JSONB on PostgreSQL: the same as ``sa.JSON().with_variant(JSONB(),
+    "postgresql")`` without importing the PostgreSQL dialect where it is not used (a
+    tenth of a second of every start on SQLite)."""
+
+    impl = sa.JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import JSONB
+
+            return dialect.type_descriptor(JSONB())
+        return dialect.type_descriptor(sa.JSON())
+
+
+JSONType = _JSON()
 BigID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
@@ -95,12 +111,6 @@ def _ts(nullable: bool = True, **kw: Any) -> Any:
 
 def _created() -> Any:
     return Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
-
-
-class Role(StrEnum):
-    ADMIN = "admin"  # system administrator: every client
-    MANAGER = "manager"  # a client's user who may change its data
-    VIEWER = "viewer"  # a client's read-only user
 
 
 class TokenScope(StrEnum):

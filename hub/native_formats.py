@@ -15,7 +15,7 @@ import orjson
 
 from hub.alerts import alert_json
 from hub.formats import Format
-from hub.positions import utc_text
+from hub.timestamps import utc_text
 
 _LEFT_OUT = ("client",)
 

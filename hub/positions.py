@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Engine
 
 from hub import db
@@ -29,6 +29,7 @@ from hub.models import (
     sqlite_timestamp,
     states_t,
 )
+from hub.timestamps import utc_text
 
 POSITION_COLUMNS = (
     "id",
@@ -92,8 +93,10 @@ class WriteResult:
 
 
 def _insert(dialect: str) -> Any:
-    if dialect == "postgresql":
-        return postgresql.insert
+    if dialect == "postgresql":  # imported here: SQLite's hub never loads the dialect
+        from sqlalchemy.dialects.postgresql import insert
+
+        return insert
     if dialect == "sqlite":
         return sqlite.insert
     raise RuntimeError(f"unsupported database dialect {dialect!r}")
@@ -688,8 +691,3 @@ def live_position(row: dict[str, Any]) -> dict[str, Any]:
     """``position_json`` for a row ``write_batch`` just stored (every column present,
     times in UTC), leaving the times to the feed's encoder: the hot path's version."""
     return {k: row[k] for k in _SHOWN}
-
-
-def utc_text(value: datetime) -> str:
-    """``2026-01-01T00:00:00Z``: ISO 8601 in UTC with a Z."""
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 
 from hub import db, tokens
 from hub.changes import ChangeKind, ChangeOp, record_change, record_changes
+from hub.config import Settings
 from hub.models import (
     MAX_RETENTION_DAYS,
     REMOTE_ID_RE,
@@ -43,29 +44,8 @@ from hub.models import (
 from hub.positions import PositionStore
 from hub.secrets import SecretBox
 from hub.source import Cursor, DeviceRef, RemoteDevice
+from hub.store_errors import Conflict, Invalid, NotFound
 from hub.text import check_text
-
-
-class NotFound(LookupError):
-    """The row does not exist, or is not visible to the caller's client."""
-
-
-class Conflict(ValueError):
-    """The change would break a uniqueness rule; ``field`` names it."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
-
-
-class Invalid(ValueError):
-    """A value is not acceptable; ``field`` names it."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +132,14 @@ class Store:
         if migrate:
             store.migrate()
         return store
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> Store:
+        """The store ``settings`` name: its data directory made, its key read (or made on
+        first use), the schema migrated."""
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        secrets = SecretBox.from_env_or_file(settings.data_dir)
+        return cls.open(settings.db_url, secrets, synchronous=settings.sqlite_synchronous)
 
     def migrate(self) -> None:
         db.migrate(self.engine)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -86,7 +87,12 @@ async def live_without_upgrade(req: ApiRequest) -> None:
 
 
 async def openapi_json(req: ApiRequest) -> dict[str, Any]:
-    document: dict[str, Any] = req.request.app.state.openapi
+    state = req.request.app.state
+    if state.openapi is None:  # made on first use, not at start-up: see create_app
+        async with state.openapi_made:  # once, however many ask at the same time
+            if state.openapi is None:
+                state.openapi = await req.run(state.make_openapi)
+    document: dict[str, Any] = state.openapi
     return document
 
 
@@ -164,7 +170,12 @@ def create_app(hub: Hub, *, live: LiveOptions | None = None) -> Starlette:
     app.state.live = live or LiveOptions.from_settings(hub.settings)
     app.state.closing = trio.Event()  # set when the server starts shutting down
     app.state.table = table
-    app.state.openapi = openapi_document(
+    # the document takes a fifth of a second of pydantic schema building: made when
+    # /openapi.json is first asked for (on a worker thread), readiness does not wait
+    app.state.openapi = None
+    app.state.openapi_made = trio.Lock()
+    app.state.make_openapi = functools.partial(
+        openapi_document,
         table,
         title="gpshub",
         version=__version__,

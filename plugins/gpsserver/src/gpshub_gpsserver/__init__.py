@@ -4,29 +4,54 @@ The hub finds this plugin through the ``gpshub`` entry point in ``pyproject.toml
 calls ``register_sources`` once at start-up.  ``gpshub_gpsserver.testing.FakeGpsServer``
 is an in-memory GPS-Server.net server for tests and benchmarks (the running hub never
 imports it).
+
+Its exports are imported when first used (``hub.lazy``): the command line imports this
+package for every command, ``--help`` included, and needs none of them for that.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from gpshub_gpsserver.api import Api, NoPermission
-from gpshub_gpsserver.keyapi import KeyApi
-from gpshub_gpsserver.parse import Location, parse_locations, parse_objects, parse_row
-from gpshub_gpsserver.source import (
-    HOSTED_URL,
-    GpsServerCredentials,
-    GpsServerOptions,
-    GpsServerSource,
-)
-from gpshub_gpsserver.tokenapi import TokenApi
 from hub import hookimpl
+from hub.lazy import lazy_exports
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time see __getattr__
+    from gpshub_gpsserver.api import Api, NoPermission
+    from gpshub_gpsserver.keyapi import KeyApi
+    from gpshub_gpsserver.parse import Location, parse_locations, parse_objects, parse_row
+    from gpshub_gpsserver.source import (
+        HOSTED_URL,
+        GpsServerCredentials,
+        GpsServerOptions,
+        GpsServerSource,
+    )
+    from gpshub_gpsserver.tokenapi import TokenApi
 
 
 @hookimpl
 def register_sources(register: Callable[[type], None]) -> None:
+    from gpshub_gpsserver.source import GpsServerSource
+
     register(GpsServerSource)
 
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "gpshub_gpsserver.api": ("Api", "NoPermission"),
+        "gpshub_gpsserver.keyapi": ("KeyApi",),
+        "gpshub_gpsserver.parse": ("Location", "parse_locations", "parse_objects", "parse_row"),
+        "gpshub_gpsserver.source": (
+            "HOSTED_URL",
+            "GpsServerCredentials",
+            "GpsServerOptions",
+            "GpsServerSource",
+        ),
+        "gpshub_gpsserver.tokenapi": ("TokenApi",),
+    },
+)
 
 __all__ = [
     "HOSTED_URL",
