@@ -36,6 +36,7 @@ class Settings:
     log_summary_s: float = 60.0  # seconds between the one-line summaries at INFO (0: none)
     metrics_listen: str = ""  # "host:port" serving /metrics without a token (e.g. 127.0.0.1:9464)
     sqlite_synchronous: str = "normal"  # FULL also survives power loss, at a cost
+    ingest_linger_s: float = 0.05  # under load, a transaction begins this long after the last
     live_ping_interval: float = 20.0  # seconds between keep-alive pings on /api/live
     live_max_pending_bytes: int = 8 * 1024 * 1024  # backlog before a live socket is dropped
     live_tick_s: float = 0.05  # live messages go out together once per tick (0: at once)
@@ -65,7 +66,7 @@ class Settings:
         for name in POSITIVE:
             if getattr(self, name) <= 0:
                 raise ValueError(f"setting {name!r}: must be above 0")
-        for name in ("retention_pause_s", "live_tick_s"):
+        for name in ("retention_pause_s", "live_tick_s", "ingest_linger_s"):
             if getattr(self, name) < 0:
                 raise ValueError(f"setting {name!r}: must not be negative")
 

@@ -82,7 +82,9 @@ class Hub:
         self.clock: Clock = clock or SystemClock()
         self.settings = settings or Settings()
         self.live = LiveFeed(self.settings.live_tick_s)
-        self.pipeline = Pipeline(store, self.live, self.clock)
+        self.pipeline = Pipeline(
+            store, self.live, self.clock, linger_s=self.settings.ingest_linger_s
+        )
         self.outbound_policy = OutboundPolicy.from_strings(self.settings.outbound_allow_networks)
         self.delivery = DeliveryService(self)
         self.metrics = HubMetrics(self)

@@ -11,6 +11,7 @@ transaction on a worker thread.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -68,11 +69,19 @@ class Pipeline:
         *,
         max_pending_batches: int = 64,
         max_rows: int = 2000,
+        linger_s: float = 0.0,
     ) -> None:
         self.store = store
         self.live = live
         self.clock = clock
         self.max_rows = max_rows
+        self.linger_s = linger_s
+        """Under load from several producers (the last transaction took more than one
+        batch), a transaction begins at least this long after the previous one began, so
+        that the batches arriving meanwhile share it (a transaction has a fixed cost of a
+        few milliseconds).  A lone producer, or a batch after a quiet spell, never waits."""
+        self._last_write = -math.inf
+        self._last_group = 0
         self.stats = PipelineStats()
         self._sending_invalid: set[int | None] = set()  # connections logged as such
         self._send, self._receive = trio.open_memory_channel[_Batch](max_pending_batches)
@@ -155,6 +164,10 @@ class Pipeline:
                     first = await self._receive.receive()
                 except trio.EndOfChannel:
                     return
+                if self.linger_s > 0 and self._last_group > 1:
+                    with trio.CancelScope(shield=True):  # the batch received is written
+                        await trio.sleep_until(self._last_write + self.linger_s)
+                self._last_write = trio.current_time()
                 group = [first]
                 rows = len(first.items) + len(first.cursors)
                 while rows < self.max_rows:
@@ -164,6 +177,7 @@ class Pipeline:
                         break
                     group.append(nxt)
                     rows += len(nxt.items) + len(nxt.cursors)
+                self._last_group = len(group)
                 # the batches in flight are committed even while the hub shuts down
                 with trio.CancelScope(shield=True):
                     async with self.write_turn:

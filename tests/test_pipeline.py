@@ -150,3 +150,29 @@ async def test_invalid_fixes_are_logged_once_per_connection_until_clean(
     levels = [(r.levelname, "valid again" in r.getMessage()) for r in caplog.records]
     assert levels == [("WARNING", False), ("INFO", True), ("WARNING", False)]
     assert hub.pipeline.stats.invalid == 4
+
+
+async def test_under_load_batches_linger_into_shared_transactions(
+    hub: Any, autojump_clock: Any
+) -> None:
+    """Several producers at once: a transaction begins at most once per ``linger_s`` and
+    takes what arrived meanwhile.  A lone producer never waits."""
+    pipeline = Pipeline(hub.store, hub.live, hub.clock, linger_s=0.05)
+
+    async def produce(producer: int, count: int) -> None:
+        for n in range(count):
+            await pipeline.submit([item(1, 100 * producer + n)])
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(pipeline.run)
+        start = trio.current_time()
+        await produce(0, 5)
+        assert trio.current_time() == start  # no sleep: the clock did not move
+        assert pipeline.stats.transactions == 5
+        async with trio.open_nursery() as producers:
+            for producer in range(1, 11):
+                producers.start_soon(produce, producer, 5)
+        assert pipeline.stats.stored == 55
+        assert pipeline.stats.transactions - 5 < 50  # they shared transactions
+        assert trio.current_time() - start >= 0.05  # paced by the linger
+        await pipeline.close()
