@@ -380,7 +380,7 @@ async def test_the_live_feed_requires_a_token(web: Web) -> None:
         async with open_websocket_url(
             web.ws_url, extra_headers=list(web.headers(who).items())
         ) as ws:
-            hello = json.loads(await ws.get_message())
+            hello = json.loads(await ws.get_message())[0]  # a frame: an array of messages
             assert hello["type"] == "hello", who
     with pytest.raises(ConnectionRejected) as rejected:
         async with open_websocket_url(
@@ -390,7 +390,7 @@ async def test_the_live_feed_requires_a_token(web: Web) -> None:
     assert rejected.value.status_code == 401
     async with open_websocket_url(web.ws_url) as ws:  # no token: the first message must be auth
         await ws.send_message(json.dumps({"type": "subscribe", "device_ids": None}))
-        error = json.loads(await ws.get_message())
+        (error,) = json.loads(await ws.get_message())
         assert error["code"] == "unauthorized"
         with pytest.raises(ConnectionClosed) as closed:
             with trio.fail_after(60):  # a hang guard only
