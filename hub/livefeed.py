@@ -297,7 +297,6 @@ class LiveFeed:
         self._ticking = False
         self.published = 0
         self.lagging_dropped = 0
-        self.frames_built = 0  # frames routed: a shared frame counts once
 
     @property
     def subscriber_count(self) -> int:
@@ -379,7 +378,6 @@ class LiveFeed:
                 frame = shared.get(key)
                 if frame is None:
                     frame = shared[key] = Frame([m.text for m in pool])
-                    self.frames_built += 1
                 sub.offer(frame)
                 continue
             index = indexes.get(key)
@@ -392,7 +390,6 @@ class LiveFeed:
                 sub.absorb(chosen)
             else:
                 sub.offer(Frame([m.text for m in chosen]))
-                self.frames_built += 1
 
     def apply_changes(self, changes: list[Change]) -> None:
         """Act on access and device changes (see the module docstring); never waits."""
