@@ -196,42 +196,55 @@ async def _serve(
     hub: Any, settings: Settings, say: Console, collecting: bool = True, *, freeze: bool = True
 ) -> None:
     """Run the hub and its API until a signal; ``freeze``: leave the start-up heap out of
-    the cycle collector once it serves (``hub.heap``; not in a process that starts many)."""
+    the cycle collector once it serves (``hub.heap``; not in a process that starts many).
+
+    SIGINT and SIGTERM are taken from the start: one that comes while the hub starts
+    stops the start-up, one that comes once it serves finishes the batch in flight.
+    """
     import trio
 
     from hub.blocking import run_blocking
     from hub.heap import freeze_startup_heap
     from hub.web.app import serve
 
-    async with trio.open_nursery() as nursery:
-        url = await nursery.start(
-            functools.partial(
-                hub.run, serve=functools.partial(serve, hub, settings.host, settings.port)
-            )
-        )
-        if freeze:
-            freeze_startup_heap()
-        if collecting:
-            gc.enable()  # off since cmd_serve began
-        say.print(f"gpshub is listening on [bold]{url}[/]  (data: {settings.data_dir})")
-        if hub.metrics.url:
-            say.print(f"Prometheus metrics, no token needed: {hub.metrics.url}")
-        # only now that the hub serves: a start that failed leaves no token unseen behind it
-        token = await run_blocking(hub.store.bootstrap_admin)
-        if token:
-            say.print(
-                "[bold yellow]Administrator API token (shown once, keep it safe):[/]\n"
-                f"  {token}\n"
-                f"Try: curl -H 'Authorization: Bearer {token}' {url}/api/devices/latest",
-                soft_wrap=True,
-            )
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for signum in signals:
-                say.print(
-                    f"{signal.Signals(signum).name}: finishing the batch in flight, then exiting"
-                )
+    serving = False
+
+    async def stop_on_signal(signals: Any, nursery: trio.Nursery) -> None:
+        async for signum in signals:
+            name = signal.Signals(signum).name
+            if serving:
+                say.print(f"{name}: finishing the batch in flight, then exiting")
                 hub.shutdown()
-                break
+            else:
+                say.print(f"{name}: stopping the start-up")
+                nursery.cancel_scope.cancel()
+            return
+
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(stop_on_signal, signals, nursery)
+            url = await nursery.start(
+                functools.partial(
+                    hub.run, serve=functools.partial(serve, hub, settings.host, settings.port)
+                )
+            )
+            serving = True
+            if freeze:
+                freeze_startup_heap()
+            if collecting:
+                gc.enable()  # off since cmd_serve began
+            say.print(f"gpshub is listening on [bold]{url}[/]  (data: {settings.data_dir})")
+            if hub.metrics.url:
+                say.print(f"Prometheus metrics, no token needed: {hub.metrics.url}")
+            # only now that the hub serves: a start that failed leaves no token unseen
+            token = await run_blocking(hub.store.bootstrap_admin)
+            if token:
+                say.print(
+                    "[bold yellow]Administrator API token (shown once, keep it safe):[/]\n"
+                    f"  {token}\n"
+                    f"Try: curl -H 'Authorization: Bearer {token}' {url}/api/devices/latest",
+                    soft_wrap=True,
+                )
 
 
 def setup_demo(hub: Any, say: Console = console) -> None:

@@ -143,3 +143,31 @@ async def test_json_logs_are_json_lines_and_metrics_listen_serves(tmp_path: Path
     assert first[0]["level"] == "INFO" and first[0]["logger"] == "hub.runner"
     token = re.search(r"gph_\w{38}", "".join(out))
     assert token is not None and token.group(0) not in "".join(err)
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a shell does for a background job
+
+
+async def test_a_signal_the_moment_it_serves_stops_it_cleanly(tmp_path: Path) -> None:
+    """SIGINT is handled from the start, also where the process began with it ignored (a
+    shell's background job): one sent as soon as the hub says it listens, while it still
+    makes the administrator's token, stops it gracefully instead of being lost."""
+    proc = await trio.lowlevel.open_process(
+        command(tmp_path, "--port", "0"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=environment(),
+        preexec_fn=_ignore_sigint,
+    )
+    seen: list[str] = []
+    try:
+        with trio.fail_after(120):
+            await read_until(proc.stdout, r"listening on http://", seen)
+            proc.send_signal(signal.SIGINT)
+            await read_all(proc.stdout, seen)
+            assert await proc.wait() == 0, "".join(seen)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+    assert "SIGINT: finishing the batch in flight, then exiting" in "".join(seen)
