@@ -332,8 +332,8 @@ class SourceRunner:
     def _interval(self, cadence: Any) -> float:
         if not cadence.adaptive:
             return float(cadence.active)
-        if self._last_active is None:
-            return float(cadence.active)  # active until proven quiet
+        if self._last_active is None:  # a new runner: active until proven quiet, that is
+            self._last_active = trio.current_time()  # for one active window from now
         quiet = trio.current_time() - self._last_active > cadence.active_window
         return float(cadence.quiet if quiet else cadence.active)
 

@@ -231,6 +231,27 @@ async def test_adaptive_cadence(tmp_path: Path, autojump_clock: Any) -> None:
     assert times == [0, 30, 60, 90, 120, 150, 270, 390]
 
 
+async def test_a_connection_never_active_turns_quiet_after_one_window(
+    tmp_path: Path, autojump_clock: Any
+) -> None:
+    """A source whose fixes never show movement (no speed, no ignition: Find Hub's) is
+    polled at the active cadence for one active window after its runner starts, then at
+    the quiet one."""
+
+    def still(devices: Sequence[DeviceRef], cursors: dict[str, Cursor]) -> PollResult:
+        result = moving(devices, cursors)
+        for fixes in result.fixes.values():
+            for f in fixes:
+                f.speed_kmh, f.ignition = None, None
+        return result
+
+    cadence = Cadence(active=30, quiet=120, active_window=100, jitter=0)
+    src = scripted(cadence=cadence, script=[still])
+    hub, _ = setup(tmp_path, src)
+    await run_for(hub, 500)
+    assert [round(c[0]) for c in src.calls] == [0, 30, 60, 90, 120, 240, 360, 480]
+
+
 def test_backoff_is_capped() -> None:
     import random
 
