@@ -281,3 +281,12 @@ async def test_test_connection_says_what_is_missing(world: World, clock: MockClo
     )  # GCM: a wrong key is detected
     stale = await world.source().test_connection()
     assert "does not open the keys of 'Keys'" in stale
+
+
+async def test_an_outdated_owner_key_shows_at_every_poll_even_without_reports(
+    world: World, clock: MockClock
+) -> None:
+    stale = world.fake.add_tracker("Old tag")
+    world.fake.devices[stale].encrypted_eik = bytes(60)
+    result = await world.source(secrets={"fcm": False}).poll(refs([stale]), {})
+    assert any(n.startswith("'device 1': ") and "secrets.json" in n for n in result.notices)

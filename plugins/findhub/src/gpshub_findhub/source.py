@@ -31,6 +31,7 @@ and locate times in its cursor, saved with its fixes.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import secrets
 from collections.abc import Mapping, Sequence
@@ -316,8 +317,8 @@ class FindHubSource(Source[FindHubCredentials, FindHubOptions]):
             )
         digest = _Digest(self, tracks, names, result)
         for cid, device in listed.items():
-            if cid in tracks and device.reports:
-                digest.take(cid, device)
+            if cid in tracks:  # the key is checked even without reports: an outdated
+                digest.take(cid, device)  # owner key shows at every poll
         if self.secrets.owner_key is None:
             result.notices.append(NO_COORDINATES)
         if self.secrets.fcm is None:
@@ -445,7 +446,7 @@ class _Digest:
         from gpshub_findhub.reports import OwnerKeyOutdated, decrypt_device_reports
 
         owner_key = self.source.secrets.owner_key
-        if owner_key is None or not device.reports:
+        if owner_key is None or not (device.reports or device.encrypted_eik):
             return None
         name = self.names.get(cid) or device.name or cid
         try:
@@ -456,6 +457,12 @@ class _Digest:
         except ValueError as exc:  # anything else undecryptable: this device only
             self._notice(cid, f"{name!r}: its location reports could not be decrypted ({exc})")
             return None
+        skipped = getattr(reports, "skipped", ())
+        if skipped:
+            reasons = ", ".join(sorted({s.reason for s in skipped}))
+            log = self.source.ctx.log
+            level = logging.INFO if "undecryptable" in reasons else logging.DEBUG
+            log.log(level, "%s: %d report(s) left out (%s)", name, len(skipped), reasons)
         if not reports:
             return None
         made = new_fixes(
