@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import trio
 from findhub_support import T0, World, fix_rows, refs
@@ -290,3 +292,23 @@ async def test_an_outdated_owner_key_shows_at_every_poll_even_without_reports(
     world.fake.devices[stale].encrypted_eik = bytes(60)
     result = await world.source(secrets={"fcm": False}).poll(refs([stale]), {})
     assert any(n.startswith("'device 1': ") and "secrets.json" in n for n in result.notices)
+
+
+async def test_the_push_connection_over_tls_with_a_test_ca(
+    wall: Any, http: Any, nursery: trio.Nursery, clock: MockClock, monkeypatch: Any
+) -> None:
+    from gpshub_findhub import auth
+    from gpshub_findhub.testing import FakeFindHub
+    from hub.blocking import blocking_calls_inline
+
+    fake = FakeFindHub(now=lambda: wall.now().timestamp(), mcs_tls=True)
+    monkeypatch.setattr(auth, "post_auth_form", fake.post_form)
+    url = await fake.start(nursery)
+    tag = fake.add_tracker("Keys")
+    fake.report(tag, 52.52, 13.405, t=T0 - 60)
+    world = World(fake, url, http, wall)
+    options = fake.options(url)
+    assert options["mcs_tls"] is True and options["mcs_ca_file"]
+    with blocking_calls_inline():
+        result = await world.source().poll(refs([tag]), {})
+    assert fix_rows(result, tag) == [(T0 - 60, 52.52, 13.405)]

@@ -40,7 +40,6 @@ The running hub never imports this module.
 
 from __future__ import annotations
 
-import base64
 import collections
 import hashlib
 import itertools
@@ -65,9 +64,6 @@ from gpshub_findhub.wire import Fields, WireError
 
 TEST_OWNER_KEY = bytes(range(100, 132))
 """The owner key of the reference's vectors (§8): bytes 100…131."""
-TEST_RECEIVER_SCALAR = bytes(range(1, 33))
-"""The web-push receiver's P-256 private scalar of §8 (bytes 1…32)."""
-TEST_AUTH_SECRET = bytes(range(16))
 TEST_USERNAME = "alice@gmail.com"
 TEST_AAS_TOKEN = "aas_et/FAKE-master-token-for-tests"  # noqa: S105 - a fake's
 TEST_ANDROID_ID = 3_960_231_234_567_890_123
@@ -76,27 +72,6 @@ TEST_FCM_TOKEN = "fake-fcm-registration-token"  # noqa: S105 - a fake's
 STATUS = {"semantic": 0, "last_known": 1, "crowdsourced": 2, "aggregated": 3}
 ANDROID, SPOT = 1, 2
 MCU_MODEL_ID = "003200"
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode("ascii")
-
-
-def test_fcm_keys() -> dict[str, str]:
-    """``fcm_credentials.keys`` for the test receiver: P-256 key pair and auth secret."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    private = ec.derive_private_key(int.from_bytes(TEST_RECEIVER_SCALAR, "big"), ec.SECP256R1())
-    public = private.public_key().public_bytes(
-        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
-    )
-    der = private.private_bytes(
-        serialization.Encoding.DER,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return {"public": b64url(public), "private": b64url(der), "secret": b64url(TEST_AUTH_SECRET)}
 
 
 def secrets_document(
@@ -108,10 +83,12 @@ def secrets_document(
     android_id: int = TEST_ANDROID_ID,
 ) -> dict[str, Any]:
     """A ``secrets.json`` as GoogleFindMyTools writes it (as a dict), for the test keys."""
+    from gpshub_findhub.fake_mcs import sample_fcm_keys_json
+
     doc: dict[str, Any] = {"aas_token": aas_token, "username": username}
     if fcm:
         doc["fcm_credentials"] = {
-            "keys": test_fcm_keys(),
+            "keys": sample_fcm_keys_json(),  # fake_mcs's test receiver (the §8 vector's)
             "gcm": {
                 "token": "fake-gcm-token",
                 "app_id": "wp:com.google.android.apps.adm#00000000-0000-4000-8000-000000000000",
@@ -530,13 +507,12 @@ class FakeFindHub:
 
     # -- the push side -----------------------------------------------------------------------
     def _new_mcs(self, tls: bool) -> Any:
-        from gpshub_findhub.fake_mcs import FakeMcs
-        from gpshub_findhub.webpush import load_fcm_keys
+        from gpshub_findhub.fake_mcs import FakeMcs, sample_fcm_keys
 
         return FakeMcs(
             android_id=self.android_id,
             security_token=TEST_SECURITY_TOKEN,
-            keys=load_fcm_keys(test_fcm_keys()),
+            keys=sample_fcm_keys(),
             tls=tls,
         )
 
