@@ -42,6 +42,7 @@ bench: setup
 	$(UV) run --no-sync python bench/migrate_ids.py
 	$(UV) run --no-sync python bench/startup.py
 	$(UV) run --no-sync python bench/live.py --duration 20
+	$(UV) run --no-sync python bench/findhub.py
 
 wheels: setup
 	$(UV) build --all-packages --wheel -o dist
