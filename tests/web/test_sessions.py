@@ -220,8 +220,11 @@ async def test_csrf(web: Web) -> None:
     r = await web.http.post(
         "/api/tokens",
         json={},
-        headers={**web.headers("a_mgr"), "Origin": "https://evil.example"},
-        cookies={"gpshub_session": "whatever"},
+        headers={
+            **web.headers("a_mgr"),
+            "Origin": "https://evil.example",
+            "Cookie": "gpshub_session=whatever",
+        },
     )
     assert r.status_code == 201
 
@@ -230,9 +233,13 @@ async def test_who_may_set_passwords(web: Web) -> None:
     body = {"password": NEW_PW}
     a_view, b_mgr, a_mgr = web.users["a_view"], web.users["b_mgr"], web.users["a_mgr"]
     put = web.call
-    assert (await put("a_mgr", "PUT", f"/api/users/{a_view}/password", json=body)).status_code == 204
+    assert (
+        await put("a_mgr", "PUT", f"/api/users/{a_view}/password", json=body)
+    ).status_code == 204
     assert (await put("a_mgr", "PUT", f"/api/users/{b_mgr}/password", json=body)).status_code == 404
-    assert (await put("a_view", "PUT", f"/api/users/{a_mgr}/password", json=body)).status_code == 403
+    assert (
+        await put("a_view", "PUT", f"/api/users/{a_mgr}/password", json=body)
+    ).status_code == 403
     assert (await put("admin", "PUT", f"/api/users/{b_mgr}/password", json=body)).status_code == 204
     r = await put("a_mgr", "PUT", f"/api/users/{a_mgr}/password", json=body)
     assert r.status_code == 403 and r.json()["error"]["field"] == "id"
@@ -335,8 +342,8 @@ async def test_live_feed_refuses_a_foreign_origin_with_the_cookie_even_with_star
         async with browser(web) as b:
             await sign_in(b, "a_view")
             cookie = ("Cookie", f"gpshub_session={b.cookies['gpshub_session']}")
+            headers = [cookie, ("Origin", "https://evil.example")]
             with pytest.raises(ConnectionRejected) as refused:
-                headers = [cookie, ("Origin", "https://evil.example")]
                 async with open_websocket_url(web.ws_url, extra_headers=headers):
                     pass
             assert refused.value.status_code == 403
