@@ -55,7 +55,7 @@ def test_sessions(store: Store) -> None:
     assert sessions.check(plain, T + timedelta(minutes=41), IDLE).reason == "session idle too long"
     assert sessions.check(plain, T + timedelta(minutes=42), IDLE).reason.startswith("unknown")
 
-    two, plain2 = sessions.create(user, T, DAY)
+    _, plain2 = sessions.create(user, T, DAY)
     three, plain3 = sessions.create(user, T, DAY)
     assert sessions.check(plain2, T + DAY, IDLE).reason == "session expired"
     sessions.set_password(user, hash_password("another good one"), keep_session=three.id)
