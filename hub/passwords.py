@@ -64,8 +64,6 @@ def password_problem(password: str) -> str | None:
         return f"must have at least {MIN_LENGTH} characters"
     if len(password) > MAX_LENGTH:
         return f"may have at most {MAX_LENGTH} characters"
-    if not password.strip():
-        return "must not be only spaces"
     return None
 
 

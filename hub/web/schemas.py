@@ -627,7 +627,10 @@ _PASSWORD = {"format": "password", "writeOnly": True}
 
 class PasswordSet(RequestModel):
     password: str = Field(
-        description="The new password: 10 to 1024 characters.", json_schema_extra=_PASSWORD
+        description="The new password: 10 to 1024 characters.",
+        min_length=10,
+        max_length=1024,
+        json_schema_extra=_PASSWORD,
     )
 
 
@@ -638,7 +641,10 @@ class PasswordChange(RequestModel):
         json_schema_extra=_PASSWORD,
     )
     password: str = Field(
-        description="The new password: 10 to 1024 characters.", json_schema_extra=_PASSWORD
+        description="The new password: 10 to 1024 characters.",
+        min_length=10,
+        max_length=1024,
+        json_schema_extra=_PASSWORD,
     )
 
 

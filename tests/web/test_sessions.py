@@ -243,10 +243,10 @@ async def test_who_may_set_passwords(web: Web) -> None:
     assert (await put("admin", "PUT", f"/api/users/{b_mgr}/password", json=body)).status_code == 204
     r = await put("a_mgr", "PUT", f"/api/users/{a_mgr}/password", json=body)
     assert r.status_code == 403 and r.json()["error"]["field"] == "id"
-    for bad in ("short", "x" * 1025, " " * 12):
+    for bad in ("short", "x" * 1025):
         r = await put("admin", "PUT", f"/api/users/{a_mgr}/password", json={"password": bad})
         assert r.status_code == 422 and r.json()["error"]["field"] == "password"
-        assert bad.strip() == "" or bad not in r.text
+        assert bad not in r.text
     users = (await web.get("admin", "/api/users")).json()["users"]
     has = {u["name"]: u["has_password"] for u in users}
     assert has == {"admin": False, "a_mgr": False, "a_view": True, "b_mgr": True}
