@@ -476,8 +476,9 @@ class HistoryQuery(QueryModel):
     )
     limit: int = Field(default=1000, ge=1, le=10000, description="Page size (json only).")
     cursor: str | None = Field(default=None, description="`next_cursor` of the previous page.")
-    format: Literal["json", "csv", "geojson"] = Field(
-        default="json", description="csv and geojson stream the whole range as a download."
+    format: Literal["json", "csv", "geojson", "gpx"] = Field(
+        default="json",
+        description="csv, geojson and gpx (GPX 1.1) stream the whole range as a download.",
     )
 
 
