@@ -25,6 +25,7 @@ from hub.metrics import parse_listen
 from hub.rules import RULE_TYPES
 from hub.web import (
     api_connections,
+    api_dashboard,
     api_devices,
     api_geofences,
     api_health,
@@ -33,6 +34,7 @@ from hub.web import (
     api_metrics,
     api_rules,
     api_sinks,
+    api_stops,
     api_tenancy,
     ws_compression,
 )
@@ -65,6 +67,8 @@ def api_table() -> list[ApiRoute]:
         *api_connections.ROUTES,
         *api_devices.ROUTES,
         *api_history.ROUTES,
+        *api_stops.ROUTES,
+        *api_dashboard.ROUTES,
         *api_tenancy.ROUTES,
         *api_geofences.ROUTES,
         *api_rules.ROUTES,
