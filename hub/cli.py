@@ -656,6 +656,8 @@ def cmd_history_export(args: argparse.Namespace) -> None:
             pages = _pages(hub, device.id, start, end)
             if args.format == "csv":
                 _write_csv(stream, device, pages, lambda n: progress.advance(task, n))
+            elif args.format == "gpx":
+                _write_gpx(stream, device, pages, lambda n: progress.advance(task, n))
             else:
                 _write_geojson(stream, device, pages, lambda n: progress.advance(task, n))
             progress.update(task, total=progress.tasks[0].completed)
@@ -697,6 +699,17 @@ def _write_geojson(stream: Any, device: Any, pages: Any, advance: Callable[[int]
             first = False
         advance(len(rows))
     stream.write("]}\n")
+
+
+def _write_gpx(stream: Any, device: Any, pages: Any, advance: Callable[[int], None]) -> None:
+    """The GPX of ``GET /api/devices/{id}/positions?format=gpx``."""
+    from hub.exports import GPX_TAIL, gpx_head, gpx_point
+
+    stream.write(gpx_head(device.name, datetime.now(UTC)))
+    for rows in pages:
+        stream.write("".join(gpx_point(row) for row in rows))
+        advance(len(rows))
+    stream.write(GPX_TAIL)
 
 
 def cmd_secrets_rotate(args: argparse.Namespace) -> None:
@@ -883,7 +896,7 @@ def build_parser(plugin_manager: Any = None) -> argparse.ArgumentParser:
         "--from", dest="start", help="ISO 8601 start (inclusive), e.g. 2026-01-01T00:00Z"
     )
     s.add_argument("--to", dest="end", help="ISO 8601 end (exclusive)")
-    s.add_argument("--format", choices=["csv", "geojson"], default="csv")
+    s.add_argument("--format", choices=["csv", "geojson", "gpx"], default="csv")
     s.add_argument("--output", "-o", help="file to write (default: standard output)")
     s.set_defaults(func=cmd_history_export)
 

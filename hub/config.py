@@ -66,6 +66,12 @@ class Settings:
     retention_pause_s: float = 0.2  # between two such transactions: ingest goes first
     outbox_max_owed: int = 2_000_000  # messages per client and purpose its sinks may owe
     dead_letters_max_per_sink: int = 10_000
+    # the dashboard's map (GET /api/dashboard-settings); an empty URL: no tiles (offline)
+    map_tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+    map_tile_attribution: str = (
+        '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors'
+    )
+    map_tile_max_zoom: int = 19
 
     def __post_init__(self) -> None:
         for name in POSITIVE:
@@ -147,6 +153,20 @@ def _check(name: str, value: Any) -> None:
         raise ValueError(f"setting {name!r}: 0 (off) or more, not {value}")
     elif name == "auth_tracked_addresses" and value < 1:
         raise ValueError(f"setting {name!r}: 1 or more, not {value}")
+    elif name == "map_tile_max_zoom" and not 0 <= value <= 30:
+        raise ValueError(f"setting {name!r}: from 0 to 30, not {value}")
+    elif (
+        name == "map_tile_url"
+        and value
+        and (
+            not value.startswith(("https://", "http://", "/"))
+            or any(part not in value for part in ("{z}", "{x}", "{y}"))
+        )
+    ):
+        raise ValueError(
+            f"setting {name!r}: an http(s) URL or a path on this hub, with {{z}}, {{x}} and "
+            f"{{y}}, or empty for no tiles"
+        )
 
 
 def _coerce(name: str, value: Any, current: Any) -> Any:

@@ -12,7 +12,14 @@ from typing import Any
 
 from starlette.responses import StreamingResponse
 
-from hub.exports import HISTORY_CSV_COLUMNS, history_csv_row, history_feature
+from hub.exports import (
+    GPX_TAIL,
+    HISTORY_CSV_COLUMNS,
+    gpx_head,
+    gpx_point,
+    history_csv_row,
+    history_feature,
+)
 from hub.models import Device
 from hub.positions import decode_arrival_cursor, decode_cursor, position_json
 from hub.web.auth import Access, filter_client
@@ -90,6 +97,13 @@ async def _geojson(req: ApiRequest, device: Device, query: _Range) -> AsyncItera
     yield "]}"
 
 
+async def _gpx(req: ApiRequest, device: Device, query: _Range) -> AsyncIterator[str]:
+    yield gpx_head(device.name, req.hub.clock.now())
+    async for rows in _pages(req, device.id or 0, query.start, query.end, query.cursor):
+        yield "".join(gpx_point(row) for row in rows)
+    yield GPX_TAIL
+
+
 def _download(name: str, media_type: str, body: AsyncIterator[str]) -> StreamingResponse:
     return StreamingResponse(
         body,
@@ -111,6 +125,8 @@ async def device_positions(req: ApiRequest) -> Any:
         return _download(f"{stem}.csv", "text/csv; charset=utf-8", _csv(req, device, query))
     if asked.format == "geojson":
         return _download(f"{stem}.geojson", "application/geo+json", _geojson(req, device, query))
+    if asked.format == "gpx":
+        return _download(f"{stem}.gpx", "application/gpx+xml", _gpx(req, device, query))
     rows, next_cursor = await req.run(
         req.hub.store.positions.history,
         [device.id],
@@ -151,11 +167,14 @@ ROUTES = [
     ApiRoute("GET", "/api/devices/{id:int}/positions", device_positions, Access.USER,
              "Positions of a device over a time range", TAG, query=HistoryQuery,
              response=PositionPage, errors=(400, 404),
-             media_types=("text/csv", "application/geo+json"),
+             media_types=("text/csv", "application/geo+json", "application/gpx+xml"),
              description="Ordered by fix time.  `format=json` answers one page and the "
-             "cursor of the next; `csv` and `geojson` stream the whole range as a download "
-             "(CSV text cells starting with = + - @ are prefixed with ' against formula "
-             "injection).  Bad times or cursors answer 400 naming the parameter."),
+             "cursor of the next; `csv`, `geojson` and `gpx` stream the whole range as a "
+             "download (CSV text cells starting with = + - @ are prefixed with ' against "
+             "formula injection; GPX 1.1 is one track of one segment, each point with "
+             "`ele`, `time` and `sat`, and its speed in m/s and course in degrees in "
+             "Garmin's TrackPointExtension v2).  Bad times or cursors answer 400 naming "
+             "the parameter."),
     ApiRoute("GET", "/api/positions", positions_since, Access.USER,
              "Positions of all the caller's devices since a time", TAG, query=SinceQuery,
              response=SincePage, errors=(400,),

@@ -25,6 +25,7 @@ from hub.metrics import parse_listen
 from hub.rules import RULE_TYPES
 from hub.web import (
     api_connections,
+    api_dashboard,
     api_devices,
     api_geofences,
     api_health,
@@ -34,6 +35,7 @@ from hub.web import (
     api_rules,
     api_sessions,
     api_sinks,
+    api_stops,
     api_tenancy,
     ws_compression,
 )
@@ -67,6 +69,8 @@ def api_table() -> list[ApiRoute]:
         *api_connections.ROUTES,
         *api_devices.ROUTES,
         *api_history.ROUTES,
+        *api_stops.ROUTES,
+        *api_dashboard.ROUTES,
         *api_tenancy.ROUTES,
         *api_sessions.ROUTES,
         *api_geofences.ROUTES,

@@ -423,10 +423,19 @@ class DeviceLabel(BaseModel):
     tags: list[str]
     status: str = Field(description="online, offline or unknown (never heard from).")
     status_at: datetime | None = Field(description="Since when it has had that status.")
+    offline_timeout_s: int = Field(
+        description="Seconds after its newest fix the device is `offline` on a map (its "
+        "own setting or the hub's default)."
+    )
+
+
+MapStatusName = Literal["moving", "stopped", "ignition_off", "offline", "no_data"]
+MAP_STATUS_TEXT = "The device's status on a map, from its newest position (see the rule)."
 
 
 class LatestPosition(PositionOut):
     device: DeviceLabel
+    status: MapStatusName = Field(description=MAP_STATUS_TEXT)
 
 
 class LatestList(BaseModel):
@@ -439,6 +448,23 @@ class LatestOne(BaseModel):
     device_id: int
     device: DeviceLabel
     position: PositionOut | None = Field(description="null while the device has no position.")
+    status: MapStatusName = Field(description=MAP_STATUS_TEXT)
+
+
+class StatusSummaryQuery(QueryModel):
+    client_id: int | None = Field(
+        default=None, description="Administrator: one client's devices; others: their own."
+    )
+    connection_id: int | None = Field(default=None, description="Only this connection's.")
+    tag: Tag | None = Field(default=None, description="Only devices with this tag.")
+
+
+class StatusSummary(BaseModel):
+    total: int = Field(description="Devices counted.")
+    counts: dict[MapStatusName, int] = Field(
+        description="Devices by map status; every status is present, 0 when none."
+    )
+    at: datetime = Field(description="The time the statuses were computed for.")
 
 
 class HistoryQuery(QueryModel):
@@ -450,9 +476,64 @@ class HistoryQuery(QueryModel):
     )
     limit: int = Field(default=1000, ge=1, le=10000, description="Page size (json only).")
     cursor: str | None = Field(default=None, description="`next_cursor` of the previous page.")
-    format: Literal["json", "csv", "geojson"] = Field(
-        default="json", description="csv and geojson stream the whole range as a download."
+    format: Literal["json", "csv", "geojson", "gpx"] = Field(
+        default="json",
+        description="csv, geojson and gpx (GPX 1.1) stream the whole range as a download.",
     )
+
+
+class StopsQuery(QueryModel):
+    start: TimeParam | None = Field(
+        default=None,
+        alias="from",
+        description=f"Fix time, {TIME_TEXT}; inclusive; default: a day before `to`.",
+    )
+    end: TimeParam | None = Field(
+        default=None, alias="to", description=f"Fix time, {TIME_TEXT}; exclusive; default: now."
+    )
+    min_stop_s: int = Field(
+        default=300, ge=30, le=86_400, description="The shortest stop, in seconds."
+    )
+
+
+class StopOut(BaseModel):
+    start: datetime
+    end: datetime = Field(description="When the device was first seen to have left.")
+    duration_s: float
+    lat: float = Field(description="The mean of its fixes.")
+    lon: float
+    place: str | None
+    geofence_ids: list[int] = Field(description="Geofences any of its fixes was in.")
+    positions: int
+    open_start: bool = Field(description="It was already on at the range's first fix.")
+    open_end: bool = Field(
+        description="It was still on at the range's last fix: it ends at `to` or now."
+    )
+
+
+class TripOut(BaseModel):
+    start: datetime
+    end: datetime
+    duration_s: float
+    start_lat: float
+    start_lon: float
+    end_lat: float
+    end_lon: float
+    distance_km: float
+    max_speed_kmh: float | None = Field(description="The highest speed a fix reported.")
+    avg_speed_kmh: float | None
+    positions: int
+    open_start: bool = Field(description="The range begins with it.")
+    open_end: bool = Field(description="The range ends with it.")
+
+
+class StopsOut(BaseModel):
+    device_id: int
+    start: datetime = Field(alias="from")
+    end: datetime = Field(alias="to")
+    min_stop_s: int
+    stops: list[StopOut]
+    trips: list[TripOut]
 
 
 class SinceQuery(QueryModel):
@@ -1113,3 +1194,28 @@ class ReplayRequest(RequestModel):
     device_ids: list[int] | None = Field(
         default=None, max_length=10000, description="The client's devices; null: all of them."
     )
+
+
+# -- dashboard -------------------------------------------------------------------------
+class DashboardSettings(BaseModel):
+    """The settings a dashboard page draws its map with."""
+
+    map_tile_url: str | None = Field(
+        description="Tile URL template (`{z}`, `{x}`, `{y}`; `{s}` may name subdomains); "
+        "null: draw no tiles (a network without internet)."
+    )
+    map_tile_attribution: str = Field(
+        description="The tiles' attribution, as HTML set by the hub's operator."
+    )
+    map_tile_max_zoom: int
+    statuses: list[MapStatusName] = Field(description="Every map status, in rule order.")
+    moving_kmh: float = Field(description="A fix with a speed above this is `moving`.")
+    offline_timeout_s: int = Field(
+        description="The hub's default offline timeout; each device's own is in its label."
+    )
+    min_stop_s: int = Field(description="The default `min_stop_s` of the stops endpoint.")
+    stop_radius_m: float = Field(
+        description="How far a fix may stray from a stop's first fix and still be in it."
+    )
+    stops_max_days: int = Field(description="The longest range the stops endpoint takes.")
+    server_time: datetime = Field(description="The hub's clock when it answered.")

@@ -67,6 +67,8 @@ SEMANTIC = (
     "required for sink kind",  # `format`, for a kind without a default one
     "without `cursor`",  # `since` or `cursor`: one of the two
     "must not be before",  # `to` before `from`
+    "must be after `from`",  # the stops' `to` not after `from`
+    "the range may be at most",  # the stops' range, from `from` to `to` (or now)
     "not a cursor",  # an opaque cursor the hub did not make
     "belong to no client",  # the admin role with a client_id
     "already",  # uniqueness: names, ids

@@ -220,6 +220,9 @@ CASES: dict[tuple[str, str], tuple[Prepare, dict[str, int]]] = {
     ),
     ("GET", "/api/devices/{id:int}/positions"): (device_a, scoped_read()),
     ("GET", "/api/positions"): (lambda w: Call(params={"since": "2026-01-01T00:00:00Z"}), OPEN),
+    ("GET", "/api/devices/summary"): (nothing, OPEN),
+    ("GET", "/api/devices/{id:int}/stops"): (device_a, scoped_read()),
+    ("GET", "/api/dashboard-settings"): (nothing, OPEN),
     # tenancy
     ("GET", "/api/me"): (nothing, OPEN),
     ("GET", "/api/clients"): (nothing, admin_only()),

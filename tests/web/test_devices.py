@@ -135,9 +135,11 @@ async def test_latest_positions(web: Web) -> None:
 
     one = (await web.get("a_view", f"/api/devices/{d1}/latest")).json()
     device = latest[d1].pop("device")
-    assert one == {"device_id": d1, "device": device, "position": latest[d1]}
+    status = latest[d1].pop("status")  # the map status (test_map_status.py)
+    assert one == {"device_id": d1, "device": device, "position": latest[d1], "status": status}
     none = (await web.get("a_view", f"/api/devices/{idle}/latest")).json()
     assert none["position"] is None and none["device"]["name"] == "idle"
+    assert none["status"] == "no_data"
     error(await web.get("a_view", f"/api/devices/{other}/latest"), 404)
 
 
