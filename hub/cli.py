@@ -374,6 +374,32 @@ def cmd_token_create(args: argparse.Namespace) -> None:
     out.print(plain)
 
 
+def cmd_user_passwd(args: argparse.Namespace) -> None:
+    """Set a user's password: prompted twice, or one line of stdin with --stdin."""
+    from hub.passwords import hash_password, password_problem
+
+    hub = _open_store(args)
+    store = hub.store
+    client_id = None if args.client is None else _client_id(hub, args.client)
+    users = [
+        u for u in store.list_users(client_id) if u.name == args.name and u.client_id == client_id
+    ]
+    if not users:
+        where = "among the administrators" if client_id is None else f"in client {client_id}"
+        raise CliError(f"no user {args.name!r} {where} (a client's user needs --client)")
+    if args.stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass(f"new password for {args.name}: ")
+        if getpass.getpass("again: ") != password:
+            raise CliError("the two passwords differ; nothing changed")
+    problem = password_problem(password)
+    if problem:
+        raise CliError(f"password: {problem}; nothing changed")
+    store.sessions.set_password(users[0].id, hash_password(password))
+    console.print(f"password of {args.name!r} set; its browser sessions are ended")
+
+
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -760,6 +786,21 @@ def build_parser(plugin_manager: Any = None) -> argparse.ArgumentParser:
     s = client.add_parser("list", help="list clients")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_client_list)
+
+    user = sub.add_parser("user", help="users").add_subparsers(dest="action", required=True)
+    s = user.add_parser(
+        "passwd",
+        help="set a user's password (for signing in to the dashboard)",
+        description="Set a user's password: asked for twice, or read from one line of "
+        "standard input with --stdin. 10 to 1024 characters. The user's browser sessions "
+        "end; its API tokens keep working.",
+    )
+    s.add_argument("name", help="the user's name")
+    s.add_argument(
+        "--client", help="the user's client (name or id); omit for a system administrator"
+    )
+    s.add_argument("--stdin", action="store_true", help="read the password from stdin (scripts)")
+    s.set_defaults(func=cmd_user_passwd)
 
     token = sub.add_parser("token", help="API tokens").add_subparsers(dest="action", required=True)
     s = token.add_parser(

@@ -20,7 +20,8 @@ def default_data_dir() -> Path:
 
 
 POSITIVE = ("retention_every_s", "retention_batch_rows", "outbox_max_owed",
-            "dead_letters_max_per_sink", "live_max_pending_bytes")  # fmt: skip
+            "dead_letters_max_per_sink", "live_max_pending_bytes",
+            "session_idle_s", "session_lifetime_s")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,10 @@ class Settings:
     auth_failures_per_minute: int = 10
     auth_tracked_addresses: int = 10_000  # addresses remembered at most (least recent go)
     trusted_proxies: tuple[str, ...] = ()  # proxies (CIDRs) whose X-Forwarded-For is believed
+    # browser sessions (hub.web.sessions): signed out after this long without a request,
+    # and this long after signing in whatever happens
+    session_idle_s: float = 1800.0
+    session_lifetime_s: float = 43200.0
     # housekeeping (hub.housekeeping): retention, caps and the SQLite WAL
     retention_every_s: float = 3600.0  # how often old rows are pruned and the caps applied
     retention_batch_rows: int = 1000  # rows deleted per transaction

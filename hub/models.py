@@ -173,7 +173,24 @@ class User(SQLModel, table=True):
     )
     name: str = Field(max_length=200)
     role: str = Field(default=Role.MANAGER, max_length=20)
+    # scrypt, self-describing (hub.passwords); None: the user cannot sign in with a password
+    password_hash: str | None = Field(default=None, max_length=300)
     created_at: datetime = _created()
+
+
+class BrowserSession(SQLModel, table=True):
+    """A signed-in browser (hub.web.sessions): only the SHA-256 of its cookie is stored."""
+
+    __tablename__ = "browser_sessions"
+    id: int | None = Field(default=None, primary_key=True)
+    session_hash: str = Field(max_length=64, unique=True)
+    user_id: int = Field(sa_column_args=[sa.ForeignKey("users.id", ondelete="CASCADE")], index=True)
+    csrf_token: str = Field(max_length=64)
+    created_at: datetime = _created()
+    last_seen_at: datetime = _created()
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)  # absolute expiry
+    user_agent: str = Field(default="", max_length=300)
+    address: str = Field(default="", max_length=64)
 
 
 class ApiToken(SQLModel, table=True):

@@ -50,7 +50,7 @@ from hub.text import check_text
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: a user acting through one API token."""
+    """Who is calling: a user acting through one API token or one browser session."""
 
     user_id: int
     client_id: int | None
@@ -58,6 +58,7 @@ class Principal:
     token_id: int | None = None
     name: str = ""
     token_scope: str = TokenScope.ALL  # "metrics": the token may only read /metrics
+    session_id: int | None = None  # set when it is a browser session, not a token
 
     @property
     def is_admin(self) -> bool:
@@ -122,6 +123,9 @@ class Store:
         from hub.sink_store import SinkStore
 
         self.sinks = SinkStore(engine, secrets)
+        from hub.session_store import SessionStore
+
+        self.sessions = SessionStore(engine)
 
     @classmethod
     def open(

@@ -41,7 +41,8 @@ def client_out(client: Client) -> ClientOut:
 
 
 def user_out(user: User) -> UserOut:
-    return UserOut.model_validate(user.model_dump())
+    shown = user.model_dump(exclude={"password_hash"})
+    return UserOut.model_validate({**shown, "has_password": user.password_hash is not None})
 
 
 def token_out(token: ApiToken) -> TokenOut:

@@ -33,12 +33,13 @@ from hub.web import (
     api_kinds,
     api_metrics,
     api_rules,
+    api_sessions,
     api_sinks,
     api_stops,
     api_tenancy,
     ws_compression,
 )
-from hub.web.auth import Access, AuthGate, authenticate_header, check_access
+from hub.web.auth import Access, AuthGate, check_access
 from hub.web.cors import ApiCors
 from hub.web.errors import ApiError, http_exception
 from hub.web.inputs import drain_body
@@ -46,6 +47,7 @@ from hub.web.live import LiveOptions, live_feed
 from hub.web.live import __doc__ as LIVE_DOC
 from hub.web.openapi import RETRY_AFTER_HEADER, openapi_document
 from hub.web.routing import ApiRequest, ApiRoute, starlette_routes
+from hub.web.sessions import authenticate_request
 
 if TYPE_CHECKING:
     from hub.core import Hub
@@ -70,6 +72,7 @@ def api_table() -> list[ApiRoute]:
         *api_stops.ROUTES,
         *api_dashboard.ROUTES,
         *api_tenancy.ROUTES,
+        *api_sessions.ROUTES,
         *api_geofences.ROUTES,
         *api_rules.ROUTES,
         *api_sinks.ROUTES,
@@ -204,7 +207,8 @@ def _cors(hub: Hub) -> list[Middleware]:
 
 # -- plugin routes ---------------------------------------------------------------------
 class _RequireToken:
-    """Guards a plugin's routes: a valid API token is required; the caller is put in
+    """Guards a plugin's routes: a valid API token or browser session is required (a
+    session's writes need its CSRF token, ``hub.web.sessions``); the caller is put in
     ``request.state.principal``.  Tenancy inside is the plugin's business."""
 
     def __init__(self, hub: Hub, app: Any) -> None:
@@ -215,9 +219,8 @@ class _RequireToken:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         try:
-            principal = await authenticate_header(self.hub, headers.get("authorization"), scope)
+            principal = await authenticate_request(self.hub, scope)  # a token or a session
             check_access(principal, Access.USER)
         except ApiError as exc:
             if scope["type"] == "http":

@@ -1,5 +1,7 @@
 """Bearer-token authentication, access rules and tenancy helpers.
 
+(A browser's session cookie is the other way in: ``hub.web.sessions``.)
+
 Every route declares an ``Access`` rule, checked before the handler runs:
 
 * ``PUBLIC``: no token (health, readiness, the OpenAPI document; they expose no data);
@@ -92,6 +94,10 @@ class AuthGate:
     def __init__(self, settings: Settings) -> None:
         self.resolver = AddressResolver(settings.trusted_proxies)
         self.throttle = AuthThrottle(
+            settings.auth_failures_per_minute, settings.auth_tracked_addresses
+        )
+        # failed sign-ins also count per user name (hub.web.sessions), whatever the address
+        self.names = AuthThrottle(
             settings.auth_failures_per_minute, settings.auth_tracked_addresses
         )
 

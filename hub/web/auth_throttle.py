@@ -166,15 +166,27 @@ class AuthThrottle:
             entry.settled.set()
             entry.settled = trio.Event()
 
-    def failed(self, attempt: Attempt, where: str, reason: str, token: str | None) -> None:
-        """A checked attempt failed: logged, and one failure taken from the budget."""
-        log.warning(
-            "failed authentication from %s (%s): %s, %s",
-            attempt.key,
-            where,
-            reason,
-            token_hint(token),
-        )
+    def failed(
+        self,
+        attempt: Attempt,
+        where: str,
+        reason: str,
+        token: str | None,
+        *,
+        hint: str | None = None,
+        logged: bool = True,
+    ) -> None:
+        """A checked attempt failed: logged (unless not ``logged``: another throttle logs
+        it), and one failure taken from the budget.  ``hint`` says what was presented
+        when it was no token (``a password``)."""
+        if logged:
+            log.warning(
+                "failed authentication from %s (%s): %s, %s",
+                attempt.key,
+                where,
+                reason,
+                hint or token_hint(token),
+            )
         if not self.enabled:
             return
         now = trio.current_time()

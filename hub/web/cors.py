@@ -7,7 +7,7 @@ is ``https://a.example``).
 
 Calls carry the token in ``Authorization``, never cookies, so credentials mode is never
 allowed, and ``*`` answers ``Access-Control-Allow-Origin: *``.  A preflight may ask for the
-methods the API has (GET, POST, PATCH, DELETE) and the headers it reads
+methods the API has (GET, POST, PUT, PATCH, DELETE) and the headers it reads
 (``Authorization``, ``Content-Type`` and the CORS-safelisted ones); a refused preflight
 is a 400 with the usual JSON error saying what was refused.  Answers expose
 ``Content-Disposition`` (downloads' file names) and ``Retry-After``.
@@ -25,7 +25,7 @@ from starlette.types import ASGIApp
 from hub.web.errors import error_response
 from hub.web.live import origin_allowed
 
-ALLOW_METHODS = ("GET", "POST", "PATCH", "DELETE")
+ALLOW_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 ALLOW_HEADERS = ("Authorization", "Content-Type")
 EXPOSE_HEADERS = ("Content-Disposition", "Retry-After")
 MAX_AGE_S = 600

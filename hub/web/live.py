@@ -13,7 +13,11 @@ Protocol (every message is a JSON object with a ``type``):
    Failed attempts count against the client's address like the API's: while it is
    throttled the handshake is refused with 429 and ``Retry-After``, and an ``auth``
    message is answered with an ``error`` (``too_many_attempts``, ``retry_after`` in
-   seconds) and close code 4029.
+   seconds) and close code 4029.  A browser signed in to the hub (``POST /api/session``)
+   needs neither: its session cookie, sent with the handshake, authenticates it (when
+   there is no ``Authorization`` header); an ended session is refused with 401.  A
+   socket opened so lasts as long as its session (signed out, password changed, expired:
+   4001 ``session ended``) and counts as the session's use (it does not go idle).
 3. ``?device_ids=1,2`` limits the feed to those devices (default: all of the caller's
    devices, and every client's for the administrator); a value that is not a list of
    ids is refused with 400 at the handshake.  Ids that are not the caller's (another
@@ -64,10 +68,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import trio
 from starlette.websockets import WebSocket
@@ -87,6 +89,8 @@ from hub.positions import position_json
 from hub.store import Principal
 from hub.web.auth import Access, AuthGate, bearer_token, check_access
 from hub.web.errors import ApiError, error_response
+from hub.web.origins import origin_allowed as origin_allowed  # re-exported
+from hub.web.sessions import check_session, session_cookie
 
 if TYPE_CHECKING:
     from hub.config import Settings
@@ -130,33 +134,6 @@ class LiveOptions:
 
 
 # -- the handshake -----------------------------------------------------------------------
-def _origin_key(url: str) -> str:
-    parts = urlsplit(url.strip().lower())
-    port = parts.port
-    default = {"http": 80, "https": 443, "ws": 80, "wss": 443}.get(parts.scheme)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
-
-
-def origin_allowed(origin: str | None, host: str | None, allowed: Iterable[str]) -> bool:
-    """Whether a handshake's ``Origin`` may open the feed (see the module docstring)."""
-    if origin is None:
-        return True
-    allowed = list(allowed)
-    if "*" in allowed:
-        return True
-    try:
-        key = _origin_key(origin)
-        if key in {_origin_key(a) for a in allowed}:
-            return True
-        netloc = urlsplit(origin.strip().lower()).netloc
-    except ValueError:
-        return False
-    return bool(host) and netloc == (host or "").strip().lower()
-
-
 @dataclass(frozen=True, slots=True)
 class Subscription:
     """What a socket asks for: its devices (``None``: all), mode and rate."""
@@ -269,6 +246,7 @@ async def live_feed(ws: WebSocket) -> None:
     header = ws.headers.get("authorization")
     token: str | None = None
     seen = hub.changes.seen
+    cookie = session_cookie(ws.scope) if header is None else None
     if header is not None:
         token = bearer_token(header)
         try:
@@ -281,9 +259,21 @@ async def live_feed(ws: WebSocket) -> None:
         if not _may_use(principal):
             await _deny(ws, 401, "invalid_token", "the API token is not valid")
             return
+    elif cookie is not None:
+        if not origin_allowed(
+            ws.headers.get("origin"), ws.headers.get("host"), allowed, wildcard=False
+        ):  # "*" lets pages elsewhere use tokens, never the browser's session
+            await _deny(ws, 403, "forbidden_origin", "this Origin may not use your session")
+            return
+        signed_in = await check_session(hub, cookie)
+        if signed_in is None or not _may_use(signed_in.principal):
+            await _deny(ws, 401, "invalid_session", "your session has ended; sign in again")
+            return
+        principal = signed_in.principal
     await ws.accept()
     session = LiveSession(ws, hub, options, frames)
     session.token, session.changes_seen = token, seen
+    session.cookie = cookie if principal is not None and token is None else None
     if principal is None:
         principal = await session.authenticate()
         if principal is None:
@@ -326,6 +316,7 @@ class LiveSession:
         self.frames = frames
         self.principal: Principal | None = None
         self.token: str | None = None  # kept to re-check it (revocation, expiry)
+        self.cookie: str | None = None  # or the session cookie it was opened with
         self.changes_seen: int | None = None  # the hub's change feed when it was checked
         self._lock = trio.Lock()
         self._scope = trio.CancelScope()
@@ -560,7 +551,8 @@ class LiveSession:
                     await trio.sleep(min(5.0, self.options.reauth_interval))
             if verdict is not None:
                 code, default = verdict
-                self.finish(code, reason if code == CLOSE_UNAUTHORIZED and reason else default)
+                own = code == CLOSE_UNAUTHORIZED and reason and self.cookie is None
+                self.finish(code, reason if own else default)
                 return
             sub.release()
 
@@ -569,12 +561,19 @@ class LiveSession:
         a token invalid, revocation or expiry, counts); ``None`` when it still holds as it
         did, else the close code and reason."""
         before = self.principal
-        assert before is not None and self.token is not None
-        check = await run_blocking(self.hub.store.check_token, self.token)
-        now = check.principal
-        if now is None:
-            expired = check.reason == "expired token"
-            return CLOSE_UNAUTHORIZED, "token expired" if expired else "token no longer valid"
+        assert before is not None
+        if self.cookie is not None:
+            signed_in = await check_session(self.hub, self.cookie)
+            if signed_in is None:
+                return CLOSE_UNAUTHORIZED, "session ended"
+            now = signed_in.principal
+        else:
+            assert self.token is not None
+            check = await run_blocking(self.hub.store.check_token, self.token)
+            now = check.principal
+            if now is None:
+                expired = check.reason == "expired token"
+                return CLOSE_UNAUTHORIZED, "token expired" if expired else "token no longer valid"
         if not _may_use(now):
             return CLOSE_FORBIDDEN, "no longer allowed"
         if (now.user_id, now.role, now.client_id) != (

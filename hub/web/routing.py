@@ -28,7 +28,7 @@ from starlette.routing import Route, compile_path
 from hub.blocking import run_blocking
 from hub.logging_setup import redact
 from hub.store import Principal
-from hub.web.auth import Access, authenticate_header, check_access
+from hub.web.auth import Access, check_access
 from hub.web.errors import ApiError, bad_parameter, error_for, first_error, invalid
 from hub.web.inputs import (
     ID_CONVERTOR,
@@ -38,6 +38,7 @@ from hub.web.inputs import (
     load_json,
     parse_id,
 )
+from hub.web.sessions import authenticate_request
 
 if TYPE_CHECKING:
     from hub.core import Hub
@@ -161,7 +162,7 @@ async def _handle(spec: ApiRoute, request: Request) -> Response:
     hub: Hub = request.app.state.hub
     caller = None
     if spec.access is not Access.PUBLIC:
-        caller = await authenticate_header(hub, request.headers.get("authorization"), request.scope)
+        caller = await authenticate_request(hub, request.scope)  # a token or a session
         check_access(caller, spec.access)
     ids = {name: parse_id(name, str(value)) for name, value in _int_params(spec, request)}
     query = _parse_query(spec.query, request) if spec.query else None

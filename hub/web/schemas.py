@@ -619,6 +619,9 @@ class UserOut(BaseModel):
     name: str
     role: str
     created_at: datetime
+    has_password: bool = Field(
+        default=False, description="Whether the user can sign in with a password."
+    )
 
 
 class UserList(BaseModel):
@@ -693,10 +696,62 @@ class TokenFilter(QueryModel):
 
 class Me(BaseModel):
     user: UserOut
-    token_id: int | None
+    token_id: int | None = Field(description="The token of the request; `null` for a session.")
     client: ClientOut | None
     can_write: bool
     is_admin: bool
+
+
+# -- passwords and browser sessions ---------------------------------------------------
+_PASSWORD = {"format": "password", "writeOnly": True}
+
+
+class PasswordSet(RequestModel):
+    password: str = Field(
+        description="The new password: 10 to 1024 characters.",
+        min_length=10,
+        max_length=1024,
+        json_schema_extra=_PASSWORD,
+    )
+
+
+class PasswordChange(RequestModel):
+    current_password: str | None = Field(
+        default=None,
+        description="Your password now; may be left out only while you have none.",
+        json_schema_extra=_PASSWORD,
+    )
+    password: str = Field(
+        description="The new password: 10 to 1024 characters.",
+        min_length=10,
+        max_length=1024,
+        json_schema_extra=_PASSWORD,
+    )
+
+
+class SignIn(RequestModel):
+    name: str = Field(description="The user's name.")
+    password: str = Field(json_schema_extra=_PASSWORD)
+    client: str | None = Field(
+        default=None,
+        description="The user's client (its name, or its id as digits).  Needed only when "
+        "the name and password fit users of several clients (answered 422 naming this "
+        "field); leave it out for a system administrator.",
+    )
+
+
+class SessionOut(BaseModel):
+    user: UserOut
+    client: ClientOut | None
+    can_write: bool
+    is_admin: bool
+    csrf_token: str = Field(
+        description="Send it as `X-CSRF-Token` with every write made with the session cookie."
+    )
+    expires_at: datetime = Field(description="When the session ends whatever happens.")
+    idle_timeout_s: int = Field(
+        description="The session ends after this many seconds without a request."
+    )
 
 
 # -- geofences, groups, rules and alerts ----------------------------------------------

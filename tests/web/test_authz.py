@@ -242,6 +242,21 @@ CASES: dict[tuple[str, str], tuple[Prepare, dict[str, int]]] = {
         scoped_write(),
     ),
     ("DELETE", "/api/users/{id:int}"): (user_of_a, scoped_write(204)),
+    ("PUT", "/api/users/{id:int}/password"): (
+        lambda w: Call(path=user_of_a(w).path, json={"password": "a good long one"}),
+        scoped_write(204),
+    ),
+    ("POST", "/api/me/password"): (
+        lambda w: Call(json={"password": "my own new one"}),
+        everyone(204),
+    ),
+    # sessions: a token is no session; signing out without one only clears the cookie
+    ("POST", "/api/session"): (
+        lambda w: Call(json={"name": "nobody", "password": "not a password"}),
+        everyone(401),
+    ),
+    ("GET", "/api/session"): (nothing, everyone(401)),
+    ("DELETE", "/api/session"): (nothing, everyone(204)),
     ("GET", "/api/tokens"): (nothing, OPEN),
     ("POST", "/api/tokens"): (lambda w: Call(json={"name": "mine"}), everyone(201)),
     ("DELETE", "/api/tokens/{id:int}"): (
@@ -350,6 +365,7 @@ async def test_who_may_call_what(web: Web) -> None:
             "/healthz",
             "/readyz",
             "/openapi.json",
+            "/api/session",
         )
         callers: dict[str | None, int] = dict(expected)
         callers[None] = expected["admin"] if public else 401
@@ -363,9 +379,13 @@ async def test_who_may_call_what(web: Web) -> None:
                 failures.append(f"{method} {path} as {who}: {r.status_code} != {status}: {r.text}")
             elif status >= 400:
                 error = r.json()["error"]
-                if error["code"] not in {401: ("unauthorized", "invalid_token")}.get(
-                    status, (error["code"],)
-                ):
+                unauthorized = (
+                    "unauthorized",
+                    "invalid_token",
+                    "invalid_credentials",
+                    "no_session",
+                )
+                if error["code"] not in {401: unauthorized}.get(status, (error["code"],)):
                     failures.append(f"{method} {path} as {who}: code {error['code']}")
     assert not failures, "\n".join(failures)
 

@@ -28,7 +28,7 @@ async def test_a_preflight_from_an_allowed_origin(web: Web) -> None:
     assert r.status_code == 200
     assert r.headers["access-control-allow-origin"] == ORIGIN
     methods = {m.strip() for m in r.headers["access-control-allow-methods"].split(",")}
-    assert methods == {"GET", "POST", "PATCH", "DELETE"}
+    assert methods == {"GET", "POST", "PUT", "PATCH", "DELETE"}
     allowed = r.headers["access-control-allow-headers"].lower()
     assert "authorization" in allowed and "content-type" in allowed
     assert "access-control-allow-credentials" not in r.headers  # tokens, never cookies
@@ -39,7 +39,7 @@ async def test_a_preflight_from_an_allowed_origin(web: Web) -> None:
     ("origin", "extra", "refused"),
     [
         ("https://evil.example", {}, "origin"),
-        (ORIGIN, {"Access-Control-Request-Method": "PUT"}, "method"),
+        (ORIGIN, {"Access-Control-Request-Method": "PROPFIND"}, "method"),
         (ORIGIN, {"Access-Control-Request-Headers": "authorization, x-evil"}, "headers"),
     ],
 )
