@@ -65,7 +65,9 @@ def test_the_page_serves_and_says_so_without_the_vendor_files(tmp_path: Path) ->
 
 
 def test_the_tile_host_is_allowed_as_configured() -> None:
-    assert tile_origin("https://{s}.tile.example.org/{z}/{x}/{y}.png") == "https://*.tile.example.org"
+    assert (
+        tile_origin("https://{s}.tile.example.org/{z}/{x}/{y}.png") == "https://*.tile.example.org"
+    )
     assert tile_origin("http://tiles.lan:8081/{z}/{x}/{y}.png") == "http://tiles.lan:8081"
     assert tile_origin("/tiles/{z}/{x}/{y}.png") == ""
     site = Site.load(tile_url="https://tiles.lan/{z}/{x}/{y}.png")
