@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import gpshub_dashboard
 import httpx
 import trio
 
+import gpshub_dashboard
 from hub.config import Settings
 from hub.core import Hub
 from hub.fix import PositionFix

@@ -5,10 +5,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import gpshub_dashboard
-from gpshub_dashboard.site import STATIC, Site, tile_origin
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
+
+import gpshub_dashboard
+from gpshub_dashboard.site import STATIC, Site, tile_origin
 
 
 def client(site: Site) -> TestClient:
