@@ -75,9 +75,10 @@ def main() -> None:
                 lat = []
                 for k in range(5):
                     started = time.time()
-                    hub.ingest(ids[0], 15.0 + k * 0.01, -90.0, speed_kmh=10.0)
+                    lat_k = round(15.001 + k * 0.01, 6)  # JS and Python print it alike
+                    hub.ingest(ids[0], lat_k, -90.0, speed_kmh=10.0)
                     page.wait_for_selector(
-                        f".marker[data-device-id='{ids[0]}'][data-lat='{15.0 + k * 0.01}']",
+                        f".marker[data-device-id='{ids[0]}'][data-lat='{lat_k}']",
                         timeout=20_000,
                     )
                     moved = int(
