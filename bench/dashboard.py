@@ -75,8 +75,8 @@ def main() -> None:
                 lat = []
                 for k in range(5):
                     started = time.time()
-                    lat_k = round(15.001 + k * 0.01, 6)  # JS and Python print it alike
-                    hub.ingest(ids[0], lat_k, -90.0, speed_kmh=10.0)
+                    lat_k = round(14.5 + 0.0002 * (k + 1), 6)  # JS and Python print it alike
+                    hub.ingest(ids[0], lat_k, -90.6, speed_kmh=10.0)  # on screen
                     page.wait_for_selector(
                         f".marker[data-device-id='{ids[0]}'][data-lat='{lat_k}']",
                         timeout=20_000,
