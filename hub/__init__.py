@@ -49,6 +49,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time see _EXPORTS
         StateStore,
         UpstreamUrl,
     )
+    from hub.upstream_errors import failure_detail, upstream_errors
 
 __version__ = "0.1.0"
 
@@ -90,6 +91,7 @@ _EXPORTS = {  # module: the names it gives
         "StateStore",
         "UpstreamUrl",
     ),
+    "hub.upstream_errors": ("failure_detail", "upstream_errors"),
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
@@ -132,8 +134,10 @@ __all__ = [
     "UpdateFailed",
     "UpstreamUrl",
     "__version__",
+    "failure_detail",
     "group_by_start",
     "hookimpl",
     "parse_retry_after",
     "response_retry_after",
+    "upstream_errors",
 ]

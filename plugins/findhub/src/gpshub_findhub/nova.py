@@ -31,8 +31,9 @@ from typing import TYPE_CHECKING
 import httpx
 
 from hub.errors import BadConfig, CannotConnect, InvalidAuth, RateLimited, UpdateFailed
-from hub.netguard import BlockedAddress, GuardedBackend, OutboundPolicy, blocked_reason
+from hub.netguard import BlockedAddress, GuardedBackend, OutboundPolicy
 from hub.retry_after import response_retry_after
+from hub.upstream_errors import upstream_errors
 
 if TYPE_CHECKING:
     from gpshub_findhub.auth import TokenManager
@@ -132,7 +133,7 @@ class NovaClient:
     # -- internals -----------------------------------------------------------------------
     async def _post(self, scope: str, body: bytes, token: str) -> httpx.Response:
         self.requests += 1
-        try:
+        with upstream_errors(f"Nova ({scope})", self.url_field):
             return await self.http.post(
                 f"{self.base}/{scope}",
                 content=body,
@@ -145,19 +146,6 @@ class NovaClient:
                 timeout=self.timeout,
                 follow_redirects=False,
             )
-        except httpx.TimeoutException as exc:
-            raise CannotConnect(
-                f"Nova did not answer {scope} in time ({type(exc).__name__})"
-            ) from None
-        except httpx.TransportError as exc:
-            reason = blocked_reason(exc)
-            if reason is not None:
-                raise BadConfig(self.url_field, reason) from None
-            raise CannotConnect(f"cannot reach Nova for {scope}: {type(exc).__name__}") from None
-        except httpx.HTTPError as exc:
-            raise UpdateFailed(
-                f"unreadable answer from Nova for {scope}: {type(exc).__name__}"
-            ) from None
 
     def _body(self, response: httpx.Response, scope: str) -> bytes:
         status = response.status_code

@@ -24,9 +24,9 @@ import httpx
 import orjson
 
 from hub.clock import Clock, SystemClock
-from hub.errors import BadConfig, CannotConnect, InvalidAuth, RateLimited, UpdateFailed
-from hub.netguard import blocked_reason
+from hub.errors import CannotConnect, InvalidAuth, RateLimited, UpdateFailed
 from hub.retry_after import response_retry_after
+from hub.upstream_errors import upstream_errors
 
 DEFAULT_BASE_URL = "https://flespi.io"
 DEVICE_FIELDS = "id,name,configuration,metadata,device_type_id,connected"
@@ -88,15 +88,11 @@ class FlespiClient:
 
     async def get(self, path: str, params: Mapping[str, str] | None = None) -> Answer:
         url = f"{self.base_url}{path}"
-        try:
+        # the guard can refuse only a base URL the user set: flespi's own is public
+        with upstream_errors(
+            f"flespi at {self.base_url}", "options.base_url" if self._custom_url else None
+        ):
             response = await self._http.get(url, params=params, headers=self._headers)
-        except httpx.TimeoutException:
-            raise CannotConnect(f"flespi did not answer in time ({self.base_url})") from None
-        except httpx.TransportError as exc:
-            reason = blocked_reason(exc)
-            if reason is not None and self._custom_url:
-                raise BadConfig("options.base_url", reason) from None
-            raise CannotConnect(f"cannot reach flespi at {self.base_url}: {_what(exc)}") from None
         return self._answer(response)
 
     def _answer(self, response: httpx.Response) -> Answer:
@@ -173,11 +169,6 @@ def _id(value: Any) -> str | None:
     if isinstance(value, str) and value.isdigit():
         return value
     return None
-
-
-def _what(exc: BaseException) -> str:
-    text = str(exc).split(" for url ")[0]
-    return text or type(exc).__name__
 
 
 def chunks(items: Sequence[str], size: int) -> Iterable[list[str]]:

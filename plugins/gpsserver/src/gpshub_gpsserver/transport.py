@@ -20,8 +20,8 @@ import httpx
 import orjson
 
 from hub.errors import BadConfig, CannotConnect, RateLimited, UpdateFailed
-from hub.netguard import blocked_reason
 from hub.retry_after import response_retry_after
+from hub.upstream_errors import upstream_errors
 
 REDIRECTS = (301, 302, 303, 307, 308)
 
@@ -78,7 +78,7 @@ class Transport:
         if self.limit is not None and self.used >= self.limit:
             raise BudgetSpent
         self.used += 1
-        try:
+        with upstream_errors(f"GPS-Server.net at {self.host}", self.url_field):
             response = await self.http.request(
                 method,
                 f"{self.base}{path}",
@@ -88,21 +88,6 @@ class Transport:
                 timeout=self.timeout,
                 follow_redirects=False,
             )
-        except httpx.TimeoutException as exc:
-            raise CannotConnect(
-                f"GPS-Server.net at {self.host} did not answer in time ({type(exc).__name__})"
-            ) from None
-        except httpx.TransportError as exc:
-            reason = blocked_reason(exc)
-            if reason is not None:
-                raise BadConfig(self.url_field, reason) from None
-            raise CannotConnect(
-                f"cannot reach GPS-Server.net at {self.host}: {type(exc).__name__}"
-            ) from None
-        except httpx.HTTPError as exc:
-            raise UpdateFailed(
-                f"unreadable answer from GPS-Server.net at {self.host}: {type(exc).__name__}"
-            ) from None
         status = response.status_code
         if status == 429:
             raise RateLimited(

@@ -30,8 +30,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from hub.errors import BadConfig, CannotConnect, InvalidAuth, RateLimited, UpdateFailed
-from hub.netguard import blocked_reason
 from hub.retry_after import response_retry_after
+from hub.upstream_errors import upstream_errors
 
 JSON_HEADERS = {"Accept": "application/json"}
 RESTRICTED = "Operation restricted"
@@ -125,7 +125,7 @@ class TraccarClient:
     ) -> Any:
         """``GET base + path``; the decoded JSON, or the mapped error."""
         url = f"{self.base}{path}"
-        try:
+        with upstream_errors(f"Traccar at {self.host}", self.url_field):
             response = await self.http.get(
                 url,
                 params=list(params or ()),
@@ -134,21 +134,6 @@ class TraccarClient:
                 timeout=self.timeout,
                 follow_redirects=False,
             )
-        except httpx.TimeoutException as exc:
-            raise CannotConnect(
-                f"Traccar at {self.host} did not answer in time ({type(exc).__name__})"
-            ) from None
-        except httpx.TransportError as exc:
-            reason = blocked_reason(exc)
-            if reason is not None:
-                raise BadConfig(self.url_field, reason) from None
-            raise CannotConnect(
-                f"cannot reach Traccar at {self.host}: {type(exc).__name__}: {_short(exc)}"
-            ) from None
-        except httpx.HTTPError as exc:  # an answer httpx cannot read (bad encoding, ...)
-            raise UpdateFailed(
-                f"unreadable answer from Traccar at {self.host}: {type(exc).__name__}"
-            ) from None
         return self._decode(response, path)
 
     def _decode(self, response: httpx.Response, path: str) -> Any:
@@ -226,8 +211,3 @@ class TraccarClient:
     async def latest(self) -> Any:
         """``GET /api/positions`` without parameters: the latest position of every device."""
         return await self.get("/api/positions")
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return text.split(" for url ")[0][:200]

@@ -29,9 +29,9 @@ import httpx
 
 from gpshub_tracking3d import wire
 from hub.errors import BadConfig, CannotConnect, InvalidAuth, RateLimited, UpdateFailed
-from hub.netguard import blocked_reason
 from hub.retry_after import response_retry_after
 from hub.source import StateStore
+from hub.upstream_errors import upstream_errors
 
 SESSION_KEY = "session"
 """The connection-state key of the cached session."""
@@ -287,7 +287,7 @@ class Tracking3DClient:
         self, path: str, params: Sequence[tuple[str, str]], *, method: str = "GET"
     ) -> Any:
         url = f"{self.base}/{path}"
-        try:
+        with upstream_errors(f"3D Tracking at {self.host}", self.url_field):
             response = await self.http.request(
                 method,
                 url,
@@ -296,21 +296,6 @@ class Tracking3DClient:
                 timeout=self.timeout,
                 follow_redirects=False,
             )
-        except httpx.TimeoutException as exc:
-            raise CannotConnect(
-                f"3D Tracking at {self.host} did not answer in time ({type(exc).__name__})"
-            ) from None
-        except httpx.TransportError as exc:
-            reason = blocked_reason(exc)
-            if reason is not None:
-                raise BadConfig(self.url_field, reason) from None
-            raise CannotConnect(
-                f"cannot reach 3D Tracking at {self.host}: {type(exc).__name__}"
-            ) from None
-        except httpx.HTTPError as exc:
-            raise UpdateFailed(
-                f"unreadable answer from 3D Tracking at {self.host}: {type(exc).__name__}"
-            ) from None
         return self._decode(response, path)
 
     def _decode(self, response: httpx.Response, path: str) -> Any:

@@ -27,9 +27,9 @@ import trio
 from gpshub_wialon import protocol as p
 from hub.clock import Clock
 from hub.errors import BadConfig, CannotConnect, InvalidAuth, RateLimited, UpdateFailed
-from hub.netguard import blocked_reason
 from hub.retry_after import response_retry_after
 from hub.source import StateStore
+from hub.upstream_errors import upstream_errors
 
 SESSION_KEY = "wialon.session"
 """Connection state key: ``{"eid", "base", "token", "used_at", "user"}`` (``token`` is a
@@ -232,17 +232,8 @@ class WialonClient:
         form = {"svc": svc, "params": orjson.dumps(params).decode()}
         if sid is not None:
             form["sid"] = sid
-        try:
+        with upstream_errors(f"Wialon at {self.base}", self.url_field):
             response = await self.http.post(self.url, data=form)
-        except httpx.TimeoutException:
-            raise CannotConnect(f"Wialon at {self.base} did not answer in time") from None
-        except httpx.HTTPError as exc:
-            blocked = blocked_reason(exc)
-            if blocked:
-                raise BadConfig(self.url_field, blocked) from None
-            raise CannotConnect(
-                f"cannot reach Wialon at {self.base}: {type(exc).__name__}"
-            ) from None
         return decode(response, self.url_field, self.clock.now())
 
 
