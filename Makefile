@@ -7,7 +7,7 @@ TOOLS := .tools
 UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
 DEMO_DIR ?= ./demo-data
 
-.PHONY: setup demo test lint format bench wheels clean
+.PHONY: setup vendor demo test lint format bench wheels clean
 
 $(TOOLS)/bin/uv:
 	$(PYTHON) -m venv $(TOOLS)
@@ -15,6 +15,17 @@ $(TOOLS)/bin/uv:
 
 setup: $(if $(findstring $(TOOLS),$(UV)),$(TOOLS)/bin/uv)
 	$(UV) sync --all-packages --all-extras --locked
+	$(MAKE) --no-print-directory vendor
+
+# the dashboard's third-party browser libraries, pinned by its package-lock.json, copied
+# into its package (git-ignored); redone when the lock file or the copy script changes
+DASHBOARD := plugins/dashboard
+VENDOR_STAMP := $(DASHBOARD)/src/gpshub_dashboard/static/vendor/.stamp
+vendor: $(VENDOR_STAMP)
+
+$(VENDOR_STAMP): $(DASHBOARD)/package-lock.json $(DASHBOARD)/vendor.py
+	$(PYTHON) $(DASHBOARD)/vendor.py --npm
+	touch $@
 
 demo: setup
 	$(UV) run --no-sync gpshub --data-dir $(DEMO_DIR) serve --demo
@@ -43,6 +54,7 @@ bench: setup
 	$(UV) run --no-sync python bench/startup.py
 	$(UV) run --no-sync python bench/live.py --duration 20
 	$(UV) run --no-sync python bench/findhub.py
+	$(UV) run --no-sync python bench/dashboard.py
 
 wheels: setup
 	$(UV) build --all-packages --wheel -o dist

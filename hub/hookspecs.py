@@ -52,7 +52,17 @@ def register_geocoder(register: Callable[[Callable[[float, float], str | None]],
 
 @hookspec
 def register_routes(hub: Hub) -> list[Any] | None:
-    """Return extra Starlette routes (mounted under ``/api/plugins/<plugin>``)."""
+    """Return extra Starlette routes (mounted under ``/api/plugins/<plugin>``, an API
+    token or session required; the caller is in ``request.state.principal``)."""
+
+
+@hookspec
+def register_pages(hub: Hub) -> list[Any] | None:
+    """Return public Starlette routes served from the site's root (``/``, ``/assets/…``):
+    web pages, which sign in through the API like any other client.  No authentication
+    is done for them.  They come after the API: a path under ``/api/`` and the hub's own
+    ``/openapi.json``, ``/healthz``, ``/readyz`` and ``/metrics`` are refused at start-up
+    (``hub.web.app.RESERVED_PATHS``), and two plugins may not serve the same path."""
 
 
 @hookspec

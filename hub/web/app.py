@@ -160,6 +160,7 @@ def create_app(hub: Hub, *, live: LiveOptions | None = None) -> Starlette:
         *starlette_routes(table),
         WebSocketRoute("/api/live", live_feed, name="live_feed"),
         *plugin_mounts(hub),
+        *plugin_pages(hub),  # last: the API's own paths always win
     ]
 
     @asynccontextmanager
@@ -256,6 +257,40 @@ def plugin_mounts(hub: Hub) -> list[Mount]:
                 )
             )
     return mounts
+
+
+RESERVED_PATHS = ("/api", "/openapi.json", "/healthz", "/readyz", "/metrics")
+"""The API's paths: a plugin's page may not be served at one of them or below it."""
+
+
+def _reserved(path: str) -> bool:
+    return any(path == p or path.startswith(p + "/") for p in RESERVED_PATHS)
+
+
+def plugin_pages(hub: Hub) -> list[BaseRoute]:
+    """The public routes plugins serve from the root (``register_pages``), in plugin
+    order.  A route at an API path, or at a path another plugin serves, is a start-up
+    error naming both."""
+    pm = getattr(hub, "plugin_manager", None)
+    if pm is None:
+        return []
+    routes: list[BaseRoute] = []
+    owners: dict[str, str] = {}
+    for impl in pm.hook.register_pages.get_hookimpls():
+        for route in impl.function(hub=hub) or []:
+            path = getattr(route, "path", "")
+            if not path.startswith("/") or _reserved(path) or path.startswith("/{"):
+                raise HubError(
+                    f"plugin {impl.plugin_name!r} may not serve a page at {path!r}: "
+                    f"the API keeps {', '.join(RESERVED_PATHS)}"
+                )
+            if path in owners:
+                raise HubError(
+                    f"plugins {owners[path]!r} and {impl.plugin_name!r} both serve {path!r}"
+                )
+            owners[path] = impl.plugin_name
+            routes.append(route)
+    return routes
 
 
 # -- serving ---------------------------------------------------------------------------

@@ -14,9 +14,10 @@ import fakesource
 import pytest
 from harness import ORIGIN, Web, make_hub
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
+from hub.errors import HubError
 from hub.hookspecs import hookimpl
 from hub.models import ConnectionState
 from hub.plugins import load_plugins
@@ -223,3 +224,55 @@ async def test_browsers_of_allowed_origins_may_call(web: Web) -> None:
     r = await web.get("a_view", "/api/devices")
     assert r.headers["cache-control"] == "no-store"
     assert r.headers["x-content-type-options"] == "nosniff"
+
+
+def pages_plugin(*paths: str) -> types.ModuleType:
+    async def page(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(f"page {request.url.path}")
+
+    module = types.ModuleType("site")
+
+    @hookimpl
+    def register_pages(hub: Any) -> list[Any]:
+        return [Route(path, page) for path in paths]
+
+    module.register_pages = register_pages  # type: ignore[attr-defined]
+    return module
+
+
+def hub_with(tmp_path: Path, *plugins: tuple[str, types.ModuleType]) -> Any:
+    hub = make_hub(tmp_path)
+    pm, infos = load_plugins(extra=[("testsource", fakesource), *plugins], use_entry_points=False)
+    hub.registry = Registry.collect(pm, infos)
+    hub.plugin_manager = pm
+    return hub
+
+
+async def test_plugin_pages_are_public_at_the_root_and_the_api_comes_first(
+    tmp_path: Path, start_web: Callable[..., Any]
+) -> None:
+    hub = hub_with(tmp_path, ("site", pages_plugin("/", "/about")))
+    async with start_web(hub=hub) as web:
+        r = await web.get(None, "/")
+        assert r.status_code == 200 and r.text == "page /"
+        assert (await web.get(None, "/about")).text == "page /about"
+        assert (await web.get(None, "/healthz")).status_code == 200
+        r = await web.get(None, "/api/devices")  # still the API's, still guarded
+        assert r.status_code == 401
+        r = await web.get(None, "/nowhere")
+        assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize("path", ["/api/x", "/api", "/openapi.json", "/metrics", "/healthz/x"])
+def test_a_plugin_page_may_not_take_an_api_path(tmp_path: Path, path: str) -> None:
+    hub = hub_with(tmp_path, ("site", pages_plugin(path)))
+    with pytest.raises(HubError, match="may not serve a page"):
+        create_app(hub)
+    hub.store.close()
+
+
+def test_two_plugins_may_not_serve_the_same_page(tmp_path: Path) -> None:
+    hub = hub_with(tmp_path, ("site", pages_plugin("/")), ("other", pages_plugin("/")))
+    with pytest.raises(HubError, match="both serve '/'"):
+        create_app(hub)
+    hub.store.close()

@@ -1,0 +1,70 @@
+// Start-up: the session, the header, the routes. Pages: one module each in pages/.
+import { onUnauthorized } from "./api.js";
+import { h, notice } from "./dom.js";
+import { missing } from "./lib.js";
+import * as mapPage from "./pages/map.js";
+import * as signinPage from "./pages/signin.js";
+import { go, route, setGuard, start } from "./router.js";
+import { resume, session, signOut } from "./session.js";
+
+const NAV = [["map", "Live map"]]; // later pages add theirs here
+
+route("signin", signinPage);
+route("map", mapPage);
+
+function renderHeader() {
+  const bar = document.getElementById("bar");
+  const signedIn = !!session.user;
+  bar.hidden = !signedIn;
+  if (!signedIn) return;
+  document.getElementById("nav").replaceChildren(...NAV.map(([name, label]) => h("a", { href: `#/${name}` }, label)));
+  const role = session.is_admin ? "administrator" : session.can_write ? "manager" : "viewer";
+  const where = session.client ? ` · ${session.client.name}` : "";
+  document.getElementById("who").textContent = `${session.user.name} (${role})${where}`;
+  document.body.dataset.role = role;
+}
+
+let afterSignIn = "map";
+const ctx = {
+  session,
+  signedIn() {
+    renderHeader();
+    go(afterSignIn === "signin" ? "map" : afterSignIn);
+  },
+  signedOut() {
+    session.user = null;
+    renderHeader();
+    go("signin");
+  },
+};
+
+onUnauthorized(() => ctx.signedOut());
+document.getElementById("signout").addEventListener("click", async () => {
+  try {
+    await signOut();
+  } finally {
+    ctx.signedOut();
+  }
+});
+
+async function main() {
+  const absent = missing();
+  if (absent.length) notice(`Missing browser libraries (run make vendor): ${absent.join(", ")}`, "error");
+  try {
+    await resume();
+  } catch (error) {
+    notice(`The hub did not answer: ${error.message}`, "error");
+  }
+  renderHeader();
+  setGuard((name) => {
+    if (!session.user && name !== "signin") {
+      afterSignIn = name;
+      return "signin";
+    }
+    if (session.user && name === "signin") return "map";
+    return null;
+  });
+  start(document.getElementById("view"), ctx);
+}
+
+main();

