@@ -118,7 +118,8 @@ def test_the_marker_appears_and_moves_live(browser: Any, site: HubThread, tmp_pa
     text = p.inner_text("#panel")
     assert "Demo vehicle" in text and "Ignition" in text and "s ago" in text
     assert p.locator("#edit-device").count() == 1  # a manager may rename
-    assert "Stopped" not in p.inner_text("#status-counts") or True
+    off = p.inner_text("#status-counts button[data-status='ignition_off']")
+    assert off.endswith(" 1"), off  # the counts follow the live status
     assert page.errors == []
 
 

@@ -1,23 +1,34 @@
-"""The dashboard's serving, without a browser: headers, CSP, hashed assets."""
+"""The dashboard's serving, without a browser: headers, CSP, hashed assets (its pages
+served by hypercorn on loopback, asked for as ``hub.test:8080`` by their Host header)."""
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import httpx
+import trio
 from starlette.applications import Starlette
-from starlette.testclient import TestClient
 
 import gpshub_dashboard
 from gpshub_dashboard.site import STATIC, Site, tile_origin
+from hub.testing import serve_app
 
 
-def client(site: Site) -> TestClient:
-    return TestClient(Starlette(routes=site.routes()), base_url="http://hub.test:8080")
+@asynccontextmanager
+async def client(site: Site) -> AsyncIterator[httpx.AsyncClient]:
+    async with trio.open_nursery() as nursery:
+        url = await nursery.start(serve_app, Starlette(routes=site.routes()))
+        async with httpx.AsyncClient(base_url=url, headers={"Host": "hub.test:8080"}) as http:
+            yield http
+        nursery.cancel_scope.cancel()
 
 
-def test_the_entry_page_has_a_strict_policy_and_is_not_cached() -> None:
-    r = client(Site.load()).get("/")
+async def test_the_entry_page_has_a_strict_policy_and_is_not_cached() -> None:
+    async with client(Site.load()) as c:
+        r = await c.get("/")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     assert r.headers["cache-control"] == "no-cache"
     assert r.headers["x-content-type-options"] == "nosniff"
@@ -30,20 +41,20 @@ def test_the_entry_page_has_a_strict_policy_and_is_not_cached() -> None:
     assert "<script>" not in r.text and "style=" not in r.text
 
 
-def test_assets_have_the_tree_digest_in_their_url_and_are_immutable() -> None:
+async def test_assets_have_the_tree_digest_in_their_url_and_are_immutable() -> None:
     site = Site.load()
-    c = client(site)
-    r = c.get(f"{site.prefix}/js/main.js", headers={"accept-encoding": "gzip"})
-    assert r.status_code == 200
-    assert r.headers["cache-control"] == "public, max-age=31536000, immutable"
-    assert r.headers["content-type"].startswith("application/javascript")
-    assert r.headers["content-encoding"] == "gzip"
-    assert "import" in r.text
-    assert f"{site.prefix}/js/main.js" in c.get("/").text
-    # another version's URL is no hit, and not cached
-    r = c.get("/assets/0000000000000000/js/main.js")
-    assert r.status_code == 404 and r.headers["cache-control"] == "no-store"
-    assert c.get(f"{site.prefix}/../site.py").status_code == 404
+    async with client(site) as c:
+        r = await c.get(f"{site.prefix}/js/main.js", headers={"accept-encoding": "gzip"})
+        assert r.status_code == 200
+        assert r.headers["cache-control"] == "public, max-age=31536000, immutable"
+        assert r.headers["content-type"].startswith("application/javascript")
+        assert r.headers["content-encoding"] == "gzip"
+        assert "import" in r.text
+        assert f"{site.prefix}/js/main.js" in (await c.get("/")).text
+        # another version's URL is no hit, and not cached
+        r = await c.get("/assets/0000000000000000/js/main.js")
+        assert r.status_code == 404 and r.headers["cache-control"] == "no-store"
+        assert (await c.get(f"{site.prefix}/%2E%2E/site.py")).status_code == 404
 
 
 def test_any_change_gives_new_urls(tmp_path: Path) -> None:
@@ -54,12 +65,13 @@ def test_any_change_gives_new_urls(tmp_path: Path) -> None:
     assert Site.load(root).digest != before.digest
 
 
-def test_the_page_serves_and_says_so_without_the_vendor_files(tmp_path: Path) -> None:
+async def test_the_page_serves_and_says_so_without_the_vendor_files(tmp_path: Path) -> None:
     root = tmp_path / "static"
     shutil.copytree(STATIC, root, ignore=shutil.ignore_patterns("vendor"))
     site = Site.load(root)
     assert "vendor/leaflet/leaflet.js" in site.missing_vendor()
-    r = client(site).get("/")
+    async with client(site) as c:
+        r = await c.get("/")
     assert r.status_code == 200
     assert "vendor_missing&quot;:[&quot;vendor/leaflet/leaflet.css" in r.text
     assert "leaflet.js" not in r.text.split("gpshub-config")[1].split(">", 1)[1]

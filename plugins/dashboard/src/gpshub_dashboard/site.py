@@ -34,8 +34,6 @@ OSM_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 OSM_ATTRIBUTION = (
     '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors'
 )
-MOVING_KMH = 3.0
-"""Speed from which a device counts as moving, unless the hub states its own."""
 
 YEAR = 365 * 24 * 3600
 VENDOR_CSS = (
@@ -66,6 +64,7 @@ class Site:
     index_template: str
     tile_url: str = OSM_TILES
     tile_attribution: str = OSM_ATTRIBUTION
+    tile_max_zoom: int = 19
     page_settings: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -93,15 +92,16 @@ class Site:
 
     @classmethod
     def from_hub(cls, hub: Hub) -> Site:
+        from hub.map_status import MOVING_KMH
+
         settings = hub.settings
         return cls.load(
-            tile_url=getattr(settings, "map_tile_url", None) or OSM_TILES,
-            tile_attribution=getattr(settings, "map_tile_attribution", None) or OSM_ATTRIBUTION,
-            page_settings={
-                "moving_kmh": float(getattr(settings, "moving_kmh", MOVING_KMH)),
-                "offline_after_s": int(
-                    getattr(settings, "offline_after_s", settings.offline_timeout_s)
-                ),
+            tile_url=settings.map_tile_url,  # "" draws no tiles
+            tile_attribution=settings.map_tile_attribution,
+            tile_max_zoom=settings.map_tile_max_zoom,
+            page_settings={  # the hub's map status rule (hub.map_status), for live positions
+                "moving_kmh": MOVING_KMH,
+                "offline_timeout_s": settings.offline_timeout_s,
             },
         )
 
@@ -126,7 +126,11 @@ class Site:
         """What the page reads from its ``<meta name="gpshub-config">``."""
         return {
             "assets": self.prefix,
-            "tiles": {"url": self.tile_url, "attribution": self.tile_attribution},
+            "tiles": {
+                "url": self.tile_url,
+                "attribution": self.tile_attribution,
+                "max_zoom": self.tile_max_zoom,
+            },
             "status": self.page_settings,
             "vendor_missing": self.missing_vendor(),
         }

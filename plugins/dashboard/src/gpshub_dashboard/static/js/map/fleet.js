@@ -42,7 +42,6 @@ export class Fleet {
       const old = entry.position;
       if (old && new Date(old.fix_time) > new Date(message.data.fix_time)) return false; // late fix
       entry.position = message.data;
-      if (entry.device.status === "offline") entry.device.status = "online";
     } else if (message.type === "device_status") {
       entry.device = { ...entry.device, ...message.data };
     } else {
@@ -51,6 +50,19 @@ export class Fleet {
     entry.status = statusOf(entry.position, entry.device);
     this.emit([message.device_id]);
     return true;
+  }
+
+  /** Statuses again as time passes (a device turns offline by its silence). */
+  refresh(now = Date.now()) {
+    const changed = [];
+    for (const [id, entry] of this.entries) {
+      const status = statusOf(entry.position, entry.device, now);
+      if (status !== entry.status) {
+        entry.status = status;
+        changed.push(id);
+      }
+    }
+    if (changed.length) this.emit(changed);
   }
 
   counts() {

@@ -55,7 +55,13 @@ export function mount(view, ctx) {
     let markers = null;
     if (window.L) {
       const map = L.map(mapEl, { zoomControl: true, worldCopyJump: true }).setView([20, 0], 2);
-      L.tileLayer(config.tiles.url, { attribution: config.tiles.attribution, maxZoom: 19 }).addTo(map);
+      if (config.tiles.url) {
+        // no tiles (the hub's map_tile_url is empty, or no internet): markers on a blank map
+        L.tileLayer(config.tiles.url, {
+          attribution: config.tiles.attribution,
+          maxZoom: config.tiles.max_zoom,
+        }).addTo(map);
+      }
       markers = new Markers(map, fleet, select);
       markers.update([...fleet.entries.keys()]);
       markers.fit();
@@ -77,6 +83,7 @@ export function mount(view, ctx) {
       onUnauthorized: () => ctx.signedOut(),
     });
     timer = setInterval(() => {
+      fleet.refresh(); // a silent device turns offline without any message
       list.tick();
       panel.tick();
     }, 1000);
