@@ -40,6 +40,7 @@ from hub.web import (
     ws_compression,
 )
 from hub.web.auth import Access, AuthGate, check_access
+from hub.web.compression import ApiGzip
 from hub.web.cors import ApiCors
 from hub.web.errors import ApiError, http_exception
 from hub.web.inputs import drain_body
@@ -169,7 +170,7 @@ def create_app(hub: Hub, *, live: LiveOptions | None = None) -> Starlette:
 
     app = Starlette(
         routes=routes,
-        middleware=_cors(hub),
+        middleware=[*_cors(hub), Middleware(ApiGzip)],
         exception_handlers={HTTPException: http_exception},
         lifespan=lifespan,
     )
