@@ -18,6 +18,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins/dashboard/
 from browser_hub import PASSWORD, HubThread, chromium
 from playwright.sync_api import sync_playwright
 
+TRANSFERRED = (
+    "performance.getEntriesByType('navigation').concat("
+    "performance.getEntriesByType('resource'))"
+    ".reduce((s, e) => s + (e.transferSize || 0), 0)"
+)
+"""Bytes over the wire for the page and everything it fetched (0 for what came from the
+browser's cache)."""
+TRANSFERRED_BY_KIND = (
+    "performance.getEntriesByType('navigation').concat("
+    "performance.getEntriesByType('resource')).reduce((m, e) => {"
+    " const p = new URL(e.name).pathname;"
+    " const k = p.startsWith('/api/') ? 'api' : p.includes('/vendor/') ? 'libraries'"
+    "   : p.startsWith('/assets/') ? 'our assets' : 'page';"
+    " m[k] = (m[k] || 0) + (e.transferSize || 0); return m; }, {})"
+)
+
 
 def main() -> None:
     parser = argparse.ArgumentParser()
@@ -27,7 +43,9 @@ def main() -> None:
     if path is None:
         sys.exit("no chromium found")
     with tempfile.TemporaryDirectory() as tmp:
-        hub = HubThread(Path(tmp)).start()
+        # no tile layer: nothing to fetch from outside, and no request routing, which
+        # would turn the browser's cache off (Playwright does so while a route is set)
+        hub = HubThread(Path(tmp), map_tile_url="").start()
         try:
             ids = hub.populate(args.devices)
             if not hub.session_api():
@@ -39,35 +57,34 @@ def main() -> None:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=path, args=["--no-sandbox"])
                 context = browser.new_context(viewport={"width": 1280, "height": 800})
-                context.route("https://tile.openstreetmap.org/**", lambda r: r.fulfill(status=204))
                 page = context.new_page()
                 page.goto(hub.url + "/")
                 page.fill("#signin-name", "ann")
                 page.fill("#signin-password", PASSWORD)
                 page.click("form.signin button[type=submit]")
                 page.wait_for_selector("body[data-map-ready='1']", timeout=60_000)
-                # a cold load of the map page, signed in: the figure a returning user sees
-                page.goto("about:blank")
+                # a cold load of the map page, signed in: a new browser context (an empty
+                # cache) with the session's cookie
+                signed_in = context.storage_state()
+                context.close()
+                context = browser.new_context(
+                    viewport={"width": 1280, "height": 800}, storage_state=signed_in
+                )
+                page = context.new_page()
                 page.goto(hub.url + "/#/map")
                 page.wait_for_selector("body[data-map-ready='1']", timeout=60_000)
                 ready = page.evaluate(
                     "performance.getEntriesByName('gpshub:map-ready')[0].startTime"
                 )
-                size = page.evaluate(
-                    "performance.getEntriesByType('navigation').concat("
-                    "performance.getEntriesByType('resource'))"
-                    ".reduce((s, e) => s + (e.transferSize || 0), 0)"
-                )
-                page.reload()  # the same with the browser's cache warm
+                size = page.evaluate(TRANSFERRED)
+                by_kind = page.evaluate(TRANSFERRED_BY_KIND)
+                page.goto("about:blank")  # the same with the browser's cache warm
+                page.goto(hub.url + "/#/map")
                 page.wait_for_selector("body[data-map-ready='1']", timeout=60_000)
                 warm = page.evaluate(
                     "performance.getEntriesByName('gpshub:map-ready')[0].startTime"
                 )
-                warm_size = page.evaluate(
-                    "performance.getEntriesByType('navigation').concat("
-                    "performance.getEntriesByType('resource'))"
-                    ".reduce((s, e) => s + (e.transferSize || 0), 0)"
-                )
+                warm_size = page.evaluate(TRANSFERRED)
                 page.wait_for_timeout(1500)  # the live feed's snapshot has come
                 # select the device: the map zooms in until its marker is out of its cluster
                 page.click(f"#device-list li[data-id='{ids[0]}']")
@@ -96,6 +113,10 @@ def main() -> None:
         f"{warm:.0f} ms with a warm cache"
     )
     print(f"transferred: {size / 1024:.0f} KiB cold, {warm_size / 1024:.0f} KiB warm")
+    print(
+        "  cold, by kind: "
+        + ", ".join(f"{kind} {n / 1024:.0f} KiB" for kind, n in sorted(by_kind.items()))
+    )
     lat.sort()
     print(
         f"live latency, ingest to marker move: median {lat[len(lat) // 2] * 1000:.0f} ms, "

@@ -39,8 +39,9 @@ def chromium() -> str | None:
 class HubThread:
     """``start()`` serves; ``stop()`` shuts down.  ``users``: name → id; ``admin``: a token."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, **settings: Any) -> None:
         self.tmp_path = tmp_path
+        self.settings = settings  # for the hub's Settings
         self.ready = threading.Event()
         self.error: BaseException | None = None
         self.url = ""
@@ -50,8 +51,10 @@ class HubThread:
         pm, infos = load_plugins(extra=[("dashboard", gpshub_dashboard)], use_entry_points=False)
         box = SecretBox([SecretBox.generate_key().encode()])
         store = Store.open(f"sqlite:///{self.tmp_path}/hub.db", box)
-        settings = Settings(data_dir=self.tmp_path, auth_failures_per_minute=1_000_000)
-        self.hub = Hub(store, Registry.collect(pm, infos), infos, settings=settings)
+        config = Settings(
+            data_dir=self.tmp_path, auth_failures_per_minute=1_000_000, **self.settings
+        )
+        self.hub = Hub(store, Registry.collect(pm, infos), infos, settings=config)
         self.hub.plugin_manager = pm
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()

@@ -135,3 +135,32 @@ def test_a_viewer_sees_no_edit_control(browser: Any, site: HubThread) -> None:
     assert p.locator("#edit-device").count() == 0
     assert p.locator("button.edit, .edit").count() == 0
     assert page.errors == []
+
+
+@pytest.mark.parametrize("tiles", ["unreachable", "none configured"])
+def test_the_map_works_without_tiles(browser: Any, tmp_path: Path, tiles: str) -> None:
+    """No internet (tile requests fail) or no tile source at all (``map_tile_url`` empty):
+    the map still draws the markers on a blank background."""
+    settings = {"map_tile_url": ""} if tiles == "none configured" else {}
+    hub = HubThread(tmp_path, **settings).start()
+    try:
+        (device,) = hub.populate()
+        if not hub.session_api():
+            _skip("this hub has no session API yet (POST /api/session is a 404)")
+        hub.set_passwords()
+        hub.ingest(device, 14.6, -90.5, speed_kmh=0.0, ignition=False)
+        page = Page(browser, hub.url)
+        tile_requests: list[str] = []
+
+        def offline(route: Any) -> None:
+            tile_requests.append(route.request.url)
+            route.abort("internetdisconnected")
+
+        page.context.unroute("https://tile.openstreetmap.org/**")
+        page.context.route("https://tile.openstreetmap.org/**", offline)
+        page.sign_in("ann")
+        page.page.locator(f".marker[data-device-id='{device}']").wait_for()
+        assert not [e for e in page.errors if "page error" in e]
+        assert bool(tile_requests) == (tiles == "unreachable")
+    finally:
+        hub.stop()

@@ -54,7 +54,11 @@ export function mount(view, ctx) {
     });
     let markers = null;
     if (window.L) {
-      const map = L.map(mapEl, { zoomControl: true, worldCopyJump: true }).setView([20, 0], 2);
+      const map = L.map(mapEl, {
+        zoomControl: true,
+        worldCopyJump: true,
+        maxZoom: config.tiles.max_zoom ?? 19, // also without a tile layer (none configured)
+      }).setView([20, 0], 2);
       if (config.tiles.url) {
         // no tiles (the hub's map_tile_url is empty, or no internet): markers on a blank map
         L.tileLayer(config.tiles.url, {
@@ -88,7 +92,7 @@ export function mount(view, ctx) {
       panel.tick();
     }, 1000);
   })().catch((error) => {
-    if (error.status !== 401) notice(`Could not load the devices: ${error.message}`, "error");
+    if (error.status !== 401) notice(`Could not load the devices: ${error.message || error}`, "error");
   });
 
   return () => {
