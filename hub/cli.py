@@ -174,7 +174,7 @@ def _run_serve(args: argparse.Namespace, collecting: bool) -> None:
     try:
         if args.demo:
             setup_demo(hub, say)
-        trio.run(functools.partial(_serve, hub, settings, say, collecting))
+        trio.run(functools.partial(_serve, hub, settings, say, collecting, demo=args.demo))
     except BaseExceptionGroup as group:  # what trio wraps a failed start in
         matched, _ = group.split(ListenError)
         if matched is None:
@@ -193,10 +193,18 @@ def _first(exc: BaseException) -> BaseException:
 
 
 async def _serve(
-    hub: Any, settings: Settings, say: Console, collecting: bool = True, *, freeze: bool = True
+    hub: Any,
+    settings: Settings,
+    say: Console,
+    collecting: bool = True,
+    *,
+    freeze: bool = True,
+    demo: bool = False,
 ) -> None:
     """Run the hub and its API until a signal; ``freeze``: leave the start-up heap out of
     the cycle collector once it serves (``hub.heap``; not in a process that starts many).
+    ``demo`` on a first start with pages served at ``/`` (the dashboard): the administrator
+    gets a password too, shown once, so the page can be signed in to at once.
 
     SIGINT and SIGTERM are taken from the start: one that comes while the hub starts
     stops the start-up, one that comes once it serves finishes the batch in flight.
@@ -245,6 +253,35 @@ async def _serve(
                     f"Try: curl -H 'Authorization: Bearer {token}' {url}/api/devices/latest",
                     soft_wrap=True,
                 )
+                if demo and _serves_pages(hub):
+                    password = await _demo_password(hub)
+                    say.print(
+                        f"[bold yellow]Dashboard:[/] {url}/  sign in as [bold]admin[/], password"
+                        f" [bold]{password}[/] (shown once; change it there, or with"
+                        " `gpshub user passwd admin`)",
+                        soft_wrap=True,
+                    )
+
+
+def _serves_pages(hub: Any) -> bool:
+    """Whether a plugin serves pages at ``/`` (``register_pages``: the dashboard)."""
+    pm = getattr(hub, "plugin_manager", None)
+    return pm is not None and bool(pm.hook.register_pages.get_hookimpls())
+
+
+async def _demo_password(hub: Any) -> str:
+    """A new random password for the administrator made at first start."""
+    import secrets
+
+    from hub.blocking import run_blocking
+    from hub.passwords import hash_password_async
+
+    password = secrets.token_urlsafe(12)
+    hashed = await hash_password_async(password)
+    users = await run_blocking(hub.store.list_users)
+    admin = next(u for u in users if u.client_id is None and u.name == "admin")
+    await run_blocking(hub.store.sessions.set_password, admin.id or 0, hashed)
+    return password
 
 
 def setup_demo(hub: Any, say: Console = console) -> None:

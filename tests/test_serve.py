@@ -171,3 +171,46 @@ async def test_a_signal_the_moment_it_serves_stops_it_cleanly(tmp_path: Path) ->
         if proc.returncode is None:
             proc.kill()
     assert "SIGINT: finishing the batch in flight, then exiting" in "".join(seen)
+
+
+async def test_the_demo_opens_on_the_dashboard_with_a_password_shown_once(
+    tmp_path: Path,
+) -> None:
+    proc = await trio.lowlevel.open_process(
+        command(tmp_path, "--demo", "--port", "0"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,  # what is for people goes there with text logs
+        env=environment(),
+    )
+    seen: list[str] = []
+    try:
+        with trio.fail_after(120):
+            m = await read_until(
+                proc.stderr, r"Dashboard:\s+(http://\S+)/\s+sign in as admin, password (\S+) ", seen
+            )
+            url, password = m.group(1), m.group(2)
+            async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+                page = await http.get("/")
+                assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+                r = await http.post("/api/session", json={"name": "admin", "password": password})
+                assert r.status_code == 200, r.text
+                devices = await http.get("/api/devices")  # the session cookie
+                assert [d["name"] for d in devices.json()["devices"]] == ["Demo vehicle"]
+    finally:
+        await stop(proc)
+    # a second start: no new token, no new password
+    proc = await trio.lowlevel.open_process(
+        command(tmp_path, "--demo", "--port", "0"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,  # what is for people goes there with text logs
+        env=environment(),
+    )
+    again: list[str] = []
+    try:
+        with trio.fail_after(120):
+            await read_until(proc.stderr, r"listening on http://\S+", again)
+    finally:
+        await stop(proc)
+    with trio.fail_after(60):
+        await read_all(proc.stderr, again)
+    assert "password" not in "".join(again)
