@@ -1,6 +1,7 @@
 """A source kind for the Connections page's browser test: an account name and a
 password (the test connection accepts only ``PASSWORD``, naming the password field
-otherwise), options of each form type, and three remote devices."""
+otherwise), options of each form type, and three remote devices; and ``fakefeed``, whose
+devices cannot be browsed."""
 
 from __future__ import annotations
 
@@ -60,6 +61,25 @@ class FakeCloud(Source[CloudCredentials, CloudOptions]):
         return PollResult()
 
 
+class FeedCredentials(BaseModel):
+    api_key: SecretStr = Field(title="API key")
+
+
+class FakeFeed(Source[FeedCredentials, BaseModel]):
+    kind = "fakefeed"
+    title = "Fake feed"
+    description = "Has no device list."
+    Credentials = FeedCredentials
+    cadence = Cadence(active=3600.0, jitter=0.0)
+
+    async def test_connection(self) -> str:
+        return "feed reachable"
+
+    async def poll(self, devices: Sequence[DeviceRef], cursors: Mapping[str, Cursor]) -> PollResult:
+        return PollResult()
+
+
 @hookimpl
 def register_sources(register: Callable[[type], None]) -> None:
     register(FakeCloud)
+    register(FakeFeed)

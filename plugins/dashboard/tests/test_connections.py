@@ -15,6 +15,8 @@ from browser_hub import HubThread
 from test_browser import Page, _skip, browser  # noqa: F401 (a fixture)
 
 WAIT = 20_000
+FITS = """() => [document.scrollingElement, document.querySelector('.conn-page')]
+    .every((el) => el.scrollWidth <= el.clientWidth)"""  # no sideways scrolling
 
 
 @pytest.fixture
@@ -121,6 +123,32 @@ def test_add_test_save_and_import(browser: Any, site: HubThread) -> None:  # noq
     card.locator("button.confirm-delete").click()
     p.wait_for_selector("#conn-list .empty", timeout=WAIT)
     assert _api(site, "/api/connections")["connections"] == []
+    assert page.errors == []
+
+
+def test_a_kind_without_browse_on_a_phone(browser: Any, site: HubThread) -> None:  # noqa: F811
+    """On a phone-sized screen the form fits; a kind whose devices cannot be browsed goes
+    back to the list on save, with no import offered."""
+    page = Page(browser, site.url)
+    page.sign_in("ann")
+    p = page.page
+    p.set_viewport_size({"width": 390, "height": 760})
+    p.goto(site.url + "/#/connections?add=1")
+    p.select_option("#conn-kind", "fakefeed")
+    p.wait_for_selector("#cf-credentials-api_key[type='password']")
+    assert p.evaluate(FITS)
+    p.fill("#conn-label", "Feed")
+    p.click("#conn-save")  # the required key is missing: named before asking the hub
+    p.wait_for_selector("#cf-credentials-api_key[aria-invalid='true']")
+    assert p.inner_text("#conn-test-result") == "API key: required"
+    p.fill("#cf-credentials-api_key", "k-123")
+    p.click("#conn-save")
+    card = p.locator(".conn-card")
+    card.wait_for(timeout=WAIT)
+    assert "Feed" in card.inner_text()
+    assert card.locator("button.browse").count() == 0
+    assert card.locator("button.edit").count() == 1
+    assert p.evaluate(FITS)
     assert page.errors == []
 
 
