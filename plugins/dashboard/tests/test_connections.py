@@ -11,8 +11,10 @@ from typing import Any
 import fake_cloud
 import httpx
 import pytest
-from browser_hub import HubThread
+from browser_hub import PASSWORD, HubThread
 from test_browser import Page, _skip, browser  # noqa: F401 (a fixture)
+
+from hub.models import Role
 
 WAIT = 20_000
 FITS = """() => [document.scrollingElement, document.querySelector('.conn-page')]
@@ -149,6 +151,30 @@ def test_a_kind_without_browse_on_a_phone(browser: Any, site: HubThread) -> None
     assert card.locator("button.browse").count() == 0
     assert card.locator("button.edit").count() == 1
     assert p.evaluate(FITS)
+    assert page.errors == []
+
+
+def test_the_administrator_names_the_client(browser: Any, site: HubThread) -> None:  # noqa: F811
+    other = site.hub.store.create_client("Other")
+    admin = site.hub.store.create_user("ada", Role.ADMIN, None)
+    r = httpx.put(
+        f"{site.url}/api/users/{admin.id}/password",
+        json={"password": PASSWORD},
+        headers={"Authorization": f"Bearer {site.admin}"},
+    )
+    assert r.status_code in (200, 204), r.text
+    page = Page(browser, site.url)
+    page.sign_in("ada")
+    p = page.page
+    p.goto(site.url + "/#/connections?add=1")
+    p.select_option("#conn-kind", "fakefeed")
+    p.select_option("#conn-client", str(other.id))
+    p.fill("#conn-label", "Other feed")
+    p.fill("#cf-credentials-api_key", "k-123")
+    p.click("#conn-save")
+    p.locator(".conn-card").wait_for(timeout=WAIT)
+    (conn,) = _api(site, "/api/connections")["connections"]
+    assert conn["client_id"] == other.id and conn["label"] == "Other feed"
     assert page.errors == []
 
 
