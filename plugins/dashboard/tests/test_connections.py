@@ -69,6 +69,7 @@ def test_add_test_save_and_import(browser: Any, site: HubThread) -> None:  # noq
     assert p.inner_text("#conn-test-result") == "Password: the cloud refused the password"
     assert password.get_attribute("aria-invalid") == "true"  # the field is highlighted
     p.fill("#cf-credentials-password", fake_cloud.PASSWORD)
+    assert password.get_attribute("aria-invalid") is None  # being corrected
     p.click("#conn-test")
     p.wait_for_selector("#conn-test-result.ok", timeout=WAIT)
     assert "Signed in as fleet: 3 devices" in p.inner_text("#conn-test-result")

@@ -72,6 +72,7 @@ export function editor(view, { kinds, conn, clients, onSaved, onCancel }) {
     fieldsBox.replaceChildren(creds.element, opts.element);
   }
   kindSelect.addEventListener("change", drawKind);
+  form.addEventListener("input", (event) => event.target.removeAttribute("aria-invalid")); // being corrected
   if (editing) {
     kindSelect.value = conn.kind;
     label.value = conn.label;
