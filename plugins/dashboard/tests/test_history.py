@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 from browser_hub import HubThread, chromium
 from test_browser import Page, _skip
@@ -120,6 +121,11 @@ def test_a_history_is_played_back(browser: Any, site: HubThread, tmp_path: Path)
     # scrubbing: the slider's end is the track's last fix
     p.locator("#slider").fill(p.get_attribute("#slider", "max") or "")
     p.wait_for_selector("#playback-marker[data-lat='14.660000']", timeout=20_000)
+    # hovering the chart near its start moves the player there
+    end = p.get_attribute("#slider", "max") or ""
+    p.hover("#speed-chart .u-over", position={"x": 3, "y": 20})
+    expect(p.locator("#slider")).not_to_have_value(end, timeout=20_000)
+    assert int(p.input_value("#slider")) < int(end) / 4
 
     links = {
         fmt: p.get_attribute(f"#history-downloads a[data-format='{fmt}']", "href") or ""
@@ -150,4 +156,37 @@ def test_a_period_with_no_position_says_so(browser: Any, site: HubThread) -> Non
     p.wait_for_selector("body[data-history-ready='1']", timeout=20_000)
     assert "no position" in p.inner_text("#history-status")
     assert p.locator("#history-downloads a").count() == 3  # a viewer may download too
+    assert page.errors == []
+
+
+def test_a_custom_period_is_the_clients_wall_clock(browser: Any, site: HubThread) -> None:
+    """Custom from/to are wall-clock times in the client's zone (here UTC-6)."""
+    device = site.device_ids[0]  # type: ignore[attr-defined]
+    start = ingest_track_with_a_stop(site, device)
+    admin = {"Authorization": f"Bearer {site.admin}"}
+    (client,) = httpx.get(f"{site.url}/api/clients", headers=admin).json()["clients"]
+    r = httpx.patch(
+        f"{site.url}/api/clients/{client['id']}",
+        json={"timezone": "America/Guatemala"},
+        headers=admin,
+    )
+    assert r.status_code == 200, r.text
+    # the track's first 20 minutes: from 10 min before it to 10 min after its start
+    wall = start - timedelta(hours=6)
+    since, until = wall - timedelta(minutes=10), wall + timedelta(minutes=10)
+    page = Page(browser, site.url)
+    page.sign_in("ann")
+    p = page.page
+    fmt = "%Y-%m-%dT%H:%M"
+    p.goto(
+        f"{site.url}/#/history?device={device}&period=custom"
+        f"&from={since.strftime(fmt)}&to={until.strftime(fmt)}"
+    )
+    p.wait_for_selector("body[data-history-ready='1']", timeout=20_000)
+    assert p.input_value("#history-from") == since.strftime(fmt)
+    href = p.get_attribute("#history-downloads a[data-format='csv']", "href") or ""
+    asked = parse_qs(urlsplit(href).query)
+    utc = (start - timedelta(minutes=10)).replace(second=0)
+    assert asked["from"] == [utc.strftime("%Y-%m-%dT%H:%M:%SZ")], href
+    assert "10 positions" in p.inner_text("#history-status")  # minutes 0..9 (start's seconds)
     assert page.errors == []

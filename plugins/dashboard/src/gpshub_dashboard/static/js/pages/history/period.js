@@ -1,6 +1,6 @@
 // The history's period: presets (today, yesterday, last 24 h, last 7 days) and a custom
-// from/to, as the `from` and `to` the API takes. Days are the client's (session.timezone):
-// a date alone is midnight in the client's zone for the API too.
+// from/to, as the `from` and `to` the API takes. Days and wall-clock times are the
+// client's (session.timezone; the browser's for an administrator).
 import { session } from "../../session.js";
 
 export const PRESETS = [
@@ -54,26 +54,20 @@ export function msToWall(ms) {
   return `${p.y}-${two(p.mo)}-${two(p.d)}T${two(p.h)}:${two(p.mi)}`;
 }
 
-/** {from, to, startMs, endMs} for the API: `from`/`to` as it takes them, the instants for us. */
+/** {from, to, startMs, endMs}: `from`/`to` as the API takes them (instants, so that the
+ * API need not know which zone the page used), and the same as ms. null: incomplete. */
 export function resolvePeriod(preset, custom = {}, now = Date.now()) {
   const midnight = (date) => wallToMs(`${date}T00:00`);
   switch (preset) {
-    case "today": {
-      const from = day(now);
-      const to = day(now, 1);
-      return { from, to, startMs: midnight(from), endMs: midnight(to) };
-    }
-    case "yesterday": {
-      const from = day(now, -1);
-      const to = day(now);
-      return { from, to, startMs: midnight(from), endMs: midnight(to) };
-    }
+    case "today":
+      return instants(midnight(day(now)), midnight(day(now, 1)));
+    case "yesterday":
+      return instants(midnight(day(now, -1)), midnight(day(now)));
     case "7d":
       return instants(now - 7 * 86400e3, now);
-    case "custom": {
+    case "custom":
       if (!custom.from || !custom.to) return null;
       return instants(wallToMs(custom.from), wallToMs(custom.to));
-    }
     default: // 24h
       return instants(now - 86400e3, now);
   }
