@@ -189,4 +189,12 @@ def test_a_custom_period_is_the_clients_wall_clock(browser: Any, site: HubThread
     utc = (start - timedelta(minutes=10)).replace(second=0)
     assert asked["from"] == [utc.strftime("%Y-%m-%dT%H:%M:%SZ")], href
     assert "10 positions" in p.inner_text("#history-status")  # minutes 0..9 (start's seconds)
+    # longer than the stops API takes (31 days): the track without stops, saying why
+    p.goto(
+        f"{site.url}/#/history?device={device}&period=custom"
+        f"&from={(since - timedelta(days=40)).strftime(fmt)}&to={until.strftime(fmt)}"
+    )
+    p.wait_for_selector("#history-trips:has-text('up to 31 days')", timeout=20_000)
+    assert "10 positions" in p.inner_text("#history-status")
+    assert p.locator("#history-map path.track-line").count() == 1
     assert page.errors == []

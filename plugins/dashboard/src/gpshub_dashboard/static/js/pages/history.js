@@ -69,18 +69,28 @@ export function mount(view, ctx) {
 
   let map = null;
   let resized = null;
+  let layer = null;
   if (window.L) {
     map = L.map(mapEl, { maxZoom: config.tiles.max_zoom ?? 19, worldCopyJump: true }).setView([20, 0], 2);
     if (config.tiles.url) L.tileLayer(config.tiles.url, { attribution: config.tiles.attribution, maxZoom: config.tiles.max_zoom }).addTo(map);
     view.mapInstance = map;
-    resized = new ResizeObserver(() => map.invalidateSize());
+    resized = new ResizeObserver(() => {
+      map.invalidateSize();
+      // a new layout (a phone turned): keep the whole track in view
+      if (layer && !map.getBounds().contains(layer.group.getBounds())) layer.fit();
+    });
     resized.observe(mapEl);
   } else {
     mapEl.append(h("p.empty", "No map library (run make vendor)."));
   }
 
   (async () => {
-    const [{ devices }] = await Promise.all([api.get("/api/devices"), styles]);
+    const [{ devices }, settings] = await Promise.all([
+      api.get("/api/devices"),
+      api.get("/api/dashboard-settings").catch(() => ({})),
+      styles,
+    ]);
+    const stopsMaxDays = settings.stops_max_days || STOPS_MAX_DAYS;
     if (closed) return;
     if (map) map.invalidateSize(); // laid out now
     devices.sort((a, b) => a.name.localeCompare(b.name));
@@ -99,7 +109,7 @@ export function mount(view, ctx) {
     }
     side.append(downloads(device.id, period));
     status.textContent = `${device.name}: loading the positions of ${dateTime(period.startMs)} – ${dateTime(period.endMs)}…`;
-    const stopsWanted = period.endMs - period.startMs <= STOPS_MAX_DAYS * 86400e3;
+    const stopsWanted = period.endMs - period.startMs <= stopsMaxDays * 86400e3;
     const [track, stops] = await Promise.all([
       loadTrack(device.id, period, {
         isClosed: () => closed,
@@ -119,10 +129,10 @@ export function mount(view, ctx) {
     status.textContent = summary.join("; ");
     status.classList.toggle("capped", capped);
 
-    const layer = map ? new TrackLayer(map) : null;
+    layer = map ? new TrackLayer(map) : null;
     if (layer) layer.draw(points);
     if (stops && !stops.error && layer) layer.drawStops(stops.stops);
-    side.append(tripsAndStops(stops, stopsWanted, layer, (ms) => player.seek(ms)));
+    side.append(tripsAndStops(stops, stopsWanted ? 0 : stopsMaxDays, layer, (ms) => player.seek(ms)));
     if (layer) layer.fit();
 
     player = new Player(points, (t, at, source) => {
@@ -159,9 +169,11 @@ function downloads(deviceId, period) {
   return h("section.downloads#history-downloads", h("h3", "Download"), h("div.actions", link("csv", "CSV"), link("geojson", "GeoJSON"), link("gpx", "GPX")));
 }
 
-function tripsAndStops(answer, wanted, layer, seek) {
+/** The trips and stops in time order; `tooLong`: the most days the API takes, when the
+ * period is longer (no stops were asked for), else 0. */
+function tripsAndStops(answer, tooLong, layer, seek) {
   const section = h("section.trips#history-trips");
-  if (!wanted) return h("p.empty", `Stops and trips are shown for up to ${STOPS_MAX_DAYS} days.`);
+  if (tooLong) return h("p.empty#history-trips", `Stops and trips are shown for periods of up to ${tooLong} days.`);
   if (!answer) return section;
   if (answer.error) return h("p.error", `No stops: ${answer.error.message}`);
   const items = [
@@ -201,6 +213,9 @@ function tripsAndStops(answer, wanted, layer, seek) {
       );
     }
   }
+  list.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && e.target.matches("li")) e.target.click();
+  });
   section.append(list);
   return section;
 }
