@@ -3,6 +3,8 @@ playback, the speed chart and the downloads (see test_browser.py for how these r
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -196,5 +198,51 @@ def test_a_custom_period_is_the_clients_wall_clock(browser: Any, site: HubThread
     )
     p.wait_for_selector("#history-trips:has-text('up to 31 days')", timeout=20_000)
     assert "10 positions" in p.inner_text("#history-status")
+    assert p.locator("#history-map path.track-line").count() == 1
+    assert page.errors == []
+
+
+def test_a_long_history_is_read_page_by_page_up_to_a_cap(browser: Any, site: HubThread) -> None:
+    """The page follows ``next_cursor`` and stops at 50,000 points, saying so (the
+    positions API is answered here with endless synthetic pages of 10,000)."""
+    device = site.device_ids[0]  # type: ignore[attr-defined]
+    asked: list[dict[str, list[str]]] = []
+    start = datetime.now(UTC) - timedelta(hours=20)
+
+    def positions(route: Any) -> None:
+        query = parse_qs(urlsplit(route.request.url).query)
+        asked.append(query)
+        n = len(asked) - 1
+        limit = int(query["limit"][0])
+        rows = [
+            {
+                "fix_time": (start + timedelta(seconds=n * limit + i)).isoformat(),
+                "lat": 14.6 + (n * limit + i) * 1e-6,
+                "lon": -90.5,
+                "speed_kmh": 30.0,
+                "course_deg": 0.0,
+                "valid": True,
+            }
+            for i in range(limit)
+        ]
+        body = {"positions": rows, "next_cursor": f"page-{n + 1}"}
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
+
+    page = Page(browser, site.url)
+    page.sign_in("ann")
+    p = page.page
+    page.context.route(f"**/api/devices/{device}/positions?*", positions)
+    p.goto(f"{site.url}/#/history?device={device}&period=24h")
+    p.wait_for_selector("body[data-history-ready='1']", timeout=60_000)
+    status = p.inner_text("#history-status")
+    assert re.search(r"50\D?000 positions; only the first 50\D?000 are shown", status), status
+    assert [q["limit"] for q in asked] == [["10000"]] * 5
+    assert [q.get("cursor") for q in asked] == [
+        None,
+        ["page-1"],
+        ["page-2"],
+        ["page-3"],
+        ["page-4"],
+    ]
     assert p.locator("#history-map path.track-line").count() == 1
     assert page.errors == []
