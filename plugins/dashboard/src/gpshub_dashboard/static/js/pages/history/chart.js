@@ -11,6 +11,7 @@ export class SpeedChart {
     Object.assign(this, { root, points, onHover });
     this.u = null;
     this.syncing = false;
+    this.closed = false;
     this.resize = () => this.u && this.u.setSize({ width: this.width(), height: HEIGHT });
   }
 
@@ -20,6 +21,7 @@ export class SpeedChart {
 
   async draw() {
     const uPlot = await load("uplot");
+    if (this.closed) return; // the page was left while uPlot loaded
     const p = this.points;
     const zone = session.timezone;
     const opts = {
@@ -60,6 +62,7 @@ export class SpeedChart {
   }
 
   close() {
+    this.closed = true;
     window.removeEventListener("resize", this.resize);
     if (this.u) this.u.destroy();
   }
