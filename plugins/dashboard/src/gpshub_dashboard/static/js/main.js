@@ -3,15 +3,17 @@ import { onUnauthorized } from "./api.js";
 import { h, notice } from "./dom.js";
 import { missing } from "./lib.js";
 import * as connectionsPage from "./pages/connections.js";
+import * as historyPage from "./pages/history.js";
 import * as mapPage from "./pages/map.js";
 import * as signinPage from "./pages/signin.js";
 import { go, route, setGuard, start } from "./router.js";
 import { resume, session, signOut } from "./session.js";
 
-const NAV = [["map", "Live map"], ["connections", "Connections"]]; // later pages add theirs here
+const NAV = [["map", "Live map"], ["history", "History"], ["connections", "Connections"]]; // later pages add theirs here
 
 route("signin", signinPage);
 route("map", mapPage);
+route("history", historyPage);
 route("connections", connectionsPage);
 
 function renderHeader() {
