@@ -77,3 +77,73 @@ def test_a_new_alert_appears_live_with_the_badge_and_opens_the_map(
     p.wait_for_selector("#alert-list li:nth-child(3)", timeout=WAIT)
     assert p.locator("#alerts-badge").is_hidden()
     assert page.errors == []
+
+
+def rules(hub: HubThread) -> list[dict[str, Any]]:
+    return admin_api(hub, "GET", "/api/rules")["rules"]
+
+
+def test_a_manager_creates_edits_and_deletes_a_rule_through_the_form(
+    browser: Any,  # noqa: F811
+    site: HubThread,  # noqa: F811
+) -> None:
+    device = site.device_ids[0]  # type: ignore[attr-defined]
+    page = Page(browser, site.url)
+    page.sign_in("ann")
+    p = page.page
+    p.on("dialog", lambda dialog: dialog.accept())
+    p.click("#nav a[href='#/rules']")
+    p.wait_for_selector("#view[data-ready='1']", timeout=WAIT)
+    p.click("#rule-new")
+    p.fill("#rule-name", "Too fast")
+    p.select_option("#rule-type", "overspeed")
+    p.wait_for_selector("#param-limit_kmh")
+    p.click("#rule-save")  # the limit is required: the API's error names it
+    p.wait_for_selector("#rule-error:not([hidden])", timeout=WAIT)
+    assert "limit_kmh" in p.inner_text("#rule-error")
+    assert rules(site) == []
+    p.fill("#param-limit_kmh", "90")
+    p.select_option("#rule-devices", str(device))
+    p.click("#rule-save")
+    p.wait_for_selector("#rule-list tr", timeout=WAIT)
+    (rule,) = rules(site)
+    assert rule["name"] == "Too fast" and rule["type"] == "overspeed"
+    assert rule["params"]["limit_kmh"] == 90 and rule["device_ids"] == [device]
+    assert rule["enabled"] is True and rule["owner_name"] == "ann"
+
+    row = p.locator(f"#rule-list tr[data-id='{rule['id']}']")
+    assert "Demo vehicle" in row.inner_text()
+    row.locator("input.rule-enabled").uncheck()
+    p.wait_for_function(
+        "id => fetch('/api/rules/' + id).then(r => r.json()).then(r => !r.enabled)", arg=rule["id"]
+    )
+    row.locator("button.edit").click()
+    assert p.input_value("#param-limit_kmh") == "90"
+    p.fill("#rule-name", "Much too fast")
+    p.click("#rule-save")
+    p.wait_for_selector("#rule-list tr:has-text('Much too fast')", timeout=WAIT)
+    (rule,) = rules(site)
+    assert rule["name"] == "Much too fast" and rule["params"]["limit_kmh"] == 90
+    assert rule["enabled"] is False
+
+    p.locator(f"#rule-list tr[data-id='{rule['id']}'] button.delete").click()
+    p.wait_for_selector("#rules-empty:not([hidden])", timeout=WAIT)
+    assert rules(site) == []
+    refused = [e for e in page.errors if "status of 422" in e]  # the missing limit
+    assert len(refused) == 1 and page.errors == refused
+
+
+def test_a_viewer_sees_no_edit_controls_on_these_pages(
+    browser: Any,  # noqa: F811
+    site: HubThread,  # noqa: F811
+) -> None:
+    ignition_rule(site)
+    page = Page(browser, site.url)
+    page.sign_in("vic")
+    p = page.page
+    p.click("#nav a[href='#/rules']")
+    p.wait_for_selector("#rule-list tr", timeout=WAIT)
+    assert "Engine on" in p.inner_text("#rule-list")
+    for selector in ("#rule-new", "button.edit", "button.delete", "#rule-list input"):
+        assert p.locator(selector).count() == 0, selector
+    assert page.errors == []
