@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from browser_hub import HubThread
 from test_browser import Page, browser, site  # noqa: F401  (fixtures)
+
+from hub.models import dead_t, outbox_t, sinks_t
 
 pytest.importorskip("playwright.sync_api")
 
@@ -147,3 +151,90 @@ def test_a_viewer_sees_no_edit_controls_on_these_pages(
     for selector in ("#rule-new", "button.edit", "button.delete", "#rule-list input"):
         assert p.locator(selector).count() == 0, selector
     assert page.errors == []
+
+
+def alerts_sink(hub: HubThread) -> int:
+    """A disabled alerts webhook (it sends nothing: resent dead letters wait)."""
+    body = {
+        "client_id": client_id(hub),
+        "name": "ACME alerts",
+        "kind": "webhook",
+        "format": "gpshub-alert",
+        "settings": {"url": "https://alerts.example.com/hook"},
+        "enabled": False,
+    }
+    return admin_api(hub, "POST", "/api/sinks", json=body)["id"]
+
+
+def put_dead_letters(hub: HubThread, sink_id: int, count: int) -> list[int]:
+    """``count`` dead letters, written straight to the database as a worker leaves them."""
+    ids = []
+    now = datetime.now(UTC)
+    with hub.hub.store.engine.begin() as conn:
+        for i in range(count):
+            values = {"client_id": client_id(hub), "kind": "alert", "created_at": now}
+            outbox_id = conn.execute(
+                sa.insert(outbox_t)
+                .values(payload={"eventId": 1000 + i}, **values)
+                .returning(outbox_t.c.id)
+            ).scalar_one()
+            letter = {"sink_id": sink_id, "outbox_id": outbox_id, "attempts": 1, "status": 400}
+            ids.append(
+                conn.execute(
+                    sa.insert(dead_t)
+                    .values(
+                        delivery_id=f"msg_{outbox_id}",
+                        error="HTTP 400",
+                        excerpt="refused",
+                        created_at=now,
+                        **letter,
+                    )
+                    .returning(dead_t.c.id)
+                ).scalar_one()
+            )
+        conn.execute(sa.update(sinks_t).where(sinks_t.c.id == sink_id).values(cursor=outbox_id))
+    return ids
+
+
+def test_webhooks_show_their_state_and_a_manager_resends_and_discards_dead_letters(
+    browser: Any,  # noqa: F811
+    site: HubThread,  # noqa: F811
+) -> None:
+    sink_id = alerts_sink(site)
+    ids = put_dead_letters(site, sink_id, 3)
+    letters = f"/api/sinks/{sink_id}/dead-letters"
+    page = Page(browser, site.url)
+    page.sign_in("ann")
+    p = page.page
+    p.on("dialog", lambda dialog: dialog.accept())
+    p.click("#nav a[href='#/webhooks']")
+    card = p.locator(f".sink[data-id='{sink_id}']")
+    card.wait_for(timeout=WAIT)
+    assert "ACME alerts" in card.inner_text() and "disabled" in card.inner_text()
+    assert card.locator("[data-stat='dead_letters'] .stat-value").inner_text() == "3"
+    card.locator("button.show-letters").click()
+    card.locator(f"tr[data-id='{ids[0]}'] input.letter-pick").check()
+    card.locator("button.resend").click()
+    card.locator(f"tr[data-id='{ids[0]}']").wait_for(state="detached", timeout=WAIT)
+    assert [d["id"] for d in admin_api(site, "GET", letters)["dead_letters"]] == ids[1:]
+    p.wait_for_selector(
+        f".sink[data-id='{sink_id}'] [data-stat='pending'] .stat-value:text-is('1')",
+        timeout=WAIT,
+    )
+    card.locator("button.discard").click()  # none chosen: all
+    card.locator(".letters p.empty").wait_for(timeout=WAIT)
+    assert admin_api(site, "GET", letters)["dead_letters"] == []
+    assert card.locator("[data-stat='dead_letters'] .stat-value").inner_text() == "0"
+    assert page.errors == []
+
+    viewer = Page(browser, site.url)
+    viewer.sign_in("vic")
+    put_dead_letters(site, sink_id, 1)
+    v = viewer.page
+    v.click("#nav a[href='#/webhooks']")
+    v.wait_for_selector(".sink button.show-letters:not([disabled])", timeout=WAIT)
+    v.click(".sink button.show-letters:not([disabled])")
+    v.wait_for_selector(".letters-table tbody tr", timeout=WAIT)
+    for selector in ("button.resend", "button.discard", "input.letter-pick"):
+        assert v.locator(selector).count() == 0, selector
+    assert viewer.errors == []
