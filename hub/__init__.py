@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time see _EXPORTS
     from hub.fix import PLATFORM_ENGINE_HOURS, PLATFORM_ODOMETER_KM, PositionFix
     from hub.formats import Format
     from hub.hookspecs import hookimpl
+    from hub.http_failures import failure_detail, upstream_errors
     from hub.plugins import ENTRY_POINT_GROUP
     from hub.rangepoll import RangeOptions, RangeWindow, group_by_start
     from hub.retry_after import parse_retry_after, response_retry_after
@@ -49,7 +50,6 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time see _EXPORTS
         StateStore,
         UpstreamUrl,
     )
-    from hub.upstream_errors import failure_detail, upstream_errors
 
 __version__ = "0.1.0"
 
@@ -91,7 +91,7 @@ _EXPORTS = {  # module: the names it gives
         "StateStore",
         "UpstreamUrl",
     ),
-    "hub.upstream_errors": ("failure_detail", "upstream_errors"),
+    "hub.http_failures": ("failure_detail", "upstream_errors"),
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 

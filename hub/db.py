@@ -107,6 +107,21 @@ def write_tx(engine: Engine) -> Iterator[Connection]:
             yield conn
 
 
+@contextmanager
+def orm_session(engine: Engine, *, write: bool = False) -> Iterator[Any]:
+    """A SQLModel session on ``engine`` whose objects stay readable after commit;
+    ``write``: one write transaction (``BEGIN IMMEDIATE`` on SQLite), committed on success."""
+    from sqlmodel import Session
+
+    bind = engine.execution_options(**WRITE) if write else engine
+    with Session(bind, expire_on_commit=False) as session:
+        if write:
+            with session.begin():
+                yield session
+        else:
+            yield session
+
+
 def alembic_config(engine: Engine) -> Any:
     from alembic.config import Config
 

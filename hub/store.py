@@ -153,13 +153,8 @@ class Store:
 
     @contextmanager
     def session(self, *, write: bool = False) -> Iterator[Session]:
-        bind = self.engine.execution_options(**db.WRITE) if write else self.engine
-        with Session(bind, expire_on_commit=False) as session:
-            if write:
-                with session.begin():
-                    yield session
-            else:
-                yield session
+        with db.orm_session(self.engine, write=write) as session:
+            yield session
 
     # -- clients, users, tokens ------------------------------------------------------
     def is_empty(self) -> bool:

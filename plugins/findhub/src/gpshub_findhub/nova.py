@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING
 import httpx
 
 from hub.errors import BadConfig, CannotConnect, InvalidAuth, RateLimited, UpdateFailed
+from hub.http_failures import upstream_errors
 from hub.netguard import BlockedAddress, GuardedBackend, OutboundPolicy
 from hub.retry_after import response_retry_after
-from hub.upstream_errors import upstream_errors
 
 if TYPE_CHECKING:
     from gpshub_findhub.auth import TokenManager

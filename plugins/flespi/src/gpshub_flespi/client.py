@@ -25,8 +25,8 @@ import orjson
 
 from hub.clock import Clock, SystemClock
 from hub.errors import CannotConnect, InvalidAuth, RateLimited, UpdateFailed
+from hub.http_failures import upstream_errors
 from hub.retry_after import response_retry_after
-from hub.upstream_errors import upstream_errors
 
 DEFAULT_BASE_URL = "https://flespi.io"
 DEVICE_FIELDS = "id,name,configuration,metadata,device_type_id,connected"

@@ -20,8 +20,8 @@ import httpx
 import orjson
 
 from hub.errors import BadConfig, CannotConnect, RateLimited, UpdateFailed
+from hub.http_failures import upstream_errors
 from hub.retry_after import response_retry_after
-from hub.upstream_errors import upstream_errors
 
 REDIRECTS = (301, 302, 303, 307, 308)
 

@@ -30,8 +30,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from hub.errors import BadConfig, CannotConnect, InvalidAuth, RateLimited, UpdateFailed
+from hub.http_failures import upstream_errors
 from hub.retry_after import response_retry_after
-from hub.upstream_errors import upstream_errors
 
 JSON_HEADERS = {"Accept": "application/json"}
 RESTRICTED = "Operation restricted"

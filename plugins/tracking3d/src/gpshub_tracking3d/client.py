@@ -29,9 +29,9 @@ import httpx
 
 from gpshub_tracking3d import wire
 from hub.errors import BadConfig, CannotConnect, InvalidAuth, RateLimited, UpdateFailed
+from hub.http_failures import upstream_errors
 from hub.retry_after import response_retry_after
 from hub.source import StateStore
-from hub.upstream_errors import upstream_errors
 
 SESSION_KEY = "session"
 """The connection-state key of the cached session."""

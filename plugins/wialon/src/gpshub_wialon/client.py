@@ -27,9 +27,9 @@ import trio
 from gpshub_wialon import protocol as p
 from hub.clock import Clock
 from hub.errors import BadConfig, CannotConnect, InvalidAuth, RateLimited, UpdateFailed
+from hub.http_failures import upstream_errors
 from hub.retry_after import response_retry_after
 from hub.source import StateStore
-from hub.upstream_errors import upstream_errors
 
 SESSION_KEY = "wialon.session"
 """Connection state key: ``{"eid", "base", "token", "used_at", "user"}`` (``token`` is a

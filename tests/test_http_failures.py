@@ -8,10 +8,10 @@ import httpx
 import pytest
 
 from hub.errors import BadConfig, CannotConnect, UpdateFailed
+from hub.http_failures import failure_detail, upstream_errors
 from hub.netguard import OutboundPolicy
 from hub.runner import new_http_client
 from hub.testing import LOOPBACK
-from hub.upstream_errors import failure_detail, upstream_errors
 
 
 def closed_port() -> int:
