@@ -223,6 +223,7 @@ def test_webhooks_show_their_state_and_a_manager_resends_and_discards_dead_lette
     )
     card.locator("button.discard").click()  # none chosen: all
     card.locator(".letters p.empty").wait_for(timeout=WAIT)
+    assert "null" not in card.inner_text() and "undefined" not in card.inner_text()
     assert admin_api(site, "GET", letters)["dead_letters"] == []
     assert card.locator("[data-stat='dead_letters'] .stat-value").inner_text() == "0"
     assert page.errors == []

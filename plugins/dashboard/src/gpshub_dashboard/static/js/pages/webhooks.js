@@ -7,6 +7,11 @@ import { ago, dateTime, number } from "../format.js";
 export const title = "Webhooks";
 const REFRESH_MS = 10000;
 
+/** replaceChildren without the absent ones (it would write "null"). */
+function put(el, ...children) {
+  el.replaceChildren(...children.filter((c) => c !== null && c !== undefined && c !== false));
+}
+
 export function mount(view, ctx) {
   const write = ctx.session.can_write;
   const list = h("div.sinks#sink-list");
@@ -31,7 +36,8 @@ export function mount(view, ctx) {
     const { el, letters, toggle } = cards.get(sink.id);
     const s = sink.stats || {};
     toggle.disabled = !s.dead_letters;
-    el.replaceChildren(
+    put(
+      el,
       h(
         "div.sink-head",
         h("h2", sink.name),
@@ -88,7 +94,8 @@ export function mount(view, ctx) {
       }
     };
     const more = page.dead_letters.length >= 200 ? h("p.hint", "The oldest 200 are shown; acting with none chosen acts on all.") : null;
-    letters.replaceChildren(
+    put(
+      letters,
       rows.length
         ? h(
             "div.scroll",
