@@ -99,14 +99,15 @@ def test_a_manager_creates_edits_and_deletes_a_rule_through_the_form(
     p.click("#nav a[href='#/rules']")
     p.wait_for_selector("#view[data-ready='1']", timeout=WAIT)
     p.click("#rule-new")
+    assert p.is_disabled("#rule-webhook")  # the client has no alerts webhook yet
     p.fill("#rule-name", "Too fast")
     p.select_option("#rule-type", "overspeed")
-    p.wait_for_selector("#param-limit_kmh")
+    p.wait_for_selector("#params-limit_kmh")
     p.click("#rule-save")  # the limit is required: the API's error names it
     p.wait_for_selector("#rule-error:not([hidden])", timeout=WAIT)
     assert "limit_kmh" in p.inner_text("#rule-error")
     assert rules(site) == []
-    p.fill("#param-limit_kmh", "90")
+    p.fill("#params-limit_kmh", "90")
     p.select_option("#rule-devices", str(device))
     p.click("#rule-save")
     p.wait_for_selector("#rule-list tr", timeout=WAIT)
@@ -122,7 +123,7 @@ def test_a_manager_creates_edits_and_deletes_a_rule_through_the_form(
         "id => fetch('/api/rules/' + id).then(r => r.json()).then(r => !r.enabled)", arg=rule["id"]
     )
     row.locator("button.edit").click()
-    assert p.input_value("#param-limit_kmh") == "90"
+    assert p.input_value("#params-limit_kmh") == "90"
     p.fill("#rule-name", "Much too fast")
     p.click("#rule-save")
     p.wait_for_selector("#rule-list tr:has-text('Much too fast')", timeout=WAIT)
@@ -237,5 +238,48 @@ def test_webhooks_show_their_state_and_a_manager_resends_and_discards_dead_lette
     v.click(".sink button.show-letters:not([disabled])")
     v.wait_for_selector(".letters-table tbody tr", timeout=WAIT)
     for selector in ("button.resend", "button.discard", "input.letter-pick"):
+        assert v.locator(selector).count() == 0, selector
+    assert viewer.errors == []
+
+
+def test_a_manager_creates_the_alerts_webhook_sees_its_secret_once_and_disables_it(
+    browser: Any,  # noqa: F811
+    site: HubThread,  # noqa: F811
+) -> None:
+    page = Page(browser, site.url)
+    page.sign_in("ann")
+    p = page.page
+    p.click("#nav a[href='#/webhooks']")
+    p.wait_for_selector("#view[data-ready='1']", timeout=WAIT)
+    p.click("#sink-new")
+    p.wait_for_selector("#settings-url", timeout=WAIT)
+    formats = p.eval_on_selector_all("#sink-format option", "els => els.map(e => e.value)")
+    assert formats == ["gpshub-alert"]  # location relays are the administrator's
+    p.fill("#sink-name", "ACME alerts")
+    p.fill("#settings-url", "https://receiver.example/hook")
+    p.click("#sink-save")
+    p.wait_for_selector("#sink-secret, #sink-error:not([hidden])", timeout=WAIT)
+    assert p.locator("#sink-error:not([hidden])").count() == 0, p.inner_text("#sink-error")
+    secret = p.inner_text("#sink-secret")
+    assert secret.startswith("whsec_")
+    (sink,) = admin_api(site, "GET", "/api/sinks")["sinks"]
+    assert sink["name"] == "ACME alerts" and sink["format"] == "gpshub-alert"
+    assert sink["settings"]["url"] == "https://receiver.example/hook" and sink["signing"]
+    assert secret not in str(sink)
+    p.click("#sink-done")
+    assert p.locator("#sink-secret").count() == 0  # never shown again
+    assert p.locator("#sink-new").is_hidden()  # one alerts webhook per client
+    card = p.locator(f".sink[data-id='{sink['id']}']")
+    card.locator("input.sink-enabled").uncheck()
+    card.locator(".state:text-is('disabled')").wait_for(timeout=WAIT)
+    assert admin_api(site, "GET", f"/api/sinks/{sink['id']}")["enabled"] is False
+    assert page.errors == []
+
+    viewer = Page(browser, site.url)
+    viewer.sign_in("vic")
+    v = viewer.page
+    v.click("#nav a[href='#/webhooks']")
+    v.wait_for_selector(f".sink[data-id='{sink['id']}']", timeout=WAIT)
+    for selector in ("#sink-new", "input.sink-enabled"):
         assert v.locator(selector).count() == 0, selector
     assert viewer.errors == []

@@ -78,12 +78,13 @@ export function mount(view, ctx) {
 
   (async () => {
     const admin = ctx.session.is_admin && !ctx.session.client;
-    const [types, devices, pois, groups, clients] = await Promise.all([
+    const [types, devices, pois, groups, clients, sinks] = await Promise.all([
       api.get("/api/rule-types"),
       api.get("/api/devices"),
       api.get("/api/geofences").catch(() => ({ features: [] })),
       api.get("/api/geofence-groups").catch(() => ({ groups: [] })),
       admin && write ? api.get("/api/clients") : null,
+      api.get("/api/sinks").catch(() => ({ sinks: [] })),
     ]);
     data = {
       types: types.types,
@@ -94,6 +95,8 @@ export function mount(view, ctx) {
         groups: groups.groups.map((g) => [g.id, g.name]),
       },
       clients: clients ? clients.clients : null,
+      // a rule may send to the alerts webhook only once its client has one
+      alertsWebhook: new Set(sinks.sinks.filter((k) => k.purpose === "alerts").map((k) => k.client_id)),
     };
     await refresh();
     view.dataset.ready = "1";

@@ -3,6 +3,7 @@
 import { api } from "../api.js";
 import { h, notice } from "../dom.js";
 import { ago, dateTime, number } from "../format.js";
+import { sinkForm } from "../webhooks/form.js";
 
 export const title = "Webhooks";
 const REFRESH_MS = 10000;
@@ -17,9 +18,34 @@ export function mount(view, ctx) {
   const list = h("div.sinks#sink-list");
   const empty = h("p.empty#sinks-empty", { hidden: true }, "No webhooks yet.");
   view.classList.add("page");
-  view.append(h("div.page-head", h("h1", "Webhooks"), h("button#sinks-refresh", { type: "button", onclick: () => refresh() }, "Refresh")), list, empty);
+  const formSlot = h("div#sink-form-slot");
+  const add = write ? h("button.primary#sink-new", { type: "button", onclick: () => openForm() }, "New webhook") : null;
+  const head = h("div.page-head", h("h1", "Webhooks"), add, h("button#sinks-refresh", { type: "button", onclick: () => refresh() }, "Refresh"));
+  view.append(head, formSlot, list, empty);
   const cards = new Map(); // sink id → {el, stats, letters}
   let closed = false;
+
+  async function openForm() {
+    try {
+      const admin = ctx.session.is_admin && !ctx.session.client;
+      const [kinds, clients] = await Promise.all([api.get("/api/sink-kinds"), admin ? api.get("/api/clients") : null]);
+      if (closed) return;
+      // a manager may set up the client's alerts webhook only; location relays are the administrator's
+      const offered = ctx.session.is_admin
+        ? kinds.kinds
+        : kinds.kinds.map((k) => ({ ...k, formats: k.formats.filter((f) => f.purpose === "alerts") })).filter((k) => k.formats.length);
+      const close = () => formSlot.replaceChildren();
+      const save = async (body) => {
+        const saved = await api.post("/api/sinks", body);
+        await refresh();
+        return saved;
+      };
+      formSlot.replaceChildren(sinkForm(offered, clients && clients.clients, save, close));
+      formSlot.querySelector("#sink-name").focus();
+    } catch (error) {
+      if (error.status !== 401) notice(`Could not open the form: ${error.message}`, "error");
+    }
+  }
 
   const stat = (label, value, name) => h("div.stat", { dataset: { stat: name } }, h("span.stat-value", number(value)), h("span.stat-label", label));
 
@@ -42,6 +68,7 @@ export function mount(view, ctx) {
         "div.sink-head",
         h("h2", sink.name),
         h("span.state", { dataset: { state: sink.state } }, sink.enabled ? sink.state : "disabled"),
+        write ? h("label.check", h("input.sink-enabled", { type: "checkbox", checked: sink.enabled, onchange: (e) => enable(sink, e.target) }), "Enabled") : null,
       ),
       h("p.hint", `${sink.kind} · ${sink.format} · ${sink.purpose}${sink.settings && sink.settings.url ? ` · ${sink.settings.url}` : ""}`),
       h("div.stats", stat("owed", s.pending, "pending"), stat("delivered", s.delivered, "delivered"), stat("failed", s.failed, "failed"), stat("dead letters", s.dead_letters, "dead_letters")),
@@ -51,6 +78,17 @@ export function mount(view, ctx) {
       h("div.actions", toggle),
       letters,
     );
+  }
+
+  async function enable(sink, box) {
+    box.disabled = true;
+    try {
+      fill(await api.patch(`/api/sinks/${sink.id}`, { enabled: box.checked }));
+    } catch (error) {
+      box.checked = sink.enabled;
+      box.disabled = false;
+      notice(`Could not change the webhook: ${error.message}`, "error");
+    }
   }
 
   async function openLetters(id) {
@@ -128,6 +166,8 @@ export function mount(view, ctx) {
       const ids = new Set(sinks.map((s) => s.id));
       for (const [id, c] of cards) if (!ids.has(id)) (c.el.remove(), cards.delete(id));
       empty.hidden = sinks.length > 0;
+      // one alerts webhook per client: a manager whose client has it has nothing to add
+      if (add) add.hidden = !ctx.session.is_admin && sinks.some((s) => s.purpose === "alerts");
       view.dataset.ready = "1";
     } catch (error) {
       if (error.status !== 401) notice(`Could not load the webhooks: ${error.message}`, "error");

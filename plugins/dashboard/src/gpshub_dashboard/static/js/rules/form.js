@@ -12,7 +12,7 @@ function multiSelect(id, name, options, chosen) {
  * `data`: {types, devices, choices, clients}; `rule`: the rule to edit, or null;
  * `save(body)` returns a promise; `done()` closes the form.
  */
-export function ruleForm({ types, devices, choices, clients }, rule, save, done) {
+export function ruleForm({ types, devices, choices, clients, alertsWebhook }, rule, save, done) {
   const byName = new Map(types.map((t) => [t.name, t]));
   const type = h("select#rule-type", { name: "type" }, types.map((t) => h("option", { value: t.name, selected: rule && rule.type === t.name }, `${t.name} — ${t.description}`)));
   const params = h("fieldset.params#rule-params", h("legend", "Parameters"));
@@ -22,6 +22,7 @@ export function ruleForm({ types, devices, choices, clients }, rule, save, done)
     params.replaceChildren(h("legend", "Parameters"), ...paramFields(t.params, values, choices));
   };
   type.addEventListener("change", () => showParams({}));
+  const webhook = h("input#rule-webhook", { type: "checkbox", name: "webhook", checked: rule ? rule.webhook : false });
   const client = clients
     ? h("label.field", "Client", h("select#rule-client", { name: "client_id" }, clients.map((c) => h("option", { value: c.id }, c.name))))
     : null;
@@ -41,11 +42,20 @@ export function ruleForm({ types, devices, choices, clients }, rule, save, done)
     ),
     h("label.field", "Tags", h("input#rule-tags", { name: "tags", value: rule && rule.tags ? rule.tags.join(", ") : "", placeholder: "comma-separated" })),
     h("label.check", h("input#rule-enabled", { type: "checkbox", name: "enabled", checked: rule ? rule.enabled : true }), "Enabled"),
-    h("label.check", h("input#rule-webhook", { type: "checkbox", name: "webhook", checked: rule ? rule.webhook : false }), "Send to the alerts webhook"),
+    h("label.check", webhook, "Send to the alerts webhook", h("small.hint#rule-webhook-none", " (the client has none)")),
     error,
     h("div.actions", h("button.primary#rule-save", { type: "submit" }, rule ? "Save" : "Create"), h("button#rule-cancel", { type: "button", onclick: done }, "Cancel")),
   );
   showParams(rule ? rule.params : {});
+  const canSend = () => {
+    // a client's user sees only the client's sinks; an administrator picks the client
+    const owner = rule ? rule.client_id : client ? Number(form.elements.namedItem("client_id").value) : null;
+    const has = owner === null ? alertsWebhook.size > 0 : alertsWebhook.has(owner);
+    webhook.disabled = !has && !webhook.checked; // what the API refuses is not offered
+    form.querySelector("#rule-webhook-none").hidden = has;
+  };
+  if (client) form.elements.namedItem("client_id").addEventListener("change", canSend);
+  canSend();
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();

@@ -1,5 +1,6 @@
-// Form fields generated from a rule type's `params` JSON Schema, and the params read
-// back from them. POI and group ids are chosen by name from `choices`.
+// Form fields generated from a JSON Schema (a rule type's `params`, a sink kind's
+// `settings`), and the values read back from them. POI and group ids are chosen by name
+// from `choices`. Fields are named "<prefix>.<property>", with the ids "<prefix>-<property>".
 import { h } from "../dom.js";
 
 const CHOICE_OF = { poi_id: "pois", poi_ids: "pois", group_ids: "groups" };
@@ -15,9 +16,9 @@ function kind(schema) {
   return schema.type === "array" ? `array-${(schema.items || {}).type}` : schema.type;
 }
 
-function input(name, schema, value, choices) {
-  const id = `param-${name}`;
-  const base = { id, name: `params.${name}` };
+function input(name, schema, value, choices, prefix) {
+  const id = `${prefix}-${name}`;
+  const base = { id, name: `${prefix}.${name}` };
   const options = choices[CHOICE_OF[name]];
   const k = kind(schema);
   if (options && (k === "integer" || k === "array-integer")) {
@@ -46,16 +47,17 @@ function input(name, schema, value, choices) {
   return h("input", { ...base, type: "text", value: text, placeholder: k.startsWith("array") ? "comma-separated" : null });
 }
 
-/** The fields of `schema` (a type's params), filled from `values`. */
-export function paramFields(schema, values = {}, choices = {}) {
+/** The fields of `schema`, filled from `values`. */
+export function paramFields(schema, values = {}, choices = {}, prefix = "params") {
   const required = new Set(schema.required || []);
   const props = Object.entries(schema.properties || {});
   if (!props.length) return [h("p.hint", "This type has no parameters.")];
   return props.map(([name, prop]) => {
-    const el = input(name, prop, values[name], choices);
+    const el = input(name, prop, (values || {})[name], choices, prefix);
+    const help = prop.description ? h("small.hint", prop.description) : null;
     const note = CHOICE_OF[name] && !choices[CHOICE_OF[name]]?.length ? " (none defined)" : "";
     const title = label(name, prop) + (required.has(name) ? " *" : "") + note;
-    return h("label.field", { for: el.id }, title, el, prop.type === "array" ? h("small.hint", "none chosen: any") : null);
+    return h("label.field", { for: el.id }, title, el, prop.type === "array" ? h("small.hint", "none chosen: any") : help);
   });
 }
 
@@ -65,11 +67,11 @@ function scalar(text) {
   return text;
 }
 
-/** The params that `form`'s fields say, for `schema`; empty fields are left out. */
-export function readParams(form, schema) {
+/** The values that `form`'s fields say, for `schema`; empty fields are left out. */
+export function readParams(form, schema, prefix = "params") {
   const params = {};
   for (const [name, prop] of Object.entries(schema.properties || {})) {
-    const el = form.elements.namedItem(`params.${name}`);
+    const el = form.elements.namedItem(`${prefix}.${name}`);
     if (!el) continue;
     const k = kind(prop);
     if (el.multiple) {
