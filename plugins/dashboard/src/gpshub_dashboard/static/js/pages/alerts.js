@@ -12,8 +12,8 @@ export function mount(view, ctx) {
   const list = h("ol.alert-list#alert-list");
   const empty = h("p.empty#alerts-empty", { hidden: true }, "No alerts yet.");
   const more = h("button#alerts-more", { type: "button", hidden: true, onclick: () => load() }, "Older alerts");
-  view.classList.add("page");
-  view.append(h("div.page-head", h("h1", "Alerts")), list, empty, more);
+  view.classList.add("ar-page");
+  view.append(h("div.ar-page-head", h("h1", "Alerts")), list, empty, more);
   const shown = new Set();
   let before = null;
   let closed = false;
@@ -63,6 +63,6 @@ export function mount(view, ctx) {
     closed = true;
     stop();
     markSeen(); // what came while the list was open has been seen
-    view.classList.remove("page");
+    view.classList.remove("ar-page");
   };
 }

@@ -9,11 +9,11 @@ export function mount(view, ctx) {
   const write = ctx.session.can_write;
   const formSlot = h("div#rule-form-slot");
   const list = h("tbody#rule-list");
-  const table = h("table.table#rules", h("thead", h("tr", h("th", "Name"), h("th", "Type"), h("th", "Devices"), h("th", "Enabled"), write ? h("th", "") : null)), list);
+  const table = h("table.ar-table#rules", h("thead", h("tr", h("th", "Name"), h("th", "Type"), h("th", "Devices"), h("th", "Enabled"), write ? h("th", "") : null)), list);
   const empty = h("p.empty#rules-empty", { hidden: true }, "No rules yet.");
   const add = write ? h("button.primary#rule-new", { type: "button", onclick: () => open(null) }, "New rule") : null;
-  view.classList.add("page");
-  view.append(h("div.page-head", h("h1", "Rules"), add), formSlot, h("div.scroll", table), empty);
+  view.classList.add("ar-page");
+  view.append(h("div.ar-page-head", h("h1", "Rules"), add), formSlot, h("div.ar-scroll", table), empty);
   let data = null;
   let closed = false;
 
@@ -59,12 +59,12 @@ export function mount(view, ctx) {
     return h(
       "tr",
       { dataset: { id: rule.id } },
-      h("td", rule.name, rule.webhook ? h("small.hint", " · webhook") : null),
+      h("td", rule.name, rule.webhook ? h("small.ar-hint", " · webhook") : null),
       h("td", rule.type),
       h("td", devicesText(rule)),
       h("td", enabled),
       write
-        ? h("td.actions", h("button.edit", { type: "button", onclick: () => open(rule) }, "Edit"), h("button.delete", { type: "button", onclick: remove }, "Delete"))
+        ? h("td.ar-actions", h("button.edit", { type: "button", onclick: () => open(rule) }, "Edit"), h("button.delete", { type: "button", onclick: remove }, "Delete"))
         : null,
     );
   }
@@ -106,7 +106,7 @@ export function mount(view, ctx) {
 
   return () => {
     closed = true;
-    view.classList.remove("page");
+    view.classList.remove("ar-page");
     delete view.dataset.ready;
   };
 }

@@ -17,10 +17,10 @@ export function mount(view, ctx) {
   const write = ctx.session.can_write;
   const list = h("div.sinks#sink-list");
   const empty = h("p.empty#sinks-empty", { hidden: true }, "No webhooks yet.");
-  view.classList.add("page");
+  view.classList.add("ar-page");
   const formSlot = h("div#sink-form-slot");
   const add = write ? h("button.primary#sink-new", { type: "button", onclick: () => openForm() }, "New webhook") : null;
-  const head = h("div.page-head", h("h1", "Webhooks"), add, h("button#sinks-refresh", { type: "button", onclick: () => refresh() }, "Refresh"));
+  const head = h("div.ar-page-head", h("h1", "Webhooks"), add, h("button#sinks-refresh", { type: "button", onclick: () => refresh() }, "Refresh"));
   view.append(head, formSlot, list, empty);
   const cards = new Map(); // sink id → {el, stats, letters}
   let closed = false;
@@ -52,7 +52,7 @@ export function mount(view, ctx) {
   function card(sink) {
     const letters = h("div.letters", { hidden: true });
     const toggle = h("button.show-letters", { type: "button", onclick: () => (letters.hidden ? openLetters(sink.id) : (letters.hidden = true)) }, "Dead letters");
-    const el = h("section.card.sink", { dataset: { id: sink.id } });
+    const el = h("section.ar-card.sink", { dataset: { id: sink.id } });
     cards.set(sink.id, { el, letters, toggle });
     fill(sink);
     return el;
@@ -68,14 +68,14 @@ export function mount(view, ctx) {
         "div.sink-head",
         h("h2", sink.name),
         h("span.state", { dataset: { state: sink.state } }, sink.enabled ? sink.state : "disabled"),
-        write ? h("label.check", h("input.sink-enabled", { type: "checkbox", checked: sink.enabled, onchange: (e) => enable(sink, e.target) }), "Enabled") : null,
+        write ? h("label.ar-check", h("input.sink-enabled", { type: "checkbox", checked: sink.enabled, onchange: (e) => enable(sink, e.target) }), "Enabled") : null,
       ),
-      h("p.hint", `${sink.kind} · ${sink.format} · ${sink.purpose}${sink.settings && sink.settings.url ? ` · ${sink.settings.url}` : ""}`),
+      h("p.ar-hint", `${sink.kind} · ${sink.format} · ${sink.purpose}${sink.settings && sink.settings.url ? ` · ${sink.settings.url}` : ""}`),
       h("div.stats", stat("owed", s.pending, "pending"), stat("delivered", s.delivered, "delivered"), stat("failed", s.failed, "failed"), stat("dead letters", s.dead_letters, "dead_letters")),
       sink.last_error ? h("p.error.last-error", `Last error: ${sink.last_error}`) : null,
-      sink.failing_since ? h("p.hint", `Failing since ${dateTime(sink.failing_since)} (${ago(sink.failing_since)})`) : null,
-      sink.next_probe_at ? h("p.hint", `The receiver seems down; next try ${dateTime(sink.next_probe_at)}`) : null,
-      h("div.actions", toggle),
+      sink.failing_since ? h("p.ar-hint", `Failing since ${dateTime(sink.failing_since)} (${ago(sink.failing_since)})`) : null,
+      sink.next_probe_at ? h("p.ar-hint", `The receiver seems down; next try ${dateTime(sink.next_probe_at)}`) : null,
+      h("div.ar-actions", toggle),
       letters,
     );
   }
@@ -115,7 +115,7 @@ export function mount(view, ctx) {
         h("td", d.device_id ?? "—"),
         h("td", d.attempts),
         h("td", d.status ?? "—"),
-        h("td", d.error, d.excerpt ? h("div.hint.excerpt", d.excerpt) : null),
+        h("td", d.error, d.excerpt ? h("div.ar-hint.excerpt", d.excerpt) : null),
       );
     });
     const act = (verb) => async () => {
@@ -131,14 +131,14 @@ export function mount(view, ctx) {
         notice(`Could not ${verb}: ${error.message}`, "error");
       }
     };
-    const more = page.dead_letters.length >= 200 ? h("p.hint", "The oldest 200 are shown; acting with none chosen acts on all.") : null;
+    const more = page.dead_letters.length >= 200 ? h("p.ar-hint", "The oldest 200 are shown; acting with none chosen acts on all.") : null;
     put(
       letters,
       rows.length
         ? h(
-            "div.scroll",
+            "div.ar-scroll",
             h(
-              "table.table.letters-table",
+              "table.ar-table.letters-table",
               h("thead", h("tr", write ? h("th", "") : null, h("th", "Since"), h("th", "Device"), h("th", "Attempts"), h("th", "Status"), h("th", "Error"))),
               h("tbody", rows),
             ),
@@ -147,7 +147,7 @@ export function mount(view, ctx) {
       more,
       write && rows.length
         ? h(
-            "div.actions",
+            "div.ar-actions",
             h("button.resend", { type: "button", onclick: act("resend") }, "Resend (chosen, or all)"),
             h("button.discard", { type: "button", onclick: act("discard") }, "Discard (chosen, or all)"),
           )
@@ -179,7 +179,7 @@ export function mount(view, ctx) {
   return () => {
     closed = true;
     clearInterval(timer);
-    view.classList.remove("page");
+    view.classList.remove("ar-page");
     delete view.dataset.ready;
   };
 }

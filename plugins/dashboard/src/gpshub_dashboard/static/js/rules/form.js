@@ -15,7 +15,7 @@ function multiSelect(id, name, options, chosen) {
 export function ruleForm({ types, devices, choices, clients, alertsWebhook }, rule, save, done) {
   const byName = new Map(types.map((t) => [t.name, t]));
   const type = h("select#rule-type", { name: "type" }, types.map((t) => h("option", { value: t.name, selected: rule && rule.type === t.name }, `${t.name} — ${t.description}`)));
-  const params = h("fieldset.params#rule-params", h("legend", "Parameters"));
+  const params = h("fieldset.ar-params#rule-params", h("legend", "Parameters"));
   const error = h("p.error.form-error#rule-error", { role: "alert", hidden: true });
   const showParams = (values) => {
     const t = byName.get(type.value);
@@ -27,7 +27,7 @@ export function ruleForm({ types, devices, choices, clients, alertsWebhook }, ru
     ? h("label.field", "Client", h("select#rule-client", { name: "client_id" }, clients.map((c) => h("option", { value: c.id }, c.name))))
     : null;
   const form = h(
-    "form.card.rule-form#rule-form",
+    "form.ar-card.rule-form#rule-form",
     { novalidate: true },
     h("h2", rule ? `Edit “${rule.name}”` : "New rule"),
     client,
@@ -38,13 +38,13 @@ export function ruleForm({ types, devices, choices, clients, alertsWebhook }, ru
       "label.field",
       "Devices",
       multiSelect("rule-devices", "device_ids", devices.map((d) => [d.id, d.name]), rule && rule.device_ids),
-      h("small.hint", "none chosen: every device (or those with the tags)"),
+      h("small.ar-hint", "none chosen: every device (or those with the tags)"),
     ),
     h("label.field", "Tags", h("input#rule-tags", { name: "tags", value: rule && rule.tags ? rule.tags.join(", ") : "", placeholder: "comma-separated" })),
-    h("label.check", h("input#rule-enabled", { type: "checkbox", name: "enabled", checked: rule ? rule.enabled : true }), "Enabled"),
-    h("label.check", webhook, "Send to the alerts webhook", h("small.hint#rule-webhook-none", " (the client has none)")),
+    h("label.ar-check", h("input#rule-enabled", { type: "checkbox", name: "enabled", checked: rule ? rule.enabled : true }), "Enabled"),
+    h("label.ar-check", webhook, "Send to the alerts webhook", h("small.ar-hint#rule-webhook-none", " (the client has none)")),
     error,
-    h("div.actions", h("button.primary#rule-save", { type: "submit" }, rule ? "Save" : "Create"), h("button#rule-cancel", { type: "button", onclick: done }, "Cancel")),
+    h("div.ar-actions", h("button.primary#rule-save", { type: "submit" }, rule ? "Save" : "Create"), h("button#rule-cancel", { type: "button", onclick: done }, "Cancel")),
   );
   showParams(rule ? rule.params : {});
   const canSend = () => {

@@ -51,13 +51,13 @@ function input(name, schema, value, choices, prefix) {
 export function paramFields(schema, values = {}, choices = {}, prefix = "params") {
   const required = new Set(schema.required || []);
   const props = Object.entries(schema.properties || {});
-  if (!props.length) return [h("p.hint", "This type has no parameters.")];
+  if (!props.length) return [h("p.ar-hint", "This type has no parameters.")];
   return props.map(([name, prop]) => {
     const el = input(name, prop, (values || {})[name], choices, prefix);
-    const help = prop.description ? h("small.hint", prop.description) : null;
+    const help = prop.description ? h("small.ar-hint", prop.description) : null;
     const note = CHOICE_OF[name] && !choices[CHOICE_OF[name]]?.length ? " (none defined)" : "";
     const title = label(name, prop) + (required.has(name) ? " *" : "") + note;
-    return h("label.field", { for: el.id }, title, el, prop.type === "array" ? h("small.hint", "none chosen: any") : help);
+    return h("label.field", { for: el.id }, title, el, prop.type === "array" ? h("small.ar-hint", "none chosen: any") : help);
   });
 }
 

@@ -8,7 +8,7 @@ export function sinkForm(kinds, clients, save, done) {
   const byKind = new Map(kinds.map((k) => [k.kind, k]));
   const kind = h("select#sink-kind", { name: "kind" }, kinds.map((k) => h("option", { value: k.kind }, k.title || k.kind)));
   const format = h("select#sink-format", { name: "format" });
-  const settings = h("fieldset.params#sink-settings", h("legend", "Settings"));
+  const settings = h("fieldset.ar-params#sink-settings", h("legend", "Settings"));
   const error = h("p.error.form-error#sink-error", { role: "alert", hidden: true });
   const showKind = () => {
     const k = byKind.get(kind.value);
@@ -20,7 +20,7 @@ export function sinkForm(kinds, clients, save, done) {
     ? h("label.field", "Client", h("select#sink-client", { name: "client_id" }, clients.map((c) => h("option", { value: c.id }, c.name))))
     : null;
   const form = h(
-    "form.card.rule-form#sink-form",
+    "form.ar-card.rule-form#sink-form",
     { novalidate: true },
     h("h2", "New webhook"),
     client,
@@ -28,10 +28,10 @@ export function sinkForm(kinds, clients, save, done) {
     h("label.field", "Kind", kind),
     h("label.field", "Format", format),
     settings,
-    h("label.check", h("input#sink-signing", { type: "checkbox", name: "signing", checked: true }), "Sign requests (the secret is shown once)"),
-    h("label.check", h("input#sink-enabled", { type: "checkbox", name: "enabled", checked: true }), "Enabled"),
+    h("label.ar-check", h("input#sink-signing", { type: "checkbox", name: "signing", checked: true }), "Sign requests (the secret is shown once)"),
+    h("label.ar-check", h("input#sink-enabled", { type: "checkbox", name: "enabled", checked: true }), "Enabled"),
     error,
-    h("div.actions", h("button.primary#sink-save", { type: "submit" }, "Create"), h("button#sink-cancel", { type: "button", onclick: done }, "Cancel")),
+    h("div.ar-actions", h("button.primary#sink-save", { type: "submit" }, "Create"), h("button#sink-cancel", { type: "button", onclick: done }, "Cancel")),
   );
   if (kinds.length) showKind();
 
@@ -62,8 +62,8 @@ export function sinkForm(kinds, clients, save, done) {
       saved.signing_secret
         ? h("div.secret", h("p", "Its signing secret, shown this once: give it to the receiver now."), h("code#sink-secret", saved.signing_secret))
         : null,
-      ...(saved.warnings || []).map((w) => h("p.hint.warning", w)),
-      h("div.actions", h("button.primary#sink-done", { type: "button", onclick: done }, "Done")),
+      ...(saved.warnings || []).map((w) => h("p.ar-hint.warning", w)),
+      h("div.ar-actions", h("button.primary#sink-done", { type: "button", onclick: done }, "Done")),
     );
   });
   return form;
