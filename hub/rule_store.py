@@ -337,10 +337,15 @@ class RuleStore(_ClientRows):
         end: datetime | None = None,
         after_id: int | None = None,
         limit: int = 1000,
+        *,
+        before_id: int | None = None,
+        newest_first: bool = False,
     ) -> list[Alert]:
-        """Alerts in the order they were raised, filtered; page with ``after_id``."""
+        """Alerts in the order they were raised (``newest_first``: the reverse), filtered;
+        page with ``after_id`` (or ``before_id`` going back)."""
         with self._session() as s:
-            q = select(Alert).order_by(col(Alert.id)).limit(limit)
+            order = col(Alert.id).desc() if newest_first else col(Alert.id)
+            q = select(Alert).order_by(order).limit(limit)
             if client_id is not None:
                 q = q.where(Alert.client_id == client_id)
             if device_id is not None:
@@ -353,6 +358,8 @@ class RuleStore(_ClientRows):
                 q = q.where(Alert.fix_time < end)
             if after_id is not None:
                 q = q.where(col(Alert.id) > after_id)
+            if before_id is not None:
+                q = q.where(col(Alert.id) < before_id)
             return list(s.exec(q))
 
 

@@ -97,9 +97,16 @@ async def list_alerts(req: ApiRequest) -> dict[str, Any]:
         end=resolve(q.end, zone, "to"),
         after_id=q.after_id,
         limit=q.limit,
+        before_id=q.before_id,
+        newest_first=q.order == "desc",
     )
     alerts = [alert_out(a) for a in rows]
-    return {"alerts": alerts, "next_after_id": rows[-1].id if rows else q.after_id}
+    ids = [a.id or 0 for a in rows]
+    return {
+        "alerts": alerts,
+        "next_after_id": max(ids) if ids else q.after_id,
+        "next_before_id": min(ids) if ids else q.before_id,
+    }
 
 
 TAG = "rules"
@@ -121,7 +128,9 @@ ROUTES = [
              "Delete an alert rule (its alerts stay)", TAG, status=204, errors=(404,)),
     ApiRoute("GET", "/api/alerts", list_alerts, Access.USER, "List alerts", TAG,
              query=AlertQuery, response=AlertPage,
-             description="Oldest first; poll with `after_id` = the last `next_after_id`.  The "
+             description="Oldest first; poll with `after_id` = the last `next_after_id`.  "
+             "`order=desc`: newest first, and `before_id` = the last `next_before_id` pages "
+             "back to older ones (a dashboard's list).  The "
              "same alert objects come on the live feed (`alert` messages) and in the "
              "`gpshub-alert` webhook format."),
 ]  # fmt: skip

@@ -910,6 +910,12 @@ class AlertQuery(QueryModel):
         default=None, alias="to", description=f"Fix time, {TIME_TEXT}; exclusive."
     )
     after_id: int | None = Field(default=None, description="`next_after_id` of the last page.")
+    before_id: int | None = Field(
+        default=None, description="Only older alerts: `next_before_id` of the last page."
+    )
+    order: Literal["asc", "desc"] = Field(
+        default="asc", description="`asc`: oldest first; `desc`: newest first."
+    )
     limit: int = Field(default=1000, ge=1, le=10000)
 
 
@@ -963,10 +969,16 @@ class AlertOut(BaseModel):
 
 
 class AlertPage(BaseModel):
-    alerts: list[AlertOut] = Field(description="Alerts by id, oldest first.")
+    alerts: list[AlertOut] = Field(
+        description="Alerts by id, oldest first (`order=desc`: newest first)."
+    )
     next_after_id: int | None = Field(
-        description="Pass as `after_id` to get newer alerts (the last alert's id; the given "
+        description="Pass as `after_id` to get newer alerts (the newest alert's id; the given "
         "`after_id` when there were none)."
+    )
+    next_before_id: int | None = Field(
+        description="Pass as `before_id` to get older alerts (the oldest alert's id; the "
+        "given `before_id` when there were none)."
     )
 
 

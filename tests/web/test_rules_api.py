@@ -137,7 +137,7 @@ async def test_entering_a_poi_raises_an_alert_read_back_from_the_api(web: Web) -
     assert page["next_after_id"] == alert["id"]
 
     again = (await web.get("a_view", "/api/alerts", params={"after_id": alert["id"]})).json()
-    assert again == {"alerts": [], "next_after_id": alert["id"]}
+    assert again == {"alerts": [], "next_after_id": alert["id"], "next_before_id": None}
     ranged = await web.get(
         "a_view",
         "/api/alerts",
@@ -146,6 +146,34 @@ async def test_entering_a_poi_raises_an_alert_read_back_from_the_api(web: Web) -
     assert ranged.json()["alerts"] == []
     assert (await web.get("b_mgr", "/api/alerts")).json()["alerts"] == []
     error(await web.get("a_view", "/api/alerts", params={"from": "yesterday"}), 400)
+
+
+async def test_alerts_newest_first_page_back_with_before_id(web: Web) -> None:
+    dev = web.device("a", name="Truck 9")
+    depot = await poi(web, name="Depot")
+    body = {"name": "arrivals", "type": "enteredPoi", "params": {"poi_ids": [depot]}}
+    assert (await web.post("a_mgr", "/api/rules", json=body)).status_code == 201
+    items = [  # out, in, out, in, out, in: three arrivals
+        IngestItem(dev, None, PositionFix(fix_time=T0 + timedelta(minutes=i), lat=lat, lon=-90.5))
+        for i, lat in enumerate([14.62, 14.6] * 3)
+    ]
+    await web.hub.pipeline.submit(items)
+    oldest_first = (await web.get("a_view", "/api/alerts")).json()["alerts"]
+    ids = [a["id"] for a in oldest_first]
+    assert len(ids) == 3 and ids == sorted(ids)
+
+    params: dict[str, Any] = {"order": "desc", "limit": 2}
+    first = (await web.get("a_view", "/api/alerts", params=params)).json()
+    assert [a["id"] for a in first["alerts"]] == [ids[2], ids[1]]
+    assert first["next_before_id"] == ids[1] and first["next_after_id"] == ids[2]
+    params["before_id"] = first["next_before_id"]
+    second = (await web.get("a_view", "/api/alerts", params=params)).json()
+    assert [a["id"] for a in second["alerts"]] == [ids[0]]
+    params["before_id"] = second["next_before_id"]
+    last = (await web.get("a_view", "/api/alerts", params=params)).json()
+    assert last == {"alerts": [], "next_after_id": None, "next_before_id": ids[0]}
+    err = error(await web.get("a_view", "/api/alerts", params={"order": "newest"}), 400)
+    assert err["field"] == "order"
 
 
 async def test_device_counters(web: Web) -> None:

@@ -1,4 +1,5 @@
 // Start-up: the session, the header, the routes. Pages: one module each in pages/.
+import { NAV_ALERTS, syncAlerts } from "./alerts/register.js";
 import { onUnauthorized } from "./api.js";
 import { h, notice } from "./dom.js";
 import { missing } from "./lib.js";
@@ -9,7 +10,7 @@ import * as signinPage from "./pages/signin.js";
 import { go, route, setGuard, start } from "./router.js";
 import { resume, session, signOut } from "./session.js";
 
-const NAV = [["map", "Live map"], ["history", "History"], ["connections", "Connections"]]; // later pages add theirs here
+const NAV = [["map", "Live map"], ["history", "History"], ["connections", "Connections"], ...NAV_ALERTS]; // later pages add theirs here
 
 route("signin", signinPage);
 route("map", mapPage);
@@ -20,6 +21,7 @@ function renderHeader() {
   const bar = document.getElementById("bar");
   const signedIn = !!session.user;
   bar.hidden = !signedIn;
+  syncAlerts(signedIn, () => ctx.signedOut());
   if (!signedIn) return;
   document.getElementById("nav").replaceChildren(...NAV.map(([name, label]) => h("a", { href: `#/${name}` }, label)));
   const role = session.is_admin ? "administrator" : session.can_write ? "manager" : "viewer";

@@ -76,6 +76,7 @@ export function mount(view, ctx) {
       list.update(ids);
       if (selected !== null && ids.includes(selected)) panel.render();
     });
+    showWanted(ctx.params, fleet, select, view.mapInstance); // #/map?device=7&lat=…&lon=…
     document.body.dataset.mapReady = "1";
     performance.mark("gpshub:map-ready");
     live = new LiveFeed({
@@ -102,4 +103,12 @@ export function mount(view, ctx) {
     delete document.body.dataset.mapReady;
     view.classList.remove("map-page", "list-open");
   };
+}
+
+/** The map opened on a device (an alert's link): that device selected, centred on lat/lon. */
+function showWanted(params, fleet, select, map) {
+  const id = Number(params.device);
+  if (fleet.entries.has(id)) select(id);
+  const [lat, lon] = [Number(params.lat), Number(params.lon)];
+  if (map && params.lat && params.lon && Number.isFinite(lat) && Number.isFinite(lon)) map.setView([lat, lon], 16);
 }
