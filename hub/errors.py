@@ -19,8 +19,15 @@ class InvalidAuth(SourceError):
     """The upstream rejected the credentials.
 
     The connection is marked "needs re-auth" and is not polled again until its
-    credentials change.
+    credentials change.  ``field``, when the source knows which credential was refused
+    (e.g. ``"credentials.password"``), lets a form point at it.
     """
+
+    def __init__(
+        self, message: str = "the credentials were rejected", field: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class CannotConnect(SourceError):

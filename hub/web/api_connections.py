@@ -293,7 +293,8 @@ async def all_status(req: ApiRequest) -> StatusList:
 TAG = "connections"
 _TEST_DOC = (
     "A failed test is a normal answer: 200 with `ok: false` and an `error` whose code is "
-    "`invalid_auth`, `cannot_connect`, `bad_config` (with the `field`), `rate_limited`, "
+    "`invalid_auth` (with the `field` when the source names the refused credential), "
+    "`cannot_connect`, `bad_config` (with the `field`), `rate_limited`, "
     "`update_failed`, `not_supported` or `source_error`.  Nothing is saved."
 )
 _UPSTREAM_DOC = (

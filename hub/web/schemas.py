@@ -213,8 +213,8 @@ class TestOutcome(BaseModel):
     summary: str | None = Field(default=None, description="The source's summary when ok.")
     error: ErrorDetail | None = Field(
         default=None,
-        description="When not ok: code `invalid_auth`, `cannot_connect`, `bad_config` "
-        "(with `field`), `rate_limited`, `update_failed`, `not_supported` or `source_error`.",
+        description="When not ok: code `invalid_auth` (with `field` when the source names "
+        "the refused credential), `cannot_connect`, `bad_config` (with `field`), `rate_limited`, `update_failed`, `not_supported` or `source_error`.",
     )
 
 

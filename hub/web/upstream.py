@@ -52,7 +52,9 @@ def failure(exc: BaseException, secrets: Iterable[Any]) -> ErrorDetail:
             code="bad_config", message=scrub(exc.reason, secrets) or "", field=exc.field
         )
     if isinstance(exc, InvalidAuth):
-        return ErrorDetail(code="invalid_auth", message=text("the credentials were rejected"))
+        return ErrorDetail(
+            code="invalid_auth", message=text("the credentials were rejected"), field=exc.field
+        )
     if isinstance(exc, trio.TooSlowError):
         return ErrorDetail(
             code="cannot_connect", message=f"no answer within {UPSTREAM_TIMEOUT:.0f} s"

@@ -3,7 +3,7 @@
 ``fake`` decides what happens from its credentials, so a test can provoke each error:
 
 * ``server_url`` containing "down": ``CannotConnect``;
-* password "wrong": ``InvalidAuth``; "slow": ``RateLimited``; "bad-config": ``BadConfig``;
+* password "wrong": ``InvalidAuth``; "named-wrong": ``InvalidAuth`` naming the password field; "slow": ``RateLimited``; "bad-config": ``BadConfig``;
 * password starting with "leak-": ``UpdateFailed`` whose message quotes the password
   (a careless plugin: the API must scrub it);
 * password "boom": an unexpected ``RuntimeError`` quoting the password.
@@ -66,6 +66,8 @@ class FakeSource(Source[FakeCredentials, FakeOptions]):
             raise CannotConnect(f"{creds.server_url} does not answer")
         if password == "wrong":
             raise InvalidAuth("user name or password rejected")
+        if password == "named-wrong":
+            raise InvalidAuth("password rejected", field="credentials.password")
         if password == "slow":
             raise RateLimited("too many logins", retry_after=60)
         if password == "bad-config":

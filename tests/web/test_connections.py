@@ -271,6 +271,7 @@ async def test_editing_a_bad_config_connection_restarts_it(web: Web) -> None:
     ("creds", "code", "field"),
     [
         ({"password": "wrong"}, "invalid_auth", None),
+        ({"password": "named-wrong"}, "invalid_auth", "credentials.password"),
         ({"server_url": "https://down.example"}, "cannot_connect", None),
         ({"password": "slow"}, "rate_limited", None),
         ({"password": "bad-config"}, "bad_config", "credentials.server_url"),

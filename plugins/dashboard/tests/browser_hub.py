@@ -46,9 +46,12 @@ class HubThread:
         self.error: BaseException | None = None
         self.url = ""
         self.users: dict[str, int] = {}
+        self.plugins: list[tuple[str, Any]] = []  # more (name, module) plugins to load
 
     def start(self) -> HubThread:
-        pm, infos = load_plugins(extra=[("dashboard", gpshub_dashboard)], use_entry_points=False)
+        pm, infos = load_plugins(
+            extra=[("dashboard", gpshub_dashboard), *self.plugins], use_entry_points=False
+        )
         box = SecretBox([SecretBox.generate_key().encode()])
         store = Store.open(f"sqlite:///{self.tmp_path}/hub.db", box)
         config = Settings(

@@ -3,17 +3,19 @@ import { NAV_ALERTS, syncAlerts } from "./alerts/register.js";
 import { onUnauthorized } from "./api.js";
 import { h, notice } from "./dom.js";
 import { missing } from "./lib.js";
+import * as connectionsPage from "./pages/connections.js";
 import * as historyPage from "./pages/history.js";
 import * as mapPage from "./pages/map.js";
 import * as signinPage from "./pages/signin.js";
 import { go, route, setGuard, start } from "./router.js";
 import { resume, session, signOut } from "./session.js";
 
-const NAV = [["map", "Live map"], ["history", "History"], ...NAV_ALERTS]; // later pages add theirs here
+const NAV = [["map", "Live map"], ["history", "History"], ["connections", "Connections"], ...NAV_ALERTS]; // later pages add theirs here
 
 route("signin", signinPage);
 route("map", mapPage);
 route("history", historyPage);
+route("connections", connectionsPage);
 
 function renderHeader() {
   const bar = document.getElementById("bar");
