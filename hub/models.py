@@ -182,6 +182,7 @@ class BrowserSession(SQLModel, table=True):
     """A signed-in browser (hub.web.sessions): only the SHA-256 of its cookie is stored."""
 
     __tablename__ = "browser_sessions"
+    __table_args__ = (IDS_NEVER_REUSED,)
     id: int | None = Field(default=None, primary_key=True)
     session_hash: str = Field(max_length=64, unique=True)
     user_id: int = Field(sa_column_args=[sa.ForeignKey("users.id", ondelete="CASCADE")], index=True)

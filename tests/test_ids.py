@@ -43,7 +43,7 @@ def _migration() -> Any:
 
 
 ID_TABLES = (*_migration().TABLES, "outbox")
-LATER_ID_TABLES = ("change_log",)  # made after 0006, with AUTOINCREMENT from the start
+LATER_ID_TABLES = ("change_log", "browser_sessions")  # made after 0006, AUTOINCREMENT
 
 
 def put(store: Store, device: int, seconds: float, **kw: Any) -> list[dict[str, Any]]:

@@ -43,6 +43,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_browser_sessions")),
         sa.UniqueConstraint("session_hash", name=op.f("uq_browser_sessions_session_hash")),
+        sqlite_autoincrement=True,  # ids never reused, like every table's (0006)
     )
     op.create_index(
         op.f("ix_browser_sessions_user_id"), "browser_sessions", ["user_id"], unique=False
