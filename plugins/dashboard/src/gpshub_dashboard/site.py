@@ -48,11 +48,24 @@ _COMPRESSIBLE = ("text/", "application/javascript", "image/svg+xml", "applicatio
 _HOST = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Asset:
+    """A static file.  Its gzip form is made when first asked for (then kept), so that
+    serving starts without compressing the whole tree."""
+
     body: bytes
     media_type: str
-    gzipped: bytes | None = None
+    _gzipped: bytes | None = None
+
+    @property
+    def compressible(self) -> bool:
+        return self.media_type.startswith(_COMPRESSIBLE) and len(self.body) > 512
+
+    @property
+    def gzipped(self) -> bytes | None:
+        if self._gzipped is None and self.compressible:
+            self._gzipped = gzip.compress(self.body, 9, mtime=0)
+        return self._gzipped
 
 
 @dataclass(slots=True)
@@ -82,10 +95,7 @@ class Site:
                 media = "application/javascript"
             if media.startswith("text/") or media == "application/javascript":
                 media += "; charset=utf-8"
-            packed = None
-            if media.startswith(_COMPRESSIBLE) and len(body) > 512:
-                packed = gzip.compress(body, 9, mtime=0)
-            assets[name] = Asset(body, media, packed)
+            assets[name] = Asset(body, media)
         index = (root / "index.html").read_text("utf-8")
         tree.update(index.encode())
         return cls(assets, tree.hexdigest()[:16], index, **kw)
