@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import trio
 
 import gpshub_dashboard
@@ -137,3 +138,10 @@ class HubThread:
             for d, lat, lon in positions
         ]
         trio.from_thread.run(self.hub.pipeline.submit, items, trio_token=self.token)
+
+
+def skip_browser_test(reason: str) -> None:
+    """Skip, or with ``GPSHUB_REQUIRE_BROWSER=1`` (``.ci/run``) fail, saying why."""
+    if REQUIRE:
+        pytest.fail(reason + " (GPSHUB_REQUIRE_BROWSER=1)")
+    pytest.skip(reason)

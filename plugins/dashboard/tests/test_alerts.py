@@ -9,7 +9,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from browser_hub import HubThread
-from test_browser import Page, browser, site  # noqa: F401  (fixtures)
+from test_browser import Page
 
 from hub.models import dead_t, outbox_t, sinks_t
 
@@ -36,8 +36,8 @@ def ignition_rule(hub: HubThread) -> int:
 
 
 def test_a_new_alert_appears_live_with_the_badge_and_opens_the_map(
-    browser: Any,  # noqa: F811
-    site: HubThread,  # noqa: F811
+    browser: Any,
+    site: HubThread,
 ) -> None:
     device = site.device_ids[0]  # type: ignore[attr-defined]
     ignition_rule(site)
@@ -88,8 +88,8 @@ def rules(hub: HubThread) -> list[dict[str, Any]]:
 
 
 def test_a_manager_creates_edits_and_deletes_a_rule_through_the_form(
-    browser: Any,  # noqa: F811
-    site: HubThread,  # noqa: F811
+    browser: Any,
+    site: HubThread,
 ) -> None:
     device = site.device_ids[0]  # type: ignore[attr-defined]
     page = Page(browser, site.url)
@@ -139,8 +139,8 @@ def test_a_manager_creates_edits_and_deletes_a_rule_through_the_form(
 
 
 def test_a_viewer_sees_no_edit_controls_on_these_pages(
-    browser: Any,  # noqa: F811
-    site: HubThread,  # noqa: F811
+    browser: Any,
+    site: HubThread,
 ) -> None:
     ignition_rule(site)
     page = Page(browser, site.url)
@@ -198,8 +198,8 @@ def put_dead_letters(hub: HubThread, sink_id: int, count: int) -> list[int]:
 
 
 def test_webhooks_show_their_state_and_a_manager_resends_and_discards_dead_letters(
-    browser: Any,  # noqa: F811
-    site: HubThread,  # noqa: F811
+    browser: Any,
+    site: HubThread,
 ) -> None:
     sink_id = alerts_sink(site)
     ids = put_dead_letters(site, sink_id, 3)
@@ -243,8 +243,8 @@ def test_webhooks_show_their_state_and_a_manager_resends_and_discards_dead_lette
 
 
 def test_a_manager_creates_the_alerts_webhook_sees_its_secret_once_and_disables_it(
-    browser: Any,  # noqa: F811
-    site: HubThread,  # noqa: F811
+    browser: Any,
+    site: HubThread,
 ) -> None:
     page = Page(browser, site.url)
     page.sign_in("ann")

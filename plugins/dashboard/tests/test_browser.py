@@ -8,46 +8,13 @@ they fail instead.  They also need the session API (``POST /api/session``).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_hub import PASSWORD, REQUIRE, HubThread, chromium
+from browser_hub import PASSWORD, HubThread, skip_browser_test
 
 playwright_api = pytest.importorskip("playwright.sync_api")
-
-
-def _skip(reason: str) -> None:
-    if REQUIRE:
-        pytest.fail(reason + " (GPSHUB_REQUIRE_BROWSER=1)")
-    pytest.skip(reason)
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    path = chromium()
-    if path is None:
-        _skip("no chromium found (apt-get install chromium, or set GPSHUB_CHROMIUM)")
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=path, args=["--no-sandbox"])
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-@pytest.fixture
-def site(tmp_path: Path) -> Iterator[HubThread]:
-    hub = HubThread(tmp_path).start()
-    try:
-        hub.device_ids = hub.populate()  # type: ignore[attr-defined]
-        if not hub.session_api():
-            _skip("this hub has no session API yet (POST /api/session is a 404)")
-        hub.set_passwords()
-        yield hub
-    finally:
-        hub.stop()
 
 
 class Page:
@@ -146,7 +113,7 @@ def test_the_map_works_without_tiles(browser: Any, tmp_path: Path, tiles: str) -
     try:
         (device,) = hub.populate()
         if not hub.session_api():
-            _skip("this hub has no session API yet (POST /api/session is a 404)")
+            skip_browser_test("this hub has no session API yet (POST /api/session is a 404)")
         hub.set_passwords()
         hub.ingest(device, 14.6, -90.5, speed_kmh=0.0, ignition=False)
         page = Page(browser, hub.url)

@@ -11,8 +11,8 @@ from typing import Any
 import fake_cloud
 import httpx
 import pytest
-from browser_hub import PASSWORD, HubThread
-from test_browser import Page, _skip, browser  # noqa: F401 (a fixture)
+from browser_hub import PASSWORD, HubThread, skip_browser_test
+from test_browser import Page
 
 from hub.models import Role
 
@@ -29,7 +29,7 @@ def site(tmp_path: Path) -> Iterator[HubThread]:
     try:
         hub.populate(devices=0)
         if not hub.session_api():
-            _skip("this hub has no session API yet (POST /api/session is a 404)")
+            skip_browser_test("this hub has no session API yet (POST /api/session is a 404)")
         hub.set_passwords()
         yield hub
     finally:
@@ -42,7 +42,7 @@ def _api(site: HubThread, path: str) -> Any:
     return r.json()
 
 
-def test_add_test_save_and_import(browser: Any, site: HubThread) -> None:  # noqa: F811
+def test_add_test_save_and_import(browser: Any, site: HubThread) -> None:
     page = Page(browser, site.url)
     page.sign_in("ann")
     p = page.page
@@ -129,7 +129,7 @@ def test_add_test_save_and_import(browser: Any, site: HubThread) -> None:  # noq
     assert page.errors == []
 
 
-def test_a_kind_without_browse_on_a_phone(browser: Any, site: HubThread) -> None:  # noqa: F811
+def test_a_kind_without_browse_on_a_phone(browser: Any, site: HubThread) -> None:
     """On a phone-sized screen the form fits; a kind whose devices cannot be browsed goes
     back to the list on save, with no import offered."""
     page = Page(browser, site.url)
@@ -155,7 +155,7 @@ def test_a_kind_without_browse_on_a_phone(browser: Any, site: HubThread) -> None
     assert page.errors == []
 
 
-def test_the_administrator_names_the_client(browser: Any, site: HubThread) -> None:  # noqa: F811
+def test_the_administrator_names_the_client(browser: Any, site: HubThread) -> None:
     other = site.hub.store.create_client("Other")
     admin = site.hub.store.create_user("ada", Role.ADMIN, None)
     r = httpx.put(
@@ -179,7 +179,7 @@ def test_the_administrator_names_the_client(browser: Any, site: HubThread) -> No
     assert page.errors == []
 
 
-def test_a_viewer_sees_the_list_read_only(browser: Any, site: HubThread) -> None:  # noqa: F811
+def test_a_viewer_sees_the_list_read_only(browser: Any, site: HubThread) -> None:
     client = site.hub.store.list_clients()[0]
     site.hub.store.create_connection(
         client.id or 0, "fakecloud", "Shared cloud", {"account": "a", "password": "pw!"}, {}, True

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,37 +12,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from browser_hub import HubThread, chromium
-from test_browser import Page, _skip
+from browser_hub import HubThread
+from test_browser import Page
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    path = chromium()
-    if path is None:
-        _skip("no chromium found (apt-get install chromium, or set GPSHUB_CHROMIUM)")
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=path, args=["--no-sandbox"])
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-@pytest.fixture
-def site(tmp_path: Path) -> Iterator[HubThread]:
-    hub = HubThread(tmp_path).start()
-    try:
-        hub.device_ids = hub.populate()  # type: ignore[attr-defined]
-        if not hub.session_api():
-            _skip("this hub has no session API yet (POST /api/session is a 404)")
-        hub.set_passwords()
-        yield hub
-    finally:
-        hub.stop()
 
 
 def ingest_track_with_a_stop(site: HubThread, device: int) -> datetime:
