@@ -29,7 +29,15 @@ from hub.web.times import DESCRIPTION as TIME_TEXT
 from hub.web.times import TimeParam
 
 
-class _InputModel(BaseModel):
+class _Schema(BaseModel):
+    """Every model here: its validator and serializer are built when first used, not
+    when this module is imported (about a hundred models, ~30 ms of every start;
+    ``/openapi.json`` is made on first request as well)."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
+class _InputModel(_Schema):
     """What a request gives: its declared strings are single lines (``hub.text``; the
     OpenAPI document states it as their ``pattern``)."""
 
@@ -64,7 +72,7 @@ class QueryModel(_InputModel):
 
 
 # -- errors ----------------------------------------------------------------------------
-class ErrorDetail(BaseModel):
+class ErrorDetail(_Schema):
     code: str = Field(description="Stable machine-readable code, e.g. `invalid`, `not_found`.")
     message: str = Field(description="Human-readable; never contains a credential value.")
     field: str | None = Field(
@@ -72,14 +80,14 @@ class ErrorDetail(BaseModel):
     )
 
 
-class ErrorOut(BaseModel):
+class ErrorOut(_Schema):
     """Every error answer (4xx and 5xx) has this shape."""
 
     error: ErrorDetail
 
 
 # -- source kinds ----------------------------------------------------------------------
-class FieldOut(BaseModel):
+class FieldOut(_Schema):
     """One field of a source's credentials or options, as an "add" form draws it."""
 
     name: str
@@ -91,14 +99,14 @@ class FieldOut(BaseModel):
     type: str
 
 
-class CadenceOut(BaseModel):
+class CadenceOut(_Schema):
     active_seconds: float
     quiet_seconds: float | None
     active_window_seconds: float
     adaptive: bool
 
 
-class KindOut(BaseModel):
+class KindOut(_Schema):
     kind: str
     title: str
     group: str
@@ -113,12 +121,12 @@ class KindOut(BaseModel):
     options: list[FieldOut]
 
 
-class KindList(BaseModel):
+class KindList(_Schema):
     kinds: list[KindOut]
 
 
 # -- connections -----------------------------------------------------------------------
-class CredentialState(BaseModel):
+class CredentialState(_Schema):
     """What the API shows of one saved credential field.
 
     Secret fields only say whether they are set; non-secret ones also carry the value.
@@ -136,7 +144,7 @@ CONNECTION_STATES = (
 )
 
 
-class ConnectionOut(BaseModel):
+class ConnectionOut(_Schema):
     id: int
     client_id: int
     kind: str
@@ -157,7 +165,7 @@ class ConnectionOut(BaseModel):
     updated_at: datetime
 
 
-class ConnectionList(BaseModel):
+class ConnectionList(_Schema):
     connections: list[ConnectionOut]
 
 
@@ -206,7 +214,7 @@ class SavedConnectionTest(RequestModel):
     options: dict[str, Any] | None = None
 
 
-class TestOutcome(BaseModel):
+class TestOutcome(_Schema):
     """The answer of a connection test; a failed test is a normal (200) answer."""
 
     ok: bool
@@ -218,7 +226,7 @@ class TestOutcome(BaseModel):
     )
 
 
-class ConnectionStatus(BaseModel):
+class ConnectionStatus(_Schema):
     connection_id: int
     client_id: int
     label: str
@@ -237,11 +245,11 @@ class ConnectionStatus(BaseModel):
     devices: int
 
 
-class StatusList(BaseModel):
+class StatusList(_Schema):
     connections: list[ConnectionStatus]
 
 
-class RemoteDeviceOut(BaseModel):
+class RemoteDeviceOut(_Schema):
     upstream_id: str
     name: str
     imei: str | None
@@ -249,7 +257,7 @@ class RemoteDeviceOut(BaseModel):
     imported_as: int | None = Field(description="The hub device linked to it, if imported.")
 
 
-class RemoteDeviceList(BaseModel):
+class RemoteDeviceList(_Schema):
     devices: list[RemoteDeviceOut]
 
 
@@ -281,7 +289,7 @@ HOURS_SOURCE = (
 )
 
 
-class DeviceOut(BaseModel):
+class DeviceOut(_Schema):
     id: int
     client_id: int
     name: str
@@ -305,7 +313,7 @@ class DeviceOut(BaseModel):
     updated_at: datetime
 
 
-class DeviceList(BaseModel):
+class DeviceList(_Schema):
     devices: list[DeviceOut]
 
 
@@ -355,14 +363,14 @@ class CountersUpdate(RequestModel):
     hours: float | None = Field(default=None, ge=0)
 
 
-class ImportOutcome(BaseModel):
+class ImportOutcome(_Schema):
     created: int
     existing: int
     devices: list[DeviceOut]
 
 
 # -- positions -------------------------------------------------------------------------
-class PositionOut(BaseModel):
+class PositionOut(_Schema):
     """A stored position, as the API and the live feed show it (times in UTC, ``Z``)."""
 
     id: int
@@ -396,7 +404,7 @@ class PositionOut(BaseModel):
     alerts_count: int
 
 
-class PositionPage(BaseModel):
+class PositionPage(_Schema):
     positions: list[PositionOut]
     next_cursor: str | None = Field(
         description="Pass as `cursor` to get the next page; null on the last page."
@@ -411,7 +419,7 @@ class SincePage(PositionPage):
     )
 
 
-class DeviceLabel(BaseModel):
+class DeviceLabel(_Schema):
     """What a dashboard shows of a device next to its position."""
 
     id: int
@@ -438,13 +446,13 @@ class LatestPosition(PositionOut):
     status: MapStatusName = Field(description=MAP_STATUS_TEXT)
 
 
-class LatestList(BaseModel):
+class LatestList(_Schema):
     positions: list[LatestPosition] = Field(
         description="One per device that has a position, by device id, each with its `device`."
     )
 
 
-class LatestOne(BaseModel):
+class LatestOne(_Schema):
     device_id: int
     device: DeviceLabel
     position: PositionOut | None = Field(description="null while the device has no position.")
@@ -459,7 +467,7 @@ class StatusSummaryQuery(QueryModel):
     tag: Tag | None = Field(default=None, description="Only devices with this tag.")
 
 
-class StatusSummary(BaseModel):
+class StatusSummary(_Schema):
     total: int = Field(description="Devices counted.")
     counts: dict[MapStatusName, int] = Field(
         description="Devices by map status; every status is present, 0 when none."
@@ -496,7 +504,7 @@ class StopsQuery(QueryModel):
     )
 
 
-class StopOut(BaseModel):
+class StopOut(_Schema):
     start: datetime
     end: datetime = Field(description="When the device was first seen to have left.")
     duration_s: float
@@ -511,7 +519,7 @@ class StopOut(BaseModel):
     )
 
 
-class TripOut(BaseModel):
+class TripOut(_Schema):
     start: datetime
     end: datetime
     duration_s: float
@@ -527,7 +535,7 @@ class TripOut(BaseModel):
     open_end: bool = Field(description="The range ends with it.")
 
 
-class StopsOut(BaseModel):
+class StopsOut(_Schema):
     device_id: int
     start: datetime = Field(alias="from")
     end: datetime = Field(alias="to")
@@ -567,7 +575,7 @@ ALERTS_RETENTION = "Days of alerts kept, by fix time; `null` keeps them forever.
 RetentionDays = Annotated[int, Field(ge=1, le=MAX_RETENTION_DAYS, strict=True)]
 
 
-class ClientOut(BaseModel):
+class ClientOut(_Schema):
     id: int
     name: str
     timezone: str = Field(description="IANA zone in which rule schedules are read.")
@@ -576,7 +584,7 @@ class ClientOut(BaseModel):
     created_at: datetime
 
 
-class ClientList(BaseModel):
+class ClientList(_Schema):
     clients: list[ClientOut]
 
 
@@ -613,7 +621,7 @@ class ClientUpdate(RequestModel):
         return out
 
 
-class UserOut(BaseModel):
+class UserOut(_Schema):
     id: int
     client_id: int | None
     name: str
@@ -624,7 +632,7 @@ class UserOut(BaseModel):
     )
 
 
-class UserList(BaseModel):
+class UserList(_Schema):
     users: list[UserOut]
 
 
@@ -647,7 +655,7 @@ class UserUpdate(RequestModel):
     )
 
 
-class TokenOut(BaseModel):
+class TokenOut(_Schema):
     id: int
     user_id: int
     name: str
@@ -663,7 +671,7 @@ class TokenOut(BaseModel):
     )
 
 
-class TokenList(BaseModel):
+class TokenList(_Schema):
     tokens: list[TokenOut]
 
 
@@ -694,7 +702,7 @@ class TokenFilter(QueryModel):
     user_id: int | None = None
 
 
-class Me(BaseModel):
+class Me(_Schema):
     user: UserOut
     token_id: int | None = Field(description="The token of the request; `null` for a session.")
     client: ClientOut | None
@@ -740,7 +748,7 @@ class SignIn(RequestModel):
     )
 
 
-class SessionOut(BaseModel):
+class SessionOut(_Schema):
     user: UserOut
     client: ClientOut | None
     can_write: bool
@@ -755,7 +763,7 @@ class SessionOut(BaseModel):
 
 
 # -- geofences, groups, rules and alerts ----------------------------------------------
-class GeofenceFeature(BaseModel):
+class GeofenceFeature(_Schema):
     """A geofence as a GeoJSON Feature: ``Point`` + ``properties.radius_m`` (circle),
     ``Polygon`` or ``LineString`` + ``properties.width_m`` (corridor)."""
 
@@ -768,7 +776,7 @@ class GeofenceFeature(BaseModel):
     )
 
 
-class GeofenceCollection(BaseModel):
+class GeofenceCollection(_Schema):
     type: Literal["FeatureCollection"] = "FeatureCollection"
     features: list[GeofenceFeature]
 
@@ -806,14 +814,14 @@ class GeofenceImport(RequestModel):
     )
 
 
-class GroupOut(BaseModel):
+class GroupOut(_Schema):
     id: int
     client_id: int
     name: str
     created_at: datetime
 
 
-class GroupList(BaseModel):
+class GroupList(_Schema):
     groups: list[GroupOut]
 
 
@@ -825,18 +833,18 @@ class GroupCreate(RequestModel):
     )
 
 
-class RuleTypeOut(BaseModel):
+class RuleTypeOut(_Schema):
     name: str
     message_id: str = Field(description="The `message_id` of the alerts this type raises.")
     description: str
     params: dict[str, Any] = Field(description="JSON schema of the type's `params`.")
 
 
-class RuleTypeList(BaseModel):
+class RuleTypeList(_Schema):
     types: list[RuleTypeOut]
 
 
-class RuleOut(BaseModel):
+class RuleOut(_Schema):
     id: int
     client_id: int
     owner_id: int | None
@@ -853,7 +861,7 @@ class RuleOut(BaseModel):
     updated_at: datetime
 
 
-class RuleList(BaseModel):
+class RuleList(_Schema):
     rules: list[RuleOut]
 
 
@@ -919,7 +927,7 @@ class AlertQuery(QueryModel):
     limit: int = Field(default=1000, ge=1, le=10000)
 
 
-class AlertOut(BaseModel):
+class AlertOut(_Schema):
     """An alert, as the API, the live feed (``alert`` messages) and the ``gpshub-alert``
     webhook format show it.  Type-specific fields are present only for their types."""
 
@@ -968,7 +976,7 @@ class AlertOut(BaseModel):
     threshold: Any = Field(default=None, description="`sensor`: the rule's value.")
 
 
-class AlertPage(BaseModel):
+class AlertPage(_Schema):
     alerts: list[AlertOut] = Field(
         description="Alerts by id, oldest first (`order=desc`: newest first)."
     )
@@ -983,17 +991,17 @@ class AlertPage(BaseModel):
 
 
 # -- health ----------------------------------------------------------------------------
-class Health(BaseModel):
+class Health(_Schema):
     status: str
 
 
-class Readiness(BaseModel):
+class Readiness(_Schema):
     status: Literal["ready", "not_ready"]
     checks: dict[str, str]
 
 
 # -- sinks -----------------------------------------------------------------------------
-class SinkFormatOut(BaseModel):
+class SinkFormatOut(_Schema):
     kind: str
     title: str
     purpose: str = Field(description="`locations` or `alerts`.")
@@ -1001,7 +1009,7 @@ class SinkFormatOut(BaseModel):
     options: dict[str, Any] = Field(description="JSON Schema of the format's `format_options`.")
 
 
-class SinkKindOut(BaseModel):
+class SinkKindOut(_Schema):
     kind: str
     title: str
     purpose: str | None = Field(
@@ -1012,11 +1020,11 @@ class SinkKindOut(BaseModel):
     formats: list[SinkFormatOut] = Field(description="The formats this kind accepts.")
 
 
-class SinkKindList(BaseModel):
+class SinkKindList(_Schema):
     kinds: list[SinkKindOut]
 
 
-class SinkStats(BaseModel):
+class SinkStats(_Schema):
     pending: int = Field(description="Messages waiting (new, queued or being retried).")
     delivered: int = Field(description="Items delivered so far.")
     failed: int = Field(
@@ -1025,7 +1033,7 @@ class SinkStats(BaseModel):
     dead_letters: int
 
 
-class SinkOut(BaseModel):
+class SinkOut(_Schema):
     """A sink.  Its custom header values and signing secrets are write-only."""
 
     id: int
@@ -1072,7 +1080,7 @@ class SinkSaved(SinkOut):
     )
 
 
-class SinkList(BaseModel):
+class SinkList(_Schema):
     sinks: list[SinkOut]
 
 
@@ -1158,11 +1166,11 @@ class SinkUpdate(RequestModel):
     failing_after_s: int | None = Field(default=None, ge=60, le=30 * 86400, description=_FAILING)
 
 
-class SigningSecret(BaseModel):
+class SigningSecret(_Schema):
     signing_secret: str = Field(description="The new secret: shown this once, never again.")
 
 
-class DeadLetterOut(BaseModel):
+class DeadLetterOut(_Schema):
     id: int
     outbox_id: int
     device_id: int | None
@@ -1174,7 +1182,7 @@ class DeadLetterOut(BaseModel):
     created_at: datetime
 
 
-class DeadLetterPage(BaseModel):
+class DeadLetterPage(_Schema):
     dead_letters: list[DeadLetterOut]
     next_after_id: int = Field(
         description="Pass as `after_id` for the next page (the given `after_id` when empty)."
@@ -1192,11 +1200,11 @@ class DeadLetterSelection(RequestModel):
     )
 
 
-class QueuedOut(BaseModel):
+class QueuedOut(_Schema):
     queued: int = Field(description="Messages queued for this sink.")
 
 
-class DiscardedOut(BaseModel):
+class DiscardedOut(_Schema):
     discarded: int
 
 
@@ -1209,7 +1217,7 @@ class ReplayRequest(RequestModel):
 
 
 # -- dashboard -------------------------------------------------------------------------
-class DashboardSettings(BaseModel):
+class DashboardSettings(_Schema):
     """The settings a dashboard page draws its map with."""
 
     map_tile_url: str | None = Field(
