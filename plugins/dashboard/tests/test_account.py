@@ -131,6 +131,8 @@ def test_a_token_is_shown_once_and_works_and_a_viewer_is_offered_no_user_admin(
     row.wait_for(timeout=WAIT)
     assert "report script" in row.inner_text()
     assert token not in p.inner_text("#token-list")  # only its first characters
+    p.click("#token-copy")  # to the clipboard, or selected where there is none
+    p.wait_for_selector("#token-copied:text-matches('copied|selected')", timeout=WAIT)
     p.screenshot(path=str(tmp_path / "account.png"), full_page=True)
 
     me = httpx.get(f"{site.url}/api/me", headers={"Authorization": f"Bearer {token}"})
@@ -251,7 +253,7 @@ def test_a_rule_schedule_is_made_read_back_and_edited(
     second.locator(".schedule-end").fill("12:00")
     p.screenshot(path=str(tmp_path / "rule-schedule.png"), full_page=True)
     p.click("#rule-save")
-    p.wait_for_selector("#rule-list tr", timeout=WAIT)
+    p.wait_for_selector("#rule-list tr .rule-scheduled", timeout=WAIT)
     (rule,) = rules(site)
     assert rule["schedule"] == {
         "windows": [
@@ -283,6 +285,7 @@ def test_a_rule_schedule_is_made_read_back_and_edited(
     p.wait_for_selector("#rule-form", state="detached", timeout=WAIT)
     (rule,) = rules(site)
     assert rule["schedule"] is None
+    assert p.locator("#rule-list .rule-scheduled").count() == 0
     errors = refused(page, 422)  # the row without days
     assert len(errors) == 1 and page.errors == errors
 

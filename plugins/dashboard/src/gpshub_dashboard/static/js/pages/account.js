@@ -24,7 +24,7 @@ export function mount(view, ctx) {
   );
   const tokens = tokensCard();
   view.classList.add("ar-page");
-  view.append(h("div.ar-page-head", h("h1", "Account")), h("div.account-grid", who, passwordForm(), tokens.card));
+  view.append(h("div.ar-page-head", h("h1", "Account")), h("div.account-grid", who, passwordForm(user.has_password !== false), tokens.card));
   let closed = false;
   tokens
     .refresh()

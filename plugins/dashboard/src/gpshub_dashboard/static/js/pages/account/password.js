@@ -6,7 +6,8 @@ import { clearError, fieldError, showError } from "./errors.js";
 const LABELS = { current_password: "Current password", password: "New password", repeat: "Repeat" };
 export const MIN_LENGTH = 10; // the hub's (hub/passwords.py)
 
-export function passwordForm() {
+/** `hasPassword`: false for a user who has none yet (then no current one is asked). */
+export function passwordForm(hasPassword = true) {
   const error = h("p.error#pw-error", { role: "alert", hidden: true });
   const done = h("p.result.ok#pw-done", { role: "status", hidden: true }, "Password changed. Your other sessions were signed out.");
   const pw = (id, name, autocomplete) => h(`input#${id}`, { name, type: "password", autocomplete, required: true });
@@ -15,7 +16,7 @@ export function passwordForm() {
     "form.ar-card.account-form#pw-form",
     { novalidate: true },
     h("h2", "Password"),
-    h("label.field", LABELS.current_password, pw("pw-current", "current_password", "current-password")),
+    hasPassword ? h("label.field", LABELS.current_password, pw("pw-current", "current_password", "current-password")) : null,
     h("label.field", LABELS.password, pw("pw-new", "password", "new-password"), h("small.ar-hint", `at least ${MIN_LENGTH} characters`)),
     h("label.field", "Repeat the new password", pw("pw-repeat", "repeat", "new-password")),
     error,
@@ -25,11 +26,12 @@ export function passwordForm() {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const f = form.elements;
-    const body = { current_password: f.namedItem("current_password").value, password: f.namedItem("password").value };
+    const current = f.namedItem("current_password");
+    const body = { current_password: current ? current.value : null, password: f.namedItem("password").value };
     clearError(form, error);
     done.hidden = true;
     const own =
-      !body.current_password ? fieldError("current_password", "required: your password now")
+      current && !body.current_password ? fieldError("current_password", "required: your password now")
       : body.password.length < MIN_LENGTH ? fieldError("password", `must have at least ${MIN_LENGTH} characters`)
       : body.password !== f.namedItem("repeat").value ? fieldError("repeat", "is not the same as the new password")
       : null;
@@ -39,6 +41,11 @@ export function passwordForm() {
       await api.post("/api/me/password", body);
       form.reset();
       done.hidden = false;
+      if (!current) {
+        const next = passwordForm(true); // now there is a current one to ask for
+        next.querySelector("#pw-done").hidden = false;
+        form.replaceWith(next);
+      }
     } catch (e) {
       showError(form, error, e, LABELS);
     } finally {
