@@ -3,10 +3,12 @@ import { NAV_ALERTS, syncAlerts } from "./alerts/register.js";
 import { onUnauthorized } from "./api.js";
 import { h, notice } from "./dom.js";
 import { missing } from "./lib.js";
+import * as accountPage from "./pages/account.js";
 import * as connectionsPage from "./pages/connections.js";
 import * as historyPage from "./pages/history.js";
 import * as mapPage from "./pages/map.js";
 import * as signinPage from "./pages/signin.js";
+import * as usersPage from "./pages/users.js";
 import { go, route, setGuard, start } from "./router.js";
 import { resume, session, signOut } from "./session.js";
 
@@ -16,6 +18,8 @@ route("signin", signinPage);
 route("map", mapPage);
 route("history", historyPage);
 route("connections", connectionsPage);
+route("account", accountPage);
+route("users", usersPage);
 
 function renderHeader() {
   const bar = document.getElementById("bar");
@@ -23,10 +27,12 @@ function renderHeader() {
   bar.hidden = !signedIn;
   syncAlerts(signedIn, () => ctx.signedOut());
   if (!signedIn) return;
-  document.getElementById("nav").replaceChildren(...NAV.map(([name, label]) => h("a", { href: `#/${name}` }, label)));
+  const nav = session.can_write ? [...NAV, ["users", "Users"]] : NAV; // viewers manage no users
+  document.getElementById("nav").replaceChildren(...nav.map(([name, label]) => h("a", { href: `#/${name}` }, label)));
   const role = session.is_admin ? "administrator" : session.can_write ? "manager" : "viewer";
   const where = session.client ? ` · ${session.client.name}` : "";
-  document.getElementById("who").textContent = `${session.user.name} (${role})${where}`;
+  // the name links to the Account page; on phones only the name shows
+  document.getElementById("who").replaceChildren(session.user.name, h("span.who-more", ` (${role})${where}`));
   document.body.dataset.role = role;
 }
 

@@ -59,7 +59,7 @@ export function mount(view, ctx) {
     return h(
       "tr",
       { dataset: { id: rule.id } },
-      h("td", rule.name, rule.webhook ? h("small.ar-hint", " · webhook") : null),
+      h("td", rule.name, rule.schedule ? h("small.ar-hint.rule-scheduled", " · scheduled") : null, rule.webhook ? h("small.ar-hint", " · webhook") : null),
       h("td", rule.type),
       h("td", devicesText(rule)),
       h("td", enabled),

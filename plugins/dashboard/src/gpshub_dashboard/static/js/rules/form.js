@@ -1,7 +1,9 @@
 // The rule form (create or edit): name, type, the type's params generated from its
-// schema, devices, tags, enabled, webhook. Errors from the API name their field.
+// schema, devices, tags, schedule, enabled, webhook. Errors from the API name their field.
 import { h } from "../dom.js";
+import { session } from "../session.js";
 import { paramFields, readParams } from "./params.js";
+import { scheduleFields } from "./schedule.js";
 
 function multiSelect(id, name, options, chosen) {
   const set = new Set(chosen || []);
@@ -23,9 +25,17 @@ export function ruleForm({ types, devices, choices, clients, alertsWebhook }, ru
   };
   type.addEventListener("change", () => showParams({}));
   const webhook = h("input#rule-webhook", { type: "checkbox", name: "webhook", checked: rule ? rule.webhook : false });
-  const client = clients
+  const client = clients && !rule // a rule stays with its client (PATCH takes no client_id)
     ? h("label.field", "Client", h("select#rule-client", { name: "client_id" }, clients.map((c) => h("option", { value: c.id }, c.name))))
     : null;
+  // schedules are read in the rule's client's time zone
+  const zone = () => {
+    if (!clients) return session.timezone;
+    const owner = rule ? rule.client_id : Number(client.querySelector("select").value);
+    const found = clients.find((c) => c.id === owner);
+    return found ? found.timezone : null;
+  };
+  const schedule = scheduleFields(rule ? rule.schedule : null, zone);
   const form = h(
     "form.ar-card.rule-form#rule-form",
     { novalidate: true },
@@ -41,6 +51,7 @@ export function ruleForm({ types, devices, choices, clients, alertsWebhook }, ru
       h("small.ar-hint", "none chosen: every device (or those with the tags)"),
     ),
     h("label.field", "Tags", h("input#rule-tags", { name: "tags", value: rule && rule.tags ? rule.tags.join(", ") : "", placeholder: "comma-separated" })),
+    schedule.el,
     h("label.ar-check", h("input#rule-enabled", { type: "checkbox", name: "enabled", checked: rule ? rule.enabled : true }), "Enabled"),
     h("label.ar-check", webhook, "Send to the alerts webhook", h("small.ar-hint#rule-webhook-none", " (the client has none)")),
     error,
@@ -54,7 +65,7 @@ export function ruleForm({ types, devices, choices, clients, alertsWebhook }, ru
     webhook.disabled = !has && !webhook.checked; // what the API refuses is not offered
     form.querySelector("#rule-webhook-none").hidden = has;
   };
-  if (client) form.elements.namedItem("client_id").addEventListener("change", canSend);
+  if (client) form.elements.namedItem("client_id").addEventListener("change", () => (canSend(), schedule.sync()));
   canSend();
 
   form.addEventListener("submit", async (event) => {
@@ -69,6 +80,7 @@ export function ruleForm({ types, devices, choices, clients, alertsWebhook }, ru
       // a rule left naming no device (its devices deleted) keeps [] unless devices are chosen
       device_ids: chosen.length ? chosen : rule && Array.isArray(rule.device_ids) && !rule.device_ids.length ? [] : null,
       tags: tags.length ? tags : null,
+      schedule: schedule.read(),
       enabled: f.namedItem("enabled").checked,
       webhook: f.namedItem("webhook").checked,
     };
@@ -81,7 +93,9 @@ export function ruleForm({ types, devices, choices, clients, alertsWebhook }, ru
     } catch (e) {
       error.textContent = e.field ? `${e.field}: ${e.message}` : e.message;
       error.hidden = false;
-      const field = e.field && (f.namedItem(e.field) || f.namedItem(e.field.split(".").slice(0, 2).join(".")));
+      // a group of checkboxes (a schedule's days) is marked as a whole
+      const group = e.field && form.querySelector(`[data-field="${CSS.escape(e.field)}"]`);
+      const field = e.field && (group || f.namedItem(e.field) || f.namedItem(e.field.split(".").slice(0, 2).join(".")));
       if (field && field.setAttribute) {
         field.setAttribute("aria-invalid", "true");
         field.focus();
