@@ -266,7 +266,10 @@ class Store:
                 record_changes(conn, kind, ChangeOp.DELETED, ids, client_id)
             record_change(conn, ChangeKind.CLIENT, ChangeOp.DELETED, client_id, client_id)
 
-    def create_user(self, name: str, role: str, client_id: int | None) -> User:
+    def create_user(
+        self, name: str, role: str, client_id: int | None, password_hash: str | None = None
+    ) -> User:
+        """``password_hash``: its first password, already hashed (``hub.passwords``)."""
         name = _required_text("name", name)
         if role not in set(Role):
             raise Invalid("role", f"must be one of {', '.join(Role)}")
@@ -276,7 +279,7 @@ class Store:
             with self.session(write=True) as s:
                 if client_id is not None and s.get(Client, client_id) is None:
                     raise NotFound(f"client {client_id} not found")
-                user = User(name=name, role=role, client_id=client_id)
+                user = User(name=name, role=role, client_id=client_id, password_hash=password_hash)
                 s.add(user)
                 s.flush()
                 record_change(s.connection(), ChangeKind.USER, ChangeOp.CREATED, user.id, client_id)

@@ -13,9 +13,10 @@
 from __future__ import annotations
 
 from hub.models import ApiToken, Client, Role, User
+from hub.passwords import hash_password_async, password_problem
 from hub.store import NotFound
 from hub.web.auth import Access, filter_client, owning_client
-from hub.web.errors import forbidden
+from hub.web.errors import forbidden, invalid
 from hub.web.routing import ApiRequest, ApiRoute
 from hub.web.schemas import (
     ClientCreate,
@@ -98,7 +99,13 @@ async def create_user(req: ApiRequest) -> UserOut:
         client_id = body.client_id  # the store refuses an administrator with a client
     else:
         client_id = await owning_client(req.hub, me, body.client_id)
-    user = await req.run(req.hub.store.create_user, body.name, body.role, client_id)
+    hashed = None
+    if body.password is not None:
+        problem = password_problem(body.password)
+        if problem:
+            raise invalid("password", problem)
+        hashed = await hash_password_async(body.password)
+    user = await req.run(req.hub.store.create_user, body.name, body.role, client_id, hashed)
     return user_out(user)
 
 
@@ -204,7 +211,8 @@ ROUTES = [
     ApiRoute("POST", "/api/users", create_user, Access.MANAGER, "Create a user", TAG,
              body=UserCreate, response=UserOut, status=201, errors=(409, 422),
              description="A manager creates managers and viewers of its own client; the "
-             "administrator names the client, or creates another administrator."),
+             "administrator names the client, or creates another administrator. With "
+             "`password`, the user can sign in to the dashboard at once."),
     ApiRoute("PATCH", "/api/users/{id:int}", update_user, Access.MANAGER,
              "Rename a user or change its role", TAG, body=UserUpdate, response=UserOut,
              errors=(403, 404, 409, 422),

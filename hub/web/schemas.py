@@ -636,6 +636,9 @@ class UserList(_Schema):
     users: list[UserOut]
 
 
+_PASSWORD = {"format": "password", "writeOnly": True}
+
+
 class UserCreate(RequestModel):
     name: Label
     role: Literal["admin", "manager", "viewer"] = "viewer"
@@ -643,6 +646,14 @@ class UserCreate(RequestModel):
         default=None,
         description="The administrator names the client (or none for another "
         "administrator); a manager may omit it: its own client.",
+    )
+    password: str | None = Field(
+        default=None,
+        description="Its first password (10 to 1024 characters), so it can sign in to the "
+        "dashboard at once; without one it has none until `PUT /api/users/{id}/password`.",
+        min_length=10,
+        max_length=1024,
+        json_schema_extra=_PASSWORD,
     )
 
 
@@ -711,7 +722,6 @@ class Me(_Schema):
 
 
 # -- passwords and browser sessions ---------------------------------------------------
-_PASSWORD = {"format": "password", "writeOnly": True}
 
 
 class PasswordSet(RequestModel):

@@ -257,6 +257,23 @@ async def test_who_may_set_passwords(web: Web) -> None:
     assert me["user"]["has_password"] is True
 
 
+async def test_a_user_created_with_a_password_signs_in_at_once(web: Web) -> None:
+    for bad in ("short", "x" * 1025):
+        body = {"name": "newbie", "role": "viewer", "password": bad}
+        r = await web.post("a_mgr", "/api/users", json=body)
+        assert r.status_code == 422 and r.json()["error"]["field"] == "password"
+        assert bad not in r.text
+    names = {u["name"] for u in (await web.get("a_mgr", "/api/users")).json()["users"]}
+    assert "newbie" not in names  # nothing half-stored
+    body = {"name": "newbie", "role": "viewer", "password": NEW_PW}
+    r = await web.post("a_mgr", "/api/users", json=body)
+    assert r.status_code == 201 and r.json()["has_password"] is True
+    assert NEW_PW not in r.text
+    async with browser(web) as b:
+        signed = await sign_in(b, "newbie", NEW_PW)
+        assert signed["user"]["name"] == "newbie"
+
+
 async def test_changing_ones_password_ends_the_other_sessions(web: Web) -> None:
     set_password(web, "a_view")
     async with browser(web) as one, browser(web) as two:

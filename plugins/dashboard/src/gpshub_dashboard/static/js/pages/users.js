@@ -42,15 +42,9 @@ export function mount(view, ctx) {
 
   function openAdd() {
     const save = async ({ name, role, password }) => {
-      const body = { name, role };
+      const body = { name, role, password }; // one request: no user is left without it
       if (clientPick) body.client_id = clientId();
-      const user = await api.post("/api/users", body);
-      try {
-        await api.put(`/api/users/${user.id}/password`, { password });
-      } catch (e) {
-        await api.del(`/api/users/${user.id}`).catch(() => {}); // no user left without its password
-        throw e;
-      }
+      await api.post("/api/users", body);
       await refresh();
     };
     say("");
