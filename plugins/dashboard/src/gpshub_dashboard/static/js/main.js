@@ -4,18 +4,20 @@ import { onUnauthorized } from "./api.js";
 import { h, notice } from "./dom.js";
 import { missing } from "./lib.js";
 import * as connectionsPage from "./pages/connections.js";
+import * as geofencesPage from "./pages/geofences.js";
 import * as historyPage from "./pages/history.js";
 import * as mapPage from "./pages/map.js";
 import * as signinPage from "./pages/signin.js";
 import { go, route, setGuard, start } from "./router.js";
 import { resume, session, signOut } from "./session.js";
 
-const NAV = [["map", "Live map"], ["history", "History"], ["connections", "Connections"], ...NAV_ALERTS]; // later pages add theirs here
+const NAV = [["map", "Live map"], ["history", "History"], ["connections", "Connections"], ["geofences", "Geofences"], ...NAV_ALERTS]; // later pages add theirs here
 
 route("signin", signinPage);
 route("map", mapPage);
 route("history", historyPage);
 route("connections", connectionsPage);
+route("geofences", geofencesPage);
 
 function renderHeader() {
   const bar = document.getElementById("bar");
