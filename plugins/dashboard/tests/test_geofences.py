@@ -166,6 +166,7 @@ def test_draw_edit_and_delete(browser: Any, site: HubThread, tmp_path: Path) -> 
     p.wait_for_selector("#gf-form #gf-edit-shape", timeout=WAIT)
     expect(p.locator("#gf-list .gf-item.selected")).to_have_text(re.compile("Depot"))
     assert p.input_value("#gf-name") == "Depot"
+    assert p.inner_text("#gf-form .gf-changed").startswith("Changed ")
     assert p.locator("#gf-groups label:has-text('Yards') input").is_checked()
     p.fill("#gf-name", "Main depot")
     p.click("#gf-save")
@@ -299,6 +300,7 @@ def test_the_administrator_names_the_client(browser: Any, site: HubThread, tmp_p
     _click_map(p, (300, 250), (360, 250))
     p.wait_for_selector("#gf-form[data-kind='circle']", timeout=WAIT)
     p.fill("#gf-name", "Other's circle")
+    p.fill("#gf-radius", "250")  # taken from the drawing, but editable
     p.fill("#gf-new-group", "Theirs")
     p.click("#gf-add-group")
     expect(p.locator("#gf-groups label:has-text('Theirs') input")).to_be_checked(timeout=WAIT)
@@ -306,6 +308,7 @@ def test_the_administrator_names_the_client(browser: Any, site: HubThread, tmp_p
     p.wait_for_selector('#gf-list .gf-item:has-text("Other\'s circle")', timeout=WAIT)
     circle = _features(site)["Other's circle"]
     assert circle["properties"]["client_id"] == other.id
+    assert circle["properties"]["radius_m"] == 250
     (group,) = _api(site, "/api/geofence-groups")["groups"]
     assert group["client_id"] == other.id and circle["properties"]["group_ids"] == [group["id"]]
     assert page.errors == []

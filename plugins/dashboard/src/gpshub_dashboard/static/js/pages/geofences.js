@@ -64,7 +64,13 @@ export function mount(view, ctx) {
     layers.clear();
     if (map) {
       for (const f of features) {
-        const layer = new GeofenceLayer(map, f, (id) => pick(id, false));
+        let layer;
+        try {
+          layer = new GeofenceLayer(map, f, (id) => pick(id, false));
+        } catch (error) {
+          console.warn(`geofence ${f.id} cannot be drawn`, error); // listed all the same
+          continue;
+        }
         layers.set(f.id, layer);
         if (list.shows(f)) layer.layer.addTo(map);
       }
@@ -153,11 +159,16 @@ export function mount(view, ctx) {
       cancel: () => close(),
     });
     const close = () => {
+      if (layer.pm) layer.pm.disable();
       layer.remove();
       formSlot.replaceChildren();
       editing = null;
     };
     editing = { id: null, close };
+    if (layer.pm) {
+      layer.pm.enable(); // the new shape may be corrected before it is saved
+      layer.on("pm:edit", () => kind === "circle" && form.setRadius(layer.getRadius()));
+    }
     formSlot.replaceChildren(form.element);
     form.element.querySelector("#gf-name").focus();
   }

@@ -2,6 +2,7 @@
 // or the corridor's width, contact, groups (and a new group). The API's errors name the
 // GeoJSON field (properties.radius_m, geometry.coordinates.0.3): shown beside that field.
 import { h } from "../../dom.js";
+import { dateTime } from "../../format.js";
 import { KINDS } from "./shapes.js";
 
 function errorSlot(field) {
@@ -62,6 +63,7 @@ export function geofenceForm({ kind, feature, groups, radius, save, createGroup,
       errorSlot("properties.group_ids"),
       errorSlot("group.name"),
     ),
+    feature ? h("small.ar-hint.gf-changed", `Changed ${dateTime(props.updated_at)}`) : null,
     h("div.gf-shape-line", h("span.ar-hint", `Shape: ${KINDS[kind].toLowerCase()}`), shapeButton),
     errorSlot("geometry"),
     general,
