@@ -125,9 +125,12 @@ def test_draw_edit_and_delete(browser: Any, site: HubThread, tmp_path: Path) -> 
     assert "Yards" in p.inner_text("#gf-list .gf-item:has-text('Depot')")
     assert p.locator("#gf-map path.gf-circle").count() == 1
 
-    # a polygon: three corners, then the first again closes it
+    # a polygon: three corners (one inside the circle: drawing, not picking it), then the
+    # first again closes it
     p.click("#gf-draw-polygon")
-    _click_map(p, (80, 80), (200, 80), (140, 170), (80, 80))
+    _click_map(p, (80, 80), (200, 80), (260, 200))
+    assert p.locator("#gf-form").count() == 0
+    _click_map(p, (80, 80))
     p.wait_for_selector("#gf-form[data-kind='polygon']", timeout=WAIT)
     p.fill("#gf-name", "Field")
     p.click("#gf-save")

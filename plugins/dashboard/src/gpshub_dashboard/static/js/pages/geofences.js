@@ -36,18 +36,23 @@ export function mount(view, ctx) {
   let resized = null;
   let features = [];
   let groups = [];
-  let clients = null;
   const layers = new Map(); // id → GeofenceLayer
   let editing = null; // {close()} of the open form
   let selected = null;
 
-  const list = new GeofenceList(listEl, { onPick: (id) => pick(id, true), onFilter: () => render() });
+  const list = new GeofenceList(listEl, { onPick: (id) => pick(id, true), onFilter: filter });
   const clientSelect = h("select#gf-client", { "aria-label": "Client", onchange: () => editing && editing.close() });
   const drawButtons = TOOLS.map(([shape, label, id]) => h(`button#${id}.gf-tool`, { type: "button", "aria-pressed": "false", onclick: () => startDraw(shape) }, label));
   if (write) {
     head.append(
       h("div.gf-tools#gf-tools", admin ? h("label.gf-client", "Client", clientSelect) : null, h("div.gf-draw", h("span.ar-hint", "Draw:"), drawButtons)),
-      importBox({ body: ownerBody, onImported: () => refresh() }),
+      importBox({
+        body: ownerBody,
+        onImported: () => {
+          closeForm();
+          return refresh();
+        },
+      }),
     );
   }
 
@@ -79,6 +84,18 @@ export function mount(view, ctx) {
     highlight(selected);
   }
 
+  /** The group filter changed: the list and the map show its geofences (the layers
+   * stay: one being edited keeps its edits). */
+  function filter() {
+    list.render(features, groups);
+    for (const f of features) {
+      const layer = layers.get(f.id);
+      if (!layer || !map) continue;
+      if (list.shows(f) || (editing && editing.id === f.id)) layer.layer.addTo(map);
+      else layer.layer.remove();
+    }
+  }
+
   function highlight(id) {
     selected = id;
     list.select(id);
@@ -87,6 +104,7 @@ export function mount(view, ctx) {
 
   /** A geofence chosen in the list (`fit`: the map fits it) or on the map. */
   function pick(id, fit) {
+    if (map && map.pm && map.pm.globalDrawModeEnabled()) return; // a click drawing over it
     const open = write && !(editing && editing.id === id);
     if (open) closeForm(); // (which draws the layers afresh)
     const layer = layers.get(id);
@@ -136,6 +154,7 @@ export function mount(view, ctx) {
 
   function openNew(shape, layer) {
     stopDraw();
+    closeForm();
     const kind = kindOfShape(shape);
     const clientId = clientOf(null);
     const form = geofenceForm({
@@ -250,7 +269,7 @@ export function mount(view, ctx) {
       mapEl.append(h("p.empty", "No map library (run make vendor)."));
     }
     if (admin && write) {
-      clients = (await api.get("/api/clients")).clients;
+      const { clients } = await api.get("/api/clients");
       clientSelect.replaceChildren(...clients.map((c) => h("option", { value: c.id }, c.name)));
     }
     await refresh();
