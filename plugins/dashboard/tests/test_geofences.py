@@ -221,6 +221,28 @@ def test_draw_edit_and_delete(browser: Any, site: HubThread, tmp_path: Path) -> 
     assert page.errors == []
 
 
+def test_a_refused_shape_is_named_beside_it(browser: Any, site: HubThread) -> None:
+    """A polygon crossing itself: the hub names the coordinates; Cancel stores nothing."""
+    page = Page(browser, site.url)
+    page.sign_in("ann")
+    p = _open(page)
+    p.click("#gf-draw-polygon")
+    _click_map(p, (80, 80), (240, 240), (240, 80), (80, 240), (80, 80))
+    p.wait_for_selector("#gf-form[data-kind='polygon']", timeout=WAIT)
+    p.fill("#gf-name", "Bow tie")
+    p.click("#gf-save")
+    error = p.locator("#gf-form .field-error[data-for='geometry']")
+    expect(error).to_be_visible(timeout=WAIT)
+    assert error.inner_text().startswith("geometry.coordinates")
+    assert "intersects itself" in error.inner_text()
+    page.errors.clear()  # the refused POST's 422 is expected
+    p.click("#gf-cancel")
+    expect(p.locator("#gf-form")).to_have_count(0)
+    assert p.locator("#gf-map .leaflet-overlay-pane path").count() == 0  # the drawing too
+    assert _api(site, "/api/geofences")["features"] == []
+    assert page.errors == []
+
+
 def test_import_a_file(browser: Any, site: HubThread, tmp_path: Path) -> None:
     good = tmp_path / "good.geojson"
     good.write_text(
