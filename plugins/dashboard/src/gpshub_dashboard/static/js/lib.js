@@ -38,3 +38,21 @@ export function load(name) {
 export function missing() {
   return config.vendor_missing || [];
 }
+
+const sheets = new Map();
+/** A page's own stylesheet (a file of static/, next to app.css), added once; resolves
+ * when applied, or when it failed to load (unstyled, but working). */
+export function stylesheet(path) {
+  if (!sheets.has(path)) {
+    sheets.set(
+      path,
+      new Promise((resolve) => {
+        const link = Object.assign(document.createElement("link"), { rel: "stylesheet", href: asset(path) });
+        link.addEventListener("load", resolve);
+        link.addEventListener("error", resolve);
+        document.head.append(link);
+      }),
+    );
+  }
+  return sheets.get(path);
+}

@@ -5,6 +5,7 @@ import { h, notice } from "./dom.js";
 import { missing } from "./lib.js";
 import * as accountPage from "./pages/account.js";
 import * as connectionsPage from "./pages/connections.js";
+import * as geofencesPage from "./pages/geofences.js";
 import * as historyPage from "./pages/history.js";
 import * as mapPage from "./pages/map.js";
 import * as signinPage from "./pages/signin.js";
@@ -12,12 +13,13 @@ import * as usersPage from "./pages/users.js";
 import { go, route, setGuard, start } from "./router.js";
 import { resume, session, signOut } from "./session.js";
 
-const NAV = [["map", "Live map"], ["history", "History"], ["connections", "Connections"], ...NAV_ALERTS]; // later pages add theirs here
+const NAV = [["map", "Live map"], ["history", "History"], ["connections", "Connections"], ["geofences", "Geofences"], ...NAV_ALERTS];
 
 route("signin", signinPage);
 route("map", mapPage);
 route("history", historyPage);
 route("connections", connectionsPage);
+route("geofences", geofencesPage);
 route("account", accountPage);
 route("users", usersPage);
 

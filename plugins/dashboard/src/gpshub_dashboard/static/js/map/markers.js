@@ -52,7 +52,7 @@ export class Markers {
     el.className = "marker";
     el.dataset.deviceId = String(id);
     el.append(Object.assign(document.createElement("span"), { className: "arrow" }));
-    return L.divIcon({ html: el, className: "marker-icon", iconSize: [26, 26], iconAnchor: [13, 13] });
+    return L.divIcon({ html: el, className: "pin-icon", iconSize: [26, 26], iconAnchor: [13, 13] });
   }
 
   paint(el, entry) {

@@ -3,9 +3,10 @@
 // The URL holds the choice: #/history?device=7&period=24h (or period=custom&from=&to=,
 // wall-clock times in the client's zone).
 import { api } from "../api.js";
-import { asset, config } from "../config.js";
 import { h, notice } from "../dom.js";
 import { dateTime, number } from "../format.js";
+import { stylesheet } from "../lib.js";
+import { baseMap } from "../map/base.js";
 import { SpeedChart, chartUnavailable } from "./history/chart.js";
 import { CAP, downloadUrl, loadStops, loadTrack } from "./history/data.js";
 import { PRESETS, STOPS_MAX_DAYS, msToWall, resolvePeriod } from "./history/period.js";
@@ -14,22 +15,8 @@ import { TrackLayer, duration } from "./history/track.js";
 
 export const title = "History";
 
-let styled = null;
-/** The page's own stylesheet (next to app.css, every page's), loaded once; resolves when applied. */
-function stylesheet() {
-  if (!styled) {
-    styled = new Promise((resolve) => {
-      const link = h("link", { rel: "stylesheet", href: asset("js/pages/history/history.css") });
-      link.addEventListener("load", resolve);
-      link.addEventListener("error", resolve); // unstyled, but working
-      document.head.append(link);
-    });
-  }
-  return styled;
-}
-
 export function mount(view, ctx) {
-  const styles = stylesheet();
+  const styles = stylesheet("js/pages/history/history.css");
   const params = ctx.params || {};
   const preset = PRESETS.some(([p]) => p === params.period) ? params.period : "24h";
   let closed = false;
@@ -71,8 +58,7 @@ export function mount(view, ctx) {
   let resized = null;
   let layer = null;
   if (window.L) {
-    map = L.map(mapEl, { maxZoom: config.tiles.max_zoom ?? 19, worldCopyJump: true }).setView([20, 0], 2);
-    if (config.tiles.url) L.tileLayer(config.tiles.url, { attribution: config.tiles.attribution, maxZoom: config.tiles.max_zoom }).addTo(map);
+    map = baseMap(mapEl);
     view.mapInstance = map;
     resized = new ResizeObserver(() => {
       map.invalidateSize();

@@ -1,9 +1,9 @@
 // The live map: every device the user may see, a device list beside it, a panel for
 // the selected device, kept current by the live feed.
 import { api } from "../api.js";
-import { config } from "../config.js";
 import { h, notice } from "../dom.js";
 import { LiveFeed } from "../live.js";
+import { baseMap } from "../map/base.js";
 import { DeviceList } from "../map/list.js";
 import { Fleet } from "../map/fleet.js";
 import { Markers } from "../map/markers.js";
@@ -54,18 +54,7 @@ export function mount(view, ctx) {
     });
     let markers = null;
     if (window.L) {
-      const map = L.map(mapEl, {
-        zoomControl: true,
-        worldCopyJump: true,
-        maxZoom: config.tiles.max_zoom ?? 19, // also without a tile layer (none configured)
-      }).setView([20, 0], 2);
-      if (config.tiles.url) {
-        // no tiles (the hub's map_tile_url is empty, or no internet): markers on a blank map
-        L.tileLayer(config.tiles.url, {
-          attribution: config.tiles.attribution,
-          maxZoom: config.tiles.max_zoom,
-        }).addTo(map);
-      }
+      const map = baseMap(mapEl, { zoomControl: true });
       markers = new Markers(map, fleet, select);
       markers.update([...fleet.entries.keys()]);
       markers.fit();

@@ -30,7 +30,7 @@ export class TrackLayer {
     el.append(Object.assign(document.createElement("span"), { className: "arrow" }));
     this.playerEl = el;
     this.player = L.marker(latlngs[0], {
-      icon: L.divIcon({ html: el, className: "marker-icon", iconSize: [22, 22], iconAnchor: [11, 11] }),
+      icon: L.divIcon({ html: el, className: "pin-icon", iconSize: [22, 22], iconAnchor: [11, 11] }),
       zIndexOffset: 1000,
       keyboard: false,
       interactive: false,
@@ -44,7 +44,7 @@ export class TrackLayer {
       el.dataset.stop = String(i);
       el.textContent = "P";
       const marker = L.marker([stop.lat, stop.lon], {
-        icon: L.divIcon({ html: el, className: "marker-icon", iconSize: [22, 22], iconAnchor: [11, 11] }),
+        icon: L.divIcon({ html: el, className: "pin-icon", iconSize: [22, 22], iconAnchor: [11, 11] }),
         title: `Stop ${i + 1}`,
       }).addTo(this.group);
       marker.bindPopup(() => stopPopup(stop, i));
