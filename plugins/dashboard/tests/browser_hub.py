@@ -116,14 +116,23 @@ class HubThread:
         """Whether this hub has the session API (``POST /api/session``)."""
         return httpx.post(f"{self.url}/api/session", json={}).status_code != 404
 
+    def admin_api(self, method: str, path: str, **kwargs: Any) -> Any:
+        """A call of the API as the system administrator (its token), which must
+        succeed; the JSON answer, or ``None`` when it has no body."""
+        headers = {"Authorization": f"Bearer {self.admin}"}
+        r = httpx.request(method, self.url + path, headers=headers, timeout=30, **kwargs)
+        assert r.status_code < 300, r.text
+        return r.json() if r.content else None
+
     def set_passwords(self) -> None:
         for uid in self.users.values():
-            r = httpx.put(
-                f"{self.url}/api/users/{uid}/password",
-                json={"password": PASSWORD},
-                headers={"Authorization": f"Bearer {self.admin}"},
-            )
-            assert r.status_code in (200, 204), r.text
+            self.admin_api("PUT", f"/api/users/{uid}/password", json={"password": PASSWORD})
+
+    def add_admin(self, name: str) -> int:
+        """Another system administrator, with password ``PASSWORD``; its id."""
+        admin = self.hub.store.create_user(name, Role.ADMIN, None)
+        self.admin_api("PUT", f"/api/users/{admin.id}/password", json={"password": PASSWORD})
+        return admin.id or 0
 
     def ingest(self, device_id: int, lat: float, lon: float, **fix: Any) -> None:
         """Store a fix through the real pipeline (which publishes it live)."""

@@ -22,14 +22,6 @@ FITS = """() => [document.scrollingElement, document.getElementById('view')]
     .every((el) => el.scrollWidth <= el.clientWidth)"""  # no sideways scrolling
 
 
-def admin_api(hub: HubThread, method: str, path: str, **kwargs: Any) -> Any:
-    r = httpx.request(
-        method, hub.url + path, headers={"Authorization": f"Bearer {hub.admin}"}, **kwargs
-    )
-    assert r.status_code < 300, r.text
-    return r.json() if r.content else None
-
-
 def signs_in(hub: HubThread, name: str, password: str) -> bool:
     r = httpx.post(
         f"{hub.url}/api/session",
@@ -41,7 +33,7 @@ def signs_in(hub: HubThread, name: str, password: str) -> bool:
 
 
 def users(hub: HubThread) -> dict[str, dict[str, Any]]:
-    return {u["name"]: u for u in admin_api(hub, "GET", "/api/users")["users"]}
+    return {u["name"]: u for u in hub.admin_api("GET", "/api/users")["users"]}
 
 
 def ready(page: str) -> str:
@@ -219,7 +211,7 @@ def test_a_manager_adds_a_user_who_signs_in_then_changes_it(
 
 
 def rules(hub: HubThread) -> list[dict[str, Any]]:
-    return admin_api(hub, "GET", "/api/rules")["rules"]
+    return hub.admin_api("GET", "/api/rules")["rules"]
 
 
 def test_a_rule_schedule_is_made_read_back_and_edited(
@@ -294,9 +286,9 @@ def test_the_administrator_chooses_the_client_of_users_and_of_schedules(
     browser: Any, site: HubThread
 ) -> None:
     other = site.hub.store.create_client("Other")
-    admin_api(site, "PATCH", f"/api/clients/{other.id}", json={"timezone": "Europe/Madrid"})
+    site.admin_api("PATCH", f"/api/clients/{other.id}", json={"timezone": "Europe/Madrid"})
     ada = site.hub.store.create_user("ada", Role.ADMIN, None)
-    admin_api(site, "PUT", f"/api/users/{ada.id}/password", json={"password": PASSWORD})
+    site.admin_api("PUT", f"/api/users/{ada.id}/password", json={"password": PASSWORD})
     page = Page(browser, site.url)
     page.sign_in("ada")
     p = page.page

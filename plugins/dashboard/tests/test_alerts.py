@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import pytest
 import sqlalchemy as sa
 from browser_hub import HubThread
@@ -18,21 +17,13 @@ pytest.importorskip("playwright.sync_api")
 WAIT = 20_000
 
 
-def admin_api(hub: HubThread, method: str, path: str, **kwargs: Any) -> Any:
-    r = httpx.request(
-        method, hub.url + path, headers={"Authorization": f"Bearer {hub.admin}"}, **kwargs
-    )
-    assert r.status_code < 300, r.text
-    return r.json() if r.content else None
-
-
 def client_id(hub: HubThread) -> int:
-    return admin_api(hub, "GET", "/api/clients")["clients"][0]["id"]
+    return hub.admin_api("GET", "/api/clients")["clients"][0]["id"]
 
 
 def ignition_rule(hub: HubThread) -> int:
     body = {"client_id": client_id(hub), "name": "Engine on", "type": "ignitionOn"}
-    return admin_api(hub, "POST", "/api/rules", json=body)["id"]
+    return hub.admin_api("POST", "/api/rules", json=body)["id"]
 
 
 def test_a_new_alert_appears_live_with_the_badge_and_opens_the_map(
@@ -84,7 +75,7 @@ def test_a_new_alert_appears_live_with_the_badge_and_opens_the_map(
 
 
 def rules(hub: HubThread) -> list[dict[str, Any]]:
-    return admin_api(hub, "GET", "/api/rules")["rules"]
+    return hub.admin_api("GET", "/api/rules")["rules"]
 
 
 def test_a_manager_creates_edits_and_deletes_a_rule_through_the_form(
@@ -164,7 +155,7 @@ def alerts_sink(hub: HubThread) -> int:
         "settings": {"url": "https://alerts.example.com/hook"},
         "enabled": False,
     }
-    return admin_api(hub, "POST", "/api/sinks", json=body)["id"]
+    return hub.admin_api("POST", "/api/sinks", json=body)["id"]
 
 
 def put_dead_letters(hub: HubThread, sink_id: int, count: int) -> list[int]:
@@ -217,7 +208,7 @@ def test_webhooks_show_their_state_and_a_manager_resends_and_discards_dead_lette
     card.locator(f"tr[data-id='{ids[0]}'] input.letter-pick").check()
     card.locator("button.resend").click()
     card.locator(f"tr[data-id='{ids[0]}']").wait_for(state="detached", timeout=WAIT)
-    assert [d["id"] for d in admin_api(site, "GET", letters)["dead_letters"]] == ids[1:]
+    assert [d["id"] for d in site.admin_api("GET", letters)["dead_letters"]] == ids[1:]
     p.wait_for_selector(
         f".sink[data-id='{sink_id}'] [data-stat='pending'] .stat-value:text-is('1')",
         timeout=WAIT,
@@ -225,7 +216,7 @@ def test_webhooks_show_their_state_and_a_manager_resends_and_discards_dead_lette
     card.locator("button.discard").click()  # none chosen: all
     card.locator(".letters p.empty").wait_for(timeout=WAIT)
     assert "null" not in card.inner_text() and "undefined" not in card.inner_text()
-    assert admin_api(site, "GET", letters)["dead_letters"] == []
+    assert site.admin_api("GET", letters)["dead_letters"] == []
     assert card.locator("[data-stat='dead_letters'] .stat-value").inner_text() == "0"
     assert page.errors == []
 
@@ -262,7 +253,7 @@ def test_a_manager_creates_the_alerts_webhook_sees_its_secret_once_and_disables_
     assert p.locator("#sink-error:not([hidden])").count() == 0, p.inner_text("#sink-error")
     secret = p.inner_text("#sink-secret")
     assert secret.startswith("whsec_")
-    (sink,) = admin_api(site, "GET", "/api/sinks")["sinks"]
+    (sink,) = site.admin_api("GET", "/api/sinks")["sinks"]
     assert sink["name"] == "ACME alerts" and sink["format"] == "gpshub-alert"
     assert sink["settings"]["url"] == "https://receiver.example/hook" and sink["signing"]
     assert secret not in str(sink)
@@ -272,7 +263,7 @@ def test_a_manager_creates_the_alerts_webhook_sees_its_secret_once_and_disables_
     card = p.locator(f".sink[data-id='{sink['id']}']")
     card.locator("input.sink-enabled").uncheck()
     card.locator(".state:text-is('disabled')").wait_for(timeout=WAIT)
-    assert admin_api(site, "GET", f"/api/sinks/{sink['id']}")["enabled"] is False
+    assert site.admin_api("GET", f"/api/sinks/{sink['id']}")["enabled"] is False
     assert page.errors == []
 
     viewer = Page(browser, site.url)

@@ -104,6 +104,34 @@ def test_a_viewer_sees_no_edit_control(browser: Any, site: HubThread) -> None:
     assert page.errors == []
 
 
+WRITE = """async ([token, name]) => {
+  const headers = {"Content-Type": "application/json"};
+  if (token) headers["X-CSRF-Token"] = token;
+  const r = await fetch("/api/geofence-groups", {method: "POST", headers, body: JSON.stringify({name})});
+  return {status: r.status, body: await r.json()};
+}"""
+
+
+def test_csrf_a_write_without_the_token_is_refused(browser: Any, site: HubThread) -> None:
+    """The signed-in page's cookie alone does not make a write: without the session's
+    X-CSRF-Token (or with another one) the hub refuses it and stores nothing."""
+    page = Page(browser, site.url)
+    page.sign_in("ann")
+    p = page.page
+    for token in (None, "not-the-token"):
+        answer = p.evaluate(WRITE, [token, "forged"])
+        assert answer["status"] == 403, answer
+        assert answer["body"]["error"]["code"] == "csrf"
+        assert answer["body"]["error"]["field"] == "X-CSRF-Token"
+    token = p.evaluate("async () => (await (await fetch('/api/session')).json()).csrf_token")
+    answer = p.evaluate(WRITE, [token, "made by the page"])
+    assert answer["status"] == 201, answer
+    groups = site.admin_api("GET", "/api/geofence-groups")["groups"]
+    assert [g["name"] for g in groups] == ["made by the page"]
+    page.errors.clear()  # the refused writes are logged by the browser
+    page.context.close()
+
+
 @pytest.mark.parametrize("tiles", ["unreachable", "none configured"])
 def test_the_map_works_without_tiles(browser: Any, tmp_path: Path, tiles: str) -> None:
     """No internet (tile requests fail) or no tile source at all (``map_tile_url`` empty):

@@ -11,10 +11,8 @@ from typing import Any
 import fake_cloud
 import httpx
 import pytest
-from browser_hub import PASSWORD, HubThread, skip_browser_test
+from browser_hub import HubThread, skip_browser_test
 from test_browser import Page
-
-from hub.models import Role
 
 WAIT = 20_000
 FITS = """() => [document.scrollingElement, document.querySelector('.conn-page')]
@@ -34,12 +32,6 @@ def site(tmp_path: Path) -> Iterator[HubThread]:
         yield hub
     finally:
         hub.stop()
-
-
-def _api(site: HubThread, path: str) -> Any:
-    r = httpx.get(site.url + path, headers={"Authorization": f"Bearer {site.admin}"})
-    assert r.status_code == 200, r.text
-    return r.json()
 
 
 def test_add_test_save_and_import(browser: Any, site: HubThread) -> None:
@@ -74,11 +66,11 @@ def test_add_test_save_and_import(browser: Any, site: HubThread) -> None:
     p.wait_for_selector("#conn-test-result.ok", timeout=WAIT)
     assert "Signed in as fleet: 3 devices" in p.inner_text("#conn-test-result")
     assert password.get_attribute("aria-invalid") is None
-    assert _api(site, "/api/connections")["connections"] == []  # a test saves nothing
+    assert site.admin_api("GET", "/api/connections")["connections"] == []  # a test saves nothing
 
     p.click("#conn-save")
     p.wait_for_selector("#remote-list li[data-upstream-id='r-3']", timeout=WAIT)
-    (conn,) = _api(site, "/api/connections")["connections"]
+    (conn,) = site.admin_api("GET", "/api/connections")["connections"]
     assert conn["label"] == "My cloud" and conn["options"]["interval_s"] == 60
     assert conn["credentials"]["password"] == {"set": True, "secret": True, "value": None}
     p.check("#remote-list li[data-upstream-id='r-1'] input")
@@ -86,7 +78,7 @@ def test_add_test_save_and_import(browser: Any, site: HubThread) -> None:
     p.click("#remote-import")
     p.wait_for_selector("#remote-status.ok", timeout=WAIT)
     assert "Imported 2 devices" in p.inner_text("#remote-status")
-    devices = _api(site, "/api/devices")["devices"]
+    devices = site.admin_api("GET", "/api/devices")["devices"]
     assert sorted(d["name"] for d in devices) == ["Car 3", "Truck 1"]
     assert {d["connection_id"] for d in devices} == {conn["id"]}
     assert p.locator("#remote-list li[data-imported='1']").count() == 2
@@ -108,7 +100,7 @@ def test_add_test_save_and_import(browser: Any, site: HubThread) -> None:
     p.click("#conn-save")
     card.wait_for(timeout=WAIT)
     assert "Renamed cloud" in card.inner_text()
-    saved = _api(site, f"/api/connections/{conn['id']}")
+    saved = site.admin_api("GET", f"/api/connections/{conn['id']}")
     assert saved["label"] == "Renamed cloud" and saved["credentials"]["password"]["set"]
     test = httpx.post(
         f"{site.url}/api/connections/{conn['id']}/test",
@@ -119,13 +111,13 @@ def test_add_test_save_and_import(browser: Any, site: HubThread) -> None:
     # disable, then delete with a confirmation
     card.locator("button.toggle").click()
     p.wait_for_selector(f".conn-card[data-id='{conn['id']}'] button.toggle:text('Enable')")
-    assert _api(site, f"/api/connections/{conn['id']}")["enabled"] is False
+    assert site.admin_api("GET", f"/api/connections/{conn['id']}")["enabled"] is False
     card.locator("button.delete").click()
     card.locator("button.cancel").click()
     card.locator("button.delete").click()
     card.locator("button.confirm-delete").click()
     p.wait_for_selector("#conn-list .empty", timeout=WAIT)
-    assert _api(site, "/api/connections")["connections"] == []
+    assert site.admin_api("GET", "/api/connections")["connections"] == []
     assert page.errors == []
 
 
@@ -157,13 +149,7 @@ def test_a_kind_without_browse_on_a_phone(browser: Any, site: HubThread) -> None
 
 def test_the_administrator_names_the_client(browser: Any, site: HubThread) -> None:
     other = site.hub.store.create_client("Other")
-    admin = site.hub.store.create_user("ada", Role.ADMIN, None)
-    r = httpx.put(
-        f"{site.url}/api/users/{admin.id}/password",
-        json={"password": PASSWORD},
-        headers={"Authorization": f"Bearer {site.admin}"},
-    )
-    assert r.status_code in (200, 204), r.text
+    site.add_admin("ada")
     page = Page(browser, site.url)
     page.sign_in("ada")
     p = page.page
@@ -174,7 +160,7 @@ def test_the_administrator_names_the_client(browser: Any, site: HubThread) -> No
     p.fill("#cf-credentials-api_key", "k-123")
     p.click("#conn-save")
     p.locator(".conn-card").wait_for(timeout=WAIT)
-    (conn,) = _api(site, "/api/connections")["connections"]
+    (conn,) = site.admin_api("GET", "/api/connections")["connections"]
     assert conn["client_id"] == other.id and conn["label"] == "Other feed"
     assert page.errors == []
 

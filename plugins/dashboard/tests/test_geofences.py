@@ -13,10 +13,8 @@ from typing import Any
 
 import httpx
 import pytest
-from browser_hub import PASSWORD, HubThread
+from browser_hub import HubThread
 from test_browser import Page
-
-from hub.models import Role
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
@@ -26,15 +24,9 @@ FITS = """() => [document.scrollingElement, document.querySelector('#view')]
     .every((el) => el.scrollWidth <= el.clientWidth)"""  # no sideways scrolling
 
 
-def _api(site: HubThread, path: str) -> Any:
-    r = httpx.get(site.url + path, headers={"Authorization": f"Bearer {site.admin}"})
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
 def _features(site: HubThread) -> dict[str, dict[str, Any]]:
     """The stored geofences by name."""
-    return {f["properties"]["name"]: f for f in _api(site, "/api/geofences")["features"]}
+    return {f["properties"]["name"]: f for f in site.admin_api("GET", "/api/geofences")["features"]}
 
 
 def _open(page: Page) -> Any:
@@ -114,7 +106,7 @@ def test_draw_edit_and_delete(browser: Any, site: HubThread, tmp_path: Path) -> 
     p.click("#gf-save")
     p.wait_for_selector("#gf-list .gf-item:has-text('Depot')", timeout=WAIT)
     expect(p.locator("#gf-form")).to_have_count(0)
-    (yards,) = _api(site, "/api/geofence-groups")["groups"]
+    (yards,) = site.admin_api("GET", "/api/geofence-groups")["groups"]
     depot = _features(site)["Depot"]
     assert depot["geometry"]["type"] == "Point"
     lon, lat = depot["geometry"]["coordinates"]
@@ -239,7 +231,7 @@ def test_a_refused_shape_is_named_beside_it(browser: Any, site: HubThread) -> No
     p.click("#gf-cancel")
     expect(p.locator("#gf-form")).to_have_count(0)
     assert p.locator("#gf-map .leaflet-overlay-pane path").count() == 0  # the drawing too
-    assert _api(site, "/api/geofences")["features"] == []
+    assert site.admin_api("GET", "/api/geofences")["features"] == []
     assert page.errors == []
 
 
@@ -310,13 +302,7 @@ def test_import_a_file(browser: Any, site: HubThread, tmp_path: Path) -> None:
 
 def test_the_administrator_names_the_client(browser: Any, site: HubThread, tmp_path: Path) -> None:
     other = site.hub.store.create_client("Other")
-    admin = site.hub.store.create_user("ada", Role.ADMIN, None)
-    r = httpx.put(
-        f"{site.url}/api/users/{admin.id}/password",
-        json={"password": PASSWORD},
-        headers={"Authorization": f"Bearer {site.admin}"},
-    )
-    assert r.status_code in (200, 204), r.text
+    site.add_admin("ada")
     page = Page(browser, site.url)
     page.sign_in("ada")
     p = _open(page)
@@ -334,7 +320,7 @@ def test_the_administrator_names_the_client(browser: Any, site: HubThread, tmp_p
     circle = _features(site)["Other's circle"]
     assert circle["properties"]["client_id"] == other.id
     assert circle["properties"]["radius_m"] == 250
-    (group,) = _api(site, "/api/geofence-groups")["groups"]
+    (group,) = site.admin_api("GET", "/api/geofence-groups")["groups"]
     assert group["client_id"] == other.id and circle["properties"]["group_ids"] == [group["id"]]
     assert page.errors == []
 
