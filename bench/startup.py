@@ -13,7 +13,11 @@ The command is the venv's installed ``gpshub`` entry point (next to ``sys.execut
 ``--against OTHER/bin/gpshub`` measures another installation too (an older checkout's
 venv, say), run for run in turn with this one: on a shared machine the time a start
 takes follows the load, so only figures taken together compare.  The time a fixed loop
-takes is printed for the same reason.
+takes is printed for the same reason.  ``--installed`` measures, the same way, gpshub as
+a user installs it: the checkout's packages built and installed (not editable) with
+their runtime dependencies only, into a temporary venv (``uv sync --no-dev
+--no-editable``).  The development venv has more to import: httpx loads its command
+line (click, pygments) when click is installed, which schemathesis brings.
 
 Bytecode is cached in a temporary folder (``PYTHONPYCACHEPREFIX``), warmed by one untimed
 run of each, as an installed wheel has it compiled; ``--no-bytecode`` measures with
@@ -23,6 +27,7 @@ are printed, never asserted.
     .venv/bin/python bench/startup.py
     .venv/bin/python bench/startup.py --runs 11 --only serve
     .venv/bin/python bench/startup.py --against ../main/.venv/bin/gpshub
+    .venv/bin/python bench/startup.py --installed --only serve
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import argparse
 import http.client
 import os
 import resource
+import shutil
 import signal
 import socket
 import statistics
@@ -161,6 +167,17 @@ def report(label: str, measure: Callable[[Path], Sample], targets: list[Path], r
         )
 
 
+def install(venv: Path) -> Path:
+    """The checkout's packages and their runtime dependencies, built and installed (not
+    editable) into ``venv``, as ``uv.lock`` pins them; its ``gpshub``."""
+    root = Path(__file__).resolve().parent.parent
+    uv = shutil.which("uv") or str(root / ".tools" / "bin" / "uv")
+    command = [uv, "sync", "--all-packages", "--no-dev", "--no-editable", "--locked", "-q"]
+    env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv)}
+    subprocess.run(command, cwd=root, env=env, check=True)
+    return venv / "bin" / "gpshub"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7, help="runs of each (default 7)")
@@ -171,12 +188,19 @@ def main() -> None:
     parser.add_argument(
         "--against", metavar="GPSHUB", help="another installation's gpshub, measured in turn"
     )
+    parser.add_argument(
+        "--installed",
+        action="store_true",
+        help="also gpshub installed as a user has it (runtime dependencies, not editable)",
+    )
     args = parser.parse_args()
     targets = [Path(sys.executable).parent / "gpshub"]
     if args.against:
         targets.append(Path(args.against).absolute())
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
+        if args.installed:
+            targets.append(install(tmp / "installed"))
         env = {**os.environ, "GPSHUB_LOG_LEVEL": "WARNING"}
         for var in ("GPSHUB_SECRET_KEY", "GPSHUB_CONFIG", "GPSHUB_DATA_DIR", "GPSHUB_PORT"):
             env.pop(var, None)
