@@ -34,10 +34,21 @@ TRANSFERRED_BY_KIND = (
     " m[k] = (m[k] || 0) + (e.transferSize || 0); return m; }, {})"
 )
 
+FILES = (
+    "performance.getEntriesByType('navigation').concat("
+    "performance.getEntriesByType('resource')).map((e) => [new URL(e.name).pathname"
+    ".replace(/^\\/assets\\/[^/]+\\//, ''), e.transferSize || 0, e.encodedBodySize || 0,"
+    " e.decodedBodySize || 0])"
+)
+"""Each file fetched: its path (without the asset prefix) and its sizes."""
+
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--devices", type=int, default=1000)
+    parser.add_argument(
+        "--files", action="store_true", help="also list what the cold load fetched, by size"
+    )
     args = parser.parse_args()
     path = chromium()
     if path is None:
@@ -78,6 +89,7 @@ def main() -> None:
                 )
                 size = page.evaluate(TRANSFERRED)
                 by_kind = page.evaluate(TRANSFERRED_BY_KIND)
+                files = page.evaluate(FILES)
                 page.goto("about:blank")  # the same with the browser's cache warm
                 page.goto(hub.url + "/#/map")
                 page.wait_for_selector("body[data-map-ready='1']", timeout=60_000)
@@ -117,6 +129,10 @@ def main() -> None:
         "  cold, by kind: "
         + ", ".join(f"{kind} {n / 1024:.0f} KiB" for kind, n in sorted(by_kind.items()))
     )
+    if args.files:
+        print("  cold, by file (transferred, body as sent, body decoded):")
+        for name, sent, body, decoded in sorted(files, key=lambda f: -f[1]):
+            print(f"    {sent / 1024:6.1f} {body / 1024:6.1f} {decoded / 1024:6.1f} KiB  {name}")
     lat.sort()
     print(
         f"live latency, ingest to marker move: median {lat[len(lat) // 2] * 1000:.0f} ms, "

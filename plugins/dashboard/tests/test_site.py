@@ -57,6 +57,35 @@ async def test_assets_have_the_tree_digest_in_their_url_and_are_immutable() -> N
         assert (await c.get(f"{site.prefix}/%2E%2E/site.py")).status_code == 404
 
 
+def test_the_entry_preloads_the_first_pages_and_what_they_import(tmp_path: Path) -> None:
+    root = tmp_path / "static"
+    (root / "js" / "pages" / "far").mkdir(parents=True)
+    (root / "index.html").write_text("{{modulepreload}}")
+    (root / "js" / "main.js").write_text(
+        'import { a } from "./a.js";\nimport {\n  b,\n} from "./pages/far/b.js";\n'
+        'route("x", () => import("./pages/other.js"));\n'
+    )
+    (root / "js" / "a.js").write_text('export { c } from "./c.js";\nexport const a = 1;\n')
+    (root / "js" / "c.js").write_text("export const c = 1;\n")
+    (root / "js" / "pages" / "far" / "b.js").write_text('import "../../a.js";\n')
+    (root / "js" / "pages" / "other.js").write_text("export const title = 'Other';\n")
+    (root / "js" / "pages" / "map.js").write_text('import { c } from "../c.js";\n')
+    site = Site.load(root)
+    assert site.imported_by(("js/main.js",)) == [
+        "js/a.js",
+        "js/c.js",
+        "js/main.js",
+        "js/pages/far/b.js",
+    ]
+    page = site.render_index()
+    assert f'href="{site.prefix}/js/pages/map.js"' in page
+    assert "other.js" not in page  # loaded when first shown
+    real = Site.load()
+    first = real.imported_by(("js/main.js", "js/pages/map.js"))
+    assert "js/router.js" in first and "js/map/markers.js" in first
+    assert "js/pages/geofences.js" not in first
+
+
 def test_any_change_gives_new_urls(tmp_path: Path) -> None:
     root = tmp_path / "static"
     shutil.copytree(STATIC, root, ignore=shutil.ignore_patterns("vendor"))

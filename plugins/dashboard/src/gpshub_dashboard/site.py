@@ -43,6 +43,13 @@ VENDOR_CSS = (
 )
 VENDOR_JS = ("vendor/leaflet/leaflet.js", "vendor/leaflet.markercluster/leaflet.markercluster.js")
 """What every page needs; the pages load the rest (``js/lib.js``) when they need it."""
+FIRST_MODULES = ("js/main.js", "js/pages/map.js", "js/pages/signin.js")
+"""The start-up module and the pages shown first: the entry preloads them and what they
+import, so the browser fetches them at once rather than one import after another.  The
+other pages' modules are fetched when first shown (``import()`` in ``js/router.js``)."""
+_STATIC_IMPORT = re.compile(
+    r'^\s*(?:import|export)\b[^"\'();]*?(?:\bfrom\s*)?["\'](\.{1,2}/[^"\']+)["\']', re.M
+)
 
 _COMPRESSIBLE = ("text/", "application/javascript", "image/svg+xml", "application/json")
 _HOST = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
@@ -154,8 +161,7 @@ class Site:
         )
         preload = "".join(
             f'<link rel="modulepreload" href="{self.prefix}/{n}">\n'
-            for n in sorted(self.assets)
-            if n.startswith("js/") and n.endswith(".js")
+            for n in self.imported_by(FIRST_MODULES)
         )
         values = {
             "assets": self.prefix,
@@ -165,6 +171,29 @@ class Site:
             "modulepreload": preload,
         }
         return re.sub(r"\{\{(\w+)\}\}", lambda m: values[m.group(1)], self.index_template)
+
+    def imported_by(self, entries: tuple[str, ...]) -> list[str]:
+        """The modules ``entries`` are and import statically, directly or not (the
+        relative ``import … from "./x.js"`` and ``export … from`` lines), sorted."""
+        found: set[str] = set()
+        todo = [n for n in entries if n in self.assets]
+        while todo:
+            name = todo.pop()
+            if name in found:
+                continue
+            found.add(name)
+            folder = name.rsplit("/", 1)[0]
+            for target in _STATIC_IMPORT.findall(self.assets[name].body.decode("utf-8")):
+                parts = folder.split("/")
+                for piece in target.split("/"):
+                    if piece == "..":
+                        parts.pop()
+                    elif piece != ".":
+                        parts.append(piece)
+                resolved = "/".join(parts)
+                if resolved in self.assets:
+                    todo.append(resolved)
+        return sorted(found)
 
     def csp(self, host: str | None) -> str:
         ws = ""

@@ -3,25 +3,18 @@ import { NAV_ALERTS, syncAlerts } from "./alerts/register.js";
 import { onUnauthorized } from "./api.js";
 import { h, notice } from "./dom.js";
 import { missing } from "./lib.js";
-import * as accountPage from "./pages/account.js";
-import * as connectionsPage from "./pages/connections.js";
-import * as geofencesPage from "./pages/geofences.js";
-import * as historyPage from "./pages/history.js";
-import * as mapPage from "./pages/map.js";
-import * as signinPage from "./pages/signin.js";
-import * as usersPage from "./pages/users.js";
-import { go, route, setGuard, start } from "./router.js";
+import { go, parse, preload, route, setGuard, start } from "./router.js";
 import { resume, session, signOut } from "./session.js";
 
 const NAV = [["map", "Live map"], ["history", "History"], ["connections", "Connections"], ["geofences", "Geofences"], ...NAV_ALERTS];
 
-route("signin", signinPage);
-route("map", mapPage);
-route("history", historyPage);
-route("connections", connectionsPage);
-route("geofences", geofencesPage);
-route("account", accountPage);
-route("users", usersPage);
+route("signin", () => import("./pages/signin.js"));
+route("map", () => import("./pages/map.js"));
+route("history", () => import("./pages/history.js"));
+route("connections", () => import("./pages/connections.js"));
+route("geofences", () => import("./pages/geofences.js"));
+route("account", () => import("./pages/account.js"));
+route("users", () => import("./pages/users.js"));
 
 function renderHeader() {
   const bar = document.getElementById("bar");
@@ -64,6 +57,7 @@ document.getElementById("signout").addEventListener("click", async () => {
 async function main() {
   const absent = missing();
   if (absent.length) notice(`Missing browser libraries (run make vendor): ${absent.join(", ")}`, "error");
+  preload(parse().name);
   try {
     await resume();
   } catch (error) {
