@@ -210,6 +210,18 @@ def test_draw_edit_and_delete(browser: Any, site: HubThread, tmp_path: Path) -> 
     p.click("#gf-confirm-delete")
     expect(p.locator("#gf-list .gf-item")).to_have_count(2, timeout=WAIT)
     assert sorted(_features(site)) == ["Main depot", "Road"]
+
+    # delete the group (offered while it is chosen): its geofences stay
+    expect(p.locator("#gf-group-delete")).to_be_hidden()
+    p.select_option("#gf-group-filter", str(yards["id"]))
+    p.once("dialog", lambda dialog: dialog.accept())
+    p.click("#gf-group-delete")
+    expect(p.locator(f"#gf-group-filter option[value='{yards['id']}']")).to_have_count(
+        0, timeout=WAIT
+    )
+    assert site.admin_api("GET", "/api/geofence-groups")["groups"] == []
+    assert _features(site)["Main depot"]["properties"]["group_ids"] == []
+    expect(p.locator("#gf-list .gf-item")).to_have_count(2)
     assert page.errors == []
 
 
@@ -333,7 +345,7 @@ def test_a_viewer_sees_no_edit_controls(browser: Any, site: HubThread) -> None:
     item = p.locator("#gf-list .gf-item:has-text('Shared circle')")
     item.wait_for(timeout=WAIT)
     assert p.locator("#gf-map path.gf-circle").count() == 1
-    assert p.locator("#gf-tools, #gf-import, #gf-draw-circle").count() == 0
+    assert p.locator("#gf-tools, #gf-import, #gf-draw-circle, #gf-group-delete").count() == 0
     item.locator(".gf-pick").click()
     expect(item).to_have_class("gf-item selected")
     assert p.locator("#gf-form, #gf-delete").count() == 0

@@ -40,7 +40,7 @@ export function mount(view, ctx) {
   let editing = null; // {close()} of the open form
   let selected = null;
 
-  const list = new GeofenceList(listEl, { onPick: (id) => pick(id, true), onFilter: filter });
+  const list = new GeofenceList(listEl, { onPick: (id) => pick(id, true), onFilter: filter, onDeleteGroup: write ? deleteGroup : null });
   const clientSelect = h("select#gf-client", { "aria-label": "Client", onchange: () => editing && editing.close() });
   const drawButtons = TOOLS.map(([shape, label, id]) => h(`button#${id}.gf-tool`, { type: "button", "aria-pressed": "false", onclick: () => startDraw(shape) }, label));
   if (write) {
@@ -123,6 +123,17 @@ export function mount(view, ctx) {
     features = collection.features;
     groups = groupList.groups;
     render();
+  }
+
+  async function deleteGroup(id, name) {
+    if (!confirm(`Delete the group “${name}”? Its geofences stay.`)) return;
+    try {
+      await api.del(`/api/geofence-groups/${id}`);
+      closeForm();
+      await refresh();
+    } catch (error) {
+      notice(`Could not delete the group: ${error.message}`, "error");
+    }
   }
 
   const createGroup = (clientId) => async (name) => {

@@ -3,13 +3,23 @@ import { h } from "../../dom.js";
 import { KINDS, kindOf } from "./shapes.js";
 
 export class GeofenceList {
-  /** `onPick(id)`: a geofence clicked; `onFilter()`: the group filter changed. */
-  constructor(el, { onPick, onFilter }) {
+  /** `onPick(id)`: a geofence clicked; `onFilter()`: the group filter changed;
+   * `onDeleteGroup(id, name)` (managers only): the group chosen in the filter deleted. */
+  constructor(el, { onPick, onFilter, onDeleteGroup = null }) {
     this.onPick = onPick;
-    this.filter = h("select#gf-group-filter", { "aria-label": "Group", onchange: () => onFilter() });
+    this.filter = h("select#gf-group-filter", {
+      "aria-label": "Group",
+      onchange: () => {
+        this.syncDelete();
+        onFilter();
+      },
+    });
+    this.deleteGroup = onDeleteGroup
+      ? h("button.delete#gf-group-delete", { type: "button", hidden: true, onclick: () => onDeleteGroup(Number(this.filter.value), this.groups.get(Number(this.filter.value))) }, "Delete group")
+      : null;
     this.items = h("ul.gf-list#gf-list");
     this.empty = h("p.empty#gf-empty", { hidden: true }, "No geofence yet.");
-    el.append(h("div.gf-filter", h("label", { for: "gf-group-filter" }, "Group"), this.filter), this.items, this.empty);
+    el.append(h("div.gf-filter", h("label", { for: "gf-group-filter" }, "Group"), this.filter, this.deleteGroup), this.items, this.empty);
     this.groups = new Map();
     this.selected = null;
   }
@@ -32,11 +42,17 @@ export class GeofenceList {
       h("option", { value: "none" }, "No group"),
     );
     this.filter.value = [...this.filter.options].some((o) => o.value === keep) ? keep : "";
+    this.syncDelete();
     const shown = features.filter((f) => this.shows(f)).sort((a, b) => (a.properties.name || "").localeCompare(b.properties.name || ""));
     this.items.replaceChildren(...shown.map((f) => this.item(f)));
     this.empty.textContent = features.length ? "No geofence in this group." : "No geofence yet.";
     this.empty.hidden = shown.length > 0;
     this.select(this.selected);
+  }
+
+  /** "Delete group" is offered while one group is chosen. */
+  syncDelete() {
+    if (this.deleteGroup) this.deleteGroup.hidden = !this.groups.has(Number(this.filter.value));
   }
 
   item(feature) {
