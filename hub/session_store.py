@@ -101,6 +101,18 @@ class SessionStore:
             )
             return user
 
+    def upgrade_password(self, user_id: int, old_hash: str, new_hash: str) -> bool:
+        """Replace a user's password hash by one of the same password made with today's
+        parameters, if it is still ``old_hash`` (a password changed meanwhile stays);
+        sessions are kept and no change is recorded: the password is the same."""
+        with self._session(write=True) as s:
+            q = (
+                sa.update(User)
+                .where(col(User.id) == user_id, col(User.password_hash) == old_hash)
+                .values(password_hash=new_hash)
+            )
+            return bool(s.execute(q).rowcount)
+
     # -- sessions ----------------------------------------------------------------------
     def create(
         self,

@@ -26,7 +26,12 @@ from typing import TYPE_CHECKING, TypeVar
 from starlette.responses import JSONResponse, Response
 
 from hub.models import User
-from hub.passwords import hash_password_async, password_problem, verify_password_async
+from hub.passwords import (
+    hash_password_async,
+    needs_rehash,
+    password_problem,
+    verify_password_async,
+)
 from hub.web.api_tenancy import client_out, user_out
 from hub.web.auth import Access, AuthGate
 from hub.web.auth_throttle import Attempt, Throttled, retry_after_header
@@ -159,6 +164,11 @@ async def sign_in(req: ApiRequest) -> Response:
     user = fits[0]
     if user.client_id is None and user.role != "admin":  # the store makes none such
         raise ApiError(401, "invalid_credentials", "wrong name or password")
+    if user.password_hash and needs_rehash(user.password_hash):  # made with weaker parameters
+        upgraded = await hash_password_async(body.password)
+        await req.run(
+            hub.store.sessions.upgrade_password, user.id or 0, user.password_hash, upgraded
+        )
     gate = AuthGate.of(scope, hub)
     address = gate.resolver.client(scope)
     now = hub.clock.now()

@@ -16,7 +16,7 @@ from harness import ORIGIN, Web, make_hub, running_web
 from test_live import closed_with, hello_and_snapshot
 from trio_websocket import ConnectionRejected, open_websocket_url
 
-from hub.passwords import hash_password, verify_password
+from hub.passwords import Params, hash_password, needs_rehash, verify_password
 
 PW = "correct horse battery"
 NEW_PW = "a quite different one"
@@ -255,6 +255,19 @@ async def test_who_may_set_passwords(web: Web) -> None:
     assert stored and verify_password(NEW_PW, stored) and stored.startswith("scrypt$")
     me = (await web.get("a_view", "/api/me")).json()
     assert me["user"]["has_password"] is True
+
+
+async def test_a_hash_made_with_weaker_parameters_is_upgraded_at_sign_in(web: Web) -> None:
+    user = web.users["a_view"]
+    weak = hash_password(PW, Params(n=2**10))
+    web.hub.store.sessions.set_password(user, weak)
+    assert needs_rehash(weak)
+    async with browser(web) as b:
+        await sign_in(b, "a_view")
+        stored = web.hub.store.sessions.password_hash(user)
+        assert stored != weak and not needs_rehash(stored) and verify_password(PW, stored)
+        again = await b.get("/api/session")  # the session stays
+        assert again.status_code == 200 and again.json()["user"]["name"] == "a_view"
 
 
 async def test_a_user_created_with_a_password_signs_in_at_once(web: Web) -> None:
