@@ -162,6 +162,9 @@ def test_the_administrator_names_the_client(browser: Any, site: HubThread) -> No
     p.locator(".conn-card").wait_for(timeout=WAIT)
     (conn,) = site.admin_api("GET", "/api/connections")["connections"]
     assert conn["client_id"] == other.id and conn["label"] == "Other feed"
+    # the administrator's list says whose each connection is
+    card = p.locator(f".conn-card[data-id='{conn['id']}']")
+    assert card.locator(".conn-client").inner_text() == "Other"
     assert page.errors == []
 
 
@@ -177,6 +180,7 @@ def test_a_viewer_sees_the_list_read_only(browser: Any, site: HubThread) -> None
     p.wait_for_selector(".conn-card", timeout=WAIT)
     assert "Shared cloud" in p.inner_text(".conn-card")
     assert p.locator("#conn-add, .conn-card button").count() == 0
+    assert p.locator(".conn-client").count() == 0  # its own client's: no column for it
     p.goto(site.url + "/#/connections?add=1")  # the editor is not offered either
     p.wait_for_selector(".conn-card", timeout=WAIT)
     assert p.locator("#conn-form").count() == 0

@@ -78,13 +78,16 @@ function table(page, ctx) {
   const body = h("div.conn-list#conn-list", h("p.loading", "Loading…"));
   page.append(head, body);
   let kinds = new Map();
+  let clients = null; // the system administrator sees every client's: id → name
   let timer = null;
   let stopped = false;
 
   async function load() {
-    const [status, kindList] = await Promise.all([api.get("/api/status"), kinds.size ? null : loadKinds()]);
+    const first = !kinds.size;
+    const [status, kindList, clientList] = await Promise.all([api.get("/api/status"), first ? loadKinds() : null, first ? loadClients(ctx) : null]);
     if (stopped) return;
     if (kindList) kinds = new Map(kindList.map((k) => [k.kind, k]));
+    if (clientList) clients = new Map(clientList.map((c) => [c.id, c.name]));
     draw(status.connections);
   }
 
@@ -109,6 +112,7 @@ function table(page, ctx) {
       ),
       h(
         "dl.facts",
+        clients ? [h("dt", "Client"), h("dd.conn-client", clients.get(c.client_id) || `#${c.client_id}`)] : null,
         h("dt", "Kind"),
         h("dd", kind ? kind.title : c.kind),
         h("dt", "Last poll"),
