@@ -163,7 +163,9 @@ async def test_a_signal_the_moment_it_serves_stops_it_cleanly(tmp_path: Path) ->
     seen: list[str] = []
     try:
         with trio.fail_after(120):
-            await read_until(proc.stdout, r"listening on http://", seen)
+            # the console's line, printed once it serves (the log's "API listening on"
+            # comes earlier, while a signal still stops the start-up instead)
+            await read_until(proc.stdout, r"gpshub is listening on http://", seen)
             proc.send_signal(signal.SIGINT)
             await read_all(proc.stdout, seen)
             assert await proc.wait() == 0, "".join(seen)
