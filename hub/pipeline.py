@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -29,6 +29,7 @@ from hub.positions import CursorUpdate, IngestItem, WriteResult, live_position
 if TYPE_CHECKING:
     from hub.changes import ChangeFeed
     from hub.clock import Clock
+    from hub.live_relay import LiveRelay
     from hub.metrics import HubMetrics
     from hub.store import Store
 
@@ -90,6 +91,8 @@ class Pipeline:
         # held while a batch is written: other writers of this process that must not
         # wait on SQLite's busy handler take their turn here, in order (hub.housekeeping)
         self.write_turn = trio.Lock()
+        self.relay: LiveRelay | None = None
+        """On PostgreSQL: tells the other processes' live feeds of each committed batch."""
         self.changes: ChangeFeed | None = None
         """With a change feed, a batch is published live only once every change committed
         before it has been handled: a socket whose token was revoked gets nothing newer."""
@@ -224,30 +227,48 @@ class Pipeline:
         """Store the batch; its live messages; the change log's head once it is stored
         (0 without subscribers or a change feed)."""
         result = self.store.positions.write_batch(items, cursors, now)
+        if self.relay is not None:  # other processes' live feeds (PostgreSQL)
+            self.relay.announce_batch(result, now)
         head = 0
         messages: list[LiveMessage] = []
         if self.live.subscriber_count:
-            clients = result.clients
-            messages = [
-                LiveMessage.make(
-                    "position", clients[row["device_id"]], row["device_id"], live_position(row)
-                )
-                for row in result.inserted
-            ]
-            messages += status_messages(
-                [(d, clients[d]) for d in result.came_online], "online", now
-            )
-            messages += alert_messages(result.alerts)
+            messages = batch_messages(result, now)
             if messages and self.changes is not None:
                 head = self.changes.head()
         return result, messages, head
+
+
+def batch_messages(result: WriteResult, now: datetime) -> list[LiveMessage]:
+    """The live messages of a stored batch: its positions (in ``result.inserted``'s
+    order), the devices it brought online, its alerts."""
+    clients = result.clients
+    messages = [
+        LiveMessage.make(
+            "position", clients[row["device_id"]], row["device_id"], live_position(row)
+        )
+        for row in result.inserted
+    ]
+    messages += status_messages([(d, clients[d]) for d in result.came_online], "online", now)
+    messages += alert_messages(result.alerts)
+    return messages
 
 
 def status_messages(
     devices: list[tuple[int, int]], status: str, when: datetime
 ) -> list[LiveMessage]:
     """``device_status`` messages for (device id, client id) pairs whose status changed."""
-    data = {"status": status, "status_at": when.isoformat()}
+    return device_status_messages(devices, status_data(status, when))
+
+
+def status_data(status: str, when: datetime) -> dict[str, Any]:
+    """The ``data`` of a ``device_status`` message for a device gone online or offline."""
+    return {"status": status, "status_at": when.isoformat()}
+
+
+def device_status_messages(
+    devices: Iterable[tuple[int, int]], data: dict[str, Any]
+) -> list[LiveMessage]:
+    """``device_status`` messages with ``data`` for (device id, client id) pairs."""
     return [LiveMessage.make("device_status", client, device, data) for device, client in devices]
 
 

@@ -1,0 +1,532 @@
+"""The live feed across processes: several hubs on one PostgreSQL database.
+
+Each hub's ``LiveFeed`` hands out what its own pipeline commits.  On PostgreSQL the
+``LiveRelay`` makes a WebSocket on any process receive what every process commits:
+
+* **Notices.**  After a batch commits, the pipeline sends one ``NOTIFY`` on
+  ``gpshub_live`` (``announce_batch``), a small JSON object that names rows, never
+  carries them: the sender (a random tag per process), the id runs of the positions
+  stored (``p``) and of the alerts raised (``a``), and status changes as (device,
+  client) pairs with the status's data (``d`` and ``v``: devices come online, go
+  offline, a connection's state).  A notice stays under ``NOTICE_MAX_BYTES``, well under
+  PostgreSQL's 8,000-byte limit; what does not fit goes in several, in order.  The
+  status watcher and a connection's state changes announce the same way (``announce``).
+  The notice is sent just after the commit, on a connection of the pool: a process that
+  dies between the two loses it (the others see the rows in history, not live).
+* **Listening.**  Every process ``LISTEN``s on a connection of its own in a thread
+  (reconnecting with backoff, as ``hub.changes`` does), skips its own notices, reads the
+  rows a notice names (only while it has live subscribers), builds the very messages its
+  own pipeline would (``hub.pipeline.batch_messages``) and publishes them to its
+  ``LiveFeed``, notice after notice: each device's messages arrive in commit order, and
+  the feed's slow-subscriber rule applies to them as to local ones.  Like the local
+  publisher, it first applies the changes committed before it read the rows (a socket
+  whose token was revoked gets nothing newer).
+* **Catching up.**  Notices sent while the listening connection was down are lost: after
+  a reconnection the relay reads the positions and alerts with ids above the lowest id
+  it handled in the ``catch_up_s`` before the connection was lost, leaves out those it
+  handled already (its own included: it remembers the id runs of the last
+  ``catch_up_s``) and publishes the rest in id order.  Status changes missed meanwhile
+  are not replayed (the next position or status of the device brings the map up to date).
+
+On SQLite (one process) the relay does nothing: no notice, no thread, no query.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import sqlalchemy as sa
+import trio
+from sqlalchemy.engine import Engine
+
+from hub.blocking import run_blocking
+from hub.livefeed import LiveMessage
+from hub.models import alerts_t, devices_t, positions_t
+from hub.pipeline import batch_messages, device_status_messages, status_data
+from hub.positions import POSITION_COLUMNS, WriteResult
+
+if TYPE_CHECKING:
+    from hub.changes import ChangeFeed
+    from hub.core import Hub
+    from hub.livefeed import LiveFeed
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "gpshub_live"
+NOTICE_MAX_BYTES = 4000  # PostgreSQL refuses a payload of 8,000 bytes or more
+MAX_ERROR_CHARS = 500  # a connection's last error, as far as a notice carries it
+READ_CHUNK = 1000
+START_WAIT_S = 30.0  # how long start-up waits for the first LISTEN
+
+Runs = list[list[int]]
+Pairs = list[tuple[int, int]]
+
+
+def id_runs(ids: Iterable[int]) -> Runs:
+    """Ids as sorted ``[first, last]`` runs of consecutive ids."""
+    runs: Runs = []
+    for i in sorted(set(ids)):
+        if runs and runs[-1][1] == i - 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    return runs
+
+
+def make_notices(
+    sender: str,
+    positions: Sequence[Sequence[int]] = (),
+    alerts: Sequence[Sequence[int]] = (),
+    statuses: Sequence[tuple[int, int]] = (),
+    data: dict[str, Any] | None = None,
+    limit: int = NOTICE_MAX_BYTES,
+) -> list[str]:
+    """The payloads telling of positions, status changes (``statuses`` with ``data``)
+    and alerts, in that order, each at most ``limit`` bytes (usually one)."""
+    if data is not None and "last_error" in data and isinstance(data["last_error"], str):
+        data = {**data, "last_error": data["last_error"][:MAX_ERROR_CHARS]}
+    head = orjson.dumps({"n": sender, "v": data}) if statuses else orjson.dumps({"n": sender})
+    budget = limit - len(head) - 40  # the keys and brackets of the lists
+    notices: list[str] = []
+    current: dict[str, list[Any]] = {}
+    used = 0
+    for key, items in (("p", positions), ("d", statuses), ("a", alerts)):
+        for item in items:
+            size = len(orjson.dumps(item)) + 1
+            if used + size > budget and current:
+                notices.append(_encode(sender, current, data))
+                current, used = {}, 0
+            current.setdefault(key, []).append(item)
+            used += size
+    if current:
+        notices.append(_encode(sender, current, data))
+    return notices
+
+
+def _encode(sender: str, parts: dict[str, list[Any]], data: dict[str, Any] | None) -> str:
+    body: dict[str, Any] = {"n": sender, **parts}
+    if "d" in parts:
+        body["v"] = data
+    return orjson.dumps(body).decode()
+
+
+@dataclass(slots=True)
+class Notice:
+    """A notice as received: the rows and status changes it tells of."""
+
+    sender: str
+    positions: Runs
+    alerts: Runs
+    statuses: Pairs
+    data: dict[str, Any] | None
+
+    @classmethod
+    def parse(cls, payload: str) -> Notice | None:
+        """The notice, or ``None`` for a payload that is not one (logged)."""
+        try:
+            body = orjson.loads(payload)
+            return cls(
+                str(body["n"]),
+                [[int(lo), int(hi)] for lo, hi in body.get("p", ())],
+                [[int(lo), int(hi)] for lo, hi in body.get("a", ())],
+                [(int(d), int(c)) for d, c in body.get("d", ())],
+                body.get("v") if isinstance(body.get("v"), dict) else None,
+            )
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            log.warning("ignoring a live notice that is not one (%s): %.80r", exc, payload)
+            return None
+
+
+class HandledIds:
+    """The id runs of one table handled in the last ``keep_s`` seconds (thread-safe)."""
+
+    def __init__(self, keep_s: float) -> None:
+        self.keep_s = keep_s
+        self.seen = 0  # the highest id handled (or present at start)
+        self._runs: deque[tuple[float, int, int]] = deque()
+        self._lock = threading.Lock()
+
+    def add(self, runs: Iterable[Sequence[int]]) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for lo, hi in runs:
+                self._runs.append((now, lo, hi))
+                self.seen = max(self.seen, hi)
+            while self._runs and self._runs[0][0] < now - self.keep_s:
+                self._runs.popleft()
+
+    def floor(self, since: float) -> int:
+        """The lowest id handled from ``since`` (monotonic) on, less one; ``seen``
+        when nothing was handled since then."""
+        with self._lock:
+            los = [lo for t, lo, _ in self._runs if t >= since]
+            return min(los) - 1 if los else self.seen
+
+    def missing(self, ids: Iterable[int]) -> list[int]:
+        """Those of ``ids`` not handled (by the runs kept)."""
+        with self._lock:
+            merged = sorted((lo, hi) for _, lo, hi in self._runs)
+        starts = [lo for lo, _ in merged]
+        ends: list[int] = []
+        for _, hi in merged:  # the furthest end of the runs starting at or before each
+            ends.append(max(hi, ends[-1]) if ends else hi)
+        out = []
+        for i in ids:
+            k = bisect.bisect_right(starts, i) - 1
+            if k < 0 or ends[k] < i:
+                out.append(i)
+        return out
+
+
+_SHOWN_POSITION = [c for c in POSITION_COLUMNS if c != "raw"]
+
+
+def read_positions(conn: sa.Connection, ids: list[int]) -> list[dict[str, Any]]:
+    """The stored positions with these ids, as ``write_batch`` reports them (without
+    ``raw``), each with its device's ``client_id``; oldest fix first."""
+    p = positions_t
+    cols = [p.c[c] for c in _SHOWN_POSITION]
+    q = (
+        sa.select(*cols, devices_t.c.client_id.label("_client"))
+        .join(devices_t, devices_t.c.id == p.c.device_id)
+        .where(p.c.id.in_(ids))
+    )
+    rows = [dict(r._mapping) for r in conn.execute(q)]
+    rows.sort(key=lambda r: (r["fix_time"], r["id"]))
+    return rows
+
+
+def read_alerts(conn: sa.Connection, ids: list[int]) -> list[dict[str, Any]]:
+    """The stored alerts with these ids as the pipeline reports them, in id order."""
+    a = alerts_t
+    q = sa.select(a.c.id, a.c.client_id, a.c.payload).where(a.c.id.in_(ids)).order_by(a.c.id)
+    return [
+        {"eventId": int(i), **(payload or {}), "clientId": int(c)}
+        for i, c, payload in conn.execute(q)
+    ]
+
+
+def _ids_of(runs: Runs) -> list[int]:
+    return [i for lo, hi in runs for i in range(lo, hi + 1)]
+
+
+class LiveRelay:
+    """See the module docstring.  ``enabled`` only on PostgreSQL."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        live: LiveFeed,
+        *,
+        changes: ChangeFeed | None = None,
+        write_turn: trio.Lock | None = None,
+        catch_up_s: float = 120.0,
+        check_s: float = 1.0,
+        retry_s: float = 1.0,
+    ) -> None:
+        self.engine = engine
+        self.live = live
+        self.changes = changes
+        self.write_turn = write_turn  # held while catching up: no own batch half-recorded
+        self.enabled = engine.dialect.name == "postgresql"
+        self.sender = secrets.token_hex(6)
+        self.check_s = check_s
+        self.retry_s = retry_s
+        self.catch_up_s = catch_up_s
+        self.positions = HandledIds(catch_up_s)
+        self.alerts = HandledIds(catch_up_s)
+        self.listening = trio.Event()
+        """Set once the first ``LISTEN`` is in place (what tests wait for)."""
+        self.listener_pid: int | None = None  # the listening connection's server process
+        self.notices_sent = 0
+        self.notices_received = 0
+        self.relayed = 0  # messages published from other processes' notices
+        self.caught_up = 0  # of which read when catching up
+        self.reconnections = 0
+        self._inbox: list[Notice | None] = []  # None: the listener (re)connected
+        self._ready = trio.Event()
+        self._lost_at: float | None = None
+
+    @classmethod
+    def for_hub(cls, hub: Hub) -> LiveRelay:
+        """The hub's relay, hooked to its pipeline (does nothing on SQLite)."""
+        relay = cls(
+            hub.store.engine,
+            hub.live,
+            changes=hub.changes,
+            write_turn=hub.pipeline.write_turn,
+            check_s=hub.settings.change_check_s,
+        )
+        if relay.enabled:
+            hub.pipeline.relay = relay
+        return relay
+
+    # -- telling ---------------------------------------------------------------------
+    def announce_batch(self, result: WriteResult, now: datetime) -> None:
+        """Tell the other processes of a committed batch (blocking; from the pipeline's
+        worker thread).  A failure is logged: the batch is stored whatever happens."""
+        clients = result.clients
+        statuses = [(d, clients[d]) for d in result.came_online]
+        data = status_data("online", now) if statuses else None
+        self.announce_sync(
+            positions=[int(r["id"]) for r in result.inserted],
+            alerts=[int(a["eventId"]) for a in result.alerts],
+            statuses=statuses,
+            data=data,
+        )
+
+    async def announce(
+        self,
+        *,
+        alerts: Iterable[int] = (),
+        statuses: Iterable[tuple[int, int]] = (),
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        """Tell the other processes of status changes (``statuses``: (device, client)
+        pairs, ``data``: the message's) and alerts committed outside the pipeline."""
+        alerts, statuses = list(alerts), list(statuses)
+        if self.enabled and (alerts or statuses):
+            await run_blocking(
+                lambda: self.announce_sync(alerts=alerts, statuses=statuses, data=data)
+            )
+
+    def announce_sync(
+        self,
+        *,
+        positions: Iterable[int] = (),
+        alerts: Iterable[int] = (),
+        statuses: Iterable[tuple[int, int]] = (),
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        if not self.enabled:
+            return
+        p_runs, a_runs = id_runs(positions), id_runs(alerts)
+        self.positions.add(p_runs)  # ours: never read back when catching up
+        self.alerts.add(a_runs)
+        pairs = list(statuses)
+        notices = make_notices(self.sender, p_runs, a_runs, pairs, data)
+        if not notices:
+            return
+        try:
+            with self.engine.begin() as conn:
+                for payload in notices:
+                    conn.execute(sa.text("SELECT pg_notify(:c, :p)"), {"c": CHANNEL, "p": payload})
+            self.notices_sent += len(notices)
+        except Exception as exc:
+            log.warning("could not tell the other processes' live feeds (%s)", exc)
+
+    # -- listening -------------------------------------------------------------------
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Listen and publish what other processes commit, until cancelled."""
+        if not self.enabled:
+            task_status.started()
+            return
+        token = trio.lowlevel.current_trio_token()
+        stop = threading.Event()
+
+        def deliver(items: list[Notice | None]) -> None:  # from the listener thread
+            self._inbox.extend(items)
+            self._ready.set()
+
+        def hand_over(items: list[Notice | None]) -> bool:
+            try:
+                token.run_sync_soon(deliver, items)
+            except trio.RunFinishedError:
+                return False
+            return True
+
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._in_thread, stop, hand_over)
+                nursery.start_soon(self._work)
+                # a socket opened once the hub serves gets what any process commits
+                with trio.move_on_after(START_WAIT_S):
+                    await self.listening.wait()
+                task_status.started()
+        finally:
+            stop.set()
+
+    async def _work(self) -> None:
+        while True:
+            await self._ready.wait()
+            self._ready = trio.Event()
+            items, self._inbox = self._inbox, []
+            for item in items:
+                try:
+                    if item is None:
+                        await self._connected()
+                    else:
+                        await self._handle(item)
+                except Exception:
+                    log.exception("relaying live messages of another process failed")
+
+    async def _in_thread(
+        self, stop: threading.Event, hand_over: Callable[[list[Notice | None]], bool]
+    ) -> None:
+        await trio.to_thread.run_sync(
+            self._listen, stop, hand_over, abandon_on_cancel=True, limiter=trio.CapacityLimiter(1)
+        )
+
+    def _listen(self, stop: threading.Event, hand_over: Callable[[list[Any]], bool]) -> None:
+        """``LISTEN`` on a connection of its own; reconnect with backoff."""
+        import psycopg
+
+        delay = self.retry_s
+        broken = False
+        while not stop.is_set():
+            try:
+                cargs, cparams = self.engine.dialect.create_connect_args(self.engine.url)
+                conn = psycopg.connect(*cargs, **cparams, autocommit=True)
+            except psycopg.Error as exc:
+                if not broken:
+                    log.warning("cannot listen for other processes' live messages (%s)", exc)
+                broken = True
+                stop.wait(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            try:
+                conn.execute(f"LISTEN {CHANNEL}")
+                self.listener_pid = conn.info.backend_pid
+                if broken:
+                    log.info("listening for other processes' live messages again")
+                broken, delay = False, self.retry_s
+                if not hand_over([None]):
+                    return
+                while not stop.is_set():
+                    got: list[Any] = []
+                    for n in conn.notifies(timeout=self.check_s):
+                        notice = Notice.parse(n.payload)
+                        if notice is not None and notice.sender != self.sender:
+                            got.append(notice)
+                        if len(got) >= 100:
+                            break
+                    if got and not hand_over(got):
+                        return
+            except psycopg.Error as exc:
+                if not broken:
+                    log.warning("listening for live messages failed (%s); reconnecting", exc)
+                broken = True
+                self._lost_at = time.monotonic()
+                stop.wait(delay)
+            finally:
+                conn.close()
+
+    async def _connected(self) -> None:
+        """The listener (re)connected: mark the start, or catch up what was missed."""
+        if not self.listening.is_set():
+            p, a = await run_blocking(self._heads)
+            self.positions.seen, self.alerts.seen = p, a
+            self.listening.set()
+            return
+        self.reconnections += 1
+        lost_at = self._lost_at if self._lost_at is not None else time.monotonic()
+        since = lost_at - self.catch_up_s
+        if not self.live.subscriber_count:
+            p, a = await run_blocking(self._heads)  # nobody to tell: start afresh
+            self.positions.add([[p, p]] if p else [])
+            self.alerts.add([[a, a]] if a else [])
+            return
+        if self.write_turn is not None:
+            async with self.write_turn:  # no own batch committed but not yet recorded
+                messages = await run_blocking(self._read_missed, since)
+        else:
+            messages = await run_blocking(self._read_missed, since)
+        self.caught_up += len(messages)
+        await self._publish(messages, head=None)
+
+    def _heads(self) -> tuple[int, int]:
+        with self.engine.connect() as conn:
+            p = conn.execute(sa.select(sa.func.max(positions_t.c.id))).scalar()
+            a = conn.execute(sa.select(sa.func.max(alerts_t.c.id))).scalar()
+        return int(p or 0), int(a or 0)
+
+    def _read_missed(self, since: float) -> list[LiveMessage]:
+        """The messages of the positions and alerts not handled, in id order."""
+        floor_p, floor_a = self.positions.floor(since), self.alerts.floor(since)
+        with self.engine.connect() as conn:
+            p_ids = self.positions.missing(
+                conn.execute(
+                    sa.select(positions_t.c.id).where(positions_t.c.id > floor_p).order_by("id")
+                ).scalars()
+            )
+            a_ids = self.alerts.missing(
+                conn.execute(
+                    sa.select(alerts_t.c.id).where(alerts_t.c.id > floor_a).order_by("id")
+                ).scalars()
+            )
+            messages: list[LiveMessage] = []
+            for k in range(0, len(p_ids), READ_CHUNK):
+                chunk = read_positions(conn, p_ids[k : k + READ_CHUNK])
+                chunk.sort(key=lambda r: r["id"])
+                messages += self._position_messages(chunk)
+            for k in range(0, len(a_ids), READ_CHUNK):
+                messages += self._alert_messages(read_alerts(conn, a_ids[k : k + READ_CHUNK]))
+        self.positions.add(id_runs(p_ids))
+        self.alerts.add(id_runs(a_ids))
+        return messages
+
+    async def _handle(self, notice: Notice) -> None:
+        self.notices_received += 1
+        if not self.live.subscriber_count:
+            self.positions.add(notice.positions)
+            self.alerts.add(notice.alerts)
+            return
+        messages, head = await run_blocking(self._read_notice, notice)
+        await self._publish(messages, head)
+
+    def _read_notice(self, notice: Notice) -> tuple[list[LiveMessage], int]:
+        """The notice's messages (those not handled yet) and the change log's head."""
+        p_ids = self.positions.missing(_ids_of(notice.positions))
+        a_ids = self.alerts.missing(_ids_of(notice.alerts))
+        result = WriteResult()
+        head = 0
+        if p_ids or a_ids:
+            with self.engine.connect() as conn:
+                rows = read_positions(conn, p_ids) if p_ids else []
+                alerts = read_alerts(conn, a_ids) if a_ids else []
+            result.inserted = rows
+            result.clients = {r["device_id"]: r.pop("_client") for r in rows}
+            result.alerts = alerts
+        self.positions.add(notice.positions)
+        self.alerts.add(notice.alerts)
+        messages = batch_messages(result, datetime.now(UTC))
+        if notice.statuses and notice.data is not None:
+            # after the positions, before the alerts: as the local publisher orders them
+            n = len(result.inserted)
+            messages[n:n] = device_status_messages(notice.statuses, notice.data)
+        if messages and self.changes is not None:
+            head = self.changes.head()
+        return messages, head
+
+    def _position_messages(self, rows: list[dict[str, Any]]) -> list[LiveMessage]:
+        result = WriteResult()
+        result.clients = {r["device_id"]: r.pop("_client") for r in rows}
+        result.inserted = rows
+        return batch_messages(result, datetime.now(UTC))
+
+    def _alert_messages(self, alerts: list[dict[str, Any]]) -> list[LiveMessage]:
+        result = WriteResult()
+        result.alerts = alerts
+        return batch_messages(result, datetime.now(UTC))
+
+    async def _publish(self, messages: list[LiveMessage], head: int | None) -> None:
+        if not messages:
+            return
+        changes = self.changes
+        if changes is not None and (head is None or changes.behind(head)):
+            try:
+                await changes.catch_up()
+            except Exception:
+                log.exception("reading the change log before relaying live messages failed")
+        self.relayed += len(messages)
+        self.live.publish(messages)
