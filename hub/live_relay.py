@@ -403,15 +403,14 @@ class LiveRelay:
                 if not hand_over([None]):
                     return
                 while not stop.is_set():
-                    got: list[Any] = []
-                    for n in conn.notifies(timeout=self.check_s):
+                    for n in conn.notifies(timeout=self.check_s):  # each as it comes
                         notice = Notice.parse(n.payload)
-                        if notice is not None and notice.sender != self.sender:
-                            got.append(notice)
-                        if len(got) >= 100:
+                        if notice is None or notice.sender == self.sender:
+                            continue
+                        if not hand_over([notice]):
+                            return
+                        if stop.is_set():
                             break
-                    if got and not hand_over(got):
-                        return
             except psycopg.Error as exc:
                 if not broken:
                     log.warning("listening for live messages failed (%s); reconnecting", exc)

@@ -5,6 +5,7 @@ SQLite."""
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -216,3 +217,45 @@ async def test_on_sqlite_the_relay_does_nothing(tmp_path: Path) -> None:
 def test_the_relay_is_enabled_only_on_postgresql(tmp_path: Path) -> None:
     relay = LiveRelay(sa.create_engine(f"sqlite:///{tmp_path / 'x.db'}"), None)  # type: ignore[arg-type]
     assert not relay.enabled
+
+
+# -- a real second process ---------------------------------------------------------------
+@pytest.mark.postgres
+async def test_a_websocket_on_another_process_gets_what_this_one_commits(
+    tmp_path: Path, pg_url: str
+) -> None:
+    from trio_websocket import open_websocket_url
+
+    sys.path.insert(0, str(Path(__file__).parent))  # the real-process helpers
+    from test_processes import environment, serving
+
+    env = environment(tmp_path / "data", pg_url)
+    a = make_hub(tmp_path / "a", db_url=pg_url, secret_key=env["GPSHUB_SECRET_KEY"].encode())
+    w = setup_fleet(a)
+    d0, d1 = w["devices"]
+    a.store.rules.create(w["client"], w["owner"], "ignition", "ignitionOn")
+    _, token = a.store.create_token(w["owner"].id, "ana's")
+    log: list[bytes] = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(a.run)
+        async with serving(env, log) as url:  # hub b: `gpshub serve`
+            ws_url = url.replace("http://", "ws://") + "/api/live"
+            headers = [("Authorization", f"Bearer {token}")]
+            async with open_websocket_url(ws_url, extra_headers=headers) as ws:
+                hello = json.loads(await ws.get_message())[0]
+                assert hello["type"] == "hello"
+                await a.pipeline.submit([item(d0, 0, ignition=False), item(d1, 0)])
+                await a.pipeline.submit([item(d0, 10, ignition=True), item(d1, 5)])
+                await a.pipeline.submit([item(d1, 20), item(d0, 30, ignition=True)])
+                got: list[dict[str, Any]] = []
+                with trio.fail_after(WAIT):
+                    while len(got) < 9:
+                        got += [m for m in json.loads(await ws.get_message())
+                                if m["type"] != "ping"]  # fmt: skip
+        a.shutdown()
+    positions = [(m["device_id"], m["data"]["fix_time"][17:19]) for m in got
+                 if m["type"] == "position"]  # fmt: skip
+    assert positions == [(d0, "00"), (d1, "00"), (d1, "05"), (d0, "10"), (d1, "20"), (d0, "30")]
+    (alert,) = [m for m in got if m["type"] == "alert"]
+    assert alert["device_id"] == d0 and alert["data"]["message_id"] == "ignitionOn"
+    assert [m["device_id"] for m in got if m["type"] == "device_status"] == [d0, d1]
