@@ -5,8 +5,9 @@ Each hub's ``LiveFeed`` hands out what its own pipeline commits.  On PostgreSQL 
 
 * **Notices.**  After a batch commits, the pipeline sends one ``NOTIFY`` on
   ``gpshub_live`` (``announce_batch``), a small JSON object that names rows, never
-  carries them: the sender (a random tag per process), the id runs of the positions
-  stored (``p``) and of the alerts raised (``a``), and status changes as (device,
+  carries them: the sender (its schema and a random tag per process: the channel is
+  the whole database's, so other schemas' hubs hear it, and leave it), the id runs of
+  the positions stored (``p``) and of the alerts raised (``a``), and status changes as (device,
   client) pairs with the status's data (``d`` and ``v``: devices come online, go
   offline, a connection's state).  A notice stays under ``NOTICE_MAX_BYTES``, well under
   PostgreSQL's 8,000-byte limit; what does not fit goes in several, in order.  The
@@ -239,7 +240,8 @@ class LiveRelay:
         self.changes = changes
         self.write_turn = write_turn  # held while catching up: no own batch half-recorded
         self.enabled = engine.dialect.name == "postgresql"
-        self.sender = secrets.token_hex(6)
+        self.tag = secrets.token_hex(6)
+        self.scope: str | None = None  # the schema: notices of other schemas are not ours
         self.check_s = check_s
         self.retry_s = retry_s
         self.catch_up_s = catch_up_s
@@ -314,16 +316,29 @@ class LiveRelay:
         self.positions.add(p_runs)  # ours: never read back when catching up
         self.alerts.add(a_runs)
         pairs = list(statuses)
-        notices = make_notices(self.sender, p_runs, a_runs, pairs, data)
-        if not notices:
+        if not (p_runs or a_runs or pairs):
             return
         try:
             with self.engine.begin() as conn:
+                if self.scope is None:
+                    self.scope = str(conn.execute(sa.text("SELECT current_schema()")).scalar())
+                notices = make_notices(self.sender, p_runs, a_runs, pairs, data)
                 for payload in notices:
                     conn.execute(sa.text("SELECT pg_notify(:c, :p)"), {"c": CHANNEL, "p": payload})
             self.notices_sent += len(notices)
         except Exception as exc:
             log.warning("could not tell the other processes' live feeds (%s)", exc)
+
+    @property
+    def sender(self) -> str:
+        """What notices of this process are signed with: its schema and its tag."""
+        return f"{self.scope}/{self.tag}"
+
+    def _theirs(self, notice: Notice) -> bool:
+        """Whether a notice is another process's, in this installation's schema
+        (notification channels are per database: other schemas' hubs hear it too)."""
+        scope, _, tag = notice.sender.rpartition("/")
+        return scope == self.scope and tag != self.tag
 
     # -- listening -------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -396,6 +411,8 @@ class LiveRelay:
                 continue
             try:
                 conn.execute(f"LISTEN {CHANNEL}")
+                row = conn.execute("SELECT current_schema()").fetchone()
+                self.scope = str(row[0]) if row else ""
                 self.listener_pid = conn.info.backend_pid
                 if broken:
                     log.info("listening for other processes' live messages again")
@@ -405,7 +422,7 @@ class LiveRelay:
                 while not stop.is_set():
                     for n in conn.notifies(timeout=self.check_s):  # each as it comes
                         notice = Notice.parse(n.payload)
-                        if notice is None or notice.sender == self.sender:
+                        if notice is None or not self._theirs(notice):
                             continue
                         if not hand_over([notice]):
                             return

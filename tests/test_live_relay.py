@@ -219,6 +219,18 @@ def test_the_relay_is_enabled_only_on_postgresql(tmp_path: Path) -> None:
     assert not relay.enabled
 
 
+def test_only_other_processes_notices_of_the_same_schema_are_relayed(tmp_path: Path) -> None:
+    relay = LiveRelay(sa.create_engine(f"sqlite:///{tmp_path / 'x.db'}"), None)  # type: ignore[arg-type]
+    relay.scope = "t_1"
+
+    def notice(sender: str) -> Notice:
+        return Notice(sender, [[1, 1]], [], [], None)
+
+    assert relay._theirs(notice("t_1/other"))
+    assert not relay._theirs(notice(relay.sender))  # its own
+    assert not relay._theirs(notice("t_2/other"))  # another installation on the database
+
+
 # -- a real second process ---------------------------------------------------------------
 @pytest.mark.postgres
 async def test_a_websocket_on_another_process_gets_what_this_one_commits(
