@@ -26,8 +26,9 @@ Each hub's ``LiveFeed`` hands out what its own pipeline commits.  On PostgreSQL 
   a reconnection the relay reads the positions and alerts with ids above the lowest id
   it handled in the ``catch_up_s`` before the connection was lost, leaves out those it
   handled already (its own included: it remembers the id runs of the last
-  ``catch_up_s``) and publishes the rest in id order.  Status changes missed meanwhile
-  are not replayed (the next position or status of the device brings the map up to date).
+  ``catch_up_s``) and publishes the rest in id order, with the current status of the
+  devices whose status changed in the ``catch_up_s`` before (again, perhaps).  A
+  connection's state changes missed meanwhile are not replayed.
 
 On SQLite (one process) the relay does nothing: no notice, no thread, no query.
 """
@@ -42,7 +43,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -258,6 +259,7 @@ class LiveRelay:
         self._inbox: list[Notice | None] = []  # None: the listener (re)connected
         self._ready = trio.Event()
         self._lost_at: float | None = None
+        self._lost_wall: datetime | None = None
 
     @classmethod
     def for_hub(cls, hub: Hub) -> LiveRelay:
@@ -433,6 +435,7 @@ class LiveRelay:
                     log.warning("listening for live messages failed (%s); reconnecting", exc)
                 broken = True
                 self._lost_at = time.monotonic()
+                self._lost_wall = datetime.now(UTC)
                 stop.wait(delay)
             finally:
                 conn.close()
@@ -447,6 +450,7 @@ class LiveRelay:
         self.reconnections += 1
         lost_at = self._lost_at if self._lost_at is not None else time.monotonic()
         since = lost_at - self.catch_up_s
+        since_wall = (self._lost_wall or datetime.now(UTC)) - timedelta(seconds=self.catch_up_s)
         if not self.live.subscriber_count:
             p, a = await run_blocking(self._heads)  # nobody to tell: start afresh
             self.positions.add([[p, p]] if p else [])
@@ -454,9 +458,9 @@ class LiveRelay:
             return
         if self.write_turn is not None:
             async with self.write_turn:  # no own batch committed but not yet recorded
-                messages = await run_blocking(self._read_missed, since)
+                messages = await run_blocking(self._read_missed, since, since_wall)
         else:
-            messages = await run_blocking(self._read_missed, since)
+            messages = await run_blocking(self._read_missed, since, since_wall)
         self.caught_up += len(messages)
         await self._publish(messages, head=None)
 
@@ -466,8 +470,9 @@ class LiveRelay:
             a = conn.execute(sa.select(sa.func.max(alerts_t.c.id))).scalar()
         return int(p or 0), int(a or 0)
 
-    def _read_missed(self, since: float) -> list[LiveMessage]:
-        """The messages of the positions and alerts not handled, in id order."""
+    def _read_missed(self, since: float, since_wall: datetime) -> list[LiveMessage]:
+        """The messages of the positions and alerts not handled, in id order, and the
+        current status of the devices whose status changed from ``since_wall`` on."""
         floor_p, floor_a = self.positions.floor(since), self.alerts.floor(since)
         with self.engine.connect() as conn:
             p_ids = self.positions.missing(
@@ -485,6 +490,16 @@ class LiveRelay:
                 chunk = read_positions(conn, p_ids[k : k + READ_CHUNK])
                 chunk.sort(key=lambda r: r["id"])
                 messages += self._position_messages(chunk)
+            d = devices_t
+            changed = conn.execute(
+                sa.select(d.c.id, d.c.client_id, d.c.status, d.c.status_at)
+                .where(d.c.status_at >= since_wall)
+                .order_by(d.c.status_at, d.c.id)
+            )
+            for device, client, status, status_at in changed:
+                messages += device_status_messages(
+                    [(int(device), int(client))], status_data(str(status), status_at)
+                )
             for k in range(0, len(a_ids), READ_CHUNK):
                 messages += self._alert_messages(read_alerts(conn, a_ids[k : k + READ_CHUNK]))
         self.positions.add(id_runs(p_ids))

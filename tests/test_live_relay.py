@@ -177,29 +177,30 @@ async def test_what_was_committed_while_not_listening_is_caught_up(
     tmp_path: Path, pg_url: str
 ) -> None:
     async with two_hubs(tmp_path, pg_url) as (a, b):
-        w = setup_fleet(a)
-        d0, d1 = w["devices"]
+        w = setup_fleet(a, devices=3)
+        d0, d1, d2 = w["devices"]
         with b.live.subscribe(None) as remote:
             await a.pipeline.submit([item(d0, 0), item(d1, 0)])
             assert len(await take(remote, 4)) == 4  # positions and statuses, by notice
             a.relay.enabled = False  # its notices are lost: nobody hears them
             await a.pipeline.submit([item(d0, 10), item(d1, 10)])
-            await a.pipeline.submit([item(d0, 20)])
+            await a.pipeline.submit([item(d0, 20), item(d2, 20)])  # d2 comes online
             a.relay.enabled = True
             assert b.relay.caught_up == 0
             with b.store.engine.connect() as conn:  # b's listening connection breaks
                 conn.execute(sa.text("SELECT pg_terminate_backend(:p)"),
                              {"p": b.relay.listener_pid})  # fmt: skip
-            got = await take(remote, 3)
+            got = await take(remote, 7)  # 4 positions, the statuses of the last 2 minutes
             await a.pipeline.submit([item(d1, 30)])  # and notices are heard again
             got += await take(remote, 1)
-        assert b.relay.reconnections == 1 and b.relay.caught_up == 3
-        assert [(m["device_id"], m["data"]["fix_time"][17:19]) for m in got] == [
-            (d0, "10"),
-            (d1, "10"),
-            (d0, "20"),
-            (d1, "30"),
-        ]
+        assert b.relay.reconnections == 1 and b.relay.caught_up == 7
+        positions = [(m["device_id"], m["data"]["fix_time"][17:19]) for m in got
+                     if m["type"] == "position"]  # fmt: skip
+        assert positions == [(d0, "10"), (d1, "10"), (d0, "20"), (d2, "20"), (d1, "30")]
+        statuses = [(m["device_id"], m["data"]["status"]) for m in got
+                    if m["type"] == "device_status"]  # fmt: skip
+        assert sorted(statuses) == [(d0, "online"), (d1, "online"), (d2, "online")]
+        assert got[-1]["type"] == "position"  # after the catch-up: by notice again
 
 
 async def test_on_sqlite_the_relay_does_nothing(tmp_path: Path) -> None:
