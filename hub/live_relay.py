@@ -12,8 +12,9 @@ Each hub's ``LiveFeed`` hands out what its own pipeline commits.  On PostgreSQL 
   offline, a connection's state).  A notice stays under ``NOTICE_MAX_BYTES``, well under
   PostgreSQL's 8,000-byte limit; what does not fit goes in several, in order.  The
   status watcher and a connection's state changes announce the same way (``announce``).
-  The notice is sent just after the commit, on a connection of the pool: a process that
-  dies between the two loses it (the others see the rows in history, not live).
+  The notice is sent just after the commit, on a connection of its own in autocommit
+  (one round trip; 0.09 ms of CPU): a process that dies between the two loses it (the
+  others see the rows in history, not live).
 * **Listening.**  Every process ``LISTEN``s on a connection of its own in a thread
   (reconnecting with backoff, as ``hub.changes`` does), skips its own notices, reads the
   rows a notice names (only while it has live subscribers), builds the very messages its
@@ -256,6 +257,8 @@ class LiveRelay:
         self.relayed = 0  # messages published from other processes' notices
         self.caught_up = 0  # of which read when catching up
         self.reconnections = 0
+        self._sending: Any = None  # a psycopg connection, made on first use
+        self._send_lock = threading.Lock()
         self._inbox: list[Notice | None] = []  # None: the listener (re)connected
         self._ready = trio.Event()
         self._lost_at: float | None = None
@@ -320,16 +323,36 @@ class LiveRelay:
         pairs = list(statuses)
         if not (p_runs or a_runs or pairs):
             return
-        try:
-            with self.engine.begin() as conn:
-                if self.scope is None:
-                    self.scope = str(conn.execute(sa.text("SELECT current_schema()")).scalar())
-                notices = make_notices(self.sender, p_runs, a_runs, pairs, data)
-                for payload in notices:
-                    conn.execute(sa.text("SELECT pg_notify(:c, :p)"), {"c": CHANNEL, "p": payload})
-            self.notices_sent += len(notices)
-        except Exception as exc:
-            log.warning("could not tell the other processes' live feeds (%s)", exc)
+        with self._send_lock:  # notices go out in the order of the commits
+            try:
+                self._send(p_runs, a_runs, pairs, data)
+            except Exception as exc:
+                if self._sending is not None:
+                    self._sending.close()
+                    self._sending = None
+                log.warning("could not tell the other processes' live feeds (%s)", exc)
+
+    def _send(self, p_runs: Runs, a_runs: Runs, pairs: Pairs, data: dict[str, Any] | None) -> None:
+        """``NOTIFY`` on a connection of its own, in autocommit: one round trip a notice
+        (a pooled connection's checkout, transaction and reset cost three)."""
+        if self._sending is None:
+            import psycopg
+
+            cargs, cparams = self.engine.dialect.create_connect_args(self.engine.url)
+            conn = psycopg.connect(*cargs, **cparams, autocommit=True)
+            row = conn.execute("SELECT current_schema()").fetchone()
+            self.scope = str(row[0]) if row else ""
+            self._sending = conn
+        for payload in make_notices(self.sender, p_runs, a_runs, pairs, data):
+            self._sending.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload), prepare=True)
+            self.notices_sent += 1
+
+    def close(self) -> None:
+        """Close the connection notices are sent on (a new one is made when needed)."""
+        with self._send_lock:
+            if self._sending is not None:
+                self._sending.close()
+                self._sending = None
 
     @property
     def sender(self) -> str:
@@ -372,6 +395,7 @@ class LiveRelay:
                 task_status.started()
         finally:
             stop.set()
+            self.close()
 
     async def _work(self) -> None:
         while True:
