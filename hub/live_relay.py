@@ -42,7 +42,7 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -151,12 +151,17 @@ class Notice:
 
 
 class HandledIds:
-    """The id runs of one table handled in the last ``keep_s`` seconds (thread-safe)."""
+    """The id runs of one table handled in the last ``keep_s`` seconds (thread-safe),
+    kept in order of their first id too, so that looking ids up costs a bisection."""
+
+    LOOK_BACK = 16  # runs looked at before an id: they overlap only when handled twice
 
     def __init__(self, keep_s: float) -> None:
         self.keep_s = keep_s
         self.seen = 0  # the highest id handled (or present at start)
-        self._runs: deque[tuple[float, int, int]] = deque()
+        self._runs: deque[tuple[float, int, int]] = deque()  # in the order added
+        self._starts: list[int] = []  # the runs' first ids, sorted
+        self._ends: list[int] = []  # and their last ids, in the same order
         self._lock = threading.Lock()
 
     def add(self, runs: Iterable[Sequence[int]]) -> None:
@@ -164,9 +169,16 @@ class HandledIds:
         with self._lock:
             for lo, hi in runs:
                 self._runs.append((now, lo, hi))
+                k = bisect.bisect_right(self._starts, lo)
+                self._starts.insert(k, lo)
+                self._ends.insert(k, hi)
                 self.seen = max(self.seen, hi)
             while self._runs and self._runs[0][0] < now - self.keep_s:
-                self._runs.popleft()
+                _, lo, hi = self._runs.popleft()
+                k = bisect.bisect_left(self._starts, lo)
+                while self._ends[k] != hi:
+                    k += 1
+                del self._starts[k], self._ends[k]
 
     def floor(self, since: float) -> int:
         """The lowest id handled from ``since`` (monotonic) on, less one; ``seen``
@@ -177,17 +189,16 @@ class HandledIds:
 
     def missing(self, ids: Iterable[int]) -> list[int]:
         """Those of ``ids`` not handled (by the runs kept)."""
-        with self._lock:
-            merged = sorted((lo, hi) for _, lo, hi in self._runs)
-        starts = [lo for lo, _ in merged]
-        ends: list[int] = []
-        for _, hi in merged:  # the furthest end of the runs starting at or before each
-            ends.append(max(hi, ends[-1]) if ends else hi)
         out = []
-        for i in ids:
-            k = bisect.bisect_right(starts, i) - 1
-            if k < 0 or ends[k] < i:
-                out.append(i)
+        with self._lock:
+            starts, ends = self._starts, self._ends
+            for i in ids:
+                k = bisect.bisect_right(starts, i) - 1
+                stop = max(-1, k - self.LOOK_BACK)
+                while k > stop and ends[k] < i:
+                    k -= 1
+                if k == stop:
+                    out.append(i)
         return out
 
 
@@ -402,14 +413,21 @@ class LiveRelay:
             await self._ready.wait()
             self._ready = trio.Event()
             items, self._inbox = self._inbox, []
+            group: list[Notice] = []  # notices that came in while others were read: together
             for item in items:
-                try:
-                    if item is None:
-                        await self._connected()
-                    else:
-                        await self._handle(item)
-                except Exception:
-                    log.exception("relaying live messages of another process failed")
+                if item is not None:
+                    group.append(item)
+                    continue
+                await self._guarded(self._handle(group))
+                group = []
+                await self._guarded(self._connected())
+            await self._guarded(self._handle(group))
+
+    async def _guarded(self, work: Awaitable[None]) -> None:
+        try:
+            await work
+        except Exception:
+            log.exception("relaying live messages of another process failed")
 
     async def _in_thread(
         self, stop: threading.Event, hand_over: Callable[[list[Notice | None]], bool]
@@ -530,37 +548,60 @@ class LiveRelay:
         self.alerts.add(id_runs(a_ids))
         return messages
 
-    async def _handle(self, notice: Notice) -> None:
-        self.notices_received += 1
-        if not self.live.subscriber_count:
-            self.positions.add(notice.positions)
-            self.alerts.add(notice.alerts)
+    async def _handle(self, notices: list[Notice]) -> None:
+        if not notices:
             return
-        messages, head = await run_blocking(self._read_notice, notice)
+        self.notices_received += len(notices)
+        if not self.live.subscriber_count:
+            for notice in notices:
+                self.positions.add(notice.positions)
+                self.alerts.add(notice.alerts)
+            return
+        messages, head = await run_blocking(self._read_notices, notices)
         await self._publish(messages, head)
 
-    def _read_notice(self, notice: Notice) -> tuple[list[LiveMessage], int]:
-        """The notice's messages (those not handled yet) and the change log's head."""
-        p_ids = self.positions.missing(_ids_of(notice.positions))
-        a_ids = self.alerts.missing(_ids_of(notice.alerts))
-        result = WriteResult()
-        head = 0
-        if p_ids or a_ids:
+    def _read_notices(self, notices: list[Notice]) -> tuple[list[LiveMessage], int]:
+        """The notices' messages (of rows not handled yet), in their order, and the
+        change log's head; one query for the rows of all."""
+        wanted: list[tuple[list[int], list[int]]] = []
+        for notice in notices:
+            wanted.append(
+                (
+                    self.positions.missing(_ids_of(notice.positions)),
+                    self.alerts.missing(_ids_of(notice.alerts)),
+                )
+            )
+            self.positions.add(notice.positions)
+            self.alerts.add(notice.alerts)
+        p_all = [i for p_ids, _ in wanted for i in p_ids]
+        a_all = [i for _, a_ids in wanted for i in a_ids]
+        rows: dict[int, dict[str, Any]] = {}
+        alerts: dict[int, dict[str, Any]] = {}
+        if p_all or a_all:
             with self.engine.connect() as conn:
-                rows = read_positions(conn, p_ids) if p_ids else []
-                alerts = read_alerts(conn, a_ids) if a_ids else []
-            result.inserted = rows
-            result.clients = {r["device_id"]: r.pop("_client") for r in rows}
-            result.alerts = alerts
-        self.positions.add(notice.positions)
-        self.alerts.add(notice.alerts)
-        messages = batch_messages(result, datetime.now(UTC))
-        if notice.statuses and notice.data is not None:
-            # after the positions, before the alerts: as the local publisher orders them
-            n = len(result.inserted)
-            messages[n:n] = device_status_messages(notice.statuses, notice.data)
-        if messages and self.changes is not None:
-            head = self.changes.head()
+                for k in range(0, len(p_all), READ_CHUNK):
+                    rows.update(
+                        (r["id"], r) for r in read_positions(conn, p_all[k : k + READ_CHUNK])
+                    )
+                for k in range(0, len(a_all), READ_CHUNK):
+                    chunk = read_alerts(conn, a_all[k : k + READ_CHUNK])
+                    alerts.update((a["eventId"], a) for a in chunk)
+        messages: list[LiveMessage] = []
+        now = datetime.now(UTC)
+        for notice, (p_ids, a_ids) in zip(notices, wanted, strict=True):
+            result = WriteResult()
+            result.inserted = sorted(
+                (rows[i] for i in p_ids if i in rows), key=lambda r: (r["fix_time"], r["id"])
+            )
+            result.clients = {r["device_id"]: r["_client"] for r in result.inserted}
+            result.alerts = [alerts[i] for i in a_ids if i in alerts]
+            mine = batch_messages(result, now)
+            if notice.statuses and notice.data is not None:
+                # after the positions, before the alerts: as the local publisher orders them
+                n = len(result.inserted)
+                mine[n:n] = device_status_messages(notice.statuses, notice.data)
+            messages += mine
+        head = self.changes.head() if messages and self.changes is not None else 0
         return messages, head
 
     def _position_messages(self, rows: list[dict[str, Any]]) -> list[LiveMessage]:

@@ -80,6 +80,10 @@ def test_handled_ids_find_the_missing_and_the_floor() -> None:
     handled.add([[11, 20], [25, 30], [12, 14]])
     assert handled.missing(range(9, 33)) == [9, 10, 21, 22, 23, 24, 31, 32]
     assert handled.floor(0) == 10 and handled.seen == 30
+    forgetful = HandledIds(keep_s=-1)  # runs are forgotten as soon as others come
+    forgetful.add([[1, 5]])
+    forgetful.add([[7, 8]])
+    assert forgetful.missing(range(1, 10)) == list(range(1, 10)) and forgetful.seen == 8
 
 
 # -- two hubs on one PostgreSQL schema -----------------------------------------------------
