@@ -270,6 +270,7 @@ class LiveRelay:
         self.reconnections = 0
         self._sending: Any = None  # a psycopg connection, made on first use
         self._send_lock = threading.Lock()
+        self._running = False  # the connection notices go on is kept while running
         self._inbox: list[Notice | None] = []  # None: the listener (re)connected
         self._ready = trio.Event()
         self._lost_at: float | None = None
@@ -357,6 +358,9 @@ class LiveRelay:
         for payload in make_notices(self.sender, p_runs, a_runs, pairs, data):
             self._sending.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload), prepare=True)
             self.notices_sent += 1
+        if not self._running:  # before the relay runs or after (the pipeline drains)
+            self._sending.close()
+            self._sending = None
 
     def close(self) -> None:
         """Close the connection notices are sent on (a new one is made when needed)."""
@@ -396,6 +400,7 @@ class LiveRelay:
                 return False
             return True
 
+        self._running = True
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._in_thread, stop, hand_over)
@@ -406,6 +411,7 @@ class LiveRelay:
                 task_status.started()
         finally:
             stop.set()
+            self._running = False
             self.close()
 
     async def _work(self) -> None:

@@ -109,13 +109,17 @@ async def two_hubs(tmp_path: Path, pg_url: str) -> AsyncIterator[tuple[Any, Any]
     key = SecretBox.generate_key().encode()
     a = make_hub(tmp_path / "a", db_url=pg_url, secret_key=key, live_tick_s=0)
     b = make_hub(tmp_path / "b", db_url=pg_url, secret_key=key, live_tick_s=0)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(a.run)
-        await nursery.start(b.run)
-        assert a.relay.listening.is_set() and b.relay.listening.is_set()
-        yield a, b
-        a.shutdown()
-        b.shutdown()
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(a.run)
+            await nursery.start(b.run)
+            assert a.relay.listening.is_set() and b.relay.listening.is_set()
+            yield a, b
+            a.shutdown()
+            b.shutdown()
+    finally:
+        a.store.close()
+        b.store.close()
 
 
 async def take(sub: Subscriber, count: int) -> list[dict[str, Any]]:
@@ -216,6 +220,7 @@ async def test_on_sqlite_the_relay_does_nothing(tmp_path: Path) -> None:
         await hub.pipeline.submit([item(w["devices"][0], 0)])
         await hub.publish_connection_status(w["connection"], "error", "boom")
         hub.shutdown()
+    hub.store.close()
     assert hub.relay.notices_sent == 0 and not hub.relay.listening.is_set()
 
 
@@ -270,6 +275,7 @@ async def test_a_websocket_on_another_process_gets_what_this_one_commits(
                         got += [m for m in json.loads(await ws.get_message())
                                 if m["type"] != "ping"]  # fmt: skip
         a.shutdown()
+    a.store.close()
     positions = [(m["device_id"], m["data"]["fix_time"][17:19]) for m in got
                  if m["type"] == "position"]  # fmt: skip
     assert positions == [(d0, "00"), (d1, "00"), (d1, "05"), (d0, "10"), (d1, "20"), (d0, "30")]
