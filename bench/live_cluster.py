@@ -5,8 +5,8 @@ Hub B is a real ``gpshub serve`` process; hub A runs in this process (no web ser
 submits ``--count`` batches of ``--batch`` fixes (one per device), ``--gap`` seconds
 apart; a WebSocket client in this process, connected to B's ``/api/live``, notes when
 each position arrives.  Both ends are timed by one clock.  The latency of a position is
-from the moment A's transaction committed (when its pipeline is about to send the
-notice) to its arrival on B's socket; A's ``submit`` is printed too.
+from the moment A's transaction sends its notice (last, just before it commits) to its
+arrival on B's socket; A's ``submit`` is printed too.
 B routes its live messages once per ``live_tick_s`` (50 ms) under load, at once after a
 quiet spell, as for local messages.
 
@@ -107,13 +107,13 @@ async def measure(url: str, count: int, batch: int, gap: float) -> dict[str, lis
     submit_s: list[float] = []
     announce = hub.relay.announce_batch
 
-    def timed(result: Any, now: datetime) -> None:  # called just after the commit
+    def timed(conn: Any, result: Any, now: datetime) -> None:  # just before the commit
         at = time.perf_counter()
         for row in result.inserted:
             committed[row["id"]] = at
-        announce(result, now)
+        announce(conn, result, now)
 
-    hub.relay.announce_batch = timed
+    hub.store.positions.before_commit = timed
     async with trio.open_nursery() as nursery:
         await nursery.start(hub.run)
         proc, base = await start_serve(env, nursery)

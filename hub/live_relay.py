@@ -3,18 +3,18 @@
 Each hub's ``LiveFeed`` hands out what its own pipeline commits.  On PostgreSQL the
 ``LiveRelay`` makes a WebSocket on any process receive what every process commits:
 
-* **Notices.**  After a batch commits, the pipeline sends one ``NOTIFY`` on
-  ``gpshub_live`` (``announce_batch``), a small JSON object that names rows, never
-  carries them: the sender (its schema and a random tag per process: the channel is
-  the whole database's, so other schemas' hubs hear it, and leave it), the id runs of
-  the positions stored (``p``) and of the alerts raised (``a``), and status changes as (device,
-  client) pairs with the status's data (``d`` and ``v``: devices come online, go
-  offline, a connection's state).  A notice stays under ``NOTICE_MAX_BYTES``, well under
+* **Notices.**  In each batch's transaction, last, the store sends one ``NOTIFY`` on
+  ``gpshub_live`` (``announce_batch``), delivered when the batch commits and only if it
+  does: a small JSON object that names rows, never carries them: the sender (its
+  schema and a random tag per process: the channel is the whole database's, so other
+  schemas' hubs hear it, and leave it), the id runs of the positions stored (``p``) and
+  of the alerts raised (``a``), and status changes as (device, client) pairs with the
+  status's data (``d`` and ``v``: devices come online, go offline, a connection's
+  state).  A notice stays under ``NOTICE_MAX_BYTES``, well under
   PostgreSQL's 8,000-byte limit; what does not fit goes in several, in order.  The
-  status watcher and a connection's state changes announce the same way (``announce``).
-  The notice is sent just after the commit, on a connection of its own in autocommit
-  (one round trip; 0.09 ms of CPU): a process that dies between the two loses it (the
-  others see the rows in history, not live).
+  status watcher and a connection's state changes announce the same way (``announce``),
+  just after their commit, on a connection of the relay's own in autocommit (a process
+  that dies between the two loses that notice).
 * **Listening.**  Every process ``LISTEN``s on a connection of its own in a thread
   (reconnecting with backoff, as ``hub.changes`` does), skips its own notices, reads the
   rows a notice names (only while it has live subscribers), builds the very messages its
@@ -287,22 +287,30 @@ class LiveRelay:
             check_s=hub.settings.change_check_s,
         )
         if relay.enabled:
-            hub.pipeline.relay = relay
+            hub.store.positions.before_commit = relay.announce_batch
         return relay
 
     # -- telling ---------------------------------------------------------------------
-    def announce_batch(self, result: WriteResult, now: datetime) -> None:
-        """Tell the other processes of a committed batch (blocking; from the pipeline's
-        worker thread).  A failure is logged: the batch is stored whatever happens."""
+    def announce_batch(self, conn: sa.Connection, result: WriteResult, now: datetime) -> None:
+        """Tell the other processes of a batch, in its transaction (the store calls it
+        last): PostgreSQL delivers the notice when, and only if, the batch commits."""
         clients = result.clients
         statuses = [(d, clients[d]) for d in result.came_online]
+        p_runs = id_runs(int(r["id"]) for r in result.inserted)
+        a_runs = id_runs(int(a["eventId"]) for a in result.alerts)
+        if not (p_runs or a_runs or statuses):
+            return
+        self.positions.add(p_runs)  # ours: never read back when catching up
+        self.alerts.add(a_runs)
+        raw = conn.connection.driver_connection  # psycopg's: no SQLAlchemy on the hot path
+        assert raw is not None
+        if self.scope is None:
+            row = raw.execute("SELECT current_schema()").fetchone()
+            self.scope = str(row[0]) if row else ""
         data = status_data("online", now) if statuses else None
-        self.announce_sync(
-            positions=[int(r["id"]) for r in result.inserted],
-            alerts=[int(a["eventId"]) for a in result.alerts],
-            statuses=statuses,
-            data=data,
-        )
+        for payload in make_notices(self.sender, p_runs, a_runs, statuses, data):
+            raw.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload), prepare=True)
+            self.notices_sent += 1
 
     async def announce(
         self,

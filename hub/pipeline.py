@@ -29,7 +29,6 @@ from hub.positions import CursorUpdate, IngestItem, WriteResult, live_position
 if TYPE_CHECKING:
     from hub.changes import ChangeFeed
     from hub.clock import Clock
-    from hub.live_relay import LiveRelay
     from hub.metrics import HubMetrics
     from hub.store import Store
 
@@ -91,8 +90,6 @@ class Pipeline:
         # held while a batch is written: other writers of this process that must not
         # wait on SQLite's busy handler take their turn here, in order (hub.housekeeping)
         self.write_turn = trio.Lock()
-        self.relay: LiveRelay | None = None
-        """On PostgreSQL: tells the other processes' live feeds of each committed batch."""
         self.changes: ChangeFeed | None = None
         """With a change feed, a batch is published live only once every change committed
         before it has been handled: a socket whose token was revoked gets nothing newer."""
@@ -227,8 +224,6 @@ class Pipeline:
         """Store the batch; its live messages; the change log's head once it is stored
         (0 without subscribers or a change feed)."""
         result = self.store.positions.write_batch(items, cursors, now)
-        if self.relay is not None:  # other processes' live feeds (PostgreSQL)
-            self.relay.announce_batch(result, now)
         head = 0
         messages: list[LiveMessage] = []
         if self.live.subscriber_count:

@@ -190,10 +190,10 @@ async def test_what_was_committed_while_not_listening_is_caught_up(
         with b.live.subscribe(None) as remote:
             await a.pipeline.submit([item(d0, 0), item(d1, 0)])
             assert len(await take(remote, 4)) == 4  # positions and statuses, by notice
-            a.relay.enabled = False  # its notices are lost: nobody hears them
+            a.store.positions.before_commit = None  # its notices are lost
             await a.pipeline.submit([item(d0, 10), item(d1, 10)])
             await a.pipeline.submit([item(d0, 20), item(d2, 20)])  # d2 comes online
-            a.relay.enabled = True
+            a.store.positions.before_commit = a.relay.announce_batch
             assert b.relay.caught_up == 0
             with b.store.engine.connect() as conn:  # b's listening connection breaks
                 conn.execute(sa.text("SELECT pg_terminate_backend(:p)"),
@@ -213,7 +213,7 @@ async def test_what_was_committed_while_not_listening_is_caught_up(
 
 async def test_on_sqlite_the_relay_does_nothing(tmp_path: Path) -> None:
     hub = make_hub(tmp_path, live_tick_s=0)
-    assert not hub.relay.enabled and hub.pipeline.relay is None
+    assert not hub.relay.enabled and hub.store.positions.before_commit is None
     w = setup_fleet(hub)
     async with trio.open_nursery() as nursery:
         await nursery.start(hub.run)
