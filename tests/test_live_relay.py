@@ -25,7 +25,7 @@ from hub.live_relay import (
     id_runs,
     make_notices,
 )
-from hub.livefeed import Subscriber
+from hub.livefeed import Subscriber, SubscriberLagging
 from hub.models import Role
 from hub.positions import IngestItem
 from hub.secrets import SecretBox
@@ -162,6 +162,23 @@ async def test_a_hub_publishes_what_another_commits_as_its_own_would(
                      and m["type"] == "position"]  # fmt: skip
             assert times == sorted(times) and len(times) == 3
         assert b.relay.relayed == 9 and a.relay.relayed == 0  # a skips its own notices
+
+
+@pytest.mark.postgres
+async def test_a_slow_subscriber_of_relayed_messages_is_dropped_as_any(
+    tmp_path: Path, pg_url: str
+) -> None:
+    async with two_hubs(tmp_path, pg_url) as (a, b):
+        w = setup_fleet(a)
+        d0, d1 = w["devices"]
+        with b.live.subscribe(None, max_pending_bytes=3000) as slow, b.live.subscribe(None) as ok:
+            for k in range(4):  # never read by the slow one: 10 messages, over 3,000 bytes
+                await a.pipeline.submit([item(d0, k), item(d1, k)])
+            got = await take(ok, 10)  # 8 positions, 2 statuses
+            assert slow.lagging and not ok.lagging
+            with pytest.raises(SubscriberLagging):
+                await slow.receive_batch()
+        assert len(got) == 10
 
 
 @pytest.mark.postgres
