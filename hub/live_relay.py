@@ -446,9 +446,18 @@ class LiveRelay:
     async def _in_thread(
         self, stop: threading.Event, hand_over: Callable[[list[Notice | None]], bool]
     ) -> None:
-        await trio.to_thread.run_sync(
-            self._listen, stop, hand_over, abandon_on_cancel=True, limiter=trio.CapacityLimiter(1)
-        )
+        limiter = trio.CapacityLimiter(1)  # its own: the listener takes no store thread
+        while not stop.is_set():
+            try:
+                await trio.to_thread.run_sync(
+                    self._listen, stop, hand_over, abandon_on_cancel=True, limiter=limiter
+                )
+                return
+            except Exception:
+                log.exception("the live listener stopped; starting it again")
+                self._lost_at = time.monotonic()
+                self._lost_wall = datetime.now(UTC)
+                await trio.sleep(self.retry_s)
 
     def _listen(self, stop: threading.Event, hand_over: Callable[[list[Any]], bool]) -> None:
         """``LISTEN`` on a connection of its own; reconnect with backoff."""
