@@ -7,6 +7,7 @@
     └── producers             cancelled first at shutdown
         ├── ChangeFeed.run    changes made by any process (``hub.changes``)
         ├── LiveFeed.run      the live feed's ticker: routes messages once per tick
+        ├── LiveRelay.run     PostgreSQL: other processes' live messages (``hub.live_relay``)
         ├── SourceRunner × N  one per enabled connection, each in its own cancel scope
         ├── DeliveryService   a worker per enabled sink
         ├── Housekeeping      retention, the delivery caps, the SQLite WAL
@@ -37,6 +38,7 @@ from hub.clock import Clock, SystemClock
 from hub.config import Settings
 from hub.delivery import DeliveryService
 from hub.housekeeping import Housekeeping
+from hub.live_relay import LiveRelay
 from hub.livefeed import LiveFeed, LiveMessage
 from hub.logging_setup import install_redaction
 from hub.metrics import HubMetrics
@@ -97,6 +99,7 @@ class Hub:
             fallback_s=self.settings.change_fallback_s,
         )
         self.pipeline.changes = self.changes
+        self.relay = LiveRelay.for_hub(self)  # PostgreSQL: live messages of other processes
         self.changes.subscribe(self.live.apply_changes, LiveFeed.CHANGE_KINDS)
         self.changes.subscribe(self._connections_changed, {ChangeKind.CONNECTION})
         self.changes.subscribe(self.delivery.apply_changes, {ChangeKind.SINK})
@@ -156,6 +159,7 @@ class Hub:
                         ):
                             await self._start_runner(conn.id or 0)
                     await producers.start(self.live.run)
+                    await producers.start(self.relay.run)
                     producers.start_soon(self._watch_status)
                     producers.start_soon(OperationsSummary(self).run)
                     await producers.start(self.delivery.run)
@@ -284,7 +288,7 @@ class Hub:
             await self.check_status()
 
     async def check_status(self) -> None:
-        from hub.pipeline import alert_messages, status_messages
+        from hub.pipeline import alert_messages, status_data, status_messages
 
         now = self.clock.now()
         try:
@@ -295,6 +299,8 @@ class Hub:
             log.exception("looking for offline devices failed; trying again later")
             return
         self.live.publish(status_messages(went, "offline", now) + alert_messages(alerts))
+        await self.relay.announce(alerts=[a["eventId"] for a in alerts], statuses=went,
+                                  data=status_data("offline", now))  # fmt: skip
         if alerts:
             self.delivery.notify({a["clientId"] for a in alerts})
 
@@ -319,6 +325,7 @@ class Hub:
         self.live.publish(
             [LiveMessage.make("device_status", conn.client_id, d, data) for d in device_ids]
         )
+        await self.relay.announce(statuses=[(d, conn.client_id) for d in device_ids], data=data)
 
     # -- sources outside the runners (test connection, browse) -------------------------
     def source_class(self, kind: str) -> type[Source[Any, Any]]:

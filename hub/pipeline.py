@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -227,27 +227,43 @@ class Pipeline:
         head = 0
         messages: list[LiveMessage] = []
         if self.live.subscriber_count:
-            clients = result.clients
-            messages = [
-                LiveMessage.make(
-                    "position", clients[row["device_id"]], row["device_id"], live_position(row)
-                )
-                for row in result.inserted
-            ]
-            messages += status_messages(
-                [(d, clients[d]) for d in result.came_online], "online", now
-            )
-            messages += alert_messages(result.alerts)
+            messages = batch_messages(result, now)
             if messages and self.changes is not None:
                 head = self.changes.head()
         return result, messages, head
+
+
+def batch_messages(result: WriteResult, now: datetime) -> list[LiveMessage]:
+    """The live messages of a stored batch: its positions (in ``result.inserted``'s
+    order), the devices it brought online, its alerts."""
+    clients = result.clients
+    messages = [
+        LiveMessage.make(
+            "position", clients[row["device_id"]], row["device_id"], live_position(row)
+        )
+        for row in result.inserted
+    ]
+    messages += status_messages([(d, clients[d]) for d in result.came_online], "online", now)
+    messages += alert_messages(result.alerts)
+    return messages
 
 
 def status_messages(
     devices: list[tuple[int, int]], status: str, when: datetime
 ) -> list[LiveMessage]:
     """``device_status`` messages for (device id, client id) pairs whose status changed."""
-    data = {"status": status, "status_at": when.isoformat()}
+    return device_status_messages(devices, status_data(status, when))
+
+
+def status_data(status: str, when: datetime) -> dict[str, Any]:
+    """The ``data`` of a ``device_status`` message for a device gone online or offline."""
+    return {"status": status, "status_at": when.isoformat()}
+
+
+def device_status_messages(
+    devices: Iterable[tuple[int, int]], data: dict[str, Any]
+) -> list[LiveMessage]:
+    """``device_status`` messages with ``data`` for (device id, client id) pairs."""
     return [LiveMessage.make("device_status", client, device, data) for device, client in devices]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -313,6 +313,8 @@ class PositionStore:
         self.derivation = Derivation(
             lambda conn, rows: self._bulk.execute(conn, self._bulk.upsert_state, rows)
         )
+        self.before_commit: Callable[[sa.Connection, WriteResult, datetime], None] | None = None
+        """Called last in a batch's transaction (``hub.live_relay``: its NOTIFY)."""
 
     @contextmanager
     def _write_tx(self) -> Iterator[sa.Connection]:
@@ -428,6 +430,8 @@ class PositionStore:
                         for c in live_cursors
                     ],
                 )
+            if self.before_commit is not None:
+                self.before_commit(conn, result, now)
         result.inserted.sort(key=lambda r: (r["fix_time"], r["id"]))
         return result
 

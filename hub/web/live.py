@@ -62,6 +62,9 @@ Protocol (every message is a JSON object with a ``type``):
    "devices_deleted", "removed": [ids], "device_ids": [the selection now]}``.  The
    selection may become empty (``[]``: nothing but the messages of no device, until the
    client subscribes again); a selection of all devices (``null``) gets no notice.
+11. Several hub processes on one PostgreSQL database: a socket held to any of them gets
+   the positions, statuses and alerts every process commits, each device's in order
+   (``hub.live_relay``), under the same rules.
 """
 
 from __future__ import annotations
