@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from hub.blocking import run_blocking
+from hub.cluster import MAINTENANCE
 from hub.retention import Batch, RetentionStore, cutoff
 from hub.wal import WalKeeper
 
@@ -84,7 +85,8 @@ class Housekeeping:
         await trio.sleep(min(FIRST_PASS_S, every))
         while True:
             try:
-                await self.run_pass()
+                if self.hub.cluster.holds(MAINTENANCE):  # once across the processes
+                    await self.run_pass()
             except Exception:
                 log.exception("housekeeping: a retention pass failed; trying again later")
             await trio.sleep(every)
