@@ -178,6 +178,7 @@ class PgCluster:
         self._held: dict[str, datetime] = {}  # resource -> when this node stops using it
         self._wake = trio.Event()
         self._lock = trio.Lock()  # a round, or a claim, at a time
+        self._letting_go: set[str] = set()  # being stopped: not to be claimed again
         self._next_wait = self.lease_s / 3
         self.renewing = True  # False: rounds stop (a test's simulated hang or kill)
         self.rounds = 0
@@ -193,6 +194,8 @@ class PgCluster:
     async def claim(self, resource: str) -> bool:
         if resource in self._held:
             return True
+        if not self.renewing or resource in self._letting_go:
+            return False
         async with self._lock:
             if resource in self._held:  # taken meanwhile
                 return True
@@ -205,8 +208,11 @@ class PgCluster:
             if not got:
                 self._wake.set()  # the next round balances
                 return False
+            deadline = now + timedelta(seconds=self.lease_s * KEEP_FRACTION)
+            if deadline <= self.hub.clock.now():
+                return False
             await _forget_derived(self.hub, resource)
-            self._held[resource] = now + timedelta(seconds=self.lease_s * KEEP_FRACTION)
+            self._held[resource] = deadline
             return True
 
     def stop_renewing(self) -> None:
@@ -240,7 +246,7 @@ class PgCluster:
     async def _round(self) -> None:
         async with self._lock:
             gained, lost, shed = await self._renew_and_balance()
-        await apply_lease_changes(self.hub, gained, lost)
+        await self._apply(gained, lost)
         if shed:
             # stopped above; what they submitted is committed before another node starts
             await self.hub.pipeline.submit([], [])
@@ -253,6 +259,8 @@ class PgCluster:
         self.live_nodes = outcome.live_nodes
         deadline = now + timedelta(seconds=self.lease_s * KEEP_FRACTION)
         keep = outcome.held - outcome.shed
+        if deadline <= self.hub.clock.now():  # the round took too long: nothing it renewed
+            keep = set()  # is safe to use (others may take the leases any moment)
         before = set(self._held)
         self._held = dict.fromkeys(keep, deadline)
         gained, lost = keep - before, before - keep
@@ -289,7 +297,14 @@ class PgCluster:
                     "cluster: %d lease(s) not renewed in time; stopped here before they expire",
                     len(late),
                 )
-                await apply_lease_changes(self.hub, set(), late)
+                await self._apply(set(), late)
+
+    async def _apply(self, gained: set[str], lost: set[str]) -> None:
+        self._letting_go |= lost
+        try:
+            await apply_lease_changes(self.hub, gained, lost)
+        finally:
+            self._letting_go -= lost
 
     async def release_all(self) -> None:
         self._held.clear()
