@@ -25,6 +25,7 @@ from hub.cluster import LocalCluster, PgCluster
 from hub.fix import PositionFix
 from hub.lease_store import MAINTENANCE, LeaseStore, NodeRow, connection_resource
 from hub.models import cluster_nodes_t, leases_t
+from hub.positions import IngestItem
 from hub.secrets import SecretBox
 from hub.source import Cadence, Cursor, DeviceRef, PollResult, Source
 from hub.testing import EPOCH, make_hub
@@ -314,3 +315,100 @@ async def test_on_sqlite_one_process_holds_everything_and_no_table_is_touched(
                 assert conn.execute(sa.select(sa.func.count()).select_from(t)).scalar() == 0
     finally:
         hub.store.close()
+
+
+@pg
+async def test_sinks_move_with_their_in_flight_batch_and_lose_nothing(
+    pg_url: str, tmp_path: Path, patient_clock: Any
+) -> None:
+    from gpshub_startrack_relay.testing import Receiver, serve_receiver
+
+    clock = TrioClock(EPOCH)
+    key = SecretBox.generate_key().encode()
+
+    def new_hub(name: str) -> Any:
+        return make_hub(tmp_path / name, db_url=pg_url, clock=clock, secret_key=key,
+                        use_entry_points=True, lease_s=LEASE, change_fallback_s=5.0,
+                        outbound_allow_networks=("127.0.0.0/8",), status_check_s=3600.0,
+                        delivery_poll_s=2.0)  # fmt: skip
+
+    a, b = new_hub("a"), new_hub("b")
+    store = a.store
+    client = store.create_client("ACME").id or 0
+    devices = [
+        store.create_device(client, name=f"truck {i}", license_plate=f"P-{i}00ABC",
+                            imei=f"35874105030248{i}", remote_id=f"unit-{i}").id or 0
+        for i in range(3)
+    ]  # fmt: skip
+    receiver = Receiver()
+    sent: list[tuple[int, datetime]] = []
+
+    async def feed(hub: Any, start: int, count: int) -> None:
+        items = []
+        for d in devices:
+            for i in range(start, start + count):
+                t = EPOCH + timedelta(seconds=10 * i)
+                items.append(
+                    IngestItem(d, None, PositionFix(t, 14.6 + i / 1e4, -90.5, speed_kmh=30.0))
+                )
+                sent.append((d, t))
+        await hub.pipeline.submit(items)
+
+    def per_sink() -> dict[int, Counter[tuple[int, str]]]:
+        """Each sink's delivered objects (vid, event time), counted."""
+        out: dict[int, Counter[tuple[int, str]]] = {s: Counter() for s in sinks}
+        for r in receiver.delivered("/json2"):
+            sink_id = int(str(r.webhook_id).split("_")[2])
+            out[sink_id].update((o["vid"], o["event_time"]) for o in r.body[1])
+        return out
+
+    def all_delivered() -> bool:
+        return all(len(c) == len(sent) for c in per_sink().values())
+
+    try:
+        async with trio.open_nursery() as nursery:
+            url = await nursery.start(serve_receiver, receiver)
+            sinks = [
+                store.sinks.create(client, name=f"relay {i}", kind="startrack-relay",
+                                   format="startrack-json2", purpose="locations",
+                                   settings={"url": url + "/json2"}, secrets={"headers": {}}).id
+                for i in range(4)
+            ]  # fmt: skip
+            async with running(a):
+                await until(lambda: set(a.delivery.workers) == set(sinks), 15)
+                async with running(b):
+                    await until(lambda: len(b.delivery.workers) == 2, 3 * LEASE)
+                    await until(lambda: len(a.delivery.workers) == 2, LEASE)
+                    assert not set(a.delivery.workers) & set(b.delivery.workers)
+                    await feed(a, 0, 10)
+                    await until(all_delivered, 60)
+                    # b's receiver hangs with a batch of each sink in flight; b hangs too
+                    gate = trio.Event()
+                    receiver.hang = gate
+                    before = len(receiver.requests)
+                    await feed(b, 10, 10)
+                    await until(lambda: len(receiver.requests) >= before + 4, 60)
+                    in_flight = {
+                        int(str(r.received.webhook_id).split("_")[2]): r.received.webhook_id
+                        for r in receiver.requests[before:]
+                    }
+                    moved = set(b.delivery.workers)
+                    assert len(moved) == 2 and moved <= set(in_flight)
+                    b.cluster.stop_renewing()
+                    await until(lambda: not b.delivery.workers, LEASE)
+                    receiver.hang = None
+                    gate.set()
+                    await until(lambda: set(a.delivery.workers) == set(sinks), 2 * LEASE)
+                    await until(all_delivered, 120)
+            nursery.cancel_scope.cancel()
+        counts = per_sink()
+        for sink_id in sinks:
+            assert len(counts[sink_id]) == len(sent)  # every location reached every sink
+        for sink_id in moved:  # b's in-flight batch went again, with the same id
+            again = [r for r in receiver.delivered("/json2") if r.webhook_id == in_flight[sink_id]]
+            assert again, f"sink {sink_id}: its in-flight batch was not sent again"
+            assert sum(r.received.webhook_id == in_flight[sink_id] for r in receiver.requests) >= 2
+            assert max(counts[sink_id].values()) <= 2  # at most that round twice
+    finally:
+        a.store.close()
+        b.store.close()
