@@ -412,3 +412,46 @@ async def test_sinks_move_with_their_in_flight_batch_and_lose_nothing(
     finally:
         a.store.close()
         b.store.close()
+
+
+@pg
+async def test_maintenance_runs_in_one_process_at_a_time(
+    pg_url: str, tmp_path: Path, patient_clock: Any
+) -> None:
+    clock = TrioClock(EPOCH)
+    key = SecretBox.generate_key().encode()
+    settings = {"lease_s": LEASE, "status_check_s": 10.0, "retention_every_s": 10.0}
+    hubs = [
+        make_hub(tmp_path / n, db_url=pg_url, clock=clock, secret_key=key, **settings)
+        for n in ("a", "b")
+    ]
+    work: dict[str, Counter[int]] = {"status": Counter(), "retention": Counter()}
+
+    def counted(hub: Any, i: int) -> None:
+        check_status, run_pass = hub.check_status, hub.housekeeping.run_pass
+
+        async def status() -> None:
+            work["status"][i] += 1
+            await check_status()
+
+        async def retention() -> Any:
+            work["retention"][i] += 1
+            return await run_pass()
+
+        hub.check_status, hub.housekeeping.run_pass = status, retention
+
+    for i, hub in enumerate(hubs):
+        counted(hub, i)
+    a, b = hubs
+    try:
+        async with running(a), running(b):
+            await trio.sleep(120)
+            assert set(work["status"]) == set(work["retention"]) == {0}  # a came first
+            assert work["status"][0] >= 10
+            a.shutdown()  # hands the maintenance lease back
+            await until(lambda: work["status"][1] and work["retention"][1], LEASE)
+            await trio.sleep(60)
+        assert work["status"][1] >= 5 and work["retention"][1] >= 5
+    finally:
+        for hub in hubs:
+            hub.store.close()
