@@ -256,7 +256,11 @@ class Hub:
     def _forget_cached(self, changes: list[Change]) -> None:
         """Deleted clients and devices leave the pipeline's caches (an id given out
         again must not find what its former owner left there)."""
-        gone = [c for c in changes if c.op == ChangeOp.DELETED and c.object_id is not None]
+        gone = [  # and devices another process marked offline: their state is reloaded
+            c
+            for c in changes
+            if c.op in (ChangeOp.DELETED, ChangeOp.OFFLINE) and c.object_id is not None
+        ]
         self.pipeline.forget(
             clients={c.object_id for c in gone if c.kind == ChangeKind.CLIENT},
             devices={c.object_id for c in gone if c.kind == ChangeKind.DEVICE},

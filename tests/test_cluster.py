@@ -171,6 +171,7 @@ class Counting(Source[Any, Any]):
     polls: ClassVar[Counter[int]] = Counter()
     polling: ClassVar[set[int]] = set()
     overlaps: ClassVar[list[tuple[int, float]]] = []
+    silent: ClassVar[tuple[datetime, datetime] | None] = None  # no fix in [from, to)
 
     async def test_connection(self) -> str:
         return "ok"
@@ -192,14 +193,16 @@ class Counting(Source[Any, Any]):
             k = int((last - EPOCH).total_seconds() // STEP) + 1
             out = []
             while EPOCH + timedelta(seconds=k * STEP) <= now and len(out) < 50:
-                out.append(PositionFix(EPOCH + timedelta(seconds=k * STEP), 45.0, 9.0 + k / 1e4))
+                t = EPOCH + timedelta(seconds=k * STEP)
+                if self.silent is None or not self.silent[0] <= t < self.silent[1]:
+                    out.append(PositionFix(t, 45.0, 9.0 + k / 1e4))
                 k += 1
             fixes[d.upstream_id] = out
         return PollResult(fixes=fixes)
 
 
 def counting() -> type[Counting]:
-    attrs = {"polls": Counter(), "polling": set(), "overlaps": []}
+    attrs = {"polls": Counter(), "polling": set(), "overlaps": [], "silent": None}
     return type("Counting", (Counting,), attrs)
 
 
@@ -455,3 +458,42 @@ async def test_maintenance_runs_in_one_process_at_a_time(
     finally:
         for hub in hubs:
             hub.store.close()
+
+
+@pg
+async def test_a_device_marked_offline_elsewhere_comes_back_online_where_it_is_polled(
+    pg_url: str, tmp_path: Path, patient_clock: Any
+) -> None:
+    """The status watcher runs in the maintenance lease's holder (a); the device's
+    connection is polled by b: b drops what it cached of the device when a marks it
+    offline, so its next fix is "back online" and the device online again."""
+    src = counting()
+    clock = TrioClock(EPOCH)
+    key = SecretBox.generate_key().encode()
+    settings = {"lease_s": LEASE, "status_check_s": 10.0, "offline_timeout_s": 60,
+                "change_check_s": 0.05}  # fmt: skip
+    a = make_hub(tmp_path / "a", src, db_url=pg_url, clock=clock, secret_key=key, **settings)
+    b = make_hub(tmp_path / "b", src, db_url=pg_url, clock=clock, secret_key=key, **settings)
+
+    def device_row() -> Any:
+        (device,) = a.store.list_devices()
+        return device
+
+    try:
+        async with running(a), running(b):
+            assert a.cluster.holds(MAINTENANCE)
+            (conn,) = add_connections(b, 1)
+            await b.reload_connection(conn)  # what the API does: b takes it (its share)
+            assert set(b.runners) == {conn} and not a.runners
+            await until(lambda: device_row().status == "online", 60)
+            now = clock.now()
+            src.silent = (now, now + timedelta(seconds=200))
+            await until(lambda: device_row().status == "offline", 200)
+            await until(lambda: device_row().status == "online", 200)
+            assert set(b.runners) == {conn} and a.cluster.holds(MAINTENANCE)
+        rows, _ = a.store.positions.history([device_row().id], limit=100_000)
+        back = [r for r in rows if r["fix_time"] >= src.silent[1]]
+        assert back and min(back, key=lambda r: r["fix_time"])["event_code"] == 6  # BACK_ONLINE
+    finally:
+        a.store.close()
+        b.store.close()
