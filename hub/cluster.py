@@ -47,8 +47,8 @@ import logging
 import os
 import socket
 import uuid
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
@@ -93,8 +93,13 @@ class NodeIdentity:
     started_at: datetime
 
     @classmethod
-    def new(cls, clock: Clock) -> NodeIdentity:
-        return cls(uuid.uuid4().hex[:16], socket.gethostname(), os.getpid(), clock.now())
+    def new(cls) -> NodeIdentity:
+        """A new identity; ``started_at`` is set again from the hub's clock at ``run``
+        (a hub may be made outside ``trio.run``, where a ``TrioClock`` cannot tell)."""
+        return cls(uuid.uuid4().hex[:16], socket.gethostname(), os.getpid(), datetime.now(UTC))
+
+    def started(self, clock: Clock) -> NodeIdentity:
+        return replace(self, started_at=clock.now())
 
     def row(self) -> NodeRow:
         return NodeRow(self.node_id, self.host, self.pid, self.started_at)
@@ -133,7 +138,7 @@ class LocalCluster:
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
-        self.node = NodeIdentity.new(hub.clock)
+        self.node = NodeIdentity.new()
 
     def holds(self, resource: str) -> bool:
         return True
@@ -142,6 +147,7 @@ class LocalCluster:
         return True
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        self.node = self.node.started(self.hub.clock)
         task_status.started()
 
     async def release_all(self) -> None:
@@ -172,7 +178,7 @@ class PgCluster:
 
     def __init__(self, hub: Hub, node: NodeIdentity | None = None) -> None:
         self.hub = hub
-        self.node = node or NodeIdentity.new(hub.clock)
+        self.node = node or NodeIdentity.new()
         self.lease_s = float(hub.settings.lease_s)
         self.store = LeaseStore(hub.store.engine, self.lease_s)
         self._held: dict[str, datetime] = {}  # resource -> when this node stops using it
@@ -222,6 +228,7 @@ class PgCluster:
 
     # -- running ---------------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        self.node = self.node.started(self.hub.clock)
         try:
             await self._round()
         except Exception:
