@@ -2,8 +2,10 @@
 
 One *round* (``LeaseStore.round``) is one transaction: the node's heartbeat, the renewal
 of every lease it owns, and the balancing — it takes free or expired leases up to its
-share (``ceil(enabled resources / live nodes)``) and names those above its share plus
-one to hand back (``RoundOutcome.shed``).  Those stay its own, renewed, until the caller
+share (``ceil(enabled resources / live nodes)``) and names those to hand back
+(``RoundOutcome.shed``): down to its share when it holds more than its share plus one,
+or more than its share while another live node holds less than its own (so a node that
+joins gets its share, and no lease moves once no node is above its share).  Those stay its own, renewed, until the caller
 has stopped them locally and calls ``release``: no two processes ever run one at once.
 
 Taking a lease is one atomic statement per batch of resources::
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections import Counter
 from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -81,12 +84,20 @@ class LeaseStore:
         me = node.node_id
         with self._locked() as conn:
             self._heartbeat(conn, node, now)
-            live = conn.execute(
-                sa.select(sa.func.count())
-                .select_from(cluster_nodes_t)
-                .where(cluster_nodes_t.c.heartbeat_at > now - self.lease)
-            ).scalar_one()
+            alive = set(
+                conn.execute(
+                    sa.select(cluster_nodes_t.c.node_id).where(
+                        cluster_nodes_t.c.heartbeat_at > now - self.lease
+                    )
+                ).scalars()
+            )
+            live = len(alive)
             mine = self._renew(conn, me, now)
+            others = conn.execute(
+                sa.select(leases_t.c.owner, leases_t.c.resource).where(
+                    leases_t.c.owner != me, leases_t.c.expires_at > now
+                )
+            ).all()
             wanted = {
                 "connection": {
                     connection_resource(i)
@@ -104,7 +115,9 @@ class LeaseStore:
             for resources in wanted.values():
                 aim = share(len(resources), live)
                 have = sorted(mine & resources)
-                if balance and len(have) > aim + 1:
+                held_by = Counter(owner for owner, r in others if r in resources)
+                starving = any(held_by[n] < aim for n in alive - {me})
+                if balance and (len(have) > aim + 1 or (len(have) > aim and starving)):
                     shed |= set(self.rng.sample(have, len(have) - aim))
                 elif len(have) < aim:
                     taken = {
