@@ -226,6 +226,11 @@ class PgCluster:
         the leases before they expire, and the other nodes take them over."""
         self.renewing = False
 
+    def resume_renewing(self) -> None:
+        """Rounds again, at once (the hung process recovers: it rejoins as a new node)."""
+        self.renewing = True
+        self._wake.set()
+
     # -- running ---------------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self.node = self.node.started(self.hub.clock)
