@@ -47,6 +47,7 @@ import logging
 import os
 import socket
 import uuid
+from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -184,7 +185,8 @@ class PgCluster:
         self._held: dict[str, datetime] = {}  # resource -> when this node stops using it
         self._wake = trio.Event()
         self._lock = trio.Lock()  # a round, or a claim, at a time
-        self._letting_go: set[str] = set()  # being stopped: not to be claimed again
+        self._letting_go: Counter[str] = Counter()  # being stopped or handed back: not
+        # to be claimed again meanwhile
         self._next_wait = self.lease_s / 3
         self.renewing = True  # False: rounds stop (a test's simulated hang or kill)
         self.rounds = 0
@@ -258,11 +260,16 @@ class PgCluster:
     async def _round(self) -> None:
         async with self._lock:
             gained, lost, shed = await self._renew_and_balance()
-        await self._apply(gained, lost)
-        if shed:
-            # stopped above; what they submitted is committed before another node starts
-            await self.hub.pipeline.submit([], [])
-            await run_blocking(self.store.release, self.node.node_id, shed)
+        self._letting_go.update(shed)
+        try:
+            await self._apply(gained, lost)
+            if shed:
+                # stopped above; what they submitted is committed before another node starts
+                await self.hub.pipeline.submit([], [])
+                await run_blocking(self.store.release, self.node.node_id, shed)
+        finally:
+            self._letting_go.subtract(shed)
+            self._letting_go = +self._letting_go
 
     async def _renew_and_balance(self) -> tuple[set[str], set[str], set[str]]:
         now = self.hub.clock.now()
@@ -312,11 +319,12 @@ class PgCluster:
                 await self._apply(set(), late)
 
     async def _apply(self, gained: set[str], lost: set[str]) -> None:
-        self._letting_go |= lost
+        self._letting_go.update(lost)
         try:
             await apply_lease_changes(self.hub, gained, lost)
         finally:
-            self._letting_go -= lost
+            self._letting_go.subtract(lost)
+            self._letting_go = +self._letting_go  # without the zeros
 
     async def release_all(self) -> None:
         self._held.clear()

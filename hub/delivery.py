@@ -28,6 +28,11 @@ What it promises (at least once, in order per device, nothing lost):
   period (15 min by default).  A slow or dead receiver holds only its own worker:
   ingest writes the outbox and never waits for delivery.
 
+With several processes on PostgreSQL a sink's worker runs only in the process holding
+the sink's lease (``hub.cluster``); a new holder loads the sink's cursor, owed messages
+and in-flight batch bounds from its row, so an in-flight batch goes again with its id.
+The outbox pruning runs in the holder of the maintenance lease.
+
 Each change of a sink's state is logged (the first success at INFO, ``retrying`` and
 ``failing`` at WARNING, ``ok`` again at INFO), as are the receiver going down and coming
 back, with ``sink_id`` and ``state`` in each record.

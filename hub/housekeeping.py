@@ -16,7 +16,9 @@
   say when something was written (``wrote``); nothing wakes the loop while the hub
   is idle.
 
-A failure is logged and tried again at the next round; it never stops the hub.
+A failure is logged and tried again at the next round; it never stops the hub.  With
+several processes on PostgreSQL the passes run only in the holder of the maintenance
+lease (``hub.cluster``).
 """
 
 from __future__ import annotations
