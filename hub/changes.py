@@ -94,6 +94,9 @@ class ChangeOp(StrEnum):
     DELETED = "deleted"
     DEVICES = "devices"
     """A connection's devices were added or linked to it (its runner may have new work)."""
+    OFFLINE = "offline"
+    """Devices went offline (PostgreSQL only: the status watcher runs in one process, the
+    others drop what their derivation stage cached of them)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ def default_data_dir() -> Path:
 
 POSITIVE = ("retention_every_s", "retention_batch_rows", "outbox_max_owed",
             "dead_letters_max_per_sink", "live_max_pending_bytes",
-            "session_idle_s", "session_lifetime_s")  # fmt: skip
+            "session_idle_s", "session_lifetime_s", "lease_s")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,9 @@ class Settings:
     delivery_poll_s: float = 1.0  # how often an idle sink looks for new outbox messages
     change_check_s: float = 1.0  # how often changes made by other processes are looked for
     change_fallback_s: float = 30.0  # the change log is read this often whatever happened
+    # PostgreSQL, several processes (hub.cluster): a connection, sink or the maintenance
+    # moves to another process this long after its holder died; renewed every third
+    lease_s: float = 30.0
     # failed authentication: each client address may fail this many times a minute (a
     # token bucket: the burst, then one every 60/N s); 0 turns the throttle off
     auth_failures_per_minute: int = 10

@@ -6,6 +6,7 @@
     ├── Pipeline.run          the writer: batches → one transaction → live feed
     └── producers             cancelled first at shutdown
         ├── ChangeFeed.run    changes made by any process (``hub.changes``)
+        ├── Cluster.run       leases: which connections and sinks this process runs
         ├── LiveFeed.run      the live feed's ticker: routes messages once per tick
         ├── LiveRelay.run     PostgreSQL: other processes' live messages (``hub.live_relay``)
         ├── SourceRunner × N  one per enabled connection, each in its own cancel scope
@@ -35,6 +36,7 @@ import trio
 from hub.blocking import run_blocking
 from hub.changes import Change, ChangeFeed, ChangeKind, ChangeOp
 from hub.clock import Clock, SystemClock
+from hub.cluster import MAINTENANCE, connection_resource, make_cluster
 from hub.config import Settings
 from hub.delivery import DeliveryService
 from hub.housekeeping import Housekeeping
@@ -109,6 +111,8 @@ class Hub:
         self._producers: trio.Nursery | None = None
         self._producers_scope: trio.CancelScope | None = None
         self.plugin_manager: Any = None
+        self.cluster = make_cluster(self)
+        self._syncing = trio.Lock()
         install_redaction()
 
     @classmethod
@@ -149,6 +153,7 @@ class Hub:
                     self._producers_scope = producers.cancel_scope
                     # before the connections are read: a change made meanwhile is seen
                     await producers.start(self.changes.run)
+                    await producers.start(self.cluster.run)  # the leases of this process
                     connections = await run_blocking(
                         lambda: self.store.list_connections(enabled_only=True)
                     )
@@ -156,7 +161,7 @@ class Hub:
                         if conn.state not in (
                             ConnectionState.NEEDS_REAUTH,
                             ConnectionState.BAD_CONFIG,
-                        ):
+                        ) and self._leased_not_running(conn.id or 0):
                             await self._start_runner(conn.id or 0)
                     await producers.start(self.live.run)
                     await producers.start(self.relay.run)
@@ -173,6 +178,7 @@ class Hub:
                 self.runners.clear()
                 with trio.CancelScope(shield=True):
                     await self.pipeline.close()
+                    await self.cluster.release_all()  # after the last batch committed
 
     @property
     def running(self) -> bool:
@@ -190,6 +196,10 @@ class Hub:
         (or one waiting for new credentials or an edit), restart one whose connection
         was changed since it started.  ``restart_idle``: the connection got devices (or lost
         some): restart an idle runner, and have a polling one poll them at once."""
+        async with self._syncing:  # one at a time: a runner starts before the next looks
+            await self._sync_connection(connection_id, restart_idle)
+
+    async def _sync_connection(self, connection_id: int, restart_idle: bool) -> None:
         if self._producers is None:
             return
         extra = {"connection_id": connection_id}
@@ -202,6 +212,7 @@ class Hub:
             and conn.enabled
             and conn.state not in (ConnectionState.NEEDS_REAUTH, ConnectionState.BAD_CONFIG)
         )
+        wanted = wanted and await self.cluster.claim(connection_resource(connection_id))
         handle = self.runners.get(connection_id)
         if handle is not None:
             runner = handle.runner
@@ -224,6 +235,8 @@ class Hub:
             await self._start_runner(connection_id)
         elif handle is not None:
             why = "disabled" if not conn.enabled else f"{conn.state}, waiting for an edit"
+            if conn.enabled and not self.cluster.holds(connection_resource(connection_id)):
+                why = "another process holds its lease"
             log.info("connection %s: stopped (%s)", label, why, extra=extra)
 
     async def _connections_changed(self, changes: list[Change]) -> None:
@@ -247,11 +260,21 @@ class Hub:
     def _forget_cached(self, changes: list[Change]) -> None:
         """Deleted clients and devices leave the pipeline's caches (an id given out
         again must not find what its former owner left there)."""
-        gone = [c for c in changes if c.op == ChangeOp.DELETED and c.object_id is not None]
+        gone = [  # and devices another process marked offline: their state is reloaded
+            c
+            for c in changes
+            if c.op in (ChangeOp.DELETED, ChangeOp.OFFLINE) and c.object_id is not None
+        ]
         self.pipeline.forget(
             clients={c.object_id for c in gone if c.kind == ChangeKind.CLIENT},
             devices={c.object_id for c in gone if c.kind == ChangeKind.DEVICE},
         )
+
+    def _leased_not_running(self, connection_id: int) -> bool:
+        """This process holds the connection's lease and has not started its runner
+        (the cluster's first round may have)."""
+        held = self.cluster.holds(connection_resource(connection_id))
+        return held and connection_id not in self.runners
 
     async def _start_runner(self, connection_id: int) -> None:
         assert self._producers is not None
@@ -285,7 +308,8 @@ class Hub:
         """Every ``status_check_s``: devices silent past their timeout go offline."""
         while True:
             await trio.sleep(self.settings.status_check_s)
-            await self.check_status()
+            if self.cluster.holds(MAINTENANCE):  # once across the processes
+                await self.check_status()
 
     async def check_status(self) -> None:
         from hub.pipeline import alert_messages, status_data, status_messages

@@ -28,6 +28,11 @@ What it promises (at least once, in order per device, nothing lost):
   period (15 min by default).  A slow or dead receiver holds only its own worker:
   ingest writes the outbox and never waits for delivery.
 
+With several processes on PostgreSQL a sink's worker runs only in the process holding
+the sink's lease (``hub.cluster``); a new holder loads the sink's cursor, owed messages
+and in-flight batch bounds from its row, so an in-flight batch goes again with its id.
+The outbox pruning runs in the holder of the maintenance lease.
+
 Each change of a sink's state is logged (the first success at INFO, ``retrying`` and
 ``failing`` at WARNING, ``ok`` again at INFO), as are the receiver going down and coming
 back, with ``sink_id`` and ``state`` in each record.
@@ -49,6 +54,7 @@ import trio
 
 from hub.blocking import run_blocking
 from hub.changes import Change
+from hub.cluster import MAINTENANCE, sink_resource
 from hub.errors import DeliveryFailed, DeliveryRejected
 from hub.formats import Format
 from hub.logging_setup import MaskingAdapter, scrub
@@ -700,6 +706,7 @@ class DeliveryService:
         self.hub = hub
         self.workers: dict[int, _WorkerHandle] = {}
         self._nursery: trio.Nursery | None = None
+        self._syncing = trio.Lock()
         # since start, all sinks: items delivered, failed requests, dead letters made
         self.delivered = 0
         self.failed_requests = 0
@@ -716,7 +723,8 @@ class DeliveryService:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 for row in await run_blocking(lambda: self.hub.store.sinks.list(enabled_only=True)):
-                    await self._start(row.id or 0)
+                    if self.hub.cluster.holds(sink_resource(row.id or 0)):
+                        await self._start(row.id or 0)
                 nursery.start_soon(self._prune_loop)
                 task_status.started()
                 await trio.sleep_forever()
@@ -750,6 +758,10 @@ class DeliveryService:
         """Make the sink's worker match the database: start, stop or restart it when
         the sink was created, disabled, deleted or changed since the worker loaded it
         (by any process); leave it alone otherwise."""
+        async with self._syncing:  # one at a time: a worker starts before the next looks
+            await self._sync(sink_id)
+
+    async def _sync(self, sink_id: int) -> None:
         if self._nursery is None:
             return
         extra = {"sink_id": sink_id}
@@ -759,7 +771,8 @@ class DeliveryService:
             row = None
         handle = self.workers.get(sink_id)
         if handle is not None:
-            if row is not None and row.enabled and handle.worker.version == row.updated_at:
+            held = self.hub.cluster.holds(sink_resource(sink_id))
+            if row is not None and row.enabled and held and handle.worker.version == row.updated_at:
                 return
             del self.workers[sink_id]
             handle.scope.cancel()
@@ -769,12 +782,14 @@ class DeliveryService:
                 log.info("sink #%s: deleted; its worker stopped", sink_id, extra=extra)
             return
         label = f"sink {row.name!r} (#{sink_id})"
-        if row.enabled:
+        if row.enabled and await self.hub.cluster.claim(sink_resource(sink_id)):
             if handle is None:
                 log.info("%s: delivery starts", label, extra=extra)
             await self._start(sink_id)
-        elif handle is not None:
+        elif handle is not None and not row.enabled:
             log.info("%s: paused (disabled)", label, extra=extra)
+        elif handle is not None:
+            log.info("%s: another process holds its lease", label, extra=extra)
 
     async def apply_changes(self, changes: list[Change]) -> None:
         """The change feed's handler of sink changes (``hub.changes``)."""
@@ -795,6 +810,8 @@ class DeliveryService:
     async def _prune_loop(self) -> None:
         while True:
             await trio.sleep(self.PRUNE_EVERY_S)
+            if not self.hub.cluster.holds(MAINTENANCE):  # once across the processes
+                continue
             try:
                 await run_blocking(self.hub.store.sinks.prune_outbox)
             except Exception:

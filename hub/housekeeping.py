@@ -16,7 +16,9 @@
   say when something was written (``wrote``); nothing wakes the loop while the hub
   is idle.
 
-A failure is logged and tried again at the next round; it never stops the hub.
+A failure is logged and tried again at the next round; it never stops the hub.  With
+several processes on PostgreSQL the passes run only in the holder of the maintenance
+lease (``hub.cluster``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from hub.blocking import run_blocking
+from hub.cluster import MAINTENANCE
 from hub.retention import Batch, RetentionStore, cutoff
 from hub.wal import WalKeeper
 
@@ -84,7 +87,8 @@ class Housekeeping:
         await trio.sleep(min(FIRST_PASS_S, every))
         while True:
             try:
-                await self.run_pass()
+                if self.hub.cluster.holds(MAINTENANCE):  # once across the processes
+                    await self.run_pass()
             except Exception:
                 log.exception("housekeeping: a retention pass failed; trying again later")
             await trio.sleep(every)

@@ -591,6 +591,29 @@ class ChangeLogRow(SQLModel, table=True):
     created_at: datetime = _created()
 
 
+class ClusterNode(SQLModel, table=True):
+    """A running hub process on PostgreSQL, renewed every round (``hub.cluster``); one
+    whose heartbeat is older than the lease time is dead."""
+
+    __tablename__ = "cluster_nodes"
+    node_id: str = Field(primary_key=True, max_length=40)
+    host: str = Field(max_length=255)
+    pid: int
+    started_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    heartbeat_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+class Lease(SQLModel, table=True):
+    """Who runs a resource ("connection:12", "sink:3", "maintenance") until when
+    (``hub.cluster``)."""
+
+    __tablename__ = "leases"
+    resource: str = Field(primary_key=True, max_length=100)
+    owner: str = Field(max_length=40)
+    acquired_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
 metadata = SQLModel.metadata
 
 
@@ -616,6 +639,8 @@ pending_t = _table(SinkPending)
 dead_t = _table(DeadLetter)
 hub_meta_t = _table(HubMeta)
 change_log_t = _table(ChangeLogRow)
+cluster_nodes_t = _table(ClusterNode)
+leases_t = _table(Lease)
 
 
 def bump_client_version(conn: sa.Connection, client_id: int, column: str) -> None:

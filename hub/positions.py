@@ -546,6 +546,14 @@ class PositionStore:
                 .values(status="offline", status_at=now)
             )
             pending = self.derivation.went_offline(conn, [i for i, _ in silent], now)
+            if conn.dialect.name == "postgresql":  # several processes may cache their state
+                from hub.changes import ChangeKind, ChangeOp, record_changes
+
+                by_client: dict[int, list[int | None]] = {}
+                for i, c in silent:
+                    by_client.setdefault(c, []).append(i)
+                for c, ids in by_client.items():
+                    record_changes(conn, ChangeKind.DEVICE, ChangeOp.OFFLINE, ids, c)
             return silent, self._store_alerts(conn, pending, now)
 
     def _latest_equal(self, conn: sa.Connection, newest: dict[int, datetime]) -> set[int]:

@@ -24,6 +24,7 @@ from hub.errors import HubError
 from hub.metrics import parse_listen
 from hub.rules import RULE_TYPES
 from hub.web import (
+    api_cluster,
     api_connections,
     api_dashboard,
     api_devices,
@@ -78,6 +79,7 @@ def api_table() -> list[ApiRoute]:
         *api_rules.ROUTES,
         *api_sinks.ROUTES,
         *api_metrics.ROUTES,
+        *api_cluster.ROUTES,
         ApiRoute("GET", "/api/live", live_without_upgrade, Access.USER,
                  "The live feed (WebSocket)", "live"),  # documented by _LIVE_PATH
     ]  # fmt: skip

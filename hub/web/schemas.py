@@ -1010,6 +1010,33 @@ class Readiness(_Schema):
     checks: dict[str, str]
 
 
+# -- the cluster -----------------------------------------------------------------------
+class ClusterLeaseOut(_Schema):
+    resource: str = Field(description='"connection:<id>", "sink:<id>" or "maintenance"')
+    expires_at: datetime | None = Field(
+        description="when the lease expires unless renewed; null on SQLite (one process)"
+    )
+
+
+class ClusterNodeOut(_Schema):
+    node_id: str = Field(description="random, made when the process started")
+    host: str
+    pid: int
+    started_at: datetime
+    heartbeat_at: datetime
+    alive: bool = Field(description="its heartbeat is younger than the lease time")
+    this: bool = Field(description="the process answering this request")
+    leases: list[ClusterLeaseOut]
+
+
+class ClusterOut(_Schema):
+    shared: bool = Field(
+        description="several processes share the database (PostgreSQL); false on SQLite"
+    )
+    lease_s: float = Field(description="the lease time: a dead process's work moves after it")
+    nodes: list[ClusterNodeOut]
+
+
 # -- sinks -----------------------------------------------------------------------------
 class SinkFormatOut(_Schema):
     kind: str

@@ -177,6 +177,7 @@ CASES: dict[tuple[str, str], tuple[Prepare, dict[str, int]]] = {
     ("GET", "/readyz"): (nothing, OPEN),
     ("GET", "/openapi.json"): (nothing, OPEN),
     ("GET", "/metrics"): (nothing, admin_only()),  # and a metrics token: test_metrics.py
+    ("GET", "/api/cluster"): (nothing, admin_only()),
     # source kinds
     ("GET", "/api/source-kinds"): (nothing, OPEN),
     ("GET", "/api/source-kinds/{kind}"): (lambda w: Call(path={"kind": "fake"}), OPEN),
