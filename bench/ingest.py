@@ -179,8 +179,9 @@ async def run_pipeline(
         t.start()
     async with trio.open_nursery() as nursery:
         await nursery.start(hub.pipeline.run)
-        nursery.start_soon(watch_wal)
-        nursery.start_soon(hub.housekeeping.keep_wal)  # as the running hub does
+        if store.engine.dialect.name == "sqlite":
+            nursery.start_soon(watch_wal)
+            nursery.start_soon(hub.housekeeping.keep_wal)  # as the running hub does
         for i in range(subscribers):
             await nursery.start(subscriber, i)
         t0, cpu0 = time.perf_counter(), time.process_time()
