@@ -151,8 +151,12 @@ class Derivation:
         self,
         save_states: Callable[[sa.Connection, list[dict[str, Any]]], object],
         geocoder: Geocoder | None = None,
+        mark_seen: Callable[[sa.Connection, list[int], datetime], object] | None = None,
     ) -> None:
         self.save_states = save_states  # upserts device_state rows (the store's bulk path)
+        self.mark_seen = mark_seen or _mark_seen
+        """Sets the devices' ``last_seen_at`` (the store may fold it into a later statement
+        of the same transaction)."""
         self.geocoder = geocoder
         self.engine = Engine()
         self._geo: dict[int, ClientGeo] = {}
@@ -538,9 +542,7 @@ class Derivation:
     def _mark_online(
         self, conn: sa.Connection, devices: dict[int, DeviceInfo], now: datetime
     ) -> list[int]:
-        conn.execute(
-            sa.update(devices_t).where(devices_t.c.id.in_(list(devices))).values(last_seen_at=now)
-        )
+        self.mark_seen(conn, list(devices), now)
         coming = [d for d in devices.values() if d.status != "online"]
         if coming:
             conn.execute(
@@ -551,6 +553,12 @@ class Derivation:
             for d in coming:
                 d.status = "online"
         return [d.id for d in coming]
+
+
+def _mark_seen(conn: sa.Connection, device_ids: list[int], now: datetime) -> None:
+    conn.execute(
+        sa.update(devices_t).where(devices_t.c.id.in_(device_ids)).values(last_seen_at=now)
+    )
 
 
 def _reading(sensors: dict[str, Any] | None, key: str) -> float | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -181,6 +182,13 @@ class _BulkStatements:
     def execute(self, conn: sa.Connection, stmt: Any, rows: list[dict[str, Any]]) -> int:
         return conn.execute(stmt, rows).rowcount
 
+    def client_ids(self, conn: sa.Connection, device_ids: set[int]) -> dict[int, int]:
+        """The client of each of ``device_ids`` that exists."""
+        rows = conn.execute(
+            sa.select(devices_t.c.id, devices_t.c.client_id).where(devices_t.c.id.in_(device_ids))
+        )
+        return {int(i): int(c) for i, c in rows}
+
 
 class _SqliteBulkStatements(_BulkStatements):
     """The same statements on SQLite, compiled once and run with the driver's
@@ -253,6 +261,206 @@ class _SqliteBulkStatements(_BulkStatements):
         return conn.exec_driver_sql(sql, params).rowcount
 
 
+class _PgBulkStatements(_BulkStatements):
+    """The same statements on PostgreSQL, each one statement per batch on psycopg.
+
+    SQLAlchemy's per-row bind processing (and its multi-row ``VALUES`` for inserts with
+    ``RETURNING``) costs the hub far more CPU than PostgreSQL spends storing the rows.
+    Here each stage sends its rows column-wise, as one array per column, to one
+    ``unnest`` statement: one round trip and one statement per stage, the arrays in
+    binary (psycopg's text format escapes each string with a regular expression).  Duplicates stay PostgreSQL's to settle (``ON
+    CONFLICT``), since other writers (other hub processes) may store the same fix.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("postgresql")
+        self._by_stmt = {
+            id(self.upsert_cursor): self._upsert_cursors,
+            id(self.move_latest): self._move_latest,
+            id(self.count_received): self._count_received,
+            id(self.upsert_state): self._upsert_states,
+        }
+
+    @staticmethod
+    def _cursor(conn: sa.Connection) -> Any:
+        return conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+
+    def find_new(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        with self._cursor(conn) as cur:
+            cur.execute(
+                "SELECT device_id, fix_time FROM positions"
+                " WHERE device_id = ANY(%b::int8[]) AND fix_time >= %s",
+                (list({r["device_id"] for r in rows}), min(r["fix_time"] for r in rows)),
+            )
+            stored = set(cur.fetchall())
+        return [r for r in rows if (r["device_id"], r["fix_time"]) not in stored]
+
+    def insert(
+        self, conn: sa.Connection, rows: list[dict[str, Any]]
+    ) -> list[tuple[int, int, datetime]]:
+        with self._cursor(conn) as cur:
+            cur.execute(_PG_INSERT_POSITIONS, _position_columns(rows))
+            return cur.fetchall()  # type: ignore[no-any-return]
+
+    def add_locations(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+        with self._cursor(conn) as cur:
+            cur.execute(
+                "INSERT INTO outbox (client_id, kind, device_id, ref_id, payload, created_at)"
+                " SELECT c, 'location', d, r, '{}'::jsonb, %s"
+                " FROM unnest(%b::int8[], %b::int8[], %b::int8[]) WITH ORDINALITY AS u(c, d, r, n)"
+                " ORDER BY n",
+                (
+                    rows[0]["created_at"],
+                    [r["client_id"] for r in rows],
+                    [r["device_id"] for r in rows],
+                    [r["ref_id"] for r in rows],
+                ),
+            )
+
+    def execute(self, conn: sa.Connection, stmt: Any, rows: list[dict[str, Any]]) -> int:
+        with self._cursor(conn) as cur:
+            self._by_stmt[id(stmt)](cur, rows)
+            return int(cur.rowcount)
+
+    def client_ids(self, conn: sa.Connection, device_ids: set[int]) -> dict[int, int]:
+        with self._cursor(conn) as cur:
+            cur.execute(
+                "SELECT id, client_id FROM devices WHERE id = ANY(%b::int8[])", (list(device_ids),)
+            )
+            return dict(cur.fetchall())
+
+    def seen_and_latest(
+        self,
+        conn: sa.Connection,
+        seen: list[int],
+        newest: dict[int, datetime],
+        now: datetime,
+    ) -> set[int]:
+        """One ``UPDATE`` of the batch's devices: ``last_seen_at`` of those in ``seen``
+        (the derivation's, deferred to here) and ``last_fix_time`` moved to the newest
+        fix where that is later; the devices whose latest is now their newest fix."""
+        ids = list(dict.fromkeys([*seen, *newest]))
+        seen_set = set(seen)
+        with self._cursor(conn) as cur:
+            cur.execute(
+                "UPDATE devices SET"
+                " last_seen_at = CASE WHEN u.s THEN %s ELSE devices.last_seen_at END,"
+                " last_fix_time = CASE WHEN u.t IS NOT NULL AND (devices.last_fix_time IS NULL"
+                " OR devices.last_fix_time < u.t) THEN u.t ELSE devices.last_fix_time END"
+                " FROM unnest(%b::int8[], %b::bool[], %b::timestamptz[]) AS u(id, s, t)"
+                " WHERE devices.id = u.id"
+                " RETURNING devices.id, u.t IS NOT NULL AND devices.last_fix_time = u.t",
+                (now, ids, [i in seen_set for i in ids], [newest.get(i) for i in ids]),
+            )
+            return {i for i, moved in cur.fetchall() if moved}
+
+    @staticmethod
+    def _upsert_cursors(cur: Any, rows: list[dict[str, Any]]) -> None:
+        last = {r["device_id"]: r for r in rows}  # as executemany: a later row wins
+        cur.execute(
+            "INSERT INTO source_cursors (device_id, connection_id, last_fix_time, state,"
+            " updated_at) SELECT d, c, t, s::jsonb, %s"
+            " FROM unnest(%b::int8[], %b::int8[], %b::timestamptz[], %b::text[]) AS u(d, c, t, s)"
+            " ON CONFLICT (device_id) DO UPDATE SET connection_id = excluded.connection_id,"
+            " last_fix_time = excluded.last_fix_time, state = excluded.state,"
+            " updated_at = excluded.updated_at",
+            (
+                rows[0]["updated_at"],
+                list(last),
+                [r["connection_id"] for r in last.values()],
+                [r["last_fix_time"] for r in last.values()],
+                [_json_text(r["state"]) for r in last.values()],
+            ),
+        )
+
+    @staticmethod
+    def _upsert_states(cur: Any, rows: list[dict[str, Any]]) -> None:
+        last = {r["device_id"]: r for r in rows}
+        cur.execute(
+            "INSERT INTO device_state (device_id, state, updated_at) SELECT d, s::jsonb, %s"
+            " FROM unnest(%b::int8[], %b::text[]) AS u(d, s)"
+            " ON CONFLICT (device_id) DO UPDATE SET state = excluded.state,"
+            " updated_at = excluded.updated_at",
+            (
+                rows[0]["updated_at"],
+                list(last),
+                [_json_text(r["state"]) for r in last.values()],
+            ),
+        )
+
+    @staticmethod
+    def _move_latest(cur: Any, rows: list[dict[str, Any]]) -> None:
+        cur.execute(
+            "UPDATE devices SET last_fix_time = u.t"
+            " FROM unnest(%b::int8[], %b::timestamptz[]) AS u(id, t)"
+            " WHERE devices.id = u.id"
+            " AND (devices.last_fix_time IS NULL OR devices.last_fix_time < u.t)",
+            ([r["b_id"] for r in rows], [r["b_t"] for r in rows]),
+        )
+
+    @staticmethod
+    def _count_received(cur: Any, rows: list[dict[str, Any]]) -> None:
+        cur.execute(
+            "UPDATE connections SET positions_received = positions_received + u.n"
+            " FROM unnest(%b::int8[], %b::int8[]) AS u(id, n) WHERE connections.id = u.id",
+            ([r["b_id"] for r in rows], [r["b_n"] for r in rows]),
+        )
+
+
+_PG_POSITION_TYPES = {
+    "device_id": "int8", "connection_id": "int8", "fix_time": "timestamptz",
+    "lat": "float8", "lon": "float8", "altitude_m": "float8", "speed_kmh": "float8",
+    "course_deg": "float8", "satellites": "int8", "valid": "bool", "ignition": "bool",
+    "accuracy_m": "float8", "sensors": "text", "raw": "text", "source_ip": "text",
+    "source_port": "int8", "event_code": "int8", "odometer_km": "float8",
+    "virtual_odometer_km": "float8", "hours": "float8", "virtual_hours": "float8",
+    "poi_ids": "text", "poi_group_ids": "text", "place": "text", "alerts_count": "int8",
+}  # fmt: skip
+_PG_JSON_COLUMNS = {"sensors", "raw", "poi_ids", "poi_group_ids"}
+_PG_ARRAY_COLUMNS = tuple(_PG_POSITION_TYPES)
+
+
+def _pg_select_item(column: str) -> str:
+    return f"u.{column}::jsonb" if column in _PG_JSON_COLUMNS else f"u.{column}"
+
+
+_PG_INSERT_POSITIONS = (
+    f"INSERT INTO positions ({', '.join(POSITION_COLUMNS[1:])})"  # noqa: S608 - constants only
+    f" SELECT {', '.join(_pg_select_item(c) if c != 'server_time' else '%s' for c in POSITION_COLUMNS[1:])}"
+    f" FROM unnest({', '.join(f'%b::{_PG_POSITION_TYPES[c]}[]' for c in _PG_ARRAY_COLUMNS)})"
+    f" WITH ORDINALITY AS u({', '.join(_PG_ARRAY_COLUMNS)}, n) ORDER BY n"
+    " ON CONFLICT (device_id, fix_time) DO NOTHING RETURNING id, device_id, fix_time"
+)
+"""One statement for the batch's positions: one array per column (``server_time`` is
+the batch's), stored in the rows' order."""
+
+
+def _floats(values: Iterable[Any]) -> list[float | None]:
+    """psycopg dumps a list of one type only: ints among the floats become floats."""
+    return [None if v is None else float(v) for v in values]
+
+
+def _position_columns(rows: list[dict[str, Any]]) -> list[Any]:
+    """The parameters of ``_PG_INSERT_POSITIONS`` for ``rows``."""
+    dumps = _json_text
+    params: list[Any] = [rows[0]["server_time"]]
+    for c in _PG_ARRAY_COLUMNS:
+        kind = _PG_POSITION_TYPES[c]
+        if c == "raw":
+            params.append([None if r[c] is None else dumps(r[c]) for r in rows])
+        elif c in _PG_JSON_COLUMNS:
+            params.append(
+                [dumps(r[c]) if r[c] else ("{}" if c == "sensors" else "[]") for r in rows]
+            )
+        elif kind == "float8":
+            params.append(_floats(r[c] for r in rows))
+        elif kind == "bool":
+            params.append([None if r[c] is None else bool(r[c]) for r in rows])
+        else:
+            params.append([r[c] for r in rows])
+    return params
+
+
 def _compiled(stmt: Any, dialect: sa.Dialect) -> tuple[str, tuple[str, ...]]:
     compiled = stmt.compile(dialect=dialect)
     return compiled.string, tuple(compiled.positiontup or ())
@@ -305,13 +513,33 @@ def _position_tuples(rows: list[dict[str, Any]], order: tuple[str, ...]) -> list
     ]  # fmt: skip
 
 
+class _DeferredSeen(threading.local):
+    """The devices whose ``last_seen_at`` the derivation set in this thread's batch,
+    held until ``write_batch`` stores them with the batch's other device update."""
+
+    ids: list[int] | None = None
+
+    def defer(self, _conn: sa.Connection, device_ids: list[int], _now: datetime) -> None:
+        self.ids = device_ids
+
+
 class PositionStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         name = engine.dialect.name
-        self._bulk = _SqliteBulkStatements() if name == "sqlite" else _BulkStatements(name)
+        self._bulk: _BulkStatements
+        if name == "sqlite":
+            self._bulk = _SqliteBulkStatements()
+        elif name == "postgresql" and engine.dialect.driver == "psycopg":
+            self._bulk = _PgBulkStatements()
+        else:
+            self._bulk = _BulkStatements(name)
+        # on PostgreSQL the derivation's last_seen_at update is folded into the batch's
+        # update of last_fix_time (one statement on the devices' rows, not two)
+        self._seen = _DeferredSeen()
         self.derivation = Derivation(
-            lambda conn, rows: self._bulk.execute(conn, self._bulk.upsert_state, rows)
+            lambda conn, rows: self._bulk.execute(conn, self._bulk.upsert_state, rows),
+            mark_seen=self._seen.defer if isinstance(self._bulk, _PgBulkStatements) else None,
         )
 
     @contextmanager
@@ -340,15 +568,11 @@ class PositionStore:
         now = server_time or datetime.now(UTC)
         result = WriteResult()
         bulk = self._bulk
+        self._seen.ids = None
         with self._write_tx() as conn:
             device_ids = {it.device_id for it in items} | {c.device_id for c in cursors}
             if device_ids:
-                rows = conn.execute(
-                    sa.select(devices_t.c.id, devices_t.c.client_id).where(
-                        devices_t.c.id.in_(device_ids)
-                    )
-                )
-                result.clients = {int(i): int(c) for i, c in rows}
+                result.clients = bulk.client_ids(conn, device_ids)
             params: dict[tuple[int, datetime], dict[str, Any]] = {}
             for it in items:
                 if it.device_id not in result.clients:
@@ -395,7 +619,11 @@ class PositionStore:
                         newest[device_id] = fix_time
                     if row["connection_id"] is not None:
                         received[row["connection_id"]] = received.get(row["connection_id"], 0) + 1
-                if newest:
+                if isinstance(bulk, _PgBulkStatements):
+                    seen, self._seen.ids = self._seen.ids or [], None
+                    if seen or newest:
+                        result.moved_latest = bulk.seen_and_latest(conn, seen, newest, now)
+                elif newest:
                     moved = bulk.execute(
                         conn, bulk.move_latest, [{"b_id": d, "b_t": t} for d, t in newest.items()]
                     )
