@@ -336,7 +336,7 @@ def measure(
         figures.rss_before = rss_before
         figures.rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         figures.wal = (wal_size(store), max(wal_peak[0], wal_size(store)))  # before closing
-        figures.transactions, figures.received = txs, received[0]
+        figures.transactions, figures.received = txs, (received or [0])[0]
     store.close()
     total = args.batch * args.submits if args.batch else args.devices * args.fixes
     return total / elapsed, cpu / total * 1000

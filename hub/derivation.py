@@ -20,18 +20,19 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from hub import rawsql
 from hub.derive import Derived, DeviceState, advance
 from hub.fix import PLATFORM_ENGINE_HOURS, PLATFORM_ODOMETER_KM
 from hub.geo import parse_shape
 from hub.geofence_index import GeofenceIndex
 from hub.models import (
     CounterSource,
-    clients_t,
     devices_t,
     geofences_t,
     members_t,
     positions_t,
     rules_t,
+    sqlite_timestamp,
     states_t,
     users_t,
 )
@@ -198,15 +199,10 @@ class Derivation:
 
     # -- caches ------------------------------------------------------------------------
     def _load_client_caches(self, conn: sa.Connection, client_ids: set[int]) -> dict[int, str]:
-        rows = conn.execute(
-            sa.select(
-                clients_t.c.id,
-                clients_t.c.geo_version,
-                clients_t.c.rules_version,
-                clients_t.c.devices_version,
-                clients_t.c.timezone,
-            ).where(clients_t.c.id.in_(client_ids))
-        ).all()
+        match, params = rawsql.in_ids(conn, client_ids)
+        columns = "id, geo_version, rules_version, devices_version, timezone"
+        sql = f"SELECT {columns} FROM clients WHERE id {match}"  # noqa: S608 - placeholders
+        rows = rawsql.fetchall(conn, sql, params)
         zones: dict[int, str] = {}
         for cid, geo_v, rules_v, dev_v, tz in rows:
             zones[cid] = tz
@@ -556,8 +552,12 @@ class Derivation:
 
 
 def _mark_seen(conn: sa.Connection, device_ids: list[int], now: datetime) -> None:
-    conn.execute(
-        sa.update(devices_t).where(devices_t.c.id.in_(device_ids)).values(last_seen_at=now)
+    match, params = rawsql.in_ids(conn, device_ids)
+    when = now if rawsql.is_postgres(conn) else sqlite_timestamp(now)
+    rawsql.execute(
+        conn,
+        f"UPDATE devices SET last_seen_at = {rawsql.mark(conn)} WHERE id {match}",  # noqa: S608
+        [when, *params],
     )
 
 

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Engine
 
-from hub import db
+from hub import db, rawsql
 from hub.derivation import Derivation, PendingAlert
 from hub.fix import PositionFix
 from hub.models import (
@@ -26,7 +26,6 @@ from hub.models import (
     devices_t,
     outbox_t,
     positions_t,
-    sinks_t,
     sqlite_timestamp,
     states_t,
 )
@@ -145,14 +144,6 @@ class _BulkStatements:
             .where(connections_t.c.id == sa.bindparam("b_id"))
             .values(positions_received=connections_t.c.positions_received + sa.bindparam("b_n"))
         )
-        self.relay_clients = (
-            sa.select(sinks_t.c.client_id)
-            .where(
-                sinks_t.c.purpose == "locations",
-                sinks_t.c.client_id.in_(sa.bindparam("ids", expanding=True)),
-            )
-            .distinct()
-        )
 
     def add_locations(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
         """Outbox rows for new positions: (client id, device id, position id, time)."""
@@ -184,10 +175,15 @@ class _BulkStatements:
 
     def client_ids(self, conn: sa.Connection, device_ids: set[int]) -> dict[int, int]:
         """The client of each of ``device_ids`` that exists."""
-        rows = conn.execute(
-            sa.select(devices_t.c.id, devices_t.c.client_id).where(devices_t.c.id.in_(device_ids))
-        )
-        return {int(i): int(c) for i, c in rows}
+        match, params = rawsql.in_ids(conn, device_ids)
+        sql = f"SELECT id, client_id FROM devices WHERE id {match}"  # noqa: S608 - placeholders
+        return dict(rawsql.fetchall(conn, sql, params))  # type: ignore[arg-type]
+
+    def relayed(self, conn: sa.Connection, client_ids: set[int]) -> set[int]:
+        """Those of ``client_ids`` with a location relay (a sink of locations)."""
+        match, params = rawsql.in_ids(conn, client_ids)
+        sql = f"SELECT DISTINCT client_id FROM sinks WHERE purpose = 'locations' AND client_id {match}"  # noqa: S608 - placeholders
+        return {int(c) for (c,) in rawsql.fetchall(conn, sql, params)}
 
 
 class _SqliteBulkStatements(_BulkStatements):
@@ -225,7 +221,7 @@ class _SqliteBulkStatements(_BulkStatements):
         earliest = sqlite_timestamp(min(r["fix_time"] for r in rows))
         marks = ",".join("?" * len(device_ids))
         query = f"SELECT device_id, fix_time FROM positions WHERE fix_time >= ? AND device_id IN ({marks})"  # noqa: S608 - placeholders only
-        stored = {tuple(r) for r in conn.exec_driver_sql(query, (earliest, *device_ids))}
+        stored = set(rawsql.fetchall(conn, query, (earliest, *device_ids)))
         new = []
         for r in rows:
             r[_STAMP] = stamp = sqlite_timestamp(r["fix_time"])
@@ -234,7 +230,8 @@ class _SqliteBulkStatements(_BulkStatements):
         return new
 
     def add_locations(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
-        conn.exec_driver_sql(
+        rawsql.executemany(
+            conn,
             "INSERT INTO outbox (client_id, kind, device_id, ref_id, payload, created_at)"
             " VALUES (?, 'location', ?, ?, '{}', ?)",
             [
@@ -246,8 +243,8 @@ class _SqliteBulkStatements(_BulkStatements):
     def insert(
         self, conn: sa.Connection, rows: list[dict[str, Any]]
     ) -> list[tuple[int, int, datetime]]:
-        conn.exec_driver_sql(self._insert_sql, _position_tuples(rows, self._insert_order))
-        last = int(conn.exec_driver_sql("SELECT last_insert_rowid()").scalar_one())
+        rawsql.executemany(conn, self._insert_sql, _position_tuples(rows, self._insert_order))
+        last = int(rawsql.fetchall(conn, "SELECT last_insert_rowid()")[0][0])
         first = last - len(rows) + 1
         return [(first + i, r["device_id"], r["fix_time"]) for i, r in enumerate(rows)]
 
@@ -258,7 +255,7 @@ class _SqliteBulkStatements(_BulkStatements):
             tuple([r[n] if f is None else f(r[n]) for n, f in zip(order, encoders, strict=True)])
             for r in rows
         ]
-        return conn.exec_driver_sql(sql, params).rowcount
+        return rawsql.executemany(conn, sql, params)
 
 
 class _PgBulkStatements(_BulkStatements):
@@ -321,13 +318,6 @@ class _PgBulkStatements(_BulkStatements):
         with self._cursor(conn) as cur:
             self._by_stmt[id(stmt)](cur, rows)
             return int(cur.rowcount)
-
-    def client_ids(self, conn: sa.Connection, device_ids: set[int]) -> dict[int, int]:
-        with self._cursor(conn) as cur:
-            cur.execute(
-                "SELECT id, client_id FROM devices WHERE id = ANY(%b::int8[])", (list(device_ids),)
-            )
-            return dict(cur.fetchall())
 
     def seen_and_latest(
         self,
@@ -662,10 +652,7 @@ class PositionStore:
     def _relay_locations(self, conn: sa.Connection, result: WriteResult, now: datetime) -> None:
         """Outbox rows for the new positions of clients that have location relays, in
         fix-time order (so each device's go out in the order of its fixes)."""
-        clients = set(result.clients.values())
-        relayed = {
-            int(c) for (c,) in conn.execute(self._bulk.relay_clients, {"ids": sorted(clients)})
-        }
+        relayed = self._bulk.relayed(conn, set(result.clients.values()))
         if not relayed:
             return
         rows = [
