@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,6 +31,8 @@ from hub.models import (
     states_t,
 )
 from hub.timestamps import utc_text
+
+log = logging.getLogger(__name__)
 
 POSITION_COLUMNS = (
     "id",
@@ -90,6 +93,7 @@ class WriteResult:
     alerts: list[dict[str, Any]] = field(default_factory=list)  # alert objects, stored
     came_online: list[int] = field(default_factory=list)  # devices now online
     outbox_clients: set[int] = field(default_factory=set)  # clients with new outbox rows
+    change_head: int | None = None  # the change log's newest id once committed, if asked
 
 
 def _insert(dialect: str) -> Any:
@@ -533,11 +537,18 @@ class PositionStore:
         )
 
     @contextmanager
-    def _write_tx(self) -> Iterator[sa.Connection]:
-        """A write transaction; if it fails, the derived states cached for it are dropped."""
+    def _write_tx(
+        self, after: Callable[[sa.Connection], object] | None = None
+    ) -> Iterator[sa.Connection]:
+        """A write transaction; if it fails, the derived states cached for it are dropped.
+        ``after`` runs on the same connection once it is committed."""
         try:
-            with db.write_tx(self.engine) as conn:
-                yield conn
+            with self.engine.connect() as base:
+                conn = base.execution_options(**db.WRITE)
+                with conn.begin():
+                    yield conn
+                if after is not None:
+                    after(conn)
         except BaseException:
             self.derivation.forget()
             raise
@@ -548,18 +559,36 @@ class PositionStore:
         items: Sequence[IngestItem],
         cursors: Sequence[CursorUpdate] = (),
         server_time: datetime | None = None,
+        *,
+        change_head: bool = False,
     ) -> WriteResult:
         """Store ``items`` and advance ``cursors`` in one transaction.
 
         Repeated (device, fix time) pairs are dropped silently; fixes of devices that no
         longer exist are dropped and counted; a fix older than its device's latest is
         stored but does not move "latest".
+
+        ``change_head``: also read the change log's newest id once the batch is committed
+        (``WriteResult.change_head``), on the batch's connection: on SQLite inside the
+        transaction, which holds the write lock, so nothing commits in between.
         """
         now = server_time or datetime.now(UTC)
         result = WriteResult()
         bulk = self._bulk
         self._seen.ids = None
-        with self._write_tx() as conn:
+        sqlite_db = self.engine.dialect.name == "sqlite"
+
+        def read_head(conn: sa.Connection) -> None:
+            try:
+                rows = rawsql.fetchall(conn, "SELECT max(id) FROM change_log")
+            except Exception:  # the batch is stored: the caller reads the head itself
+                if sqlite_db:
+                    raise
+                log.warning("reading the change log's head failed", exc_info=True)
+                return
+            result.change_head = int(rows[0][0] or 0)
+
+        with self._write_tx(read_head if change_head and not sqlite_db else None) as conn:
             device_ids = {it.device_id for it in items} | {c.device_id for c in cursors}
             if device_ids:
                 result.clients = bulk.client_ids(conn, device_ids)
@@ -646,6 +675,8 @@ class PositionStore:
                         for c in live_cursors
                     ],
                 )
+            if change_head and sqlite_db:
+                read_head(conn)
         result.inserted.sort(key=lambda r: (r["fix_time"], r["id"]))
         return result
 
