@@ -51,6 +51,9 @@ log = logging.getLogger(__name__)
 
 
 Geocoder = Callable[[float, float], str | None]
+CLIENT_VERSIONS = "id, geo_version, rules_version, devices_version, timezone"
+"""The columns of ``clients`` the caches follow, in the order of ``ClientVersions``."""
+ClientVersions = tuple[int, int, int, int, str]
 
 
 @dataclass
@@ -198,11 +201,21 @@ class Derivation:
         self._device_info.clear()
 
     # -- caches ------------------------------------------------------------------------
-    def _load_client_caches(self, conn: sa.Connection, client_ids: set[int]) -> dict[int, str]:
-        match, params = rawsql.in_ids(conn, client_ids)
-        columns = "id, geo_version, rules_version, devices_version, timezone"
-        sql = f"SELECT {columns} FROM clients WHERE id {match}"  # noqa: S608 - placeholders
-        rows = rawsql.fetchall(conn, sql, params)
+    def _load_client_caches(
+        self,
+        conn: sa.Connection,
+        client_ids: set[int],
+        versions: Sequence[ClientVersions] | None = None,
+    ) -> dict[int, str]:
+        """Bring the caches of ``client_ids`` up to date; their time zones.  ``versions``:
+        the clients' rows (``CLIENT_VERSIONS`` columns) if the caller read them already in
+        this transaction."""
+        if versions is None:
+            match, params = rawsql.in_ids(conn, client_ids)
+            sql = f"SELECT {CLIENT_VERSIONS} FROM clients WHERE id {match}"  # noqa: S608
+            rows: Sequence[ClientVersions] = rawsql.fetchall(conn, sql, params)  # type: ignore[assignment]
+        else:
+            rows = [r for r in versions if r[0] in client_ids]
         zones: dict[int, str] = {}
         for cid, geo_v, rules_v, dev_v, tz in rows:
             zones[cid] = tz
@@ -292,17 +305,19 @@ class Derivation:
         rows: Sequence[dict[str, Any]],
         now: datetime,
         clients: dict[int, int],
+        versions: Sequence[ClientVersions] | None = None,
     ) -> DerivationResult:
         """Fill the derived columns of ``rows`` (new fixes); say which alerts they raise.
 
-        ``clients`` maps each device to its client.  Device states are written here, in
-        the caller's transaction.
+        ``clients`` maps each device to its client; ``versions``, if given, are the
+        clients' rows (``CLIENT_VERSIONS``) read in this transaction.  Device states are
+        written here, in the caller's transaction.
         """
         if not rows:
             return DerivationResult()
         self._drop_gone()
         device_ids = sorted({r["device_id"] for r in rows})
-        self._load_client_caches(conn, {clients[d] for d in device_ids})
+        self._load_client_caches(conn, {clients[d] for d in device_ids}, versions)
         devices = self._devices(conn, device_ids, clients)
         states = self._load_states(conn, device_ids)
         alerts: list[PendingAlert] = []

@@ -18,7 +18,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Engine
 
 from hub import db, rawsql
-from hub.derivation import Derivation, PendingAlert
+from hub.derivation import CLIENT_VERSIONS, ClientVersions, Derivation, PendingAlert
 from hub.fix import PositionFix
 from hub.models import (
     alerts_t,
@@ -106,6 +106,13 @@ def _insert(dialect: str) -> Any:
     raise RuntimeError(f"unsupported database dialect {dialect!r}")
 
 
+@dataclass(slots=True)
+class _BatchContext:
+    clients: dict[int, int] = field(default_factory=dict)  # device -> client
+    versions: list[ClientVersions] = field(default_factory=list)
+    relayed: set[int] = field(default_factory=set)  # clients with a location relay
+
+
 class _BulkStatements:
     """The four bulk statements of a batch, run through SQLAlchemy Core (any dialect)."""
 
@@ -177,17 +184,26 @@ class _BulkStatements:
     def execute(self, conn: sa.Connection, stmt: Any, rows: list[dict[str, Any]]) -> int:
         return conn.execute(stmt, rows).rowcount
 
-    def client_ids(self, conn: sa.Connection, device_ids: set[int]) -> dict[int, int]:
-        """The client of each of ``device_ids`` that exists."""
+    def batch_context(self, conn: sa.Connection, device_ids: set[int]) -> _BatchContext:
+        """One query for what a batch needs to know of its devices that exist: their
+        clients, the clients' versions (``hub.derivation.CLIENT_VERSIONS``) and which of
+        the clients have a location relay (a sink of locations)."""
         match, params = rawsql.in_ids(conn, device_ids)
-        sql = f"SELECT id, client_id FROM devices WHERE id {match}"  # noqa: S608 - placeholders
-        return dict(rawsql.fetchall(conn, sql, params))  # type: ignore[arg-type]
-
-    def relayed(self, conn: sa.Connection, client_ids: set[int]) -> set[int]:
-        """Those of ``client_ids`` with a location relay (a sink of locations)."""
-        match, params = rawsql.in_ids(conn, client_ids)
-        sql = f"SELECT DISTINCT client_id FROM sinks WHERE purpose = 'locations' AND client_id {match}"  # noqa: S608 - placeholders
-        return {int(c) for (c,) in rawsql.fetchall(conn, sql, params)}
+        client_columns = ", ".join(f"c.{n.strip()}" for n in CLIENT_VERSIONS.split(","))
+        sql = (
+            f"SELECT d.id, {client_columns}, EXISTS (SELECT 1 FROM sinks s"  # noqa: S608
+            " WHERE s.purpose = 'locations' AND s.client_id = d.client_id)"
+            f" FROM devices d JOIN clients c ON c.id = d.client_id WHERE d.id {match}"
+        )
+        ctx = _BatchContext()
+        versions: dict[int, ClientVersions] = {}
+        for device_id, *client, relays in rawsql.fetchall(conn, sql, params):
+            ctx.clients[device_id] = client[0]
+            versions[client[0]] = tuple(client)  # type: ignore[assignment]
+            if relays:
+                ctx.relayed.add(client[0])
+        ctx.versions = list(versions.values())
+        return ctx
 
 
 class _SqliteBulkStatements(_BulkStatements):
@@ -591,7 +607,10 @@ class PositionStore:
         with self._write_tx(read_head if change_head and not sqlite_db else None) as conn:
             device_ids = {it.device_id for it in items} | {c.device_id for c in cursors}
             if device_ids:
-                result.clients = bulk.client_ids(conn, device_ids)
+                ctx = bulk.batch_context(conn, device_ids)
+                result.clients = ctx.clients
+            else:
+                ctx = _BatchContext()
             params: dict[tuple[int, datetime], dict[str, Any]] = {}
             for it in items:
                 if it.device_id not in result.clients:
@@ -625,7 +644,7 @@ class PositionStore:
             new_rows = bulk.find_new(conn, list(params.values())) if params else []
             result.duplicates += len(params) - len(new_rows)
             if new_rows:
-                derived = self.derivation.apply(conn, new_rows, now, result.clients)
+                derived = self.derivation.apply(conn, new_rows, now, result.clients, ctx.versions)
                 inserted = bulk.insert(conn, new_rows)
                 result.duplicates += len(new_rows) - len(inserted)
                 newest: dict[int, datetime] = {}
@@ -658,7 +677,7 @@ class PositionStore:
                     )
                 result.alerts = self._store_alerts(conn, derived.alerts, now, result)
                 result.came_online = derived.came_online
-                self._relay_locations(conn, result, now)
+                self._relay_locations(conn, result, now, ctx.relayed)
             live_cursors = [c for c in cursors if c.device_id in result.clients]
             if live_cursors:
                 bulk.execute(
@@ -680,10 +699,11 @@ class PositionStore:
         result.inserted.sort(key=lambda r: (r["fix_time"], r["id"]))
         return result
 
-    def _relay_locations(self, conn: sa.Connection, result: WriteResult, now: datetime) -> None:
+    def _relay_locations(
+        self, conn: sa.Connection, result: WriteResult, now: datetime, relayed: set[int]
+    ) -> None:
         """Outbox rows for the new positions of clients that have location relays, in
         fix-time order (so each device's go out in the order of its fixes)."""
-        relayed = self._bulk.relayed(conn, set(result.clients.values()))
         if not relayed:
             return
         rows = [
