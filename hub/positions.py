@@ -339,30 +339,38 @@ class _PgBulkStatements(_BulkStatements):
             self._by_stmt[id(stmt)](cur, rows)
             return int(cur.rowcount)
 
-    def seen_and_latest(
+    def store_rows(
         self,
         conn: sa.Connection,
+        rows: list[dict[str, Any]],
+        states: list[dict[str, Any]],
         seen: list[int],
-        newest: dict[int, datetime],
         now: datetime,
-    ) -> set[int]:
-        """One ``UPDATE`` of the batch's devices: ``last_seen_at`` of those in ``seen``
-        (the derivation's, deferred to here) and ``last_fix_time`` moved to the newest
-        fix where that is later; the devices whose latest is now their newest fix."""
-        ids = list(dict.fromkeys([*seen, *newest]))
-        seen_set = set(seen)
+    ) -> tuple[list[tuple[int, int, datetime]], set[int]]:
+        """The batch's writes after derivation in one statement: the derived ``states``
+        (``device_state`` rows), the position ``rows``, the devices' ``last_seen_at``
+        (``seen``) and latest fix, the connections' counts of positions received.
+
+        Returns (id, device id, fix time) of each position stored (a row another writer
+        stored meanwhile is skipped) and the devices whose latest is now their newest
+        fix of the batch."""
+        params = [
+            now,
+            [r["device_id"] for r in states],
+            [_json_text(r["state"]) for r in states],
+            *_position_columns(rows),
+            now,
+            seen,
+        ]
         with self._cursor(conn) as cur:
-            cur.execute(
-                "UPDATE devices SET"
-                " last_seen_at = CASE WHEN u.s THEN %s ELSE devices.last_seen_at END,"
-                " last_fix_time = CASE WHEN u.t IS NOT NULL AND (devices.last_fix_time IS NULL"
-                " OR devices.last_fix_time < u.t) THEN u.t ELSE devices.last_fix_time END"
-                " FROM unnest(%b::int8[], %b::bool[], %b::timestamptz[]) AS u(id, s, t)"
-                " WHERE devices.id = u.id"
-                " RETURNING devices.id, u.t IS NOT NULL AND devices.last_fix_time = u.t",
-                (now, ids, [i in seen_set for i in ids], [newest.get(i) for i in ids]),
-            )
-            return {i for i, moved in cur.fetchall() if moved}
+            cur.execute(_PG_STORE_ROWS, params)
+            inserted, moved = [], set()
+            for kind, row_id, device_id, fix_time in cur.fetchall():
+                if kind == "p":
+                    inserted.append((row_id, device_id, fix_time))
+                else:
+                    moved.add(row_id)
+        return inserted, moved
 
     @staticmethod
     def _upsert_cursors(cur: Any, rows: list[dict[str, Any]]) -> None:
@@ -444,6 +452,29 @@ _PG_INSERT_POSITIONS = (
 """One statement for the batch's positions: one array per column (``server_time`` is
 the batch's), stored in the rows' order."""
 
+_PG_STORE_ROWS = (
+    "WITH st AS (INSERT INTO device_state (device_id, state, updated_at)"  # noqa: S608
+    " SELECT d, s::jsonb, %s FROM unnest(%b::int8[], %b::text[]) AS u(d, s)"
+    " ON CONFLICT (device_id) DO UPDATE SET state = excluded.state,"
+    " updated_at = excluded.updated_at),"
+    f" ins AS ({_PG_INSERT_POSITIONS}, connection_id),"
+    " newest AS (SELECT device_id, max(fix_time) AS t FROM ins GROUP BY device_id),"
+    " dev AS (UPDATE devices SET"
+    " last_seen_at = CASE WHEN v.s THEN %s ELSE devices.last_seen_at END,"
+    " last_fix_time = CASE WHEN v.t IS NOT NULL AND (devices.last_fix_time IS NULL"
+    " OR devices.last_fix_time < v.t) THEN v.t ELSE devices.last_fix_time END"
+    " FROM (SELECT coalesce(a.id, newest.device_id) AS id, a.id IS NOT NULL AS s, newest.t"
+    " FROM unnest(%b::int8[]) AS a(id) FULL JOIN newest ON newest.device_id = a.id) AS v"
+    " WHERE devices.id = v.id"
+    " RETURNING devices.id, v.t IS NOT NULL AND devices.last_fix_time = v.t AS moved),"
+    " cnt AS (UPDATE connections SET positions_received = positions_received + x.n"
+    " FROM (SELECT connection_id, count(*) AS n FROM ins WHERE connection_id IS NOT NULL"
+    " GROUP BY connection_id) AS x WHERE connections.id = x.connection_id)"
+    " SELECT 'p', id, device_id, fix_time FROM ins"
+    " UNION ALL SELECT 'd', id, NULL::int8, NULL::timestamptz FROM dev WHERE moved"
+)
+"""``_PgBulkStatements.store_rows``: data-modifying ``WITH`` queries, each run once."""
+
 
 def _floats(values: Iterable[Any]) -> list[float | None]:
     """psycopg dumps a list of one type only: ints among the floats become floats."""
@@ -523,13 +554,25 @@ def _position_tuples(rows: list[dict[str, Any]], order: tuple[str, ...]) -> list
     ]  # fmt: skip
 
 
-class _DeferredSeen(threading.local):
-    """The devices whose ``last_seen_at`` the derivation set in this thread's batch,
-    held until ``write_batch`` stores them with the batch's other device update."""
+class _Deferred(threading.local):
+    """What the derivation wrote in this thread's batch on PostgreSQL (the devices whose
+    ``last_seen_at`` it set, the device states), held until ``write_batch`` stores it
+    with the batch's other writes in one statement.  Outside ``write_batch`` (the
+    status watcher's ``went_offline``) states are written at once."""
 
+    active: bool = False
     ids: list[int] | None = None
+    states: list[dict[str, Any]] | None = None
 
-    def defer(self, _conn: sa.Connection, device_ids: list[int], _now: datetime) -> None:
+    def start(self) -> None:
+        self.active, self.ids, self.states = True, None, None
+
+    def take(self) -> tuple[list[int], list[dict[str, Any]]]:
+        ids, states = self.ids or [], self.states or []
+        self.active, self.ids, self.states = False, None, None
+        return ids, states
+
+    def defer_seen(self, _conn: sa.Connection, device_ids: list[int], _now: datetime) -> None:
         self.ids = device_ids
 
 
@@ -546,11 +589,17 @@ class PositionStore:
             self._bulk = _BulkStatements(name)
         # on PostgreSQL the derivation's last_seen_at update is folded into the batch's
         # update of last_fix_time (one statement on the devices' rows, not two)
-        self._seen = _DeferredSeen()
+        self._deferred = _Deferred()
+        pg = isinstance(self._bulk, _PgBulkStatements)
         self.derivation = Derivation(
-            lambda conn, rows: self._bulk.execute(conn, self._bulk.upsert_state, rows),
-            mark_seen=self._seen.defer if isinstance(self._bulk, _PgBulkStatements) else None,
+            self._save_states, mark_seen=self._deferred.defer_seen if pg else None
         )
+
+    def _save_states(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+        if self._deferred.active:
+            self._deferred.states = rows
+        else:
+            self._bulk.execute(conn, self._bulk.upsert_state, rows)
 
     @contextmanager
     def _write_tx(
@@ -591,7 +640,8 @@ class PositionStore:
         now = server_time or datetime.now(UTC)
         result = WriteResult()
         bulk = self._bulk
-        self._seen.ids = None
+        pg = isinstance(bulk, _PgBulkStatements)
+        self._deferred.active = False
         sqlite_db = self.engine.dialect.name == "sqlite"
 
         def read_head(conn: sa.Connection) -> None:
@@ -644,8 +694,16 @@ class PositionStore:
             new_rows = bulk.find_new(conn, list(params.values())) if params else []
             result.duplicates += len(params) - len(new_rows)
             if new_rows:
+                if pg:
+                    self._deferred.start()
                 derived = self.derivation.apply(conn, new_rows, now, result.clients, ctx.versions)
-                inserted = bulk.insert(conn, new_rows)
+                if isinstance(bulk, _PgBulkStatements):  # one statement for all that follows
+                    seen, states = self._deferred.take()
+                    inserted, result.moved_latest = bulk.store_rows(
+                        conn, new_rows, states, seen, now
+                    )
+                else:
+                    inserted = bulk.insert(conn, new_rows)
                 result.duplicates += len(new_rows) - len(inserted)
                 newest: dict[int, datetime] = {}
                 received: dict[int, int] = {}
@@ -657,10 +715,8 @@ class PositionStore:
                         newest[device_id] = fix_time
                     if row["connection_id"] is not None:
                         received[row["connection_id"]] = received.get(row["connection_id"], 0) + 1
-                if isinstance(bulk, _PgBulkStatements):
-                    seen, self._seen.ids = self._seen.ids or [], None
-                    if seen or newest:
-                        result.moved_latest = bulk.seen_and_latest(conn, seen, newest, now)
+                if pg:
+                    pass  # stored by store_rows
                 elif newest:
                     moved = bulk.execute(
                         conn, bulk.move_latest, [{"b_id": d, "b_t": t} for d, t in newest.items()]
@@ -669,7 +725,7 @@ class PositionStore:
                         result.moved_latest = set(newest)
                     else:
                         result.moved_latest = self._latest_equal(conn, newest)
-                if received:
+                if received and not pg:
                     bulk.execute(
                         conn,
                         bulk.count_received,
