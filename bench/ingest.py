@@ -80,7 +80,7 @@ def fresh_database(tmp: Path, name: str, pg_url: str | None) -> Iterator[str]:
     """The URL of a new, empty database: a SQLite file in ``tmp``, or (with ``pg_url``)
     a fresh schema of that PostgreSQL database, dropped afterwards."""
     if pg_url is None:
-        yield f"sqlite:///{tmp / name}.db"
+        yield f"sqlite:///{tmp / name}_{secrets.token_hex(4)}.db"
         return
     schema = f"bench_{name}_{secrets.token_hex(4)}"
     admin = sa.create_engine(pg_url)
