@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
 from hub import rawsql
@@ -33,7 +34,6 @@ from hub.models import (
     positions_t,
     rules_t,
     sqlite_timestamp,
-    states_t,
     users_t,
 )
 from hub.rules import (
@@ -329,12 +329,10 @@ class Derivation:
     def _load_states(self, conn: sa.Connection, device_ids: list[int]) -> dict[int, DeviceState]:
         missing = [d for d in device_ids if d not in self._states]
         if missing:
-            for did, state in conn.execute(
-                sa.select(states_t.c.device_id, states_t.c.state).where(
-                    states_t.c.device_id.in_(missing)
-                )
-            ):
-                self._states[did] = DeviceState.from_json(state)
+            match, params = rawsql.in_ids(conn, missing)
+            sql = f"SELECT device_id, state FROM device_state WHERE device_id {match}"  # noqa: S608
+            for did, state in rawsql.fetchall(conn, sql, params):
+                self._states[did] = DeviceState.from_json(_json_value(state))
         return {d: self._states.setdefault(d, DeviceState()) for d in device_ids}
 
     def _devices(
@@ -351,22 +349,15 @@ class Derivation:
         return {i: self._device_info[i] for i in ids if i in self._device_info}
 
     def _query_devices(self, conn: sa.Connection, ids: list[int]) -> dict[int, DeviceInfo]:
-        d = devices_t
-        q = sa.select(
-            d.c.id,
-            d.c.client_id,
-            d.c.name,
-            d.c.license_plate,
-            d.c.driver,
-            d.c.tags,
-            d.c.odometer_offset_km,
-            d.c.hours_offset,
-            d.c.status,
-            d.c.odometer_source,
-            d.c.hours_source,
-        ).where(d.c.id.in_(ids))
+        match, params = rawsql.in_ids(conn, ids)
+        sql = (
+            "SELECT id, client_id, name, license_plate, driver, tags, odometer_offset_km,"  # noqa: S608
+            " hours_offset, status, odometer_source, hours_source"
+            f" FROM devices WHERE id {match}"
+        )
         return {
-            row[0]: DeviceInfo(*row[:5], list(row[5] or []), *row[6:]) for row in conn.execute(q)
+            row[0]: DeviceInfo(*row[:5], list(_json_value(row[5]) or []), *row[6:])
+            for row in rawsql.fetchall(conn, sql, params)
         }
 
     def _one(
@@ -556,14 +547,23 @@ class Derivation:
         self.mark_seen(conn, list(devices), now)
         coming = [d for d in devices.values() if d.status != "online"]
         if coming:
-            conn.execute(
-                sa.update(devices_t)
-                .where(devices_t.c.id.in_([d.id for d in coming]))
-                .values(status="online", status_at=now)
+            match, params = rawsql.in_ids(conn, [d.id for d in coming])
+            when = now if rawsql.is_postgres(conn) else sqlite_timestamp(now)
+            mark = rawsql.mark(conn)
+            rawsql.execute(
+                conn,
+                f"UPDATE devices SET status = 'online', status_at = {mark} WHERE id {match}",  # noqa: S608
+                [when, *params],
             )
             for d in coming:
                 d.status = "online"
         return [d.id for d in coming]
+
+
+def _json_value(value: Any) -> Any:
+    """A JSON column's value as the driver returned it: decoded by psycopg, text on
+    SQLite (``None`` stays ``None``)."""
+    return orjson.loads(value) if isinstance(value, str | bytes) else value
 
 
 def _mark_seen(conn: sa.Connection, device_ids: list[int], now: datetime) -> None:
