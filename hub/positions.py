@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,8 +30,6 @@ from hub.models import (
     states_t,
 )
 from hub.timestamps import utc_text
-
-log = logging.getLogger(__name__)
 
 POSITION_COLUMNS = (
     "id",
@@ -529,6 +526,22 @@ def _position_tuples(rows: list[dict[str, Any]], order: tuple[str, ...]) -> list
     ]  # fmt: skip
 
 
+def _commit_and_read_head(conn: sa.Connection, sqlite_db: bool) -> int:
+    """The change log's newest id as of the batch's commit.
+
+    On SQLite it is read inside the transaction, which holds the write lock: nothing
+    commits in between.  On PostgreSQL the batch is committed and the head read in one
+    round trip (two statements in one simple query); the transaction SQLAlchemy then
+    commits is already over, which psycopg sees and skips.
+    """
+    if sqlite_db:
+        return int(rawsql.fetchall(conn, "SELECT max(id) FROM change_log")[0][0] or 0)
+    with conn.connection.driver_connection.cursor() as cur:  # type: ignore[union-attr]
+        cur.execute("COMMIT; SELECT max(id) FROM change_log")
+        cur.nextset()
+        return int(cur.fetchone()[0] or 0)
+
+
 class _Deferred(threading.local):
     """What the derivation wrote in this thread's batch on PostgreSQL (the devices whose
     ``last_seen_at`` it set, the device states), held until ``write_batch`` stores it
@@ -577,18 +590,11 @@ class PositionStore:
             self._bulk.execute(conn, self._bulk.upsert_state, rows)
 
     @contextmanager
-    def _write_tx(
-        self, after: Callable[[sa.Connection], object] | None = None
-    ) -> Iterator[sa.Connection]:
-        """A write transaction; if it fails, the derived states cached for it are dropped.
-        ``after`` runs on the same connection once it is committed."""
+    def _write_tx(self) -> Iterator[sa.Connection]:
+        """A write transaction; if it fails, the derived states cached for it are dropped."""
         try:
-            with self.engine.connect() as base:
-                conn = base.execution_options(**db.WRITE)
-                with conn.begin():
-                    yield conn
-                if after is not None:
-                    after(conn)
+            with db.write_tx(self.engine) as conn:
+                yield conn
         except BaseException:
             self.derivation.forget()
             raise
@@ -608,9 +614,9 @@ class PositionStore:
         longer exist are dropped and counted; a fix older than its device's latest is
         stored but does not move "latest".
 
-        ``change_head``: also read the change log's newest id once the batch is committed
-        (``WriteResult.change_head``), on the batch's connection: on SQLite inside the
-        transaction, which holds the write lock, so nothing commits in between.
+        ``change_head``: also read the change log's newest id as of the batch's commit
+        (``WriteResult.change_head``), on the batch's connection
+        (``_commit_and_read_head``).
         """
         now = server_time or datetime.now(UTC)
         result = WriteResult()
@@ -619,17 +625,7 @@ class PositionStore:
         self._deferred.active = False
         sqlite_db = self.engine.dialect.name == "sqlite"
 
-        def read_head(conn: sa.Connection) -> None:
-            try:
-                rows = rawsql.fetchall(conn, "SELECT max(id) FROM change_log")
-            except Exception:  # the batch is stored: the caller reads the head itself
-                if sqlite_db:
-                    raise
-                log.warning("reading the change log's head failed", exc_info=True)
-                return
-            result.change_head = int(rows[0][0] or 0)
-
-        with self._write_tx(read_head if change_head and not sqlite_db else None) as conn:
+        with self._write_tx() as conn:
             device_ids = {it.device_id for it in items} | {c.device_id for c in cursors}
             if device_ids:
                 ctx = bulk.batch_context(conn, device_ids)
@@ -725,8 +721,8 @@ class PositionStore:
                         for c in live_cursors
                     ],
                 )
-            if change_head and sqlite_db:
-                read_head(conn)
+            if change_head:
+                result.change_head = _commit_and_read_head(conn, sqlite_db)
         result.inserted.sort(key=lambda r: (r["fix_time"], r["id"]))
         return result
 
