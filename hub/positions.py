@@ -276,22 +276,22 @@ class _SqliteBulkStatements(_BulkStatements):
 
 
 class _PgBulkStatements(_BulkStatements):
-    """The same statements on PostgreSQL, each one statement per batch on psycopg.
+    """The same statements on PostgreSQL, sent by psycopg, one round trip per stage.
 
     SQLAlchemy's per-row bind processing (and its multi-row ``VALUES`` for inserts with
     ``RETURNING``) costs the hub far more CPU than PostgreSQL spends storing the rows.
-    Here each stage sends its rows column-wise, as one array per column, to one
-    ``unnest`` statement: one round trip and one statement per stage, the arrays in
-    binary (psycopg's text format escapes each string with a regular expression).  Duplicates stay PostgreSQL's to settle (``ON
-    CONFLICT``), since other writers (other hub processes) may store the same fix.
+    Here the writes that follow derivation go in one statement (``store_rows``) whose
+    rows travel as one JSON document encoded by orjson; cursors (and device states
+    outside a batch) go column-wise as binary arrays to one ``unnest`` statement
+    (psycopg's text format escapes each string with a regular expression).  Duplicates
+    stay PostgreSQL's to settle (``ON CONFLICT``), since other writers (other hub
+    processes) may store the same fix.
     """
 
     def __init__(self) -> None:
         super().__init__("postgresql")
         self._by_stmt = {
             id(self.upsert_cursor): self._upsert_cursors,
-            id(self.move_latest): self._move_latest,
-            id(self.count_received): self._count_received,
             id(self.upsert_state): self._upsert_states,
         }
 
@@ -308,13 +308,6 @@ class _PgBulkStatements(_BulkStatements):
             )
             stored = set(cur.fetchall())
         return [r for r in rows if (r["device_id"], r["fix_time"]) not in stored]
-
-    def insert(
-        self, conn: sa.Connection, rows: list[dict[str, Any]]
-    ) -> list[tuple[int, int, datetime]]:
-        with self._cursor(conn) as cur:
-            cur.execute(_PG_INSERT_POSITIONS, _position_columns(rows))
-            return cur.fetchall()  # type: ignore[no-any-return]
 
     def add_locations(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
         with self._cursor(conn) as cur:
@@ -400,24 +393,6 @@ class _PgBulkStatements(_BulkStatements):
                 list(last),
                 [_json_text(r["state"]) for r in last.values()],
             ),
-        )
-
-    @staticmethod
-    def _move_latest(cur: Any, rows: list[dict[str, Any]]) -> None:
-        cur.execute(
-            "UPDATE devices SET last_fix_time = u.t"
-            " FROM unnest(%b::int8[], %b::timestamptz[]) AS u(id, t)"
-            " WHERE devices.id = u.id"
-            " AND (devices.last_fix_time IS NULL OR devices.last_fix_time < u.t)",
-            ([r["b_id"] for r in rows], [r["b_t"] for r in rows]),
-        )
-
-    @staticmethod
-    def _count_received(cur: Any, rows: list[dict[str, Any]]) -> None:
-        cur.execute(
-            "UPDATE connections SET positions_received = positions_received + u.n"
-            " FROM unnest(%b::int8[], %b::int8[]) AS u(id, n) WHERE connections.id = u.id",
-            ([r["b_id"] for r in rows], [r["b_n"] for r in rows]),
         )
 
 
