@@ -18,21 +18,22 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
+from hub import rawsql
 from hub.derive import Derived, DeviceState, advance
 from hub.fix import PLATFORM_ENGINE_HOURS, PLATFORM_ODOMETER_KM
 from hub.geo import parse_shape
 from hub.geofence_index import GeofenceIndex
 from hub.models import (
     CounterSource,
-    clients_t,
     devices_t,
     geofences_t,
     members_t,
     positions_t,
     rules_t,
-    states_t,
+    sqlite_timestamp,
     users_t,
 )
 from hub.rules import (
@@ -50,6 +51,9 @@ log = logging.getLogger(__name__)
 
 
 Geocoder = Callable[[float, float], str | None]
+CLIENT_VERSIONS = "id, geo_version, rules_version, devices_version, timezone"
+"""The columns of ``clients`` the caches follow, in the order of ``ClientVersions``."""
+ClientVersions = tuple[int, int, int, int, str]
 
 
 @dataclass
@@ -151,8 +155,12 @@ class Derivation:
         self,
         save_states: Callable[[sa.Connection, list[dict[str, Any]]], object],
         geocoder: Geocoder | None = None,
+        mark_seen: Callable[[sa.Connection, list[int], datetime], object] | None = None,
     ) -> None:
         self.save_states = save_states  # upserts device_state rows (the store's bulk path)
+        self.mark_seen = mark_seen or _mark_seen
+        """Sets the devices' ``last_seen_at`` (the store may fold it into a later statement
+        of the same transaction)."""
         self.geocoder = geocoder
         self.engine = Engine()
         self._geo: dict[int, ClientGeo] = {}
@@ -193,16 +201,21 @@ class Derivation:
         self._device_info.clear()
 
     # -- caches ------------------------------------------------------------------------
-    def _load_client_caches(self, conn: sa.Connection, client_ids: set[int]) -> dict[int, str]:
-        rows = conn.execute(
-            sa.select(
-                clients_t.c.id,
-                clients_t.c.geo_version,
-                clients_t.c.rules_version,
-                clients_t.c.devices_version,
-                clients_t.c.timezone,
-            ).where(clients_t.c.id.in_(client_ids))
-        ).all()
+    def _load_client_caches(
+        self,
+        conn: sa.Connection,
+        client_ids: set[int],
+        versions: Sequence[ClientVersions] | None = None,
+    ) -> dict[int, str]:
+        """Bring the caches of ``client_ids`` up to date; their time zones.  ``versions``:
+        the clients' rows (``CLIENT_VERSIONS`` columns) if the caller read them already in
+        this transaction."""
+        if versions is None:
+            match, params = rawsql.in_ids(conn, client_ids)
+            sql = f"SELECT {CLIENT_VERSIONS} FROM clients WHERE id {match}"  # noqa: S608
+            rows: Sequence[ClientVersions] = rawsql.fetchall(conn, sql, params)  # type: ignore[assignment]
+        else:
+            rows = [r for r in versions if r[0] in client_ids]
         zones: dict[int, str] = {}
         for cid, geo_v, rules_v, dev_v, tz in rows:
             zones[cid] = tz
@@ -292,17 +305,19 @@ class Derivation:
         rows: Sequence[dict[str, Any]],
         now: datetime,
         clients: dict[int, int],
+        versions: Sequence[ClientVersions] | None = None,
     ) -> DerivationResult:
         """Fill the derived columns of ``rows`` (new fixes); say which alerts they raise.
 
-        ``clients`` maps each device to its client.  Device states are written here, in
-        the caller's transaction.
+        ``clients`` maps each device to its client; ``versions``, if given, are the
+        clients' rows (``CLIENT_VERSIONS``) read in this transaction.  Device states are
+        written here, in the caller's transaction.
         """
         if not rows:
             return DerivationResult()
         self._drop_gone()
         device_ids = sorted({r["device_id"] for r in rows})
-        self._load_client_caches(conn, {clients[d] for d in device_ids})
+        self._load_client_caches(conn, {clients[d] for d in device_ids}, versions)
         devices = self._devices(conn, device_ids, clients)
         states = self._load_states(conn, device_ids)
         alerts: list[PendingAlert] = []
@@ -314,12 +329,10 @@ class Derivation:
     def _load_states(self, conn: sa.Connection, device_ids: list[int]) -> dict[int, DeviceState]:
         missing = [d for d in device_ids if d not in self._states]
         if missing:
-            for did, state in conn.execute(
-                sa.select(states_t.c.device_id, states_t.c.state).where(
-                    states_t.c.device_id.in_(missing)
-                )
-            ):
-                self._states[did] = DeviceState.from_json(state)
+            match, params = rawsql.in_ids(conn, missing)
+            sql = f"SELECT device_id, state FROM device_state WHERE device_id {match}"  # noqa: S608
+            for did, state in rawsql.fetchall(conn, sql, params):
+                self._states[did] = DeviceState.from_json(_json_value(state))
         return {d: self._states.setdefault(d, DeviceState()) for d in device_ids}
 
     def _devices(
@@ -336,22 +349,15 @@ class Derivation:
         return {i: self._device_info[i] for i in ids if i in self._device_info}
 
     def _query_devices(self, conn: sa.Connection, ids: list[int]) -> dict[int, DeviceInfo]:
-        d = devices_t
-        q = sa.select(
-            d.c.id,
-            d.c.client_id,
-            d.c.name,
-            d.c.license_plate,
-            d.c.driver,
-            d.c.tags,
-            d.c.odometer_offset_km,
-            d.c.hours_offset,
-            d.c.status,
-            d.c.odometer_source,
-            d.c.hours_source,
-        ).where(d.c.id.in_(ids))
+        match, params = rawsql.in_ids(conn, ids)
+        sql = (
+            "SELECT id, client_id, name, license_plate, driver, tags, odometer_offset_km,"  # noqa: S608
+            " hours_offset, status, odometer_source, hours_source"
+            f" FROM devices WHERE id {match}"
+        )
         return {
-            row[0]: DeviceInfo(*row[:5], list(row[5] or []), *row[6:]) for row in conn.execute(q)
+            row[0]: DeviceInfo(*row[:5], list(_json_value(row[5]) or []), *row[6:])
+            for row in rawsql.fetchall(conn, sql, params)
         }
 
     def _one(
@@ -538,19 +544,36 @@ class Derivation:
     def _mark_online(
         self, conn: sa.Connection, devices: dict[int, DeviceInfo], now: datetime
     ) -> list[int]:
-        conn.execute(
-            sa.update(devices_t).where(devices_t.c.id.in_(list(devices))).values(last_seen_at=now)
-        )
+        self.mark_seen(conn, list(devices), now)
         coming = [d for d in devices.values() if d.status != "online"]
         if coming:
-            conn.execute(
-                sa.update(devices_t)
-                .where(devices_t.c.id.in_([d.id for d in coming]))
-                .values(status="online", status_at=now)
+            match, params = rawsql.in_ids(conn, [d.id for d in coming])
+            when = now if rawsql.is_postgres(conn) else sqlite_timestamp(now)
+            mark = rawsql.mark(conn)
+            rawsql.execute(
+                conn,
+                f"UPDATE devices SET status = 'online', status_at = {mark} WHERE id {match}",  # noqa: S608
+                [when, *params],
             )
             for d in coming:
                 d.status = "online"
         return [d.id for d in coming]
+
+
+def _json_value(value: Any) -> Any:
+    """A JSON column's value as the driver returned it: decoded by psycopg, text on
+    SQLite (``None`` stays ``None``)."""
+    return orjson.loads(value) if isinstance(value, str | bytes) else value
+
+
+def _mark_seen(conn: sa.Connection, device_ids: list[int], now: datetime) -> None:
+    match, params = rawsql.in_ids(conn, device_ids)
+    when = now if rawsql.is_postgres(conn) else sqlite_timestamp(now)
+    rawsql.execute(
+        conn,
+        f"UPDATE devices SET last_seen_at = {rawsql.mark(conn)} WHERE id {match}",  # noqa: S608
+        [when, *params],
+    )
 
 
 def _reading(sensors: dict[str, Any] | None, key: str) -> float | None:

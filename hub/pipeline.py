@@ -223,13 +223,16 @@ class Pipeline:
     ) -> tuple[WriteResult, list[LiveMessage], int]:
         """Store the batch; its live messages; the change log's head once it is stored
         (0 without subscribers or a change feed)."""
-        result = self.store.positions.write_batch(items, cursors, now)
+        want_head = self.changes is not None and self.live.subscriber_count > 0
+        result = self.store.positions.write_batch(items, cursors, now, change_head=want_head)
         head = 0
         messages: list[LiveMessage] = []
         if self.live.subscriber_count:
             messages = batch_messages(result, now)
             if messages and self.changes is not None:
-                head = self.changes.head()
+                # read with the batch (hub.positions): the same as ChangeFeed.head, without
+                # another connection
+                head = result.change_head if result.change_head is not None else self.changes.head()
         return result, messages, head
 
 

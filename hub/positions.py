@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -15,8 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Engine
 
-from hub import db
-from hub.derivation import Derivation, PendingAlert
+from hub import db, rawsql
+from hub.derivation import CLIENT_VERSIONS, ClientVersions, Derivation, PendingAlert
 from hub.fix import PositionFix
 from hub.models import (
     alerts_t,
@@ -25,7 +26,6 @@ from hub.models import (
     devices_t,
     outbox_t,
     positions_t,
-    sinks_t,
     sqlite_timestamp,
     states_t,
 )
@@ -90,6 +90,7 @@ class WriteResult:
     alerts: list[dict[str, Any]] = field(default_factory=list)  # alert objects, stored
     came_online: list[int] = field(default_factory=list)  # devices now online
     outbox_clients: set[int] = field(default_factory=set)  # clients with new outbox rows
+    change_head: int | None = None  # the change log's newest id once committed, if asked
 
 
 def _insert(dialect: str) -> Any:
@@ -100,6 +101,13 @@ def _insert(dialect: str) -> Any:
     if dialect == "sqlite":
         return sqlite.insert
     raise RuntimeError(f"unsupported database dialect {dialect!r}")
+
+
+@dataclass(slots=True)
+class _BatchContext:
+    clients: dict[int, int] = field(default_factory=dict)  # device -> client
+    versions: list[ClientVersions] = field(default_factory=list)
+    relayed: set[int] = field(default_factory=set)  # clients with a location relay
 
 
 class _BulkStatements:
@@ -144,14 +152,6 @@ class _BulkStatements:
             .where(connections_t.c.id == sa.bindparam("b_id"))
             .values(positions_received=connections_t.c.positions_received + sa.bindparam("b_n"))
         )
-        self.relay_clients = (
-            sa.select(sinks_t.c.client_id)
-            .where(
-                sinks_t.c.purpose == "locations",
-                sinks_t.c.client_id.in_(sa.bindparam("ids", expanding=True)),
-            )
-            .distinct()
-        )
 
     def add_locations(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
         """Outbox rows for new positions: (client id, device id, position id, time)."""
@@ -180,6 +180,27 @@ class _BulkStatements:
 
     def execute(self, conn: sa.Connection, stmt: Any, rows: list[dict[str, Any]]) -> int:
         return conn.execute(stmt, rows).rowcount
+
+    def batch_context(self, conn: sa.Connection, device_ids: set[int]) -> _BatchContext:
+        """One query for what a batch needs to know of its devices that exist: their
+        clients, the clients' versions (``hub.derivation.CLIENT_VERSIONS``) and which of
+        the clients have a location relay (a sink of locations)."""
+        match, params = rawsql.in_ids(conn, device_ids)
+        client_columns = ", ".join(f"c.{n.strip()}" for n in CLIENT_VERSIONS.split(","))
+        sql = (
+            f"SELECT d.id, {client_columns}, EXISTS (SELECT 1 FROM sinks s"  # noqa: S608
+            " WHERE s.purpose = 'locations' AND s.client_id = d.client_id)"
+            f" FROM devices d JOIN clients c ON c.id = d.client_id WHERE d.id {match}"
+        )
+        ctx = _BatchContext()
+        versions: dict[int, ClientVersions] = {}
+        for device_id, *client, relays in rawsql.fetchall(conn, sql, params):
+            ctx.clients[device_id] = client[0]
+            versions[client[0]] = tuple(client)  # type: ignore[assignment]
+            if relays:
+                ctx.relayed.add(client[0])
+        ctx.versions = list(versions.values())
+        return ctx
 
 
 class _SqliteBulkStatements(_BulkStatements):
@@ -217,7 +238,7 @@ class _SqliteBulkStatements(_BulkStatements):
         earliest = sqlite_timestamp(min(r["fix_time"] for r in rows))
         marks = ",".join("?" * len(device_ids))
         query = f"SELECT device_id, fix_time FROM positions WHERE fix_time >= ? AND device_id IN ({marks})"  # noqa: S608 - placeholders only
-        stored = {tuple(r) for r in conn.exec_driver_sql(query, (earliest, *device_ids))}
+        stored = set(rawsql.fetchall(conn, query, (earliest, *device_ids)))
         new = []
         for r in rows:
             r[_STAMP] = stamp = sqlite_timestamp(r["fix_time"])
@@ -226,7 +247,8 @@ class _SqliteBulkStatements(_BulkStatements):
         return new
 
     def add_locations(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
-        conn.exec_driver_sql(
+        rawsql.executemany(
+            conn,
             "INSERT INTO outbox (client_id, kind, device_id, ref_id, payload, created_at)"
             " VALUES (?, 'location', ?, ?, '{}', ?)",
             [
@@ -238,8 +260,8 @@ class _SqliteBulkStatements(_BulkStatements):
     def insert(
         self, conn: sa.Connection, rows: list[dict[str, Any]]
     ) -> list[tuple[int, int, datetime]]:
-        conn.exec_driver_sql(self._insert_sql, _position_tuples(rows, self._insert_order))
-        last = int(conn.exec_driver_sql("SELECT last_insert_rowid()").scalar_one())
+        rawsql.executemany(conn, self._insert_sql, _position_tuples(rows, self._insert_order))
+        last = int(rawsql.fetchall(conn, "SELECT last_insert_rowid()")[0][0])
         first = last - len(rows) + 1
         return [(first + i, r["device_id"], r["fix_time"]) for i, r in enumerate(rows)]
 
@@ -250,7 +272,181 @@ class _SqliteBulkStatements(_BulkStatements):
             tuple([r[n] if f is None else f(r[n]) for n, f in zip(order, encoders, strict=True)])
             for r in rows
         ]
-        return conn.exec_driver_sql(sql, params).rowcount
+        return rawsql.executemany(conn, sql, params)
+
+
+class _PgBulkStatements(_BulkStatements):
+    """The same statements on PostgreSQL, sent by psycopg, one round trip per stage.
+
+    SQLAlchemy's per-row bind processing (and its multi-row ``VALUES`` for inserts with
+    ``RETURNING``) costs the hub far more CPU than PostgreSQL spends storing the rows.
+    Here the writes that follow derivation go in one statement (``store_rows``) whose
+    rows travel as one JSON document encoded by orjson; cursors (and device states
+    outside a batch) go column-wise as binary arrays to one ``unnest`` statement
+    (psycopg's text format escapes each string with a regular expression).  Duplicates
+    stay PostgreSQL's to settle (``ON CONFLICT``), since other writers (other hub
+    processes) may store the same fix.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("postgresql")
+        self._by_stmt = {
+            id(self.upsert_cursor): self._upsert_cursors,
+            id(self.upsert_state): self._upsert_states,
+        }
+
+    @staticmethod
+    def _cursor(conn: sa.Connection) -> Any:
+        return conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+
+    def find_new(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        with self._cursor(conn) as cur:
+            cur.execute(
+                "SELECT device_id, fix_time FROM positions"
+                " WHERE device_id = ANY(%b::int8[]) AND fix_time >= %s",
+                (list({r["device_id"] for r in rows}), min(r["fix_time"] for r in rows)),
+            )
+            stored = set(cur.fetchall())
+        return [r for r in rows if (r["device_id"], r["fix_time"]) not in stored]
+
+    def add_locations(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+        with self._cursor(conn) as cur:
+            cur.execute(
+                "INSERT INTO outbox (client_id, kind, device_id, ref_id, payload, created_at)"
+                " SELECT c, 'location', d, r, '{}'::jsonb, %s"
+                " FROM unnest(%b::int8[], %b::int8[], %b::int8[]) WITH ORDINALITY AS u(c, d, r, n)"
+                " ORDER BY n",
+                (
+                    rows[0]["created_at"],
+                    [r["client_id"] for r in rows],
+                    [r["device_id"] for r in rows],
+                    [r["ref_id"] for r in rows],
+                ),
+            )
+
+    def execute(self, conn: sa.Connection, stmt: Any, rows: list[dict[str, Any]]) -> int:
+        with self._cursor(conn) as cur:
+            self._by_stmt[id(stmt)](cur, rows)
+            return int(cur.rowcount)
+
+    def store_rows(
+        self,
+        conn: sa.Connection,
+        rows: list[dict[str, Any]],
+        states: list[dict[str, Any]],
+        seen: list[int],
+        now: datetime,
+    ) -> tuple[list[tuple[int, int, datetime]], set[int]]:
+        """The batch's writes after derivation in one statement: the derived ``states``
+        (``device_state`` rows), the position ``rows``, the devices' ``last_seen_at``
+        (``seen``) and latest fix, the connections' counts of positions received.
+
+        Returns (id, device id, fix time) of each position stored (a row another writer
+        stored meanwhile is skipped) and the devices whose latest is now their newest
+        fix of the batch."""
+        params = [
+            now,
+            _json_text(states),
+            *_position_columns(rows),
+            now,
+            seen,
+        ]
+        with self._cursor(conn) as cur:
+            cur.execute(_PG_STORE_ROWS, params)
+            inserted, moved = [], set()
+            for kind, row_id, device_id, fix_time in cur.fetchall():
+                if kind == "p":
+                    inserted.append((row_id, device_id, fix_time))
+                else:
+                    moved.add(row_id)
+        return inserted, moved
+
+    @staticmethod
+    def _upsert_cursors(cur: Any, rows: list[dict[str, Any]]) -> None:
+        last = {r["device_id"]: r for r in rows}  # as executemany: a later row wins
+        cur.execute(
+            "INSERT INTO source_cursors (device_id, connection_id, last_fix_time, state,"
+            " updated_at) SELECT d, c, t, s::jsonb, %s"
+            " FROM unnest(%b::int8[], %b::int8[], %b::timestamptz[], %b::text[]) AS u(d, c, t, s)"
+            " ON CONFLICT (device_id) DO UPDATE SET connection_id = excluded.connection_id,"
+            " last_fix_time = excluded.last_fix_time, state = excluded.state,"
+            " updated_at = excluded.updated_at",
+            (
+                rows[0]["updated_at"],
+                list(last),
+                [r["connection_id"] for r in last.values()],
+                [r["last_fix_time"] for r in last.values()],
+                [_json_text(r["state"]) for r in last.values()],
+            ),
+        )
+
+    @staticmethod
+    def _upsert_states(cur: Any, rows: list[dict[str, Any]]) -> None:
+        last = {r["device_id"]: r for r in rows}
+        cur.execute(
+            "INSERT INTO device_state (device_id, state, updated_at) SELECT d, s::jsonb, %s"
+            " FROM unnest(%b::int8[], %b::text[]) AS u(d, s)"
+            " ON CONFLICT (device_id) DO UPDATE SET state = excluded.state,"
+            " updated_at = excluded.updated_at",
+            (
+                rows[0]["updated_at"],
+                list(last),
+                [_json_text(r["state"]) for r in last.values()],
+            ),
+        )
+
+
+_PG_POSITION_TYPES = {
+    "device_id": "int8", "connection_id": "int8", "fix_time": "timestamptz",
+    "lat": "float8", "lon": "float8", "altitude_m": "float8", "speed_kmh": "float8",
+    "course_deg": "float8", "satellites": "int8", "valid": "bool", "ignition": "bool",
+    "accuracy_m": "float8", "sensors": "jsonb", "raw": "jsonb", "source_ip": "text",
+    "source_port": "int8", "event_code": "int8", "odometer_km": "float8",
+    "virtual_odometer_km": "float8", "hours": "float8", "virtual_hours": "float8",
+    "poi_ids": "jsonb", "poi_group_ids": "jsonb", "place": "text", "alerts_count": "int8",
+}  # fmt: skip
+_PG_ROWS_FROM_JSON = (
+    "ROWS FROM (json_to_recordset(%s::json) AS"
+    f" ({', '.join(f'{c} {t}' for c, t in _PG_POSITION_TYPES.items())}))"
+    f" WITH ORDINALITY AS u({', '.join(_PG_POSITION_TYPES)}, n)"
+)
+_PG_INSERT_POSITIONS = (
+    f"INSERT INTO positions ({', '.join(POSITION_COLUMNS[1:])})"  # noqa: S608 - constants only
+    f" SELECT {', '.join(f'u.{c}' if c != 'server_time' else '%s' for c in POSITION_COLUMNS[1:])}"
+    f" FROM {_PG_ROWS_FROM_JSON} ORDER BY n"
+    " ON CONFLICT (device_id, fix_time) DO NOTHING RETURNING id, device_id, fix_time"
+)
+"""One statement for the batch's positions, sent as one JSON array of the rows (the
+batch's ``server_time`` apart), stored in the rows' order.  One parameter that orjson
+encodes costs far less than an array per column, which psycopg dumps in Python."""
+
+_PG_STORE_ROWS = (
+    "WITH st AS (INSERT INTO device_state (device_id, state, updated_at)"  # noqa: S608
+    " SELECT device_id, state, %s FROM json_to_recordset(%s::json) AS u(device_id int8, state jsonb)"
+    " ON CONFLICT (device_id) DO UPDATE SET state = excluded.state,"
+    " updated_at = excluded.updated_at),"
+    f" ins AS ({_PG_INSERT_POSITIONS}, connection_id),"
+    " newest AS (SELECT device_id, max(fix_time) AS t FROM ins GROUP BY device_id),"
+    " dev AS (UPDATE devices SET"
+    " last_seen_at = CASE WHEN v.s THEN %s ELSE devices.last_seen_at END,"
+    " last_fix_time = CASE WHEN v.t IS NOT NULL AND (devices.last_fix_time IS NULL"
+    " OR devices.last_fix_time < v.t) THEN v.t ELSE devices.last_fix_time END"
+    " FROM (SELECT coalesce(a.id, newest.device_id) AS id, a.id IS NOT NULL AS s, newest.t"
+    " FROM unnest(%b::int8[]) AS a(id) FULL JOIN newest ON newest.device_id = a.id) AS v"
+    " WHERE devices.id = v.id"
+    " RETURNING devices.id, v.t IS NOT NULL AND devices.last_fix_time = v.t AS moved),"
+    " cnt AS (UPDATE connections SET positions_received = positions_received + x.n"
+    " FROM (SELECT connection_id, count(*) AS n FROM ins WHERE connection_id IS NOT NULL"
+    " GROUP BY connection_id) AS x WHERE connections.id = x.connection_id)"
+    " SELECT 'p', id, device_id, fix_time FROM ins"
+    " UNION ALL SELECT 'd', id, NULL::int8, NULL::timestamptz FROM dev WHERE moved"
+)
+"""``_PgBulkStatements.store_rows``: data-modifying ``WITH`` queries, each run once."""
+
+
+def _position_columns(rows: list[dict[str, Any]]) -> list[Any]:
+    """The parameters of ``_PG_INSERT_POSITIONS`` for ``rows``."""
+    return [rows[0]["server_time"], _json_text(rows)]
 
 
 def _compiled(stmt: Any, dialect: sa.Dialect) -> tuple[str, tuple[str, ...]]:
@@ -305,16 +501,70 @@ def _position_tuples(rows: list[dict[str, Any]], order: tuple[str, ...]) -> list
     ]  # fmt: skip
 
 
+def _commit_and_read_head(conn: sa.Connection, sqlite_db: bool) -> int:
+    """The change log's newest id as of the batch's commit.
+
+    On SQLite it is read inside the transaction, which holds the write lock: nothing
+    commits in between.  On PostgreSQL the batch is committed and the head read in one
+    round trip (two statements in one simple query); the transaction SQLAlchemy then
+    commits is already over, which psycopg sees and skips.
+    """
+    if sqlite_db:
+        return int(rawsql.fetchall(conn, "SELECT max(id) FROM change_log")[0][0] or 0)
+    with conn.connection.driver_connection.cursor() as cur:  # type: ignore[union-attr]
+        cur.execute("COMMIT; SELECT max(id) FROM change_log")
+        cur.nextset()
+        return int(cur.fetchone()[0] or 0)
+
+
+class _Deferred(threading.local):
+    """What the derivation wrote in this thread's batch on PostgreSQL (the devices whose
+    ``last_seen_at`` it set, the device states), held until ``write_batch`` stores it
+    with the batch's other writes in one statement.  Outside ``write_batch`` (the
+    status watcher's ``went_offline``) states are written at once."""
+
+    active: bool = False
+    ids: list[int] | None = None
+    states: list[dict[str, Any]] | None = None
+
+    def start(self) -> None:
+        self.active, self.ids, self.states = True, None, None
+
+    def take(self) -> tuple[list[int], list[dict[str, Any]]]:
+        ids, states = self.ids or [], self.states or []
+        self.active, self.ids, self.states = False, None, None
+        return ids, states
+
+    def defer_seen(self, _conn: sa.Connection, device_ids: list[int], _now: datetime) -> None:
+        self.ids = device_ids
+
+
 class PositionStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         name = engine.dialect.name
-        self._bulk = _SqliteBulkStatements() if name == "sqlite" else _BulkStatements(name)
+        self._bulk: _BulkStatements
+        if name == "sqlite":
+            self._bulk = _SqliteBulkStatements()
+        elif name == "postgresql" and engine.dialect.driver == "psycopg":
+            self._bulk = _PgBulkStatements()
+        else:
+            self._bulk = _BulkStatements(name)
+        # on PostgreSQL the derivation's last_seen_at update is folded into the batch's
+        # update of last_fix_time (one statement on the devices' rows, not two)
+        self._deferred = _Deferred()
+        pg = isinstance(self._bulk, _PgBulkStatements)
         self.derivation = Derivation(
-            lambda conn, rows: self._bulk.execute(conn, self._bulk.upsert_state, rows)
+            self._save_states, mark_seen=self._deferred.defer_seen if pg else None
         )
         self.before_commit: Callable[[sa.Connection, WriteResult, datetime], None] | None = None
         """Called last in a batch's transaction (``hub.live_relay``: its NOTIFY)."""
+
+    def _save_states(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+        if self._deferred.active:
+            self._deferred.states = rows
+        else:
+            self._bulk.execute(conn, self._bulk.upsert_state, rows)
 
     @contextmanager
     def _write_tx(self) -> Iterator[sa.Connection]:
@@ -332,25 +582,33 @@ class PositionStore:
         items: Sequence[IngestItem],
         cursors: Sequence[CursorUpdate] = (),
         server_time: datetime | None = None,
+        *,
+        change_head: bool = False,
     ) -> WriteResult:
         """Store ``items`` and advance ``cursors`` in one transaction.
 
         Repeated (device, fix time) pairs are dropped silently; fixes of devices that no
         longer exist are dropped and counted; a fix older than its device's latest is
         stored but does not move "latest".
+
+        ``change_head``: also read the change log's newest id as of the batch's commit
+        (``WriteResult.change_head``), on the batch's connection
+        (``_commit_and_read_head``).
         """
         now = server_time or datetime.now(UTC)
         result = WriteResult()
         bulk = self._bulk
+        pg = isinstance(bulk, _PgBulkStatements)
+        self._deferred.active = False
+        sqlite_db = self.engine.dialect.name == "sqlite"
+
         with self._write_tx() as conn:
             device_ids = {it.device_id for it in items} | {c.device_id for c in cursors}
             if device_ids:
-                rows = conn.execute(
-                    sa.select(devices_t.c.id, devices_t.c.client_id).where(
-                        devices_t.c.id.in_(device_ids)
-                    )
-                )
-                result.clients = {int(i): int(c) for i, c in rows}
+                ctx = bulk.batch_context(conn, device_ids)
+                result.clients = ctx.clients
+            else:
+                ctx = _BatchContext()
             params: dict[tuple[int, datetime], dict[str, Any]] = {}
             for it in items:
                 if it.device_id not in result.clients:
@@ -384,8 +642,16 @@ class PositionStore:
             new_rows = bulk.find_new(conn, list(params.values())) if params else []
             result.duplicates += len(params) - len(new_rows)
             if new_rows:
-                derived = self.derivation.apply(conn, new_rows, now, result.clients)
-                inserted = bulk.insert(conn, new_rows)
+                if pg:
+                    self._deferred.start()
+                derived = self.derivation.apply(conn, new_rows, now, result.clients, ctx.versions)
+                if isinstance(bulk, _PgBulkStatements):  # one statement for all that follows
+                    seen, states = self._deferred.take()
+                    inserted, result.moved_latest = bulk.store_rows(
+                        conn, new_rows, states, seen, now
+                    )
+                else:
+                    inserted = bulk.insert(conn, new_rows)
                 result.duplicates += len(new_rows) - len(inserted)
                 newest: dict[int, datetime] = {}
                 received: dict[int, int] = {}
@@ -397,7 +663,9 @@ class PositionStore:
                         newest[device_id] = fix_time
                     if row["connection_id"] is not None:
                         received[row["connection_id"]] = received.get(row["connection_id"], 0) + 1
-                if newest:
+                if pg:
+                    pass  # stored by store_rows
+                elif newest:
                     moved = bulk.execute(
                         conn, bulk.move_latest, [{"b_id": d, "b_t": t} for d, t in newest.items()]
                     )
@@ -405,7 +673,7 @@ class PositionStore:
                         result.moved_latest = set(newest)
                     else:
                         result.moved_latest = self._latest_equal(conn, newest)
-                if received:
+                if received and not pg:
                     bulk.execute(
                         conn,
                         bulk.count_received,
@@ -413,7 +681,7 @@ class PositionStore:
                     )
                 result.alerts = self._store_alerts(conn, derived.alerts, now, result)
                 result.came_online = derived.came_online
-                self._relay_locations(conn, result, now)
+                self._relay_locations(conn, result, now, ctx.relayed)
             live_cursors = [c for c in cursors if c.device_id in result.clients]
             if live_cursors:
                 bulk.execute(
@@ -431,17 +699,17 @@ class PositionStore:
                     ],
                 )
             if self.before_commit is not None:
-                self.before_commit(conn, result, now)
+                self.before_commit(conn, result, now)  # last in the transaction
+            if change_head:
+                result.change_head = _commit_and_read_head(conn, sqlite_db)
         result.inserted.sort(key=lambda r: (r["fix_time"], r["id"]))
         return result
 
-    def _relay_locations(self, conn: sa.Connection, result: WriteResult, now: datetime) -> None:
+    def _relay_locations(
+        self, conn: sa.Connection, result: WriteResult, now: datetime, relayed: set[int]
+    ) -> None:
         """Outbox rows for the new positions of clients that have location relays, in
         fix-time order (so each device's go out in the order of its fixes)."""
-        clients = set(result.clients.values())
-        relayed = {
-            int(c) for (c,) in conn.execute(self._bulk.relay_clients, {"ids": sorted(clients)})
-        }
         if not relayed:
             return
         rows = [
