@@ -35,7 +35,7 @@ class OperationsSummary:
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
-        self._before = self._totals()
+        self._before = (0, 0, 0, 0, 0)  # the first line counts from the hub's start
 
     def _totals(self) -> tuple[int, int, int, int, int]:
         stats, delivery = self.hub.pipeline.stats, self.hub.delivery
@@ -51,7 +51,6 @@ class OperationsSummary:
         every = self.hub.settings.log_summary_s
         if every <= 0:
             return
-        self._before = self._totals()
         while True:
             await trio.sleep(every)
             try:
