@@ -32,7 +32,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from hub.models import cluster_nodes_t, connections_t, leases_t, sinks_t
 
@@ -152,6 +151,8 @@ class LeaseStore:
             yield conn
 
     def _heartbeat(self, conn: sa.Connection, node: NodeRow, now: datetime) -> None:
+        from sqlalchemy.dialects.postgresql import insert as pg_insert  # not on SQLite
+
         stmt = pg_insert(cluster_nodes_t).values(
             node_id=node.node_id,
             host=node.host,
@@ -183,6 +184,8 @@ class LeaseStore:
         ]
         if not rows:
             return set()
+        from sqlalchemy.dialects.postgresql import insert as pg_insert  # not on SQLite
+
         stmt = pg_insert(leases_t).values(rows)
         stmt = stmt.on_conflict_do_update(
             index_elements=["resource"],
