@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets as pysecrets
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,9 @@ import sqlalchemy as sa
 
 from hub.secrets import SecretBox
 from hub.store import Store
+
+# the tests' shared helpers (test_processes: real gpshub processes) import by name
+sys.path.insert(0, str(Path(__file__).parent))
 
 PG_URL = os.environ.get(
     "GPSHUB_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

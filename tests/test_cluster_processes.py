@@ -7,19 +7,13 @@ a moved connection (a figure, not asserted beyond a bound against hangs)."""
 from __future__ import annotations
 
 import os
-import re
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 import trio
+from test_processes import serving_process
 
 from gpshub_traccar.testing import FakeTraccar
 from hub.roles import Role
@@ -31,43 +25,6 @@ pytestmark = pytest.mark.postgres
 LEASE_S = 6.0
 UNITS = 9
 WAIT = 120.0  # a bound against hangs on a busy machine, not a timing
-
-
-@asynccontextmanager
-async def serve(env: dict[str, str], log: list[bytes]) -> AsyncIterator[tuple[Any, str]]:
-    """``gpshub serve`` on a free port: the process and its URL; SIGTERM at the end."""
-    proc = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "hub.cli", "serve", "--port", "0"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    found = trio.Event()
-    url: list[str] = []
-
-    async def read() -> None:
-        assert proc.stdout is not None
-        async for chunk in proc.stdout:
-            log.append(chunk)
-            match = re.search(rb"http://127\.0\.0\.1:\d+", b"".join(log))
-            if match and not url:
-                url.append(match.group().decode())
-                found.set()
-
-    try:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(read)
-            with trio.fail_after(WAIT):
-                await found.wait()
-            yield proc, url[0]
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGTERM)
-            with trio.move_on_after(30):
-                await proc.wait()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
 
 
 async def test_a_killed_process_connections_move_and_no_fix_is_lost(
@@ -103,9 +60,9 @@ async def test_a_killed_process_connections_move_and_no_fix_is_lost(
                 return e
 
             async with (
-                serve(env(0), logs[0]) as (p0, _),
-                serve(env(1), logs[1]) as (_, url1),
-                serve(env(2), logs[2]) as (_, url2),
+                serving_process(env(0), logs[0]) as (p0, _),
+                serving_process(env(1), logs[1]) as (_, url1),
+                serving_process(env(2), logs[2]) as (_, url2),
                 httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http,
             ):
 

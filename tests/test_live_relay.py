@@ -5,7 +5,6 @@ SQLite."""
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -263,10 +262,8 @@ def test_only_other_processes_notices_of_the_same_schema_are_relayed(tmp_path: P
 async def test_a_websocket_on_another_process_gets_what_this_one_commits(
     tmp_path: Path, pg_url: str
 ) -> None:
-    from trio_websocket import open_websocket_url
-
-    sys.path.insert(0, str(Path(__file__).parent))  # the real-process helpers
     from test_processes import environment, serving
+    from trio_websocket import open_websocket_url
 
     env = environment(tmp_path / "data", pg_url)
     a = make_hub(tmp_path / "a", db_url=pg_url, secret_key=env["GPSHUB_SECRET_KEY"].encode())

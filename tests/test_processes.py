@@ -56,9 +56,12 @@ def gpshub(env: dict[str, str], *argv: str) -> str:
 
 
 @asynccontextmanager
-async def serving(env: dict[str, str], log: list[bytes]) -> AsyncIterator[str]:
-    """``gpshub serve`` on a free port until the block ends; its URL.  What it prints
-    (it logs to stderr) is collected in ``log``."""
+async def serving_process(
+    env: dict[str, str], log: list[bytes]
+) -> AsyncIterator[tuple[trio.Process, str]]:
+    """``gpshub serve`` on a free port until the block ends (SIGTERM, unless it was
+    killed meanwhile): the process and its URL.  What it prints (it logs to stderr) is
+    collected in ``log``."""
     proc = await trio.lowlevel.open_process(
         [sys.executable, "-m", "hub.cli", "serve", "--port", "0"],
         env=env,
@@ -82,14 +85,22 @@ async def serving(env: dict[str, str], log: list[bytes]) -> AsyncIterator[str]:
             nursery.start_soon(read)
             with trio.fail_after(WAIT):
                 await found.wait()
-            yield url[0]
-            proc.send_signal(signal.SIGTERM)
+            yield proc, url[0]
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
             with trio.move_on_after(30):
                 await proc.wait()
     finally:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+@asynccontextmanager
+async def serving(env: dict[str, str], log: list[bytes]) -> AsyncIterator[str]:
+    """``serving_process``'s URL."""
+    async with serving_process(env, log) as (_, url):
+        yield url
 
 
 async def the_change_reaches_the_serving_hub(tmp_path: Path, database_url: str | None) -> None:
