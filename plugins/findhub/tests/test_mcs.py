@@ -580,7 +580,10 @@ def test_garbage_content_raises_payload_error(plaintext: bytes, message: str) ->
 
 def test_undecryptable_push_raises_payload_error() -> None:
     message = message_with(fcm_json(UPDATE))
-    broken = McsMessage(message.persistent_id, message.app_data, message.raw_data[:-1] + b"\x00")
+    last = message.raw_data[-1] ^ 0xFF  # always another byte (b"\x00" was its own 1 in 256)
+    broken = McsMessage(
+        message.persistent_id, message.app_data, message.raw_data[:-1] + bytes([last])
+    )
     with pytest.raises(McsPayloadError, match="cannot be decrypted"):
         decode_fcm_payload(broken, KEYS)
     with pytest.raises(McsPayloadError, match="not a web push"):
