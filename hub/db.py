@@ -15,6 +15,7 @@ import functools
 import logging
 import os
 import re
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +33,12 @@ SQLITE_WAL_LIMIT = 32 * 2**20
 (``journal_size_limit``); ``hub.wal`` checkpoints a larger one by force."""
 
 log = logging.getLogger(__name__)
+
+
+class WriteLockBusy(Exception):
+    """Another connection holds SQLite's write lock: raised by the ``BEGIN IMMEDIATE``
+    of a transaction with the execution option ``gpshub_nowait`` on a connection whose
+    busy timeout is 0 (``hub.writer_connection``), which does not wait for the lock."""
 
 
 def sqlite_url(path: Path) -> str:
@@ -94,12 +101,21 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        immediate = conn.get_execution_options().get("gpshub_write", False)
+        options = conn.get_execution_options()
         # on the driver's connection: SQLAlchemy's statement machinery would cost more
         # than SQLite spends beginning (this runs for every transaction)
-        conn.connection.driver_connection.execute(  # type: ignore[union-attr]
-            "BEGIN IMMEDIATE" if immediate else "BEGIN"
-        )
+        raw: sqlite3.Connection = conn.connection.driver_connection  # type: ignore[assignment]
+        if not options.get("gpshub_write", False):
+            raw.execute("BEGIN")
+        elif not options.get("gpshub_nowait", False):
+            raw.execute("BEGIN IMMEDIATE")
+        else:  # on a connection whose busy timeout is 0 (hub.writer_connection)
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode & 0xFF not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                    raise
+                raise WriteLockBusy(str(exc)) from exc
 
 
 @contextmanager

@@ -10,8 +10,9 @@
   of ``retention_pause_s``, so on SQLite (one writer at a time) ingest waits at most one
   short batch for the write lock.
 * on SQLite, a look at the WAL (``hub.wal.WalKeeper``) after writes, at most every
-  ``WAL_CHECK_S`` while they go on, and a last one once nothing has been written for
-  ``WAL_IDLE_S`` (which empties it).  Its ``TRUNCATE`` checkpoint runs between two of
+  ``WAL_CHECK_S`` while they go on (a ``PASSIVE`` checkpoint: the pipeline's own
+  commits do not checkpoint while this runs), and a last one once nothing has been
+  written for ``WAL_IDLE_S`` (which empties it).  Its ``TRUNCATE`` checkpoint runs between two of
   the pipeline's transactions (``Pipeline.write_turn``).  The pipeline's commits and the pruning batches
   say when something was written (``wrote``); nothing wakes the loop while the hub
   is idle.
@@ -96,17 +97,22 @@ class Housekeeping:
     async def keep_wal(self) -> None:
         """Check the SQLite WAL while writes go on, and once they stop (``hub.wal``)."""
         assert self.wal is not None
-        while True:
-            await self._wrote.wait()
-            self._wrote = trio.Event()
-            await self._check_wal(idle=False)
-            await trio.sleep(WAL_CHECK_S)
-            if self._wrote.is_set():
-                continue
-            with trio.move_on_after(WAL_IDLE_S):
+        writer = self.hub.store.positions.writer
+        writer.autocheckpoint = False  # the checks below checkpoint instead
+        try:
+            while True:
                 await self._wrote.wait()
-            if not self._wrote.is_set():
-                await self._check_wal(idle=True)
+                self._wrote = trio.Event()
+                await self._check_wal(idle=False)
+                await trio.sleep(WAL_CHECK_S)
+                if self._wrote.is_set():
+                    continue
+                with trio.move_on_after(WAL_IDLE_S):
+                    await self._wrote.wait()
+                if not self._wrote.is_set():
+                    await self._check_wal(idle=True)
+        finally:
+            writer.autocheckpoint = True
 
     async def _check_wal(self, *, idle: bool) -> None:
         wal = self.wal

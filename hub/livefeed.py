@@ -153,7 +153,9 @@ class Subscriber:
         self.held = False
         self.recheck_reason: str | None = None
         self.recheck_requested = trio.Event()
-        self._wake = trio.Event()
+        # where ``receive_batch`` waits: a parking lot, not an Event made anew per wake-up
+        # (a message to a lone subscriber costs a task switch, not more)
+        self._wake = trio.lowlevel.ParkingLot()
 
     # -- access re-checks ----------------------------------------------------------
     def recheck(self, reason: str) -> None:
@@ -175,7 +177,7 @@ class Subscriber:
         """The token still holds: hand out the messages held meanwhile."""
         if self.held and self.recheck_reason is None:
             self.held = False
-            self._wake.set()
+            self._wake.unpark_all()
 
     # -- the selection ---------------------------------------------------------------
     def drop_devices(self, gone: set[int]) -> list[int]:
@@ -233,7 +235,7 @@ class Subscriber:
         else:
             self.pending.append(frame)
             self.pending_bytes += frame.nbytes
-        self._wake.set()
+        self._wake.unpark_all()
 
     def absorb(self, messages: Iterable[LiveMessage]) -> None:
         """Latest mode: keep the newest position per device; queue everything else."""
@@ -248,7 +250,7 @@ class Subscriber:
         if others:
             self.offer(Frame(others))
         elif latest:
-            self._wake.set()
+            self._wake.unpark_all()
 
     # -- handing messages out --------------------------------------------------------
     async def receive_batch(self) -> list[str]:
@@ -267,9 +269,11 @@ class Subscriber:
                     deadline = self._latest_due
                     if trio.current_time() >= deadline:
                         break
-            with trio.move_on_at(deadline):
-                await self._wake.wait()
-            self._wake = trio.Event()
+            if deadline == math.inf:
+                await self._wake.park()
+            else:
+                with trio.move_on_at(deadline):
+                    await self._wake.park()
         frames = list(self.pending)
         self.pending.clear()
         self.pending_bytes = 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -30,6 +31,9 @@ from hub.models import (
     states_t,
 )
 from hub.timestamps import utc_text
+from hub.writer_connection import WriterConnection
+
+log = logging.getLogger(__name__)
 
 POSITION_COLUMNS = (
     "id",
@@ -260,8 +264,12 @@ class _SqliteBulkStatements(_BulkStatements):
     def insert(
         self, conn: sa.Connection, rows: list[dict[str, Any]]
     ) -> list[tuple[int, int, datetime]]:
-        rawsql.executemany(conn, self._insert_sql, _position_tuples(rows, self._insert_order))
-        last = int(rawsql.fetchall(conn, "SELECT last_insert_rowid()")[0][0])
+        values = _position_tuples(rows, self._insert_order)
+        if len(values) == 1:  # a fix alone (a push source's): its id without a query
+            last = int(rawsql.insert_one(conn, self._insert_sql, values[0]))
+        else:
+            rawsql.executemany(conn, self._insert_sql, values)
+            last = int(rawsql.fetchall(conn, "SELECT last_insert_rowid()")[0][0])
         first = last - len(rows) + 1
         return [(first + i, r["device_id"], r["fix_time"]) for i, r in enumerate(rows)]
 
@@ -559,6 +567,8 @@ class PositionStore:
         )
         self.before_commit: Callable[[sa.Connection, WriteResult, datetime], None] | None = None
         """Called last in a batch's transaction (``hub.live_relay``: its NOTIFY)."""
+        self.writer = WriterConnection(engine)
+        """The connection ``write_batch`` writes on (``hub.writer_connection``)."""
 
     def _save_states(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
         if self._deferred.active:
@@ -567,11 +577,18 @@ class PositionStore:
             self._bulk.execute(conn, self._bulk.upsert_state, rows)
 
     @contextmanager
-    def _write_tx(self) -> Iterator[sa.Connection]:
-        """A write transaction; if it fails, the derived states cached for it are dropped."""
+    def _write_tx(self, *, batch: bool = False, nowait: bool = False) -> Iterator[sa.Connection]:
+        """A write transaction (``batch``: on the writer's own connection); if it fails,
+        the derived states cached for it are dropped."""
         try:
-            with db.write_tx(self.engine) as conn:
-                yield conn
+            if batch:
+                with self.writer.transaction(nowait=nowait) as conn:
+                    yield conn
+            else:
+                with db.write_tx(self.engine) as conn:
+                    yield conn
+        except db.WriteLockBusy:
+            raise  # nothing was done
         except BaseException:
             self.derivation.forget()
             raise
@@ -584,6 +601,7 @@ class PositionStore:
         server_time: datetime | None = None,
         *,
         change_head: bool = False,
+        nowait: bool = False,
     ) -> WriteResult:
         """Store ``items`` and advance ``cursors`` in one transaction.
 
@@ -593,8 +611,28 @@ class PositionStore:
 
         ``change_head``: also read the change log's newest id as of the batch's commit
         (``WriteResult.change_head``), on the batch's connection
-        (``_commit_and_read_head``).
+        (``_commit_and_read_head``).  ``nowait`` (SQLite): raise ``db.WriteLockBusy``,
+        having done nothing, if another connection holds the write lock.
+
+        A batch whose connection turns out to be dropped by the server (PostgreSQL
+        restarted since the last batch) is written once more on a new connection.
         """
+        try:
+            return self._write_batch(items, cursors, server_time, change_head, nowait)
+        except sa.exc.DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            log.info("the database connection was lost; writing the batch on a new one")
+            return self._write_batch(items, cursors, server_time, change_head, nowait)
+
+    def _write_batch(
+        self,
+        items: Sequence[IngestItem],
+        cursors: Sequence[CursorUpdate],
+        server_time: datetime | None,
+        change_head: bool,
+        nowait: bool,
+    ) -> WriteResult:
         now = server_time or datetime.now(UTC)
         result = WriteResult()
         bulk = self._bulk
@@ -602,7 +640,7 @@ class PositionStore:
         self._deferred.active = False
         sqlite_db = self.engine.dialect.name == "sqlite"
 
-        with self._write_tx() as conn:
+        with self._write_tx(batch=True, nowait=nowait) as conn:
             device_ids = {it.device_id for it in items} | {c.device_id for c in cursors}
             if device_ids:
                 ctx = bulk.batch_context(conn, device_ids)

@@ -54,3 +54,8 @@ def execute(conn: sa.Connection, sql: str, params: Sequence[Any] = ()) -> int:
 def executemany(conn: sa.Connection, sql: str, rows: Sequence[Sequence[Any]]) -> int:
     """Run ``sql`` once per row of parameters (sqlite3 only); the rows changed."""
     return int(conn.connection.driver_connection.executemany(sql, rows).rowcount)  # type: ignore[union-attr]
+
+
+def insert_one(conn: sa.Connection, sql: str, row: Sequence[Any]) -> int:
+    """Run the ``INSERT`` ``sql`` for one row (sqlite3 only); the row's id."""
+    return int(conn.connection.driver_connection.execute(sql, row).lastrowid)  # type: ignore[union-attr]

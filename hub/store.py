@@ -149,6 +149,7 @@ class Store:
         db.migrate(self.engine)
 
     def close(self) -> None:
+        self.positions.writer.close()
         self.engine.dispose()
 
     @contextmanager

@@ -1,8 +1,10 @@
 """Keeping SQLite's write-ahead log small.
 
-SQLite checkpoints the WAL into the database by itself every 1,000 pages, and starts it
-over from the beginning when no reader still needs its frames; ``journal_size_limit``
-(``hub.db``) then cuts the file back.  Under constant writes with overlapping readers
+SQLite checkpoints the WAL into the database by itself every 1,000 pages (except on the
+pipeline's connection while the keeper runs: ``hub.writer_connection``; the keeper's
+checks checkpoint ``PASSIVE`` instead, every ``WAL_CHECK_S`` of writes, on a thread of
+their own), and starts it over from the beginning when no reader still needs its frames;
+``journal_size_limit`` (``hub.db``) then cuts the file back.  Under constant writes with overlapping readers
 (API calls, sink workers, the live feed's snapshots) that moment may never come, and
 the WAL grows without bound: every commit appends.  ``WalKeeper.check`` bounds it:
 
@@ -89,15 +91,20 @@ class WalKeeper:
         self.limit = limit
         self.wait_ms = wait_ms
         self.truncated = 0  # checkpoints that emptied the WAL
+        self.passive = 0  # PASSIVE checkpoints run
         self.longest_s = 0.0  # the longest TRUNCATE checkpoint, its waiting included
 
     def due(self, *, idle: bool = False) -> bool:
         """Whether the WAL is to be emptied: larger than ``limit``, or (``idle``: nothing
-        was written for a while) not empty.  One larger than ``limit`` is checkpointed
-        ``PASSIVE`` right away, so ``truncate`` has little left to copy."""
+        was written for a while) not empty.  While writes go on (not ``idle``) the WAL
+        is checkpointed ``PASSIVE`` each time, in place of the automatic checkpoint the
+        pipeline's commits leave out (``hub.writer_connection``); so is one larger than
+        ``limit``, so ``truncate`` has little left to copy."""
         size = wal_size(self.engine)
-        if size > self.limit:
+        if size > self.limit or (size > 0 and not idle):
             checkpoint(self.engine, "PASSIVE", self.wait_ms)
+            self.passive += 1
+        if size > self.limit:
             return True
         return idle and size > 0
 

@@ -76,6 +76,20 @@ def test_an_idle_wal_is_emptied(engine: sa.Engine) -> None:
         checkpoint(engine, "VACUUM")
 
 
+def test_while_writes_go_on_each_check_copies_the_wal_into_the_database(
+    engine: sa.Engine,
+) -> None:
+    keeper = WalKeeper(engine, limit=LIMIT)
+    with engine.connect() as conn:  # as the pipeline's connection while the keeper runs
+        conn.connection.driver_connection.execute("PRAGMA wal_autocheckpoint=0")  # type: ignore[union-attr]
+        conn.exec_driver_sql("INSERT INTO t (v) VALUES (?)", ("x" * 4000,))
+        conn.commit()
+        assert keeper.due(idle=False) is False  # small: not to be emptied
+    assert keeper.passive == 1
+    done = checkpoint(engine, "PASSIVE")
+    assert done.log_frames > 0 and done.checkpointed == done.log_frames  # nothing left
+
+
 async def test_the_running_hub_empties_the_wal_once_ingest_stops(
     tmp_path: Path, clock: MockClock
 ) -> None:
@@ -94,12 +108,16 @@ async def test_the_running_hub_empties_the_wal_once_ingest_stops(
                 ]  # fmt: skip
                 await hub.pipeline.submit(fixes)
                 await trio.sleep(1)
+                # the keeper checkpoints, not the pipeline's commits (hub.writer_connection)
+                assert store.positions.writer.autocheckpoint is False
             assert wal_size(store.engine) > 0
+            assert hub.housekeeping.wal is not None and hub.housekeeping.wal.passive > 0
             await trio.sleep(housekeeping.WAL_CHECK_S + housekeeping.WAL_IDLE_S - 5)
             assert wal_size(store.engine) > 0, "not idle for long enough yet"
             await trio.sleep(10)
             assert wal_size(store.engine) == 0
             hub.shutdown()
+    assert store.positions.writer.autocheckpoint is True  # the keeper stopped
 
 
 async def test_the_hub_truncates_the_wal_between_two_pipeline_transactions(
