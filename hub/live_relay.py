@@ -16,7 +16,7 @@ Each hub's ``LiveFeed`` hands out what its own pipeline commits.  On PostgreSQL 
   just after their commit, on a connection of the relay's own in autocommit (a process
   that dies between the two loses that notice).
 * **Listening.**  Every process ``LISTEN``s on a connection of its own in a thread
-  (reconnecting with backoff, as ``hub.changes`` does), skips its own notices, reads the
+  (``hub.pg_listen``, as ``hub.changes`` does), skips its own notices, reads the
   rows a notice names (only while it has live subscribers), builds the very messages its
   own pipeline would (``hub.pipeline.batch_messages``) and publishes them to its
   ``LiveFeed``, notice after notice: each device's messages arrive in commit order, and
@@ -52,6 +52,7 @@ import sqlalchemy as sa
 import trio
 from sqlalchemy.engine import Engine
 
+from hub import pg_listen
 from hub.blocking import run_blocking
 from hub.livefeed import LiveMessage
 from hub.models import alerts_t, devices_t, positions_t
@@ -455,55 +456,42 @@ class LiveRelay:
                 return
             except Exception:
                 log.exception("the live listener stopped; starting it again")
-                self._lost_at = time.monotonic()
-                self._lost_wall = datetime.now(UTC)
+                self._mark_lost()
                 await trio.sleep(self.retry_s)
 
     def _listen(self, stop: threading.Event, hand_over: Callable[[list[Any]], bool]) -> None:
-        """``LISTEN`` on a connection of its own; reconnect with backoff."""
-        import psycopg
+        """``LISTEN`` on a connection of its own (``hub.pg_listen``): hand over ``None``
+        at each (re)connection, then the other processes' notices of this schema."""
 
-        delay = self.retry_s
-        broken = False
-        while not stop.is_set():
-            try:
-                cargs, cparams = self.engine.dialect.create_connect_args(self.engine.url)
-                conn = psycopg.connect(*cargs, **cparams, autocommit=True)
-            except psycopg.Error as exc:
-                if not broken:
-                    log.warning("cannot listen for other processes' live messages (%s)", exc)
-                broken = True
-                stop.wait(delay)
-                delay = min(delay * 2, 30.0)
-                continue
-            try:
-                conn.execute(f"LISTEN {CHANNEL}")
-                row = conn.execute("SELECT current_schema()").fetchone()
-                self.scope = str(row[0]) if row else ""
-                self.listener_pid = conn.info.backend_pid
-                if broken:
-                    log.info("listening for other processes' live messages again")
-                broken, delay = False, self.retry_s
-                if not hand_over([None]):
-                    return
-                while not stop.is_set():
-                    for n in conn.notifies(timeout=self.check_s):  # each as it comes
-                        notice = Notice.parse(n.payload)
-                        if notice is None or not self._theirs(notice):
-                            continue
-                        if not hand_over([notice]):
-                            return
-                        if stop.is_set():
-                            break
-            except psycopg.Error as exc:
-                if not broken:
-                    log.warning("listening for live messages failed (%s); reconnecting", exc)
-                broken = True
-                self._lost_at = time.monotonic()
-                self._lost_wall = datetime.now(UTC)
-                stop.wait(delay)
-            finally:
-                conn.close()
+        def connected(conn: Any) -> bool:
+            row = conn.execute("SELECT current_schema()").fetchone()
+            self.scope = str(row[0]) if row else ""
+            self.listener_pid = conn.info.backend_pid
+            return hand_over([None])
+
+        def notified(payload: str) -> bool:
+            notice = Notice.parse(payload)
+            if notice is None or not self._theirs(notice):
+                return True
+            return hand_over([notice])
+
+        pg_listen.listen(
+            self.engine,
+            CHANNEL,
+            stop,
+            what="other processes' live messages",
+            log=log,
+            connected=connected,
+            notified=notified,
+            lost=self._mark_lost,
+            check_s=self.check_s,
+            retry_s=self.retry_s,
+        )
+
+    def _mark_lost(self) -> None:
+        """The listening connection broke: what was committed from now on is caught up."""
+        self._lost_at = time.monotonic()
+        self._lost_wall = datetime.now(UTC)
 
     async def _connected(self) -> None:
         """The listener (re)connected: mark the start, or catch up what was missed."""
