@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import logging
 import types
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -108,6 +109,27 @@ def make_hub(
         SecretBox([secret_key or SecretBox.generate_key().encode()]),
     )
     return Hub(store, registry, infos, clock=clock, settings=cfg)
+
+
+@asynccontextmanager
+async def running(hub: Any, *, close_store: bool = False) -> AsyncIterator[Any]:
+    """Run ``hub`` for the ``async with`` block (it has started when the block begins)
+    and shut it down after (its pipeline drained); with ``close_store``, close its store
+    too (not when the test reads the database afterwards)::
+
+        async with running(make_hub(tmp_path)) as hub:
+            ...
+    """
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(hub.run)
+            try:
+                yield hub
+            finally:
+                hub.shutdown()
+    finally:
+        if close_store:
+            hub.store.close()
 
 
 async def serve_app(
