@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import types
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 import httpx
 import trio
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, SecretStr
 
 from hub.clock import Clock, TrioClock
 from hub.config import Settings
@@ -44,6 +44,7 @@ from hub.source import (
     DeviceRef,
     MemoryStateStore,
     PollResult,
+    RemoteDevice,
     Source,
     SourceContext,
     describe_fields,
@@ -228,6 +229,56 @@ class ScriptedSource(Source[Any, Any]):
         if callable(step):
             return step(devices, cursors)
         return step
+
+
+class ListingSource(Source[Any, Any]):
+    """A test source of a cloud that lists ``remote`` devices (browsing) and polls
+    nothing (an hour apart).  ``check()`` raises what its credentials call for (a wrong
+    password, say) before a test connection and a listing; ``signed_in()`` is what a
+    test connection that works says.  Subclass it with ``kind``, ``title``,
+    ``Credentials`` (``Options``), ``remote`` and those two."""
+
+    cadence = Cadence(active=3600.0, jitter=0.0)
+    supports_browse = True
+    remote: ClassVar[list[RemoteDevice]] = []
+
+    def check(self) -> None:
+        return None
+
+    def signed_in(self) -> str:
+        return f"Signed in: {len(self.remote)} devices"
+
+    async def test_connection(self) -> str:
+        self.check()
+        return self.signed_in()
+
+    async def list_devices(self) -> list[RemoteDevice]:
+        self.check()
+        return list(self.remote)
+
+    async def poll(self, devices: Sequence[DeviceRef], cursors: Mapping[str, Cursor]) -> PollResult:
+        return PollResult()
+
+
+class FeedCredentials(BaseModel):
+    api_key: SecretStr = Field(title="API key")
+
+
+class FeedSource(Source[FeedCredentials, BaseModel]):
+    """A test source whose devices cannot be listed (added by hand): an API key, and
+    polls of nothing an hour apart.  Subclass it with ``kind`` and ``title``."""
+
+    kind = "feed"
+    title = "Test feed"
+    description = "Has no device list: add its devices by hand with their upstream id."
+    Credentials = FeedCredentials
+    cadence = Cadence(active=3600.0, jitter=0.0)
+
+    async def test_connection(self) -> str:
+        return "feed reachable"
+
+    async def poll(self, devices: Sequence[DeviceRef], cursors: Mapping[str, Cursor]) -> PollResult:
+        return PollResult()
 
 
 def source_context(
