@@ -6,12 +6,12 @@ Each hub's ``LiveFeed`` hands out what its own pipeline commits.  On PostgreSQL 
 * **Notices.**  In each batch's transaction, last, the store sends one ``NOTIFY`` on
   ``gpshub_live`` (``announce_batch``), delivered when the batch commits and only if it
   does: a small JSON object that names rows, never carries them: the sender (its
-  schema and a random tag per process: the channel is the whole database's, so other
-  schemas' hubs hear it, and leave it), the id runs of the positions stored (``p``) and
-  of the alerts raised (``a``), and status changes as (device, client) pairs with the
-  status's data (``d`` and ``v``: devices come online, go offline, a connection's
-  state).  A notice stays under ``NOTICE_MAX_BYTES``, well under
-  PostgreSQL's 8,000-byte limit; what does not fit goes in several, in order.  The
+  schema and the process's node id in the cluster, ``hub.cluster``: the channel is the
+  whole database's, so other schemas' hubs hear it, and leave it), the id runs of the
+  positions stored (``p``) and of the alerts raised (``a``), and status changes as
+  (device, client) pairs with the status's data (``d`` and ``v``: devices come online,
+  go offline, a connection's state).  A notice stays under ``NOTICE_MAX_BYTES``, well
+  under PostgreSQL's 8,000-byte limit; what does not fit goes in several, in order.  The
   status watcher and a connection's state changes announce the same way (``announce``),
   just after their commit, on a connection of the relay's own in autocommit (a process
   that dies between the two loses that notice).
@@ -248,13 +248,15 @@ class LiveRelay:
         catch_up_s: float = 120.0,
         check_s: float = 1.0,
         retry_s: float = 1.0,
+        tag: str | None = None,
     ) -> None:
         self.engine = engine
         self.live = live
         self.changes = changes
         self.write_turn = write_turn  # held while catching up: no own batch half-recorded
         self.enabled = engine.dialect.name == "postgresql"
-        self.tag = secrets.token_hex(6)
+        self.tag = tag or secrets.token_hex(6)
+        """This process in its notices: the cluster's node id in a hub (``for_hub``)."""
         self.scope: str | None = None  # the schema: notices of other schemas are not ours
         self.check_s = check_s
         self.retry_s = retry_s
@@ -286,6 +288,7 @@ class LiveRelay:
             changes=hub.changes,
             write_turn=hub.pipeline.write_turn,
             check_s=hub.settings.change_check_s,
+            tag=hub.cluster.node.node_id,  # what the logs and /api/cluster call it
         )
         if relay.enabled:
             hub.store.positions.before_commit = relay.announce_batch

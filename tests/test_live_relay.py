@@ -161,6 +161,10 @@ async def test_a_hub_publishes_what_another_commits_as_its_own_would(
                      and m["type"] == "position"]  # fmt: skip
             assert times == sorted(times) and len(times) == 3
         assert b.relay.relayed == 9 and a.relay.relayed == 0  # a skips its own notices
+        # each signs its notices with its node id, as /api/cluster names the process
+        assert a.relay.tag == a.cluster.node.node_id and b.relay.tag == b.cluster.node.node_id
+        assert a.relay.sender.endswith(f"/{a.relay.tag}")
+        assert {n["node_id"] for n in await a.cluster.describe()} == {a.relay.tag, b.relay.tag}
 
 
 @pytest.mark.postgres
