@@ -28,8 +28,10 @@ Each hub's ``LiveFeed`` hands out what its own pipeline commits.  On PostgreSQL 
   it handled in the ``catch_up_s`` before the connection was lost, leaves out those it
   handled already (its own included: it remembers the id runs of the last
   ``catch_up_s``) and publishes the rest in id order, with the current status of the
-  devices whose status changed in the ``catch_up_s`` before (again, perhaps).  A
-  connection's state changes missed meanwhile are not replayed.
+  devices whose status changed in the ``catch_up_s`` before (again, perhaps), and the
+  current state of each connection whose state differs from the last one its feed was
+  told (the relay remembers, per connection, the state of its own announcements and of
+  the notices it heard, and starts from the table's), for each of its devices.
 
 On SQLite (one process) the relay does nothing: no notice, no thread, no query.
 """
@@ -55,7 +57,7 @@ from sqlalchemy.engine import Engine
 from hub import pg_listen
 from hub.blocking import run_blocking
 from hub.livefeed import LiveMessage
-from hub.models import alerts_t, devices_t, positions_t
+from hub.models import ConnectionState, alerts_t, connections_t, devices_t, positions_t
 from hub.pipeline import batch_messages, device_status_messages, status_data
 from hub.positions import POSITION_COLUMNS, WriteResult
 
@@ -70,10 +72,13 @@ CHANNEL = "gpshub_live"
 NOTICE_MAX_BYTES = 4000  # PostgreSQL refuses a payload of 8,000 bytes or more
 MAX_ERROR_CHARS = 500  # a connection's last error, as far as a notice carries it
 READ_CHUNK = 1000
+UNANNOUNCED_STATES = frozenset({ConnectionState.NEW, ConnectionState.DISABLED})
+"""Connection states set by an edit (saved, disabled), not told to the live feeds."""
 START_WAIT_S = 30.0  # how long start-up waits for the first LISTEN
 
 Runs = list[list[int]]
 Pairs = list[tuple[int, int]]
+ConnectionRow = tuple[int, str, str | None]  # a connection's client, state, last error
 
 
 def id_runs(ids: Iterable[int]) -> Runs:
@@ -278,6 +283,8 @@ class LiveRelay:
         self._ready = trio.Event()
         self._lost_at: float | None = None
         self._lost_wall: datetime | None = None
+        self._states: dict[int, str] = {}  # connection -> the state this feed was told
+        self._states_lock = threading.Lock()
 
     @classmethod
     def for_hub(cls, hub: Hub) -> LiveRelay:
@@ -345,6 +352,8 @@ class LiveRelay:
         self.positions.add(p_runs)  # ours: never read back when catching up
         self.alerts.add(a_runs)
         pairs = list(statuses)
+        if pairs:
+            self._told(data)  # this process's feed published it
         if not (p_runs or a_runs or pairs):
             return
         with self._send_lock:  # notices go out in the order of the commits
@@ -501,6 +510,7 @@ class LiveRelay:
         if not self.listening.is_set():
             p, a = await run_blocking(self._heads)
             self.positions.seen, self.alerts.seen = p, a
+            await run_blocking(self._read_states)
             self.listening.set()
             return
         self.reconnections += 1
@@ -511,6 +521,7 @@ class LiveRelay:
             p, a = await run_blocking(self._heads)  # nobody to tell: start afresh
             self.positions.add([[p, p]] if p else [])
             self.alerts.add([[a, a]] if a else [])
+            await run_blocking(self._read_states)
             return
         if self.write_turn is not None:
             async with self.write_turn:  # no own batch committed but not yet recorded
@@ -526,9 +537,63 @@ class LiveRelay:
             a = conn.execute(sa.select(sa.func.max(alerts_t.c.id))).scalar()
         return int(p or 0), int(a or 0)
 
+    def _told(self, data: dict[str, Any] | None) -> None:
+        """Remember a connection's state told to this process's feed (status data that
+        are not a connection's are not remembered)."""
+        if data is not None and isinstance(data.get("connection_id"), int) and "state" in data:
+            with self._states_lock:
+                self._states[data["connection_id"]] = str(data["state"])
+
+    def _read_states(self, conn: sa.Connection | None = None) -> dict[int, ConnectionRow]:
+        """Every connection's client, state and last error: what this feed has been
+        told, from now on."""
+        c = connections_t
+        q = sa.select(c.c.id, c.c.client_id, c.c.state, c.c.last_error)
+        if conn is None:
+            with self.engine.connect() as own:
+                rows = own.execute(q).all()
+        else:
+            rows = conn.execute(q).all()
+        current = {int(i): (int(client), str(st), err) for i, client, st, err in rows}
+        with self._states_lock:
+            self._states = {i: st for i, (_, st, _) in current.items()}
+        return current
+
+    def _connection_messages(self, conn: sa.Connection) -> list[LiveMessage]:
+        """The current state of the connections whose state this feed was not told (a
+        notice lost), for each of their devices, as ``Hub.publish_connection_status``
+        sends it; oldest connection first.  Not the states an edit sets (a runner never
+        announces them, nor does a catch-up)."""
+        with self._states_lock:
+            told = dict(self._states)
+        current = self._read_states(conn)
+        changed = {
+            i: row
+            for i, row in current.items()
+            if row[1] != told.get(i) and row[1] not in UNANNOUNCED_STATES
+        }
+        if not changed:
+            return []
+        d = devices_t
+        linked = sa.and_(d.c.connection_id.in_(list(changed)), d.c.upstream_id != "")
+        devices = conn.execute(  # those it polls (``Store.device_refs``)
+            sa.select(d.c.id, d.c.connection_id)
+            .where(linked, d.c.upstream_id.is_not(None))
+            .order_by(d.c.connection_id, d.c.id)
+        )
+        messages: list[LiveMessage] = []
+        for device, connection in devices:
+            client, state, error = changed[int(connection)]
+            if isinstance(error, str):
+                error = error[:MAX_ERROR_CHARS]  # as a notice would have carried it
+            data = {"connection_id": int(connection), "state": state, "last_error": error}
+            messages += device_status_messages([(int(device), client)], data)
+        return messages
+
     def _read_missed(self, since: float, since_wall: datetime) -> list[LiveMessage]:
-        """The messages of the positions and alerts not handled, in id order, and the
-        current status of the devices whose status changed from ``since_wall`` on."""
+        """The messages of the positions and alerts not handled, in id order, the
+        current status of the devices whose status changed from ``since_wall`` on, and
+        that of the connections whose state this feed was not told."""
         floor_p, floor_a = self.positions.floor(since), self.alerts.floor(since)
         with self.engine.connect() as conn:
             p_ids = self.positions.missing(
@@ -556,6 +621,7 @@ class LiveRelay:
                 messages += device_status_messages(
                     [(int(device), int(client))], status_data(str(status), status_at)
                 )
+            messages += self._connection_messages(conn)
             for k in range(0, len(a_ids), READ_CHUNK):
                 messages += self._alert_messages(read_alerts(conn, a_ids[k : k + READ_CHUNK]))
         self.positions.add(id_runs(p_ids))
@@ -566,6 +632,9 @@ class LiveRelay:
         if not notices:
             return
         self.notices_received += len(notices)
+        for notice in notices:
+            if notice.statuses:
+                self._told(notice.data)
         if not self.live.subscriber_count:
             for notice in notices:
                 self.positions.add(notice.positions)
