@@ -16,8 +16,8 @@ hands them to the handlers subscribed to their kinds.  It is woken:
   its own every ``check_s`` (1 s).  The value changes whenever another connection
   commits, so an idle database costs one pragma a second and no query;
 * on PostgreSQL, by a thread that ``LISTEN``\\ s on a connection of its own
-  (``hub.pg_listen``) and wakes the feed at each notification, and also after each (re)connection, since
-  notifications sent while it was disconnected are lost;
+  (``hub.pg_listen``) and wakes the feed at each notification, and also after each
+  (re)connection, since notifications sent while it was disconnected are lost;
 * on both, every ``fallback_s`` (30 s) whatever happened, as a safety net;
 * at once by ``catch_up()``: the API calls it after every request that may have
   changed something, so changes made through this process take effect before the

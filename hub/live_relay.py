@@ -545,8 +545,8 @@ class LiveRelay:
                 self._states[data["connection_id"]] = str(data["state"])
 
     def _read_states(self, conn: sa.Connection | None = None) -> dict[int, ConnectionRow]:
-        """Every connection's client, state and last error: what this feed has been
-        told, from now on."""
+        """Every connection's client, state and last error, taken from now on as what
+        this feed has been told."""
         c = connections_t
         q = sa.select(c.c.id, c.c.client_id, c.c.state, c.c.last_error)
         if conn is None:
