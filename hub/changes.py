@@ -15,9 +15,9 @@ hands them to the handlers subscribed to their kinds.  It is woken:
 * on SQLite, by a watcher thread that reads ``PRAGMA data_version`` on a connection of
   its own every ``check_s`` (1 s).  The value changes whenever another connection
   commits, so an idle database costs one pragma a second and no query;
-* on PostgreSQL, by a thread that ``LISTEN``\\ s on a connection of its own and wakes
-  the feed at each notification, and also after each (re)connection, since
-  notifications sent while it was disconnected are lost;
+* on PostgreSQL, by a thread that ``LISTEN``\\ s on a connection of its own
+  (``hub.pg_listen``) and wakes the feed at each notification, and also after each
+  (re)connection, since notifications sent while it was disconnected are lost;
 * on both, every ``fallback_s`` (30 s) whatever happened, as a safety net;
 * at once by ``catch_up()``: the API calls it after every request that may have
   changed something, so changes made through this process take effect before the
@@ -67,6 +67,7 @@ import sqlalchemy as sa
 import trio
 from sqlalchemy.engine import Engine
 
+from hub import pg_listen
 from hub.blocking import run_blocking
 from hub.models import change_log_t, utcnow
 
@@ -368,44 +369,29 @@ class ChangeFeed:
                 conn.close()
 
     def _watch_postgres(self, stop: threading.Event, wake: Callable[[], None]) -> None:
-        """``LISTEN`` for notifications on a connection of its own; reconnect with
-        backoff; wake the feed after each (re)connection and every ``fallback_s``."""
-        import psycopg
+        """``LISTEN`` for notifications on a connection of its own (``hub.pg_listen``);
+        wake the feed at each, after each (re)connection and every ``fallback_s``."""
+        fallback_at = time.monotonic() + self.fallback_s
 
-        delay = 1.0
-        broken = False
-        while not stop.is_set():
-            try:
-                cargs, cparams = self.engine.dialect.create_connect_args(self.engine.url)
-                conn = psycopg.connect(*cargs, **cparams, autocommit=True)
-            except psycopg.Error as exc:
-                if not broken:
-                    log.warning("cannot listen for changes (%s); retrying", exc)
-                broken = True
-                stop.wait(delay)
-                delay = min(delay * 2, 30.0)
-                continue
-            try:
-                conn.execute(f"LISTEN {CHANNEL}")
-                if broken:
-                    log.info("listening for changes again")
-                broken, delay = False, 1.0
-                if not _wake(wake):  # what was notified while disconnected is lost
-                    return
-                fallback_at = time.monotonic() + self.fallback_s
-                while not stop.is_set():
-                    notified = any(True for _ in conn.notifies(timeout=self.check_s, stop_after=1))
-                    if notified or time.monotonic() >= fallback_at:
-                        fallback_at = time.monotonic() + self.fallback_s
-                        if not _wake(wake):
-                            return
-            except psycopg.Error as exc:
-                if not broken:
-                    log.warning("listening for changes failed (%s); reconnecting", exc)
-                broken = True
-                stop.wait(delay)
-            finally:
-                conn.close()
+        def woken() -> bool:
+            nonlocal fallback_at
+            fallback_at = time.monotonic() + self.fallback_s
+            return _wake(wake)
+
+        def idle() -> bool:
+            return time.monotonic() < fallback_at or woken()
+
+        pg_listen.listen(
+            self.engine,
+            CHANNEL,
+            stop,
+            what="changes",
+            log=log,
+            connected=lambda _conn: woken(),  # what was notified while disconnected is lost
+            notified=lambda _payload: woken(),
+            idle=idle,
+            check_s=self.check_s,
+        )
 
 
 def _wake(wake: Callable[[], None]) -> bool:

@@ -101,6 +101,7 @@ class Hub:
             fallback_s=self.settings.change_fallback_s,
         )
         self.pipeline.changes = self.changes
+        self.cluster = make_cluster(self)  # before the relay: its node id signs the notices
         self.relay = LiveRelay.for_hub(self)  # PostgreSQL: live messages of other processes
         self.changes.subscribe(self.live.apply_changes, LiveFeed.CHANGE_KINDS)
         self.changes.subscribe(self._connections_changed, {ChangeKind.CONNECTION})
@@ -111,7 +112,6 @@ class Hub:
         self._producers: trio.Nursery | None = None
         self._producers_scope: trio.CancelScope | None = None
         self.plugin_manager: Any = None
-        self.cluster = make_cluster(self)
         self._syncing = trio.Lock()
         install_redaction()
 

@@ -6,17 +6,17 @@ Each hub's ``LiveFeed`` hands out what its own pipeline commits.  On PostgreSQL 
 * **Notices.**  In each batch's transaction, last, the store sends one ``NOTIFY`` on
   ``gpshub_live`` (``announce_batch``), delivered when the batch commits and only if it
   does: a small JSON object that names rows, never carries them: the sender (its
-  schema and a random tag per process: the channel is the whole database's, so other
-  schemas' hubs hear it, and leave it), the id runs of the positions stored (``p``) and
-  of the alerts raised (``a``), and status changes as (device, client) pairs with the
-  status's data (``d`` and ``v``: devices come online, go offline, a connection's
-  state).  A notice stays under ``NOTICE_MAX_BYTES``, well under
-  PostgreSQL's 8,000-byte limit; what does not fit goes in several, in order.  The
+  schema and the process's node id in the cluster, ``hub.cluster``: the channel is the
+  whole database's, so other schemas' hubs hear it, and leave it), the id runs of the
+  positions stored (``p``) and of the alerts raised (``a``), and status changes as
+  (device, client) pairs with the status's data (``d`` and ``v``: devices come online,
+  go offline, a connection's state).  A notice stays under ``NOTICE_MAX_BYTES``, well
+  under PostgreSQL's 8,000-byte limit; what does not fit goes in several, in order.  The
   status watcher and a connection's state changes announce the same way (``announce``),
   just after their commit, on a connection of the relay's own in autocommit (a process
   that dies between the two loses that notice).
 * **Listening.**  Every process ``LISTEN``s on a connection of its own in a thread
-  (reconnecting with backoff, as ``hub.changes`` does), skips its own notices, reads the
+  (``hub.pg_listen``, as ``hub.changes`` does), skips its own notices, reads the
   rows a notice names (only while it has live subscribers), builds the very messages its
   own pipeline would (``hub.pipeline.batch_messages``) and publishes them to its
   ``LiveFeed``, notice after notice: each device's messages arrive in commit order, and
@@ -28,8 +28,10 @@ Each hub's ``LiveFeed`` hands out what its own pipeline commits.  On PostgreSQL 
   it handled in the ``catch_up_s`` before the connection was lost, leaves out those it
   handled already (its own included: it remembers the id runs of the last
   ``catch_up_s``) and publishes the rest in id order, with the current status of the
-  devices whose status changed in the ``catch_up_s`` before (again, perhaps).  A
-  connection's state changes missed meanwhile are not replayed.
+  devices whose status changed in the ``catch_up_s`` before (again, perhaps), and the
+  current state of each connection whose state differs from the last one its feed was
+  told (the relay remembers, per connection, the state of its own announcements and of
+  the notices it heard, and starts from the table's), for each of its devices.
 
 On SQLite (one process) the relay does nothing: no notice, no thread, no query.
 """
@@ -52,9 +54,10 @@ import sqlalchemy as sa
 import trio
 from sqlalchemy.engine import Engine
 
+from hub import pg_listen
 from hub.blocking import run_blocking
 from hub.livefeed import LiveMessage
-from hub.models import alerts_t, devices_t, positions_t
+from hub.models import ConnectionState, alerts_t, connections_t, devices_t, positions_t
 from hub.pipeline import batch_messages, device_status_messages, status_data
 from hub.positions import POSITION_COLUMNS, WriteResult
 
@@ -69,10 +72,13 @@ CHANNEL = "gpshub_live"
 NOTICE_MAX_BYTES = 4000  # PostgreSQL refuses a payload of 8,000 bytes or more
 MAX_ERROR_CHARS = 500  # a connection's last error, as far as a notice carries it
 READ_CHUNK = 1000
+UNANNOUNCED_STATES = frozenset({ConnectionState.NEW, ConnectionState.DISABLED})
+"""Connection states set by an edit (saved, disabled), not told to the live feeds."""
 START_WAIT_S = 30.0  # how long start-up waits for the first LISTEN
 
 Runs = list[list[int]]
 Pairs = list[tuple[int, int]]
+ConnectionRow = tuple[int, str, str | None]  # a connection's client, state, last error
 
 
 def id_runs(ids: Iterable[int]) -> Runs:
@@ -247,13 +253,15 @@ class LiveRelay:
         catch_up_s: float = 120.0,
         check_s: float = 1.0,
         retry_s: float = 1.0,
+        tag: str | None = None,
     ) -> None:
         self.engine = engine
         self.live = live
         self.changes = changes
         self.write_turn = write_turn  # held while catching up: no own batch half-recorded
         self.enabled = engine.dialect.name == "postgresql"
-        self.tag = secrets.token_hex(6)
+        self.tag = tag or secrets.token_hex(6)
+        """This process in its notices: the cluster's node id in a hub (``for_hub``)."""
         self.scope: str | None = None  # the schema: notices of other schemas are not ours
         self.check_s = check_s
         self.retry_s = retry_s
@@ -275,6 +283,8 @@ class LiveRelay:
         self._ready = trio.Event()
         self._lost_at: float | None = None
         self._lost_wall: datetime | None = None
+        self._states: dict[int, str] = {}  # connection -> the state this feed was told
+        self._states_lock = threading.Lock()
 
     @classmethod
     def for_hub(cls, hub: Hub) -> LiveRelay:
@@ -285,6 +295,7 @@ class LiveRelay:
             changes=hub.changes,
             write_turn=hub.pipeline.write_turn,
             check_s=hub.settings.change_check_s,
+            tag=hub.cluster.node.node_id,  # what the logs and /api/cluster call it
         )
         if relay.enabled:
             hub.store.positions.before_commit = relay.announce_batch
@@ -341,6 +352,8 @@ class LiveRelay:
         self.positions.add(p_runs)  # ours: never read back when catching up
         self.alerts.add(a_runs)
         pairs = list(statuses)
+        if pairs:
+            self._told(data)  # this process's feed published it
         if not (p_runs or a_runs or pairs):
             return
         with self._send_lock:  # notices go out in the order of the commits
@@ -455,61 +468,49 @@ class LiveRelay:
                 return
             except Exception:
                 log.exception("the live listener stopped; starting it again")
-                self._lost_at = time.monotonic()
-                self._lost_wall = datetime.now(UTC)
+                self._mark_lost()
                 await trio.sleep(self.retry_s)
 
     def _listen(self, stop: threading.Event, hand_over: Callable[[list[Any]], bool]) -> None:
-        """``LISTEN`` on a connection of its own; reconnect with backoff."""
-        import psycopg
+        """``LISTEN`` on a connection of its own (``hub.pg_listen``): hand over ``None``
+        at each (re)connection, then the other processes' notices of this schema."""
 
-        delay = self.retry_s
-        broken = False
-        while not stop.is_set():
-            try:
-                cargs, cparams = self.engine.dialect.create_connect_args(self.engine.url)
-                conn = psycopg.connect(*cargs, **cparams, autocommit=True)
-            except psycopg.Error as exc:
-                if not broken:
-                    log.warning("cannot listen for other processes' live messages (%s)", exc)
-                broken = True
-                stop.wait(delay)
-                delay = min(delay * 2, 30.0)
-                continue
-            try:
-                conn.execute(f"LISTEN {CHANNEL}")
-                row = conn.execute("SELECT current_schema()").fetchone()
-                self.scope = str(row[0]) if row else ""
-                self.listener_pid = conn.info.backend_pid
-                if broken:
-                    log.info("listening for other processes' live messages again")
-                broken, delay = False, self.retry_s
-                if not hand_over([None]):
-                    return
-                while not stop.is_set():
-                    for n in conn.notifies(timeout=self.check_s):  # each as it comes
-                        notice = Notice.parse(n.payload)
-                        if notice is None or not self._theirs(notice):
-                            continue
-                        if not hand_over([notice]):
-                            return
-                        if stop.is_set():
-                            break
-            except psycopg.Error as exc:
-                if not broken:
-                    log.warning("listening for live messages failed (%s); reconnecting", exc)
-                broken = True
-                self._lost_at = time.monotonic()
-                self._lost_wall = datetime.now(UTC)
-                stop.wait(delay)
-            finally:
-                conn.close()
+        def connected(conn: Any) -> bool:
+            row = conn.execute("SELECT current_schema()").fetchone()
+            self.scope = str(row[0]) if row else ""
+            self.listener_pid = conn.info.backend_pid
+            return hand_over([None])
+
+        def notified(payload: str) -> bool:
+            notice = Notice.parse(payload)
+            if notice is None or not self._theirs(notice):
+                return True
+            return hand_over([notice])
+
+        pg_listen.listen(
+            self.engine,
+            CHANNEL,
+            stop,
+            what="other processes' live messages",
+            log=log,
+            connected=connected,
+            notified=notified,
+            lost=self._mark_lost,
+            check_s=self.check_s,
+            retry_s=self.retry_s,
+        )
+
+    def _mark_lost(self) -> None:
+        """The listening connection broke: what was committed from now on is caught up."""
+        self._lost_at = time.monotonic()
+        self._lost_wall = datetime.now(UTC)
 
     async def _connected(self) -> None:
         """The listener (re)connected: mark the start, or catch up what was missed."""
         if not self.listening.is_set():
             p, a = await run_blocking(self._heads)
             self.positions.seen, self.alerts.seen = p, a
+            await run_blocking(self._read_states)
             self.listening.set()
             return
         self.reconnections += 1
@@ -520,6 +521,7 @@ class LiveRelay:
             p, a = await run_blocking(self._heads)  # nobody to tell: start afresh
             self.positions.add([[p, p]] if p else [])
             self.alerts.add([[a, a]] if a else [])
+            await run_blocking(self._read_states)
             return
         if self.write_turn is not None:
             async with self.write_turn:  # no own batch committed but not yet recorded
@@ -535,9 +537,63 @@ class LiveRelay:
             a = conn.execute(sa.select(sa.func.max(alerts_t.c.id))).scalar()
         return int(p or 0), int(a or 0)
 
+    def _told(self, data: dict[str, Any] | None) -> None:
+        """Remember a connection's state told to this process's feed (status data that
+        are not a connection's are not remembered)."""
+        if data is not None and isinstance(data.get("connection_id"), int) and "state" in data:
+            with self._states_lock:
+                self._states[data["connection_id"]] = str(data["state"])
+
+    def _read_states(self, conn: sa.Connection | None = None) -> dict[int, ConnectionRow]:
+        """Every connection's client, state and last error, taken from now on as what
+        this feed has been told."""
+        c = connections_t
+        q = sa.select(c.c.id, c.c.client_id, c.c.state, c.c.last_error)
+        if conn is None:
+            with self.engine.connect() as own:
+                rows = own.execute(q).all()
+        else:
+            rows = conn.execute(q).all()
+        current = {int(i): (int(client), str(st), err) for i, client, st, err in rows}
+        with self._states_lock:
+            self._states = {i: st for i, (_, st, _) in current.items()}
+        return current
+
+    def _connection_messages(self, conn: sa.Connection) -> list[LiveMessage]:
+        """The current state of the connections whose state this feed was not told (a
+        notice lost), for each of their devices, as ``Hub.publish_connection_status``
+        sends it; oldest connection first.  Not the states an edit sets (a runner never
+        announces them, nor does a catch-up)."""
+        with self._states_lock:
+            told = dict(self._states)
+        current = self._read_states(conn)
+        changed = {
+            i: row
+            for i, row in current.items()
+            if row[1] != told.get(i) and row[1] not in UNANNOUNCED_STATES
+        }
+        if not changed:
+            return []
+        d = devices_t
+        linked = sa.and_(d.c.connection_id.in_(list(changed)), d.c.upstream_id != "")
+        devices = conn.execute(  # those it polls (``Store.device_refs``)
+            sa.select(d.c.id, d.c.connection_id)
+            .where(linked, d.c.upstream_id.is_not(None))
+            .order_by(d.c.connection_id, d.c.id)
+        )
+        messages: list[LiveMessage] = []
+        for device, connection in devices:
+            client, state, error = changed[int(connection)]
+            if isinstance(error, str):
+                error = error[:MAX_ERROR_CHARS]  # as a notice would have carried it
+            data = {"connection_id": int(connection), "state": state, "last_error": error}
+            messages += device_status_messages([(int(device), client)], data)
+        return messages
+
     def _read_missed(self, since: float, since_wall: datetime) -> list[LiveMessage]:
-        """The messages of the positions and alerts not handled, in id order, and the
-        current status of the devices whose status changed from ``since_wall`` on."""
+        """The messages of the positions and alerts not handled, in id order, the
+        current status of the devices whose status changed from ``since_wall`` on, and
+        that of the connections whose state this feed was not told."""
         floor_p, floor_a = self.positions.floor(since), self.alerts.floor(since)
         with self.engine.connect() as conn:
             p_ids = self.positions.missing(
@@ -565,6 +621,7 @@ class LiveRelay:
                 messages += device_status_messages(
                     [(int(device), int(client))], status_data(str(status), status_at)
                 )
+            messages += self._connection_messages(conn)
             for k in range(0, len(a_ids), READ_CHUNK):
                 messages += self._alert_messages(read_alerts(conn, a_ids[k : k + READ_CHUNK]))
         self.positions.add(id_runs(p_ids))
@@ -575,6 +632,9 @@ class LiveRelay:
         if not notices:
             return
         self.notices_received += len(notices)
+        for notice in notices:
+            if notice.statuses:
+                self._told(notice.data)
         if not self.live.subscriber_count:
             for notice in notices:
                 self.positions.add(notice.positions)

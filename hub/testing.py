@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import logging
 import types
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +28,7 @@ from typing import Any, ClassVar
 
 import httpx
 import trio
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, SecretStr
 
 from hub.clock import Clock, TrioClock
 from hub.config import Settings
@@ -43,6 +44,7 @@ from hub.source import (
     DeviceRef,
     MemoryStateStore,
     PollResult,
+    RemoteDevice,
     Source,
     SourceContext,
     describe_fields,
@@ -108,6 +110,27 @@ def make_hub(
         SecretBox([secret_key or SecretBox.generate_key().encode()]),
     )
     return Hub(store, registry, infos, clock=clock, settings=cfg)
+
+
+@asynccontextmanager
+async def running(hub: Any, *, close_store: bool = False) -> AsyncIterator[Any]:
+    """Run ``hub`` for the ``async with`` block (it has started when the block begins)
+    and shut it down after (its pipeline drained); with ``close_store``, close its store
+    too (not when the test reads the database afterwards)::
+
+        async with running(make_hub(tmp_path)) as hub:
+            ...
+    """
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(hub.run)
+            try:
+                yield hub
+            finally:
+                hub.shutdown()
+    finally:
+        if close_store:
+            hub.store.close()
 
 
 async def serve_app(
@@ -206,6 +229,56 @@ class ScriptedSource(Source[Any, Any]):
         if callable(step):
             return step(devices, cursors)
         return step
+
+
+class ListingSource(Source[Any, Any]):
+    """A test source of a cloud that lists ``remote`` devices (browsing) and polls
+    nothing (an hour apart).  ``check()`` raises what its credentials call for (a wrong
+    password, say) before a test connection and a listing; ``signed_in()`` is what a
+    test connection that works says.  Subclass it with ``kind``, ``title``,
+    ``Credentials`` (``Options``), ``remote`` and those two."""
+
+    cadence = Cadence(active=3600.0, jitter=0.0)
+    supports_browse = True
+    remote: ClassVar[list[RemoteDevice]] = []
+
+    def check(self) -> None:
+        return None
+
+    def signed_in(self) -> str:
+        return f"Signed in: {len(self.remote)} devices"
+
+    async def test_connection(self) -> str:
+        self.check()
+        return self.signed_in()
+
+    async def list_devices(self) -> list[RemoteDevice]:
+        self.check()
+        return list(self.remote)
+
+    async def poll(self, devices: Sequence[DeviceRef], cursors: Mapping[str, Cursor]) -> PollResult:
+        return PollResult()
+
+
+class FeedCredentials(BaseModel):
+    api_key: SecretStr = Field(title="API key")
+
+
+class FeedSource(Source[FeedCredentials, BaseModel]):
+    """A test source whose devices cannot be listed (added by hand): an API key, and
+    polls of nothing an hour apart.  Subclass it with ``kind`` and ``title``."""
+
+    kind = "feed"
+    title = "Test feed"
+    description = "Has no device list: add its devices by hand with their upstream id."
+    Credentials = FeedCredentials
+    cadence = Cadence(active=3600.0, jitter=0.0)
+
+    async def test_connection(self) -> str:
+        return "feed reachable"
+
+    async def poll(self, devices: Sequence[DeviceRef], cursors: Mapping[str, Cursor]) -> PollResult:
+        return PollResult()
 
 
 def source_context(

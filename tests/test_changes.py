@@ -5,8 +5,8 @@ real processes."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from hub.models import ConnectionState, change_log_t, devices_t
 from hub.positions import IngestItem
 from hub.source import Cadence
 from hub.store import Store
-from hub.testing import EPOCH, ScriptedSource, make_hub
+from hub.testing import EPOCH, ScriptedSource, make_hub, running
 
 FAST = {"change_check_s": 0.05, "change_fallback_s": 30.0}
 
@@ -48,17 +48,6 @@ def other_process(hub: Any) -> Iterator[Store]:
         yield other
     finally:
         other.close()
-
-
-@asynccontextmanager
-async def running(hub: Any) -> AsyncIterator[Any]:
-    async with trio.open_nursery() as nursery:
-        await nursery.start(hub.run)
-        try:
-            yield hub
-        finally:
-            hub.shutdown()
-    hub.store.close()
 
 
 def scripted(cadence: float = 3600.0) -> type[ScriptedSource]:
@@ -165,7 +154,7 @@ async def test_connections_changed_elsewhere_are_polled_or_stopped(
     src = scripted()
     hub = make_hub(tmp_path, src, db_url=db_url, **FAST)
     client = hub.store.create_client("acme").id or 0
-    async with running(hub):
+    async with running(hub, close_store=True):
         with other_process(hub) as other:
             conn = other.create_connection(client, "scripted", "account", {}).id or 0
             other.create_device(client, name="truck", connection_id=conn, upstream_id="t1")
@@ -190,7 +179,7 @@ async def test_a_device_linked_elsewhere_wakes_an_idle_connection(
     hub = make_hub(tmp_path, src, db_url=db_url, **FAST)
     client = hub.store.create_client("acme").id or 0
     conn = hub.store.create_connection(client, "scripted", "account", {}).id or 0
-    async with running(hub):
+    async with running(hub, close_store=True):
         await until(lambda: hub.store.get_connection(conn).state == ConnectionState.IDLE)
         with other_process(hub) as other:
             device = other.create_device(client, name="t", connection_id=conn, upstream_id="u1")
@@ -203,7 +192,7 @@ async def test_sinks_changed_elsewhere_start_and_stop_their_workers(
 ) -> None:
     hub = make_hub(tmp_path, db_url=db_url, **FAST)
     client = hub.store.create_client("acme").id or 0
-    async with running(hub):
+    async with running(hub, close_store=True):
         with other_process(hub) as other:
             sink = other.sinks.create(
                 client, name="relay", kind="webhook", format="gpshub-locations",
@@ -232,7 +221,7 @@ async def test_a_device_edited_elsewhere_counts_from_the_next_batch(
         rows, _ = hub.store.positions.history([device])
         return rows[-1]
 
-    async with running(hub):
+    async with running(hub, close_store=True):
         assert (await fix(0))["virtual_odometer_km"] == 0
         with other_process(hub) as other:
             other.set_virtual_counters(device, odometer_km=1234.0)
@@ -255,7 +244,7 @@ async def test_a_deleted_devices_id_given_out_again_starts_afresh(
         rows, _ = hub.store.positions.history([device])
         return rows[-1]
 
-    async with running(hub):
+    async with running(hub, close_store=True):
         await fix(0, 14.60)
         assert (await fix(1, 14.61))["odometer_km"] > 1  # about 1.1 km
         with other_process(hub) as other:
@@ -277,7 +266,7 @@ async def test_a_device_linked_to_a_polling_connection_is_polled_at_once(
     client = hub.store.create_client("acme").id or 0
     conn = hub.store.create_connection(client, "scripted", "account", {}).id or 0
     first = hub.store.create_device(client, name="a", connection_id=conn, upstream_id="u1")
-    async with running(hub):
+    async with running(hub, close_store=True):
         await until(lambda: hub.store.get_connection(conn).state == ConnectionState.OK)
         runner = hub.runners[conn].runner
         with other_process(hub) as other:
@@ -298,7 +287,7 @@ async def test_changes_made_through_this_hub_apply_once(db_url: str, tmp_path: P
     client = hub.store.create_client("acme").id or 0
     conn = hub.store.create_connection(client, "scripted", "account", {}, enabled=False).id or 0
     hub.store.create_device(client, name="t", connection_id=conn, upstream_id="u1")
-    async with running(hub):
+    async with running(hub, close_store=True):
         hub.store.update_connection(conn, enabled=True)
         await hub.reload_connection(conn)  # what the API route does
         runner = hub.runners[conn].runner

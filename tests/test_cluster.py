@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
@@ -28,7 +27,7 @@ from hub.models import cluster_nodes_t, leases_t, states_t
 from hub.positions import IngestItem
 from hub.secrets import SecretBox
 from hub.source import Cadence, Cursor, DeviceRef, PollResult, Source
-from hub.testing import EPOCH, make_hub
+from hub.testing import EPOCH, make_hub, running
 
 LEASE = 30.0
 pg = pytest.mark.postgres
@@ -219,16 +218,6 @@ def patient_clock() -> trio.testing.MockClock:
     """Trio's mock clock, jumping only after 50 ms of real idleness: not while the hubs
     wait for a database call on a worker thread (what ``autojump_clock`` would do)."""
     return trio.testing.MockClock(autojump_threshold=0.05)
-
-
-@asynccontextmanager
-async def running(hub: Any) -> AsyncIterator[Any]:
-    async with trio.open_nursery() as nursery:
-        await nursery.start(hub.run)
-        try:
-            yield hub
-        finally:
-            hub.shutdown()
 
 
 @pg

@@ -1,10 +1,11 @@
 """The live feed across processes (``hub.live_relay``): notices, their limit, relaying
-on PostgreSQL between two hubs on one schema, catching up a lost notice; nothing on
-SQLite."""
+on PostgreSQL between two hubs on one schema, catching up lost notices (positions,
+alerts, statuses, a connection's state); nothing on SQLite."""
 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -121,6 +122,12 @@ async def two_hubs(tmp_path: Path, pg_url: str) -> AsyncIterator[tuple[Any, Any]
         b.store.close()
 
 
+def break_listener(hub: Any) -> None:
+    """End the hub's listening connection from the server's side."""
+    with hub.store.engine.connect() as conn:
+        conn.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": hub.relay.listener_pid})
+
+
 async def take(sub: Subscriber, count: int) -> list[dict[str, Any]]:
     """The next ``count`` messages ``sub`` receives."""
     got: list[dict[str, Any]] = []
@@ -161,6 +168,10 @@ async def test_a_hub_publishes_what_another_commits_as_its_own_would(
                      and m["type"] == "position"]  # fmt: skip
             assert times == sorted(times) and len(times) == 3
         assert b.relay.relayed == 9 and a.relay.relayed == 0  # a skips its own notices
+        # each signs its notices with its node id, as /api/cluster names the process
+        assert a.relay.tag == a.cluster.node.node_id and b.relay.tag == b.cluster.node.node_id
+        assert a.relay.sender.endswith(f"/{a.relay.tag}")
+        assert {n["node_id"] for n in await a.cluster.describe()} == {a.relay.tag, b.relay.tag}
 
 
 @pytest.mark.postgres
@@ -211,9 +222,7 @@ async def test_what_was_committed_while_not_listening_is_caught_up(
             await a.pipeline.submit([item(d0, 20), item(d2, 20)])  # d2 comes online
             a.store.positions.before_commit = a.relay.announce_batch
             assert b.relay.caught_up == 0
-            with b.store.engine.connect() as conn:  # b's listening connection breaks
-                conn.execute(sa.text("SELECT pg_terminate_backend(:p)"),
-                             {"p": b.relay.listener_pid})  # fmt: skip
+            break_listener(b)
             got = await take(remote, 7)  # 4 positions, the statuses of the last 2 minutes
             await a.pipeline.submit([item(d1, 30)])  # and notices are heard again
             got += await take(remote, 1)
@@ -225,6 +234,62 @@ async def test_what_was_committed_while_not_listening_is_caught_up(
                     if m["type"] == "device_status"]  # fmt: skip
         assert sorted(statuses) == [(d0, "online"), (d1, "online"), (d2, "online")]
         assert got[-1]["type"] == "position"  # after the catch-up: by notice again
+
+
+@pytest.mark.postgres
+async def test_a_connection_state_told_while_not_listening_is_caught_up(
+    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    held, release = threading.Event(), threading.Event()
+    holding: list[LiveRelay] = []  # whose listener waits, disconnected, until released
+    mark_lost = LiveRelay._mark_lost
+
+    def lost_and_held(relay: LiveRelay) -> None:  # in the listener thread
+        mark_lost(relay)
+        if relay in holding:
+            held.set()
+            release.wait(WAIT)
+
+    monkeypatch.setattr(LiveRelay, "_mark_lost", lost_and_held)
+
+    async def change(hub: Any, connection: int, state: str, error: str | None) -> None:
+        """What a runner does: write the state, then tell the live feeds."""
+        hub.store.set_connection_status(connection, state=state, last_error=error)
+        await hub.publish_connection_status(connection, state, error)
+
+    async with two_hubs(tmp_path, pg_url) as (a, b):
+        w = setup_fleet(a)
+        d0, d1 = w["devices"]
+        first = w["connection"]
+        other = a.store.create_connection(w["client"], "x", "car", {}, enabled=False).id
+        d2 = a.store.create_device(w["client"], name="d2", connection_id=other, upstream_id="2")
+        with b.live.subscribe(None) as remote:
+            await change(a, first, "ok", None)
+            await change(a, other, "ok", None)
+            assert len(await take(remote, 3)) == 3  # by notice
+            holding.append(b.relay)
+            try:
+                break_listener(b)
+                with trio.fail_after(WAIT):
+                    while not held.is_set():  # noqa: ASYNC110 - the listener thread's
+                        await trio.sleep(0.05)
+                sent = a.relay.notices_sent
+                await change(a, first, "failing", "upstream down " + "x" * 1000)
+                assert a.relay.notices_sent == sent + 1  # told while b does not listen
+            finally:
+                release.set()
+            got = await take(remote, 2)  # the connection's state, for each of its devices
+            await change(a, other, "rate_limited", None)  # and notices are heard again
+            got += await take(remote, 1)
+        assert b.relay.reconnections == 1 and b.relay.caught_up == 2
+        told = [(m["type"], m["device_id"], m["data"]["state"]) for m in got]
+        assert told == [
+            ("device_status", d0, "failing"),
+            ("device_status", d1, "failing"),
+            ("device_status", d2.id, "rate_limited"),  # the other one's, unchanged, not again
+        ]
+        assert {m["data"]["connection_id"] for m in got[:2]} == {first}
+        assert {m["data"]["last_error"] for m in got[:2]} == {"upstream down " + "x" * 486}
 
 
 async def test_on_sqlite_the_relay_does_nothing(tmp_path: Path) -> None:

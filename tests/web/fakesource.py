@@ -1,4 +1,5 @@
-"""Two in-test source kinds for the web tests: ``fake`` (with browse) and ``plain``.
+"""Two in-test source kinds for the web tests: ``fake`` (with browse) and ``plain``, on
+``hub.testing``'s ``ListingSource`` and ``FeedSource``.
 
 ``fake`` decides what happens from its credentials, so a test can provoke each error:
 
@@ -11,21 +12,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from hub.errors import BadConfig, CannotConnect, InvalidAuth, RateLimited, UpdateFailed
 from hub.hookspecs import hookimpl
-from hub.source import (
-    Cadence,
-    Cursor,
-    DeviceRef,
-    PollResult,
-    RemoteDevice,
-    Source,
-    UpstreamUrl,
-)
+from hub.source import RemoteDevice, UpstreamUrl
+from hub.testing import FeedSource, ListingSource
 
 REMOTE = [
     RemoteDevice("1001", "Truck 1", imei="356938035643809", license_plate="P-123"),
@@ -50,16 +44,15 @@ class FakeOptions(BaseModel):
     units: str = "metric"
 
 
-class FakeSource(Source[FakeCredentials, FakeOptions]):
+class FakeSource(ListingSource):
     kind = "fake"
     title = "Fake GPS cloud"
     description = "A cloud that lists its devices."
     Credentials = FakeCredentials
     Options = FakeOptions
-    cadence = Cadence(active=3600.0, jitter=0.0)
-    supports_browse = True
+    remote = REMOTE
 
-    def _check(self) -> None:
+    def check(self) -> None:
         creds = self.ctx.credentials
         password = creds.password.get_secret_value()
         if "down" in creds.server_url:
@@ -77,35 +70,14 @@ class FakeSource(Source[FakeCredentials, FakeOptions]):
         if password == "boom":
             raise RuntimeError(f"crashed on {password}")
 
-    async def test_connection(self) -> str:
-        self._check()
+    def signed_in(self) -> str:
         creds = self.ctx.credentials
         return f"Signed in to {creds.server_url} as {creds.username}: {len(REMOTE)} devices"
 
-    async def list_devices(self) -> list[RemoteDevice]:
-        self._check()
-        return list(REMOTE)
 
-    async def poll(self, devices: Sequence[DeviceRef], cursors: Mapping[str, Cursor]) -> PollResult:
-        return PollResult()
-
-
-class PlainCredentials(BaseModel):
-    api_key: SecretStr = Field(title="API key")
-
-
-class PlainSource(Source[PlainCredentials, BaseModel]):
+class PlainSource(FeedSource):
     kind = "plain"
     title = "Plain tracker feed"
-    description = "Has no device list: add its devices by hand with their upstream id."
-    Credentials = PlainCredentials
-    cadence = Cadence(active=3600.0, jitter=0.0)
-
-    async def test_connection(self) -> str:
-        return "feed reachable"
-
-    async def poll(self, devices: Sequence[DeviceRef], cursors: Mapping[str, Cursor]) -> PollResult:
-        return PollResult()
 
 
 @hookimpl

@@ -1,17 +1,18 @@
 """A source kind for the Connections page's browser test: an account name and a
 password (the test connection accepts only ``PASSWORD``, naming the password field
 otherwise), options of each form type, and three remote devices; and ``fakefeed``, whose
-devices cannot be browsed."""
+devices cannot be browsed (on ``hub.testing``'s ``ListingSource`` and ``FeedSource``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from hub.errors import InvalidAuth
 from hub.hookspecs import hookimpl
-from hub.source import Cadence, Cursor, DeviceRef, PollResult, RemoteDevice, Source
+from hub.source import RemoteDevice
+from hub.testing import FeedSource, ListingSource
 
 PASSWORD = "open sesame"
 REMOTE = [
@@ -36,47 +37,26 @@ class CloudOptions(BaseModel):
     units: str = "metric"
 
 
-class FakeCloud(Source[CloudCredentials, CloudOptions]):
+class FakeCloud(ListingSource):
     kind = "fakecloud"
     title = "Fake cloud"
     description = "A GPS cloud that lists three devices."
     Credentials = CloudCredentials
     Options = CloudOptions
-    cadence = Cadence(active=3600.0, jitter=0.0)
-    supports_browse = True
+    remote = REMOTE
 
-    def _check(self) -> None:
+    def check(self) -> None:
         if self.ctx.credentials.password.get_secret_value() != PASSWORD:
             raise InvalidAuth("the cloud refused the password", field="credentials.password")
 
-    async def test_connection(self) -> str:
-        self._check()
+    def signed_in(self) -> str:
         return f"Signed in as {self.ctx.credentials.account}: {len(REMOTE)} devices"
 
-    async def list_devices(self) -> list[RemoteDevice]:
-        self._check()
-        return list(REMOTE)
 
-    async def poll(self, devices: Sequence[DeviceRef], cursors: Mapping[str, Cursor]) -> PollResult:
-        return PollResult()
-
-
-class FeedCredentials(BaseModel):
-    api_key: SecretStr = Field(title="API key")
-
-
-class FakeFeed(Source[FeedCredentials, BaseModel]):
+class FakeFeed(FeedSource):
     kind = "fakefeed"
     title = "Fake feed"
     description = "Has no device list."
-    Credentials = FeedCredentials
-    cadence = Cadence(active=3600.0, jitter=0.0)
-
-    async def test_connection(self) -> str:
-        return "feed reachable"
-
-    async def poll(self, devices: Sequence[DeviceRef], cursors: Mapping[str, Cursor]) -> PollResult:
-        return PollResult()
 
 
 @hookimpl
