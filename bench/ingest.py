@@ -131,7 +131,8 @@ async def run_pipeline(
             try:
                 while True:
                     batch = await sub.receive_batch()
-                    received[i] += sum(t.startswith(POSITION_PREFIX) for t in batch)
+                    # a frame is a JSON array of messages (the feed's default format)
+                    received[i] += sum(t.count(POSITION_PREFIX) for t in batch)
             except Exception:
                 lagged.append(i)
 
