@@ -19,6 +19,23 @@ by one producer that awaits each submit (``--batch 1``: a push source's fix alon
 
 On a shared machine add ``--repeat 3``: the backends run in turn and the best run of
 each is shown.
+
+``--processes 1,2,3`` (with a PostgreSQL ``--database-url``) measures instead several hub
+processes ingesting into one database together, as a cluster does: for each count in
+turn, a fresh schema is migrated once, then that many processes (spawned) share out the
+devices (each process's on a connection of its own), the producers and the live
+subscribers, set up their pipelines and start at one barrier.  Each runs the live relay,
+so its subscribers get every process's positions (``--no-relay``: only its own).  The
+counts are printed side by side: positions/s end to end (every fix over the time from the
+start to the last process's last commit), each process's rate, CPU per fix, CPU time and
+the time its threads waited for a CPU (on a 2-core machine the processes and the
+database server share two cores: the sum is bounded by them), the PostgreSQL server's
+CPU per fix (the whole server's, read from ``/proc`` where it runs on this machine, and
+its backends serving the bench) and what those backends were doing (sampled from
+``pg_stat_activity``: ``CPU``, a wait event, or ``idle in tx`` — a transaction open while
+its process works or waits for a CPU).  The rows stored are counted: none may be lost.
+
+    uv run python bench/ingest.py --database-url ... --processes 1,2,3 --fixes 50
 """
 
 from __future__ import annotations
@@ -699,7 +716,7 @@ def print_processes(args: argparse.Namespace, runs: list[ProcessRun]) -> None:
     total = args.devices * args.fixes
 
     def row(label: str, cells: list[str]) -> None:
-        print(f"{label:<26}" + "".join(f"{c:>26}" for c in cells))
+        print(f"{label:<26}" + "".join(f"  {c:>26}" for c in cells))
 
     def each(values: list[str], unit: str) -> str:
         return " / ".join(values) + unit
@@ -742,11 +759,15 @@ def print_processes(args: argparse.Namespace, runs: list[ProcessRun]) -> None:
     row("transactions", [f"{sum(w.transactions for w in r.workers):,}" for r in runs])
     row("stored rows", [f"{r.stored:,}" + ("" if r.stored == total else " LOST!") for r in runs])
 
-    def complete(r: ProcessRun) -> bool:
-        return all(w.received >= (total if args.relay else w.fixes) for w in r.workers)
+    def received(r: ProcessRun) -> str:
+        if any(w.received < 0 for w in r.workers):
+            return "LAGGED, dropped!"
+        short = [w.received for w in r.workers if w.received < (total if args.relay else w.fixes)]
+        if short:
+            return f"short: {min(short):,}"
+        return f"{total:,}" if args.relay else "its process's, all"
 
-    got = f"{total:,}" if args.relay else "its process's, all"
-    row("positions each sub", [got if complete(r) else "LAGGED, dropped!" for r in runs])
+    row("positions each sub", [received(r) for r in runs])
     row("load average (1 min)", [f"{r.load:.2f}" for r in runs])
     if any(r.stored != total for r in runs):
         raise SystemExit("positions were lost")
