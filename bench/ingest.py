@@ -19,6 +19,12 @@ by one producer that awaits each submit (``--batch 1``: a push source's fix alon
 
 On a shared machine add ``--repeat 3``: the backends run in turn and the best run of
 each is shown.
+
+``--processes 1,2,3`` (with a PostgreSQL ``--database-url``) measures instead several hub
+processes ingesting into one database together, side by side (``bench/ingest_processes.py``
+says how and what is printed).
+
+    uv run python bench/ingest.py --database-url ... --processes 1,2,3 --fixes 50
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ import secrets
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -115,10 +121,19 @@ async def run_pipeline(
     readers: int = 0,
     batch: int = 0,
     submits: int = 0,
+    ready: Callable[[], Awaitable[None]] | None = None,
+    settle: Callable[[list[int]], Awaitable[None]] | None = None,
+    relay: bool = False,
 ) -> tuple[float, float, int, list[int]]:
     """Feed the fixes; (seconds, process CPU seconds, transactions, positions each
     subscriber received).  ``batch`` > 0: one producer submits ``batch`` fixes (of the
-    next devices in turn) ``submits`` times, awaiting each, with no cursors."""
+    next devices in turn) ``submits`` times, awaiting each, with no cursors.
+
+    With several processes (``--processes``): ``ready`` is awaited once everything is
+    set up, just before the clock starts (the processes' common start); ``settle``,
+    given the subscribers' counts, is awaited once this process's fixes are committed,
+    instead of a short drain; ``relay`` runs the hub's live relay, so the subscribers
+    also get what the other processes commit, as in a cluster."""
     pm, infos = load_plugins(use_entry_points=False)
     hub = Hub(store, Registry.collect(pm, infos), infos, clock=SystemClock())
     received = [0] * subscribers
@@ -131,7 +146,8 @@ async def run_pipeline(
             try:
                 while True:
                     batch = await sub.receive_batch()
-                    received[i] += sum(t.startswith(POSITION_PREFIX) for t in batch)
+                    # a frame is a JSON array of messages (the feed's default format)
+                    received[i] += sum(t.count(POSITION_PREFIX) for t in batch)
             except Exception:
                 lagged.append(i)
 
@@ -182,11 +198,15 @@ async def run_pipeline(
         t.start()
     async with trio.open_nursery() as nursery:
         await nursery.start(hub.pipeline.run)
+        if relay:
+            await nursery.start(hub.relay.run)
         if store.engine.dialect.name == "sqlite":
             nursery.start_soon(watch_wal)
             nursery.start_soon(hub.housekeeping.keep_wal)  # as the running hub does
         for i in range(subscribers):
             await nursery.start(subscriber, i)
+        if ready is not None:
+            await ready()
         t0, cpu0 = time.perf_counter(), time.process_time()
         async with trio.open_nursery() as prod:
             if batch:
@@ -195,7 +215,10 @@ async def run_pipeline(
                 for g in groups:
                     prod.start_soon(producer, g)
         elapsed = time.perf_counter() - t0
-        await trio.sleep(0.2)  # let subscribers drain the last batch
+        if settle is not None:
+            await settle(received)
+        else:
+            await trio.sleep(0.2)  # let subscribers drain the last batch
         cpu = time.process_time() - cpu0  # the drain's idle wait costs next to nothing
         await hub.pipeline.close()
         nursery.cancel_scope.cancel()
@@ -384,10 +407,32 @@ def main() -> None:
     ap.add_argument(
         "--repeat", type=int, default=1, help="run each backend this many times; show the best"
     )
+    ap.add_argument(
+        "--processes",
+        help="instead: this many processes ingesting into one PostgreSQL schema together "
+        "(e.g. 1,2,3: each count in turn, side by side)",
+    )
+    ap.add_argument(
+        "--no-relay",
+        dest="relay",
+        action="store_false",
+        help="with --processes: no live relay (subscribers get their own process's positions)",
+    )
     args = ap.parse_args()
     pg_url = args.database_url
     if pg_url and not pg_url.startswith("postgresql"):
         ap.error(f"--database-url: not a PostgreSQL URL: {pg_url.split(':')[0]}:…")
+    if args.processes:
+        try:
+            counts = [int(n) for n in args.processes.split(",")]
+        except ValueError:
+            ap.error(f"--processes: not a list of counts: {args.processes}")
+        if not pg_url or args.batch or min(counts) < 1:
+            ap.error("--processes: needs --database-url, counts of 1 or more, and no --batch")
+        from ingest_processes import measure_processes  # bench/, beside this script
+
+        measure_processes(pg_url, counts, args)
+        return
 
     backends: dict[str, str | None] = {"SQLite": None}
     if pg_url:
