@@ -365,6 +365,9 @@ class Poll:
     def routes(self) -> int:
         return sum(c.path == ROUTE for c in self.calls)
 
+    def __str__(self) -> str:
+        return ", ".join(f"{c.path} {c.started:.3f}-{c.ended:.3f} {c.status}" for c in self.calls)
+
 
 def polls(calls: Iterable[FakeCall]) -> dict[str, list[Poll]]:
     """Each user's requests grouped into polls, in order."""
@@ -389,10 +392,12 @@ def poll_problems(
     """Signs that two processes polled one account at once, from the fake's calls:
 
     * two requests of one account overlapping in time (one process polls an account
-      one request after the other);
-    * a poll with two route reports (one process asks once per poll for a single unit:
-      two processes polling in step look like this);
-    * two polls starting less than ``min_gap_s`` apart, the first at or after ``since``
+      one request after the other), at any time;
+    * from ``since`` on (once the leases settled: a lease handed back while its poll
+      was under way may be polled by the next holder within ``JOIN_S`` of the abandoned
+      request), a poll with two route reports (one process asks once per poll for a
+      single unit: two processes polling in step look like this);
+    * two polls starting less than ``min_gap_s`` apart, the first from ``since`` on
       (the runner polls every interval, 30 s minus 10 % jitter: two processes each on
       their own cadence leave a gap of at most half an interval between their polls),
       unless ``exempt(user, earlier, later)`` (a lease that moved)."""
@@ -411,8 +416,8 @@ def poll_problems(
             busy_until = max(busy_until, c.ended)
     for user, found in polls(calls).items():
         for p in found:
-            if p.routes > 1:
-                problems.append(f"{user}: {p.routes} route reports in one poll at {p.started:.3f}")
+            if p.routes > 1 and p.started >= since:
+                problems.append(f"{user}: {p.routes} route reports in one poll: {p}")
         for a, b in itertools.pairwise(found):
             gap = b.started - a.started
             if a.started >= since and gap < min_gap_s and not exempt(user, a, b):
