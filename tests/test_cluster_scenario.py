@@ -213,9 +213,13 @@ async def test_three_hubs_share_the_work_and_survive_a_kill(tmp_path: Path, pg_u
     moved_users = {accounts.users[setup.account(x)].email for x in moving.connections}
 
     def failover(user: str, earlier: Poll, later: Poll) -> bool:
-        return user in moved_users and earlier.started < killed <= later.started
+        """A's last poll of a moved connection (perhaps sent as the signal landed: a
+        second's grace) and its new holder's first."""
+        return user in moved_users and earlier.started < killed + 1.0 <= later.started
 
     problems = poll_problems(fake.calls, min_gap_s=MIN_GAP_S, since=settled, exempt=failover)
+    early = [p for p in poll_problems(fake.calls, min_gap_s=0) if p not in problems]
+    print(f"before the leases settled at {settled:.3f} (not asserted): {early}")
     assert not problems, (f"settled at {settled:.3f}, A killed at {killed:.3f}", problems)
 
 
