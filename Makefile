@@ -55,6 +55,7 @@ bench: setup
 	$(UV) run --no-sync python bench/live.py --duration 20
 	$(UV) run --no-sync python bench/findhub.py
 	$(UV) run --no-sync python bench/dashboard.py
+	$(UV) run --no-sync python bench/failover.py
 
 wheels: setup
 	$(UV) build --all-packages --wheel -o dist

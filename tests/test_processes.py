@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -24,6 +23,7 @@ import pytest
 import trio
 from trio_websocket import CloseReason, ConnectionClosed, WebSocketConnection, open_websocket_url
 
+from hub.cluster_testing import serving_process
 from hub.secrets import SecretBox
 
 ROUTE = "14.60,-90.50\n14.61,-90.51\n14.62,-90.50\n"
@@ -53,47 +53,6 @@ def run(env: dict[str, str], *argv: str) -> str:
 
 def gpshub(env: dict[str, str], *argv: str) -> str:
     return run(env, "-m", "hub.cli", *argv)
-
-
-@asynccontextmanager
-async def serving_process(
-    env: dict[str, str], log: list[bytes]
-) -> AsyncIterator[tuple[trio.Process, str]]:
-    """``gpshub serve`` on a free port until the block ends (SIGTERM, unless it was
-    killed meanwhile): the process and its URL.  What it prints (it logs to stderr) is
-    collected in ``log``."""
-    proc = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "hub.cli", "serve", "--port", "0"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    found = trio.Event()
-    url: list[str] = []
-
-    async def read() -> None:
-        assert proc.stdout is not None
-        async for chunk in proc.stdout:
-            log.append(chunk)
-            match = re.search(rb"http://127\.0\.0\.1:\d+", b"".join(log))
-            if match and not url:
-                url.append(match.group().decode())
-                found.set()
-
-    try:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(read)
-            with trio.fail_after(WAIT):
-                await found.wait()
-            yield proc, url[0]
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGTERM)
-            with trio.move_on_after(30):
-                await proc.wait()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
 
 
 @asynccontextmanager

@@ -35,6 +35,10 @@ Use it like this::
         ...
         assert fake.requests["/api/reports/route"] == 1
 
+Each HTTP request is also kept in ``fake.calls`` (a ``FakeCall``: method, path, query,
+status, the user it authenticated as, and when it arrived and was answered, on trio's
+clock), so a test can tell accounts apart and see whether two requests overlapped.
+
 Fault switches (each applies to the next ``n`` requests, of any path, in this order):
 ``slow(seconds)`` (every answer waits that long, until ``slow(0)``), ``rate_limit(n,
 retry_after)`` (429 with ``Retry-After``, as a reverse proxy sends), ``fail(n, status)``
@@ -217,6 +221,12 @@ class FakeCall:
     query: tuple[tuple[str, str], ...]
     auth: str | None  # "basic", "bearer", "cookie" or None (as far as it was checked)
     status: int
+    user: str | None = None
+    """The email of the user it authenticated as (``None``: none, or not checked)."""
+    started: float = 0.0
+    """``trio.current_time()`` when it arrived (before any ``slow`` delay)."""
+    ended: float = 0.0
+    """``trio.current_time()`` when its answer was ready."""
 
     def params(self, name: str) -> list[str]:
         return [v for k, v in self.query if k == name]
@@ -516,6 +526,7 @@ class FakeTraccar:
     # -- plumbing ----------------------------------------------------------------------
     async def _enter(self, request: Request) -> None:
         """Count the request, then apply the delay and the faults due before the handler."""
+        request.state.fake_started = trio.current_time()
         self.requests[request.url.path] += 1
         if self.delay:
             await trio.sleep(self.delay)
@@ -551,7 +562,14 @@ class FakeTraccar:
             media_type="text/html",
         )
 
-    def _record(self, request: Request, auth: str | None, response: Response) -> Response:
+    def _record(
+        self,
+        request: Request,
+        auth: str | None,
+        response: Response,
+        user: FakeUser | None = None,
+    ) -> Response:
+        now = trio.current_time()
         self.calls.append(
             FakeCall(
                 request.method,
@@ -559,6 +577,9 @@ class FakeTraccar:
                 tuple(request.query_params.multi_items()),
                 auth,
                 response.status_code,
+                user.email if user is not None else None,
+                getattr(request.state, "fake_started", now),
+                now,
             )
         )
         return response
@@ -681,7 +702,7 @@ class FakeTraccar:
             user, auth = self._user_for(request)
             if user is None and not public:
                 return self._record(request, auth, self._unauthorized(request))
-            return self._record(request, auth, handler(request, user))
+            return self._record(request, auth, handler(request, user), user)
         except _Fault as fault:
             return self._record(request, auth, fault.response)
 
@@ -732,7 +753,7 @@ class FakeTraccar:
                     return self._record(request, None, Response(b"", status_code=401))
                 response = self._json(user.as_json())
                 self._new_session(user, response)
-                return self._record(request, "cookie", response)
+                return self._record(request, "cookie", response, user)
             if request.method == "DELETE":
                 user, auth = self._user_for(request)
                 if user is None:
@@ -740,7 +761,7 @@ class FakeTraccar:
                 sid = request.cookies.get(SESSION_COOKIE)
                 if sid is not None:
                     self.sessions.pop(sid, None)
-                return self._record(request, auth, Response(b"", status_code=204))
+                return self._record(request, auth, Response(b"", status_code=204), user)
             # GET: @PermitAll, from the token or the cookie session only (never Basic)
             token = request.query_params.get("token")
             if token:
@@ -750,12 +771,12 @@ class FakeTraccar:
                 if user is not None:
                     response = self._json(user.as_json())
                     self._new_session(user, response)
-                    return self._record(request, "bearer", response)
+                    return self._record(request, "bearer", response, user)
             sid = request.cookies.get(SESSION_COOKIE)
             user = self._active(self._session_user(sid)) if sid else None
             if user is None:
                 return self._record(request, None, self._not_found())
-            return self._record(request, "cookie", self._json(user.as_json()))
+            return self._record(request, "cookie", self._json(user.as_json()), user)
         except _Fault as fault:
             return self._record(request, auth, fault.response)
 
