@@ -32,7 +32,6 @@ from gpshub_traccar.testing import FakeTraccar
 from hub.cluster_testing import (
     WAIT,
     TraccarAccounts,
-    fresh_schema,
     hub_environment,
     provision,
     serving_processes,
@@ -41,6 +40,7 @@ from hub.cluster_testing import (
 )
 from hub.secrets import SecretBox
 from hub.store import Store
+from hub.testing import fresh_schema
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 

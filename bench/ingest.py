@@ -58,6 +58,7 @@ from hub.registry import Registry
 from hub.secrets import SecretBox
 from hub.source import Cursor
 from hub.store import Store
+from hub.testing import fresh_schema
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 POSITION_PREFIX = '{"type":"position"'
@@ -88,17 +89,8 @@ def fresh_database(tmp: Path, name: str, pg_url: str | None) -> Iterator[str]:
     if pg_url is None:
         yield f"sqlite:///{tmp / name}_{secrets.token_hex(4)}.db"
         return
-    schema = f"bench_{name}_{secrets.token_hex(4)}"
-    admin = sa.create_engine(pg_url)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    sep = "&" if "?" in pg_url else "?"
-    try:
-        yield f"{pg_url}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    with fresh_schema(pg_url, f"bench_{name}_") as url:
+        yield url
 
 
 def wal_size(store: Store) -> int:

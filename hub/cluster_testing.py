@@ -4,7 +4,6 @@ PostgreSQL database (``tests/test_cluster_scenario.py``, ``bench/failover.py``).
 * ``serving_process``: a real hub process on a free port, stopped (or found killed) at
   the end of the block (``serving_processes``: several, started at once);
   ``hub_environment`` the environment such processes share;
-* ``fresh_schema``: a schema of its own on a PostgreSQL server, dropped afterwards;
 * ``TraccarAccounts``: a ``FakeTraccar`` with one user and one unit per connection, so
   the fake tells the connections apart (``FakeCall.user``); ``provision`` stores the
   client, the connections, their devices, location webhooks and an administrator token;
@@ -22,19 +21,17 @@ import itertools
 import math
 import os
 import re
-import secrets
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import orjson
-import sqlalchemy as sa
 import trio
 
 if TYPE_CHECKING:
@@ -133,22 +130,6 @@ async def serving_processes(
             yield [got[i] for i in range(len(envs))]
         finally:
             done.set()
-
-
-@contextmanager
-def fresh_schema(url: str, prefix: str = "t_") -> Iterator[str]:
-    """``url`` with its ``search_path`` set to a new, empty schema, dropped at the end."""
-    schema = prefix + secrets.token_hex(6)
-    admin = sa.create_engine(url)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    sep = "&" if "?" in url else "?"
-    try:
-        yield f"{url}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
 
 
 async def until(check: Callable[[], Awaitable[bool]], every_s: float = 0.5) -> None:

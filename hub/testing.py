@@ -18,9 +18,10 @@ test run, e.g. in ``bench/``.
 from __future__ import annotations
 
 import logging
+import secrets
 import types
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,6 +58,25 @@ LOOPBACK_NETWORKS = ("127.0.0.0/8",)
 LOOPBACK = OutboundPolicy.from_strings(LOOPBACK_NETWORKS)
 """The outbound policy allowing loopback: ``new_http_client(LOOPBACK)`` for a source
 under test talking to a fake served by ``serve_app``."""
+
+
+@contextmanager
+def fresh_schema(url: str, prefix: str = "t_") -> Iterator[str]:
+    """``url`` (a PostgreSQL database) with its ``search_path`` set to a new, empty
+    schema, dropped at the end: a database of its own for a test or a bench run."""
+    import sqlalchemy as sa
+
+    schema = prefix + secrets.token_hex(6)
+    admin = sa.create_engine(url)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in url else "?"
+    try:
+        yield f"{url}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
 
 
 def plugin_module(
