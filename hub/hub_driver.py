@@ -98,8 +98,11 @@ class HubFactory:
 
 
 Before = Callable[[int], Any]
-"""Called (awaited if it returns an awaitable) with the number of the poll about to be
-made (1, 2, ... over the driver's life), e.g. to give the fake new fixes."""
+"""Called (awaited if it returns an awaitable) with the number of the next poll (1, 2, ...
+over the driver's life), e.g. to give the fake new fixes: before the hub starts for the
+first poll of a ``poll()``, then as soon as the previous poll is done (a hub polls at once
+when it starts, so the last poll before a restart and the first after it see the same
+time)."""
 
 
 class HubDriver:
