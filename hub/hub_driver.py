@@ -111,8 +111,9 @@ class HubDriver:
     ``source`` is the source class (registered in the hubs made) or its ``kind`` (when the
     factory registers it).  Each ``poll()`` runs the hub until its runner has polled so
     many times and shuts it down, its pipeline drained: what was polled is stored.
-    A poll that does not come within ``poll_limit_s`` (trio time) fails the test with the
-    connection's state and last error.
+    A poll that does not come within ``poll_limit_s`` of trio time (default: an hour, or
+    four of the source's longest intervals) fails the test with the connection's state
+    and last error.
     """
 
     def __init__(
@@ -123,7 +124,7 @@ class HubDriver:
         options: dict[str, Any] | None = None,
         *,
         label: str = "test connection",
-        poll_limit_s: float = 3600.0,
+        poll_limit_s: float | None = None,
     ) -> None:
         self.hubs = hubs
         self.extra = (source,) if isinstance(source, type) else ()
@@ -171,7 +172,10 @@ class HubDriver:
         """Run the hub until its runner has polled ``times`` times (the mock clock jumps
         the cadence between polls), calling ``before`` before each; then shut it down."""
         hub = self.hub
-        step = max(min(hub.source_class(self.kind).cadence.active / 50, 5.0), 0.05)
+        cadence = hub.source_class(self.kind).cadence
+        longest = max(cadence.active, cadence.quiet or 0.0)
+        limit = self.poll_limit_s or max(3600.0, 4 * longest)
+        step = max(cadence.active / 50, 0.05)  # a runner's poll is seen this late at most
         async with trio.open_nursery() as nursery:
             if before is not None:
                 await _call(before, self.polls + 1)
@@ -180,20 +184,20 @@ class HubDriver:
                 for k in range(times):
                     if k and before is not None:
                         await _call(before, self.polls + 1)
-                    await self._wait_for_poll(k + 1, times, step)
+                    await self._wait_for_poll(k + 1, times, step, limit)
                     self.polls += 1
             finally:
                 hub.shutdown()
 
-    async def _wait_for_poll(self, target: int, times: int, step: float) -> None:
-        with trio.move_on_after(self.poll_limit_s):
+    async def _wait_for_poll(self, target: int, times: int, step: float, limit: float) -> None:
+        with trio.move_on_after(limit):
             while self._runner_polls() < target:  # noqa: ASYNC110 - polls what the runner did
                 await trio.sleep(step)
             return
         conn = self.connection()
         raise AssertionError(
             f"connection {self.kind!r} polled {target - 1} of {times} time(s) within"
-            f" {self.poll_limit_s:g} s: {conn.state}: {conn.last_error or conn.state_message}"
+            f" {limit:g} s: {conn.state}: {conn.last_error or conn.state_message}"
         )
 
     def _runner_polls(self) -> int:
