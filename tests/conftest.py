@@ -8,7 +8,6 @@ with the reason shown; with ``GPSHUB_REQUIRE_POSTGRES=1`` (set by ``.ci/run``) t
 from __future__ import annotations
 
 import os
-import secrets as pysecrets
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from hub.hub_driver import postgres_schema
 from hub.secrets import SecretBox
 from hub.store import Store
 
@@ -50,17 +50,8 @@ def pg_url() -> Iterator[str]:
         if REQUIRE_PG:
             pytest.fail(reason + " (GPSHUB_REQUIRE_POSTGRES=1)")
         pytest.skip(reason)
-    schema = "t_" + pysecrets.token_hex(6)
-    admin = sa.create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    sep = "&" if "?" in PG_URL else "?"
-    try:
-        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    with postgres_schema(PG_URL) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
