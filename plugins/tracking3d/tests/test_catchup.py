@@ -104,7 +104,7 @@ async def test_a_429_while_catching_up_keeps_the_pages_read(
     times = add_history(fake, ids, hours=1, every=300)  # all within the backfill: 6 pages
     source = make_source(backfill_s=HOUR)
     await source.test_connection()
-    fake.rate_limit(2, retry_after=30, after=after)
+    fake.rate_limit(times=2, retry_after=30, after=after)
     first = await source.poll(refs(ids), empty(ids))  # keeps what it read before the 429
     assert 0 < first.fix_count < len(times) * len(ids)
     with pytest.raises(RateLimited):  # still limited, nothing read yet: the runner waits

@@ -116,15 +116,15 @@ async def test_fault_switches(served: Served) -> None:
     fake, url = served.fake, served.url
     async with httpx.AsyncClient() as http:
         ids = await login(http, url, fake)
-        fake.rate_limit(1, retry_after=7)
+        fake.rate_limit(retry_after=7)
         limited = await http.get(f"{url}/Units/Unit/List", params=ids)
         assert limited.status_code == 429 and limited.headers["Retry-After"] == "7"
-        fake.fail(1, status=502)
+        fake.fail(502)
         assert (await http.get(f"{url}/Units/Unit/List", params=ids)).status_code == 502
-        fake.malformed(1)
+        fake.malformed()
         with pytest.raises(ValueError):
             (await http.get(f"{url}/Units/Unit/List", params=ids)).json()
-        fake.error_envelope(1, code=50021, message="Permission denied")
+        fake.platform_error(code=50021, message="Permission denied")
         body = (await http.get(f"{url}/Units/Unit/List", params=ids)).json()
         assert body["Status"] == {
             "Result": "Error",
@@ -192,7 +192,7 @@ async def test_a_rate_limit_can_start_after_some_requests(served: Served) -> Non
     fake, url = served.fake, served.url
     async with httpx.AsyncClient() as http:
         ids = await login(http, url, fake)
-        fake.rate_limit(1, retry_after=5, after=2)
+        fake.rate_limit(retry_after=5, after=2)
         statuses = [
             (await http.get(f"{url}/Units/Unit/List", params=ids)).status_code for _ in range(4)
         ]

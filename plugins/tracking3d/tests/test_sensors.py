@@ -107,8 +107,8 @@ async def test_sensors_cost_account_wide_requests_only(
     second = await source.poll(refs(ids), first.cursors)
     assert all(second.fixes[uid][0].sensors["fuel_level_l"] == 55.5 for uid in ids)
     calls = fake.calls[start:]
-    assert [path for _, path, _ in calls] == ["Data/PositionsList", "Data/SensorReadingsList"]
-    assert all("Uid" not in names for _, _, names in calls)
+    assert [c.name for c in calls] == ["Data/PositionsList", "Data/SensorReadingsList"]
+    assert all("Uid" not in c.query for c in calls)
 
 
 async def test_cursors_of_the_previous_version_start_reading_sensors_where_they_stand(

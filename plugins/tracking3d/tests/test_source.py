@@ -359,7 +359,7 @@ async def test_429_is_rate_limited_with_retry_after(
     (uid,) = units(served, 1)
     source = make_source()
     await source.test_connection()
-    served.fake.rate_limit(1, retry_after=45)
+    served.fake.rate_limit(retry_after=45)
     with pytest.raises(RateLimited) as err:
         await source.poll(refs([uid]), empty([uid]))
     assert err.value.retry_after == 45
@@ -367,7 +367,7 @@ async def test_429_is_rate_limited_with_retry_after(
 
 async def test_5xx_is_cannot_connect(served: Served, make_source: MakeSource) -> None:
     (uid,) = units(served, 1)
-    served.fake.fail(1, status=503)
+    served.fake.fail(503)
     with pytest.raises(CannotConnect):
         await make_source().poll(refs([uid]), empty([uid]))
 
@@ -376,7 +376,7 @@ async def test_broken_json_is_update_failed(served: Served, make_source: MakeSou
     (uid,) = units(served, 1)
     source = make_source()
     await source.test_connection()
-    served.fake.malformed(1)
+    served.fake.malformed()
     with pytest.raises(UpdateFailed, match="broken JSON"):
         await source.poll(refs([uid]), empty([uid]))
 
@@ -387,10 +387,10 @@ async def test_an_error_envelope_is_update_failed_without_a_relogin(
     (uid,) = units(served, 1)
     source = make_source()
     await source.test_connection()
-    served.fake.error_envelope(1, code=50021, message="Permission denied")
+    served.fake.platform_error(code=50021, message="Permission denied")
     with pytest.raises(UpdateFailed, match="denied permission"):
         await source.poll(refs([uid]), empty([uid]))
-    served.fake.error_envelope(1, code=50500, message="Database unavailable")
+    served.fake.platform_error(code=50500, message="Database unavailable")
     with pytest.raises(UpdateFailed, match="Database unavailable"):
         await source.poll(refs([uid]), empty([uid]))
     assert served.fake.logins == 1
@@ -402,6 +402,6 @@ async def test_a_slow_answer_times_out_as_cannot_connect(
     (uid,) = units(served, 1)
     source = make_source(timeout_s=5)
     await source.test_connection()
-    served.fake.slow(30)
+    served.fake.delay = 30
     with pytest.raises(CannotConnect, match="in time"):
         await source.poll(refs([uid]), empty([uid]))

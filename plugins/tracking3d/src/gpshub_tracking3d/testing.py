@@ -42,11 +42,11 @@ Use it like this::
     ...
     assert fake.requests["Data/PositionsList"] == 1
 
-Fault switches, applied in this order to the next requests of any path: ``slow(seconds)``
-(every answer waits, until ``slow(0)``), ``rate_limit(n, retry_after, after=k)`` (HTTP 429,
-from the request after the next ``k``),
-``fail(n, status)`` (an HTML error page), ``error_envelope(n, code, message)`` (HTTP 200
-with an error ``Status``), ``malformed(n)`` (a JSON answer cut in half).  Sessions:
+It is a ``hub.fake_upstream.FakeUpstream``: requests are counted by path without its
+prefix (``fake.requests["Data/PositionsList"]``) and logged (``fake.calls``); ``delay``
+slows every answer; the fault switches queue in order: ``rate_limit``, ``fail``,
+``malformed``, ``hang`` and ``platform_error(code=..., message=...)`` (HTTP 200 with an
+error ``Status``), each with ``times``, ``path`` and ``after``.  Sessions:
 ``expire_sessions()``, ``session_ttl_s``; credentials: ``change_password``.
 
 The running hub never imports this module.
@@ -55,7 +55,6 @@ The running hub never imports this module.
 from __future__ import annotations
 
 import bisect
-import collections
 import itertools
 import json
 import secrets
@@ -67,11 +66,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import trio
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
+
+from hub.fake_upstream import FakeCall, FakeUpstream
 
 LATEST_FORMAT = "%d %b %Y %H:%M:%S"
 SPEED_DIVISORS = {"kph": 1.0, "km/h": 1.0, "mph": 1.609344, "knots": 1.852}
@@ -178,8 +177,10 @@ class _Feed:
         self.received_max.append(max(top, received))
 
 
-class FakeTracking3D:
+class FakeTracking3D(FakeUpstream):
     """An in-memory 3D Tracking server (see the module docstring)."""
+
+    name = "tracking3d"
 
     def __init__(
         self,
@@ -199,7 +200,7 @@ class FakeTracking3D:
         readings_first_id: int = 4_200_000_000,
         reading_times: str = "local",
     ) -> None:
-        self.now = now
+        super().__init__(now=now)
         self.username = username
         self.password = password
         self.user_id_guid = str(uuid.uuid4())
@@ -220,25 +221,19 @@ class FakeTracking3D:
         self.units: dict[str, FakeUnit] = {}
         self.sessions: dict[str, float] = {}  # session id -> creation time
         self.logins = 0
-        self.requests: collections.Counter[str] = collections.Counter()
-        self.calls: list[tuple[str, str, tuple[str, ...]]] = []
-        """(method, path, query parameter names) of each request."""
-        self.delay = 0.0
         self._feed = _Feed(first_id)
         self._readings = _Feed(readings_first_id)
         self._handed: set[int] = set()
         self._uids = itertools.count(0x5CE7C3)
-        self._rate_limited = 0
-        self._rate_after = 0
-        self._retry_after: float | None = None
-        self._failing = 0
-        self._fail_status = 500
-        self._envelopes = 0
-        self._envelope: tuple[int, str] = (50000, "Internal error")
-        self._malformed = 0
-        self.app = Starlette(
-            routes=[Route("/{path:path}", self._dispatch, methods=["GET", "POST"])]
-        )
+
+    def routes(self) -> list[BaseRoute]:
+        return [Route("/{path:path}", self._dispatch, methods=["GET", "POST"])]
+
+    def request_name(self, call: FakeCall) -> str:
+        """A known call by its name (``Data/PositionsList``), in any case, with or without
+        the ``api/v1.0/`` prefix; anything else by its path."""
+        raw = call.path.strip("/")
+        return PATHS.get(raw.lower().removeprefix(PREFIX), raw)
 
     # -- account and units ---------------------------------------------------------------
     def credentials(self, url: str) -> dict[str, Any]:
@@ -407,66 +402,23 @@ class FakeTracking3D:
     def readings_size(self) -> int:
         return len(self._readings.encoded)
 
-    # -- fault switches ------------------------------------------------------------------
-    def slow(self, seconds: float) -> None:
-        """Delay every answer by ``seconds`` (``trio.sleep``) until ``slow(0)``."""
-        self.delay = max(seconds, 0.0)
-
-    def rate_limit(self, n: int = 1, retry_after: float | None = 30.0, *, after: int = 0) -> None:
-        """The next ``n`` requests get HTTP 429 (with ``Retry-After`` unless ``None``),
-        once ``after`` more requests have been answered."""
-        self._rate_limited, self._retry_after, self._rate_after = n, retry_after, after
-
-    def fail(self, n: int = 1, status: int = 500) -> None:
-        """The next ``n`` requests get ``status`` with an HTML page."""
-        self._failing, self._fail_status = n, status
-
-    def error_envelope(
-        self, n: int = 1, code: int = 50000, message: str = "Internal error"
-    ) -> None:
-        """The next ``n`` answers are HTTP 200 with ``Status.Result "Error"``."""
-        self._envelopes, self._envelope = n, (code, message)
-
-    def malformed(self, n: int = 1) -> None:
-        """The next ``n`` JSON answers are cut in half."""
-        self._malformed = n
+    # -- faults --------------------------------------------------------------------------
+    def platform_response(
+        self, call: FakeCall, *, code: int = 50000, message: str = "Internal error"
+    ) -> Response:
+        """``platform_error``: HTTP 200 with ``Status.Result "Error"``."""
+        return self._error(code, message)
 
     def expire_sessions(self) -> None:
         """Every session ends now (as after its lifetime, or a revocation)."""
         self.sessions.clear()
 
-    @property
-    def request_count(self) -> int:
-        return sum(self.requests.values())
-
-    # -- plumbing ------------------------------------------------------------------------
+    # -- the API ---------------------------------------------------------------------------
     async def _dispatch(self, request: Request) -> Response:
         raw = request.path_params["path"].strip("/")
-        lowered = raw.lower().removeprefix(PREFIX)
-        name = PATHS.get(lowered, raw)
-        self.requests[name] += 1
-        self.calls.append((request.method, name, tuple(request.query_params.keys())))
-        if self.delay:
-            await trio.sleep(self.delay)
-        if self._rate_limited > 0 and self._rate_after > 0:
-            self._rate_after -= 1
-        elif self._rate_limited > 0:
-            self._rate_limited -= 1
-            headers = {} if self._retry_after is None else {"Retry-After": f"{self._retry_after:g}"}
-            return Response(b"Too Many Requests", status_code=429, headers=headers)
-        if self._failing > 0:
-            self._failing -= 1
-            status = self._fail_status
-            return Response(
-                f"<html><body><h1>{status} Server Error</h1></body></html>".encode(),
-                status_code=status,
-                media_type="text/html",
-            )
-        if lowered not in PATHS:
+        name = PATHS.get(raw.lower().removeprefix(PREFIX))
+        if name is None:
             return Response(b"<html><body>Not Found</body></html>", 404, media_type="text/html")
-        if self._envelopes > 0:
-            self._envelopes -= 1
-            return self._error(*self._envelope)
         if name == "Authentication/UserAuthenticate":
             return await self._login(request)
         query = request.query_params
@@ -591,7 +543,4 @@ class FakeTracking3D:
         return self._body(json.dumps(payload).encode())
 
     def _body(self, body: bytes) -> Response:
-        if self._malformed > 0:
-            self._malformed -= 1
-            body = body[: max(len(body) // 2, 1)]
         return Response(body, media_type="application/json")
