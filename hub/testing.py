@@ -321,20 +321,13 @@ def source_context(
     )
 
 
-class SourceContract:
-    """Checks every source must pass; subclass it in a plugin's tests (see module doc).
-
-    Network-dependent checks (``test_connection``, ``poll``) use ``make_context`` which a
-    plugin overrides to point the source at its fake upstream server.
-    """
+class DeclarationContract:
+    """What a source class declares, checked without a network: its kind, title,
+    cadence, credential and option models (shared by both contracts)."""
 
     source_class: ClassVar[type[Source[Any, Any]]]
     good_credentials: ClassVar[dict[str, Any]]
     bad_credentials: ClassVar[dict[str, Any]] = {}
-    devices: ClassVar[list[DeviceRef]] = [DeviceRef(1, "1", "device 1")]
-
-    async def make_context(self, http: httpx.AsyncClient) -> SourceContext[Any, Any]:
-        return source_context(self.source_class, self.good_credentials, http)
 
     def test_declares_the_contract(self) -> None:
         cls = self.source_class
@@ -375,6 +368,21 @@ class SourceContract:
         with pytest.raises(BadConfig) as err:
             self.source_class.parse_credentials(self.bad_credentials)
         assert err.value.field.startswith("credentials.")
+
+
+class SourceContract(DeclarationContract):
+    """Checks every source must pass; subclass it in a plugin's tests (see module doc).
+
+    Network-dependent checks (``test_connection``, ``poll``) use ``make_context`` which a
+    plugin overrides to point the source at its fake upstream server.  (The deeper
+    contract of a networked source, with faults and a far clock, is
+    ``hub.contract.SourceContract``.)
+    """
+
+    devices: ClassVar[list[DeviceRef]] = [DeviceRef(1, "1", "device 1")]
+
+    async def make_context(self, http: httpx.AsyncClient) -> SourceContext[Any, Any]:
+        return source_context(self.source_class, self.good_credentials, http)
 
     async def test_test_connection_summarises(self) -> None:
         async with httpx.AsyncClient() as http:
