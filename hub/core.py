@@ -50,7 +50,7 @@ from hub.pipeline import Pipeline
 from hub.plugins import PluginInfo, load_plugins
 from hub.positions import WriteResult
 from hub.registry import Registry
-from hub.runner import SourceRunner, new_http_client
+from hub.runner import SourceRunner, source_http_client
 from hub.source import (
     MemoryStateStore,
     RemoteDevice,
@@ -375,7 +375,7 @@ class Hub:
         creds = cls.parse_credentials(credentials)
         opts = cls.parse_options(options)
         check_upstream_urls(self.outbound_policy, creds, opts)
-        async with new_http_client(self.outbound_policy) as http:
+        async with source_http_client(self.outbound_policy, cls, opts, self.clock) as http:
             ctx: SourceContext[Any, Any] = SourceContext(
                 credentials=creds,
                 options=opts,

@@ -24,7 +24,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +35,7 @@ from hub.blocking import run_blocking
 from hub.errors import BadConfig, InvalidAuth, RateLimited
 from hub.logging_setup import scrub
 from hub.models import ConnectionState
-from hub.netguard import OutboundPolicy, guarded_client
+from hub.netguard import OutboundPolicy, guarded_transport
 from hub.pipeline import PipelineClosed
 from hub.positions import CursorUpdate, IngestItem
 from hub.source import (
@@ -49,8 +49,10 @@ from hub.source import (
     secret_strings,
 )
 from hub.store import UNSET
+from hub.upstream_http import UpstreamClient, options_timeout
 
 if TYPE_CHECKING:
+    from hub.clock import Clock
     from hub.core import Hub
 
 log = logging.getLogger(__name__)
@@ -95,14 +97,37 @@ class StoreStateStore:
         await run_blocking(self._store.state_delete, self._id, key)
 
 
-def new_http_client(policy: OutboundPolicy | None = None) -> httpx.AsyncClient:
-    """The HTTP client a source gets: guarded against server-side request forgery (only
-    public addresses, or the networks the administrator allows), timeouts set, no
-    redirects, our user agent."""
-    return guarded_client(
-        policy or OutboundPolicy(),
-        timeout=httpx.Timeout(15.0, connect=5.0),
+def new_http_client(
+    policy: OutboundPolicy | None = None,
+    *,
+    upstream: str = "the upstream",
+    timeout_s: float | None = None,
+    now: Callable[[], datetime] | None = None,
+) -> UpstreamClient:
+    """The HTTP client a source gets (``ctx.http``): guarded against server-side request
+    forgery (only public addresses, or the networks the administrator allows), no
+    redirects, our user agent; an ``UpstreamClient`` naming ``upstream`` (the source's
+    title) in its errors, with the connection's request timeout (``timeout_s``; 15 s,
+    5 s to connect, without) and the source's clock (``now``)."""
+    return UpstreamClient(
+        upstream=upstream,
+        timeout_s=timeout_s,
+        now=now,
+        transport=guarded_transport(policy or OutboundPolicy()),
         headers={"User-Agent": USER_AGENT},
+        trust_env=False,
+    )
+
+
+def source_http_client(
+    policy: OutboundPolicy, source_class: type[Source[Any, Any]], options: object, clock: Clock
+) -> UpstreamClient:
+    """``new_http_client`` for a source of ``source_class`` with these ``options``."""
+    return new_http_client(
+        policy,
+        upstream=str(source_class.title or source_class.kind),
+        timeout_s=options_timeout(options),
+        now=clock.now,
     )
 
 
@@ -188,7 +213,7 @@ class SourceRunner:
         except BadConfig as exc:
             await self._set_state(ConnectionState.BAD_CONFIG, f"bad configuration: {exc}")
             return
-        async with new_http_client(hub.outbound_policy) as http:
+        async with source_http_client(hub.outbound_policy, source_cls, options, hub.clock) as http:
             http.event_hooks["response"].append(self._note_peer)
             ctx: SourceContext[Any, Any] = SourceContext(
                 credentials=credentials,
