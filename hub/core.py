@@ -57,6 +57,7 @@ from hub.source import (
     Source,
     SourceContext,
     check_upstream_urls,
+    connection_summary,
 )
 from hub.store import Store
 from hub.summary import OperationsSummary
@@ -401,7 +402,7 @@ class Hub:
         **kw: Any,
     ) -> str:
         async def action(source: Source[Any, Any]) -> str:
-            return await source.test_connection()
+            return connection_summary(await source.test_connection())
 
         return str(await self.with_source(kind, credentials, options, action, **kw))
 

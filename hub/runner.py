@@ -24,8 +24,8 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -33,6 +33,7 @@ import trio
 
 from hub.blocking import run_blocking
 from hub.errors import BadConfig, InvalidAuth, RateLimited
+from hub.fix import PositionFix
 from hub.logging_setup import scrub
 from hub.models import ConnectionState
 from hub.netguard import OutboundPolicy, guarded_transport
@@ -46,6 +47,7 @@ from hub.source import (
     Source,
     SourceContext,
     check_upstream_urls,
+    connection_summary,
     secret_strings,
 )
 from hub.store import UNSET
@@ -131,6 +133,75 @@ def source_http_client(
     )
 
 
+class DroppedFixes:
+    """The fixes a connection's source sent that the hub could not store: for a device
+    it was not asked about, out of range, a naive time (``PositionFix.validate``).
+
+    A plugin's mistake, not the upstream's: the connection stays ``ok``, and its status
+    says how many since the runner started, since when, and the first reason ("12 fixes
+    dropped since 2026-01-01 10:02 UTC: device 7: lat 123.0 is not a latitude in [-90,
+    90]").  The first drop is logged at WARNING, later ones at DEBUG.
+    """
+
+    def __init__(self, connection_id: int) -> None:
+        self.connection_id = connection_id
+        self.count = 0
+        self.first: str | None = None  # the reason of the first one
+        self.since: datetime | None = None  # when (the hub's clock)
+        self._new = 0  # since the last report
+        self._reason = ""  # the last poll's first reason
+
+    def add(self, count: int, reason: str, hub: Hub) -> None:
+        if count <= 0:
+            return
+        if self.first is None:
+            self.first, self.since = reason, hub.clock.now()
+        if not self._new:
+            self._reason = reason
+        self.count += count
+        self._new += count
+        hub.pipeline.stats.received += count  # the pipeline's figures count them
+        hub.pipeline.stats.invalid += count
+
+    def keep(self, upstream_id: str, fixes: Iterable[Any], hub: Hub) -> list[PositionFix]:
+        """The fixes of ``fixes`` that are valid; the others are counted."""
+        kept: list[PositionFix] = []
+        for fix in fixes:
+            if not isinstance(fix, PositionFix):
+                self.add(1, f"device {upstream_id}: {type(fix).__name__} is not a PositionFix", hub)
+                continue
+            try:
+                fix.validate()
+            except BadConfig as exc:
+                self.add(1, f"device {upstream_id}: {exc.field} {exc.reason}", hub)
+                continue
+            kept.append(fix)
+        return kept
+
+    def report(self, label: str) -> None:
+        """Log the fixes dropped by the last poll: the first time at WARNING."""
+        if not self._new:
+            return
+        level = logging.WARNING if self.count == self._new else logging.DEBUG
+        log.log(
+            level,
+            "connection %s: dropped %d fix(es) the source sent; first: %s",
+            label,
+            self._new,
+            self._reason,
+            extra={"connection_id": self.connection_id},
+        )
+        self._new = 0
+
+    def note(self) -> list[str]:
+        """The status's words for them (none when nothing was dropped)."""
+        if not self.count or self.since is None:
+            return []
+        what = "1 fix" if self.count == 1 else f"{self.count} fixes"
+        since = self.since.astimezone(UTC)
+        return [f"{what} dropped since {since:%Y-%m-%d %H:%M} UTC: {self.first}"]
+
+
 def backoff_delay(failures: int, interval: float, rng: random.Random) -> float:
     """Exponential backoff from ``interval`` up to ``MAX_BACKOFF``, with equal jitter."""
     ceiling = min(MAX_BACKOFF, max(interval, 1.0) * 2 ** max(failures - 1, 0))
@@ -163,6 +234,8 @@ class SourceRunner:
         self._state_at_start: str | None = None  # the stored state when the runner started
         self._polled: frozenset[int] = frozenset()  # the devices the last poll covered
         self._poked = trio.Event()
+        self.dropped = DroppedFixes(connection_id)
+        """The fixes the source sent that could not be stored, since the runner started."""
 
     @property
     def version(self) -> datetime | None:
@@ -303,7 +376,9 @@ class SourceRunner:
             await self._set_state(
                 ConnectionState.OK,
                 None,
-                message="; ".join([f"polling {self.devices} device(s)", *self.notices]),
+                message="; ".join(
+                    [f"polling {self.devices} device(s)", *self.notices, *self.dropped.note()]
+                ),
                 say=say,
                 last_poll_at=now,
                 last_success_at=now,
@@ -328,7 +403,7 @@ class SourceRunner:
             return
         try:
             with trio.fail_after(POLL_TIMEOUT):
-                summary = await source.test_connection()
+                summary = connection_summary(await source.test_connection())
         except (InvalidAuth, BadConfig):
             raise
         except Exception as exc:
@@ -384,11 +459,18 @@ class SourceRunner:
         items: list[IngestItem] = []
         updates: list[CursorUpdate] = []
         active = result.active
+        valid: dict[str, list[PositionFix]] = {}
         for upstream_id, fixes in result.fixes.items():
             ref = by_upstream.get(str(upstream_id))
-            if ref is None:
-                continue  # not one of ours (any more)
-            for fix in fixes:
+            if ref is None:  # not one of ours (or no longer: unlinked during the poll)
+                self.dropped.add(
+                    sum(1 for _ in fixes),
+                    f"device {upstream_id}: not one of the devices polled",
+                    self.hub,
+                )
+                continue
+            kept = valid[ref.upstream_id] = self.dropped.keep(ref.upstream_id, fixes, self.hub)
+            for fix in kept:
                 if fix.source_ip is None and self.peer is not None:
                     fix.source_ip, fix.source_port = self.peer
                 items.append(IngestItem(ref.device_id, self.connection_id, fix))
@@ -398,7 +480,7 @@ class SourceRunner:
                     active = True
         for ref in refs:
             new = result.cursors.get(ref.upstream_id)
-            fixes = result.fixes.get(ref.upstream_id)
+            fixes = valid.get(ref.upstream_id)
             if new is None and fixes:
                 old = cursors[ref.upstream_id]
                 newest = max(f.fix_time for f in fixes)
@@ -409,7 +491,8 @@ class SourceRunner:
         if active:
             self._last_active = trio.current_time()
         if items or updates:
-            await self.hub.pipeline.submit(items, updates)
+            await self.hub.pipeline.submit(items, updates, validated=True)
+        self.dropped.report(self.label)
         if result.devices:
             await self._sync_devices(result.devices, by_upstream)
         return len(items)
