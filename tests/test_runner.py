@@ -223,7 +223,7 @@ async def test_dropped_fixes_are_counted_in_the_status_and_the_connection_stays_
     )
     assert conn.positions_received == 6  # the good ones, cursors advanced by them only
     assert src.calls[2][2]["scripted-0"].last_fix_time == EPOCH + timedelta(seconds=1)
-    assert hub.pipeline.stats.invalid == 9
+    assert (hub.pipeline.stats.invalid, hub.pipeline.stats.unknown_device) == (6, 3)
     said = [r for r in caplog.records if "the source sent" in r.getMessage()]
     assert [r.levelno for r in said] == [logging.WARNING, logging.DEBUG, logging.DEBUG]
     assert "dropped 3 fix(es) the source sent; first: device scripted-0: lat 123.0" in (
