@@ -33,8 +33,9 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time see _EXPORTS
     from hub.hookspecs import hookimpl
     from hub.http_failures import failure_detail, upstream_errors
     from hub.plugins import ENTRY_POINT_GROUP
-    from hub.rangepoll import RangeOptions, RangeWindow, group_by_start
+    from hub.rangepoll import HttpOptions, RangeOptions, RangeWindow, group_by_start
     from hub.retry_after import parse_retry_after, response_retry_after
+    from hub.runner import new_http_client
     from hub.sink import Delivery, Sink
     from hub.source import (
         GROUP_EXTERNAL,
@@ -50,6 +51,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time see _EXPORTS
         StateStore,
         UpstreamUrl,
     )
+    from hub.upstream_http import UpstreamClient, decode_json, upstream_fetch, upstream_fetch_json
 
 __version__ = "0.1.0"
 
@@ -74,8 +76,9 @@ _EXPORTS = {  # module: the names it gives
     "hub.formats": ("Format",),
     "hub.hookspecs": ("hookimpl",),
     "hub.plugins": ("ENTRY_POINT_GROUP",),
-    "hub.rangepoll": ("RangeOptions", "RangeWindow", "group_by_start"),
+    "hub.rangepoll": ("HttpOptions", "RangeOptions", "RangeWindow", "group_by_start"),
     "hub.retry_after": ("parse_retry_after", "response_retry_after"),
+    "hub.runner": ("new_http_client",),
     "hub.sink": ("Delivery", "Sink"),
     "hub.source": (
         "GROUP_EXTERNAL",
@@ -92,6 +95,7 @@ _EXPORTS = {  # module: the names it gives
         "UpstreamUrl",
     ),
     "hub.http_failures": ("failure_detail", "upstream_errors"),
+    "hub.upstream_http": ("UpstreamClient", "decode_json", "upstream_fetch", "upstream_fetch_json"),
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
@@ -110,6 +114,7 @@ __all__ = [
     "DeliveryRejected",
     "DeviceRef",
     "Format",
+    "HttpOptions",
     "Hub",
     "HubError",
     "InvalidAuth",
@@ -132,12 +137,17 @@ __all__ = [
     "SystemClock",
     "TrioClock",
     "UpdateFailed",
+    "UpstreamClient",
     "UpstreamUrl",
     "__version__",
+    "decode_json",
     "failure_detail",
     "group_by_start",
     "hookimpl",
+    "new_http_client",
     "parse_retry_after",
     "response_retry_after",
     "upstream_errors",
+    "upstream_fetch",
+    "upstream_fetch_json",
 ]

@@ -50,13 +50,14 @@ from hub.pipeline import Pipeline
 from hub.plugins import PluginInfo, load_plugins
 from hub.positions import WriteResult
 from hub.registry import Registry
-from hub.runner import SourceRunner, new_http_client
+from hub.runner import SourceRunner, source_http_client
 from hub.source import (
     MemoryStateStore,
     RemoteDevice,
     Source,
     SourceContext,
     check_upstream_urls,
+    connection_summary,
 )
 from hub.store import Store
 from hub.summary import OperationsSummary
@@ -375,7 +376,7 @@ class Hub:
         creds = cls.parse_credentials(credentials)
         opts = cls.parse_options(options)
         check_upstream_urls(self.outbound_policy, creds, opts)
-        async with new_http_client(self.outbound_policy) as http:
+        async with source_http_client(self.outbound_policy, cls, opts, self.clock) as http:
             ctx: SourceContext[Any, Any] = SourceContext(
                 credentials=creds,
                 options=opts,
@@ -401,7 +402,7 @@ class Hub:
         **kw: Any,
     ) -> str:
         async def action(source: Source[Any, Any]) -> str:
-            return await source.test_connection()
+            return connection_summary(await source.test_connection())
 
         return str(await self.with_source(kind, credentials, options, action, **kw))
 

@@ -42,9 +42,12 @@ class PositionFix:
     source_port: int | None = None
 
     def validate(self) -> None:
-        """Raise ``BadConfig`` naming the first field that is out of range."""
-        if not isinstance(self.fix_time, datetime) or self.fix_time.tzinfo is None:
-            raise BadConfig("fix_time", "must be a timezone-aware datetime")
+        """Raise ``BadConfig`` naming the first field that is out of range (a naive
+        ``fix_time`` included: nothing compares it with an aware time afterwards)."""
+        if not isinstance(self.fix_time, datetime):
+            raise BadConfig("fix_time", f"must be a datetime, not {type(self.fix_time).__name__}")
+        if self.fix_time.utcoffset() is None:
+            raise BadConfig("fix_time", "must be timezone-aware")
         if not _finite(self.lat) or not -90.0 <= self.lat <= 90.0:
             raise BadConfig("lat", f"{self.lat!r} is not a latitude in [-90, 90]")
         if not _finite(self.lon) or not -180.0 <= self.lon <= 180.0:

@@ -112,15 +112,25 @@ class Pipeline:
         self.store.positions.derivation.invalidate(clients or set(), devices or set())
 
     async def submit(
-        self, items: Sequence[IngestItem], cursors: Sequence[CursorUpdate] = ()
+        self,
+        items: Sequence[IngestItem],
+        cursors: Sequence[CursorUpdate] = (),
+        *,
+        validated: bool = False,
     ) -> WriteResult:
         """Queue fixes (and the cursors they advance); return once they are committed.
 
-        Invalid fixes are dropped here, with one log line naming the field.  Raises
-        ``PipelineClosed`` during shutdown and re-raises a failed transaction's error
-        (nothing of the batch is stored then, and no cursor moves).
+        Invalid fixes are dropped here, with one log line naming the field, unless the
+        producer has ``validated`` them (a source runner does, to show the ones it dropped
+        in its connection's status).  Raises ``PipelineClosed`` during shutdown and
+        re-raises a failed transaction's error (nothing of the batch is stored then, and
+        no cursor moves).
         """
-        valid = self._validate(items)
+        if validated:
+            self.stats.received += len(items)
+            valid = list(items)
+        else:
+            valid = self._validate(items)
         batch = _Batch(valid, list(cursors))
         if self._writes_now(batch):
             # the writer would take it at once and write it on this thread: this task

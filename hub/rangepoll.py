@@ -69,6 +69,23 @@ def _time(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
+class HttpOptions(BaseModel):
+    """The option every networked source offers: how long one request may take.  A
+    plugin's ``Options`` derive from it (with ``RangeOptions`` too, for a range-polling
+    source); the hub gives ``ctx.http`` this timeout (``hub.upstream_http``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=120,
+        allow_inf_nan=False,
+        title="Request timeout (s)",
+        description="How long one request to the platform may take.",
+    )
+
+
 class RangeOptions(BaseModel):
     """The options every range-polling source offers; a plugin subclasses it to add its
     own (a batch size, page limits).  ``RangeWindow.of(options)`` makes the window."""

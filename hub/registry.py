@@ -44,9 +44,19 @@ class Registry:
         ):
             hook = getattr(pm.hook, f"register_{group}")
             for impl in hook.get_hookimpls():
-                impl.function(register=reg._registrar(group, base, check, impl.plugin_name, infos))
+                _returns_nothing(
+                    impl.function(
+                        register=reg._registrar(group, base, check, impl.plugin_name, infos)
+                    ),
+                    impl.plugin_name,
+                    f"register_{group}",
+                )
         for impl in pm.hook.register_geocoder.get_hookimpls():
-            impl.function(register=reg._geocoder_registrar(impl.plugin_name))
+            _returns_nothing(
+                impl.function(register=reg._geocoder_registrar(impl.plugin_name)),
+                impl.plugin_name,
+                "register_geocoder",
+            )
         return reg
 
     def _builtins(self) -> None:
@@ -107,6 +117,20 @@ class Registry:
                 infos[plugin].kinds[group].append(kind)
 
         return register
+
+
+def _returns_nothing(result: object, plugin: str, hook: str) -> None:
+    """A ``register_*`` hook registers by calling ``register``: one that returns what it
+    means to register (a list of classes, say) would register nothing, silently."""
+    if result is None:
+        return
+    shown = repr(result)
+    shown = shown if len(shown) <= 120 else shown[:117] + "..."
+    raise PluginError(
+        f"plugin {plugin!r}: its {hook} hook returned {shown} instead of calling "
+        f"register(...): call register(item) for each item (the hook's return value is "
+        "ignored)"
+    )
 
 
 def _check_source(klass: type, plugin: str) -> None:

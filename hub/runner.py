@@ -24,7 +24,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -32,10 +32,12 @@ import httpx
 import trio
 
 from hub.blocking import run_blocking
+from hub.dropped_fixes import DroppedFixes
 from hub.errors import BadConfig, InvalidAuth, RateLimited
+from hub.fix import PositionFix
 from hub.logging_setup import scrub
 from hub.models import ConnectionState
-from hub.netguard import OutboundPolicy, guarded_client
+from hub.netguard import OutboundPolicy, guarded_transport
 from hub.pipeline import PipelineClosed
 from hub.positions import CursorUpdate, IngestItem
 from hub.source import (
@@ -46,11 +48,14 @@ from hub.source import (
     Source,
     SourceContext,
     check_upstream_urls,
+    connection_summary,
     secret_strings,
 )
 from hub.store import UNSET
+from hub.upstream_http import UpstreamClient, options_timeout
 
 if TYPE_CHECKING:
+    from hub.clock import Clock
     from hub.core import Hub
 
 log = logging.getLogger(__name__)
@@ -95,14 +100,37 @@ class StoreStateStore:
         await run_blocking(self._store.state_delete, self._id, key)
 
 
-def new_http_client(policy: OutboundPolicy | None = None) -> httpx.AsyncClient:
-    """The HTTP client a source gets: guarded against server-side request forgery (only
-    public addresses, or the networks the administrator allows), timeouts set, no
-    redirects, our user agent."""
-    return guarded_client(
-        policy or OutboundPolicy(),
-        timeout=httpx.Timeout(15.0, connect=5.0),
+def new_http_client(
+    policy: OutboundPolicy | None = None,
+    *,
+    upstream: str = "the upstream",
+    timeout_s: float | None = None,
+    now: Callable[[], datetime] | None = None,
+) -> UpstreamClient:
+    """The HTTP client a source gets (``ctx.http``): guarded against server-side request
+    forgery (only public addresses, or the networks the administrator allows), no
+    redirects, our user agent; an ``UpstreamClient`` naming ``upstream`` (the source's
+    title) in its errors, with the connection's request timeout (``timeout_s``; 15 s,
+    5 s to connect, without) and the source's clock (``now``)."""
+    return UpstreamClient(
+        upstream=upstream,
+        timeout_s=timeout_s,
+        now=now,
+        transport=guarded_transport(policy or OutboundPolicy()),
         headers={"User-Agent": USER_AGENT},
+        trust_env=False,
+    )
+
+
+def source_http_client(
+    policy: OutboundPolicy, source_class: type[Source[Any, Any]], options: object, clock: Clock
+) -> UpstreamClient:
+    """``new_http_client`` for a source of ``source_class`` with these ``options``."""
+    return new_http_client(
+        policy,
+        upstream=str(source_class.title or source_class.kind),
+        timeout_s=options_timeout(options),
+        now=clock.now,
     )
 
 
@@ -138,6 +166,8 @@ class SourceRunner:
         self._state_at_start: str | None = None  # the stored state when the runner started
         self._polled: frozenset[int] = frozenset()  # the devices the last poll covered
         self._poked = trio.Event()
+        self.dropped = DroppedFixes(connection_id)
+        """The fixes the source sent that could not be stored, since the runner started."""
 
     @property
     def version(self) -> datetime | None:
@@ -188,7 +218,7 @@ class SourceRunner:
         except BadConfig as exc:
             await self._set_state(ConnectionState.BAD_CONFIG, f"bad configuration: {exc}")
             return
-        async with new_http_client(hub.outbound_policy) as http:
+        async with source_http_client(hub.outbound_policy, source_cls, options, hub.clock) as http:
             http.event_hooks["response"].append(self._note_peer)
             ctx: SourceContext[Any, Any] = SourceContext(
                 credentials=credentials,
@@ -278,7 +308,9 @@ class SourceRunner:
             await self._set_state(
                 ConnectionState.OK,
                 None,
-                message="; ".join([f"polling {self.devices} device(s)", *self.notices]),
+                message="; ".join(
+                    [f"polling {self.devices} device(s)", *self.notices, *self.dropped.note()]
+                ),
                 say=say,
                 last_poll_at=now,
                 last_success_at=now,
@@ -303,7 +335,7 @@ class SourceRunner:
             return
         try:
             with trio.fail_after(POLL_TIMEOUT):
-                summary = await source.test_connection()
+                summary = connection_summary(await source.test_connection())
         except (InvalidAuth, BadConfig):
             raise
         except Exception as exc:
@@ -359,11 +391,19 @@ class SourceRunner:
         items: list[IngestItem] = []
         updates: list[CursorUpdate] = []
         active = result.active
+        valid: dict[str, list[PositionFix]] = {}
         for upstream_id, fixes in result.fixes.items():
             ref = by_upstream.get(str(upstream_id))
-            if ref is None:
-                continue  # not one of ours (any more)
-            for fix in fixes:
+            if ref is None:  # not one of ours (or no longer: unlinked during the poll)
+                self.dropped.add(
+                    sum(1 for _ in fixes),
+                    f"device {upstream_id}: not one of the devices polled",
+                    self.hub,
+                    unknown_device=True,
+                )
+                continue
+            kept = valid[ref.upstream_id] = self.dropped.keep(ref.upstream_id, fixes, self.hub)
+            for fix in kept:
                 if fix.source_ip is None and self.peer is not None:
                     fix.source_ip, fix.source_port = self.peer
                 items.append(IngestItem(ref.device_id, self.connection_id, fix))
@@ -373,7 +413,7 @@ class SourceRunner:
                     active = True
         for ref in refs:
             new = result.cursors.get(ref.upstream_id)
-            fixes = result.fixes.get(ref.upstream_id)
+            fixes = valid.get(ref.upstream_id)
             if new is None and fixes:
                 old = cursors[ref.upstream_id]
                 newest = max(f.fix_time for f in fixes)
@@ -384,7 +424,8 @@ class SourceRunner:
         if active:
             self._last_active = trio.current_time()
         if items or updates:
-            await self.hub.pipeline.submit(items, updates)
+            await self.hub.pipeline.submit(items, updates, validated=True)
+        self.dropped.report(self.label)
         if result.devices:
             await self._sync_devices(result.devices, by_upstream)
         return len(items)

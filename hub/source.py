@@ -32,7 +32,7 @@ from typing import (
 import httpx
 from pydantic import AfterValidator, BaseModel, ConfigDict, SecretStr, ValidationError
 
-from hub.errors import BadConfig, NotSupported
+from hub.errors import BadConfig, NotSupported, SourceError
 
 if TYPE_CHECKING:
     from hub.clock import Clock
@@ -221,6 +221,18 @@ class SourceContext(Generic[C, O]):
     clock: Clock
     connection_id: int | None = None
     label: str = ""
+
+
+def connection_summary(result: object) -> str:
+    """What ``test_connection()`` returned, checked: a summary to show; ``SourceError``
+    when the plugin returned none (``None``, a blank text) or not a text."""
+    if isinstance(result, str) and result.strip():
+        return result
+    if result is None or isinstance(result, str):
+        raise SourceError("the plugin's test_connection returned nothing")
+    raise SourceError(
+        f"the plugin's test_connection returned {type(result).__name__}, not a summary text"
+    )
 
 
 class Source(Generic[C, O]):

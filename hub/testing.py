@@ -51,6 +51,7 @@ from hub.source import (
     describe_fields,
 )
 from hub.store import Store
+from hub.upstream_http import UpstreamClient
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 LOOPBACK_NETWORKS = ("127.0.0.0/8",)
@@ -329,6 +330,11 @@ class DeclarationContract:
     good_credentials: ClassVar[dict[str, Any]]
     bad_credentials: ClassVar[dict[str, Any]] = {}
 
+    def http_client(self) -> UpstreamClient:
+        """The ``ctx.http`` the checks give the source: an ``UpstreamClient`` named after
+        it (unguarded: the fake may be on loopback)."""
+        return UpstreamClient(upstream=self.source_class.title)
+
     def test_declares_the_contract(self) -> None:
         cls = self.source_class
         assert isinstance(cls.kind, str) and cls.kind and cls.kind == cls.kind.strip()
@@ -385,7 +391,7 @@ class SourceContract(DeclarationContract):
         return source_context(self.source_class, self.good_credentials, http)
 
     async def test_test_connection_summarises(self) -> None:
-        async with httpx.AsyncClient() as http:
+        async with self.http_client() as http:
             source = self.source_class(await self.make_context(http))
             summary = await source.test_connection()
         assert isinstance(summary, str) and summary.strip()
@@ -393,7 +399,7 @@ class SourceContract(DeclarationContract):
     async def test_browse_matches_the_flag(self) -> None:
         import pytest
 
-        async with httpx.AsyncClient() as http:
+        async with self.http_client() as http:
             source = self.source_class(await self.make_context(http))
             if self.source_class.supports_browse:
                 devices = await source.list_devices()
@@ -403,7 +409,7 @@ class SourceContract(DeclarationContract):
                     await source.list_devices()
 
     async def test_poll_returns_valid_fixes(self) -> None:
-        async with httpx.AsyncClient() as http:
+        async with self.http_client() as http:
             source = self.source_class(await self.make_context(http))
             result = await source.poll(
                 self.devices, {d.upstream_id: Cursor() for d in self.devices}

@@ -90,6 +90,34 @@ def test_misspelt_hook_fails_loudly(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert "register_source" in str(err.value) and "register_sources" in str(err.value)
 
 
+RETURNS = GOOD.replace("    register(Good)", "    return [Good]")
+
+
+def test_a_hook_that_returns_instead_of_registering_is_a_start_up_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install_fake_dist(tmp_path, "gpshub-returns", "1.0", "returns = gpshub_returns_mod", RETURNS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    pm, infos = load_plugins()
+    with pytest.raises(PluginError) as err:
+        Registry.collect(pm, infos)
+    text = str(err.value)
+    assert text.startswith("plugin 'returns': its register_sources hook returned [<class ")
+    assert "instead of calling register(...)" in text
+
+
+def test_a_geocoder_hook_that_returns_is_an_error_too() -> None:
+    from hub.hookspecs import hookimpl
+
+    mod = plugin_module("places")
+    mod.register_geocoder = hookimpl(lambda register: lambda lat, lon: "here")
+    pm, infos = load_plugins(extra=[("places", mod)], use_entry_points=False)
+    with pytest.raises(
+        PluginError, match="'places': its register_geocoder hook returned <function"
+    ):
+        Registry.collect(pm, infos)
+
+
 def test_two_plugins_registering_one_kind_is_an_error_naming_both() -> None:
     one = plugin_module("one", ScriptedSource)
     two = plugin_module("two", type("Other", (ScriptedSource,), {}))

@@ -195,6 +195,51 @@ async def test_garbage_from_one_source_never_disturbs_another(
     assert hub.store.get_connection(ids["healthy"]).positions_received == 10
 
 
+def sloppy(devices: Sequence[DeviceRef], cursors: dict[str, Cursor]) -> PollResult:
+    """A moving fix per device, plus a plugin's mistakes: a latitude out of range, a
+    naive time (newer than the good fix: it must never reach the cursor's comparison)
+    and a fix of a device it was not asked about."""
+    result = moving(devices, cursors)
+    first = devices[0].upstream_id
+    t = result.fixes[first][0].fix_time
+    result.add(first, PositionFix(t + timedelta(seconds=1), 123.0, 0.0))
+    result.add(first, PositionFix((t + timedelta(seconds=5)).replace(tzinfo=None), 1.0, 1.0))
+    result.add("stranger", PositionFix(t, 1.0, 1.0))
+    return result
+
+
+async def test_dropped_fixes_are_counted_in_the_status_and_the_connection_stays_ok(
+    tmp_path: Path, autojump_clock: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    src = scripted(script=[sloppy])
+    hub, ids = setup(tmp_path, src)
+    caplog.set_level(logging.DEBUG, logger="hub.runner")
+    await run_for(hub, 25)  # polls at 0, 10 and 20 s
+    conn = hub.store.get_connection(ids["scripted"])
+    assert conn.state == ConnectionState.OK and conn.last_error is None
+    assert conn.state_message == (
+        "polling 2 device(s); 9 fixes dropped since 2026-01-01 00:00 UTC: device scripted-0:"
+        " lat 123.0 is not a latitude in [-90, 90]"
+    )
+    assert conn.positions_received == 6  # the good ones, cursors advanced by them only
+    assert src.calls[2][2]["scripted-0"].last_fix_time == EPOCH + timedelta(seconds=1)
+    assert (hub.pipeline.stats.invalid, hub.pipeline.stats.unknown_device) == (6, 3)
+    said = [r for r in caplog.records if "the source sent" in r.getMessage()]
+    assert [r.levelno for r in said] == [logging.WARNING, logging.DEBUG, logging.DEBUG]
+    assert "dropped 3 fix(es) the source sent; first: device scripted-0: lat 123.0" in (
+        said[0].getMessage()
+    )
+
+
+def test_a_naive_fix_time_is_refused_naming_the_field() -> None:
+    naive = PositionFix(EPOCH.replace(tzinfo=None), 1.0, 1.0)
+    with pytest.raises(BadConfig) as caught:
+        naive.validate()
+    assert str(caught.value) == "fix_time: must be timezone-aware"
+    with pytest.raises(BadConfig, match="fix_time: must be a datetime, not str"):
+        PositionFix("2026-01-01T00:00:00Z", 1.0, 1.0).validate()  # type: ignore[arg-type]
+
+
 async def test_disable_and_enable_restart_the_runner(tmp_path: Path, autojump_clock: Any) -> None:
     src = scripted(script=[moving])
     hub, ids = setup(tmp_path, src)

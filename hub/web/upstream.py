@@ -1,13 +1,15 @@
 """Running a source outside its runner, for a connection test or a browse.
 
 Failures become an ``ErrorDetail`` with the source's error code; messages are scrubbed
-of the credentials' secret values, and an unexpected exception is logged by type only
-(a plugin's message may quote what it was given).
+of the credentials' secret values.  Any other exception is the plugin's bug: "the plugin
+failed: KeyError: 'x'", logged once at ERROR with its traceback (scrubbed too: a
+plugin's message may quote what it was given).
 """
 
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +26,7 @@ from hub.errors import (
     SourceError,
     UpdateFailed,
 )
+from hub.http_failures import failure_detail
 from hub.logging_setup import scrub
 from hub.models import Connection
 from hub.source import RemoteDevice
@@ -70,16 +73,24 @@ def failure(exc: BaseException, secrets: Iterable[Any]) -> ErrorDetail:
         return ErrorDetail(code="not_supported", message=text("not supported by this source"))
     if isinstance(exc, SourceError):
         return ErrorDetail(code="source_error", message=text("the source failed"))
-    return ErrorDetail(
-        code="source_error",
-        message=f"the source failed unexpectedly ({type(exc).__name__}); see the hub's log",
-    )
+    return ErrorDetail(code="source_error", message=plugin_failed(exc, secrets))
 
 
-def _log_unexpected(kind: str, exc: BaseException) -> None:
-    if not isinstance(exc, SourceError | trio.TooSlowError | httpx.TransportError):
-        # the type only: a plugin's message may quote its credentials
-        log.warning("source %r failed unexpectedly with %s", kind, type(exc).__name__)
+def plugin_failed(exc: BaseException, secrets: Iterable[Any]) -> str:
+    """ "the plugin failed: KeyError: 'x'": a plugin's bug (any exception but the hub's
+    taxonomy), its message cut before a URL and scrubbed of the credentials."""
+    return f"the plugin failed: {scrub(failure_detail(exc), list(secrets))}"
+
+
+def _unexpected(exc: BaseException) -> bool:
+    return not isinstance(exc, SourceError | trio.TooSlowError | httpx.TransportError)
+
+
+def _log_unexpected(kind: str, exc: BaseException, secrets: Iterable[Any]) -> None:
+    """Log a plugin's bug once at ERROR, its traceback scrubbed of the credentials."""
+    if _unexpected(exc):
+        trace = "".join(traceback.format_exception(exc)).rstrip()
+        log.error("source %r: %s\n%s", kind, plugin_failed(exc, secrets), scrub(trace, secrets))
 
 
 async def run_test(
@@ -94,7 +105,7 @@ async def run_test(
         with trio.fail_after(UPSTREAM_TIMEOUT):
             summary = await hub.test_connection(cls.kind, credentials, options, **kw)
     except Exception as exc:
-        _log_unexpected(cls.kind, exc)
+        _log_unexpected(cls.kind, exc, secrets)
         return TestOutcome(ok=False, error=failure(exc, secrets))
     return TestOutcome(ok=True, summary=scrub(summary, secrets))
 
@@ -108,8 +119,9 @@ async def browse(hub: Hub, cls: SourceClass, conn: Connection) -> list[RemoteDev
         with trio.fail_after(UPSTREAM_TIMEOUT):
             return await hub.browse(conn)
     except Exception as exc:
-        _log_unexpected(conn.kind, exc)
-        detail = failure(exc, secret_values(cls, creds))
+        secrets = secret_values(cls, creds)
+        _log_unexpected(conn.kind, exc, secrets)
+        detail = failure(exc, secrets)
         if detail.code == "not_supported":
             raise not_supported(cls) from None
         raise ApiError(502, detail.code, detail.message, detail.field) from None

@@ -7,18 +7,21 @@
 * password "wrong": ``InvalidAuth``; "named-wrong": ``InvalidAuth`` naming the password field; "slow": ``RateLimited``; "bad-config": ``BadConfig``;
 * password starting with "leak-": ``UpdateFailed`` whose message quotes the password
   (a careless plugin: the API must scrub it);
-* password "boom": an unexpected ``RuntimeError`` quoting the password.
+* password "boom": an unexpected ``RuntimeError`` quoting the password;
+* user name "silent": ``test_connection`` returns ``None`` (a plugin's mistake);
+* user name "sloppy": each poll returns a fix out of range for each device (another).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from hub.errors import BadConfig, CannotConnect, InvalidAuth, RateLimited, UpdateFailed
+from hub.fix import PositionFix
 from hub.hookspecs import hookimpl
-from hub.source import RemoteDevice, UpstreamUrl
+from hub.source import Cursor, DeviceRef, PollResult, RemoteDevice, UpstreamUrl
 from hub.testing import FeedSource, ListingSource
 
 REMOTE = [
@@ -70,8 +73,17 @@ class FakeSource(ListingSource):
         if password == "boom":
             raise RuntimeError(f"crashed on {password}")
 
+    async def poll(self, devices: Sequence[DeviceRef], cursors: Mapping[str, Cursor]) -> PollResult:
+        result = PollResult()
+        if self.ctx.credentials.username == "sloppy":
+            for d in devices:
+                result.add(d.upstream_id, PositionFix(self.ctx.clock.now(), 123.0, 0.0))
+        return result
+
     def signed_in(self) -> str:
         creds = self.ctx.credentials
+        if creds.username == "silent":
+            return None  # type: ignore[return-value]
         return f"Signed in to {creds.server_url} as {creds.username}: {len(REMOTE)} devices"
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import trio
 from harness import Web
 
 from hub.models import ConnectionState
@@ -301,6 +304,47 @@ async def test_test_connection_reports_each_failure(
     assert "S3CRET-MARKER" not in r.text
 
 
+async def test_a_plugin_failure_is_a_clear_message_logged_once_with_its_traceback(
+    web: Web, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = {"kind": "fake", "credentials": {**CREDS, "password": "boom"}}
+    r = await web.post("a_mgr", "/api/connections/test", json=body)
+    assert r.status_code == 200, r.text
+    detail = r.json()["error"]
+    assert detail["code"] == "source_error"
+    assert detail["message"].startswith("the plugin failed: RuntimeError: crashed on ")
+    assert "boom" not in detail["message"] and "Traceback" not in r.text
+    logged = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(logged) == 1
+    text = logged[0].getMessage()
+    assert "the plugin failed: RuntimeError" in text and "Traceback" in text
+    assert "in check" in text  # where the plugin failed
+    assert "boom" not in text
+
+    caplog.clear()  # browsing fails the same way, as a 502
+    conn = await create(web, credentials={**CREDS, "password": "boom"})
+    err = error(await web.get("a_view", f"/api/connections/{conn['id']}/remote-devices"), 502)
+    assert err["code"] == "source_error"
+    assert err["message"].startswith("the plugin failed: RuntimeError: crashed on ")
+    logged = [r for r in caplog.records if r.name == "hub.web" and r.levelno >= logging.ERROR]
+    assert len(logged) == 1 and "boom" not in logged[0].getMessage()
+
+
+async def test_a_test_connection_that_returns_nothing_is_an_error(web: Web) -> None:
+    body = {"kind": "fake", "credentials": {**CREDS, "username": "silent"}}
+    r = await web.post("a_mgr", "/api/connections/test", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json() == {
+        "ok": False,
+        "summary": None,
+        "error": {
+            "code": "source_error",
+            "message": "the plugin's test_connection returned nothing",
+            "field": None,
+        },
+    }
+
+
 async def test_test_connection_succeeds(web: Web) -> None:
     r = await web.post(
         "a_mgr", "/api/connections/test", json={"kind": "fake", "credentials": CREDS}
@@ -388,6 +432,24 @@ async def test_upstream_failures_while_browsing_are_502(web: Web) -> None:
 
 
 # -- status -----------------------------------------------------------------------------
+async def test_fixes_the_plugin_got_wrong_show_in_the_status(web: Web) -> None:
+    conn = await create(web, credentials={**CREDS, "username": "sloppy"})
+    cid = conn["id"]
+    await web.post("a_mgr", f"/api/connections/{cid}/import")  # polled at once
+    url = f"/api/connections/{cid}/status"
+    with trio.fail_after(120):
+        while (status := (await web.get("a_view", url)).json())["state"] != "ok":  # noqa: ASYNC110 - polls the API
+            await trio.sleep(0.05)
+    assert status["last_error"] is None
+    assert re.fullmatch(
+        r"polling 3 device\(s\); 3 fixes dropped since \d{4}-\d\d-\d\d \d\d:\d\d UTC: "
+        r"device \S+: lat 123\.0 is not a latitude in \[-90, 90\]",
+        status["state_message"],
+    )
+    shown = (await web.get("a_view", f"/api/connections/{cid}")).json()
+    assert shown["state"] == "ok" and shown["state_message"] == status["state_message"]
+
+
 async def test_status_of_connections(web: Web) -> None:
     conn = await create(web)
     cid = conn["id"]

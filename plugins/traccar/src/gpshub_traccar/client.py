@@ -2,15 +2,17 @@
 
 Every request carries HTTP Basic credentials (no session is kept: Traccar checks them on
 each call) and ``Accept: application/json``; nothing secret goes into a URL.  Errors
-(``api/ResourceErrorHandler.java``, ``api/security/SecurityRequestFilter.java``):
+(``api/ResourceErrorHandler.java``, ``api/security/SecurityRequestFilter.java``) are
+mapped by ``hub.upstream_http`` (401 ``InvalidAuth``; 429 from a reverse proxy
+``RateLimited`` with ``Retry-After``; 5xx, timeouts, refused connections
+``CannotConnect``; a redirect ``BadConfig``; a 200 that is not JSON, a proxy's HTML page or
+a cut body, ``UpdateFailed``) except Traccar's own:
 
-* 401 — not authenticated: ``InvalidAuth``;
 * 400 — a Java stack trace as text/plain (``java.lang.SecurityException: Operation
   restricted``): ``TraccarRequestError`` (an ``UpdateFailed``) with its first line;
+* 403 — Traccar sends none, a proxy may: ``Forbidden`` (an ``UpdateFailed``);
 * 404 — also a query parameter that does not convert: ``UpdateFailed``;
-* 429 — from a reverse proxy: ``RateLimited`` with ``Retry-After``;
-* 5xx, timeouts, refused connections: ``CannotConnect``;
-* a 200 that is not JSON (a proxy's HTML page, a cut body): ``UpdateFailed``.
+* 414 — too many device ids in the URL: ``BadConfig`` naming ``options.batch_size``.
 
 ``GET /api/devices?all=true`` lists every device of the server to an administrator and a
 user's own devices to anyone else on Traccar 5 and later; Traccar 4 refuses it (400
@@ -29,9 +31,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from hub.errors import BadConfig, CannotConnect, InvalidAuth, RateLimited, UpdateFailed
-from hub.http_failures import upstream_errors
-from hub.retry_after import response_retry_after
+from hub.errors import BadConfig, UpdateFailed
+from hub.upstream_http import decode_json, first_line, upstream_fetch
 
 JSON_HEADERS = {"Accept": "application/json"}
 RESTRICTED = "Operation restricted"
@@ -77,15 +78,6 @@ def floor_ms(t: datetime) -> datetime:
     return t - timedelta(microseconds=t.microsecond % 1000)
 
 
-def first_line(text: str, limit: int = 300) -> str:
-    """The first non-empty line of a body, shortened: what a stack trace says."""
-    for line in text.splitlines():
-        line = line.strip()
-        if line:
-            return line[:limit]
-    return ""
-
-
 class TraccarClient:
     """The calls gpshub makes to one Traccar server, as one user."""
 
@@ -105,7 +97,7 @@ class TraccarClient:
         self.base = base.removesuffix("/api")
         self.http = http
         self.url_field = url_field
-        self.timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0))
+        self.timeout_s = timeout_s
         self._auth = httpx.BasicAuth(username, password)
         self._now = now or (lambda: datetime.now(UTC))
         self.log = log or logging.getLogger(__name__)
@@ -123,36 +115,22 @@ class TraccarClient:
         *,
         auth: bool = True,
     ) -> Any:
-        """``GET base + path``; the decoded JSON, or the mapped error."""
-        url = f"{self.base}{path}"
-        with upstream_errors(f"Traccar at {self.host}", self.url_field):
-            response = await self.http.get(
-                url,
-                params=list(params or ()),
-                headers=JSON_HEADERS,
-                auth=self._auth if auth else None,
-                timeout=self.timeout,
-                follow_redirects=False,
-            )
-        return self._decode(response, path)
-
-    def _decode(self, response: httpx.Response, path: str) -> Any:
+        """``GET base + path``; the decoded JSON, or the mapped error (``hub.upstream_http``
+        maps what is common to every platform; Traccar's 400, 403, 404 and 414 here)."""
+        response = await upstream_fetch(
+            self.http,
+            "GET",
+            f"{self.base}{path}",
+            upstream="Traccar",
+            now=self._now,
+            timeout_s=self.timeout_s,
+            url_field=self.url_field,
+            accept=(400, 403, 404, 414),
+            params=list(params or ()),
+            headers=JSON_HEADERS,
+            auth=self._auth if auth else None,
+        )
         status = response.status_code
-        if status == 401:
-            raise InvalidAuth("Traccar rejected the username or password (HTTP 401)")
-        if status == 429:
-            raise RateLimited(
-                f"Traccar at {self.host} is rate limiting (HTTP 429)",
-                retry_after=response_retry_after(response, self._now()),
-            )
-        if status >= 500:
-            raise CannotConnect(f"Traccar at {self.host} answered HTTP {status} for {path}")
-        if status in (301, 302, 303, 307, 308):
-            target = response.headers.get("location", "elsewhere")
-            raise BadConfig(
-                self.url_field,
-                f"the server redirects to {target}: use that address (redirects are not followed)",
-            )
         if status == 400:
             raise TraccarRequestError(first_line(response.text) or "HTTP 400")
         if status == 403:
@@ -161,22 +139,10 @@ class TraccarClient:
             raise BadConfig("options.batch_size", "the request URL is too long for the server")
         if status == 404:
             raise UpdateFailed(
-                f"Traccar at {self.host} answered 404 for {path}: {first_line(response.text)}"
-                if response.text.strip()
-                else f"Traccar at {self.host} answered 404 for {path}: is this a Traccar server?"
+                f"Traccar at {self.host} answered 404 for {path}: "
+                + (first_line(response.text) or "is this a Traccar server?")
             )
-        if status != 200:
-            raise UpdateFailed(f"Traccar at {self.host} answered HTTP {status} for {path}")
-        kind = response.headers.get("content-type", "")
-        if "json" not in kind.lower():
-            raise UpdateFailed(
-                f"Traccar at {self.host} answered {kind or 'no content type'} instead of JSON"
-                f" for {path}: is this a Traccar server?"
-            )
-        try:
-            return response.json()
-        except ValueError:
-            raise UpdateFailed(f"Traccar at {self.host} sent broken JSON for {path}") from None
+        return decode_json(response, "Traccar", url_field=self.url_field)
 
     # -- the endpoints -----------------------------------------------------------------
     async def server(self) -> Any:

@@ -1,0 +1,267 @@
+"""The upstream HTTP helper: one call that sends a source's request and maps its failures.
+
+A source's ``ctx.http`` is an :class:`UpstreamClient`: an ``httpx.AsyncClient`` (use it
+as one) that knows the upstream's name (the source's title), the connection's request
+timeout (``options.timeout_s`` when the options have one) and the source's clock::
+
+    data = await ctx.http.fetch_json("GET", f"{base}/api/devices", params={"token": t},
+                                     url_field="credentials.server_url")
+
+``fetch`` sends with that timeout (connecting takes at most ``MAX_CONNECT_S`` of it),
+never follows a redirect, and raises the hub's error for whatever is not a usable answer:
+
+* no answer (a timeout, a refused connection, an address the outbound guard refuses):
+  as :func:`hub.http_failures.upstream_errors`;
+* 401 and 403: ``InvalidAuth`` "Acme at host refused the credentials (HTTP 401)";
+* 429: ``RateLimited`` with its ``Retry-After`` in seconds (``hub.retry_after``);
+* 5xx: ``CannotConnect`` "Acme at host answered HTTP 503 for /path";
+* a redirect (301, 302, 303, 307, 308): ``BadConfig`` naming ``url_field`` ("the server
+  redirects to …: use that address"), or ``UpdateFailed`` for a fixed upstream
+  (``url_field=None``);
+* any other status but 2xx: ``UpdateFailed`` with the status and the first line of the
+  body (at most ``MAX_EXCERPT`` characters, control characters removed);
+* a status listed in ``accept`` is handed back unmapped: a platform's own meaning of a
+  400 or a 404 stays the plugin's to tell.
+
+``fetch_json`` also decodes a 2xx answer: one that is not JSON, or does not decode, is
+``UpdateFailed``.  Messages name the upstream, its host and the path only, never the
+query string, headers or body sent (tokens travel there); the helper logs nothing.
+
+A plugin handed a plain ``httpx.AsyncClient`` (its own tests, say) gets the same mapping
+from :func:`upstream_fetch` and :func:`decode_json`, given the name, clock and timeout.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Collection
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from hub.errors import BadConfig, CannotConnect, InvalidAuth, RateLimited, UpdateFailed
+from hub.http_failures import upstream_errors
+from hub.retry_after import response_retry_after
+
+DEFAULT_TIMEOUT_S = 15.0
+"""A request's timeout when the connection's options set none."""
+DEFAULT_CLIENT_TIMEOUT = httpx.Timeout(DEFAULT_TIMEOUT_S, connect=5.0)
+"""The client's own timeout (plain ``get``, ``post``…) when the options set none."""
+MAX_CONNECT_S = 10.0
+"""The longest a connection to the upstream may take to open, whatever the timeout."""
+MAX_EXCERPT = 300
+"""The most of an error answer's first line a message quotes."""
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+Clock = Callable[[], datetime]
+
+
+def request_timeout(timeout_s: float) -> httpx.Timeout:
+    """``timeout_s`` for every phase of a request, at most ``MAX_CONNECT_S`` to connect."""
+    return httpx.Timeout(timeout_s, connect=min(timeout_s, MAX_CONNECT_S))
+
+
+def options_timeout(options: object) -> float | None:
+    """The connection's request timeout: its options' ``timeout_s``, when they have a
+    positive finite one (``hub.HttpOptions``)."""
+    value = getattr(options, "timeout_s", None)
+    usable = isinstance(value, int | float) and not isinstance(value, bool)
+    return float(value) if usable and math.isfinite(value) and value > 0 else None
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class UpstreamClient(httpx.AsyncClient):
+    """The HTTP client of one connection (``ctx.http``): an ``httpx.AsyncClient`` with
+    :meth:`fetch` and :meth:`fetch_json` (see the module doc).
+
+    ``upstream`` names the platform in messages, ``timeout_s`` is a request's timeout
+    (also the client's own, for plain ``get``… calls; ``DEFAULT_CLIENT_TIMEOUT``
+    without), ``now`` the source's clock for ``Retry-After`` dates.
+    Other keyword arguments go to ``httpx.AsyncClient``; redirects are never followed.
+    """
+
+    def __init__(
+        self,
+        *,
+        upstream: str = "the upstream",
+        timeout_s: float | None = None,
+        now: Clock | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault(
+            "timeout",
+            DEFAULT_CLIENT_TIMEOUT if timeout_s is None else request_timeout(timeout_s),
+        )
+        kwargs["follow_redirects"] = False
+        super().__init__(**kwargs)
+        self.upstream = upstream
+        self.timeout_s = DEFAULT_TIMEOUT_S if timeout_s is None else float(timeout_s)
+        self.now: Clock = now or _utc_now
+
+    async def fetch(
+        self,
+        method: str,
+        url: str | httpx.URL,
+        *,
+        url_field: str | None = None,
+        accept: Collection[int] = (),
+        timeout_s: float | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """Send the request; its 2xx answer (or one of ``accept``), else the hub's error.
+
+        ``url_field`` names the option or credential the URL comes from (a redirect or an
+        address the guard refuses is that field's fault); ``timeout_s`` overrides the
+        connection's; ``kwargs`` go to ``httpx.AsyncClient.request`` (``params``,
+        ``headers``, ``json``, ``auth``…)."""
+        return await upstream_fetch(
+            self,
+            method,
+            url,
+            upstream=self.upstream,
+            now=self.now,
+            timeout_s=self.timeout_s if timeout_s is None else timeout_s,
+            url_field=url_field,
+            accept=accept,
+            **kwargs,
+        )
+
+    async def fetch_json(
+        self,
+        method: str,
+        url: str | httpx.URL,
+        *,
+        url_field: str | None = None,
+        accept: Collection[int] = (),
+        timeout_s: float | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """:meth:`fetch`, then the 2xx answer's JSON (``UpdateFailed`` when it has none).
+        An answer of a status in ``accept`` that is not 2xx comes back as the
+        ``httpx.Response`` itself, for the caller to read."""
+        response = await self.fetch(
+            method, url, url_field=url_field, accept=accept, timeout_s=timeout_s, **kwargs
+        )
+        if not response.is_success:  # one of ``accept``
+            return response
+        return decode_json(response, self.upstream, url_field=url_field)
+
+
+async def upstream_fetch(
+    http: httpx.AsyncClient,
+    method: str,
+    url: str | httpx.URL,
+    *,
+    upstream: str,
+    now: Clock | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    url_field: str | None = None,
+    accept: Collection[int] = (),
+    **kwargs: Any,
+) -> httpx.Response:
+    """:meth:`UpstreamClient.fetch` with any ``httpx.AsyncClient``: the upstream's name,
+    clock and timeout given here."""
+    try:
+        target = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        if url_field is not None:
+            raise BadConfig(url_field, f"not a usable URL ({exc})") from None
+        raise UpdateFailed(f"{upstream}: not a usable URL ({exc})") from None
+    who = f"{upstream} at {_host(target)}"
+    kwargs.setdefault("timeout", request_timeout(timeout_s))
+    with upstream_errors(who, url_field):
+        response = await http.request(method, url, follow_redirects=False, **kwargs)
+    status = response.status_code
+    if response.is_success or status in accept:
+        return response
+    path = response.request.url.path if _has_request(response) else target.path
+    if status in (401, 403):
+        raise InvalidAuth(f"{who} refused the credentials (HTTP {status})")
+    if status == 429:
+        raise RateLimited(
+            f"{who} is rate limiting (HTTP 429)",
+            retry_after=response_retry_after(response, (now or _utc_now)()),
+        )
+    if status >= 500:
+        raise CannotConnect(f"{who} answered HTTP {status} for {path}")
+    if status in REDIRECTS:
+        moved = _redirect_target(response)
+        if url_field is not None:
+            raise BadConfig(
+                url_field,
+                f"the server redirects to {moved}: use that address (redirects are not followed)",
+            )
+        raise UpdateFailed(f"{who} redirects {path} to {moved} (HTTP {status})")
+    line = first_line(response.text)
+    raise UpdateFailed(f"{who} answered HTTP {status} for {path}" + (f": {line}" if line else ""))
+
+
+def decode_json(response: httpx.Response, upstream: str, *, url_field: str | None = None) -> Any:
+    """The JSON of an answer, or ``UpdateFailed``: "Acme at host answered text/html instead
+    of JSON for /path" (with a hint at the address when it is a setting, ``url_field``),
+    or "… sent broken JSON for /path"."""
+    url = response.request.url if _has_request(response) else response.url
+    who, path = f"{upstream} at {_host(url)}", url.path
+    kind = response.headers.get("content-type", "")
+    if "json" not in kind.lower():
+        hint = f": is this a {upstream} server?" if url_field is not None else ""
+        raise UpdateFailed(
+            f"{who} answered {first_line(kind, 80) or 'no content type'} instead of JSON"
+            f" for {path}{hint}"
+        )
+    try:
+        return response.json()
+    except ValueError:  # json's and the text decoding's errors alike
+        raise UpdateFailed(f"{who} sent broken JSON for {path}") from None
+
+
+async def upstream_fetch_json(
+    http: httpx.AsyncClient, method: str, url: str | httpx.URL, *, upstream: str, **kwargs: Any
+) -> Any:
+    """:func:`upstream_fetch`, then :func:`decode_json` (no ``accept``)."""
+    response = await upstream_fetch(http, method, url, upstream=upstream, **kwargs)
+    return decode_json(response, upstream, url_field=kwargs.get("url_field"))
+
+
+def first_line(text: str, limit: int = MAX_EXCERPT) -> str:
+    """The first non-blank line of ``text``, control characters removed, at most
+    ``limit`` characters: what an error page or a stack trace says first."""
+    for line in text.splitlines():
+        shown = "".join(c if c.isprintable() else " " for c in line).strip()
+        if shown:
+            return " ".join(shown.split())[:limit]
+    return ""
+
+
+def _host(url: httpx.URL) -> str:
+    """``host`` or ``host:port``: never the user info, path or query."""
+    host = url.host
+    if ":" in host:  # an IPv6 address
+        host = f"[{host}]"
+    return f"{host}:{url.port}" if url.port is not None else host
+
+
+def _has_request(response: httpx.Response) -> bool:
+    try:
+        response.request  # noqa: B018 (a response built by hand has none)
+    except RuntimeError:
+        return False
+    return True
+
+
+def _redirect_target(response: httpx.Response) -> str:
+    """Where the answer redirects to, without its query string (it may carry a token)."""
+    location = response.headers.get("location", "")
+    if not location:
+        return "elsewhere"
+    try:
+        base = response.request.url if _has_request(response) else httpx.URL("")
+        moved = base.join(location)
+    except (httpx.InvalidURL, ValueError):
+        return "elsewhere"
+    if not moved.scheme or not moved.host:
+        return "elsewhere"
+    return f"{moved.scheme}://{_host(moved)}{moved.path}"
