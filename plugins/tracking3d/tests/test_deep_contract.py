@@ -13,7 +13,7 @@ from hub.fake_upstream import FakeUpstream
 
 class TestTracking3DContract(SourceContract):
     source_class = Tracking3DSource
-    bad_credentials = {"username": "fleet@example.com", "password": ""}  # noqa: RUF012
+    bad_credentials = {"username": "fleet@example.com", "password": ""}
 
     def make_fake(self, now: Callable[[], float], secret: str) -> FakeUpstream:
         return FakeTracking3D(now=now, password=secret)
