@@ -357,19 +357,19 @@ async def test_fault_switches_apply_to_the_next_requests(
     served: Served, api: httpx.AsyncClient
 ) -> None:
     fake = served.fake
-    fake.rate_limit(2, retry_after=17)
+    fake.rate_limit(times=2, retry_after=17)
     for _ in range(2):
         limited = await api.get("/api/devices")
         assert limited.status_code == 429 and limited.headers["retry-after"] == "17"
-    fake.fail(1, status=503)
+    fake.fail(503, times=1)
     failed = await api.get("/api/devices")
     assert failed.status_code == 503 and "text/html" in failed.headers["content-type"]
-    fake.malformed(1)
+    fake.malformed(times=1)
     broken = await api.get("/api/devices")
     assert broken.status_code == 200
     with pytest.raises(json.JSONDecodeError):
         json.loads(broken.content)
-    fake.html(1)
+    fake.html(times=1)
     page = await api.get("/api/devices")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert (await api.get("/api/devices")).json() == []
@@ -385,11 +385,11 @@ async def test_wrong_password_after_a_password_change(
 
 
 async def test_slow_answers(served: Served, api: httpx.AsyncClient, clock: MockClock) -> None:
-    served.fake.slow(30)
+    served.fake.delay = 30
     with trio.move_on_after(29) as scope:
         await api.get("/api/server", timeout=60)
     assert scope.cancelled_caught
-    served.fake.slow(0)
+    served.fake.delay = 0
     assert (await api.get("/api/server")).status_code == 200
 
 

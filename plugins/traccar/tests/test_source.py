@@ -166,7 +166,7 @@ async def test_unreachable_is_cannot_connect(make_source: MakeSource) -> None:
 async def test_something_else_at_the_url_is_bad_config(
     served: Served, make_source: MakeSource
 ) -> None:
-    served.fake.html(1)
+    served.fake.html(times=1)
     with pytest.raises(BadConfig) as err:
         await make_source().test_connection()
     assert err.value.field == "credentials.server_url"
@@ -645,7 +645,7 @@ async def test_429_is_rate_limited_with_retry_after(
     (unit,) = add_units(served.fake, 1)
     source = make_source()
     await source.poll(refs([unit]), {})
-    served.fake.rate_limit(1, retry_after=45)
+    served.fake.rate_limit(times=1, retry_after=45)
     with pytest.raises(RateLimited) as err:
         await source.poll(refs([unit]), {})
     assert err.value.retry_after == 45.0
@@ -656,7 +656,7 @@ async def test_5xx_is_cannot_connect(
     served: Served, make_source: MakeSource, clock: MockClock, status: int
 ) -> None:
     (unit,) = add_units(served.fake, 1)
-    served.fake.fail(1, status=status)
+    served.fake.fail(status, times=1)
     with pytest.raises(CannotConnect, match=str(status)):
         await make_source().poll(refs([unit]), {})
 
@@ -666,11 +666,11 @@ async def test_malformed_and_html_answers_are_update_failed(
 ) -> None:
     (unit,) = add_units(served.fake, 1)
     source = make_source()
-    served.fake.malformed(1)
+    served.fake.malformed(times=1)
     with pytest.raises(UpdateFailed, match="broken JSON"):
         await source.poll(refs([unit]), {})
     await source.poll(refs([unit]), {})  # synced now
-    served.fake.html(1)
+    served.fake.html(times=1)
     with pytest.raises(UpdateFailed, match="instead of JSON"):
         await source.poll(refs([unit]), {})
 
@@ -679,7 +679,7 @@ async def test_slow_answers_time_out_as_cannot_connect(
     served: Served, make_source: MakeSource, clock: MockClock
 ) -> None:
     (unit,) = add_units(served.fake, 1)
-    served.fake.slow(20)
+    served.fake.delay = 20
     with pytest.raises(CannotConnect, match="did not answer in time"):
         await make_source(timeout_s=5).poll(refs([unit]), {})
 
@@ -694,7 +694,7 @@ async def test_a_failed_poll_loses_nothing(
     for uid in ids:
         fake.add_fix(uid, now_s(wall) + 10, 1.0, 1.0)
     await advance(30)
-    fake.fail(1, status=502, path="/api/reports/route", skip=1)  # the second of three
+    fake.fail(502, times=1, path="/api/reports/route", after=1)  # the second of three
     with pytest.raises(CannotConnect):
         await poller.poll()
     await advance(30)
