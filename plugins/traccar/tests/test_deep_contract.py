@@ -1,0 +1,34 @@
+"""The deep contract (``hub.contract``) against ``FakeTraccar``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from gpshub_traccar import TraccarSource
+from gpshub_traccar.testing import FakeTraccar
+from hub.contract import SourceContract
+
+
+class TestTraccarContract(SourceContract):
+    source_class = TraccarSource
+    bad_credentials: ClassVar[dict[str, Any]] = {
+        "server_url": "demo.traccar.org",
+        "username": "admin@example.com",
+        "password": "admin",
+    }
+
+    def make_fake(self, now: Callable[[], float], secret: str) -> Any:
+        return FakeTraccar(now=now, password=secret)
+
+    def credentials(self, fake: Any, url: str) -> dict[str, Any]:
+        return fake.credentials(url)
+
+    def options(self, fake: Any, url: str) -> dict[str, Any]:
+        return fake.options(url)
+
+    def add_device(self, fake: Any, n: int) -> str:
+        return fake.add_unit(f"Van {n}")
+
+    def add_fix(self, fake: Any, upstream_id: str, t: float, lat: float, lon: float) -> None:
+        fake.add_fix(upstream_id, t, lat, lon, speed_kmh=30.0)
