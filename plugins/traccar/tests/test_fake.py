@@ -9,12 +9,13 @@ from typing import Any
 import httpx
 import pytest
 import trio
-from traccar_support import T0, Served
 from trio.testing import MockClock
 from trio_websocket import ConnectionRejected, open_websocket_url
 
-from gpshub_traccar.testing import FakeTraccar, iso_ms
+from gpshub_traccar.testing import FakeTraccar, Served, iso_ms
+from hub.testing import EPOCH
 
+T0 = EPOCH.timestamp()
 ADMIN = ("admin@example.com", "admin")
 
 
@@ -62,7 +63,7 @@ async def test_server_info_and_session_get_need_no_auth(served: Served) -> None:
         assert session.text.startswith("jakarta.ws.rs.NotFoundException")
 
 
-async def test_cookie_sessions_from_the_login_form(served: Served, clock: MockClock) -> None:
+async def test_cookie_sessions_from_the_login_form(served: Served, gpshub_clock: MockClock) -> None:
     fake = served.fake
     fake.session_ttl_s = 600
     async with httpx.AsyncClient(base_url=served.url) as browser:
@@ -166,7 +167,7 @@ async def test_all_devices_can_be_refused_to_non_admins(served: Served, status: 
 
 
 async def test_a_held_unit_uploads_its_black_box_on_release(
-    served: Served, api: httpx.AsyncClient, clock: MockClock
+    served: Served, api: httpx.AsyncClient, gpshub_clock: MockClock
 ) -> None:
     fake = served.fake
     (unit,) = units(fake, 1)
@@ -384,7 +385,9 @@ async def test_wrong_password_after_a_password_change(
     assert (await api.get("/api/devices")).status_code == 401
 
 
-async def test_slow_answers(served: Served, api: httpx.AsyncClient, clock: MockClock) -> None:
+async def test_slow_answers(
+    served: Served, api: httpx.AsyncClient, gpshub_clock: MockClock
+) -> None:
     served.fake.delay = 30
     with trio.move_on_after(29) as scope:
         await api.get("/api/server", timeout=60)
@@ -403,7 +406,7 @@ async def _login(served: Served) -> str:
 
 
 async def test_socket_sends_latest_then_updates_then_keepalives(
-    served: Served, clock: MockClock
+    served: Served, gpshub_clock: MockClock
 ) -> None:
     fake = served.fake
     fake.keepalive_s = 50

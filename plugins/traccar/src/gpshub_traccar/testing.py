@@ -240,6 +240,14 @@ _CALL: ContextVar[FakeCall | None] = ContextVar("traccar_fake_call", default=Non
 one task): the route adds who it authenticated as."""
 
 
+@dataclass
+class Served:
+    """A ``FakeTraccar`` and the base URL it is served at."""
+
+    fake: FakeTraccar
+    url: str
+
+
 class _Fault(Exception):
     """An answer decided before the handler runs."""
 
