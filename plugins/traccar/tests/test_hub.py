@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,21 +12,17 @@ from trio.testing import MockClock
 from gpshub_traccar import TraccarSource
 from gpshub_traccar.testing import FakeTraccar
 from hub.clock import TrioClock
+from hub.hub_driver import HubDriver, HubFactory
 from hub.models import ConnectionState
-from hub.secrets import SecretBox
-from hub.testing import LOOPBACK_NETWORKS, Fleet, make_hub, serve_app
+from hub.testing import Fleet
 
 UNITS = 12
 
 
-def new_hub(tmp_path: Path, gpshub_wall: TrioClock, key: bytes) -> Any:
-    return make_hub(
-        tmp_path,
-        TraccarSource,
-        clock=gpshub_wall,
-        secret_key=key,
-        outbound_allow_networks=LOOPBACK_NETWORKS,
-    )
+@pytest.fixture
+def gpshub_sources() -> list[type]:
+    """The hubs of ``gpshub_hub_factory`` run this plugin's source."""
+    return [TraccarSource]
 
 
 class Driver:
@@ -66,26 +61,23 @@ async def run_hub(hub: Any, driver: Driver, drive_s: float, settle_s: float) -> 
 
 
 async def test_import_poll_restart_poll_keeps_every_fix_exactly_once(
-    tmp_path: Path, gpshub_wall: TrioClock, gpshub_clock: MockClock, nursery: trio.Nursery
+    gpshub_wall: TrioClock,
+    gpshub_clock: MockClock,
+    gpshub_serve: Any,
+    gpshub_hub_factory: HubFactory,
 ) -> None:
     fake = FakeTraccar(now=lambda: gpshub_wall.now().timestamp())
-    url = await nursery.start(serve_app, fake.app)
+    url = await gpshub_serve(fake)
     units = [fake.add_unit(f"Van {i}", imei=f"86{i:013d}", plate=f"P-{i}") for i in range(UNITS)]
     start = gpshub_wall.now().timestamp()
     for unit in units:
         fake.add_fix(unit, start - 7200, 1.0, 1.0)  # older than the backfill: never fetched
         fake.add_fix(unit, start - 1800, 2.0, 2.0, valid=False)
-    key = SecretBox.generate_key().encode()
-    hub = new_hub(tmp_path, gpshub_wall, key)
-    client = hub.store.create_client("acme")
-    conn = hub.store.create_connection(
-        client.id,
-        "traccar",
-        "fleet",
-        fake.credentials(url),
-        {"batch_size": 5, "sync_every_s": 60},
+    hubs = HubDriver(
+        gpshub_hub_factory, "traccar", fake.credentials(url), {"batch_size": 5, "sync_every_s": 60}
     )
-    assert "sees 12 devices" in await hub.test_connection("traccar", fake.credentials(url))
+    hub, conn = hubs.hub, hubs.create()
+    assert "sees 12 devices" in await hubs.test()
 
     remote = await hub.browse(conn)
     created, existing = hub.store.import_devices(conn.id, remote)
@@ -108,8 +100,7 @@ async def test_import_poll_restart_poll_keeps_every_fix_exactly_once(
     late_t = gpshub_wall.now().timestamp() - 120
     fake.add_fix(units[1], late_t, 5.0, 5.0, speed_kmh=18.52)
 
-    hub.store.close()
-    hub2 = new_hub(tmp_path, gpshub_wall, key)  # a restart: same database, same secret key
+    hub2 = hubs.restart()  # same database, same secret key
     assert hub2.store.get_connection(conn.id).state == ConnectionState.OK
     await run_hub(hub2, driver, drive_s=60, settle_s=65)
 
@@ -139,12 +130,15 @@ async def test_import_poll_restart_poll_keeps_every_fix_exactly_once(
 
 
 async def test_a_wrong_password_stops_the_connection_without_retrying(
-    tmp_path: Path, gpshub_wall: TrioClock, gpshub_clock: MockClock, nursery: trio.Nursery
+    gpshub_wall: TrioClock,
+    gpshub_clock: MockClock,
+    gpshub_serve: Any,
+    gpshub_hub_factory: HubFactory,
 ) -> None:
     fake = FakeTraccar(now=lambda: gpshub_wall.now().timestamp())
-    url = await nursery.start(serve_app, fake.app)
+    url = await gpshub_serve(fake)
     unit = fake.add_unit("Van")
-    hub = new_hub(tmp_path, gpshub_wall, SecretBox.generate_key().encode())
+    hub = gpshub_hub_factory()
     client = hub.store.create_client("acme")
     conn = hub.store.create_connection(
         client.id, "traccar", "fleet", {**fake.credentials(url), "password": "wrong"}, {}
@@ -161,16 +155,19 @@ async def test_a_wrong_password_stops_the_connection_without_retrying(
 
 
 async def test_a_device_silent_for_20_minutes_uploads_its_black_box_and_nothing_is_lost(
-    tmp_path: Path, gpshub_wall: TrioClock, gpshub_clock: MockClock, nursery: trio.Nursery
+    gpshub_wall: TrioClock,
+    gpshub_clock: MockClock,
+    gpshub_serve: Any,
+    gpshub_hub_factory: HubFactory,
 ) -> None:
     """A van out of coverage for 20 minutes buffers its fixes and uploads them all at once
     when it is back: every one is stored, once.  While it is silent it costs no report
     call: its ``positionId`` says Traccar stored nothing new for it."""
     fake = FakeTraccar(now=lambda: gpshub_wall.now().timestamp())
-    url = await nursery.start(serve_app, fake.app)
+    url = await gpshub_serve(fake)
     units = [fake.add_unit(f"Van {i}") for i in range(3)]
     quiet = units[0]
-    hub = new_hub(tmp_path, gpshub_wall, SecretBox.generate_key().encode())
+    hub = gpshub_hub_factory()
     client = hub.store.create_client("acme")
     conn = hub.store.create_connection(client.id, "traccar", "fleet", fake.credentials(url), {})
     hub.store.import_devices(conn.id, await hub.browse(conn))
@@ -200,10 +197,10 @@ async def test_a_device_silent_for_20_minutes_uploads_its_black_box_and_nothing_
 
 
 async def test_a_user_who_is_not_an_administrator_tests_imports_and_polls(
-    tmp_path: Path,
     gpshub_wall: TrioClock,
     gpshub_clock: MockClock,
-    nursery: trio.Nursery,
+    gpshub_serve: Any,
+    gpshub_hub_factory: HubFactory,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """On a Traccar that refuses ``/api/devices?all=true`` to a user who is not an
@@ -212,12 +209,12 @@ async def test_a_user_who_is_not_an_administrator_tests_imports_and_polls(
     running connection is refused once, not every poll."""
     fake = FakeTraccar(now=lambda: gpshub_wall.now().timestamp())
     fake.all_refusal = 400
-    url = await nursery.start(serve_app, fake.app)
+    url = await gpshub_serve(fake)
     driver = fake.add_user("driver@example.com", "pw")
     units = [fake.add_unit(f"Van {i}", users=[driver]) for i in range(3)]
     fake.add_unit("Someone else's")
     credentials = fake.credentials(url, driver)
-    hub = new_hub(tmp_path, gpshub_wall, SecretBox.generate_key().encode())
+    hub = gpshub_hub_factory()
     summary = await hub.test_connection("traccar", credentials)
     assert "'driver@example.com' sees 3 devices" in summary
     client = hub.store.create_client("acme")
