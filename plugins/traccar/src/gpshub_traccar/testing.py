@@ -213,10 +213,11 @@ class FakeDevice:
 
 
 class FakeCall(fake_upstream.FakeCall):
-    """A request as ``FakeTraccar`` logs it: the base's record (``at`` and its ``ended``
-    on the fake's clock) plus Traccar's side, with ``started`` and ``ended`` on trio's
-    clock.  The base makes a ``hub.fake_upstream.FakeCall``; ``FakeTraccar.request_name``
-    turns it into this class."""
+    """A request as ``FakeTraccar`` logs it: the base's record (its ``at`` on the fake's
+    clock) plus Traccar's side, with ``started`` and ``ended`` on trio's clock.  The base
+    logs a ``hub.fake_upstream.FakeCall``; ``FakeTraccar.request_name`` makes it one of
+    these.  Built by hand (``hub.cluster_testing``'s checks), it takes its fields in the
+    order it always had."""
 
     auth: str | None = None
     """``"basic"``, ``"bearer"``, ``"cookie"`` or ``None`` (as far as it was checked)."""
@@ -224,15 +225,36 @@ class FakeCall(fake_upstream.FakeCall):
     """The email of the user it authenticated as (``None``: none, or not checked)."""
     started: float = 0.0
     """``trio.current_time()`` when it arrived (before any ``delay``)."""
+    _live = False  # logged by a running fake: ``ended`` is read on trio's clock
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        query: Iterable[tuple[str, str]] = (),
+        auth: str | None = None,
+        status: int = 200,
+        user: str | None = None,
+        started: float = 0.0,
+        ended: float = 0.0,
+    ) -> None:
+        params: dict[str, list[str]] = {}
+        for key, value in query:
+            params.setdefault(key, []).append(value)
+        super().__init__(method, path, params, {}, b"", started, ended, path, status)
+        self.auth, self.user, self.started = auth, user, started
 
     @property  # type: ignore[override]
-    def ended(self) -> float:
+    def ended(self) -> float | None:
         """``trio.current_time()`` when its answer was complete (or given up on)."""
-        return float(self.__dict__.get("_ended") or 0.0)
+        value = self.__dict__.get("_ended")
+        return None if value is None else float(value)
 
     @ended.setter
     def ended(self, value: float | None) -> None:  # the base sets it on the fake's clock
-        self.__dict__["_ended"] = None if value is None else trio.current_time()
+        if self._live and value is not None:
+            value = trio.current_time()
+        self.__dict__["_ended"] = value
 
 
 _CALL: ContextVar[FakeCall | None] = ContextVar("traccar_fake_call", default=None)
@@ -522,7 +544,7 @@ class FakeTraccar(FakeUpstream):
         started = trio.current_time()
         call.__class__ = FakeCall
         assert isinstance(call, FakeCall)
-        call.started = started
+        call.started, call._live = started, True
         _CALL.set(call)
         return call.path
 
