@@ -9,12 +9,13 @@ from typing import Any
 import httpx
 import pytest
 import trio
-from traccar_support import T0, Served
 from trio.testing import MockClock
 from trio_websocket import ConnectionRejected, open_websocket_url
 
-from gpshub_traccar.testing import FakeTraccar, iso_ms
+from gpshub_traccar.testing import FakeTraccar, Served, iso_ms
+from hub.testing import EPOCH
 
+T0 = EPOCH.timestamp()
 ADMIN = ("admin@example.com", "admin")
 
 
@@ -62,7 +63,7 @@ async def test_server_info_and_session_get_need_no_auth(served: Served) -> None:
         assert session.text.startswith("jakarta.ws.rs.NotFoundException")
 
 
-async def test_cookie_sessions_from_the_login_form(served: Served, clock: MockClock) -> None:
+async def test_cookie_sessions_from_the_login_form(served: Served, gpshub_clock: MockClock) -> None:
     fake = served.fake
     fake.session_ttl_s = 600
     async with httpx.AsyncClient(base_url=served.url) as browser:
@@ -166,7 +167,7 @@ async def test_all_devices_can_be_refused_to_non_admins(served: Served, status: 
 
 
 async def test_a_held_unit_uploads_its_black_box_on_release(
-    served: Served, api: httpx.AsyncClient, clock: MockClock
+    served: Served, api: httpx.AsyncClient, gpshub_clock: MockClock
 ) -> None:
     fake = served.fake
     (unit,) = units(fake, 1)
@@ -357,19 +358,19 @@ async def test_fault_switches_apply_to_the_next_requests(
     served: Served, api: httpx.AsyncClient
 ) -> None:
     fake = served.fake
-    fake.rate_limit(2, retry_after=17)
+    fake.rate_limit(times=2, retry_after=17)
     for _ in range(2):
         limited = await api.get("/api/devices")
         assert limited.status_code == 429 and limited.headers["retry-after"] == "17"
-    fake.fail(1, status=503)
+    fake.fail(503, times=1)
     failed = await api.get("/api/devices")
     assert failed.status_code == 503 and "text/html" in failed.headers["content-type"]
-    fake.malformed(1)
+    fake.malformed(times=1)
     broken = await api.get("/api/devices")
     assert broken.status_code == 200
     with pytest.raises(json.JSONDecodeError):
         json.loads(broken.content)
-    fake.html(1)
+    fake.html(times=1)
     page = await api.get("/api/devices")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert (await api.get("/api/devices")).json() == []
@@ -384,12 +385,14 @@ async def test_wrong_password_after_a_password_change(
     assert (await api.get("/api/devices")).status_code == 401
 
 
-async def test_slow_answers(served: Served, api: httpx.AsyncClient, clock: MockClock) -> None:
-    served.fake.slow(30)
+async def test_slow_answers(
+    served: Served, api: httpx.AsyncClient, gpshub_clock: MockClock
+) -> None:
+    served.fake.delay = 30
     with trio.move_on_after(29) as scope:
         await api.get("/api/server", timeout=60)
     assert scope.cancelled_caught
-    served.fake.slow(0)
+    served.fake.delay = 0
     assert (await api.get("/api/server")).status_code == 200
 
 
@@ -403,7 +406,7 @@ async def _login(served: Served) -> str:
 
 
 async def test_socket_sends_latest_then_updates_then_keepalives(
-    served: Served, clock: MockClock
+    served: Served, gpshub_clock: MockClock
 ) -> None:
     fake = served.fake
     fake.keepalive_s = 50

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,33 +12,29 @@ from trio.testing import MockClock
 from gpshub_traccar import TraccarSource
 from gpshub_traccar.testing import FakeTraccar
 from hub.clock import TrioClock
+from hub.hub_driver import HubDriver, HubFactory
 from hub.models import ConnectionState
-from hub.secrets import SecretBox
-from hub.testing import LOOPBACK_NETWORKS, Fleet, make_hub, serve_app
+from hub.testing import Fleet
 
 UNITS = 12
 
 
-def new_hub(tmp_path: Path, wall: TrioClock, key: bytes) -> Any:
-    return make_hub(
-        tmp_path,
-        TraccarSource,
-        clock=wall,
-        secret_key=key,
-        outbound_allow_networks=LOOPBACK_NETWORKS,
-    )
+@pytest.fixture
+def gpshub_sources() -> list[type]:
+    """The hubs of ``gpshub_hub_factory`` run this plugin's source."""
+    return [TraccarSource]
 
 
 class Driver:
     """Gives every unit a fix every 10 s (some invalid), as trackers feed a server."""
 
-    def __init__(self, fake: FakeTraccar, wall: TrioClock, units: list[str]) -> None:
-        self.fake, self.wall, self.units = fake, wall, units
+    def __init__(self, fake: FakeTraccar, gpshub_wall: TrioClock, units: list[str]) -> None:
+        self.fake, self.gpshub_wall, self.units = fake, gpshub_wall, units
         self.step = 0
 
     async def run(self, seconds: float) -> None:
         for _ in range(round(seconds / 10)):
-            now = self.wall.now().timestamp()
+            now = self.gpshub_wall.now().timestamp()
             for i, unit in enumerate(self.units):
                 self.fake.add_fix(
                     unit,
@@ -66,26 +61,23 @@ async def run_hub(hub: Any, driver: Driver, drive_s: float, settle_s: float) -> 
 
 
 async def test_import_poll_restart_poll_keeps_every_fix_exactly_once(
-    tmp_path: Path, wall: TrioClock, clock: MockClock, nursery: trio.Nursery
+    gpshub_wall: TrioClock,
+    gpshub_clock: MockClock,
+    gpshub_serve: Any,
+    gpshub_hub_factory: HubFactory,
 ) -> None:
-    fake = FakeTraccar(now=lambda: wall.now().timestamp())
-    url = await nursery.start(serve_app, fake.app)
+    fake = FakeTraccar(now=lambda: gpshub_wall.now().timestamp())
+    url = await gpshub_serve(fake)
     units = [fake.add_unit(f"Van {i}", imei=f"86{i:013d}", plate=f"P-{i}") for i in range(UNITS)]
-    start = wall.now().timestamp()
+    start = gpshub_wall.now().timestamp()
     for unit in units:
         fake.add_fix(unit, start - 7200, 1.0, 1.0)  # older than the backfill: never fetched
         fake.add_fix(unit, start - 1800, 2.0, 2.0, valid=False)
-    key = SecretBox.generate_key().encode()
-    hub = new_hub(tmp_path, wall, key)
-    client = hub.store.create_client("acme")
-    conn = hub.store.create_connection(
-        client.id,
-        "traccar",
-        "fleet",
-        fake.credentials(url),
-        {"batch_size": 5, "sync_every_s": 60},
+    hubs = HubDriver(
+        gpshub_hub_factory, "traccar", fake.credentials(url), {"batch_size": 5, "sync_every_s": 60}
     )
-    assert "sees 12 devices" in await hub.test_connection("traccar", fake.credentials(url))
+    hub, conn = hubs.hub, hubs.create()
+    assert "sees 12 devices" in await hubs.test()
 
     remote = await hub.browse(conn)
     created, existing = hub.store.import_devices(conn.id, remote)
@@ -96,7 +88,7 @@ async def test_import_poll_restart_poll_keeps_every_fix_exactly_once(
     assert by_unit[units[3]].imei == "86" + "3".zfill(13)
     assert by_unit[units[3]].license_plate == "P-3"
 
-    driver = Driver(fake, wall, units)
+    driver = Driver(fake, gpshub_wall, units)
     before = fake.requests.copy()
     await run_hub(hub, driver, drive_s=90, settle_s=65)
     first_run = fake.requests - before
@@ -105,11 +97,10 @@ async def test_import_poll_restart_poll_keeps_every_fix_exactly_once(
 
     # upstream changes while the hub is down: a rename, and a late back-dated position
     fake.rename_unit(units[0], "Van 0 (renamed)")
-    late_t = wall.now().timestamp() - 120
+    late_t = gpshub_wall.now().timestamp() - 120
     fake.add_fix(units[1], late_t, 5.0, 5.0, speed_kmh=18.52)
 
-    hub.store.close()
-    hub2 = new_hub(tmp_path, wall, key)  # a restart: same database, same secret key
+    hub2 = hubs.restart()  # same database, same secret key
     assert hub2.store.get_connection(conn.id).state == ConnectionState.OK
     await run_hub(hub2, driver, drive_s=60, settle_s=65)
 
@@ -139,12 +130,15 @@ async def test_import_poll_restart_poll_keeps_every_fix_exactly_once(
 
 
 async def test_a_wrong_password_stops_the_connection_without_retrying(
-    tmp_path: Path, wall: TrioClock, clock: MockClock, nursery: trio.Nursery
+    gpshub_wall: TrioClock,
+    gpshub_clock: MockClock,
+    gpshub_serve: Any,
+    gpshub_hub_factory: HubFactory,
 ) -> None:
-    fake = FakeTraccar(now=lambda: wall.now().timestamp())
-    url = await nursery.start(serve_app, fake.app)
+    fake = FakeTraccar(now=lambda: gpshub_wall.now().timestamp())
+    url = await gpshub_serve(fake)
     unit = fake.add_unit("Van")
-    hub = new_hub(tmp_path, wall, SecretBox.generate_key().encode())
+    hub = gpshub_hub_factory()
     client = hub.store.create_client("acme")
     conn = hub.store.create_connection(
         client.id, "traccar", "fleet", {**fake.credentials(url), "password": "wrong"}, {}
@@ -161,20 +155,23 @@ async def test_a_wrong_password_stops_the_connection_without_retrying(
 
 
 async def test_a_device_silent_for_20_minutes_uploads_its_black_box_and_nothing_is_lost(
-    tmp_path: Path, wall: TrioClock, clock: MockClock, nursery: trio.Nursery
+    gpshub_wall: TrioClock,
+    gpshub_clock: MockClock,
+    gpshub_serve: Any,
+    gpshub_hub_factory: HubFactory,
 ) -> None:
     """A van out of coverage for 20 minutes buffers its fixes and uploads them all at once
     when it is back: every one is stored, once.  While it is silent it costs no report
     call: its ``positionId`` says Traccar stored nothing new for it."""
-    fake = FakeTraccar(now=lambda: wall.now().timestamp())
-    url = await nursery.start(serve_app, fake.app)
+    fake = FakeTraccar(now=lambda: gpshub_wall.now().timestamp())
+    url = await gpshub_serve(fake)
     units = [fake.add_unit(f"Van {i}") for i in range(3)]
     quiet = units[0]
-    hub = new_hub(tmp_path, wall, SecretBox.generate_key().encode())
+    hub = gpshub_hub_factory()
     client = hub.store.create_client("acme")
     conn = hub.store.create_connection(client.id, "traccar", "fleet", fake.credentials(url), {})
     hub.store.import_devices(conn.id, await hub.browse(conn))
-    fleet = Fleet(fake, wall, units)
+    fleet = Fleet(fake, gpshub_wall, units)
 
     async with trio.open_nursery() as inner:
         await inner.start(hub.run)
@@ -200,24 +197,24 @@ async def test_a_device_silent_for_20_minutes_uploads_its_black_box_and_nothing_
 
 
 async def test_a_user_who_is_not_an_administrator_tests_imports_and_polls(
-    tmp_path: Path,
-    wall: TrioClock,
-    clock: MockClock,
-    nursery: trio.Nursery,
+    gpshub_wall: TrioClock,
+    gpshub_clock: MockClock,
+    gpshub_serve: Any,
+    gpshub_hub_factory: HubFactory,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """On a Traccar that refuses ``/api/devices?all=true`` to a user who is not an
     administrator (Traccar 4: 400 ``Manager access required``), the connection lists the
     user's own devices instead: Test Connection, browsing and polling all work, and a
     running connection is refused once, not every poll."""
-    fake = FakeTraccar(now=lambda: wall.now().timestamp())
+    fake = FakeTraccar(now=lambda: gpshub_wall.now().timestamp())
     fake.all_refusal = 400
-    url = await nursery.start(serve_app, fake.app)
+    url = await gpshub_serve(fake)
     driver = fake.add_user("driver@example.com", "pw")
     units = [fake.add_unit(f"Van {i}", users=[driver]) for i in range(3)]
     fake.add_unit("Someone else's")
     credentials = fake.credentials(url, driver)
-    hub = new_hub(tmp_path, wall, SecretBox.generate_key().encode())
+    hub = gpshub_hub_factory()
     summary = await hub.test_connection("traccar", credentials)
     assert "'driver@example.com' sees 3 devices" in summary
     client = hub.store.create_client("acme")
@@ -225,7 +222,7 @@ async def test_a_user_who_is_not_an_administrator_tests_imports_and_polls(
     created, _ = hub.store.import_devices(conn.id, await hub.browse(conn))
     assert sorted(d.upstream_id for d in created) == units
 
-    fleet = Fleet(fake, wall, units)
+    fleet = Fleet(fake, gpshub_wall, units)
     caplog.set_level(logging.INFO, logger="gpshub.source.traccar")
     before = len(fake.calls)
     async with trio.open_nursery() as inner:

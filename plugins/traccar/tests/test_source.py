@@ -5,20 +5,34 @@ from __future__ import annotations
 import logging
 import math
 import socket
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
 import trio
-from traccar_support import MakeSource, Served, fix_times, refs
 from trio.testing import MockClock
 
 from gpshub_traccar import TraccarSource
-from gpshub_traccar.testing import FakeTraccar
+from gpshub_traccar.testing import FakeTraccar, Served
 from hub.clock import TrioClock
 from hub.errors import BadConfig, CannotConnect, InvalidAuth, RateLimited, UpdateFailed
 from hub.runner import new_http_client
 from hub.source import Cursor, DeviceRef, PollResult, describe_fields
 from hub.testing import source_context
+
+MakeSource = Callable[..., TraccarSource]
+"""The ``make_source`` fixture: a new source for the served fake."""
+
+
+def refs(ids: list[str]) -> list[DeviceRef]:
+    """Hub device references for upstream ids (hub ids 1, 2, ...)."""
+    return [DeviceRef(i + 1, uid, f"device {uid}") for i, uid in enumerate(ids)]
+
+
+def fix_times(result: Any, uid: str) -> list[float]:
+    """The fix times (epoch seconds) a poll returned for one device."""
+    return [f.fix_time.timestamp() for f in result.fixes.get(uid, [])]
 
 
 def add_units(fake: FakeTraccar, n: int) -> list[str]:
@@ -29,8 +43,8 @@ async def advance(seconds: float) -> None:
     await trio.sleep(seconds)
 
 
-def now_s(wall: TrioClock) -> float:
-    return wall.now().timestamp()
+def now_s(gpshub_wall: TrioClock) -> float:
+    return gpshub_wall.now().timestamp()
 
 
 class Poller:
@@ -127,7 +141,7 @@ def test_options_are_bounded() -> None:
 
 
 async def test_connection_summary(
-    served: Served, make_source: MakeSource, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     add_units(served.fake, 3)
     summary = await make_source().test_connection()
@@ -166,7 +180,7 @@ async def test_unreachable_is_cannot_connect(make_source: MakeSource) -> None:
 async def test_something_else_at_the_url_is_bad_config(
     served: Served, make_source: MakeSource
 ) -> None:
-    served.fake.html(1)
+    served.fake.html(times=1)
     with pytest.raises(BadConfig) as err:
         await make_source().test_connection()
     assert err.value.field == "credentials.server_url"
@@ -228,7 +242,11 @@ async def test_browse_as_a_plain_user_lists_its_devices(
 
 @pytest.mark.parametrize("status", [400, 403])
 async def test_a_refused_list_of_all_devices_falls_back_to_the_users_own(
-    served: Served, make_source: MakeSource, wall: TrioClock, clock: MockClock, status: int
+    served: Served,
+    make_source: MakeSource,
+    gpshub_wall: TrioClock,
+    gpshub_clock: MockClock,
+    status: int,
 ) -> None:
     fake = served.fake
     fake.all_refusal = status  # Traccar 4 to a user who manages no one (400), a proxy (403)
@@ -243,7 +261,7 @@ async def test_a_refused_list_of_all_devices_falls_back_to_the_users_own(
     source = make_source(credentials=credentials, sync_every_s=0)
     poller = Poller(source, refs([mine]))
     for _ in range(3):  # every poll reads the device list (sync_every_s=0)
-        fake.add_fix(mine, now_s(wall) - 1, 1.0, 1.0)
+        fake.add_fix(mine, now_s(gpshub_wall) - 1, 1.0, 1.0)
         await poller.poll()
         await advance(30)
     assert len(poller.emitted[mine]) == 3
@@ -252,7 +270,7 @@ async def test_a_refused_list_of_all_devices_falls_back_to_the_users_own(
 
 
 async def test_a_wrong_password_is_not_taken_for_a_refused_list(
-    served: Served, make_source: MakeSource, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     source = make_source(credentials={**served.fake.credentials(served.url), "password": "no"})
     with pytest.raises(InvalidAuth):
@@ -265,11 +283,11 @@ async def test_a_wrong_password_is_not_taken_for_a_refused_list(
 
 
 async def test_polls_ranges_with_no_gap_and_no_duplicate(
-    served: Served, make_source: MakeSource, wall: TrioClock, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_wall: TrioClock, gpshub_clock: MockClock
 ) -> None:
     fake = served.fake
     (unit,) = add_units(fake, 1)
-    t = now_s(wall)
+    t = now_s(gpshub_wall)
     fake.add_fix(unit, t - 7200, 1.0, 1.0)  # older than the backfill: not fetched
     fake.add_fix(unit, t - 3000, 1.0, 1.0)
     fake.add_fix(unit, t, 1.0, 1.0)  # exactly at the first poll's end
@@ -290,14 +308,14 @@ async def test_polls_ranges_with_no_gap_and_no_duplicate(
 
 
 async def test_batches_devices_into_few_requests(
-    served: Served, make_source: MakeSource, wall: TrioClock, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_wall: TrioClock, gpshub_clock: MockClock
 ) -> None:
     fake = served.fake
     ids = add_units(fake, 25)
     poller = Poller(make_source(batch_size=10, sync_every_s=120), refs(ids))
     for cycle in range(6):
         for uid in ids:
-            fake.add_fix(uid, now_s(wall) - 5, 1.0, 1.0, speed_kmh=10)
+            fake.add_fix(uid, now_s(gpshub_wall) - 5, 1.0, 1.0, speed_kmh=10)
         before = fake.requests.copy()
         result = await poller.poll()
         served_now = fake.requests - before
@@ -314,12 +332,12 @@ async def test_batches_devices_into_few_requests(
 
 
 async def test_cut_answers_continue_in_pages(
-    served: Served, make_source: MakeSource, wall: TrioClock, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_wall: TrioClock, gpshub_clock: MockClock
 ) -> None:
     fake = served.fake
     fake.max_positions = 50  # Traccar's report.maxPositions
     a, b = add_units(fake, 2)
-    t = now_s(wall)
+    t = now_s(gpshub_wall)
     for k in range(120):
         fake.add_fix(a, t - 3000 + k * 10, 1.0, 1.0)
     fake.add_fix(b, t - 100, 2.0, 2.0)
@@ -331,12 +349,12 @@ async def test_cut_answers_continue_in_pages(
 
 
 async def test_the_page_budget_leaves_the_rest_for_the_next_poll(
-    served: Served, make_source: MakeSource, wall: TrioClock, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_wall: TrioClock, gpshub_clock: MockClock
 ) -> None:
     fake = served.fake
     fake.max_positions = 40
     (unit,) = add_units(fake, 1)
-    t = now_s(wall)
+    t = now_s(gpshub_wall)
     for k in range(100):
         fake.add_fix(unit, t - 1000 + k * 5, 1.0, 1.0)
     poller = Poller(make_source(max_positions=40, page_budget=1), refs([unit]))
@@ -349,11 +367,11 @@ async def test_the_page_budget_leaves_the_rest_for_the_next_poll(
 
 
 async def test_long_backlogs_go_in_bounded_windows(
-    served: Served, make_source: MakeSource, wall: TrioClock, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_wall: TrioClock, gpshub_clock: MockClock
 ) -> None:
     fake = served.fake
     (unit,) = add_units(fake, 1)
-    t = now_s(wall)
+    t = now_s(gpshub_wall)
     hours = [t - 3600 * h - 60 for h in (4, 3, 2, 1, 0)]
     for when in hours:
         fake.add_fix(unit, when, 1.0, 1.0)
@@ -366,13 +384,13 @@ async def test_long_backlogs_go_in_bounded_windows(
 
 
 async def test_a_long_silent_range_is_walked_on_across_polls(
-    served: Served, make_source: MakeSource, wall: TrioClock, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_wall: TrioClock, gpshub_clock: MockClock
 ) -> None:
     """A range longer than the poll's budget of windows goes on where it stopped at the
     next poll, even through hours without a fix, instead of starting over."""
     fake = served.fake
     (unit,) = add_units(fake, 1)
-    t = now_s(wall)
+    t = now_s(gpshub_wall)
     fake.add_fix(unit, t - 10 * 3600, 1.0, 1.0)  # then switched off for nine hours
     fake.add_fix(unit, t - 1800, 2.0, 2.0)  # and back for the last half hour
     source = make_source(backfill_s=11 * 3600, max_window_s=3600, page_budget=1)
@@ -386,7 +404,7 @@ async def test_a_long_silent_range_is_walked_on_across_polls(
 
 
 async def test_silent_devices_cost_one_device_list_per_poll_not_a_report_each(
-    served: Served, make_source: MakeSource, wall: TrioClock, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_wall: TrioClock, gpshub_clock: MockClock
 ) -> None:
     """Parked devices, silent since different times, are not asked for history while
     ``positionId`` shows Traccar stored nothing new for them: the device list, one call,
@@ -394,43 +412,43 @@ async def test_silent_devices_cost_one_device_list_per_poll_not_a_report_each(
     fake = served.fake
     ids = add_units(fake, 30)
     moving, parked = ids[:10], ids[10:]
-    t = now_s(wall)
+    t = now_s(gpshub_wall)
     for i, uid in enumerate(parked):  # parked 10 min to 20 h ago
         fake.add_fix(uid, t - 600 - i * 3600, 1.0, 1.0)
     poller = Poller(make_source(batch_size=10, backfill_s=86_400, sync_every_s=3600), refs(ids))
     for _ in range(8):  # the backfill of a day, within the page budget, and a look back
         for uid in moving:
-            fake.add_fix(uid, now_s(wall) - 1, 1.0, 1.0)
+            fake.add_fix(uid, now_s(gpshub_wall) - 1, 1.0, 1.0)
         await poller.poll()
         await advance(30)
     emitted = {uid: set(poller.emitted[uid]) for uid in parked}  # the store drops repeats
     assert all(len(times) == 1 for times in emitted.values())
     for _ in range(3):
         for uid in moving:
-            fake.add_fix(uid, now_s(wall) - 1, 1.0, 1.0)
+            fake.add_fix(uid, now_s(gpshub_wall) - 1, 1.0, 1.0)
         before = fake.requests.copy()
         await poller.poll()
         served_now = fake.requests - before
         assert dict(served_now) == {"/api/reports/route": 1, "/api/devices": 1}, served_now
         await advance(30)
     back = parked[7]  # parked 7 h 10 min ago
-    fake.add_fix(back, now_s(wall) - 5, 3.0, 3.0)  # out of its parking space
+    fake.add_fix(back, now_s(gpshub_wall) - 5, 3.0, 3.0)  # out of its parking space
     before = fake.requests.copy()
     result = await poller.poll()
     # the moving ten in one call; the 7 h 15 min of its range in windows of 1, 2, 4 h, then
     # the rest: empty windows are followed by wider ones
     assert (fake.requests - before)["/api/reports/route"] == 1 + 4
-    assert set(fix_times(result, back)) - emitted[back] == {now_s(wall) - 5}
+    assert set(fix_times(result, back)) - emitted[back] == {now_s(gpshub_wall) - 5}
     assert all(set(poller.emitted[uid]) == emitted[uid] for uid in parked if uid != back)
 
 
 async def test_a_server_period_limit_shrinks_the_window(
-    served: Served, make_source: MakeSource, wall: TrioClock, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_wall: TrioClock, gpshub_clock: MockClock
 ) -> None:
     fake = served.fake
     fake.period_limit_s = 1000  # report.periodLimit
     (unit,) = add_units(fake, 1)
-    t = now_s(wall)
+    t = now_s(gpshub_wall)
     fake.add_fix(unit, t - 3500, 1.0, 1.0)
     fake.add_fix(unit, t - 10, 1.0, 1.0)
     source = make_source()
@@ -447,11 +465,11 @@ async def test_a_server_period_limit_shrinks_the_window(
 
 
 async def test_late_back_dated_positions_are_picked_up_once(
-    served: Served, make_source: MakeSource, wall: TrioClock, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_wall: TrioClock, gpshub_clock: MockClock
 ) -> None:
     fake = served.fake
     (unit,) = add_units(fake, 1)
-    t = now_s(wall)
+    t = now_s(gpshub_wall)
     fake.add_fix(unit, t - 60, 1.0, 1.0)
     poller = Poller(make_source(), refs([unit]))
     await poller.poll()
@@ -468,22 +486,22 @@ async def test_late_back_dated_positions_are_picked_up_once(
 
 
 async def test_fixes_marked_invalid_are_kept(
-    served: Served, make_source: MakeSource, wall: TrioClock, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_wall: TrioClock, gpshub_clock: MockClock
 ) -> None:
     fake = served.fake
     (unit,) = add_units(fake, 1)
-    fake.add_fix(unit, now_s(wall) - 20, 0.0, 0.0, valid=False, satellites=0)
-    fake.add_fix(unit, now_s(wall) - 10, 10.0, 10.0)
+    fake.add_fix(unit, now_s(gpshub_wall) - 20, 0.0, 0.0, valid=False, satellites=0)
+    fake.add_fix(unit, now_s(gpshub_wall) - 10, 10.0, 10.0)
     result = await make_source().poll(refs([unit]), {})
     assert [f.valid for f in result.fixes[unit]] == [False, True]
 
 
 async def test_units_and_fields_are_converted(
-    served: Served, make_source: MakeSource, wall: TrioClock, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_wall: TrioClock, gpshub_clock: MockClock
 ) -> None:
     fake = served.fake
     (unit,) = add_units(fake, 1)
-    t = now_s(wall) - 5
+    t = now_s(gpshub_wall) - 5
     fake.add_fix(
         unit,
         t,
@@ -526,7 +544,7 @@ async def test_units_and_fields_are_converted(
 
 
 async def test_names_and_plates_are_synced_on_the_first_poll_and_every_interval(
-    served: Served, make_source: MakeSource, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     fake = served.fake
     (unit,) = add_units(fake, 1)
@@ -543,35 +561,35 @@ async def test_names_and_plates_are_synced_on_the_first_poll_and_every_interval(
 
 
 async def test_a_device_imported_since_the_last_sync_is_found(
-    served: Served, make_source: MakeSource, wall: TrioClock, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_wall: TrioClock, gpshub_clock: MockClock
 ) -> None:
     fake = served.fake
     (first,) = add_units(fake, 1)
     source = make_source()
     await source.poll(refs([first]), {})
     second = fake.add_unit("New")
-    fake.add_fix(second, now_s(wall) - 1, 1.0, 1.0)
+    fake.add_fix(second, now_s(gpshub_wall) - 1, 1.0, 1.0)
     result = await source.poll(refs([first, second]), {})
-    assert fix_times(result, second) == [now_s(wall) - 1]
+    assert fix_times(result, second) == [now_s(gpshub_wall) - 1]
     assert fake.requests["/api/devices"] == 2
 
 
 async def test_devices_added_by_imei_are_matched(
-    served: Served, make_source: MakeSource, wall: TrioClock, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_wall: TrioClock, gpshub_clock: MockClock
 ) -> None:
     fake = served.fake
     unit = fake.add_unit("Van", imei="860123456789012")
-    fake.add_fix(unit, now_s(wall) - 1, 1.0, 1.0)
+    fake.add_fix(unit, now_s(gpshub_wall) - 1, 1.0, 1.0)
     result = await make_source().poll(refs(["860123456789012"]), {})
-    assert fix_times(result, "860123456789012") == [now_s(wall) - 1]
+    assert fix_times(result, "860123456789012") == [now_s(gpshub_wall) - 1]
     assert result.devices["860123456789012"].name == "Van"
 
 
 async def test_a_device_gone_upstream_is_skipped_with_one_warning(
     served: Served,
     make_source: MakeSource,
-    wall: TrioClock,
-    clock: MockClock,
+    gpshub_wall: TrioClock,
+    gpshub_clock: MockClock,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     fake = served.fake
@@ -582,10 +600,10 @@ async def test_a_device_gone_upstream_is_skipped_with_one_warning(
     poller = Poller(source, refs([a, b, "999"]))
     caplog.set_level(logging.WARNING, logger="gpshub.test.traccar")
     for unit in (a, b):  # reporting, not silent: no device list read for them
-        fake.add_fix(unit, now_s(wall) - 5, 1.0, 1.0)
+        fake.add_fix(unit, now_s(gpshub_wall) - 5, 1.0, 1.0)
     await poller.poll()
     fake.revoke(b, driver)  # unlinked after the sync: the report answers "access denied"
-    t = now_s(wall)
+    t = now_s(gpshub_wall)
     fake.add_fix(a, t + 10, 1.0, 1.0)
     await advance(30)
     result = await poller.poll()
@@ -601,35 +619,35 @@ async def test_a_device_gone_upstream_is_skipped_with_one_warning(
 async def test_disabled_reports_fall_back_to_the_latest_positions(
     served: Served,
     make_source: MakeSource,
-    wall: TrioClock,
-    clock: MockClock,
+    gpshub_wall: TrioClock,
+    gpshub_clock: MockClock,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     fake = served.fake
     viewer = fake.add_user("viewer@example.com", "pw", disable_reports=True)
     a = fake.add_unit("A", users=[viewer])
     b = fake.add_unit("B", users=[viewer])
-    fake.add_fix(a, now_s(wall) - 20, 1.0, 1.0)
-    fake.add_fix(a, now_s(wall) - 10, 1.5, 1.0)
+    fake.add_fix(a, now_s(gpshub_wall) - 20, 1.0, 1.0)
+    fake.add_fix(a, now_s(gpshub_wall) - 10, 1.5, 1.0)
     caplog.set_level(logging.WARNING, logger="gpshub.test.traccar")
     poller = Poller(make_source(credentials=fake.credentials(served.url, viewer)), refs([a, b]))
     first = await poller.poll()
-    assert fix_times(first, a) == [now_s(wall) - 10]  # the latest only
+    assert fix_times(first, a) == [now_s(gpshub_wall) - 10]  # the latest only
     assert b not in first.fixes
     for _ in range(3):
         await advance(30)
         before = fake.request_count
         assert (await poller.poll()).fixes == {}
         assert fake.request_count - before == 1  # one /api/positions per poll
-    fake.add_fix(b, now_s(wall) - 3, 2.0, 2.0)
-    assert fix_times(await poller.poll(), b) == [now_s(wall) - 3]
+    fake.add_fix(b, now_s(gpshub_wall) - 3, 2.0, 2.0)
+    assert fix_times(await poller.poll(), b) == [now_s(gpshub_wall) - 3]
     warnings = [r for r in caplog.records if "disableReports" in r.getMessage()]
     assert len(warnings) == 1 and "missed" in warnings[0].getMessage()
     assert fake.requests["/api/reports/route"] == 1
 
 
 async def test_non_numeric_unknown_ids_cost_no_report(
-    served: Served, make_source: MakeSource, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     result = await make_source().poll(refs(["van-7"]), {})
     assert result.fixes == {} and result.cursors == {}
@@ -640,12 +658,12 @@ async def test_non_numeric_unknown_ids_cost_no_report(
 
 
 async def test_429_is_rate_limited_with_retry_after(
-    served: Served, make_source: MakeSource, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     (unit,) = add_units(served.fake, 1)
     source = make_source()
     await source.poll(refs([unit]), {})
-    served.fake.rate_limit(1, retry_after=45)
+    served.fake.rate_limit(times=1, retry_after=45)
     with pytest.raises(RateLimited) as err:
         await source.poll(refs([unit]), {})
     assert err.value.retry_after == 45.0
@@ -653,48 +671,48 @@ async def test_429_is_rate_limited_with_retry_after(
 
 @pytest.mark.parametrize("status", [500, 502, 503])
 async def test_5xx_is_cannot_connect(
-    served: Served, make_source: MakeSource, clock: MockClock, status: int
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock, status: int
 ) -> None:
     (unit,) = add_units(served.fake, 1)
-    served.fake.fail(1, status=status)
+    served.fake.fail(status, times=1)
     with pytest.raises(CannotConnect, match=str(status)):
         await make_source().poll(refs([unit]), {})
 
 
 async def test_malformed_and_html_answers_are_update_failed(
-    served: Served, make_source: MakeSource, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     (unit,) = add_units(served.fake, 1)
     source = make_source()
-    served.fake.malformed(1)
+    served.fake.malformed(times=1)
     with pytest.raises(UpdateFailed, match="broken JSON"):
         await source.poll(refs([unit]), {})
     await source.poll(refs([unit]), {})  # synced now
-    served.fake.html(1)
+    served.fake.html(times=1)
     with pytest.raises(UpdateFailed, match="instead of JSON"):
         await source.poll(refs([unit]), {})
 
 
 async def test_slow_answers_time_out_as_cannot_connect(
-    served: Served, make_source: MakeSource, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     (unit,) = add_units(served.fake, 1)
-    served.fake.slow(20)
+    served.fake.delay = 20
     with pytest.raises(CannotConnect, match="did not answer in time"):
         await make_source(timeout_s=5).poll(refs([unit]), {})
 
 
 async def test_a_failed_poll_loses_nothing(
-    served: Served, make_source: MakeSource, wall: TrioClock, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_wall: TrioClock, gpshub_clock: MockClock
 ) -> None:
     fake = served.fake
     ids = add_units(fake, 3)
     poller = Poller(make_source(batch_size=1), refs(ids))
     await poller.poll()
     for uid in ids:
-        fake.add_fix(uid, now_s(wall) + 10, 1.0, 1.0)
+        fake.add_fix(uid, now_s(gpshub_wall) + 10, 1.0, 1.0)
     await advance(30)
-    fake.fail(1, status=502, path="/api/reports/route", skip=1)  # the second of three
+    fake.fail(502, times=1, path="/api/reports/route", after=1)  # the second of three
     with pytest.raises(CannotConnect):
         await poller.poll()
     await advance(30)
@@ -703,13 +721,13 @@ async def test_a_failed_poll_loses_nothing(
 
 
 async def test_sessions_play_no_part(
-    served: Served, make_source: MakeSource, wall: TrioClock, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_wall: TrioClock, gpshub_clock: MockClock
 ) -> None:
     (unit,) = add_units(served.fake, 1)
     poller = Poller(make_source(), refs([unit]))
     for _ in range(3):
         served.fake.expire_sessions()
-        served.fake.add_fix(unit, now_s(wall) - 1, 1.0, 1.0)
+        served.fake.add_fix(unit, now_s(gpshub_wall) - 1, 1.0, 1.0)
         await poller.poll()
         await advance(30)
     assert len(poller.emitted[unit]) == 3
@@ -718,7 +736,7 @@ async def test_sessions_play_no_part(
 
 
 async def test_a_wrong_password_is_asked_once_per_poll(
-    served: Served, make_source: MakeSource, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     (unit,) = add_units(served.fake, 1)
     source = make_source()
@@ -730,7 +748,9 @@ async def test_a_wrong_password_is_asked_once_per_poll(
     assert served.fake.request_count - before == 1
 
 
-async def test_the_http_client_failure_never_escapes_raw(served: Served, clock: MockClock) -> None:
+async def test_the_http_client_failure_never_escapes_raw(
+    served: Served, gpshub_clock: MockClock
+) -> None:
     async with httpx.AsyncClient(timeout=httpx.Timeout(1.0)) as http:
         ctx = source_context(
             TraccarSource,

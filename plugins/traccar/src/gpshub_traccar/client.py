@@ -44,6 +44,12 @@ class Forbidden(UpdateFailed):
     """HTTP 403: Traccar itself does not send it, a proxy in front of it may."""
 
 
+class BrokenAnswer(UpdateFailed):
+    """A JSON answer whose body does not decode (cut short): the server is a JSON server,
+    the transfer went wrong; unlike an answer that is not JSON at all, not a sign of a
+    wrong address."""
+
+
 class TraccarRequestError(UpdateFailed):
     """Traccar answered 400: ``first_line`` is the exception line of its stack trace."""
 
@@ -142,7 +148,12 @@ class TraccarClient:
                 f"Traccar at {self.host} answered 404 for {path}: "
                 + (first_line(response.text) or "is this a Traccar server?")
             )
-        return decode_json(response, "Traccar", url_field=self.url_field)
+        try:
+            return decode_json(response, "Traccar", url_field=self.url_field)
+        except UpdateFailed as exc:
+            if "json" in response.headers.get("content-type", "").lower():
+                raise BrokenAnswer(str(exc)) from None
+            raise
 
     # -- the endpoints -----------------------------------------------------------------
     async def server(self) -> Any:

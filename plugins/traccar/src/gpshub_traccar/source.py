@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator
 from pydantic_core import PydanticCustomError
 
-from gpshub_traccar.client import TraccarClient, TraccarRequestError, floor_ms
+from gpshub_traccar.client import BrokenAnswer, TraccarClient, TraccarRequestError, floor_ms
 from gpshub_traccar.parse import BadShape, parse_devices
 from gpshub_traccar.poller import RoutePoller, settings_from
 from hub.errors import BadConfig, UpdateFailed
@@ -130,6 +130,8 @@ class TraccarSource(Source[TraccarCredentials, TraccarOptions]):
         client = self.client
         try:
             server = await client.server()
+        except BrokenAnswer:
+            raise  # a Traccar server's answer, garbled on the way: try again
         except UpdateFailed as exc:
             raise BadConfig(client.url_field, f"no Traccar server answers there: {exc}") from None
         version = server.get("version") if isinstance(server, Mapping) else None

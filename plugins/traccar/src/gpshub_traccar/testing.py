@@ -35,15 +35,13 @@ Use it like this::
         ...
         assert fake.requests["/api/reports/route"] == 1
 
-Each HTTP request is also kept in ``fake.calls`` (a ``FakeCall``: method, path, query,
-status, the user it authenticated as, and when it arrived and was answered, on trio's
-clock), so a test can tell accounts apart and see whether two requests overlapped.
-
-Fault switches (each applies to the next ``n`` requests, of any path, in this order):
-``slow(seconds)`` (every answer waits that long, until ``slow(0)``), ``rate_limit(n,
-retry_after)`` (429 with ``Retry-After``, as a reverse proxy sends), ``fail(n, status)``
-(an HTML error page), ``malformed(n)`` (a JSON answer cut in half), ``html(n)`` (a 200 HTML
-page instead of JSON, as a captive portal or a misrouted proxy sends).  Credentials:
+It is a ``hub.fake_upstream.FakeUpstream``: each HTTP request is kept in ``fake.calls``
+(a ``FakeCall``: the base's record plus the user it authenticated as and when it arrived
+and was answered on trio's clock), so a test can tell accounts apart and see whether two
+requests overlapped; the base's fault switches apply (``fail``, ``rate_limit``,
+``malformed``, ``hang``, ``delay``), plus ``html(times=n)`` (a 200 HTML page instead of
+JSON, as a captive portal or a misrouted proxy sends) and ``platform_error`` (Traccar's
+400 stack trace, ``Operation restricted`` unless ``message=`` says otherwise).  Credentials:
 ``change_password``; sessions: ``expire_sessions`` / ``session_ttl_s``; restrictions:
 ``user.disable_reports``, ``server_disable_reports``, ``period_limit_s``,
 ``max_positions``, ``all_refusal`` (``/api/devices?all=true`` refused to a user who is not
@@ -59,23 +57,25 @@ from __future__ import annotations
 import base64
 import binascii
 import bisect
-import collections
 import itertools
 import json
 import secrets
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import trio
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from hub import fake_upstream
+from hub.fake_upstream import FakeUpstream, Fault
 
 KNOT_KMH = 1.852
 SESSION_COOKIE = "JSESSIONID"
@@ -212,24 +212,62 @@ class FakeDevice:
         return self.encoded[self._span(from_ms, to_ms, limit)]
 
 
-@dataclass(frozen=True, slots=True)
-class FakeCall:
-    """One request as the fake saw it."""
+class FakeCall(fake_upstream.FakeCall):
+    """A request as ``FakeTraccar`` logs it: the base's record (its ``at`` on the fake's
+    clock) plus Traccar's side, with ``started`` and ``ended`` on trio's clock.  The base
+    logs a ``hub.fake_upstream.FakeCall``; ``FakeTraccar.request_name`` makes it one of
+    these.  Built by hand (``hub.cluster_testing``'s checks), it takes its fields in the
+    order it always had."""
 
-    method: str
-    path: str
-    query: tuple[tuple[str, str], ...]
-    auth: str | None  # "basic", "bearer", "cookie" or None (as far as it was checked)
-    status: int
+    auth: str | None = None
+    """``"basic"``, ``"bearer"``, ``"cookie"`` or ``None`` (as far as it was checked)."""
     user: str | None = None
     """The email of the user it authenticated as (``None``: none, or not checked)."""
     started: float = 0.0
-    """``trio.current_time()`` when it arrived (before any ``slow`` delay)."""
-    ended: float = 0.0
-    """``trio.current_time()`` when its answer was ready."""
+    """``trio.current_time()`` when it arrived (before any ``delay``)."""
+    _live = False  # logged by a running fake: ``ended`` is read on trio's clock
 
-    def params(self, name: str) -> list[str]:
-        return [v for k, v in self.query if k == name]
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        query: Iterable[tuple[str, str]] = (),
+        auth: str | None = None,
+        status: int = 200,
+        user: str | None = None,
+        started: float = 0.0,
+        ended: float = 0.0,
+    ) -> None:
+        params: dict[str, list[str]] = {}
+        for key, value in query:
+            params.setdefault(key, []).append(value)
+        super().__init__(method, path, params, {}, b"", started, ended, path, status)
+        self.auth, self.user, self.started = auth, user, started
+
+    @property  # type: ignore[override]
+    def ended(self) -> float | None:
+        """``trio.current_time()`` when its answer was complete (or given up on)."""
+        value = self.__dict__.get("_ended")
+        return None if value is None else float(value)
+
+    @ended.setter
+    def ended(self, value: float | None) -> None:  # the base sets it on the fake's clock
+        if self._live and value is not None:
+            value = trio.current_time()
+        self.__dict__["_ended"] = value
+
+
+_CALL: ContextVar[FakeCall | None] = ContextVar("traccar_fake_call", default=None)
+"""The request the current task is answering (the base's middleware and the route run in
+one task): the route adds who it authenticated as."""
+
+
+@dataclass
+class Served:
+    """A ``FakeTraccar`` and the base URL it is served at."""
+
+    fake: FakeTraccar
+    url: str
 
 
 class _Fault(Exception):
@@ -239,8 +277,10 @@ class _Fault(Exception):
         self.response = response
 
 
-class FakeTraccar:
+class FakeTraccar(FakeUpstream):
     """An in-memory Traccar server (see the module docstring)."""
+
+    name = "traccar"
 
     def __init__(
         self,
@@ -255,7 +295,7 @@ class FakeTraccar:
         max_positions: int = 50_000,
         keepalive_s: float = 55.0,
     ) -> None:
-        self.now = now
+        super().__init__(now=now)
         self.version = version
         self.session_ttl_s = session_ttl_s
         self.period_limit_s = period_limit_s
@@ -272,33 +312,23 @@ class FakeTraccar:
         self.users: dict[int, FakeUser] = {}
         self.devices: dict[int, FakeDevice] = {}
         self.sessions: dict[str, tuple[int, float]] = {}
-        self.requests: collections.Counter[str] = collections.Counter()
-        self.calls: list[FakeCall] = []
-        self.delay = 0.0
-        self._rate_limited = 0
-        self._retry_after: float | None = None
-        self._failing = 0
-        self._fail_status = 500
-        self._fail_path: str | None = None
-        self._fail_skip = 0
-        self._malformed = 0
-        self._html = 0
+        self.calls: list[FakeCall] = []  # type: ignore[assignment] # see request_name
         self._user_ids = itertools.count(1)
         self._device_ids = itertools.count(1)
         self._position_ids = itertools.count(1)
         self._listeners: list[trio.MemorySendChannel[dict[str, Any]]] = []
         self._held: dict[int, list[tuple[dict[str, Any], int]]] = {}
         self.user = self.add_user(email, password, administrator=administrator, name="admin")
-        self.app = Starlette(
-            routes=[
-                Route("/api/server", self._server, methods=["GET"]),
-                Route("/api/session", self._session, methods=["GET", "POST", "DELETE"]),
-                Route("/api/devices", self._devices, methods=["GET"]),
-                Route("/api/positions", self._positions, methods=["GET"]),
-                Route("/api/reports/route", self._route, methods=["GET"]),
-                WebSocketRoute("/api/socket", self._socket),
-            ]
-        )
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route("/api/server", self._server, methods=["GET"]),
+            Route("/api/session", self._session, methods=["GET", "POST", "DELETE"]),
+            Route("/api/devices", self._devices, methods=["GET"]),
+            Route("/api/positions", self._positions, methods=["GET"]),
+            Route("/api/reports/route", self._route, methods=["GET"]),
+            WebSocketRoute("/api/socket", self._socket),
+        ]
 
     # -- accounts and devices ----------------------------------------------------------
     def add_user(
@@ -482,38 +512,41 @@ class FakeTraccar:
             stored.append(self._store(device, position, fix_ms, received))
         return stored
 
-    # -- fault switches ----------------------------------------------------------------
+    # -- fault switches (the base's, and these) ----------------------------------------
     def slow(self, seconds: float) -> None:
-        """Delay every answer by ``seconds`` (``trio.sleep``) until ``slow(0)``."""
+        """Delay every answer by ``seconds`` until ``slow(0)``: ``delay = seconds``."""
         self.delay = max(seconds, 0.0)
 
-    def rate_limit(self, n: int = 1, retry_after: float | None = 30.0) -> None:
-        """The next ``n`` requests get 429 (with ``Retry-After`` unless ``None``)."""
-        self._rate_limited, self._retry_after = n, retry_after
+    def html(self, *, times: int = 1, path: str | None = None, after: int = 0) -> None:
+        """The next ``times`` matching requests get a 200 HTML page instead of JSON."""
+        self.faults.append(Fault("html", times, path, after))
 
-    def fail(
-        self, n: int = 1, status: int = 500, *, path: str | None = None, skip: int = 0
-    ) -> None:
-        """The next ``n`` requests (to ``path`` only, if given; after letting ``skip`` of
-        them through) get ``status`` with an HTML error page."""
-        self._failing, self._fail_status = n, status
-        self._fail_path, self._fail_skip = path, skip
+    def fault_response(self, call: fake_upstream.FakeCall, fault: Fault) -> Response:
+        if fault.kind == "html":
+            return Response(
+                b"<!DOCTYPE html><html><head><title>Sign in</title></head><body></body></html>",
+                media_type="text/html",
+            )
+        return super().fault_response(call, fault)
 
-    def malformed(self, n: int = 1) -> None:
-        """The next ``n`` JSON answers are cut in half (broken JSON, status 200)."""
-        self._malformed = n
-
-    def html(self, n: int = 1) -> None:
-        """The next ``n`` JSON answers are a 200 HTML page instead."""
-        self._html = n
+    def platform_response(self, call: fake_upstream.FakeCall, **details: Any) -> Response:
+        """Traccar's 400: a ``SecurityException`` stack trace (``message=`` its text)."""
+        return self._bad_request(
+            "java.lang.SecurityException", details.get("message", "Operation restricted")
+        )
 
     def expire_sessions(self) -> None:
         """Forget every cookie session (as after their idle timeout or a restart)."""
         self.sessions.clear()
 
-    @property
-    def request_count(self) -> int:
-        return sum(self.requests.values())
+    def request_name(self, call: fake_upstream.FakeCall) -> str:
+        """The path, as the base counts; also makes ``call`` this fake's ``FakeCall``."""
+        started = trio.current_time()
+        call.__class__ = FakeCall
+        assert isinstance(call, FakeCall)
+        call.started, call._live = started, True
+        _CALL.set(call)
+        return call.path
 
     def serve(
         self, *, host: str = "127.0.0.1", port: int = 0, task_status: Any = trio.TASK_STATUS_IGNORED
@@ -525,32 +558,10 @@ class FakeTraccar:
 
     # -- plumbing ----------------------------------------------------------------------
     async def _enter(self, request: Request) -> None:
-        """Count the request, then apply the delay and the faults due before the handler."""
-        request.state.fake_started = trio.current_time()
-        self.requests[request.url.path] += 1
-        if self.delay:
-            await trio.sleep(self.delay)
+        """Refuse what Jetty refuses before Traccar sees it (the base counted the request
+        and played the delay and the faults)."""
         if len(str(request.url)) > self.max_url_bytes:
             raise _Fault(Response(b"", status_code=414))
-        if self._rate_limited > 0:
-            self._rate_limited -= 1
-            headers = {}
-            if self._retry_after is not None:
-                headers["Retry-After"] = str(round(self._retry_after))
-            raise _Fault(
-                Response(
-                    b"<html><body><h1>429 Too Many Requests</h1></body></html>",
-                    status_code=429,
-                    headers=headers,
-                    media_type="text/html",
-                )
-            )
-        if self._failing > 0 and self._fail_path in (None, request.url.path):
-            if self._fail_skip > 0:
-                self._fail_skip -= 1
-                return
-            self._failing -= 1
-            raise _Fault(self._error_page(self._fail_status))
 
     @staticmethod
     def _error_page(status: int) -> Response:
@@ -569,35 +580,15 @@ class FakeTraccar:
         response: Response,
         user: FakeUser | None = None,
     ) -> Response:
-        now = trio.current_time()
-        self.calls.append(
-            FakeCall(
-                request.method,
-                request.url.path,
-                tuple(request.query_params.multi_items()),
-                auth,
-                response.status_code,
-                user.email if user is not None else None,
-                getattr(request.state, "fake_started", now),
-                now,
-            )
-        )
+        call = _CALL.get()
+        if call is not None and call.path == request.url.path:
+            call.auth, call.user = auth, user.email if user is not None else None
         return response
 
     def _json(self, payload: Any) -> Response:
         return self._json_bytes(json.dumps(payload, separators=(",", ":")).encode())
 
     def _json_bytes(self, body: bytes) -> Response:
-        """A JSON answer, unless the ``html`` or ``malformed`` switch spoils it."""
-        if self._html > 0:
-            self._html -= 1
-            return Response(
-                b"<!DOCTYPE html><html><head><title>Sign in</title></head><body></body></html>",
-                media_type="text/html",
-            )
-        if self._malformed > 0:
-            self._malformed -= 1
-            body = body[: max(len(body) // 2, 1)] if len(body) > 2 else b"[{"
         return Response(body, media_type="application/json")
 
     def _user_for(self, request: Request) -> tuple[FakeUser | None, str | None]:

@@ -1,0 +1,43 @@
+"""The deep contract (``hub.contract``) against ``FakeTraccar``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from gpshub_traccar import TraccarSource
+from gpshub_traccar.testing import FakeTraccar
+from hub.contract import SourceContract, Upstream
+
+
+class TestTraccarContract(SourceContract):
+    source_class = TraccarSource
+    bad_credentials: ClassVar[dict[str, Any]] = {
+        "server_url": "demo.traccar.org",
+        "username": "admin@example.com",
+        "password": "admin",
+    }
+
+    def make_fake(self, now: Callable[[], float], secret: str) -> Any:
+        return FakeTraccar(now=now, password=secret)
+
+    def credentials(self, fake: Any, url: str) -> dict[str, Any]:
+        return fake.credentials(url)
+
+    def options(self, fake: Any, url: str) -> dict[str, Any]:
+        return fake.options(url)
+
+    def add_device(self, fake: Any, n: int) -> str:
+        return fake.add_unit(f"Van {n}")
+
+    def add_fix(self, fake: Any, upstream_id: str, t: float, lat: float, lon: float) -> None:
+        fake.add_fix(upstream_id, t, lat, lon, speed_kmh=30.0)
+
+    async def test_browse_lists_the_devices(self, upstream: Upstream, gpshub_clock: Any) -> None:
+        """``supports_browse``: ``list_devices`` gives the fake's devices (the deep contract
+        has no browse check; the shallow one had)."""
+        async with self.source(upstream) as source:
+            devices = await source.list_devices()
+        assert sorted(d.upstream_id for d in devices) == sorted(
+            d.upstream_id for d in upstream.devices
+        )
