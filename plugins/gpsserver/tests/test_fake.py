@@ -92,9 +92,9 @@ async def test_the_call_limit_and_the_rate_limit_switch(served: Served) -> None:
     assert (await key_call(served, "USER_GET_OBJECTS")).json() == []
     assert (await key_call(served, "USER_GET_OBJECTS")).text == "ERROR: API call limit exceeded"
     fake.call_limit = None
-    fake.rate_limit(1, retry_after=42)
+    fake.rate_limit(retry_after=42)
     assert (await key_call(served, "USER_GET_OBJECTS")).text == "ERROR: API call limit exceeded"
-    fake.rate_limit(1, retry_after=42)
+    fake.rate_limit(retry_after=42)
     refused = await login(served)
     assert refused.status_code == 429 and refused.headers["retry-after"] == "42"
     assert (await login(served)).status_code == 200
@@ -109,7 +109,7 @@ async def test_tokens_expire_by_time_and_on_demand(served: Served, clock: MockCl
     token = body["access_token"]
     located = (await v4_get(served, "locations.php", token, imei="*")).json()["data"]
     assert located[imei]["lat"] == 1.0 and located[imei]["ign"] == 0
-    fake.expire_tokens()
+    fake.expire_sessions()
     assert (await v4_get(served, "locations.php", token)).status_code == 401
     fake.expires_as_epoch = True
     fake.token_ttl_s = 10
@@ -146,16 +146,16 @@ async def test_history_in_the_token_timezone(nursery: trio.Nursery) -> None:
 
 async def test_fault_switches(served: Served, clock: MockClock) -> None:
     fake = served.fake
-    fake.fail(1, status=503)
+    fake.fail(503)
     assert (await key_call(served, "USER_GET_OBJECTS")).status_code == 503
-    fake.malformed(1)
+    fake.malformed()
     broken = await key_call(served, "USER_GET_OBJECTS")
     assert broken.status_code == 200 and broken.content == b"[{"
-    fake.slow(3)
+    fake.delay = 3
     start = trio.current_time()
     assert (await key_call(served, "USER_GET_OBJECTS")).json() == []
     assert trio.current_time() - start >= 3
-    fake.slow(0)
+    fake.delay = 0
     fake.change_api_key("new")
     assert (await key_call(served, "USER_GET_OBJECTS")).text == "ERROR: wrong API key"
     assert fake.request_count == sum(fake.requests.values()) == 4

@@ -172,7 +172,7 @@ async def test_the_request_budget_caps_each_poll_and_serves_the_longest_owed_fir
         for unit in units:  # every unit moves all the time
             fake.add_fix(unit, now - 1, 1.0, 2.0)
         if poll == 9:
-            fake.expire_tokens()  # a re-login mid-run costs a request of that poll
+            fake.expire_sessions()  # a re-login mid-run costs a request of that poll
         before = fake.request_count
         result = await source.poll(refs(units), cursors)
         assert fake.request_count - before <= budget
@@ -291,7 +291,7 @@ async def test_an_expired_token_is_renewed_once_mid_cycle(
     source = make_source(credentials=fake.credentials(served.url), state=state)
     await source.test_connection()
     assert fake.logins == 1 and state.data[TOKEN_KEY]["token"]
-    fake.expire_tokens()
+    fake.expire_sessions()
     result = await source.poll(refs([imei]), {})
     assert fix_times(result, imei) == [T0 - 10]
     assert fake.logins == 2
@@ -313,10 +313,10 @@ async def test_a_renewed_token_is_logged_at_info_with_the_connection_and_no_secr
         await source.poll(refs([imei]), {})  # the first login: not a renewal
         await trio.sleep(560)  # 40 s left: within the renewal margin
         await source.poll(refs([imei]), {})
-        fake.expire_tokens()  # the server forgets it (a restart)
+        fake.expire_sessions()  # the server forgets it (a restart)
         await source.poll(refs([imei]), {})
         await trio.sleep(700)  # expired; and the login that renews it fails once
-        fake.fail(1, status=502)
+        fake.fail(502)
         with pytest.raises(CannotConnect):
             await source.poll(refs([imei]), {})
         await source.poll(refs([imei]), {})
@@ -360,7 +360,7 @@ async def test_a_refused_fresh_token_is_invalid_auth(
     source = make_source(credentials=served.fake.credentials(served.url))
     await source.test_connection()
     served.fake.token_ttl_s = 0  # every new token is already expired
-    served.fake.expire_tokens()
+    served.fake.expire_sessions()
     with pytest.raises(InvalidAuth):
         await source.test_connection()
     assert served.fake.logins == 2
@@ -376,7 +376,7 @@ async def test_no_token_api_asks_for_the_api_key(served: Served, make_source: Ma
 async def test_rate_limits(served: Served, make_source: MakeSource, mode: str) -> None:
     source = make_source(call_limit_retry_s=1800)
     await source.test_connection()
-    served.fake.rate_limit(1, retry_after=42)
+    served.fake.rate_limit(retry_after=42)
     with pytest.raises(RateLimited) as err:
         await source.test_connection()
     assert err.value.retry_after == (1800 if mode == "key" else 42)
@@ -398,10 +398,10 @@ async def test_server_errors_malformed_and_empty_answers(
     served: Served, make_source: MakeSource
 ) -> None:
     source = make_source()
-    served.fake.fail(1, status=502)
+    served.fake.fail(502)
     with pytest.raises(CannotConnect):
         await source.test_connection()
-    served.fake.malformed(1)
+    served.fake.malformed()
     with pytest.raises(UpdateFailed):
         await source.test_connection()
     key = make_source(credentials=served.fake.credentials_key(served.url))
@@ -415,7 +415,7 @@ async def test_server_errors_malformed_and_empty_answers(
 async def test_a_slow_server_times_out_as_cannot_connect(
     served: Served, make_source: MakeSource, clock: MockClock
 ) -> None:
-    served.fake.slow(10)
+    served.fake.delay = 10
     with pytest.raises(CannotConnect, match="in time"):
         await make_source(timeout_s=2).test_connection()
 
