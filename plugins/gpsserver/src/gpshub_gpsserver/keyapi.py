@@ -82,15 +82,6 @@ class KeyApi:
         ]
         response = await self.transport.request("GET", PATH, params=params)
         host = self.host
-        if response.status_code in (401, 403):  # not the PHP's, a proxy's in front of it
-            raise InvalidAuth(
-                f"GPS-Server.net at {host} refused the credentials (HTTP {response.status_code})"
-            )
-        if response.status_code != 200:
-            raise UpdateFailed(
-                f"GPS-Server.net at {host} answered HTTP {response.status_code} for {name}:"
-                " is this a GPS-Server.net server?"
-            )
         text = response.content.strip()
         if not text:
             raise UpdateFailed(f"GPS-Server.net at {host} sent an empty answer to {name}")
