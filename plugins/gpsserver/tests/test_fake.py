@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import trio
-from gpsserver_support import T0, Served
+from gpsserver_support import Served
 from trio.testing import MockClock
 
 from gpshub_gpsserver.testing import DEFAULT_KEY, FakeGpsServer
-from hub.testing import serve_app
 
 V4 = "/api/v1/endpoints/"
+T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC).timestamp()
+"""The instant the wire times below are written from."""
 
 
 async def key_call(
@@ -100,7 +102,7 @@ async def test_the_call_limit_and_the_rate_limit_switch(served: Served) -> None:
     assert (await login(served)).status_code == 200
 
 
-async def test_tokens_expire_by_time_and_on_demand(served: Served, clock: MockClock) -> None:
+async def test_tokens_expire_by_time_and_on_demand(served: Served, gpshub_clock: MockClock) -> None:
     fake = served.fake
     imei = fake.add_unit("A")
     fake.add_fix(imei, T0 - 5, 1.0, 2.0, ignition=False)
@@ -129,9 +131,9 @@ async def test_wrong_login_and_the_token_api_switch(served: Served) -> None:
     assert (await login(served)).status_code == 404
 
 
-async def test_history_in_the_token_timezone(nursery: trio.Nursery) -> None:
+async def test_history_in_the_token_timezone(gpshub_serve: Any) -> None:
     fake = FakeGpsServer(now=lambda: T0, token_timezone="Europe/Athens")
-    url = await nursery.start(serve_app, fake.app)
+    url = await gpshub_serve(fake)
     served = Served(fake, url)
     imei = fake.add_unit("A")
     fake.add_fix(imei, T0, 1.0, 2.0)  # 08:00 UTC = 10:00 in Athens (EET)
@@ -144,7 +146,7 @@ async def test_history_in_the_token_timezone(nursery: trio.Nursery) -> None:
     assert [r[0] for r in rows] == ["2026-03-02 10:00:00"]
 
 
-async def test_fault_switches(served: Served, clock: MockClock) -> None:
+async def test_fault_switches(served: Served, gpshub_clock: MockClock) -> None:
     fake = served.fake
     fake.fail(503)
     assert (await key_call(served, "USER_GET_OBJECTS")).status_code == 503
