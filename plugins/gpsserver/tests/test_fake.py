@@ -171,3 +171,14 @@ async def test_late_messages_move_dt_server_not_dt_tracker(served: Served) -> No
     (loc,) = (await key_call(served, "OBJECT_GET_LOCATIONS,*")).json().values()
     assert (loc["dt_tracker"], loc["dt_server"]) == ("2026-03-02 07:59:50", "2026-03-02 08:00:00")
     assert loc["lat"] == "1.000000"
+
+
+async def test_the_platform_error_and_the_request_names(served: Served) -> None:
+    fake = served.fake
+    fake.platform_error(message="database unavailable", path="/api/api.php")
+    assert (await key_call(served, "USER_GET_OBJECTS")).text == "ERROR: database unavailable"
+    fake.platform_error(message="server busy", status=503)
+    refused = await login(served)
+    assert (refused.status_code, refused.json()) == (503, {"error": "server busy"})
+    assert [c.name for c in fake.calls] == ["USER_GET_OBJECTS", "auth.php"]
+    assert [c.fault for c in fake.calls] == ["platform_error", "platform_error"]
