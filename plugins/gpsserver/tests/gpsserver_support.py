@@ -1,18 +1,18 @@
-"""Shared test helpers: the test epoch, a served fake, and small builders."""
+"""Shared test helpers: the test clock's start, a served fake, and small builders."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from gpshub_gpsserver import GpsServerSource
 from gpshub_gpsserver.testing import FakeGpsServer
 from hub.source import DeviceRef
+from hub.testing import EPOCH
 
-EPOCH = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 T0 = EPOCH.timestamp()
+"""Where ``gpshub_wall`` starts (epoch seconds)."""
 
 MakeSource = Callable[..., GpsServerSource]
 

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import trio
-from gpsserver_support import T0, Served
+from gpsserver_support import Served
 from trio.testing import MockClock
 
 from gpshub_gpsserver.testing import DEFAULT_KEY, FakeGpsServer
-from hub.testing import serve_app
 
 V4 = "/api/v1/endpoints/"
+T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC).timestamp()
+"""The instant the wire times below are written from."""
 
 
 async def key_call(
@@ -92,15 +94,15 @@ async def test_the_call_limit_and_the_rate_limit_switch(served: Served) -> None:
     assert (await key_call(served, "USER_GET_OBJECTS")).json() == []
     assert (await key_call(served, "USER_GET_OBJECTS")).text == "ERROR: API call limit exceeded"
     fake.call_limit = None
-    fake.rate_limit(1, retry_after=42)
+    fake.rate_limit(retry_after=42)
     assert (await key_call(served, "USER_GET_OBJECTS")).text == "ERROR: API call limit exceeded"
-    fake.rate_limit(1, retry_after=42)
+    fake.rate_limit(retry_after=42)
     refused = await login(served)
     assert refused.status_code == 429 and refused.headers["retry-after"] == "42"
     assert (await login(served)).status_code == 200
 
 
-async def test_tokens_expire_by_time_and_on_demand(served: Served, clock: MockClock) -> None:
+async def test_tokens_expire_by_time_and_on_demand(served: Served, gpshub_clock: MockClock) -> None:
     fake = served.fake
     imei = fake.add_unit("A")
     fake.add_fix(imei, T0 - 5, 1.0, 2.0, ignition=False)
@@ -109,7 +111,7 @@ async def test_tokens_expire_by_time_and_on_demand(served: Served, clock: MockCl
     token = body["access_token"]
     located = (await v4_get(served, "locations.php", token, imei="*")).json()["data"]
     assert located[imei]["lat"] == 1.0 and located[imei]["ign"] == 0
-    fake.expire_tokens()
+    fake.expire_sessions()
     assert (await v4_get(served, "locations.php", token)).status_code == 401
     fake.expires_as_epoch = True
     fake.token_ttl_s = 10
@@ -129,9 +131,9 @@ async def test_wrong_login_and_the_token_api_switch(served: Served) -> None:
     assert (await login(served)).status_code == 404
 
 
-async def test_history_in_the_token_timezone(nursery: trio.Nursery) -> None:
+async def test_history_in_the_token_timezone(gpshub_serve: Any) -> None:
     fake = FakeGpsServer(now=lambda: T0, token_timezone="Europe/Athens")
-    url = await nursery.start(serve_app, fake.app)
+    url = await gpshub_serve(fake)
     served = Served(fake, url)
     imei = fake.add_unit("A")
     fake.add_fix(imei, T0, 1.0, 2.0)  # 08:00 UTC = 10:00 in Athens (EET)
@@ -144,18 +146,18 @@ async def test_history_in_the_token_timezone(nursery: trio.Nursery) -> None:
     assert [r[0] for r in rows] == ["2026-03-02 10:00:00"]
 
 
-async def test_fault_switches(served: Served, clock: MockClock) -> None:
+async def test_fault_switches(served: Served, gpshub_clock: MockClock) -> None:
     fake = served.fake
-    fake.fail(1, status=503)
+    fake.fail(503)
     assert (await key_call(served, "USER_GET_OBJECTS")).status_code == 503
-    fake.malformed(1)
+    fake.malformed()
     broken = await key_call(served, "USER_GET_OBJECTS")
     assert broken.status_code == 200 and broken.content == b"[{"
-    fake.slow(3)
+    fake.delay = 3
     start = trio.current_time()
     assert (await key_call(served, "USER_GET_OBJECTS")).json() == []
     assert trio.current_time() - start >= 3
-    fake.slow(0)
+    fake.delay = 0
     fake.change_api_key("new")
     assert (await key_call(served, "USER_GET_OBJECTS")).text == "ERROR: wrong API key"
     assert fake.request_count == sum(fake.requests.values()) == 4
@@ -169,3 +171,14 @@ async def test_late_messages_move_dt_server_not_dt_tracker(served: Served) -> No
     (loc,) = (await key_call(served, "OBJECT_GET_LOCATIONS,*")).json().values()
     assert (loc["dt_tracker"], loc["dt_server"]) == ("2026-03-02 07:59:50", "2026-03-02 08:00:00")
     assert loc["lat"] == "1.000000"
+
+
+async def test_the_platform_error_and_the_request_names(served: Served) -> None:
+    fake = served.fake
+    fake.platform_error(message="database unavailable", path="/api/api.php")
+    assert (await key_call(served, "USER_GET_OBJECTS")).text == "ERROR: database unavailable"
+    fake.platform_error(message="server busy", status=503)
+    refused = await login(served)
+    assert (refused.status_code, refused.json()) == (503, {"error": "server busy"})
+    assert [c.name for c in fake.calls] == ["USER_GET_OBJECTS", "auth.php"]
+    assert [c.fault for c in fake.calls] == ["platform_error", "platform_error"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,21 +11,10 @@ from trio.testing import MockClock
 from gpshub_gpsserver import GpsServerSource
 from gpshub_gpsserver.testing import FakeGpsServer
 from hub.clock import TrioClock
+from hub.hub_driver import HubDriver, HubFactory
 from hub.models import ConnectionState
-from hub.secrets import SecretBox
-from hub.testing import LOOPBACK_NETWORKS, make_hub, serve_app
 
 UNITS = 8
-
-
-def new_hub(tmp_path: Path, wall: TrioClock, key: bytes) -> Any:
-    return make_hub(
-        tmp_path,
-        GpsServerSource,
-        clock=wall,
-        secret_key=key,
-        outbound_allow_networks=LOOPBACK_NETWORKS,
-    )
 
 
 class Driver:
@@ -65,10 +53,15 @@ async def run_hub(hub: Any, driver: Driver, drive_s: float, settle_s: float) -> 
 
 @pytest.mark.parametrize("mode", ["key", "token"])
 async def test_import_poll_restart_poll_keeps_every_fix_exactly_once(
-    tmp_path: Path, wall: TrioClock, clock: MockClock, nursery: trio.Nursery, mode: str
+    gpshub_serve: Any,
+    gpshub_wall: TrioClock,
+    gpshub_clock: MockClock,
+    gpshub_hub_factory: HubFactory,
+    mode: str,
 ) -> None:
+    wall = gpshub_wall
     fake = FakeGpsServer(now=lambda: wall.now().timestamp())
-    url = await nursery.start(serve_app, fake.app)
+    url = await gpshub_serve(fake)
     credentials = fake.credentials_key(url) if mode == "key" else fake.credentials(url)
     units = [
         fake.add_unit(f"Truck {i}", imei=f"35630704{i:07d}", plate=f"P-{i}", model="Actros")
@@ -78,21 +71,17 @@ async def test_import_poll_restart_poll_keeps_every_fix_exactly_once(
     for unit in units:
         fake.add_fix(unit, start - 7200, 1.0, 1.0)  # older than the backfill: never fetched
         fake.add_fix(unit, start - 1800, 2.0, 2.0, valid=False)
-    key = SecretBox.generate_key().encode()
-    hub = new_hub(tmp_path, wall, key)
-    client = hub.store.create_client("acme")
-    conn = hub.store.create_connection(
-        client.id, "gpsserver", "fleet", credentials, {"sync_every_s": 60}
-    )
-    assert f"{UNITS} objects" in await hub.test_connection("gpsserver", credentials)
+    driver = HubDriver(gpshub_hub_factory, GpsServerSource, credentials, {"sync_every_s": 60})
+    hub, conn = driver.hub, driver.create()
+    assert f"{UNITS} objects" in await driver.test()
 
     created, existing = hub.store.import_devices(conn.id, await hub.browse(conn))
     assert (len(created), len(existing)) == (UNITS, 0)
     by_unit = {d.upstream_id: d for d in hub.store.list_devices(connection_id=conn.id)}
     assert by_unit[units[3]].imei == units[3] and by_unit[units[3]].license_plate == "P-3"
 
-    driver = Driver(fake, wall, units)
-    await run_hub(hub, driver, drive_s=90, settle_s=65)
+    trackers = Driver(fake, wall, units)
+    await run_hub(hub, trackers, drive_s=90, settle_s=65)
     polls = fake.requests["OBJECT_GET_LOCATIONS"] + fake.requests["USER_GET_OBJECTS"]
     if mode == "token":
         polls = fake.requests["locations.php"]
@@ -104,16 +93,16 @@ async def test_import_poll_restart_poll_keeps_every_fix_exactly_once(
     fake.add_fix(units[1], late_t, 5.0, 5.0, speed_kmh=18.5)
 
     logins = fake.logins
-    hub.store.close()
-    hub2 = new_hub(tmp_path, wall, key)  # a restart: same database, same secret key
-    await run_hub(hub2, driver, drive_s=60, settle_s=65)
+    hub2 = driver.restart()  # same database, same secret key
+    await run_hub(hub2, trackers, drive_s=60, settle_s=65)
 
-    conn_after = hub2.store.get_connection(conn.id)
+    conn_after = driver.connection()
     assert conn_after.state == ConnectionState.OK, conn_after.last_error
-    devices = {d.upstream_id: d for d in hub2.store.list_devices(connection_id=conn.id)}
+    devices = driver.devices()
     assert devices[units[0]].name == "Truck 0 (renamed)"
+    history = driver.history()
     for unit in units:
-        rows, _ = hub2.store.positions.history([devices[unit].id], limit=10_000)
+        rows = history[unit]
         stored = [r["fix_time"].timestamp() for r in rows]
         expected = sorted(float(t) for t in fake.objects[unit].times if t >= start - 3600)
         assert stored == expected, unit
@@ -124,7 +113,7 @@ async def test_import_poll_restart_poll_keeps_every_fix_exactly_once(
         assert all(r["speed_kmh"] == pytest.approx(36.5) for r in moving)
         assert all(r["satellites"] == 7 and r["ignition"] is True for r in moving)
         assert all(r["sensors"]["fuel"] == 55.5 and "acc" not in r["sensors"] for r in moving)
-    late_rows, _ = hub2.store.positions.history([devices[units[1]].id], limit=10_000)
+    late_rows = history[units[1]]
     (late,) = [r for r in late_rows if r["fix_time"].timestamp() == late_t // 1]
     assert late["speed_kmh"] == pytest.approx(18.5) and late["lat"] == 5.0
     if mode == "token":
@@ -132,17 +121,18 @@ async def test_import_poll_restart_poll_keeps_every_fix_exactly_once(
 
 
 async def test_a_wrong_password_stops_the_connection_without_retrying(
-    tmp_path: Path, wall: TrioClock, clock: MockClock, nursery: trio.Nursery
+    gpshub_serve: Any,
+    gpshub_wall: TrioClock,
+    gpshub_clock: MockClock,
+    gpshub_hub_factory: HubFactory,
 ) -> None:
-    fake = FakeGpsServer(now=lambda: wall.now().timestamp())
-    url = await nursery.start(serve_app, fake.app)
+    fake = FakeGpsServer(now=lambda: gpshub_wall.now().timestamp())
+    url = await gpshub_serve(fake)
     unit = fake.add_unit("Truck")
-    hub = new_hub(tmp_path, wall, SecretBox.generate_key().encode())
-    client = hub.store.create_client("acme")
-    conn = hub.store.create_connection(
-        client.id, "gpsserver", "fleet", {**fake.credentials(url), "password": "wrong-pw"}, {}
-    )
-    hub.store.create_device(client.id, name="Truck", connection_id=conn.id, upstream_id=unit)
+    credentials = {**fake.credentials(url), "password": "wrong-pw"}
+    driver = HubDriver(gpshub_hub_factory, GpsServerSource, credentials, {})
+    hub, conn = driver.hub, driver.create()
+    driver.add_device(unit, "Truck")
     async with trio.open_nursery() as inner:
         await inner.start(hub.run)
         await trio.sleep(600)
@@ -154,9 +144,9 @@ async def test_a_wrong_password_stops_the_connection_without_retrying(
 
 
 async def served_fleet(
-    tmp_path: Path,
+    serve: Any,
     wall: TrioClock,
-    nursery: trio.Nursery,
+    hubs: HubFactory,
     mode: str,
     units: int,
     options: dict[str, Any],
@@ -165,14 +155,13 @@ async def served_fleet(
     """A served fake with ``units`` units, and a hub with a connection to it in ``mode``
     and the units imported: ``(fake, hub, connection id, IMEIs)``."""
     fake = FakeGpsServer(now=lambda: wall.now().timestamp(), **fake_options)
-    url = await nursery.start(serve_app, fake.app)
+    url = await serve(fake)
     credentials = fake.credentials_key(url) if mode == "key" else fake.credentials(url)
     imeis = [fake.add_unit(f"Truck {i}", imei=f"35630704{i:07d}") for i in range(units)]
-    hub = new_hub(tmp_path, wall, SecretBox.generate_key().encode())
-    client = hub.store.create_client("acme")
-    conn = hub.store.create_connection(client.id, "gpsserver", "fleet", credentials, options)
-    hub.store.import_devices(conn.id, await hub.browse(conn))
-    return fake, hub, conn.id, imeis
+    driver = HubDriver(hubs, GpsServerSource, credentials, options)
+    conn = driver.create()
+    await driver.import_devices()
+    return fake, driver.hub, conn.id, imeis
 
 
 def assert_stored_as_upstream(fake: FakeGpsServer, hub: Any, conn_id: int) -> None:
@@ -187,9 +176,16 @@ def assert_stored_as_upstream(fake: FakeGpsServer, hub: Any, conn_id: int) -> No
 
 @pytest.mark.parametrize("mode", ["key", "token"])
 async def test_a_black_box_upload_after_twenty_silent_minutes_is_stored_complete(
-    tmp_path: Path, wall: TrioClock, clock: MockClock, nursery: trio.Nursery, mode: str
+    gpshub_serve: Any,
+    gpshub_wall: TrioClock,
+    gpshub_clock: MockClock,
+    gpshub_hub_factory: HubFactory,
+    mode: str,
 ) -> None:
-    fake, hub, conn_id, units = await served_fleet(tmp_path, wall, nursery, mode, 3, {})
+    wall = gpshub_wall
+    fake, hub, conn_id, units = await served_fleet(
+        gpshub_serve, wall, gpshub_hub_factory, mode, 3, {}
+    )
     silent = units[0]
     driver = Driver(fake, wall, units)
     async with trio.open_nursery() as inner:
@@ -215,11 +211,22 @@ def locations_calls(fake: FakeGpsServer) -> int:
 
 @pytest.mark.parametrize("mode", ["key", "token"])
 async def test_a_large_account_within_the_request_budget_is_stored_complete_and_in_order(
-    tmp_path: Path, wall: TrioClock, clock: MockClock, nursery: trio.Nursery, mode: str
+    gpshub_serve: Any,
+    gpshub_wall: TrioClock,
+    gpshub_clock: MockClock,
+    gpshub_hub_factory: HubFactory,
+    mode: str,
 ) -> None:
     budget = 12
+    wall = gpshub_wall
     fake, hub, conn_id, units = await served_fleet(
-        tmp_path, wall, nursery, mode, 60, {"max_requests_per_poll": budget}, token_ttl_s=600
+        gpshub_serve,
+        wall,
+        gpshub_hub_factory,
+        mode,
+        60,
+        {"max_requests_per_poll": budget},
+        token_ttl_s=600,
     )
     browse_requests = fake.request_count
     driver = Driver(fake, wall, units)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from typing import Any
 
 import httpx
 import pytest
@@ -19,9 +20,8 @@ from hub import PLATFORM_ENGINE_HOURS, PLATFORM_ODOMETER_KM
 from hub.clock import TrioClock
 from hub.errors import BadConfig, CannotConnect, InvalidAuth, RateLimited, UpdateFailed
 from hub.logging_setup import install_redaction
-from hub.runner import new_http_client
 from hub.source import Cursor, MemoryStateStore
-from hub.testing import LOOPBACK, serve_app, source_context
+from hub.testing import source_context
 
 
 async def test_connection_says_which_api_it_used(
@@ -45,9 +45,12 @@ async def test_wrong_credentials_are_invalid_auth_without_the_secret(
     assert served.fake.request_count == 1  # one refused call: no retry loop
 
 
-async def test_an_unreachable_server_cannot_connect(http: httpx.AsyncClient, mode: str) -> None:
+async def test_an_unreachable_server_cannot_connect(
+    gpshub_http: httpx.AsyncClient, mode: str
+) -> None:
     creds = {"api_key": "k"} if mode == "key" else {"email": "a@b.c", "password": "p"}
-    ctx = source_context(GpsServerSource, {**creds, "server_url": "http://127.0.0.1:9"}, http)
+    server = {"server_url": "http://127.0.0.1:9"}
+    ctx = source_context(GpsServerSource, {**creds, **server}, gpshub_http)
     with pytest.raises(CannotConnect):
         await GpsServerSource(ctx).test_connection()
 
@@ -74,7 +77,7 @@ async def test_browse_lists_names_imeis_plates_and_models(
 
 
 async def test_ranges_have_no_gaps_and_no_repeats_at_the_boundary(
-    served: Served, make_source: MakeSource, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     fake = served.fake
     imei = fake.add_unit("A")
@@ -96,7 +99,7 @@ async def test_ranges_have_no_gaps_and_no_repeats_at_the_boundary(
 
 
 async def test_a_late_back_dated_message_is_picked_up_once(
-    served: Served, make_source: MakeSource, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     fake = served.fake
     imei = fake.add_unit("A")
@@ -134,7 +137,7 @@ async def test_invalid_latest_fix_units_and_sensors(
 
 
 async def test_requests_per_poll_are_one_plus_the_devices_with_news(
-    served: Served, make_source: MakeSource, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     fake = served.fake
     units = [fake.add_unit(f"U{n}") for n in range(25)]
@@ -158,7 +161,7 @@ async def test_requests_per_poll_are_one_plus_the_devices_with_news(
 
 
 async def test_the_request_budget_caps_each_poll_and_serves_the_longest_owed_first(
-    served: Served, make_source: MakeSource, clock: MockClock, mode: str
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock, mode: str
 ) -> None:
     fake = served.fake
     units = [fake.add_unit(f"U{n:02d}") for n in range(23)]
@@ -172,7 +175,7 @@ async def test_the_request_budget_caps_each_poll_and_serves_the_longest_owed_fir
         for unit in units:  # every unit moves all the time
             fake.add_fix(unit, now - 1, 1.0, 2.0)
         if poll == 9:
-            fake.expire_tokens()  # a re-login mid-run costs a request of that poll
+            fake.expire_sessions()  # a re-login mid-run costs a request of that poll
         before = fake.request_count
         result = await source.poll(refs(units), cursors)
         assert fake.request_count - before <= budget
@@ -197,7 +200,7 @@ async def test_the_request_budget_caps_each_poll_and_serves_the_longest_owed_fir
 
 
 async def test_histories_that_do_not_fit_arrive_late_but_complete(
-    served: Served, make_source: MakeSource, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     fake = served.fake
     units = [fake.add_unit(f"U{n}") for n in range(10)]
@@ -222,7 +225,7 @@ async def test_histories_that_do_not_fit_arrive_late_but_complete(
 
 
 async def test_a_backlog_longer_than_max_window_is_fetched_a_window_per_turn(
-    served: Served, make_source: MakeSource, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     fake = served.fake
     imei = fake.add_unit("A")
@@ -291,7 +294,7 @@ async def test_an_expired_token_is_renewed_once_mid_cycle(
     source = make_source(credentials=fake.credentials(served.url), state=state)
     await source.test_connection()
     assert fake.logins == 1 and state.data[TOKEN_KEY]["token"]
-    fake.expire_tokens()
+    fake.expire_sessions()
     result = await source.poll(refs([imei]), {})
     assert fix_times(result, imei) == [T0 - 10]
     assert fake.logins == 2
@@ -302,7 +305,10 @@ async def test_an_expired_token_is_renewed_once_mid_cycle(
 
 
 async def test_a_renewed_token_is_logged_at_info_with_the_connection_and_no_secret(
-    served: Served, make_source: MakeSource, clock: MockClock, caplog: pytest.LogCaptureFixture
+    served: Served,
+    make_source: MakeSource,
+    gpshub_clock: MockClock,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     fake = served.fake
     fake.token_ttl_s = 600
@@ -313,10 +319,10 @@ async def test_a_renewed_token_is_logged_at_info_with_the_connection_and_no_secr
         await source.poll(refs([imei]), {})  # the first login: not a renewal
         await trio.sleep(560)  # 40 s left: within the renewal margin
         await source.poll(refs([imei]), {})
-        fake.expire_tokens()  # the server forgets it (a restart)
+        fake.expire_sessions()  # the server forgets it (a restart)
         await source.poll(refs([imei]), {})
         await trio.sleep(700)  # expired; and the login that renews it fails once
-        fake.fail(1, status=502)
+        fake.fail(502)
         with pytest.raises(CannotConnect):
             await source.poll(refs([imei]), {})
         await source.poll(refs([imei]), {})
@@ -336,7 +342,7 @@ async def test_a_renewed_token_is_logged_at_info_with_the_connection_and_no_secr
 
 
 async def test_a_token_is_renewed_before_it_expires_either_way_it_is_given(
-    served: Served, make_source: MakeSource, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     fake = served.fake
     fake.token_ttl_s = 300
@@ -360,7 +366,7 @@ async def test_a_refused_fresh_token_is_invalid_auth(
     source = make_source(credentials=served.fake.credentials(served.url))
     await source.test_connection()
     served.fake.token_ttl_s = 0  # every new token is already expired
-    served.fake.expire_tokens()
+    served.fake.expire_sessions()
     with pytest.raises(InvalidAuth):
         await source.test_connection()
     assert served.fake.logins == 2
@@ -376,7 +382,7 @@ async def test_no_token_api_asks_for_the_api_key(served: Served, make_source: Ma
 async def test_rate_limits(served: Served, make_source: MakeSource, mode: str) -> None:
     source = make_source(call_limit_retry_s=1800)
     await source.test_connection()
-    served.fake.rate_limit(1, retry_after=42)
+    served.fake.rate_limit(retry_after=42)
     with pytest.raises(RateLimited) as err:
         await source.test_connection()
     assert err.value.retry_after == (1800 if mode == "key" else 42)
@@ -398,10 +404,10 @@ async def test_server_errors_malformed_and_empty_answers(
     served: Served, make_source: MakeSource
 ) -> None:
     source = make_source()
-    served.fake.fail(1, status=502)
+    served.fake.fail(502)
     with pytest.raises(CannotConnect):
         await source.test_connection()
-    served.fake.malformed(1)
+    served.fake.malformed()
     with pytest.raises(UpdateFailed):
         await source.test_connection()
     key = make_source(credentials=served.fake.credentials_key(served.url))
@@ -413,9 +419,9 @@ async def test_server_errors_malformed_and_empty_answers(
 
 
 async def test_a_slow_server_times_out_as_cannot_connect(
-    served: Served, make_source: MakeSource, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
-    served.fake.slow(10)
+    served.fake.delay = 10
     with pytest.raises(CannotConnect, match="in time"):
         await make_source(timeout_s=2).test_connection()
 
@@ -440,20 +446,21 @@ async def test_the_api_key_never_reaches_the_logs(
     assert not any(token in text for token in fake.tokens)
 
 
-async def test_the_token_api_timezone_option(nursery: trio.Nursery, wall: TrioClock) -> None:
-    fake = FakeGpsServer(now=lambda: wall.now().timestamp(), token_timezone="Europe/Athens")
-    url = await nursery.start(serve_app, fake.app)
+async def test_the_token_api_timezone_option(
+    gpshub_serve: Any, gpshub_wall: TrioClock, gpshub_http: httpx.AsyncClient
+) -> None:
+    fake = FakeGpsServer(now=lambda: gpshub_wall.now().timestamp(), token_timezone="Europe/Athens")
+    url = await gpshub_serve(fake)
     imei = fake.add_unit("A")
     fake.add_fix(imei, T0 - 60, 1.0, 2.0)
-    async with new_http_client(LOOPBACK) as http:
-        ctx = source_context(
-            GpsServerSource,
-            fake.credentials(url),
-            http,
-            options={"token_api_timezone": "Europe/Athens"},
-            clock=wall,
-        )
-        result = await GpsServerSource(ctx).poll(refs([imei]), {})
+    ctx = source_context(
+        GpsServerSource,
+        fake.credentials(url),
+        gpshub_http,
+        options={"token_api_timezone": "Europe/Athens"},
+        clock=gpshub_wall,
+    )
+    result = await GpsServerSource(ctx).poll(refs([imei]), {})
     assert fix_times(result, imei) == [T0 - 60]
 
 

@@ -82,11 +82,6 @@ class KeyApi:
         ]
         response = await self.transport.request("GET", PATH, params=params)
         host = self.host
-        if response.status_code != 200:
-            raise UpdateFailed(
-                f"GPS-Server.net at {host} answered HTTP {response.status_code} for {name}:"
-                " is this a GPS-Server.net server?"
-            )
         text = response.content.strip()
         if not text:
             raise UpdateFailed(f"GPS-Server.net at {host} sent an empty answer to {name}")

@@ -14,7 +14,7 @@ from gpshub_gpsserver.poller import Poller
 from gpshub_gpsserver.tokenapi import TokenApi
 from gpshub_gpsserver.transport import Transport
 from hub.errors import BadConfig
-from hub.rangepoll import RangeOptions
+from hub.rangepoll import HttpOptions, RangeOptions
 from hub.source import (
     Cadence,
     Cursor,
@@ -90,8 +90,8 @@ class GpsServerCredentials(BaseModel):
         return self.api_key is not None
 
 
-class GpsServerOptions(RangeOptions):
-    """How the account is polled."""
+class GpsServerOptions(HttpOptions, RangeOptions):
+    """How the account is polled (and ``timeout_s``, a request's timeout)."""
 
     history_concurrency: int = Field(
         default=4,
@@ -138,14 +138,6 @@ class GpsServerOptions(RangeOptions):
         title="Email-login API time zone",
         description="Time zone of the times the email-login (v4) API sends and takes, e.g."
         " Europe/Athens; the API-key API always uses UTC.",
-    )
-    timeout_s: float = Field(
-        default=30.0,
-        gt=0,
-        le=60,
-        allow_inf_nan=False,
-        title="Request timeout (s)",
-        description="How long one request may take.",
     )
 
     @field_validator("token_api_timezone")

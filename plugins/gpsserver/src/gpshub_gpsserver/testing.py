@@ -35,14 +35,19 @@ a record it filters out): ``dt_server`` moves alone.  Use it like this::
     fake = FakeGpsServer(now=lambda: hub.clock.now().timestamp())
     imei = fake.add_unit("Truck 07", imei="356307042441013", plate="ABC-1234")
     fake.add_fix(imei, t, 37.98, 23.72, speed_kmh=40.0, ignition=True)
-    url = await nursery.start(serve_app, fake.app)
+    url = await gpshub_serve(fake)      # or nursery.start(hub.testing.serve_app, fake.app)
     fake.credentials(url)       # email login;  fake.credentials_key(url): the API key
     fake.requests["OBJECT_GET_MESSAGES"], fake.requests["history.php"], fake.request_count
 
-Fault switches: ``rate_limit(n, retry_after)`` (key API: the call-limit error; v4: 429),
-``fail(n, status)``, ``malformed(n)`` (JSON cut in half), ``slow(seconds)``,
-``change_password``, ``change_api_key``, ``expire_tokens()``, ``revoke(imei)``,
-``call_limit``, ``hold(imei)`` / ``release(imei)``, ``ping(imei)``.  The running hub never imports this module.
+It is a ``hub.fake_upstream.FakeUpstream``: requests are counted under their command
+(key API) or their file name (v4), and the base's faults apply, each taking ``times``,
+``path`` and ``after``: ``delay = s``, ``fail(status)``, ``malformed()`` (JSON cut
+short), ``hang()``, ``rate_limit(retry_after=...)`` (on ``/api/api.php`` the call-limit
+error, HTTP 200, no retry time; on the v4 paths a 429), ``platform_error(message=...)``
+(``ERROR: message`` on the key API, ``{"error": message}`` with ``status`` on v4) and
+``expire_sessions()`` (every issued token).  Switches of its own: ``change_password``,
+``change_api_key``, ``revoke(imei)``, ``call_limit``, ``hold(imei)`` / ``release(imei)``,
+``ping(imei)``.  The running hub never imports this module.
 """
 
 from __future__ import annotations
@@ -61,18 +66,21 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
-import trio
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
+
+from hub.fake_upstream import FakeCall, FakeUpstream, Fault
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 ZERO_TIME = "0000-00-00 00:00:00"
 DEFAULT_EMAIL = "fleet@example.com"
 DEFAULT_PASSWORD = "fleet-password"  # noqa: S105 - a fake server's default account
 DEFAULT_KEY = "0123456789ABCDEF0123456789ABCDEF"
+KEY_PATH = "/api/api.php"
 V4 = "/api/v1/endpoints/"
+MALFORMED = b"[{"
+"""What ``malformed`` answers: a JSON array cut short."""
 
 
 def wire_time(t: float, zone: tzinfo = UTC) -> str:
@@ -142,13 +150,10 @@ class FakeObject:
         return self.fixes[lo:hi]
 
 
-class _Fault(Exception):
-    def __init__(self, response: Response) -> None:
-        self.response = response
-
-
-class FakeGpsServer:
+class FakeGpsServer(FakeUpstream):
     """An in-memory GPS-Server.net server (see the module docstring)."""
+
+    name = "gpsserver"
 
     def __init__(
         self,
@@ -163,7 +168,7 @@ class FakeGpsServer:
         token_timezone: str = "UTC",  # noqa: S107 - a time zone, not a secret
         call_limit: int | None = None,
     ) -> None:
-        self.now = now
+        super().__init__(now=now)
         self.email = email
         self.password = password
         self.api_key = api_key
@@ -177,22 +182,24 @@ class FakeGpsServer:
         self.objects: dict[str, FakeObject] = {}
         self.tokens: dict[str, float] = {}
         self.logins = 0
-        self.requests: collections.Counter[str] = collections.Counter()
-        self.delay = 0.0
-        self._rate_limited = 0
-        self._retry_after: float | None = None
-        self._failing = 0
-        self._fail_status = 500
-        self._malformed = 0
         self._imeis = itertools.count(356307040000001)
-        self.app = Starlette(
-            routes=[
-                Route("/api/api.php", self._key_api, methods=["GET", "POST"]),
-                Route(V4 + "auth.php", self._auth, methods=["POST"]),
-                Route(V4 + "locations.php", self._locations, methods=["GET"]),
-                Route(V4 + "history.php", self._history, methods=["GET"]),
-            ]
-        )
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route(KEY_PATH, self._key_api, methods=["GET", "POST"]),
+            Route(V4 + "auth.php", self._auth, methods=["POST"]),
+            Route(V4 + "locations.php", self._locations, methods=["GET"]),
+            Route(V4 + "history.php", self._history, methods=["GET"]),
+        ]
+
+    def request_name(self, call: FakeCall) -> str:
+        """A key API call by its command (``OBJECT_GET_MESSAGES``), a v4 one by its file
+        name (``history.php``)."""
+        if call.path == KEY_PATH:
+            return command_name(call.params("cmd")[-1:]) or "api.php"
+        if call.path.startswith(V4):
+            return call.path.removeprefix(V4)
+        return call.path
 
     # -- account and objects -------------------------------------------------------------
     def credentials(self, url: str) -> dict[str, Any]:
@@ -213,7 +220,7 @@ class FakeGpsServer:
     def change_api_key(self, key: str) -> None:
         self.api_key = key
 
-    def expire_tokens(self) -> None:
+    def expire_sessions(self) -> None:
         """Forget every issued token (as after their expiry or a server restart)."""
         self.tokens.clear()
 
@@ -315,80 +322,34 @@ class FakeGpsServer:
             self._store(obj, fix)
         return len(held)
 
-    # -- fault switches ------------------------------------------------------------------
-    def slow(self, seconds: float) -> None:
-        """Delay every answer by ``seconds`` (``trio.sleep``) until ``slow(0)``."""
-        self.delay = max(seconds, 0.0)
+    # -- faults ------------------------------------------------------------------------
+    def fault_response(self, call: FakeCall, fault: Fault) -> Response:
+        """The base's answers, but the key API's rate limit is its call-limit error (HTTP
+        200, no retry time) and a malformed answer is ``MALFORMED``."""
+        if fault.kind == "rate_limit" and call.path == KEY_PATH:
+            return _text("ERROR: API call limit exceeded")
+        if fault.kind == "malformed":
+            return Response(MALFORMED, media_type="application/json")
+        return super().fault_response(call, fault)
 
-    def rate_limit(self, n: int = 1, retry_after: float | None = 30.0) -> None:
-        """The next ``n`` requests are refused: ``ERROR: API call limit exceeded`` on the
-        key API, 429 (``Retry-After`` unless ``None``) on the v4 API."""
-        self._rate_limited, self._retry_after = n, retry_after
-
-    def fail(self, n: int = 1, status: int = 500) -> None:
-        """The next ``n`` requests get ``status`` with an HTML error page."""
-        self._failing, self._fail_status = n, status
-
-    def malformed(self, n: int = 1) -> None:
-        """The next ``n`` JSON answers are cut in half."""
-        self._malformed = n
-
-    @property
-    def request_count(self) -> int:
-        return sum(self.requests.values())
-
-    def serve(
-        self, *, host: str = "127.0.0.1", port: int = 0, task_status: Any = trio.TASK_STATUS_IGNORED
-    ) -> Any:
-        """Serve on loopback until cancelled: ``url = await nursery.start(fake.serve)``."""
-        from hub.testing import serve_app
-
-        return serve_app(self.app, host=host, port=port, task_status=task_status)
-
-    # -- plumbing ------------------------------------------------------------------------
-    async def _enter(self, name: str, *, v4: bool) -> None:
-        self.requests[name] += 1
-        if self.delay:
-            await trio.sleep(self.delay)
-        if self._rate_limited > 0:
-            self._rate_limited -= 1
-            if not v4:
-                raise _Fault(_text("ERROR: API call limit exceeded"))
-            headers = {}
-            if self._retry_after is not None:
-                headers["Retry-After"] = str(round(self._retry_after))
-            raise _Fault(Response(b"Too Many Requests", status_code=429, headers=headers))
-        if self._failing > 0:
-            self._failing -= 1
-            status = self._fail_status
-            raise _Fault(
-                Response(
-                    f"<html><body><h1>{status} Error</h1></body></html>".encode(),
-                    status_code=status,
-                    media_type="text/html",
-                )
-            )
+    def platform_response(
+        self, call: FakeCall, *, message: str = "internal error", status: int = 400
+    ) -> Response:
+        """``ERROR: message`` (HTTP 200) on the key API; ``{"error": message}`` with
+        ``status`` on the v4 API."""
+        return self._error(message, call.path != KEY_PATH, status)
 
     def _json(self, payload: Any, status: int = 200) -> Response:
-        body = orjson.dumps(payload)
-        if self._malformed > 0 and status == 200:
-            self._malformed -= 1
-            body = body[: max(len(body) // 2, 1)] if len(body) > 2 else b"[{"
-        return Response(body, status_code=status, media_type="application/json")
+        return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
 
     # -- the user API (api.php) ----------------------------------------------------------
     async def _key_api(self, request: Request) -> Response:
         query = dict(request.query_params)
         if request.method == "POST":
-            form = urllib.parse.parse_qs((await request.body()).decode("utf-8", "replace"))
-            query.update({k: v[0] for k, v in form.items()})
+            query.update(_form(await request.body()))
         api, key, cmd = query.get("api"), query.get("key"), query.get("cmd")
-        args = next(csv.reader([cmd], delimiter=",", quotechar='"')) if cmd else []
-        name = args[0].strip().upper() if args else "api.php"
-        try:
-            await self._enter(name, v4=False)
-        except _Fault as fault:
-            return fault.response
+        args = split_command(cmd)
+        name = command_name([cmd] if cmd else [])
         if not api or not key or not cmd:
             return _text("")
         if api != "user":
@@ -549,14 +510,9 @@ class FakeGpsServer:
 
     # -- the v4 token API ----------------------------------------------------------------
     async def _auth(self, request: Request) -> Response:
-        try:
-            await self._enter("auth.php", v4=True)
-        except _Fault as fault:
-            return fault.response
         if not self.token_api:
             return Response(b"Not Found", status_code=404)
-        form = urllib.parse.parse_qs((await request.body()).decode("utf-8", "replace"))
-        values = {k: v[0] for k, v in form.items()}
+        values = _form(await request.body())
         if values.get("grant_type") != "password":
             return self._json({"error": "unsupported_grant_type"}, 400)
         user, password = values.get("username", ""), values.get("password", "")
@@ -585,11 +541,7 @@ class FakeGpsServer:
             return False
         return True
 
-    async def _v4(self, request: Request, name: str) -> Response | None:
-        try:
-            await self._enter(name, v4=True)
-        except _Fault as fault:
-            return fault.response
+    def _v4(self, request: Request) -> Response | None:
         if not self.token_api:
             return Response(b"Not Found", status_code=404)
         if not self._bearer_ok(request):
@@ -597,18 +549,34 @@ class FakeGpsServer:
         return None
 
     async def _locations(self, request: Request) -> Response:
-        refused = await self._v4(request, "locations.php")
+        refused = self._v4(request)
         if refused is not None:
             return refused
         which = request.query_params.get("imei") or "*"
         return self._json({"data": self._locations_json(which, v4=True)})
 
     async def _history(self, request: Request) -> Response:
-        refused = await self._v4(request, "history.php")
+        refused = self._v4(request)
         if refused is not None:
             return refused
         q = request.query_params
         return self._messages(q.get("imei", ""), q.get("from", ""), q.get("to", ""), v4=True)
+
+
+def _form(body: bytes) -> dict[str, str]:
+    """A form-encoded body's fields (the first value of each)."""
+    return {k: v[0] for k, v in urllib.parse.parse_qs(body.decode("utf-8", "replace")).items()}
+
+
+def split_command(cmd: str | None) -> list[str]:
+    """A ``cmd`` value split as the server's ``str_getcsv`` does (quoted arguments)."""
+    return next(csv.reader([cmd], delimiter=",", quotechar='"')) if cmd else []
+
+
+def command_name(cmds: list[str]) -> str:
+    """The command of the (last) ``cmd`` value, upper case; empty without one."""
+    args = split_command(cmds[-1]) if cmds else []
+    return args[0].strip().upper() if args else ""
 
 
 def v4_params(params: dict[str, Any]) -> dict[str, Any]:

@@ -173,7 +173,9 @@ class TokenApi:
         form = {"grant_type": "password", "username": self._email, "password": self._password}
         if self.client_id:
             form["client_id"] = self.client_id
-        response = await self.transport.request("POST", AUTH_PATH, data=form)
+        response = await self.transport.request(
+            "POST", AUTH_PATH, data=form, accept=(400, 401, 403, 404)
+        )
         status = response.status_code
         if status in (400, 401, 403):
             raise InvalidAuth(
@@ -185,8 +187,6 @@ class TokenApi:
                 f"the server at {self.host} has no email login API (auth.php: HTTP 404);"
                 " enter the user API key from its web interface's user settings",
             )
-        if status != 200:
-            raise UpdateFailed(f"GPS-Server.net login answered HTTP {status}")
         body = _data(decode_json(response, "the login", self.host))
         token = body.get("access_token") if isinstance(body, Mapping) else None
         if not isinstance(token, str) or not token:
@@ -239,6 +239,7 @@ class TokenApi:
             path,
             params=params,
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            accept=(401, 403),
         )
         status = response.status_code
         name = path.rsplit("/", 1)[-1]
@@ -246,8 +247,6 @@ class TokenApi:
             raise TokenRefused
         if status == 403:
             raise NoPermission(f"GPS-Server.net refused {name} (HTTP 403): no permission")
-        if status != 200:
-            raise UpdateFailed(f"GPS-Server.net answered HTTP {status} for {name}")
         body = decode_json(response, name, self.host)
         error = body.get("error") if isinstance(body, Mapping) else None
         if error:

@@ -1,7 +1,10 @@
-"""One HTTP request to a GPS-Server.net server, with the failures both APIs share mapped to
-gpshub errors: timeouts, refused connections, 5xx -> ``CannotConnect``; 429 (a proxy's)
--> ``RateLimited``; redirects -> ``BadConfig`` (they are not followed); a blocked address
--> ``BadConfig``.  What a 200 or another 4xx means is each API's business.
+"""One HTTP request to a GPS-Server.net server, sent by the hub's upstream helper
+(``hub.upstream_http.upstream_fetch``), which maps what every platform shares: timeouts,
+refused connections, 5xx -> ``CannotConnect``; 401/403 -> ``InvalidAuth``; 429 (a
+proxy's) -> ``RateLimited`` with its ``Retry-After``; redirects (not followed) and a
+blocked address -> ``BadConfig``; another status -> ``UpdateFailed``.  The statuses an API
+gives a meaning of its own (the v4 login's 400 and 404, a refused token's 401, a
+forbidden IMEI's 403) it lists in ``accept`` and reads itself.
 
 Every request counts against the cycle's request budget (``begin_cycle``): once it is
 spent, ``request`` raises ``BudgetSpent`` without sending anything.
@@ -11,7 +14,7 @@ URLs are never logged here: the key-based API carries its key in the query strin
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,11 +22,10 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
-from hub.errors import BadConfig, CannotConnect, RateLimited, UpdateFailed
-from hub.http_failures import upstream_errors
-from hub.retry_after import response_retry_after
+from hub.errors import UpdateFailed
+from hub.upstream_http import upstream_fetch
 
-REDIRECTS = (301, 302, 303, 307, 308)
+UPSTREAM = "GPS-Server.net"
 
 
 class BudgetSpent(Exception):
@@ -46,7 +48,7 @@ class Transport:
         self.http = http
         self.base = base.rstrip("/")
         self.url_field = url_field
-        self.timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0))
+        self.timeout_s = timeout_s
         self.now = now
         self.used = 0
         """Requests sent since ``begin_cycle``."""
@@ -73,41 +75,32 @@ class Transport:
         params: Sequence[tuple[str, str]] | None = None,
         data: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
+        accept: Collection[int] = (),
     ) -> httpx.Response:
-        """``method base+path``; the response unless it is a shared failure."""
+        """``method base+path``: its 2xx answer (or one of ``accept``), else the error."""
         if self.limit is not None and self.used >= self.limit:
             raise BudgetSpent
         self.used += 1
-        with upstream_errors(f"GPS-Server.net at {self.host}", self.url_field):
-            response = await self.http.request(
-                method,
-                f"{self.base}{path}",
-                params=list(params or ()),
-                data=dict(data) if data is not None else None,
-                headers=dict(headers or {}),
-                timeout=self.timeout,
-                follow_redirects=False,
-            )
-        status = response.status_code
-        if status == 429:
-            raise RateLimited(
-                f"GPS-Server.net at {self.host} is rate limiting (HTTP 429)",
-                retry_after=response_retry_after(response, self.now()),
-            )
-        if status >= 500:
-            raise CannotConnect(f"GPS-Server.net at {self.host} answered HTTP {status}")
-        if status in REDIRECTS:
-            target = urlsplit(response.headers.get("location", "")).netloc or "elsewhere"
-            raise BadConfig(
-                self.url_field,
-                f"the server redirects to {target}: use that address (redirects are not followed)",
-            )
-        return response
+        return await upstream_fetch(
+            self.http,
+            method,
+            f"{self.base}{path}",
+            upstream=UPSTREAM,
+            now=self.now,
+            timeout_s=self.timeout_s,
+            url_field=self.url_field,
+            accept=accept,
+            params=list(params or ()),
+            data=dict(data) if data is not None else None,
+            headers=dict(headers or {}),
+        )
 
 
 def decode_json(response: httpx.Response, what: str, host: str) -> Any:
-    """The JSON of a response, or ``UpdateFailed`` naming ``what`` was asked."""
+    """The JSON of a response, or ``UpdateFailed`` naming ``what`` was asked.  Unlike
+    ``hub.upstream_http.decode_json`` it ignores the content type: the server's PHP may
+    send its JSON as ``text/html``."""
     try:
         return orjson.loads(response.content)
     except orjson.JSONDecodeError:
-        raise UpdateFailed(f"GPS-Server.net at {host} sent broken JSON for {what}") from None
+        raise UpdateFailed(f"{UPSTREAM} at {host} sent broken JSON for {what}") from None

@@ -1,0 +1,40 @@
+"""The deep contract (``hub.contract``) against ``FakeGpsServer``, with each API: the
+email login (v4 token) and the user API key."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from gpshub_gpsserver import GpsServerSource
+from gpshub_gpsserver.testing import FakeGpsServer
+from hub.contract import SourceContract
+from hub.fake_upstream import FakeUpstream
+
+
+class TestGpsServerLoginContract(SourceContract):
+    source_class = GpsServerSource
+    bad_credentials = {"email": "fleet@example.com", "password": "secret", "server_url": "x"}
+
+    def make_fake(self, now: Callable[[], float], secret: str) -> FakeUpstream:
+        return FakeGpsServer(now=now, password=secret, api_key=secret)
+
+    def credentials(self, fake: Any, url: str) -> dict[str, Any]:
+        return fake.credentials(url)
+
+    def add_device(self, fake: Any, n: int) -> str:
+        return fake.add_unit(f"Truck {n}")
+
+    def add_fix(self, fake: Any, upstream_id: str, t: float, lat: float, lon: float) -> None:
+        fake.add_fix(upstream_id, t, lat, lon)
+
+
+class TestGpsServerKeyContract(TestGpsServerLoginContract):
+    """The key API: its call limit is an ``ERROR:`` line with no retry time, so the wait
+    is the ``call_limit_retry_s`` option (set here to the 120 s the check expects)."""
+
+    def credentials(self, fake: Any, url: str) -> dict[str, Any]:
+        return fake.credentials_key(url)
+
+    def options(self, fake: Any, url: str) -> dict[str, Any]:
+        return {"call_limit_retry_s": 120}
