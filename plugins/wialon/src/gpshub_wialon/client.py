@@ -250,6 +250,8 @@ def decode(
         )
     if status >= 500:
         raise CannotConnect(f"Wialon answered HTTP {status}")
+    if status == 401:
+        raise InvalidAuth("Wialon refused the credentials (HTTP 401)")
     if status == 404:
         raise BadConfig(url_field, "no Wialon API at this address (HTTP 404)")
     if status != 200:
