@@ -8,8 +8,8 @@ the same wall time, so sessions expire and messages are received in virtual time
 
 from __future__ import annotations
 
-import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,8 @@ from wialon_support import MakeSource, Served
 from gpshub_wialon import WialonSource
 from gpshub_wialon.testing import FakeWialon
 from hub.clock import TrioClock
-from hub.source import MemoryStateStore, SourceContext
+from hub.source import MemoryStateStore
+from hub.testing import source_context
 
 
 @pytest.fixture
@@ -57,18 +58,11 @@ def make_source(served: Served, gpshub_http: httpx.AsyncClient, wall: TrioClock)
         connection_id: int | None = 1,
         **options: Any,
     ) -> WialonSource:
-        ctx: SourceContext[Any, Any] = SourceContext(
-            credentials=WialonSource.parse_credentials(
-                credentials or served.fake.credentials(served.url)
-            ),
-            options=WialonSource.parse_options({**served.fake.options(served.url), **options}),
-            http=gpshub_http,
-            log=logging.getLogger("gpshub.test.wialon"),
-            state=state if state is not None else MemoryStateStore(),
-            clock=wall,
-            connection_id=connection_id,
-            label="Fleet",
-        )
-        return WialonSource(ctx)
+        fake, url = served.fake, served.url
+        ctx = source_context(
+            WialonSource, credentials or fake.credentials(url), gpshub_http,
+            options={**fake.options(url), **options}, clock=wall, state=state,
+        )  # fmt: skip
+        return WialonSource(replace(ctx, connection_id=connection_id, label="Fleet"))
 
     return make
