@@ -154,7 +154,7 @@ async def test_browse_lists_every_unit_with_imei_plate_and_extra(
         "last_message_at": "2025-12-31T23:59:00+00:00",
     }
     assert (devices[bare].imei, devices[bare].license_plate) == (None, None)
-    assert fake.calls[p.SEARCH_ITEMS] == 1
+    assert fake.executed[p.SEARCH_ITEMS] == 1
 
 
 async def test_browse_pages_when_the_server_cuts_the_answer(

@@ -240,21 +240,21 @@ async def test_batch(raw: Raw) -> None:
     assert (await raw(p.BATCH, [load, load]))[0] == {"error": 5}
     fake.max_batch = 1
     assert await raw(p.BATCH, [load, load]) == {"error": 6}
-    assert fake.requests[p.BATCH] == 7 and fake.calls[p.LOAD_INTERVAL] == 7
+    assert fake.requests[p.BATCH] == 7 and fake.executed[p.LOAD_INTERVAL] == 7
 
 
 async def test_fault_switches(raw: Raw) -> None:
     fake = raw.fake
     await raw.login()
-    fake.rate_limit(1)
+    fake.platform_error(code=p.ERR_ONE_REQUEST, reason="LIMIT api_concurrent")
     assert await raw(p.UNLOAD) == {"error": 1003, "reason": "LIMIT api_concurrent"}
-    fake.error(1, 5, svc=p.BATCH)
+    fake.platform_error(path=p.BATCH, code=5)
     assert await raw(p.UNLOAD) == {}  # only for that svc
     assert await raw(p.BATCH, []) == {"error": 5}
-    fake.fail(1, status=503)
+    fake.fail(503)
     response = await raw.http.post(raw.url, data={"svc": p.UNLOAD, "sid": raw.sid})
     assert response.status_code == 503
-    fake.malformed(1)
+    fake.malformed()
     response = await raw.http.post(raw.url, data={"svc": p.UNLOAD, "sid": raw.sid})
     with pytest.raises(ValueError):
         orjson.loads(response.content)
@@ -265,7 +265,7 @@ async def test_slow_answers_and_the_heavy_request_limit(raw: Raw, clock: MockClo
     fake = raw.fake
     unit = fake.add_unit("Truck")
     await raw.login()
-    fake.slow(2)  # within the client's 5 s timeout
+    fake.heavy_s = 2  # within the client's 5 s timeout
     load = {"itemId": int(unit), "timeFrom": T0, "timeTo": T0, "flags": 1, "flagsMask": 65281,
             "loadCount": 1}  # fmt: skip
     answers: list[Any] = []

@@ -35,7 +35,7 @@ async def test_an_expired_session_is_renewed_once_mid_cycle(
     for unit in units:
         fake.add_fix(unit, T0 + 5, 1.0, 1.0)
     await trio.sleep(30)
-    fake.error(1, p.ERR_INVALID_SESSION, svc=p.BATCH)  # e.g. killed between two batches
+    fake.platform_error(path=p.BATCH, code=p.ERR_INVALID_SESSION)  # e.g. killed between two batches
     fake.expire_sessions()
     before = fake.requests.copy()
     await poller.poll()
@@ -68,7 +68,7 @@ async def test_a_second_session_failure_is_update_failed_not_a_login_loop(
     served: Served, make_source: MakeSource, clock: MockClock
 ) -> None:
     poller = await steady(served, make_source)
-    served.fake.error(5, p.ERR_INVALID_SESSION, svc=p.BATCH)
+    served.fake.platform_error(times=5, path=p.BATCH, code=p.ERR_INVALID_SESSION)
     with pytest.raises(UpdateFailed, match="fresh session"):
         await poller.poll()
     assert served.fake.requests[p.LOGIN] == 2  # one re-login, not more
@@ -91,7 +91,7 @@ async def test_a_saved_session_is_reused_by_a_new_instance(
     before = fake.requests.copy()
     await Poller(make_source(state=state), refs(unit)).poll()
     assert (fake.requests - before)[p.LOGIN] == 1
-    assert fake.calls[p.BATCH] == fake.requests[p.BATCH] == 3
+    assert fake.executed[p.BATCH] == fake.requests[p.BATCH] == 3
 
 
 async def test_a_saved_session_of_another_token_is_not_used(
@@ -110,7 +110,7 @@ async def test_rate_limit_is_rate_limited_without_retry_after(
     served: Served, make_source: MakeSource, clock: MockClock
 ) -> None:
     poller = await steady(served, make_source)
-    served.fake.rate_limit(1)
+    served.fake.platform_error(code=p.ERR_ONE_REQUEST, reason="LIMIT api_concurrent")
     with pytest.raises(RateLimited) as info:
         await poller.poll()
     assert info.value.retry_after is None
@@ -122,7 +122,7 @@ async def test_http_429_from_a_proxy_keeps_its_retry_after(
     served: Served, make_source: MakeSource, clock: MockClock
 ) -> None:
     poller = await steady(served, make_source)
-    served.fake.fail(1, status=429)
+    served.fake.fail(429)
     with pytest.raises(RateLimited):
         await poller.poll()
 
@@ -132,7 +132,7 @@ async def test_5xx_is_cannot_connect(
     served: Served, make_source: MakeSource, clock: MockClock, status: int
 ) -> None:
     poller = await steady(served, make_source)
-    served.fake.fail(1, status=status)
+    served.fake.fail(status)
     with pytest.raises(CannotConnect, match=str(status)):
         await poller.poll()
 
@@ -141,7 +141,7 @@ async def test_malformed_json_is_update_failed(
     served: Served, make_source: MakeSource, clock: MockClock
 ) -> None:
     poller = await steady(served, make_source)
-    served.fake.malformed(1)
+    served.fake.malformed()
     with pytest.raises(UpdateFailed, match="not JSON"):
         await poller.poll()
 
@@ -160,7 +160,7 @@ async def test_error_answers_are_mapped(
     served: Served, make_source: MakeSource, clock: MockClock, code: int, error: type
 ) -> None:
     poller = await steady(served, make_source)
-    served.fake.error(1, code)
+    served.fake.platform_error(code=code)
     with pytest.raises(error, match=f"error {code}"):
         await poller.poll()
 
@@ -169,10 +169,10 @@ async def test_a_slow_answer_times_out_as_cannot_connect(
     served: Served, make_source: MakeSource, clock: MockClock
 ) -> None:
     poller = await steady(served, make_source)
-    served.fake.slow(60)  # longer than the client's 15 s timeout
+    served.fake.delay = 60  # longer than the client's 15 s timeout
     with pytest.raises(CannotConnect, match="did not answer in time"):
         await poller.poll()
-    served.fake.slow(0)
+    served.fake.delay = 0
     await poller.poll()
 
 

@@ -4,62 +4,54 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
 from trio.testing import MockClock
-from wialon_support import EPOCH, T0
+from wialon_support import T0
 
 from gpshub_wialon import WialonSource
 from gpshub_wialon import protocol as p
 from gpshub_wialon.testing import FakeWialon
 from hub import PLATFORM_ENGINE_HOURS, PLATFORM_ODOMETER_KM
 from hub.clock import TrioClock
-from hub.core import Hub
 from hub.derive import EventCode
-from hub.models import Client, Connection, ConnectionState, Device, Role
-from hub.store import Store
-from hub.testing import LOOPBACK_NETWORKS, make_hub, serve_app
+from hub.hub_driver import HubDriver, HubFactory
+from hub.models import ConnectionState, Device, Role
 
 UNITS = 12
 EVERY_S = 10
+Serve = Any
 
 
-def new_hub(tmp_path: Path, wall: TrioClock, store: Store | None = None) -> Any:
-    hub = make_hub(tmp_path, WialonSource, clock=wall, outbound_allow_networks=LOOPBACK_NETWORKS)
-    if store is None:
-        return hub
-    hub.store.close()
-    return Hub(store, hub.registry, hub.plugins, clock=wall, settings=hub.settings)
+@pytest.fixture
+def fake(wall: TrioClock) -> FakeWialon:
+    return FakeWialon(now=lambda: wall.now().timestamp())
 
 
-@asynccontextmanager
 async def connected(
-    tmp_path: Path, wall: TrioClock, fake: FakeWialon
-) -> AsyncIterator[tuple[Any, Client, Connection, str]]:
-    """The fake served on loopback and a hub (not running yet) whose client has a Wialon
-    connection to it: ``(hub, client, connection, the fake's URL)``."""
-    async with trio.open_nursery() as server:
-        url = await server.start(serve_app, fake.app)
-        hub = new_hub(tmp_path, wall)
-        client = hub.store.create_client("acme")
-        conn = hub.store.create_connection(
-            client.id, "wialon", "Fleet", fake.credentials(url), fake.options(url)
-        )
-        yield hub, client, conn, url
-        server.cancel_scope.cancel()
+    hubs: HubFactory, serve: Serve, fake: FakeWialon, **credentials: Any
+) -> tuple[HubDriver, str]:
+    """The fake served on loopback and a hub (not running yet) with a Wialon connection
+    to it: its driver and the fake's URL."""
+    url = await serve(fake)
+    driver = HubDriver(
+        hubs, WialonSource, {**fake.credentials(url), **credentials}, fake.options(url),
+        label="Fleet",
+    )  # fmt: skip
+    driver.create()
+    return driver, url
 
 
 @asynccontextmanager
 async def imported(
-    tmp_path: Path, wall: TrioClock, fake: FakeWialon
-) -> AsyncIterator[tuple[Any, Client, dict[str, Device]]]:
-    """As ``connected``, with every unit imported: ``(hub, client, devices by unit id)``."""
-    async with connected(tmp_path, wall, fake) as (hub, client, conn, _):
-        hub.store.import_devices(conn.id, await hub.browse(hub.store.get_connection(conn.id)))
-        yield hub, client, {d.upstream_id: d for d in hub.store.list_devices(client.id)}
+    hubs: HubFactory, serve: Serve, fake: FakeWialon
+) -> AsyncIterator[tuple[HubDriver, dict[str, Device]]]:
+    """As ``connected``, with every unit imported: ``(driver, devices by unit id)``."""
+    driver, _ = await connected(hubs, serve, fake)
+    await driver.import_devices()
+    yield driver, driver.devices()
 
 
 async def feed(fake: FakeWialon, units: list[str], wall: TrioClock, seconds: float) -> None:
@@ -89,43 +81,40 @@ async def run_hub(hub: Any, fake: FakeWialon, units: list[str], wall: TrioClock,
         hub.shutdown()
 
 
-async def test_import_poll_restart_poll_every_fix_once(tmp_path: Path, clock: MockClock) -> None:
-    wall = TrioClock(EPOCH)
-    fake = FakeWialon(now=lambda: wall.now().timestamp())
+async def test_import_poll_restart_poll_every_fix_once(
+    clock: MockClock, wall: TrioClock, fake: FakeWialon, gpshub_hub_factory: HubFactory,
+    gpshub_serve: Serve,
+) -> None:  # fmt: skip
     units = [
         fake.add_unit(f"Truck {i:02d}", imei=f"35630704244{i:04d}", plate=f"AB-{i:03d}")
         for i in range(UNITS)
     ]
     for unit in units:  # history before the first poll, within the backfill
         fake.add_fix(unit, T0 - 600, 49.0, 29.0, satellites=7)
-    async with connected(tmp_path, wall, fake) as (hub, client, conn, url):
-        assert (
-            await hub.test_connection("wialon", fake.credentials(url), fake.options(url))
-            == f"Wialon account 'fleet': {UNITS} units"
-        )
-        remote = await hub.browse(hub.store.get_connection(conn.id))
-        created, existing = hub.store.import_devices(conn.id, remote[:8])
-        assert (len(created), len(existing)) == (8, 0)
-        created, existing = hub.store.import_devices(conn.id, remote)
-        assert (len(created), len(existing)) == (UNITS - 8, 8)  # idempotent
-        devices = {d.upstream_id: d for d in hub.store.list_devices(client.id)}
-        assert devices[units[3]].imei == "356307042440003"
-        assert devices[units[3]].license_plate == "AB-003"
+    driver, _ = await connected(gpshub_hub_factory, gpshub_serve, fake)
+    hub, conn = driver.hub, driver.connection()
+    assert await driver.test() == f"Wialon account 'fleet': {UNITS} units"
+    remote = await hub.browse(conn)
+    created, existing = hub.store.import_devices(conn.id, remote[:8])
+    assert (len(created), len(existing)) == (8, 0)
+    created, existing = hub.store.import_devices(conn.id, remote)
+    assert (len(created), len(existing)) == (UNITS - 8, 8)  # idempotent
+    devices = driver.devices()
+    assert devices[units[3]].imei == "356307042440003"
+    assert devices[units[3]].license_plate == "AB-003"
 
-        fake.rename(units[5], "Truck 05 (renamed)")
-        logins = fake.requests[p.LOGIN]
-        before = fake.request_count
-        await run_hub(hub, fake, units, wall, 120)
-        first_run = fake.request_count - before
-        assert hub.store.get_connection(conn.id).state == ConnectionState.OK
-        store = hub.store
-        assert store.get_device(devices[units[5]].id).name == "Truck 05 (renamed)"
+    fake.rename(units[5], "Truck 05 (renamed)")
+    logins = fake.requests[p.LOGIN]
+    before = fake.request_count
+    await run_hub(hub, fake, units, wall, 120)
+    first_run = fake.request_count - before
+    assert driver.connection().state == ConnectionState.OK
+    assert hub.store.get_device(devices[units[5]].id).name == "Truck 05 (renamed)"
 
-        # a restart: a new hub on the same database, with the fixes still coming in
-        hub2 = new_hub(tmp_path, wall, Store.open(f"sqlite:///{tmp_path / 'hub.db'}",
-                                                   store.secrets))  # fmt: skip
-        await trio.sleep(20)  # down for a moment: the session outlives it
-        await run_hub(hub2, fake, units, wall, 90)
+    # a restart: a new hub on the same database, with the fixes still coming in
+    hub2 = driver.restart()
+    await trio.sleep(20)  # down for a moment: the session outlives it
+    await run_hub(hub2, fake, units, wall, 90)
 
     # the browse and the runner share the connection's saved session: one login for all
     assert fake.requests[p.LOGIN] == logins
@@ -149,42 +138,35 @@ async def test_import_poll_restart_poll_every_fix_once(tmp_path: Path, clock: Mo
 
 
 async def test_a_wrong_token_stops_the_connection_after_one_login(
-    tmp_path: Path, clock: MockClock
+    clock: MockClock, fake: FakeWialon, gpshub_hub_factory: HubFactory, gpshub_serve: Serve
 ) -> None:
-    wall = TrioClock(EPOCH)
-    fake = FakeWialon(now=lambda: wall.now().timestamp())
     unit = fake.add_unit("Truck")
-    async with trio.open_nursery() as server:
-        url = await server.start(serve_app, fake.app)
-        hub = new_hub(tmp_path, wall)
-        client = hub.store.create_client("acme")
-        creds = {**fake.credentials(url), "token": "F" * 72}
-        conn = hub.store.create_connection(client.id, "wialon", "Fleet", creds)
-        hub.store.create_device(client.id, name="Truck", connection_id=conn.id, upstream_id=unit)
-        async with trio.open_nursery() as nursery:
-            await nursery.start(hub.run)
-            await trio.sleep(600)
-            hub.shutdown()
-        server.cancel_scope.cancel()
-    state = hub.store.get_connection(conn.id)
+    driver, _ = await connected(gpshub_hub_factory, gpshub_serve, fake, token="F" * 72)
+    driver.add_device(unit, "Truck")
+    hub = driver.hub
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run)
+        await trio.sleep(600)
+        hub.shutdown()
+    state = driver.connection()
     assert state.state == ConnectionState.NEEDS_REAUTH
     assert "error 8" in state.last_error and "F" * 72 not in state.last_error
     assert fake.requests == {p.LOGIN: 1}
 
 
 async def test_a_black_box_upload_after_twenty_silent_minutes_is_stored_whole(
-    tmp_path: Path, clock: MockClock
-) -> None:
+    clock: MockClock, wall: TrioClock, fake: FakeWialon, gpshub_hub_factory: HubFactory,
+    gpshub_serve: Serve,
+) -> None:  # fmt: skip
     """A tracker out of coverage for 20 minutes keeps recording (every 10 to 30 s) and then
     uploads its whole buffer at once, received now: every buffered fix is stored, once,
     while a unit in coverage goes on reporting around it."""
-    wall = TrioClock(EPOCH)
-    fake = FakeWialon(now=lambda: wall.now().timestamp())
     reefer = fake.add_unit("Reefer", imei="356307042449001")
     van = fake.add_unit("Van", imei="356307042449002")
     gaps = [10, 20, 30, 15, 25]  # the reefer's recording interval cycles through these
 
-    async with imported(tmp_path, wall, fake) as (hub, _, devices):
+    async with imported(gpshub_hub_factory, gpshub_serve, fake) as (driver, devices):
+        hub = driver.hub
 
         async def drive(seconds: int) -> None:
             """Both units record for ``seconds`` of wall time: the van every 10 s, the
@@ -220,13 +202,12 @@ async def test_a_black_box_upload_after_twenty_silent_minutes_is_stored_whole(
 
 
 async def test_ignition_from_each_units_sensor_drives_hours_events_and_rules(
-    tmp_path: Path, clock: MockClock
-) -> None:
+    clock: MockClock, wall: TrioClock, fake: FakeWialon, gpshub_hub_factory: HubFactory,
+    gpshub_serve: Serve,
+) -> None:  # fmt: skip
     """Three units tell their ignition three ways — a sensor on input 2, a sensor on bit 3
     of a parameter, no sensor but Teltonika's io_239 — and in a real hub each gets its
     hour meter, ignition on/off event codes and ignition alerts."""
-    wall = TrioClock(EPOCH)
-    fake = FakeWialon(now=lambda: wall.now().timestamp())
     relay, bits, plain = (fake.add_unit(n) for n in ("Relay", "Bits", "Plain"))
     fake.add_sensor(relay, "Ignition", "engine operation", "in2")
     fake.add_sensor(relay, "Odometer", "mileage", "can_mileage", metrics="m")
@@ -242,10 +223,11 @@ async def test_ignition_from_each_units_sensor_drives_hours_events_and_rules(
                      "engine_min": 6000 + distance // 60})  # fmt: skip
         fake.add_fix(plain, now, 50.2, 30.0, params={"io_239": int(on)})
 
-    async with imported(tmp_path, wall, fake) as (hub, client, devices):
-        owner = hub.store.create_user("Ann", Role.MANAGER, client.id)
-        on_rule = hub.store.rules.create(client.id, owner, "on", "ignitionOn")
-        off_rule = hub.store.rules.create(client.id, owner, "off", "ignitionOff")
+    async with imported(gpshub_hub_factory, gpshub_serve, fake) as (driver, devices):
+        hub, client_id = driver.hub, driver.client_id
+        owner = hub.store.create_user("Ann", Role.MANAGER, client_id)
+        on_rule = hub.store.rules.create(client_id, owner, "on", "ignitionOn")
+        off_rule = hub.store.rules.create(client_id, owner, "off", "ignitionOff")
         async with trio.open_nursery() as nursery:
             await nursery.start(hub.run)
             for minute in range(8):  # off 2 minutes, on 4, off 2
@@ -264,9 +246,34 @@ async def test_ignition_from_each_units_sensor_drives_hours_events_and_rules(
         assert codes.count(EventCode.IGNITION_ON) == 1, unit
         assert codes.count(EventCode.IGNITION_OFF) == 1, unit
         assert rows[-1]["hours"] == pytest.approx(23 * 10 / 3600), unit  # on from fix to fix
-        alerts = hub.store.rules.alerts(client.id, device_id=device.id)
+        alerts = hub.store.rules.alerts(client_id, device_id=device.id)
         assert [a.rule_id for a in alerts] == [on_rule.id, off_rule.id], unit
     rows, _ = hub.store.positions.history([devices[relay].id], limit=10_000)
     assert rows[-1]["sensors"][PLATFORM_ODOMETER_KM] == pytest.approx(1000 + 470 / 1000)
     rows, _ = hub.store.positions.history([devices[bits].id], limit=10_000)
     assert rows[-1]["sensors"][PLATFORM_ENGINE_HOURS] == pytest.approx((6000 + 7) / 60)
+
+
+async def test_the_kits_run_stores_every_fix_once_across_a_restart(
+    clock: MockClock, wall: TrioClock, fake: FakeWialon, gpshub_hub_factory: HubFactory,
+    gpshub_serve: Serve,
+) -> None:  # fmt: skip
+    """``HubDriver.run``: create, test, import, 3 polls, restart, 2 polls; every unit
+    reports before each poll and the restarted hub carries on with the saved session."""
+    url = await gpshub_serve(fake)
+    units = [fake.add_unit(f"Van {i}", imei=f"35630704245{i:04d}") for i in range(3)]
+    sent: dict[str, list[int]] = {unit: [] for unit in units}
+
+    def report(poll: int) -> None:
+        t = max(int(wall.now().timestamp()) - 2, max(sent[units[0]], default=0) + 1)
+        for i, unit in enumerate(units):
+            fake.add_fix(unit, t, 50.0 + i / 100, 30.0 + poll / 10_000, speed_kmh=40)
+            sent[unit].append(t)
+
+    driver = HubDriver(gpshub_hub_factory, WialonSource, fake.credentials(url), fake.options(url))
+    stored = await driver.run(polls=3, polls_after_restart=2, before=report)
+    assert driver.connection().state == ConnectionState.OK
+    assert {u: [int(r["fix_time"].timestamp()) for r in rows] for u, rows in stored.items()} == sent
+    # the test's own session (logged out), then one for the browse and every poll: the
+    # saved session outlives the restart
+    assert fake.requests[p.LOGIN] == 2

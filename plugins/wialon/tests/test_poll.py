@@ -80,8 +80,8 @@ async def test_units_are_batched_and_steady_cycles_cost_one_request_per_batch(
             assert spent == {p.BATCH: math.ceil(25 / 10)}
             assert result.devices == {}
         await trio.sleep(30)
-    assert fake.calls[p.LOAD_INTERVAL] == 4 * 25
-    assert fake.calls[p.UNLOAD] == 4 * 3
+    assert fake.executed[p.LOAD_INTERVAL] == 4 * 25
+    assert fake.executed[p.UNLOAD] == 4 * 3
     assert all(poller.times(u) == [T0, T0 + 30, T0 + 60, T0 + 90] for u in units)
 
 
@@ -120,7 +120,7 @@ async def test_a_backlog_is_paged_within_a_budget_and_finished_next_poll(
     await poller.poll()
     assert poller.times(unit) == times[:12]  # four pages of three
     assert fake.requests[p.BATCH] == 4
-    assert fake.calls[p.LOAD_INTERVAL] == 2 + 3  # the quiet unit had one page only
+    assert fake.executed[p.LOAD_INTERVAL] == 2 + 3  # the quiet unit had one page only
     assert poller.cursors[unit].state[RESUME] == times[11] + 1  # continued after page 4
     assert RESUME not in poller.cursors[other].state  # its range was complete
     assert poller.cursors[other].state[ORIGIN] == T0 - 3600  # no fix: it keeps its start
@@ -260,7 +260,7 @@ async def test_per_unit_errors_do_not_stop_the_others(
     assert poller.times(flaky) == [T0 - 10]
     assert caplog.text.count(f"unit {denied} (error 7)") == 1  # logged once
     assert caplog.text.count("'not-a-number'") == 1
-    assert fake.calls[p.LOAD_INTERVAL] == 6  # the bad upstream id is never sent
+    assert fake.executed[p.LOAD_INTERVAL] == 6  # the bad upstream id is never sent
 
 
 async def test_error_1001_means_no_messages(

@@ -1,18 +1,18 @@
-"""Constants and helpers shared by the Wialon plugin's tests (conftest puts this folder on
+"""Helpers shared by the Wialon plugin's tests (conftest puts this folder on
 ``sys.path``; the module name is unique so it cannot clash with another plugin's)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from gpshub_wialon import WialonSource
 from gpshub_wialon.testing import FakeWialon
+from hub.contract import advance
 from hub.fix import PositionFix
 from hub.source import Cursor, DeviceRef, PollResult
+from hub.testing import EPOCH
 
-EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 T0 = int(EPOCH.timestamp())
 
 
@@ -45,14 +45,7 @@ class Poller:
         result = await self.source.poll(self.devices, dict(self.cursors))
         for upstream_id, fixes in result.fixes.items():
             self.fixes.setdefault(upstream_id, []).extend(fixes)
-        for ref in self.devices:
-            new = result.cursors.get(ref.upstream_id)
-            fixes = result.fixes.get(ref.upstream_id)
-            if new is None and fixes:
-                old = self.cursors.get(ref.upstream_id) or Cursor()
-                new = Cursor(max(f.fix_time for f in fixes), old.state)
-            if new is not None:
-                self.cursors[ref.upstream_id] = new
+        self.cursors = advance(self.cursors, result)
         return result
 
     def times(self, upstream_id: str) -> list[int]:

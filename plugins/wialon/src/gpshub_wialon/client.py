@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -27,9 +26,8 @@ import trio
 from gpshub_wialon import protocol as p
 from hub.clock import Clock
 from hub.errors import BadConfig, CannotConnect, InvalidAuth, RateLimited, UpdateFailed
-from hub.http_failures import upstream_errors
-from hub.retry_after import response_retry_after
 from hub.source import StateStore
+from hub.upstream_http import DEFAULT_TIMEOUT_S, upstream_fetch
 
 SESSION_KEY = "wialon.session"
 """Connection state key: ``{"eid", "base", "token", "used_at", "user"}`` (``token`` is a
@@ -232,28 +230,29 @@ class WialonClient:
         form = {"svc": svc, "params": orjson.dumps(params).decode()}
         if sid is not None:
             form["sid"] = sid
-        with upstream_errors(f"Wialon at {self.base}", self.url_field):
-            response = await self.http.post(self.url, data=form)
-        return decode(response, self.url_field, self.clock.now())
-
-
-def decode(
-    response: httpx.Response, url_field: str = "credentials.server_url", now: datetime | None = None
-) -> Any:
-    """The JSON of a Wialon answer, or the hub error its HTTP status means (``now`` reads
-    a dated ``Retry-After``)."""
-    status = response.status_code
-    if status == 429:
-        when = now or datetime.now(UTC)
-        raise RateLimited(
-            "Wialon answered HTTP 429", retry_after=response_retry_after(response, when)
+        response = await upstream_fetch(
+            self.http,
+            "POST",
+            self.url,
+            upstream="Wialon",
+            now=self.clock.now,
+            timeout_s=getattr(self.http, "timeout_s", DEFAULT_TIMEOUT_S),
+            url_field=self.url_field,
+            accept=(403, 404),
+            data=form,
         )
-    if status >= 500:
-        raise CannotConnect(f"Wialon answered HTTP {status}")
+        return decode(response, self.url_field)
+
+
+def decode(response: httpx.Response, url_field: str = "credentials.server_url") -> Any:
+    """The JSON of a Wialon answer that ``hub.upstream_http`` let through: its 2xx, or
+    the statuses Wialon gives its own meaning (403 from a proxy is no verdict on the
+    token; 404 means the address holds no Wialon API)."""
+    status = response.status_code
     if status == 404:
         raise BadConfig(url_field, "no Wialon API at this address (HTTP 404)")
-    if status != 200:
-        raise UpdateFailed(f"Wialon answered HTTP {status}")
+    if status == 403:
+        raise UpdateFailed("Wialon's server refused the request (HTTP 403)")
     try:
         return orjson.loads(response.content)
     except orjson.JSONDecodeError:

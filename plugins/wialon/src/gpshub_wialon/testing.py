@@ -7,22 +7,26 @@ failures as ``{"error": N}`` — for the services a poller uses: ``token/login``
 ``messages/load_interval``, ``messages/load_last``, ``messages/get_messages``,
 ``messages/unload``, plus ``core/update_data_flags`` and ``/avl_evts`` for event feeds.
 
-Use it with ``hub.testing.serve_app``::
+It is a ``hub.fake_upstream.FakeUpstream``: serve it with ``gpshub_serve`` (or
+``hub.testing.serve_app``)::
 
     fake = FakeWialon(now=lambda: hub.clock.now().timestamp())
     unit = fake.add_unit("Truck 1", imei="356307042441013", plate="1234 AB-7")
     fake.add_fix(unit, t=1767225600, lat=53.92, lon=27.49, speed_kmh=42)
-    async with trio.open_nursery() as nursery:
-        url = await nursery.start(serve_app, fake.app)
-        credentials = fake.credentials(url)  # {"token": ..., "server_url": url}
+    url = await gpshub_serve(fake)
+    credentials = fake.credentials(url)  # {"token": ..., "server_url": url}
 
-Fault switches (each applies to the next requests, in this order of precedence):
-``slow(seconds)``, ``fail(n, status)``, ``malformed(n)``, ``rate_limit(n)`` (error 1003
-``LIMIT api_concurrent``), ``error(n, code)``; ``expire_sessions()``, ``ip_changed()``
+Requests are counted by ``svc`` (``avl_evts`` for the event feed) in ``requests``;
+``executed`` counts the services run, sub-requests of ``core/batch`` included.  The
+base's faults apply (``fail``, ``rate_limit`` as an HTTP 429 from a proxy, ``malformed``,
+``hang``, ``delay``; ``path`` may name a ``svc``); ``platform_error(code=N, reason=...)``
+is Wialon's own ``{"error": N}`` answer (e.g. ``code=1003, reason="LIMIT api_concurrent"``,
+its concurrency limit).  Wialon's own switches: ``expire_sessions()``, ``ip_changed()``
 (error 1011 once), ``revoke_token()`` (error 8 on login), ``login_error`` (e.g. 4),
 ``item_error(unit, code)`` (one unit's answer inside a batch), ``deny(unit)`` (error 7);
 ``hold(unit)`` / ``release(unit)`` (a tracker out of coverage buffers its messages, then
-uploads them all at once, received at the upload time).
+uploads them all at once, received at the upload time).  At most ``max_heavy`` heavy
+requests (message loads) run at once in a session, each taking ``heavy_s`` seconds.
 Failed logins are throttled like Wialon's IP block: after ``failed_login_limit`` failures
 within a minute every login answers error 8, good token or not.
 
@@ -43,12 +47,12 @@ from urllib.parse import parse_qsl
 
 import orjson
 import trio
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from gpshub_wialon import protocol as p
+from hub.fake_upstream import FakeCall, FakeUpstream
 
 JSON = "application/json"
 FIRST_UNIT_ID = 600_000_001
@@ -142,7 +146,7 @@ class FakeSession:
     events: list[dict[str, Any]] = field(default_factory=list)
 
 
-class FakeWialon:
+class FakeWialon(FakeUpstream):
     """An in-memory Wialon server (see the module docstring).
 
     ``now`` gives the server's time in epoch seconds: session idle expiry, the default
@@ -160,7 +164,7 @@ class FakeWialon:
         failed_login_limit: int = 10,
         max_heavy: int = 3,
     ) -> None:
-        self.now = now
+        super().__init__(now=now)
         self.session_ttl = session_ttl
         self.user_name = user_name
         self.token = token or secrets.token_hex(36).upper()
@@ -169,9 +173,7 @@ class FakeWialon:
         self.max_heavy = max_heavy
         self.units: dict[int, FakeUnit] = {}
         self.sessions: dict[str, FakeSession] = {}
-        self.requests: collections.Counter[str] = collections.Counter()
-        """Served HTTP requests by ``svc`` (``avl_evts`` for the event feed)."""
-        self.calls: collections.Counter[str] = collections.Counter()
+        self.executed: collections.Counter[str] = collections.Counter()
         """Services executed, sub-requests of ``core/batch`` included."""
         self.failed_logins: list[float] = []
         self.login_error: int | None = None
@@ -182,21 +184,30 @@ class FakeWialon:
         """When set, ``core/search_items`` returns at most this many items per answer."""
         self.max_batch: int | None = None
         """When set, a ``core/batch`` with more sub-requests answers error 6."""
-        self.delay = 0.0
-        self._fail: list[int] = []
-        self._malformed = 0
-        self._rate_limited = 0
-        self._errors: list[tuple[int, str | None, str | None]] = []
+        self.heavy_s = 0.0
+        """How long a heavy request (a message load) holds its slot in the session."""
         self._item_errors: dict[int, list[int]] = {}
         self._ip_changed = False
         self._heavy: collections.Counter[str] = collections.Counter()
         self._next_id = FIRST_UNIT_ID
-        self.app = Starlette(
-            routes=[
-                Route(p.AJAX_PATH, self._ajax, methods=["GET", "POST"]),
-                Route(p.EVENTS_PATH, self._avl_evts, methods=["GET", "POST"]),
-            ]
-        )
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route(p.AJAX_PATH, self._ajax, methods=["GET", "POST"]),
+            Route(p.EVENTS_PATH, self._avl_evts, methods=["GET", "POST"]),
+        ]
+
+    def request_name(self, call: FakeCall) -> str:
+        """A request is counted under its ``svc`` (``avl_evts`` for the event feed)."""
+        if call.path == p.EVENTS_PATH:
+            return "avl_evts"
+        return (call.params("svc") or [""])[-1]
+
+    def platform_response(
+        self, call: FakeCall, *, code: int = p.ERR_UNKNOWN, reason: str | None = None, **_: Any
+    ) -> Response:
+        """Wialon's error answer: HTTP 200 with ``{"error": code, "reason": reason}``."""
+        return _json(_Fault(code, reason).body())
 
     # -- the data ------------------------------------------------------------------------
     def add_unit(
@@ -365,40 +376,7 @@ class FakeWialon:
         """The options such a connection needs (none: ``server_url`` points here)."""
         return {}
 
-    @property
-    def request_count(self) -> int:
-        return sum(self.requests.values())
-
-    # -- fault switches --------------------------------------------------------------------
-    def slow(self, seconds: float) -> None:
-        """Delay every answer by ``seconds`` (``trio.sleep``) until ``slow(0)``."""
-        self.delay = seconds
-
-    def fail(self, n: int = 1, status: int = 500) -> None:
-        """The next ``n`` requests get HTTP ``status`` with a text body."""
-        self._fail += [status] * n
-
-    def malformed(self, n: int = 1) -> None:
-        """The next ``n`` answers are truncated JSON."""
-        self._malformed += n
-
-    def rate_limit(self, n: int = 1, retry_after: float | None = None) -> None:
-        """The next ``n`` requests answer ``{"error":1003,"reason":"LIMIT api_concurrent"}``.
-
-        Wialon sends no ``Retry-After``; ``retry_after`` is accepted for a uniform API."""
-        self._rate_limited += n
-
-    def error(
-        self,
-        n: int = 1,
-        code: int = p.ERR_UNKNOWN,
-        *,
-        svc: str | None = None,
-        reason: str | None = None,
-    ) -> None:
-        """The next ``n`` requests (to ``svc`` only, if given) answer ``{"error": code}``."""
-        self._errors += [(code, svc, reason)] * n
-
+    # -- Wialon's own switches -------------------------------------------------------------
     def item_error(self, unit: str | int, code: int, n: int = 1) -> None:
         """The next ``n`` message loads of ``unit`` answer ``{"error": code}`` (in a batch,
         that one entry)."""
@@ -429,7 +407,6 @@ class FakeWialon:
             query.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
         svc = query.get("svc", "")
         sid = query.get("sid")
-        self.requests[svc] += 1
         try:
             params = orjson.loads(query.get("params") or "{}")
         except orjson.JSONDecodeError:
@@ -440,11 +417,8 @@ class FakeWialon:
         if heavy and sid:
             self._heavy[sid] += 1
         try:
-            if self.delay:
-                await trio.sleep(self.delay)
-            early = self._early_fault(svc)
-            if early is not None:
-                return early
+            if heavy and self.heavy_s:
+                await trio.sleep(self.heavy_s)
             try:
                 result = self._top(svc, params, sid, request)
             except _Fault as fault:
@@ -459,12 +433,6 @@ class FakeWialon:
         body = await request.body()
         if body:
             query.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-        self.requests["avl_evts"] += 1
-        if self.delay:
-            await trio.sleep(self.delay)
-        early = self._early_fault("avl_evts")
-        if early is not None:
-            return early
         try:
             session = self._session(query.get("sid"))
         except _Fault as fault:
@@ -472,33 +440,17 @@ class FakeWialon:
         events, session.events = session.events, []
         return _json({"tm": int(self.now()), "events": events})
 
-    def _early_fault(self, svc: str) -> Response | None:
-        if self._fail:
-            status = self._fail.pop(0)
-            return Response(f"fake Wialon fails with {status}", status, media_type="text/plain")
-        if self._malformed:
-            self._malformed -= 1
-            return Response(b'{"error": 0, "items": [{"nm": "trunc', 200, media_type=JSON)
-        if self._rate_limited:
-            self._rate_limited -= 1
-            return _json({"error": p.ERR_ONE_REQUEST, "reason": "LIMIT api_concurrent"})
-        for i, (code, only, reason) in enumerate(self._errors):
-            if only is None or only == svc:
-                del self._errors[i]
-                return _json(_Fault(code, reason).body())
-        return None
-
     # -- services --------------------------------------------------------------------------
     def _top(self, svc: str, params: Any, sid: str | None, request: Request) -> Any:
         if svc == p.LOGIN:
             return self._login(params, request)
         session = self._session(sid)
         if svc == p.LOGOUT:
-            self.calls[svc] += 1
+            self.executed[svc] += 1
             self.sessions.pop(session.eid, None)
             return {"error": 0}
         if svc == p.BATCH:
-            self.calls[svc] += 1
+            self.executed[svc] += 1
             return self._batch(params, session)
         return self._call(svc, params, session)
 
@@ -518,7 +470,7 @@ class FakeWialon:
         return session
 
     def _login(self, params: Any, request: Request) -> dict[str, Any]:
-        self.calls[p.LOGIN] += 1
+        self.executed[p.LOGIN] += 1
         now = self.now()
         self.failed_logins = [t for t in self.failed_logins if now - t < 60.0]
         if len(self.failed_logins) >= self.failed_login_limit:
@@ -603,7 +555,7 @@ class FakeWialon:
         return out
 
     def _call(self, svc: str, params: Any, session: FakeSession) -> Any:
-        self.calls[svc] += 1
+        self.executed[svc] += 1
         handler = self._services.get(svc)
         if handler is None:
             raise _Fault(p.ERR_INVALID_SERVICE)
