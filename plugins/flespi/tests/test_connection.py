@@ -89,7 +89,7 @@ async def test_browse_lists_every_device_with_imei_and_plate(
 
 
 async def test_rate_limit_gives_retry_after(world: World, clock: MockClock) -> None:
-    world.fake.rate_limit(2, retry_after=42)
+    world.fake.rate_limit(times=2, retry_after=42)
     source = world.source()
     with pytest.raises(RateLimited) as err:
         await source.test_connection()
@@ -100,7 +100,7 @@ async def test_rate_limit_gives_retry_after(world: World, clock: MockClock) -> N
 
 
 async def test_rate_limit_without_retry_after(world: World, clock: MockClock) -> None:
-    world.fake.rate_limit(1, retry_after=None)
+    world.fake.rate_limit(retry_after=None)
     with pytest.raises(RateLimited) as err:
         await world.source().list_devices()
     assert err.value.retry_after is None
@@ -122,7 +122,7 @@ async def test_the_per_minute_budget(world: World, clock: MockClock) -> None:
 async def test_server_errors_are_cannot_connect(
     world: World, clock: MockClock, status: int
 ) -> None:
-    world.fake.fail(1, status=status)
+    world.fake.fail(status)
     with pytest.raises(CannotConnect) as err:
         await world.source().list_devices()
     assert str(status) in str(err.value)
@@ -131,7 +131,7 @@ async def test_server_errors_are_cannot_connect(
 
 async def test_malformed_answers_are_update_failed(world: World, clock: MockClock) -> None:
     unit = world.fake.add_unit("u")
-    world.fake.malformed(2)
+    world.fake.malformed(times=2)
     with pytest.raises(UpdateFailed):
         await world.source().poll(refs([unit]), {})
     with pytest.raises(UpdateFailed):
@@ -154,7 +154,7 @@ async def test_a_revoked_token_mid_run(world: World, clock: MockClock) -> None:
     unit = world.fake.add_unit("u")
     source = world.source()
     await source.poll(refs([unit]), {})
-    world.fake.revoke_token()
+    world.fake.expire_sessions()
     before = world.fake.request_count
     with pytest.raises(InvalidAuth):
         await source.poll(refs([unit]), {})

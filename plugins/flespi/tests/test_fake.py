@@ -37,7 +37,7 @@ async def test_the_token_is_checked(world: World, clock: MockClock) -> None:
     ok = await get(world, "/auth/info")
     assert ok.status_code == 200
     assert ok.json()["result"][0]["cid"] == 123456
-    world.fake.revoke_token()
+    world.fake.expire_sessions()
     assert (await get(world, "/auth/info")).status_code == 401
     world.fake.set_token(DEFAULT_TOKEN)
     world.fake.deny_access()
@@ -188,12 +188,12 @@ async def test_a_held_unit_uploads_its_black_box_on_release(world: World, clock:
 
 async def test_fault_switches(world: World, clock: MockClock) -> None:
     fake = world.fake
-    fake.fail(1, status=503)
+    fake.fail(503)
     assert (await get(world, "/auth/info")).status_code == 503
-    fake.rate_limit(1, retry_after=12)
+    fake.rate_limit(retry_after=12)
     limited = await get(world, "/auth/info")
     assert (limited.status_code, limited.headers["retry-after"]) == (429, "12")
-    fake.malformed(1)
+    fake.malformed()
     broken = await get(world, "/auth/info")
     assert broken.status_code == 200
     with pytest.raises(json.JSONDecodeError):
