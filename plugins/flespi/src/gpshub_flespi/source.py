@@ -43,17 +43,23 @@ from gpshub_flespi.client import (
 )
 from gpshub_flespi.fetch import fetch_group
 from gpshub_flespi.messages import parse_device, parse_telemetry
-from hub.errors import CannotConnect, RateLimited, UpdateFailed
-from hub.rangepoll import RESUME, HttpOptions, RangeOptions, RangeWindow, group_by_start
-from hub.source import (
+from hub import (
     Cadence,
+    CannotConnect,
     Cursor,
     DeviceRef,
+    HttpOptions,
     PollResult,
+    RangeOptions,
+    RangeWindow,
+    RateLimited,
     RemoteDevice,
     Source,
     SourceContext,
+    UpdateFailed,
+    group_by_start,
 )
+from hub.rangepoll import RESUME
 
 FLESPI_ID = re.compile(r"[1-9][0-9]{0,18}")
 TELEMETRY_TS = "telemetry_ts"
