@@ -4,11 +4,11 @@ Every request carries ``Authorization: FlespiToken <token>``; nothing secret goe
 URL.  flespi answers ``{"result": [...]}``, with ``errors`` entries (``code``, ``reason``
 and, for one item of a multi-item selector, ``id``) next to it or instead of it:
 
-* ``hub.upstream_http`` maps what every platform shares: 401 is ``InvalidAuth``, 429
-  ``RateLimited`` with ``Retry-After``, 5xx, timeouts and transport errors
-  ``CannotConnect``, another status ``UpdateFailed``;
-* flespi's own meanings stay here: 403 is ``InvalidAuth`` saying the token lacks
-  gw/devices read access; 400 is ``UpdateFailed`` quoting flespi's reason; 404 is
+* ``hub.upstream_http`` maps what every platform shares: 429 is ``RateLimited`` with
+  ``Retry-After``, 5xx, timeouts and transport errors ``CannotConnect``, another status
+  ``UpdateFailed``;
+* flespi's own meanings stay here: 401 and 403 are ``InvalidAuth`` (403: the token lacks
+  gw/devices read access); 400 is ``UpdateFailed`` quoting flespi's reason; 404 is
   ``DevicesNotFound`` carrying the ids flespi named, so the caller can skip those devices
   and keep the rest;
 * an answer that is not the JSON envelope is ``UpdateFailed``.
@@ -31,7 +31,7 @@ from hub.upstream_http import DEFAULT_TIMEOUT_S, upstream_fetch
 
 DEFAULT_BASE_URL = "https://flespi.io"
 DEVICE_FIELDS = "id,name,configuration,metadata,device_type_id,connected"
-FLESPI_STATUSES = (400, 403, 404)
+FLESPI_STATUSES = (400, 401, 403, 404)
 """What flespi means by these is told here, not by ``hub.upstream_http``."""
 
 
@@ -112,6 +112,10 @@ class FlespiClient:
         body = _json(response.content)
         errors = _errors(body)
         reason = "; ".join(e["reason"] for e in errors if e.get("reason")) or ""
+        if status == 401:
+            raise InvalidAuth(
+                "flespi rejected the token (HTTP 401): it is wrong, expired or deleted"
+            )
         if status == 403:
             raise InvalidAuth(
                 "the flespi token lacks read access to gw/devices (HTTP 403); "
