@@ -1,48 +1,34 @@
-"""The flespi plugin against ``FakeFlespi`` on loopback, under a mock clock.
-
-The clock jumps only after the run loop has idled for a moment of real time, so requests
-on loopback complete first and only deliberate sleeps, timeouts and waits move time.
-"""
+"""The flespi plugin against ``FakeFlespi`` on loopback, on gpshub's pytest plugin: a test
+that takes ``gpshub_clock`` runs on trio's mock clock (it jumps only once the run loop has
+idled for a moment of real time, so loopback requests complete first)."""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-import trio
-from trio.testing import MockClock
 
 sys.path.insert(0, str(Path(__file__).parent))  # flespi_world.py
 
-from flespi_world import EPOCH, World
+from flespi_world import World
 
+from gpshub_flespi import FlespiSource
 from gpshub_flespi.testing import FakeFlespi
-from hub.blocking import blocking_calls_inline
 from hub.clock import TrioClock
-from hub.testing import serve_app
 
 
 @pytest.fixture
-def clock() -> MockClock:
-    """The mock clock: a test that takes this fixture runs on it (pytest-trio)."""
-    return MockClock(autojump_threshold=0.02)
+def gpshub_sources() -> Sequence[type]:
+    return (FlespiSource,)
 
 
 @pytest.fixture
-def inline() -> Iterator[None]:
-    """Store calls on the trio thread, so the mock clock is not fooled by DB threads."""
-    with blocking_calls_inline():
-        yield
-
-
-@pytest.fixture
-async def world(clock: MockClock, nursery: trio.Nursery) -> AsyncIterator[World]:
-    wall = TrioClock(EPOCH)
-    wall.now()  # pin the epoch to the current trio time
-    fake = FakeFlespi(now=lambda: wall.now().timestamp())
-    url = await nursery.start(serve_app, fake.app)
-    async with httpx.AsyncClient(timeout=httpx.Timeout(15.0, connect=5.0)) as http:
-        yield World(fake, url, wall, http)
+async def world(gpshub_wall: TrioClock, gpshub_serve: Any, gpshub_http: httpx.AsyncClient) -> World:
+    """A fake flespi served on loopback, the source's clock, the runner's HTTP client."""
+    gpshub_wall.now()  # pin the epoch to the current trio time
+    fake = FakeFlespi(now=lambda: gpshub_wall.now().timestamp())
+    return World(fake, await gpshub_serve(fake), gpshub_wall, gpshub_http)

@@ -14,9 +14,8 @@ from gpshub_flespi.testing import FakeFlespi
 from hub.clock import TrioClock
 from hub.fix import PositionFix
 from hub.source import Cursor, DeviceRef, MemoryStateStore, PollResult
-from hub.testing import source_context
+from hub.testing import EPOCH, source_context
 
-EPOCH = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 T0 = EPOCH.timestamp()
 
 

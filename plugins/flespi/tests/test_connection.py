@@ -15,7 +15,7 @@ from gpshub_flespi.testing import DEFAULT_TOKEN
 from hub.errors import BadConfig, CannotConnect, InvalidAuth, RateLimited, UpdateFailed
 
 
-async def test_connection_summary(world: World, clock: MockClock) -> None:
+async def test_connection_summary(world: World, gpshub_clock: MockClock) -> None:
     for i in range(3):
         world.fake.add_unit(f"unit {i}")
     summary = await world.source().test_connection()
@@ -23,7 +23,7 @@ async def test_connection_summary(world: World, clock: MockClock) -> None:
     assert world.fake.requests == {"/auth/info": 1, "/gw/devices": 1}
 
 
-async def test_connection_with_a_wrong_token(world: World, clock: MockClock) -> None:
+async def test_connection_with_a_wrong_token(world: World, gpshub_clock: MockClock) -> None:
     wrong = "W" * 64
     with pytest.raises(InvalidAuth) as err:
         await world.source({"token": wrong}).test_connection()
@@ -32,7 +32,7 @@ async def test_connection_with_a_wrong_token(world: World, clock: MockClock) -> 
     assert world.fake.request_count == 1
 
 
-async def test_a_token_without_device_access(world: World, clock: MockClock) -> None:
+async def test_a_token_without_device_access(world: World, gpshub_clock: MockClock) -> None:
     world.fake.deny_access()
     with pytest.raises(InvalidAuth) as err:
         await world.source().test_connection()
@@ -41,7 +41,7 @@ async def test_a_token_without_device_access(world: World, clock: MockClock) -> 
         await world.source().poll(refs(["4200001"]), {})
 
 
-async def test_an_unreachable_server(world: World, clock: MockClock) -> None:
+async def test_an_unreachable_server(world: World, gpshub_clock: MockClock) -> None:
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -53,7 +53,9 @@ async def test_an_unreachable_server(world: World, clock: MockClock) -> None:
         await source.poll(refs(["4200001"]), {})
 
 
-async def test_the_token_goes_in_the_header_never_in_a_url(world: World, clock: MockClock) -> None:
+async def test_the_token_goes_in_the_header_never_in_a_url(
+    world: World, gpshub_clock: MockClock
+) -> None:
     unit = world.fake.add_unit("u")
     world.fake.add_fix(unit, world.now(), 1.0, 1.0)
     source = world.source()
@@ -66,7 +68,7 @@ async def test_the_token_goes_in_the_header_never_in_a_url(world: World, clock: 
 
 
 async def test_browse_lists_every_device_with_imei_and_plate(
-    world: World, clock: MockClock
+    world: World, gpshub_clock: MockClock
 ) -> None:
     fake = world.fake
     a = fake.add_unit("Truck 07", imei="356307042441013", plate="ABC-1234")
@@ -88,8 +90,8 @@ async def test_browse_lists_every_device_with_imei_and_plate(
     assert "fields=id%2Cname%2Cconfiguration%2Cmetadata%2Cdevice_type_id%2Cconnected" in query
 
 
-async def test_rate_limit_gives_retry_after(world: World, clock: MockClock) -> None:
-    world.fake.rate_limit(2, retry_after=42)
+async def test_rate_limit_gives_retry_after(world: World, gpshub_clock: MockClock) -> None:
+    world.fake.rate_limit(times=2, retry_after=42)
     source = world.source()
     with pytest.raises(RateLimited) as err:
         await source.test_connection()
@@ -99,14 +101,14 @@ async def test_rate_limit_gives_retry_after(world: World, clock: MockClock) -> N
     assert await source.test_connection()  # the budget is back
 
 
-async def test_rate_limit_without_retry_after(world: World, clock: MockClock) -> None:
-    world.fake.rate_limit(1, retry_after=None)
+async def test_rate_limit_without_retry_after(world: World, gpshub_clock: MockClock) -> None:
+    world.fake.rate_limit(retry_after=None)
     with pytest.raises(RateLimited) as err:
         await world.source().list_devices()
     assert err.value.retry_after is None
 
 
-async def test_the_per_minute_budget(world: World, clock: MockClock) -> None:
+async def test_the_per_minute_budget(world: World, gpshub_clock: MockClock) -> None:
     world.fake.requests_per_minute = 3
     source = world.source()
     for _ in range(3):
@@ -120,18 +122,18 @@ async def test_the_per_minute_budget(world: World, clock: MockClock) -> None:
 
 @pytest.mark.parametrize("status", [500, 502, 503])
 async def test_server_errors_are_cannot_connect(
-    world: World, clock: MockClock, status: int
+    world: World, gpshub_clock: MockClock, status: int
 ) -> None:
-    world.fake.fail(1, status=status)
+    world.fake.fail(status)
     with pytest.raises(CannotConnect) as err:
         await world.source().list_devices()
     assert str(status) in str(err.value)
     assert await world.source().list_devices() == []
 
 
-async def test_malformed_answers_are_update_failed(world: World, clock: MockClock) -> None:
+async def test_malformed_answers_are_update_failed(world: World, gpshub_clock: MockClock) -> None:
     unit = world.fake.add_unit("u")
-    world.fake.malformed(2)
+    world.fake.malformed(times=2)
     with pytest.raises(UpdateFailed):
         await world.source().poll(refs([unit]), {})
     with pytest.raises(UpdateFailed):
@@ -139,7 +141,9 @@ async def test_malformed_answers_are_update_failed(world: World, clock: MockCloc
     await world.source().poll(refs([unit]), {})
 
 
-async def test_slow_answers_time_out_as_cannot_connect(world: World, clock: MockClock) -> None:
+async def test_slow_answers_time_out_as_cannot_connect(
+    world: World, gpshub_clock: MockClock
+) -> None:
     world.fake.slow(60)
     started = trio.current_time()
     with pytest.raises(CannotConnect) as err:
@@ -150,18 +154,18 @@ async def test_slow_answers_time_out_as_cannot_connect(world: World, clock: Mock
     assert await world.source().test_connection()
 
 
-async def test_a_revoked_token_mid_run(world: World, clock: MockClock) -> None:
+async def test_a_revoked_token_mid_run(world: World, gpshub_clock: MockClock) -> None:
     unit = world.fake.add_unit("u")
     source = world.source()
     await source.poll(refs([unit]), {})
-    world.fake.revoke_token()
+    world.fake.expire_sessions()
     before = world.fake.request_count
     with pytest.raises(InvalidAuth):
         await source.poll(refs([unit]), {})
     assert world.fake.request_count == before + 1  # one refusal, no retry loop
 
 
-async def test_a_bad_request_quotes_flespi_reason(world: World, clock: MockClock) -> None:
+async def test_a_bad_request_quotes_flespi_reason(world: World, gpshub_clock: MockClock) -> None:
     unit = world.fake.add_unit("u")
     client = FlespiClient(world.http, DEFAULT_TOKEN, base_url=world.url)
     with pytest.raises(UpdateFailed) as err:

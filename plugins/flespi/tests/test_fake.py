@@ -29,7 +29,7 @@ def ids(response: httpx.Response) -> list[int]:
     return [item["id"] for item in response.json()["result"]]
 
 
-async def test_the_token_is_checked(world: World, clock: MockClock) -> None:
+async def test_the_token_is_checked(world: World, gpshub_clock: MockClock) -> None:
     assert (await get(world, "/auth/info", headers={})).status_code == 401
     wrong = await get(world, "/auth/info", headers={"Authorization": f"Bearer {DEFAULT_TOKEN}"})
     assert wrong.status_code == 401
@@ -37,7 +37,7 @@ async def test_the_token_is_checked(world: World, clock: MockClock) -> None:
     ok = await get(world, "/auth/info")
     assert ok.status_code == 200
     assert ok.json()["result"][0]["cid"] == 123456
-    world.fake.revoke_token()
+    world.fake.expire_sessions()
     assert (await get(world, "/auth/info")).status_code == 401
     world.fake.set_token(DEFAULT_TOKEN)
     world.fake.deny_access()
@@ -45,7 +45,7 @@ async def test_the_token_is_checked(world: World, clock: MockClock) -> None:
     assert (await get(world, "/gw/devices/all")).status_code == 403
 
 
-async def test_device_selectors_and_fields(world: World, clock: MockClock) -> None:
+async def test_device_selectors_and_fields(world: World, gpshub_clock: MockClock) -> None:
     fake = world.fake
     a = int(fake.add_unit("Truck 1", imei="356307042441013", plate="A-1"))
     b = int(fake.add_unit("Truck 2", imei="356307099999999"))
@@ -66,7 +66,7 @@ async def test_device_selectors_and_fields(world: World, clock: MockClock) -> No
     assert missing.json()["errors"][0]["id"] == 99
 
 
-async def test_unknown_ids_in_a_multi_selector(world: World, clock: MockClock) -> None:
+async def test_unknown_ids_in_a_multi_selector(world: World, gpshub_clock: MockClock) -> None:
     a = int(world.fake.add_unit("a"))
     partial = await get(world, f"/gw/devices/{a},99/messages", data={})
     assert partial.status_code == 200
@@ -76,7 +76,7 @@ async def test_unknown_ids_in_a_multi_selector(world: World, clock: MockClock) -
 
 
 async def test_messages_window_count_reverse_fields_and_merge(
-    world: World, clock: MockClock
+    world: World, gpshub_clock: MockClock
 ) -> None:
     fake = world.fake
     a, b = fake.add_unit("a"), fake.add_unit("b")
@@ -122,7 +122,7 @@ async def test_messages_window_count_reverse_fields_and_merge(
     ],
 )
 async def test_messages_schema_errors(
-    world: World, clock: MockClock, data: Any, reason: str
+    world: World, gpshub_clock: MockClock, data: Any, reason: str
 ) -> None:
     unit = world.fake.add_unit("a")
     response = await get(world, f"/gw/devices/{unit}/messages", data=data)
@@ -130,7 +130,7 @@ async def test_messages_schema_errors(
     assert reason in response.json()["errors"][0]["reason"]
 
 
-async def test_bad_json_and_lenient_keys(world: World, clock: MockClock) -> None:
+async def test_bad_json_and_lenient_keys(world: World, gpshub_clock: MockClock) -> None:
     unit = world.fake.add_unit("a")
     world.fake.add_fix(unit, world.now(), 1.0, 1.0)
     url = f"{world.url}/gw/devices/{unit}/messages"
@@ -141,7 +141,9 @@ async def test_bad_json_and_lenient_keys(world: World, clock: MockClock) -> None
     assert ignored.status_code == 200 and len(ignored.json()["result"]) == 1
 
 
-async def test_ttl_removes_messages_but_not_telemetry(world: World, clock: MockClock) -> None:
+async def test_ttl_removes_messages_but_not_telemetry(
+    world: World, gpshub_clock: MockClock
+) -> None:
     fake = world.fake
     unit = fake.add_unit("short", messages_ttl=60)
     now = world.now()
@@ -162,7 +164,9 @@ async def test_ttl_removes_messages_but_not_telemetry(world: World, clock: MockC
     assert (await get(world, f"/gw/devices/{unit}/messages", data={})).json()["result"] == []
 
 
-async def test_a_held_unit_uploads_its_black_box_on_release(world: World, clock: MockClock) -> None:
+async def test_a_held_unit_uploads_its_black_box_on_release(
+    world: World, gpshub_clock: MockClock
+) -> None:
     fake = world.fake
     unit = fake.add_unit("Truck")
     t0 = world.now()
@@ -186,14 +190,14 @@ async def test_a_held_unit_uploads_its_black_box_on_release(world: World, clock:
     assert fake.message_count(unit) == 5
 
 
-async def test_fault_switches(world: World, clock: MockClock) -> None:
+async def test_fault_switches(world: World, gpshub_clock: MockClock) -> None:
     fake = world.fake
-    fake.fail(1, status=503)
+    fake.fail(503)
     assert (await get(world, "/auth/info")).status_code == 503
-    fake.rate_limit(1, retry_after=12)
+    fake.rate_limit(retry_after=12)
     limited = await get(world, "/auth/info")
     assert (limited.status_code, limited.headers["retry-after"]) == (429, "12")
-    fake.malformed(1)
+    fake.malformed()
     broken = await get(world, "/auth/info")
     assert broken.status_code == 200
     with pytest.raises(json.JSONDecodeError):

@@ -3,41 +3,21 @@ every fix is in the history exactly once with the right fields."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
-from flespi_world import EPOCH
 from trio.testing import MockClock
 
 from gpshub_flespi import FlespiSource
 from gpshub_flespi.source import FUTURE_SLACK_S, SETTLE_S
 from gpshub_flespi.testing import FakeFlespi
-from hub.blocking import blocking_calls_inline
 from hub.clock import TrioClock
+from hub.hub_driver import HubDriver, HubFactory
 from hub.models import ConnectionState
-from hub.secrets import SecretBox
-from hub.testing import LOOPBACK_NETWORKS, Fleet, make_hub, serve_app
+from hub.testing import Fleet
 
 UNITS = 7
-
-
-@pytest.fixture(autouse=True)
-def _inline() -> Iterator[None]:
-    with blocking_calls_inline():
-        yield
-
-
-def start_hub(tmp_path: Path, wall: TrioClock, key: bytes) -> Any:
-    return make_hub(
-        tmp_path,
-        FlespiSource,
-        clock=wall,
-        secret_key=key,
-        outbound_allow_networks=LOOPBACK_NETWORKS,
-    )
 
 
 class Trackers:
@@ -90,11 +70,14 @@ async def run_hub(hub: Any, trackers: Trackers, drive_s: float, settle_s: float)
 
 
 async def test_import_poll_restart_poll_stores_every_fix_once(
-    tmp_path: Path, clock: MockClock, nursery: trio.Nursery
+    gpshub_clock: MockClock,
+    gpshub_wall: TrioClock,
+    gpshub_serve: Any,
+    gpshub_hub_factory: HubFactory,
 ) -> None:
-    wall = TrioClock(EPOCH)
+    wall = gpshub_wall
     fake = FakeFlespi(now=lambda: wall.now().timestamp())
-    url = await nursery.start(serve_app, fake.app)
+    url = await gpshub_serve(fake)
     units = [
         fake.add_unit(f"Truck {i}", imei=f"35630704244{i:04d}", plate=f"P-{i}")
         for i in range(UNITS)
@@ -106,8 +89,7 @@ async def test_import_poll_restart_poll_stores_every_fix_once(
         fake.add_fix(unit, start - 7200, 1.0, 1.0)  # older than the backfill: not fetched
         fake.add_fix(unit, start - 1800, 2.0, 2.0)
 
-    key = SecretBox.generate_key().encode()
-    hub = start_hub(tmp_path, wall, key)
+    hub = gpshub_hub_factory()
     assert await hub.test_connection("flespi", fake.credentials(url), fake.options(url)) == (
         "flespi account 123456 (token 'gpshub'): 8 devices"
     )
@@ -139,10 +121,10 @@ async def test_import_poll_restart_poll_stores_every_fix_once(
     # While the hub is down: a rename upstream, reports go on, one arrives late.
     fake.rename(units[0], "Truck 0 (renamed)")
     fake.set_plate(units[1], "NEW-1")
-    hub.store.close()
+    gpshub_hub_factory.close_hub(hub)
     await trackers.run(60)
 
-    hub2 = start_hub(tmp_path, wall, key)  # a restart: same database and secret key
+    hub2 = gpshub_hub_factory()  # a restart: same database and secret key
     assert hub2.store.get_connection(conn.id).state == ConnectionState.OK
     await run_hub(hub2, trackers, drive_s=60, settle_s=65)
     state = hub2.store.get_connection(conn.id)
@@ -181,13 +163,16 @@ async def test_import_poll_restart_poll_stores_every_fix_once(
 
 
 async def test_a_wrong_token_is_tried_once_then_waits_for_new_credentials(
-    tmp_path: Path, clock: MockClock, nursery: trio.Nursery
+    gpshub_clock: MockClock,
+    gpshub_wall: TrioClock,
+    gpshub_serve: Any,
+    gpshub_hub_factory: HubFactory,
 ) -> None:
-    wall = TrioClock(EPOCH)
+    wall = gpshub_wall
     fake = FakeFlespi(now=lambda: wall.now().timestamp())
-    url = await nursery.start(serve_app, fake.app)
+    url = await gpshub_serve(fake)
     unit = fake.add_unit("Truck")
-    hub = start_hub(tmp_path, wall, SecretBox.generate_key().encode())
+    hub = gpshub_hub_factory()
     client = hub.store.create_client("acme")
     conn = hub.store.create_connection(
         client.id, "flespi", "fleet", {"token": "W" * 64}, fake.options(url)
@@ -204,17 +189,20 @@ async def test_a_wrong_token_is_tried_once_then_waits_for_new_credentials(
 
 
 async def test_a_device_silent_for_20_minutes_uploads_its_black_box_and_nothing_is_lost(
-    tmp_path: Path, clock: MockClock, nursery: trio.Nursery
+    gpshub_clock: MockClock,
+    gpshub_wall: TrioClock,
+    gpshub_serve: Any,
+    gpshub_hub_factory: HubFactory,
 ) -> None:
     """A truck out of coverage for 20 minutes buffers its messages and uploads them all at
     once when it is back: every fix is stored, once.  While it is silent it shares a call
     with other silent devices, and that call transfers only what flespi received lately."""
-    wall = TrioClock(EPOCH)
+    wall = gpshub_wall
     fake = FakeFlespi(now=lambda: wall.now().timestamp())
-    url = await nursery.start(serve_app, fake.app)
+    url = await gpshub_serve(fake)
     units = [fake.add_unit(f"Truck {i}") for i in range(3)]
     quiet = units[0]
-    hub = start_hub(tmp_path, wall, SecretBox.generate_key().encode())
+    hub = gpshub_hub_factory()
     client = hub.store.create_client("acme")
     conn = hub.store.create_connection(
         client.id, "flespi", "fleet", fake.credentials(url), fake.options(url)
@@ -246,3 +234,33 @@ async def test_a_device_silent_for_20_minutes_uploads_its_black_box_and_nothing_
             polled_at = data["to"] - FUTURE_SLACK_S
             floor = float(data["filter"].split(">=")[1].split("|")[0])
             assert floor >= polled_at - SETTLE_S - 60  # what arrived since about the last call
+
+
+async def test_the_kit_driver_stores_every_fix_once_across_a_restart(
+    gpshub_clock: MockClock,
+    gpshub_wall: TrioClock,
+    gpshub_serve: Any,
+    gpshub_hub_factory: HubFactory,
+) -> None:
+    """``HubDriver``: create, test, import, 3 polls, restart, 2 polls; every report stored
+    once, names and IMEIs imported."""
+    fake = FakeFlespi(now=lambda: gpshub_wall.now().timestamp())
+    url = await gpshub_serve(fake)
+    units = [fake.add_unit(f"Truck {i}", imei=f"35630704244{i:04d}") for i in range(3)]
+    sent: dict[str, list[float]] = {unit: [] for unit in units}
+
+    def report(poll: int) -> None:
+        """Before each poll, every unit reports a fix (2 s old)."""
+        t = max(round(gpshub_wall.now().timestamp()) - 2, max(sent[units[0]], default=0) + 1)
+        for i, unit in enumerate(units):
+            fake.add_fix(unit, t, 14.6 + i / 100 + poll / 10_000, -90.5, speed_kmh=36.0)
+            sent[unit].append(t)
+
+    driver = HubDriver(gpshub_hub_factory, FlespiSource, fake.credentials(url), fake.options(url))
+    stored = await driver.run(polls=3, polls_after_restart=2, before=report)
+
+    assert driver.polls == 5
+    assert driver.connection().state == ConnectionState.OK
+    assert {u: [r["fix_time"].timestamp() for r in rows] for u, rows in stored.items()} == sent
+    assert all(len(times) == 5 for times in sent.values())
+    assert {d.imei for d in driver.devices().values()} == {f"35630704244{i:04d}" for i in range(3)}

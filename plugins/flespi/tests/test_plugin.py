@@ -59,6 +59,7 @@ def test_option_defaults() -> None:
         "page_size": 10000,
         "max_extra_pages": 20,
         "sync_every_s": 600.0,
+        "timeout_s": 30.0,
     }
     assert FlespiSource.parse_options({"base_url": "http://proxy.example:8080/"}).base_url == (
         "http://proxy.example:8080"

@@ -16,7 +16,7 @@ from hub.source import Cursor, DeviceRef
 
 
 async def test_first_poll_backfills_an_hour_then_only_new_fixes(
-    world: World, clock: MockClock
+    world: World, gpshub_clock: MockClock
 ) -> None:
     fake = world.fake
     unit = fake.add_unit("Truck 7", imei="356307042441013")
@@ -40,7 +40,9 @@ async def test_first_poll_backfills_an_hour_then_only_new_fixes(
     assert result.fixes == {}
 
 
-async def test_no_gaps_and_no_duplicates_across_many_polls(world: World, clock: MockClock) -> None:
+async def test_no_gaps_and_no_duplicates_across_many_polls(
+    world: World, gpshub_clock: MockClock
+) -> None:
     """Fixes arrive at every moment, including exactly at the previous poll's end and at
     the same instant as the newest fix: each is emitted exactly once."""
     fake = world.fake
@@ -65,7 +67,7 @@ async def test_no_gaps_and_no_duplicates_across_many_polls(world: World, clock: 
 
 
 async def test_fix_times_keep_microseconds_and_units_stay_metric(
-    world: World, clock: MockClock
+    world: World, gpshub_clock: MockClock
 ) -> None:
     fake = world.fake
     unit = fake.add_unit("Van")
@@ -92,7 +94,7 @@ async def test_fix_times_keep_microseconds_and_units_stay_metric(
 
 
 async def test_sensors_keep_flespi_names_and_add_normalised_keys(
-    world: World, clock: MockClock
+    world: World, gpshub_clock: MockClock
 ) -> None:
     fake = world.fake
     unit = fake.add_unit("Bus", imei="111115555599999")
@@ -128,7 +130,9 @@ async def test_sensors_keep_flespi_names_and_add_normalised_keys(
     }
 
 
-async def test_invalid_fixes_are_kept_with_valid_false(world: World, clock: MockClock) -> None:
+async def test_invalid_fixes_are_kept_with_valid_false(
+    world: World, gpshub_clock: MockClock
+) -> None:
     fake = world.fake
     unit = fake.add_unit("Tractor")
     now = world.now()
@@ -139,7 +143,7 @@ async def test_invalid_fixes_are_kept_with_valid_false(world: World, clock: Mock
 
 
 async def test_records_that_are_not_fixes_are_skipped_not_fatal(
-    world: World, clock: MockClock
+    world: World, gpshub_clock: MockClock
 ) -> None:
     fake = world.fake
     unit = fake.add_unit("Odd")
@@ -153,7 +157,7 @@ async def test_records_that_are_not_fixes_are_skipped_not_fatal(
     assert [f.fix_time for f in result.fixes[unit]] == [at(now - 1)]
 
 
-async def test_devices_share_one_request_per_batch(world: World, clock: MockClock) -> None:
+async def test_devices_share_one_request_per_batch(world: World, gpshub_clock: MockClock) -> None:
     fake = world.fake
     units = [fake.add_unit(f"car {i}") for i in range(25)]
     poller = Poller(world.source(batch_size=10), refs(units))
@@ -170,7 +174,7 @@ async def test_devices_share_one_request_per_batch(world: World, clock: MockCloc
     assert sorted(len(s.split(",")) for s in selectors[-3:]) == [5, 10, 10]
 
 
-async def test_steady_state_requests_per_poll(world: World, clock: MockClock) -> None:
+async def test_steady_state_requests_per_poll(world: World, gpshub_clock: MockClock) -> None:
     fake = world.fake
     units = [fake.add_unit(f"car {i}") for i in range(30)]
     poller = Poller(world.source(batch_size=7, sync_every_s=600), refs(units))
@@ -188,7 +192,7 @@ async def test_steady_state_requests_per_poll(world: World, clock: MockClock) ->
     assert set(counts) == {math.ceil(30 / 7), 1 + math.ceil(30 / 7)}
 
 
-async def test_count_is_the_key_never_limit(world: World, clock: MockClock) -> None:
+async def test_count_is_the_key_never_limit(world: World, gpshub_clock: MockClock) -> None:
     fake = world.fake
     unit = fake.add_unit("one")
     await world.source(page_size=123).poll(refs([unit]), {})
@@ -200,7 +204,7 @@ async def test_count_is_the_key_never_limit(world: World, clock: MockClock) -> N
     assert isinstance(data["from"], float) and isinstance(data["to"], float)
 
 
-async def test_full_pages_are_followed(world: World, clock: MockClock) -> None:
+async def test_full_pages_are_followed(world: World, gpshub_clock: MockClock) -> None:
     fake = world.fake
     unit = fake.add_unit("chatty")
     other = fake.add_unit("quiet")
@@ -217,7 +221,7 @@ async def test_full_pages_are_followed(world: World, clock: MockClock) -> None:
 
 
 async def test_the_page_budget_bounds_a_poll_and_the_next_continues(
-    world: World, clock: MockClock
+    world: World, gpshub_clock: MockClock
 ) -> None:
     fake = world.fake
     unit = fake.add_unit("backlog")
@@ -246,7 +250,9 @@ async def test_the_page_budget_bounds_a_poll_and_the_next_continues(
     assert fake.requests["/gw/devices/messages"] == 3  # one page per poll
 
 
-async def test_late_back_dated_messages_are_picked_up_once(world: World, clock: MockClock) -> None:
+async def test_late_back_dated_messages_are_picked_up_once(
+    world: World, gpshub_clock: MockClock
+) -> None:
     fake = world.fake
     unit = fake.add_unit("black box")
     now = world.now()
@@ -270,7 +276,7 @@ async def test_late_back_dated_messages_are_picked_up_once(world: World, clock: 
 
 
 async def test_already_received_messages_are_not_transferred_again(
-    world: World, clock: MockClock
+    world: World, gpshub_clock: MockClock
 ) -> None:
     fake = world.fake
     units = [fake.add_unit(f"u{i}") for i in range(3)]
@@ -296,7 +302,7 @@ async def test_already_received_messages_are_not_transferred_again(
 
 
 async def test_a_device_unknown_upstream_is_skipped_and_the_rest_kept(
-    world: World, clock: MockClock, caplog: pytest.LogCaptureFixture
+    world: World, gpshub_clock: MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     fake = world.fake
     units = [fake.add_unit(f"u{i}") for i in range(3)]
@@ -320,7 +326,9 @@ async def test_a_device_unknown_upstream_is_skipped_and_the_rest_kept(
         assert len(warnings) == 1, mode
 
 
-async def test_a_device_removed_upstream_is_noticed_at_sync(world: World, clock: MockClock) -> None:
+async def test_a_device_removed_upstream_is_noticed_at_sync(
+    world: World, gpshub_clock: MockClock
+) -> None:
     fake = world.fake
     units = [fake.add_unit(f"u{i}") for i in range(2)]
     fake.remove_unit(units[0])
@@ -330,7 +338,7 @@ async def test_a_device_removed_upstream_is_noticed_at_sync(world: World, clock:
 
 
 async def test_new_device_with_short_ttl_shows_its_telemetry_position(
-    world: World, clock: MockClock
+    world: World, gpshub_clock: MockClock
 ) -> None:
     fake = world.fake
     unit = fake.add_unit("short ttl", messages_ttl=0)
@@ -363,7 +371,7 @@ async def test_new_device_with_short_ttl_shows_its_telemetry_position(
 
 
 async def test_telemetry_is_not_asked_for_devices_with_messages(
-    world: World, clock: MockClock
+    world: World, gpshub_clock: MockClock
 ) -> None:
     fake = world.fake
     unit = fake.add_unit("normal")
@@ -376,7 +384,7 @@ async def test_telemetry_is_not_asked_for_devices_with_messages(
 
 
 async def test_a_device_first_seen_by_telemetry_then_by_messages(
-    world: World, clock: MockClock
+    world: World, gpshub_clock: MockClock
 ) -> None:
     fake = world.fake
     unit = fake.add_unit("arrives late")
@@ -392,7 +400,9 @@ async def test_a_device_first_seen_by_telemetry_then_by_messages(
     assert poller.times(unit) == [old, late]
 
 
-async def test_names_and_plates_are_synced_on_schedule(world: World, clock: MockClock) -> None:
+async def test_names_and_plates_are_synced_on_schedule(
+    world: World, gpshub_clock: MockClock
+) -> None:
     fake = world.fake
     unit = fake.add_unit("Truck", imei="356307042441013", plate="ABC-1")
     source = world.source(sync_every_s=600)
@@ -413,7 +423,7 @@ async def test_names_and_plates_are_synced_on_schedule(world: World, clock: Mock
 
 
 async def test_device_ids_that_are_not_flespi_ids_are_never_sent(
-    world: World, clock: MockClock
+    world: World, gpshub_clock: MockClock
 ) -> None:
     fake = world.fake
     unit = fake.add_unit("ok")
@@ -424,7 +434,7 @@ async def test_device_ids_that_are_not_flespi_ids_are_never_sent(
     assert all(q[1] == unit for q in fake.queries)
 
 
-async def test_future_device_clock_is_still_fetched(world: World, clock: MockClock) -> None:
+async def test_future_device_clock_is_still_fetched(world: World, gpshub_clock: MockClock) -> None:
     """A device clock a few minutes ahead of the server: its messages are not lost to
     the server-side receive filter once their time is 'now'."""
     fake = world.fake
@@ -442,7 +452,7 @@ async def test_future_device_clock_is_still_fetched(world: World, clock: MockClo
 
 
 async def test_many_devices_with_different_starts_form_groups(
-    world: World, clock: MockClock
+    world: World, gpshub_clock: MockClock
 ) -> None:
     """Reporting devices share a call when their starts are close; silent ones share one
     whatever their starts, from the earliest (at most ``max_lookback_s`` back)."""

@@ -4,11 +4,13 @@ Every request carries ``Authorization: FlespiToken <token>``; nothing secret goe
 URL.  flespi answers ``{"result": [...]}``, with ``errors`` entries (``code``, ``reason``
 and, for one item of a multi-item selector, ``id``) next to it or instead of it:
 
-* 401 and 403 are ``InvalidAuth`` (403: the token lacks gw/devices read access);
-* 429 is ``RateLimited`` with ``Retry-After``; 5xx, timeouts and transport errors are
-  ``CannotConnect``;
-* 400 is ``UpdateFailed`` quoting flespi's reason; 404 is ``DevicesNotFound`` carrying
-  the ids flespi named, so the caller can skip those devices and keep the rest;
+* ``hub.upstream_http`` maps what every platform shares: 429 is ``RateLimited`` with
+  ``Retry-After``, 5xx, timeouts and transport errors ``CannotConnect``, another status
+  ``UpdateFailed``;
+* flespi's own meanings stay here: 401 and 403 are ``InvalidAuth`` (403: the token lacks
+  gw/devices read access); 400 is ``UpdateFailed`` quoting flespi's reason; 404 is
+  ``DevicesNotFound`` carrying the ids flespi named, so the caller can skip those devices
+  and keep the rest;
 * an answer that is not the JSON envelope is ``UpdateFailed``.
 """
 
@@ -24,12 +26,13 @@ import httpx
 import orjson
 
 from hub.clock import Clock, SystemClock
-from hub.errors import CannotConnect, InvalidAuth, RateLimited, UpdateFailed
-from hub.http_failures import upstream_errors
-from hub.retry_after import response_retry_after
+from hub.errors import InvalidAuth, UpdateFailed
+from hub.upstream_http import DEFAULT_TIMEOUT_S, upstream_fetch
 
 DEFAULT_BASE_URL = "https://flespi.io"
 DEVICE_FIELDS = "id,name,configuration,metadata,device_type_id,connected"
+FLESPI_STATUSES = (400, 401, 403, 404)
+"""What flespi means by these is told here, not by ``hub.upstream_http``."""
 
 
 class DevicesNotFound(UpdateFailed):
@@ -59,9 +62,11 @@ class FlespiClient:
         base_url: str | None = None,
         log: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
         clock: Clock | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
     ) -> None:
         self._http = http
         self._clock = clock or SystemClock()
+        self.timeout_s = timeout_s
         self._headers = {"Authorization": f"FlespiToken {token}", "Accept": "application/json"}
         self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
         self._custom_url = base_url is not None
@@ -87,12 +92,19 @@ class FlespiClient:
         return await self.get(f"/gw/devices/{','.join(ids)}/telemetry/all")
 
     async def get(self, path: str, params: Mapping[str, str] | None = None) -> Answer:
-        url = f"{self.base_url}{path}"
-        # the guard can refuse only a base URL the user set: flespi's own is public
-        with upstream_errors(
-            f"flespi at {self.base_url}", "options.base_url" if self._custom_url else None
-        ):
-            response = await self._http.get(url, params=params, headers=self._headers)
+        response = await upstream_fetch(
+            self._http,
+            "GET",
+            f"{self.base_url}{path}",
+            upstream="flespi",
+            now=self._clock.now,
+            timeout_s=self.timeout_s,
+            # the guard can refuse only a base URL the user set: flespi's own is public
+            url_field="options.base_url" if self._custom_url else None,
+            accept=FLESPI_STATUSES,
+            params=params,
+            headers=self._headers,
+        )
         return self._answer(response)
 
     def _answer(self, response: httpx.Response) -> Answer:
@@ -109,22 +121,11 @@ class FlespiClient:
                 "the flespi token lacks read access to gw/devices (HTTP 403); "
                 "use a Standard token or an ACL token allowing gw/devices"
             )
-        if status == 429:
-            raise RateLimited(
-                "flespi asked to slow down (HTTP 429)",
-                response_retry_after(response, self._clock.now()),
-            )
-        if status >= 500:
-            raise CannotConnect(
-                f"flespi answered HTTP {status}" + (f": {reason}" if reason else "")
-            )
         if status == 404:
             ids = {i for e in errors if (i := _id(e.get("id"))) is not None}
             raise DevicesNotFound(f"flespi answered 404: {reason or 'not found'}", ids)
         if status == 400:
             raise UpdateFailed(f"flespi refused the request (HTTP 400): {reason or 'bad request'}")
-        if not 200 <= status < 300:
-            raise UpdateFailed(f"flespi answered HTTP {status}" + (f": {reason}" if reason else ""))
         if not isinstance(body, Mapping):
             raise UpdateFailed(f"flespi answered HTTP {status} with a body that is not JSON")
         result = body.get("result")

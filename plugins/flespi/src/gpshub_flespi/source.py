@@ -43,17 +43,23 @@ from gpshub_flespi.client import (
 )
 from gpshub_flespi.fetch import fetch_group
 from gpshub_flespi.messages import parse_device, parse_telemetry
-from hub.errors import CannotConnect, RateLimited, UpdateFailed
-from hub.rangepoll import RESUME, RangeOptions, RangeWindow, group_by_start
-from hub.source import (
+from hub import (
     Cadence,
+    CannotConnect,
     Cursor,
     DeviceRef,
+    HttpOptions,
     PollResult,
+    RangeOptions,
+    RangeWindow,
+    RateLimited,
     RemoteDevice,
     Source,
     SourceContext,
+    UpdateFailed,
+    group_by_start,
 )
+from hub.rangepoll import RESUME
 
 FLESPI_ID = re.compile(r"[1-9][0-9]{0,18}")
 TELEMETRY_TS = "telemetry_ts"
@@ -87,7 +93,7 @@ class FlespiCredentials(BaseModel):
         return SecretStr(token)
 
 
-class FlespiOptions(RangeOptions):
+class FlespiOptions(RangeOptions, HttpOptions):
     """How the account is polled; the defaults suit flespi.io."""
 
     batch_size: int = Field(
@@ -136,6 +142,7 @@ class FlespiSource(Source[FlespiCredentials, FlespiOptions]):
             base_url=ctx.options.base_url,
             log=ctx.log,
             clock=ctx.clock,
+            timeout_s=ctx.options.timeout_s,
         )
         self._synced_at: datetime | None = None
         self._missing: set[str] = set()  # our devices flespi does not have (logged once)

@@ -21,16 +21,19 @@ It serves what the plugin uses, as flespi documents it (``upstream-apis.md`` sec
 A unit out of coverage: ``hold(unit)`` keeps its messages in its black box, ``release(unit)``
 uploads them all at once, received then.
 
-Fault switches: ``rate_limit(n, retry_after)`` (the next n requests get 429),
-``requests_per_minute`` (429 beyond a per-minute budget), ``fail(n, status)``,
-``malformed(n)`` (broken JSON), ``slow(seconds)``, ``revoke_token()`` / ``set_token()``
-and ``deny_access()`` (403).  ``requests`` counts served requests by endpoint::
+It is a ``hub.fake_upstream.FakeUpstream``: the base's fault switches queue in order
+(``fail``, ``rate_limit``, ``malformed``, ``hang``, ``platform_error(status, code,
+reason)`` for flespi's own ``errors`` body) and ``delay`` (``slow``) slows every answer;
+``expire_sessions()`` makes the token stop working, ``set_token()`` sets another,
+``deny_access()`` takes its gw/devices ACL away (403), ``requests_per_minute`` answers 429
+beyond a per-minute budget.  ``requests`` counts requests by endpoint
+(``/gw/devices/messages``), ``calls`` logs them::
 
     fake = FakeFlespi(now=lambda: hub.clock.now().timestamp())
     unit = fake.add_unit("Truck 7", imei="356307042441013", plate="ABC-123")
     fake.add_fix(unit, t, 14.6, -90.5, speed_kmh=42.0)
     async with trio.open_nursery() as nursery:
-        url = await nursery.start(serve_app, fake.app)
+        url = await nursery.start(serve_app, fake.app)   # or await gpshub_serve(fake)
         credentials, options = fake.credentials(url), fake.options(url)
 
 This module ships with the plugin so other code (the hub's benchmark) can use it; the
@@ -41,9 +44,11 @@ from __future__ import annotations
 
 import heapq
 import math
+import re
 import time
+import urllib.parse
 from bisect import bisect_left, bisect_right
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -51,13 +56,12 @@ from itertools import islice
 from typing import Any, Literal
 
 import orjson
-import trio
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from gpshub_flespi.expressions import ExpressionError, compile_expression, compile_filter
+from hub.fake_upstream import FakeCall, FakeUpstream
 
 DEFAULT_TOKEN = "FakeFlespiToken0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOP"  # noqa: S105 (a test token of the fake)
 MESSAGE_KEYS = frozenset(
@@ -65,6 +69,7 @@ MESSAGE_KEYS = frozenset(
 )
 FIRST_DEVICE_ID = 4_200_001
 DEFAULT_TTL = 31_536_000  # flespi's default messages TTL: one year
+ENDPOINT = re.compile(r"/gw/devices/[^/]+(/messages|/telemetry)?(/[^/]+)?")
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -157,12 +162,14 @@ class FakeDevice:
                 telemetry["position"] = {"value": composite, "ts": ts}
 
 
-class FakeFlespi:
+class FakeFlespi(FakeUpstream):
     """A flespi account in memory with a Starlette ``app`` serving its REST API.
 
     ``now`` gives the server's time in epoch seconds: the default receive time of new
     messages, messages TTL and the per-minute request budget follow it.
     """
+
+    name = "flespi"
 
     def __init__(
         self,
@@ -174,7 +181,7 @@ class FakeFlespi:
         strict_keys: bool = True,
         requests_per_minute: int | None = None,
     ) -> None:
-        self.now = now
+        super().__init__(now=now)
         self.token = token
         self.cid = cid
         self.label = "gpshub"
@@ -182,35 +189,46 @@ class FakeFlespi:
         self.strict_keys = strict_keys
         self.requests_per_minute = requests_per_minute
         self.access_denied = False
-        self.delay = 0.0
         self.devices: dict[int, FakeDevice] = {}
-        self.requests: Counter[str] = Counter()
-        self.urls: deque[str] = deque(maxlen=1000)
         self.queries: deque[tuple[str, str, dict[str, Any] | None]] = deque(maxlen=1000)
-        self.authorizations: deque[str | None] = deque(maxlen=1000)
         self._next_id = FIRST_DEVICE_ID
-        self._fail_left = 0
-        self._fail_status = 500
-        self._limit_left = 0
-        self._retry_after: float | None = None
-        self._malformed_left = 0
         self._minute: int | None = None
         self._minute_count = 0
         self._held: dict[int, list[tuple[float, dict[str, Any], float | None]]] = {}
-        self.app = Starlette(
-            routes=[
-                Route("/auth/info", self._wrap("/auth/info", self._auth_info)),
-                Route("/gw/devices/{selector}", self._wrap("/gw/devices", self._devices)),
-                Route(
-                    "/gw/devices/{selector}/messages",
-                    self._wrap("/gw/devices/messages", self._messages),
-                ),
-                Route(
-                    "/gw/devices/{selector}/telemetry/{params}",
-                    self._wrap("/gw/devices/telemetry", self._telemetry),
-                ),
-            ]
-        )
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route("/auth/info", self._wrap("/auth/info", self._auth_info)),
+            Route("/gw/devices/{selector}", self._wrap("/gw/devices", self._devices)),
+            Route(
+                "/gw/devices/{selector}/messages",
+                self._wrap("/gw/devices/messages", self._messages),
+            ),
+            Route(
+                "/gw/devices/{selector}/telemetry/{params}",
+                self._wrap("/gw/devices/telemetry", self._telemetry),
+            ),
+        ]
+
+    def request_name(self, call: FakeCall) -> str:
+        """A call by its endpoint: ``/gw/devices/1,2/messages`` is ``/gw/devices/messages``."""
+        match = ENDPOINT.fullmatch(call.path)
+        if match is None:
+            return call.path
+        return "/gw/devices" + (match.group(1) or "")
+
+    @property
+    def urls(self) -> list[str]:
+        """The path and query string of every request."""
+        return [
+            c.path + (f"?{urllib.parse.urlencode(c.query, doseq=True)}" if c.query else "")
+            for c in self.calls
+        ]
+
+    @property
+    def authorizations(self) -> list[str | None]:
+        """The ``Authorization`` header of every request."""
+        return [c.headers.get("authorization") for c in self.calls]
 
     # -- account contents ----------------------------------------------------------------
     def add_unit(
@@ -352,30 +370,18 @@ class FakeFlespi:
     def options(self, url: str) -> dict[str, Any]:
         return {"base_url": url}
 
-    @property
-    def request_count(self) -> int:
-        return sum(self.requests.values())
-
-    # -- fault switches ----------------------------------------------------------------------
-    def rate_limit(self, n: int, retry_after: float | None = 30.0) -> None:
-        """Answer the next ``n`` requests with 429 (and ``Retry-After`` when given)."""
-        self._limit_left = n
-        self._retry_after = retry_after
-
-    def fail(self, n: int, status: int = 500) -> None:
-        """Answer the next ``n`` requests with ``status``."""
-        self._fail_left = n
-        self._fail_status = status
-
-    def malformed(self, n: int) -> None:
-        """Answer the next ``n`` authorised requests with a body that is not JSON."""
-        self._malformed_left = n
+    # -- faults ------------------------------------------------------------------------------
+    def platform_response(
+        self, call: FakeCall, *, status: int = 400, code: int = 2, reason: str = "bad request"
+    ) -> Response:
+        """``platform_error``: flespi's ``errors`` body with ``status``."""
+        return _json(status, {"errors": [{"code": code, "reason": reason}]})
 
     def slow(self, seconds: float) -> None:
-        """Delay every answer by ``seconds`` (``trio.sleep``) until ``slow(0)``."""
-        self.delay = seconds
+        """Every answer waits ``seconds`` (``delay``) until ``slow(0)``."""
+        self.delay = max(seconds, 0.0)
 
-    def revoke_token(self) -> None:
+    def expire_sessions(self) -> None:
         """The token stops working (deleted or expired): every request gets 401."""
         self.token = DEFAULT_TOKEN[::-1] if self.token == DEFAULT_TOKEN else DEFAULT_TOKEN
 
@@ -389,20 +395,9 @@ class FakeFlespi:
     # -- serving -----------------------------------------------------------------------------
     def _wrap(self, endpoint: str, handler: Callable[[Request], Any]) -> Handler:
         async def serve(request: Request) -> Response:
-            self.requests[endpoint] += 1
-            query = request.url.query
-            self.urls.append(request.url.path + (f"?{query}" if query else ""))
-            self.authorizations.append(request.headers.get("authorization"))
-            if self.delay > 0:
-                await trio.sleep(self.delay)
             try:
-                self._faults()
+                self._budget()
                 self._authorise(request, endpoint)
-                if self._malformed_left > 0:
-                    self._malformed_left -= 1
-                    return Response(
-                        b'{"result": [{"id": 1, "name": "', media_type="application/json"
-                    )
                 status, body = handler(request)
             except _Refusal as exc:
                 return _json(exc.status, {"errors": exc.errors}, exc.headers)
@@ -410,31 +405,23 @@ class FakeFlespi:
 
         return serve
 
-    def _faults(self) -> None:
-        if self._fail_left > 0:
-            self._fail_left -= 1
+    def _budget(self) -> None:
+        """429 beyond ``requests_per_minute`` (flespi's per-minute REST budget)."""
+        if self.requests_per_minute is None:
+            return
+        now = self.now()
+        minute = int(now // 60)
+        if minute != self._minute:
+            self._minute, self._minute_count = minute, 0
+        self._minute_count += 1
+        if self._minute_count > self.requests_per_minute:
+            wait = max(1, math.ceil((minute + 1) * 60 - now))
             raise _Refusal(
-                self._fail_status, f"internal error (HTTP {self._fail_status})", code=500
+                429,
+                "too many REST API calls per minute",
+                code=429,
+                headers={"Retry-After": str(wait)},
             )
-        if self._limit_left > 0:
-            self._limit_left -= 1
-            retry = self._retry_after
-            headers = {"Retry-After": _retry_text(retry)} if retry is not None else None
-            raise _Refusal(429, "too many requests", code=429, headers=headers)
-        if self.requests_per_minute is not None:
-            now = self.now()
-            minute = int(now // 60)
-            if minute != self._minute:
-                self._minute, self._minute_count = minute, 0
-            self._minute_count += 1
-            if self._minute_count > self.requests_per_minute:
-                wait = max(1, math.ceil((minute + 1) * 60 - now))
-                raise _Refusal(
-                    429,
-                    "too many REST API calls per minute",
-                    code=429,
-                    headers={"Retry-After": str(wait)},
-                )
 
     def _authorise(self, request: Request, endpoint: str) -> None:
         header = request.headers.get("authorization", "")
@@ -629,10 +616,6 @@ def _flat(item: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[name] = value
     return out
-
-
-def _retry_text(seconds: float) -> str:
-    return str(int(seconds)) if float(seconds).is_integer() else str(seconds)
 
 
 def _json(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Response:
