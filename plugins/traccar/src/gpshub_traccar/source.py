@@ -12,7 +12,7 @@ from gpshub_traccar.client import BrokenAnswer, TraccarClient, TraccarRequestErr
 from gpshub_traccar.parse import BadShape, parse_devices
 from gpshub_traccar.poller import RoutePoller, settings_from
 from hub.errors import BadConfig, UpdateFailed
-from hub.rangepoll import RangeOptions
+from hub.rangepoll import HttpOptions, RangeOptions
 from hub.source import (
     Cadence,
     Cursor,
@@ -51,7 +51,7 @@ class TraccarCredentials(BaseModel):
         return value
 
 
-class TraccarOptions(RangeOptions):
+class TraccarOptions(HttpOptions, RangeOptions):
     """How the account is polled; the defaults suit a Traccar server with default limits."""
 
     batch_size: int = Field(
@@ -85,13 +85,6 @@ class TraccarOptions(RangeOptions):
         title="Extra requests per poll",
         description="Requests one poll may add to continue cut-short answers and backlogs;"
         " the rest waits for the next poll.",
-    )
-    timeout_s: float = Field(
-        default=30.0,
-        gt=0,
-        le=60,
-        title="Request timeout (s)",
-        description="How long one request may take.",
     )
 
 

@@ -13,7 +13,7 @@ from gpshub_tracking3d.client import Tracking3DClient
 from gpshub_tracking3d.feed import FeedPoller, FeedSettings
 from gpshub_tracking3d.parse import BadShape, parse_units
 from hub.errors import UpdateFailed
-from hub.rangepoll import RangeOptions
+from hub.rangepoll import HttpOptions, RangeOptions
 from hub.source import (
     Cadence,
     Cursor,
@@ -44,7 +44,7 @@ class Tracking3DCredentials(BaseModel):
         return value
 
 
-class Tracking3DOptions(RangeOptions):
+class Tracking3DOptions(HttpOptions, RangeOptions):
     """How the account is polled; the defaults suit the hosted service."""
 
     base_url: UpstreamUrl = Field(
@@ -106,13 +106,6 @@ class Tracking3DOptions(RangeOptions):
         title="Feed page size",
         description="The most records the server returns per feed request, if known;"
         " 0 learns it from the answers.",
-    )
-    timeout_s: float = Field(
-        default=30.0,
-        gt=0,
-        le=60,
-        title="Request timeout (s)",
-        description="How long one request may take.",
     )
 
 
