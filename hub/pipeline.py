@@ -88,7 +88,7 @@ class Pipeline:
         thread when that costs CPU only (SQLite, its commits leaving the WAL to the
         housekeeping: ``WriterConnection.commit_is_cpu_only``) and no other connection
         holds the write lock (else it waits on a worker thread, as larger batches do).
-        Handing a transaction to a worker thread and back costs more CPU (about 0.15 ms
+        Handing a transaction to a worker thread and back costs more CPU (0.2 ms or so
         on a small virtual machine) than SQLite spends writing one fix; for a push
         source, whose fixes come one by one, it was a third of the cost of each.  A
         small batch is over in well under a millisecond."""
