@@ -42,7 +42,14 @@ import pytest
 import trio
 
 from hub.clock import TrioClock
-from hub.errors import CannotConnect, InvalidAuth, RateLimited, SourceError, UpdateFailed
+from hub.errors import (
+    CannotConnect,
+    InvalidAuth,
+    NotSupported,
+    RateLimited,
+    SourceError,
+    UpdateFailed,
+)
 from hub.fake_upstream import FakeUpstream
 from hub.logging_setup import install_redaction
 from hub.runner import new_http_client
@@ -185,6 +192,21 @@ class SourceContract(DeclarationContract):
         assert isinstance(summary, str) and summary.strip(), (
             f"test_connection returned {summary!r}: return a summary such as '2 devices'"
         )
+
+    async def test_browse_matches_the_flag(self, upstream: Upstream, gpshub_clock: Any) -> None:
+        """A source that ``supports_browse`` lists the upstream's devices, each with its
+        upstream id; one that does not raises ``NotSupported`` (the API then asks the
+        user for the devices' ids)."""
+        async with self.source(upstream) as source:
+            if not self.source_class.supports_browse:
+                with pytest.raises(NotSupported):
+                    await source.list_devices()
+                return
+            devices = await source.list_devices()
+        listed = {d.upstream_id for d in devices}
+        assert all(listed), "a listed device without an upstream id"
+        missing = {d.upstream_id for d in upstream.devices} - listed
+        assert not missing, f"devices the upstream has are not listed: {sorted(missing)}"
 
     async def test_a_poll_returns_the_fixes_the_upstream_has(
         self, upstream: Upstream, gpshub_clock: Any

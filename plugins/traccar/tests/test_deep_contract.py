@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from gpshub_traccar import TraccarSource
 from gpshub_traccar.testing import FakeTraccar
-from hub.contract import SourceContract, Upstream
+from hub.contract import SourceContract
 
 
 class TestTraccarContract(SourceContract):
@@ -32,12 +32,3 @@ class TestTraccarContract(SourceContract):
 
     def add_fix(self, fake: Any, upstream_id: str, t: float, lat: float, lon: float) -> None:
         fake.add_fix(upstream_id, t, lat, lon, speed_kmh=30.0)
-
-    async def test_browse_lists_the_devices(self, upstream: Upstream, gpshub_clock: Any) -> None:
-        """``supports_browse``: ``list_devices`` gives the fake's devices (the deep contract
-        has no browse check; the shallow one had)."""
-        async with self.source(upstream) as source:
-            devices = await source.list_devices()
-        assert sorted(d.upstream_id for d in devices) == sorted(
-            d.upstream_id for d in upstream.devices
-        )
