@@ -52,7 +52,7 @@ from hub.errors import (
 )
 from hub.fake_upstream import FakeUpstream
 from hub.logging_setup import install_redaction
-from hub.runner import new_http_client
+from hub.runner import source_http_client
 from hub.source import Cursor, DeviceRef, PollResult, Source, url_fields
 from hub.testing import LOOPBACK, DeclarationContract, source_context
 
@@ -143,9 +143,11 @@ class SourceContract(DeclarationContract):
 
     @asynccontextmanager
     async def source(self, up: Upstream, **options: Any) -> AsyncIterator[Source[Any, Any]]:
-        """A new source instance for the fake, as a runner makes one."""
+        """A new source instance for the fake, as a runner makes one: its ``ctx.http``
+        names the source, has the options' timeout and reads the source's clock."""
         opts = {**self.options(up.fake, up.url), **options}
-        async with new_http_client(LOOPBACK) as http:
+        parsed = self.source_class.parse_options(opts)
+        async with source_http_client(LOOPBACK, self.source_class, parsed, up.clock) as http:
             ctx = source_context(
                 self.source_class, self.credentials(up.fake, up.url), http,
                 options=opts, clock=up.clock,
