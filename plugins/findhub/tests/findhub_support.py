@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -17,8 +16,8 @@ from gpshub_findhub.source import FindHubSource
 from gpshub_findhub.testing import FakeFindHub
 from hub.clock import Clock
 from hub.source import DeviceRef, MemoryStateStore, PollResult, SourceContext
+from hub.testing import EPOCH
 
-EPOCH = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 T0 = EPOCH.timestamp()
 
 MakeSource = Callable[..., FindHubSource]

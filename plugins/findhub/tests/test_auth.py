@@ -65,17 +65,17 @@ def test_the_form_is_gpsoauths_perform_oauth(monkeypatch: pytest.MonkeyPatch) ->
 
 
 async def test_a_token_is_cached_in_state_until_its_expiry_minus_five_minutes(
-    fake: FakeFindHub, wall: TrioClock, clock: MockClock
+    fake: FakeFindHub, gpshub_wall: TrioClock, gpshub_clock: MockClock
 ) -> None:
     state = MemoryStateStore()
     with blocking_calls_inline():
-        tokens = manager(fake, wall, state)
+        tokens = manager(fake, gpshub_wall, state)
         first = await tokens.token()
         assert await tokens.token() == first and fake.tokens_issued == 1
         assert state.data[STATE_KEY]["token"] == first
         assert first not in str({k: v for k, v in state.data[STATE_KEY].items() if k != "token"})
         # a new instance (a restart) takes the saved token
-        again = manager(fake, wall, state)
+        again = manager(fake, gpshub_wall, state)
         assert await again.token() == first and fake.tokens_issued == 1
         await trio.sleep(3600 - 300 - 1)
         assert await again.token() == first
@@ -86,22 +86,22 @@ async def test_a_token_is_cached_in_state_until_its_expiry_minus_five_minutes(
 
 
 async def test_another_account_never_reuses_a_saved_token(
-    fake: FakeFindHub, wall: TrioClock, clock: MockClock
+    fake: FakeFindHub, gpshub_wall: TrioClock, gpshub_clock: MockClock
 ) -> None:
     state = MemoryStateStore()
     with blocking_calls_inline():
-        await manager(fake, wall, state).token()
+        await manager(fake, gpshub_wall, state).token()
         fake.username = "bob@gmail.com"
-        other = manager(fake, wall, state, username="bob@gmail.com")
+        other = manager(fake, gpshub_wall, state, username="bob@gmail.com")
         await other.token()
     assert fake.tokens_issued == 2
 
 
 async def test_refresh_after_a_401_makes_one_new_token_for_concurrent_callers(
-    fake: FakeFindHub, wall: TrioClock, clock: MockClock
+    fake: FakeFindHub, gpshub_wall: TrioClock, gpshub_clock: MockClock
 ) -> None:
     with blocking_calls_inline():
-        tokens = manager(fake, wall, MemoryStateStore())
+        tokens = manager(fake, gpshub_wall, MemoryStateStore())
         rejected = await tokens.token()
         got: list[str] = []
         async with trio.open_nursery() as nursery:
@@ -117,12 +117,12 @@ async def _append(out: list[str], awaitable: Any) -> None:
 
 @pytest.mark.parametrize("code", ["BadAuthentication", "NeedsBrowser"])
 async def test_a_refused_aas_token_is_invalid_auth_telling_what_to_do(
-    fake: FakeFindHub, wall: TrioClock, clock: MockClock, code: str
+    fake: FakeFindHub, gpshub_wall: TrioClock, gpshub_clock: MockClock, code: str
 ) -> None:
     fake.auth_error = code
     state = MemoryStateStore()
     with blocking_calls_inline(), pytest.raises(InvalidAuth) as err:
-        await manager(fake, wall, state).token()
+        await manager(fake, gpshub_wall, state).token()
     message = str(err.value)
     assert code in message and "generate a new secrets.json" in message
     assert TEST_AAS_TOKEN not in message
@@ -145,7 +145,12 @@ def answer(status: int, **fields: str) -> Any:
     ],
 )
 async def test_other_answers_are_retried_errors(
-    wall: TrioClock, clock: MockClock, status: int, fields: dict[str, str], error: type, words: str
+    gpshub_wall: TrioClock,
+    gpshub_clock: MockClock,
+    status: int,
+    fields: dict[str, str],
+    error: type,
+    words: str,
 ) -> None:
     tokens = TokenManager(
         auth_url="http://x/auth",
@@ -153,7 +158,7 @@ async def test_other_answers_are_retried_errors(
         aas_token=TEST_AAS_TOKEN,
         android_id="1",
         state=MemoryStateStore(),
-        clock=wall,
+        clock=gpshub_wall,
         post=lambda url, form: AuthAnswer(status, fields),
     )
     with blocking_calls_inline(), pytest.raises(error) as err:
@@ -173,16 +178,16 @@ async def test_other_answers_are_retried_errors(
     ],
 )
 async def test_the_cache_lifetime_follows_the_answer(
-    wall: TrioClock, clock: MockClock, fields: dict[str, str], lifetime: float
+    gpshub_wall: TrioClock, gpshub_clock: MockClock, fields: dict[str, str], lifetime: float
 ) -> None:
-    now = wall.now().timestamp()
+    now = gpshub_wall.now().timestamp()
     values = {k: v.replace("{now+3600}", str(now + 3600)) for k, v in fields.items()}
     values = {k: v.replace("{now-10}", str(now - 10)) for k, v in values.items()}
     values = {k: v.replace("{now+200}", str(now + 200)) for k, v in values.items()}
     calls: list[float] = []
 
     def post(url: str, form: dict[str, Any]) -> AuthAnswer:
-        calls.append(wall.now().timestamp())
+        calls.append(gpshub_wall.now().timestamp())
         return AuthAnswer(200, {"Auth": f"t{len(calls)}", **values})
 
     tokens = TokenManager(
@@ -191,7 +196,7 @@ async def test_the_cache_lifetime_follows_the_answer(
         aas_token=TEST_AAS_TOKEN,
         android_id="1",
         state=MemoryStateStore(),
-        clock=wall,
+        clock=gpshub_wall,
         post=post,
     )
     with blocking_calls_inline():
