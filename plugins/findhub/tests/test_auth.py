@@ -22,7 +22,6 @@ from gpshub_findhub.auth import (
     post_auth_form,
 )
 from gpshub_findhub.testing import TEST_AAS_TOKEN, TEST_ANDROID_ID, TEST_USERNAME, FakeFindHub
-from hub.blocking import blocking_calls_inline
 from hub.clock import TrioClock
 from hub.errors import CannotConnect, InvalidAuth, UpdateFailed
 from hub.source import MemoryStateStore
@@ -68,45 +67,42 @@ async def test_a_token_is_cached_in_state_until_its_expiry_minus_five_minutes(
     fake: FakeFindHub, gpshub_wall: TrioClock, gpshub_clock: MockClock
 ) -> None:
     state = MemoryStateStore()
-    with blocking_calls_inline():
-        tokens = manager(fake, gpshub_wall, state)
-        first = await tokens.token()
-        assert await tokens.token() == first and fake.tokens_issued == 1
-        assert state.data[STATE_KEY]["token"] == first
-        assert first not in str({k: v for k, v in state.data[STATE_KEY].items() if k != "token"})
-        # a new instance (a restart) takes the saved token
-        again = manager(fake, gpshub_wall, state)
-        assert await again.token() == first and fake.tokens_issued == 1
-        await trio.sleep(3600 - 300 - 1)
-        assert await again.token() == first
-        await trio.sleep(2)
-        second = await again.token()
-        assert second != first and fake.tokens_issued == 2
-        assert fake.auth_forms[-1]["androidId"] == str(TEST_ANDROID_ID)
+    tokens = manager(fake, gpshub_wall, state)
+    first = await tokens.token()
+    assert await tokens.token() == first and fake.tokens_issued == 1
+    assert state.data[STATE_KEY]["token"] == first
+    assert first not in str({k: v for k, v in state.data[STATE_KEY].items() if k != "token"})
+    # a new instance (a restart) takes the saved token
+    again = manager(fake, gpshub_wall, state)
+    assert await again.token() == first and fake.tokens_issued == 1
+    await trio.sleep(3600 - 300 - 1)
+    assert await again.token() == first
+    await trio.sleep(2)
+    second = await again.token()
+    assert second != first and fake.tokens_issued == 2
+    assert fake.auth_forms[-1]["androidId"] == str(TEST_ANDROID_ID)
 
 
 async def test_another_account_never_reuses_a_saved_token(
     fake: FakeFindHub, gpshub_wall: TrioClock, gpshub_clock: MockClock
 ) -> None:
     state = MemoryStateStore()
-    with blocking_calls_inline():
-        await manager(fake, gpshub_wall, state).token()
-        fake.username = "bob@gmail.com"
-        other = manager(fake, gpshub_wall, state, username="bob@gmail.com")
-        await other.token()
+    await manager(fake, gpshub_wall, state).token()
+    fake.username = "bob@gmail.com"
+    other = manager(fake, gpshub_wall, state, username="bob@gmail.com")
+    await other.token()
     assert fake.tokens_issued == 2
 
 
 async def test_refresh_after_a_401_makes_one_new_token_for_concurrent_callers(
     fake: FakeFindHub, gpshub_wall: TrioClock, gpshub_clock: MockClock
 ) -> None:
-    with blocking_calls_inline():
-        tokens = manager(fake, gpshub_wall, MemoryStateStore())
-        rejected = await tokens.token()
-        got: list[str] = []
-        async with trio.open_nursery() as nursery:
-            for _ in range(3):
-                nursery.start_soon(lambda: _append(got, tokens.refresh(rejected)))
+    tokens = manager(fake, gpshub_wall, MemoryStateStore())
+    rejected = await tokens.token()
+    got: list[str] = []
+    async with trio.open_nursery() as nursery:
+        for _ in range(3):
+            nursery.start_soon(lambda: _append(got, tokens.refresh(rejected)))
     assert len(set(got)) == 1 and got[0] != rejected
     assert fake.tokens_issued == 2
 
@@ -121,7 +117,7 @@ async def test_a_refused_aas_token_is_invalid_auth_telling_what_to_do(
 ) -> None:
     fake.auth_error = code
     state = MemoryStateStore()
-    with blocking_calls_inline(), pytest.raises(InvalidAuth) as err:
+    with pytest.raises(InvalidAuth) as err:
         await manager(fake, gpshub_wall, state).token()
     message = str(err.value)
     assert code in message and "generate a new secrets.json" in message
@@ -161,7 +157,7 @@ async def test_other_answers_are_retried_errors(
         clock=gpshub_wall,
         post=lambda url, form: AuthAnswer(status, fields),
     )
-    with blocking_calls_inline(), pytest.raises(error) as err:
+    with pytest.raises(error) as err:
         await tokens.token()
     assert words in str(err.value)
 
@@ -199,14 +195,13 @@ async def test_the_cache_lifetime_follows_the_answer(
         clock=gpshub_wall,
         post=post,
     )
-    with blocking_calls_inline():
-        await tokens.token()
-        await trio.sleep(lifetime - 1)
-        await tokens.token()
-        assert len(calls) == 1
-        await trio.sleep(2)
-        await tokens.token()
-        assert len(calls) == 2
+    await tokens.token()
+    await trio.sleep(lifetime - 1)
+    await tokens.token()
+    assert len(calls) == 1
+    await trio.sleep(2)
+    await tokens.token()
+    assert len(calls) == 2
 
 
 # -- the real POST (requests in a worker thread, gpsoauth's adapter), on the real clock --

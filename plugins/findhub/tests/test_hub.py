@@ -171,6 +171,33 @@ async def _state(hub: Any, connection_id: int, key: str) -> Any:
     return await StoreStateStore(hub, connection_id).get(key)
 
 
+async def test_the_driver_keeps_every_report_once_over_a_restart(
+    gpshub_hub_factory: HubFactory,
+    gpshub_wall: TrioClock,
+    gpshub_clock: MockClock,
+    fake: FakeFindHub,
+    served: str,
+) -> None:
+    """Create, test, import, 3 polls, restart, 2 polls: a new report before each poll
+    (every poll locates: ``locate_interval_s`` 60 s), each stored once."""
+    tags = [fake.add_tracker(name) for name in ("Keys", "Bag")]
+    sent: dict[str, list[float]] = {cid: [] for cid in tags}
+
+    def before(n: int) -> None:
+        t = round(gpshub_wall.now().timestamp()) - 60 + n  # distinct at a restart too
+        for i, cid in enumerate(tags):
+            fake.report(cid, 52.0 + n / 100, 13.0 + i / 100, t=t)
+            sent[cid].append(t)
+
+    options = fake.options(served, locate_interval_s=60, stagger_s=0)
+    driver = HubDriver(gpshub_hub_factory, FindHubSource, fake.credentials(), options)
+    stored = await driver.run(polls=3, polls_after_restart=2, before=before)
+    for cid in tags:
+        times = [row["fix_time"].timestamp() for row in stored[cid]]
+        assert times == sent[cid], (cid, times, sent[cid])
+    assert driver.connection().state == ConnectionState.OK
+
+
 async def test_a_refused_aas_token_stops_polling_without_a_login_loop(
     gpshub_hub_factory: HubFactory, gpshub_clock: MockClock, fake: FakeFindHub, served: str
 ) -> None:
