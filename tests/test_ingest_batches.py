@@ -146,7 +146,7 @@ def test_rows_another_writer_stored_meanwhile_are_skipped(
         d = store.create_device(a.id, name="d").id
         store.positions.write_batch([IngestItem(d, None, fix(20))])
         bulk = store.positions._bulk
-        monkeypatch.setattr(bulk, "find_new", lambda conn, rows: rows)  # the check misses it
+        monkeypatch.setattr(bulk, "find_new", lambda conn, rows, **_: rows)  # the check misses it
         r = store.positions.write_batch(
             [IngestItem(d, None, fix(10)), IngestItem(d, None, fix(20))]
         )
