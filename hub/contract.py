@@ -152,12 +152,9 @@ class BaseSourceContract(DeclarationContract):
             )
             yield self.source_class(ctx)
 
-    def check_fix(self, setting: Setting, upstream_id: str, fix: PositionFix) -> None:
-        """What any fix polled must be: valid, timezone-aware and, for a source without
-        an upstream, dated on the source's clock (not after its time, at most
-        ``max_fix_age_s`` before the checks began)."""
-        fix.validate()
-        assert fix.fix_time.tzinfo is not None, "fix_time must be timezone-aware"
+    def check_fix_time(self, setting: Setting, upstream_id: str, fix: PositionFix) -> None:
+        """A fix of a source without an upstream is dated on the source's clock: not
+        after its time, at most ``max_fix_age_s`` before the checks began."""
         now = setting.clock.now()
         earliest = FAR - timedelta(seconds=self.max_fix_age_s)
         assert earliest <= fix.fix_time <= now, (
@@ -179,7 +176,9 @@ class BaseSourceContract(DeclarationContract):
         for uid, fixes in result.fixes.items():
             assert uid in known, f"a fix for {uid!r}, a device not asked for"
             for fix in fixes:
-                self.check_fix(setting, uid, fix)
+                fix.validate()
+                assert fix.fix_time.tzinfo is not None, "fix_time must be timezone-aware"
+                self.check_fix_time(setting, uid, fix)
         return result
 
     # -- the checks -------------------------------------------------------------------------
@@ -221,7 +220,7 @@ class BaseSourceContract(DeclarationContract):
         self, setting: Setting, gpshub_clock: Any
     ) -> None:
         """A first poll (empty cursors) returns fixes: valid, timezone-aware, of the
-        devices asked for, at the times the upstream has them (``check_fix``).  The
+        devices asked for, at the times the upstream has them (``check_fix_time``).  The
         source's clock is in 2041: a source reading the wall clock asks for the wrong
         period, or dates its fixes in the wrong year."""
         result = await self._poll(setting, {d.upstream_id: Cursor() for d in setting.devices})
@@ -315,10 +314,8 @@ class SourceContract(BaseSourceContract):
         """The checks every source passes run against the served fake."""
         return upstream
 
-    def check_fix(self, setting: Setting, upstream_id: str, fix: PositionFix) -> None:
-        """Valid, timezone-aware, and at a time the fake has a fix of the device."""
-        fix.validate()
-        assert fix.fix_time.tzinfo is not None, "fix_time must be timezone-aware"
+    def check_fix_time(self, setting: Setting, upstream_id: str, fix: PositionFix) -> None:
+        """A fix is at a time the fake has a fix of the device."""
         assert isinstance(setting, Upstream)
         assert fix.fix_time.timestamp() in setting.sent[upstream_id], (
             f"{upstream_id}: a fix at {fix.fix_time}, which the upstream does not have"

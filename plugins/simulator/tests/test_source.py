@@ -294,6 +294,7 @@ async def test_no_fix_for_an_instant_already_reported(
 async def test_every_fix_of_a_demo_lap_is_valid_and_marked_simulated(
     make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
+    gpshub_clock.autojump_threshold = 0  # hundreds of sleeps and no I/O: jump at once
     source = make_source(DEMO_ROUTE)
     trip = Trip(parse_route(DEMO_ROUTE), 50.0, loop=True)
     cursors: dict[str, Cursor] = {}
