@@ -4,6 +4,8 @@
   to a file or a heading leads somewhere.
 * Every ``hub`` name the pages use exists: the imports and ``hub.…`` references of their
   Python blocks (which must parse), and the ``hub.…`` names in their inline code.
+* "Testing your plugin" names every fixture of ``hub.pytest_plugin``, every check of
+  ``hub.contract.SourceContract`` and every fault switch of ``FakeUpstream``.
 * The worked example (the blocks whose first line is ``# gpshub-acme/PATH``) is a plugin
   whose tests pass: it is written out and its ``pytest`` run.
 """
@@ -165,3 +167,23 @@ def test_the_worked_example_passes_its_tests(tmp_path: Path) -> None:
     )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     assert " failed" not in run.stdout and " passed" in run.stdout, run.stdout[-2000:]
+
+
+def test_the_testing_page_covers_the_kit() -> None:
+    from hub.contract import SourceContract
+    from hub.fake_upstream import FakeUpstream
+
+    text = PAGES[1].read_text()
+    plugin = ast.parse((ROOT / "hub" / "pytest_plugin.py").read_text())
+    fixtures = [
+        f.name
+        for f in plugin.body
+        if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef)
+        and any("fixture" in ast.unparse(d) for d in f.decorator_list)
+    ]
+    checks = [name for name in dir(SourceContract) if name.startswith("test_")]
+    switches = ["fail", "rate_limit", "malformed", "hang", "platform_error", "reset_faults"]
+    assert all(callable(getattr(FakeUpstream, name)) for name in switches)
+    assert len(fixtures) >= 6 and len(checks) >= 10
+    missing = [n for n in [*fixtures, *checks, *switches] if not re.search(rf"[`.]{n}[`(]", text)]
+    assert not missing, f"{PAGES[1].name} does not describe {missing}"
