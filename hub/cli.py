@@ -979,8 +979,14 @@ def build_parser(plugin_manager: Any = None) -> argparse.ArgumentParser:
         "its fake server, the kit's contract test and an end-to-end test, which pass pytest "
         "as written. Its README.md says what to change.",
     )
-    s.add_argument("name", help="the plugin's name: a lowercase identifier, the source's kind")
-    s.add_argument("--dir", default=".", help="where to write gpshub-NAME/ (default: here)")
+    s.add_argument(
+        "name",
+        metavar="NAME",
+        help="the plugin's name, the source's kind: a lowercase identifier (acme_fleet)",
+    )
+    s.add_argument(
+        "--dir", default=".", metavar="PATH", help="where to write gpshub-NAME/ (default: here)"
+    )
     s.set_defaults(func=cmd_new_plugin)
 
     from hub import cli_objects_parser  # device, geofence, rule, sink, alert (and devices)

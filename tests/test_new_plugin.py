@@ -125,7 +125,7 @@ def test_a_folder_that_is_a_file_is_refused(
 def test_help(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         build_parser().parse_args(["new-plugin", "--help"])
-    assert "usage: gpshub new-plugin [-h] [--dir DIR] name" in capsys.readouterr().out
+    assert "usage: gpshub new-plugin [-h] [--dir PATH] NAME" in capsys.readouterr().out
 
 
 def test_the_layout_is_the_documented_one() -> None:

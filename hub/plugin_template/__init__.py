@@ -5,13 +5,13 @@
 deep contract test and an end-to-end test, which pass ``pytest`` as written::
 
     gpshub-NAME/
-      pyproject.toml             entry point (group gpshub), testing extra, pytest config
-      README.md                  what to change
+      pyproject.toml               entry point (group gpshub), testing extra, pytest config
+      README.md                    what to change
       src/gpshub_NAME/__init__.py  the register_sources hook
       src/gpshub_NAME/source.py    the source
       src/gpshub_NAME/testing.py   its fake upstream (hub.fake_upstream.FakeUpstream)
-      tests/test_contract.py     hub.contract.SourceContract on the fake
-      tests/test_hub.py          hub.hub_driver.HubDriver, end to end
+      tests/test_contract.py       hub.contract.SourceContract on the fake
+      tests/test_hub.py            hub.hub_driver.HubDriver, end to end
 
 In a template, ``{{name}}`` is NAME (the source's kind), ``{{Name}}`` its CamelCase (class
 names) and ``{{title}}`` its words capitalised (what users read).
@@ -28,7 +28,8 @@ from pathlib import Path
 
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
 MAX_NAME = 19
-"""The longest NAME: the templates' lines fit ``ruff format``'s 100 columns with it."""
+"""The longest NAME: with it, ``class NameSource(Source[NameCredentials, NameOptions]):``
+still fits ``ruff format``'s 100 columns (tests/test_new_plugin.py checks the longest)."""
 LAYOUT = {
     "pyproject.toml": "pyproject.toml",
     "README.md": "README.md",
