@@ -53,7 +53,8 @@ def test_the_plugin_as_written_passes_ruff_and_its_tests(
     files = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
     assert files == FILES
     assert os.listdir(tmp_path / "plugins") == ["gpshub-acme"]  # no staging folder left
-    assert (root.stat().st_mode & 0o777) != 0o700  # a usual folder, not mkdtemp's
+    (tmp_path / "usual").mkdir()
+    assert root.stat().st_mode == (tmp_path / "usual").stat().st_mode  # not mkdtemp's 0700
     pyproject = (root / "pyproject.toml").read_text()
     assert '[project.entry-points.gpshub]\nacme = "gpshub_acme"' in pyproject
     assert 'testing = ["gpshub[testing]>=0.1.0", "starlette>=0.41", "hypercorn>=0.17"]' in (
