@@ -190,6 +190,7 @@ async def run_pipeline(
         t.start()
     async with trio.open_nursery() as nursery:
         await nursery.start(hub.pipeline.run)
+        await nursery.start(hub.live.run)  # the ticker, as the running hub has it
         if relay:
             await nursery.start(hub.relay.run)
         if store.engine.dialect.name == "sqlite":

@@ -768,6 +768,22 @@ def cmd_backup(args: argparse.Namespace) -> None:
     console.print(f"[bold yellow]warning:[/] {key_warning(settings)}", soft_wrap=True)
 
 
+# -- plugin authors --------------------------------------------------------------------
+def cmd_new_plugin(args: argparse.Namespace) -> None:
+    from hub.plugin_template import TemplateError, write_plugin
+
+    try:
+        root = write_plugin(args.name, Path(args.dir))
+    except TemplateError as exc:
+        raise CliError(str(exc)) from None
+    out.print(
+        f"wrote {root}: a source plugin for a made-up REST API; its README.md says what to"
+        f" change. Its tests: cd {root} && pytest (with gpshub[testing] installed)",
+        soft_wrap=True,
+        markup=False,
+    )
+
+
 # -- the parser ------------------------------------------------------------------------
 def build_parser(plugin_manager: Any = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -955,6 +971,23 @@ def build_parser(plugin_manager: Any = None) -> argparse.ArgumentParser:
     s.add_argument("file", help="the copy to write")
     s.add_argument("--force", action="store_true", help="replace FILE if it exists")
     s.set_defaults(func=cmd_backup)
+
+    s = sub.add_parser(
+        "new-plugin",
+        help="write the skeleton of a source plugin, with its fake and tests",
+        description="Write gpshub-NAME/: a networked source plugin for a made-up REST API, "
+        "its fake server, the kit's contract test and an end-to-end test, which pass pytest "
+        "as written. Its README.md says what to change.",
+    )
+    s.add_argument(
+        "name",
+        metavar="NAME",
+        help="the plugin's name, the source's kind: a lowercase identifier (acme_fleet)",
+    )
+    s.add_argument(
+        "--dir", default=".", metavar="PATH", help="where to write gpshub-NAME/ (default: here)"
+    )
+    s.set_defaults(func=cmd_new_plugin)
 
     from hub import cli_objects_parser  # device, geofence, rule, sink, alert (and devices)
 

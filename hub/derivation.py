@@ -158,7 +158,7 @@ class Derivation:
         mark_seen: Callable[[sa.Connection, list[int], datetime], object] | None = None,
     ) -> None:
         self.save_states = save_states  # upserts device_state rows (the store's bulk path)
-        self.mark_seen = mark_seen or _mark_seen
+        self.mark_seen = mark_seen or mark_seen_now
         """Sets the devices' ``last_seen_at`` (the store may fold it into a later statement
         of the same transaction)."""
         self.geocoder = geocoder
@@ -194,6 +194,36 @@ class Derivation:
         for did in devices:
             self._device_info.pop(did, None)
             self._states.pop(did, None)
+
+    def all_newer(
+        self,
+        rows: Sequence[dict[str, Any]],
+        clients: dict[int, int],
+        versions: Sequence[ClientVersions],
+    ) -> bool:
+        """Whether each of ``rows`` is newer than its device's newest fix derived so far,
+        as a cached state still valid for this batch (``versions``: the clients' rows
+        read in its transaction) knows it.  Such fixes cannot be stored yet, since every
+        stored fix went through this derivation (``PositionStore.write_batch`` then skips
+        its query for stored duplicates).  Never touches the database."""
+        with self._gone_lock:
+            if self._gone[0] or self._gone[1]:
+                return False
+        device_versions = {v[0]: v[3] for v in versions}
+        for row in rows:
+            device = row["device_id"]
+            info = self._device_info.get(device)
+            state = self._states.get(device)
+            if (
+                info is None
+                or state is None
+                or state.last_time is None
+                or info.client_id != clients.get(device)
+                or self._devices_version.get(info.client_id) != device_versions.get(info.client_id)
+                or row["fix_time"].timestamp() <= state.last_time
+            ):
+                return False
+        return True
 
     def forget(self) -> None:
         """Drop the cached device states (their batch was rolled back)."""
@@ -566,7 +596,8 @@ def _json_value(value: Any) -> Any:
     return orjson.loads(value) if isinstance(value, str | bytes) else value
 
 
-def _mark_seen(conn: sa.Connection, device_ids: list[int], now: datetime) -> None:
+def mark_seen_now(conn: sa.Connection, device_ids: list[int], now: datetime) -> None:
+    """Set the devices' ``last_seen_at`` to ``now``."""
     match, params = rawsql.in_ids(conn, device_ids)
     when = now if rawsql.is_postgres(conn) else sqlite_timestamp(now)
     rawsql.execute(

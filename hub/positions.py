@@ -18,7 +18,13 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Engine
 
 from hub import db, rawsql
-from hub.derivation import CLIENT_VERSIONS, ClientVersions, Derivation, PendingAlert
+from hub.derivation import (
+    CLIENT_VERSIONS,
+    ClientVersions,
+    Derivation,
+    PendingAlert,
+    mark_seen_now,
+)
 from hub.fix import PositionFix
 from hub.models import (
     alerts_t,
@@ -161,8 +167,13 @@ class _BulkStatements:
         """Outbox rows for new positions: (client id, device id, position id, time)."""
         conn.execute(sa.insert(outbox_t), rows)
 
-    def find_new(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Those of ``rows`` whose (device, fix time) is not stored yet."""
+    def find_new(
+        self, conn: sa.Connection, rows: list[dict[str, Any]], *, known_new: bool = False
+    ) -> list[dict[str, Any]]:
+        """Those of ``rows`` whose (device, fix time) is not stored yet (all of them,
+        without a query, when the caller knows: ``known_new``)."""
+        if known_new:
+            return rows
         p = positions_t
         stored = {
             (d, t)
@@ -237,7 +248,13 @@ class _SqliteBulkStatements(_BulkStatements):
             for key, (_, order) in self._compiled.items()
         }
 
-    def find_new(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def find_new(
+        self, conn: sa.Connection, rows: list[dict[str, Any]], *, known_new: bool = False
+    ) -> list[dict[str, Any]]:
+        if known_new:
+            for r in rows:
+                r[_STAMP] = sqlite_timestamp(r["fix_time"])
+            return rows
         device_ids = sorted({r["device_id"] for r in rows})
         earliest = sqlite_timestamp(min(r["fix_time"] for r in rows))
         marks = ",".join("?" * len(device_ids))
@@ -249,6 +266,22 @@ class _SqliteBulkStatements(_BulkStatements):
             if (r["device_id"], stamp) not in stored:
                 new.append(r)
         return new
+
+    @staticmethod
+    def move_latest_seen(
+        conn: sa.Connection, device: int, fix_time: datetime, now: datetime
+    ) -> bool:
+        """``move_latest`` and the derivation's ``last_seen_at`` for one device in one
+        statement; whether its latest moved (to ``fix_time``, a fix just stored)."""
+        t = sqlite_timestamp(fix_time)
+        rows = rawsql.fetchall(
+            conn,
+            "UPDATE devices SET last_seen_at = ?, last_fix_time = CASE WHEN"
+            " last_fix_time IS NULL OR last_fix_time < ? THEN ? ELSE last_fix_time END"
+            " WHERE id = ? RETURNING last_fix_time = ?",
+            (sqlite_timestamp(now), t, t, device, t),
+        )
+        return bool(rows and rows[0][0])
 
     def add_locations(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
         rawsql.executemany(
@@ -307,7 +340,11 @@ class _PgBulkStatements(_BulkStatements):
     def _cursor(conn: sa.Connection) -> Any:
         return conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
 
-    def find_new(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def find_new(
+        self, conn: sa.Connection, rows: list[dict[str, Any]], *, known_new: bool = False
+    ) -> list[dict[str, Any]]:
+        if known_new:
+            return rows
         with self._cursor(conn) as cur:
             cur.execute(
                 "SELECT device_id, fix_time FROM positions"
@@ -526,10 +563,11 @@ def _commit_and_read_head(conn: sa.Connection, sqlite_db: bool) -> int:
 
 
 class _Deferred(threading.local):
-    """What the derivation wrote in this thread's batch on PostgreSQL (the devices whose
-    ``last_seen_at`` it set, the device states), held until ``write_batch`` stores it
-    with the batch's other writes in one statement.  Outside ``write_batch`` (the
-    status watcher's ``went_offline``) states are written at once."""
+    """What the derivation wrote in this thread's batch (the devices whose
+    ``last_seen_at`` it set; on PostgreSQL, the device states too), held until
+    ``write_batch`` stores it with its update of the devices' latest fix (on
+    PostgreSQL, with all the batch's other writes in one statement).  Outside
+    ``write_batch`` (the status watcher's ``went_offline``) they are written at once."""
 
     active: bool = False
     ids: list[int] | None = None
@@ -543,8 +581,11 @@ class _Deferred(threading.local):
         self.active, self.ids, self.states = False, None, None
         return ids, states
 
-    def defer_seen(self, _conn: sa.Connection, device_ids: list[int], _now: datetime) -> None:
-        self.ids = device_ids
+    def defer_seen(self, conn: sa.Connection, device_ids: list[int], now: datetime) -> None:
+        if self.active:
+            self.ids = device_ids
+        else:
+            mark_seen_now(conn, device_ids, now)
 
 
 class PositionStore:
@@ -558,12 +599,14 @@ class PositionStore:
             self._bulk = _PgBulkStatements()
         else:
             self._bulk = _BulkStatements(name)
-        # on PostgreSQL the derivation's last_seen_at update is folded into the batch's
-        # update of last_fix_time (one statement on the devices' rows, not two)
+        # the derivation's last_seen_at update is folded into the batch's update of
+        # last_fix_time (one statement on the devices' rows, not two); on PostgreSQL the
+        # device states join the batch's one statement too
         self._deferred = _Deferred()
-        pg = isinstance(self._bulk, _PgBulkStatements)
+        self._pg = isinstance(self._bulk, _PgBulkStatements)
+        folds = self._pg or isinstance(self._bulk, _SqliteBulkStatements)
         self.derivation = Derivation(
-            self._save_states, mark_seen=self._deferred.defer_seen if pg else None
+            self._save_states, mark_seen=self._deferred.defer_seen if folds else None
         )
         self.before_commit: Callable[[sa.Connection, WriteResult, datetime], None] | None = None
         """Called last in a batch's transaction (``hub.live_relay``: its NOTIFY)."""
@@ -571,7 +614,7 @@ class PositionStore:
         """The connection ``write_batch`` writes on (``hub.writer_connection``)."""
 
     def _save_states(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
-        if self._deferred.active:
+        if self._deferred.active and self._pg:
             self._deferred.states = rows
         else:
             self._bulk.execute(conn, self._bulk.upsert_state, rows)
@@ -677,11 +720,12 @@ class PositionStore:
                     "source_ip": fix.source_ip,
                     "source_port": fix.source_port,
                 }
-            new_rows = bulk.find_new(conn, list(params.values())) if params else []
+            rows = list(params.values())
+            known_new = self.derivation.all_newer(rows, result.clients, ctx.versions)
+            new_rows = bulk.find_new(conn, rows, known_new=known_new) if rows else []
             result.duplicates += len(params) - len(new_rows)
             if new_rows:
-                if pg:
-                    self._deferred.start()
+                self._deferred.start()
                 derived = self.derivation.apply(conn, new_rows, now, result.clients, ctx.versions)
                 if isinstance(bulk, _PgBulkStatements):  # one statement for all that follows
                     seen, states = self._deferred.take()
@@ -701,16 +745,9 @@ class PositionStore:
                         newest[device_id] = fix_time
                     if row["connection_id"] is not None:
                         received[row["connection_id"]] = received.get(row["connection_id"], 0) + 1
-                if pg:
-                    pass  # stored by store_rows
-                elif newest:
-                    moved = bulk.execute(
-                        conn, bulk.move_latest, [{"b_id": d, "b_t": t} for d, t in newest.items()]
-                    )
-                    if moved == len(newest):
-                        result.moved_latest = set(newest)
-                    else:
-                        result.moved_latest = self._latest_equal(conn, newest)
+                if not pg:  # (on PostgreSQL, store_rows did)
+                    seen, _ = self._deferred.take()
+                    result.moved_latest = self._move_latest(conn, newest, seen, now)
                 if received and not pg:
                     bulk.execute(
                         conn,
@@ -861,6 +898,25 @@ class PositionStore:
                 for c, ids in by_client.items():
                     record_changes(conn, ChangeKind.DEVICE, ChangeOp.OFFLINE, ids, c)
             return silent, self._store_alerts(conn, pending, now)
+
+    def _move_latest(
+        self, conn: sa.Connection, newest: dict[int, datetime], seen: list[int], now: datetime
+    ) -> set[int]:
+        """Move the devices' latest fix time to ``newest`` (device: its newest fix just
+        stored) where that is later, and set ``last_seen_at`` of the devices ``seen`` (as
+        the derivation left them); the devices whose latest moved."""
+        bulk = self._bulk
+        if isinstance(bulk, _SqliteBulkStatements) and len(newest) == 1 and seen == [*newest]:
+            ((device, fix_time),) = newest.items()  # a fix alone: one statement
+            return {device} if bulk.move_latest_seen(conn, device, fix_time, now) else set()
+        if seen:
+            mark_seen_now(conn, seen, now)
+        if not newest:
+            return set()
+        moved = bulk.execute(
+            conn, bulk.move_latest, [{"b_id": d, "b_t": t} for d, t in newest.items()]
+        )
+        return set(newest) if moved == len(newest) else self._latest_equal(conn, newest)
 
     def _latest_equal(self, conn: sa.Connection, newest: dict[int, datetime]) -> set[int]:
         rows = conn.execute(

@@ -29,7 +29,6 @@ from typing import (
     get_args,
 )
 
-import httpx
 from pydantic import AfterValidator, BaseModel, ConfigDict, SecretStr, ValidationError
 
 from hub.errors import BadConfig, NotSupported, SourceError
@@ -38,6 +37,7 @@ if TYPE_CHECKING:
     from hub.clock import Clock
     from hub.fix import PositionFix
     from hub.netguard import OutboundPolicy
+    from hub.upstream_http import UpstreamClient
 
 GROUP_EXTERNAL = "External Integrations"
 
@@ -215,7 +215,8 @@ class SourceContext(Generic[C, O]):
 
     credentials: C
     options: O
-    http: httpx.AsyncClient
+    http: UpstreamClient
+    """An ``httpx.AsyncClient`` with ``fetch`` and ``fetch_json`` (``hub.upstream_http``)."""
     log: logging.Logger | logging.LoggerAdapter[logging.Logger]
     state: StateStore
     clock: Clock

@@ -146,7 +146,7 @@ def test_rows_another_writer_stored_meanwhile_are_skipped(
         d = store.create_device(a.id, name="d").id
         store.positions.write_batch([IngestItem(d, None, fix(20))])
         bulk = store.positions._bulk
-        monkeypatch.setattr(bulk, "find_new", lambda conn, rows: rows)  # the check misses it
+        monkeypatch.setattr(bulk, "find_new", lambda conn, rows, **_: rows)  # the check misses it
         r = store.positions.write_batch(
             [IngestItem(d, None, fix(10)), IngestItem(d, None, fix(20))]
         )
@@ -156,3 +156,34 @@ def test_rows_another_writer_stored_meanwhile_are_skipped(
         assert device_times(store, d)[0] == T0 + timedelta(seconds=20)
     finally:
         store.close()
+
+
+def test_a_fix_newer_than_the_derived_ones_skips_the_duplicate_query(
+    store: Store, world: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fix later than its device's newest derived fix cannot be stored yet: the batch
+    does without the query for duplicates.  A repeated or older fix, a device whose
+    state is not cached, or a device changed since (another process may have written
+    it) still gets the query, and a repeat is found."""
+    d1, d2, conn = world["d1"], world["d2"], world["conn"]
+    bulk = store.positions._bulk
+    asked: list[bool] = []
+    find_new = bulk.find_new
+
+    def spy(c: object, rows: list, *, known_new: bool = False) -> list:
+        asked.append(known_new)
+        return find_new(c, rows, known_new=known_new)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bulk, "find_new", spy)
+    write = store.positions.write_batch
+    assert len(write([IngestItem(d1, conn, fix(10))]).inserted) == 1  # not cached yet
+    assert len(write([IngestItem(d1, conn, fix(20))]).inserted) == 1  # newer: no query
+    r = write([IngestItem(d1, conn, fix(20)), IngestItem(d1, conn, fix(30))])  # a repeat
+    assert r.duplicates == 1 and [x["fix_time"] for x in r.inserted] == [fix(30).fix_time]
+    assert len(write([IngestItem(d1, conn, fix(5))]).inserted) == 1  # older: stored
+    assert len(write([IngestItem(d2, conn, fix(5)), IngestItem(d1, conn, fix(40))]).inserted) == 2
+    store.update_device(d1, name="renamed")  # the client's devices_version moves
+    assert len(write([IngestItem(d1, conn, fix(50))]).inserted) == 1
+    assert asked == [False, True, False, False, False, False]
+    assert store.positions.count(d1) == 6
+    assert device_times(store, d1)[0] == fix(50).fix_time

@@ -1,16 +1,18 @@
-"""``SimulatorSource`` end to end, under trio's mock clock (no real waiting)."""
+"""``SimulatorSource`` end to end, on gpshub's mock clock (``gpshub_clock``: no real
+waiting) and the source clock following it from ``hub.testing.EPOCH`` (``gpshub_wall``)."""
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import AsyncIterator, Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Mapping
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 import trio
+from trio.testing import MockClock
 
 from gpshub_simulator import DEMO_ROUTE, SimulatorSource
 from gpshub_simulator.motion import Trip
@@ -20,17 +22,17 @@ from hub import (
     BadConfig,
     Cursor,
     DeviceRef,
-    MemoryStateStore,
     NoOptions,
     NotSupported,
     PositionFix,
-    SourceContext,
     TrioClock,
 )
 from hub.source import describe_fields
+from hub.testing import EPOCH, source_context
 
-EPOCH = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 ONE_DEGREE_M = 6371008.8 * math.pi / 180
+LOGGER = f"gpshub.test.{SimulatorSource.kind}"
+"""Where ``source_context`` sends the source's log."""
 
 # Wait 10 s, then one degree east along the equator at 36 km/h (10 m/s), then stop.
 EAST = "0,0,wait=10,fuel=0.5\n0,1,ignition=off"
@@ -43,32 +45,14 @@ MakeSource = Callable[..., SimulatorSource]
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
-        yield client
-
-
-@pytest.fixture
-def clock() -> TrioClock:
-    return TrioClock(EPOCH)
-
-
-@pytest.fixture
-def make_source(http: httpx.AsyncClient, clock: TrioClock) -> MakeSource:
-    """A fresh source instance (as after a hub restart) sharing the test's clock."""
+def make_source(gpshub_http: httpx.AsyncClient, gpshub_wall: TrioClock) -> MakeSource:
+    """A fresh source instance (as after a hub restart) on the test's source clock."""
 
     def make(waypoints: str = EAST, **creds: Any) -> SimulatorSource:
-        credentials = SimulatorSource.parse_credentials({"waypoints": waypoints, **creds})
-        ctx: SourceContext[Any, Any] = SourceContext(
-            credentials=credentials,
-            options=SimulatorSource.parse_options(None),
-            http=http,
-            log=logging.getLogger("test.simulator"),
-            state=MemoryStateStore(),
-            clock=clock,
-            label="Test Vehicle",
+        credentials = {"waypoints": waypoints, **creds}
+        return SimulatorSource(
+            source_context(SimulatorSource, credentials, gpshub_http, clock=gpshub_wall)
         )
-        return SimulatorSource(ctx)
 
     return make
 
@@ -188,7 +172,7 @@ async def test_connection_summary_of_the_demo_route(make_source: MakeSource) -> 
 
 
 async def test_poll_follows_the_route_in_virtual_time(
-    make_source: MakeSource, autojump_clock: trio.testing.MockClock
+    make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     source = make_source(EAST, speed_kmh=36, loop=False)
 
@@ -224,7 +208,7 @@ async def test_poll_follows_the_route_in_virtual_time(
 
 
 async def test_each_device_drives_on_its_own_clock(
-    make_source: MakeSource, autojump_clock: trio.testing.MockClock
+    make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     source = make_source(EAST, speed_kmh=36)
     _, first = await poll_one(source, device=SIM_1)
@@ -241,7 +225,7 @@ async def test_each_device_drives_on_its_own_clock(
 
 
 async def test_a_restart_continues_the_trip(
-    make_source: MakeSource, autojump_clock: trio.testing.MockClock
+    make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     before = make_source(EAST, speed_kmh=36)
     _, cursor = await poll_one(before)
@@ -257,7 +241,7 @@ async def test_a_restart_continues_the_trip(
 
 
 async def test_a_changed_trip_starts_again_but_a_changed_comment_does_not(
-    make_source: MakeSource, autojump_clock: trio.testing.MockClock
+    make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     _, cursor = await poll_one(make_source(EAST, speed_kmh=36))
     await trio.sleep(100)
@@ -281,7 +265,7 @@ async def test_a_changed_trip_starts_again_but_a_changed_comment_does_not(
 
 async def test_an_unusable_cursor_state_starts_again(
     make_source: MakeSource,
-    autojump_clock: trio.testing.MockClock,
+    gpshub_clock: MockClock,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     source = make_source(EAST, speed_kmh=36)
@@ -290,7 +274,7 @@ async def test_an_unusable_cursor_state_starts_again(
     now = EPOCH + timedelta(seconds=100)
     for started_at in ("yesterday", None, "2025-03-01T08:00:00"):  # the last one is naive
         bad = Cursor(good.last_fix_time, {**good.state, "started_at": started_at})
-        with caplog.at_level(logging.WARNING, logger="test.simulator"):
+        with caplog.at_level(logging.WARNING, logger=LOGGER):
             fix, cursor = await poll_one(source, {"sim-1": bad})
         assert cursor.state["started_at"] == now.isoformat()
         assert fix.lon == 0.0
@@ -298,7 +282,7 @@ async def test_an_unusable_cursor_state_starts_again(
 
 
 async def test_no_fix_for_an_instant_already_reported(
-    make_source: MakeSource, mock_clock: trio.testing.MockClock
+    make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     source = make_source(EAST)
     _, cursor = await poll_one(source)
@@ -308,8 +292,9 @@ async def test_no_fix_for_an_instant_already_reported(
 
 
 async def test_every_fix_of_a_demo_lap_is_valid_and_marked_simulated(
-    make_source: MakeSource, autojump_clock: trio.testing.MockClock
+    make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
+    gpshub_clock.autojump_threshold = 0  # hundreds of sleeps and no I/O: jump at once
     source = make_source(DEMO_ROUTE)
     trip = Trip(parse_route(DEMO_ROUTE), 50.0, loop=True)
     cursors: dict[str, Cursor] = {}
