@@ -7,7 +7,7 @@ content type Google's app sends) and the headers of Google's Find Hub app:
 * ``nbe_execute_action`` — a locate request; the answer is an empty 200, the location
   comes later as an FCM push (``mcs``).
 
-Errors: the requests go through the hub's upstream helper (``hub.upstream_http``), which
+Errors: the requests go through ``ctx.http.fetch`` (``hub.upstream_http``), which
 maps no answer (``CannotConnect``), 403 (``InvalidAuth``), 429 (``RateLimited`` with its
 ``Retry-After``) and redirects (``BadConfig`` naming ``nova_url``).  What is Nova's own:
 a 401 refreshes the ADM token once and retries once, a second 401 is ``InvalidAuth``;
@@ -26,15 +26,13 @@ import html
 import logging
 import re
 import uuid
-from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import httpx
 
 from hub.errors import BadConfig, CannotConnect, InvalidAuth, RateLimited, UpdateFailed
 from hub.netguard import BlockedAddress, GuardedBackend, OutboundPolicy
-from hub.upstream_http import upstream_fetch
+from hub.upstream_http import UpstreamClient
 
 if TYPE_CHECKING:
     from gpshub_findhub.auth import TokenManager
@@ -46,8 +44,6 @@ EXECUTE_ACTION = "nbe_execute_action"
 USER_AGENT = "fmd/20006320; gzip"
 CONTENT_TYPE = "application/x-www-form-urlencoded; charset=UTF-8"
 RETRY_AFTER_CAP_S = 3600.0
-UPSTREAM = "Nova"
-"""How messages name the API."""
 PAGES = frozenset(range(400, 600)) - {403, 429}
 """Answers Nova's own code reads (``upstream_fetch``'s ``accept``): 401 (a new token), and
 Google's error pages."""
@@ -68,13 +64,12 @@ class NovaClient:
 
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        http: UpstreamClient,
         base_url: str,
         tokens: TokenManager,
         *,
         url_field: str = "options.nova_url",
         timeout_s: float = 30.0,
-        now: Callable[[], datetime] | None = None,
         log: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
     ) -> None:
         self.http = http
@@ -82,7 +77,6 @@ class NovaClient:
         self.tokens = tokens
         self.url_field = url_field
         self.timeout_s = timeout_s
-        self._now = now or (lambda: datetime.now(UTC))
         self.log = log or logging.getLogger(__name__)
         self.requests = 0
         """Requests sent (retries included): for the benchmark and the tests."""
@@ -140,15 +134,12 @@ class NovaClient:
     async def _post(self, scope: str, body: bytes, token: str) -> httpx.Response:
         self.requests += 1
         try:
-            return await upstream_fetch(
-                self.http,
+            return await self.http.fetch(
                 "POST",
                 f"{self.base}/{scope}",
-                upstream=UPSTREAM,
-                now=self._now,
-                timeout_s=self.timeout_s,
                 url_field=self.url_field,
                 accept=PAGES,
+                timeout_s=self.timeout_s,
                 content=body,
                 headers={
                     "Content-Type": CONTENT_TYPE,

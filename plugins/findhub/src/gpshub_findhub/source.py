@@ -243,7 +243,6 @@ class FindHubSource(Source[FindHubCredentials, FindHubOptions]):
                 options.nova_url,
                 tokens,
                 timeout_s=options.timeout_s,
-                now=ctx.clock.now,
                 log=ctx.log,
             )
         return self._nova
