@@ -172,11 +172,7 @@ async def _state(hub: Any, connection_id: int, key: str) -> Any:
 
 
 async def test_the_driver_keeps_every_report_once_over_a_restart(
-    gpshub_hub_factory: HubFactory,
-    gpshub_wall: TrioClock,
-    gpshub_clock: MockClock,
-    fake: FakeFindHub,
-    served: str,
+    gpshub_hub_factory: HubFactory, gpshub_clock: MockClock, fake: FakeFindHub, served: str
 ) -> None:
     """Create, test, import, 3 polls, restart, 2 polls: a new report before each poll
     (every poll locates: ``locate_interval_s`` 60 s), each stored once."""
@@ -184,7 +180,7 @@ async def test_the_driver_keeps_every_report_once_over_a_restart(
     sent: dict[str, list[float]] = {cid: [] for cid in tags}
 
     def before(n: int) -> None:
-        t = round(gpshub_wall.now().timestamp()) - 60 + n  # distinct at a restart too
+        t = round(fake.now()) - 60 + n  # distinct at a restart too
         for i, cid in enumerate(tags):
             fake.report(cid, 52.0 + n / 100, 13.0 + i / 100, t=t)
             sent[cid].append(t)

@@ -69,14 +69,12 @@ class NovaClient:
         tokens: TokenManager,
         *,
         url_field: str = "options.nova_url",
-        timeout_s: float = 30.0,
         log: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
     ) -> None:
         self.http = http
         self.base = base_url.rstrip("/")
         self.tokens = tokens
         self.url_field = url_field
-        self.timeout_s = timeout_s
         self.log = log or logging.getLogger(__name__)
         self.requests = 0
         """Requests sent (retries included): for the benchmark and the tests."""
@@ -139,7 +137,6 @@ class NovaClient:
                 f"{self.base}/{scope}",
                 url_field=self.url_field,
                 accept=PAGES,
-                timeout_s=self.timeout_s,
                 content=body,
                 headers={
                     "Content-Type": CONTENT_TYPE,

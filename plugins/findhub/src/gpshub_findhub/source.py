@@ -238,13 +238,8 @@ class FindHubSource(Source[FindHubCredentials, FindHubOptions]):
                 clock=ctx.clock,
                 log=ctx.log,
             )
-            self._nova = NovaClient(
-                ctx.http,
-                options.nova_url,
-                tokens,
-                timeout_s=options.timeout_s,
-                log=ctx.log,
-            )
+            # ctx.http has the options' timeout_s (the runner gives it)
+            self._nova = NovaClient(ctx.http, options.nova_url, tokens, log=ctx.log)
         return self._nova
 
     async def _android_id(self) -> str:
