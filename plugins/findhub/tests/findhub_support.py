@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,8 +17,7 @@ from hub.source import DeviceRef, MemoryStateStore, PollResult
 from hub.testing import EPOCH, source_context
 
 T0 = EPOCH.timestamp()
-
-MakeSource = Callable[..., FindHubSource]
+"""Where ``gpshub_wall`` starts (epoch seconds)."""
 
 
 @dataclass

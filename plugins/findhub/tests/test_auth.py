@@ -28,7 +28,11 @@ from hub.source import MemoryStateStore
 from hub.testing import serve_app
 
 
-def manager(fake: FakeFindHub, wall: TrioClock, state: MemoryStateStore, **kw: Any) -> TokenManager:
+def manager(
+    fake: FakeFindHub | None, wall: TrioClock, state: MemoryStateStore, **kw: Any
+) -> TokenManager:
+    """A token manager for the test account, its token request answered by ``fake``
+    in-process (or by ``post``)."""
     params: dict[str, Any] = {
         "auth_url": "http://127.0.0.1:9/auth",
         "username": TEST_USERNAME,
@@ -36,7 +40,7 @@ def manager(fake: FakeFindHub, wall: TrioClock, state: MemoryStateStore, **kw: A
         "android_id": str(TEST_ANDROID_ID),
         "state": state,
         "clock": wall,
-        "post": fake.post_form,
+        "post": None if fake is None else fake.post_form,
     }
     params.update(kw)
     return TokenManager(**params)
@@ -148,14 +152,8 @@ async def test_other_answers_are_retried_errors(
     error: type,
     words: str,
 ) -> None:
-    tokens = TokenManager(
-        auth_url="http://x/auth",
-        username=TEST_USERNAME,
-        aas_token=TEST_AAS_TOKEN,
-        android_id="1",
-        state=MemoryStateStore(),
-        clock=gpshub_wall,
-        post=lambda url, form: AuthAnswer(status, fields),
+    tokens = manager(
+        None, gpshub_wall, MemoryStateStore(), post=lambda url, form: AuthAnswer(status, fields)
     )
     with pytest.raises(error) as err:
         await tokens.token()
@@ -186,15 +184,7 @@ async def test_the_cache_lifetime_follows_the_answer(
         calls.append(gpshub_wall.now().timestamp())
         return AuthAnswer(200, {"Auth": f"t{len(calls)}", **values})
 
-    tokens = TokenManager(
-        auth_url="http://x/auth",
-        username=TEST_USERNAME,
-        aas_token=TEST_AAS_TOKEN,
-        android_id="1",
-        state=MemoryStateStore(),
-        clock=gpshub_wall,
-        post=post,
-    )
+    tokens = manager(None, gpshub_wall, MemoryStateStore(), post=post)
     await tokens.token()
     await trio.sleep(lifetime - 1)
     await tokens.token()
