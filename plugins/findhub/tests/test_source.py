@@ -11,6 +11,7 @@ from trio.testing import MockClock
 
 from gpshub_findhub.nova import EXECUTE_ACTION
 from gpshub_findhub.source import LIST_ONLY, NO_COORDINATES, PIDS_KEY, POLL_BUDGET_S
+from gpshub_findhub.testing import FakeFindHub
 from hub.runner import POLL_TIMEOUT
 from hub.source import Cursor, PollResult
 
@@ -159,13 +160,19 @@ async def test_without_fcm_credentials_the_account_is_list_only(
     assert world.state.data["findhub.android_id"] == fake.auth_forms[0]["androidId"]
 
 
+def reporting_tags(fake: FakeFindHub, n: int) -> list[str]:
+    """``n`` trackers with a report each, a minute before the test's start."""
+    tags = [fake.add_tracker(f"Tag {i}") for i in range(n)]
+    for cid in tags:
+        fake.report(cid, 52.52, 13.405, t=T0 - 60)
+    return tags
+
+
 async def test_a_429_stops_the_sending_and_pauses_per_retry_after(
     world: World, gpshub_clock: MockClock
 ) -> None:
     fake = world.fake
-    tags = [fake.add_tracker(f"Tag {i}") for i in range(4)]
-    for cid in tags:
-        fake.report(cid, 52.52, 13.405, t=T0 - 60)
+    tags = reporting_tags(fake, 4)
     fake.rate_limit(retry_after=400, path=EXECUTE_ACTION)
     fake.requests.clear()
     source = world.source()
@@ -186,9 +193,7 @@ async def test_a_large_account_is_asked_in_turn_within_the_poll_budget(
     world: World, gpshub_clock: MockClock
 ) -> None:
     fake = world.fake
-    tags = [fake.add_tracker(f"Tag {i}") for i in range(20)]
-    for cid in tags:
-        fake.report(cid, 52.52, 13.405, t=T0 - 60)
+    tags = reporting_tags(fake, 20)
     fake.answer_delay_s = 3
     source = world.source()
     cursors: dict[str, Cursor] = {}
@@ -304,7 +309,6 @@ async def test_the_push_connection_over_tls_with_a_test_ca(
     monkeypatch: Any,
 ) -> None:
     from gpshub_findhub import auth
-    from gpshub_findhub.testing import FakeFindHub
 
     fake = FakeFindHub(now=lambda: gpshub_wall.now().timestamp(), mcs_tls=True)
     monkeypatch.setattr(auth, "post_auth_form", fake.post_form)
