@@ -5,10 +5,7 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -16,12 +13,11 @@ import httpx
 from gpshub_findhub.source import FindHubSource
 from gpshub_findhub.testing import FakeFindHub
 from hub.clock import Clock
-from hub.source import DeviceRef, MemoryStateStore, PollResult, SourceContext
+from hub.source import DeviceRef, MemoryStateStore, PollResult
+from hub.testing import EPOCH, source_context
 
-EPOCH = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 T0 = EPOCH.timestamp()
-
-MakeSource = Callable[..., FindHubSource]
+"""Where ``gpshub_wall`` starts (epoch seconds)."""
 
 
 @dataclass
@@ -43,14 +39,13 @@ class World:
     ) -> FindHubSource:
         """A source for the fake (``state``: the connection's; the world's by default, so
         a second source is a restart)."""
-        ctx: SourceContext[Any, Any] = SourceContext(
-            credentials=FindHubSource.parse_credentials(self.fake.credentials(**(secrets or {}))),
-            options=FindHubSource.parse_options(self.fake.options(self.url, **options)),
-            http=self.http,
-            log=logging.getLogger("gpshub.test.findhub"),
-            state=self.state if state is None else state,
+        ctx = source_context(
+            FindHubSource,
+            self.fake.credentials(**(secrets or {})),
+            self.http,
+            options=self.fake.options(self.url, **options),
             clock=self.clock,
-            connection_id=1,
+            state=self.state if state is None else state,
         )
         return FindHubSource(ctx)
 

@@ -22,14 +22,17 @@ from gpshub_findhub.auth import (
     post_auth_form,
 )
 from gpshub_findhub.testing import TEST_AAS_TOKEN, TEST_ANDROID_ID, TEST_USERNAME, FakeFindHub
-from hub.blocking import blocking_calls_inline
 from hub.clock import TrioClock
 from hub.errors import CannotConnect, InvalidAuth, UpdateFailed
 from hub.source import MemoryStateStore
 from hub.testing import serve_app
 
 
-def manager(fake: FakeFindHub, wall: TrioClock, state: MemoryStateStore, **kw: Any) -> TokenManager:
+def manager(
+    fake: FakeFindHub | None, wall: TrioClock, state: MemoryStateStore, **kw: Any
+) -> TokenManager:
+    """A token manager for the test account, its token request answered by ``fake``
+    in-process (or by ``post``)."""
     params: dict[str, Any] = {
         "auth_url": "http://127.0.0.1:9/auth",
         "username": TEST_USERNAME,
@@ -37,7 +40,7 @@ def manager(fake: FakeFindHub, wall: TrioClock, state: MemoryStateStore, **kw: A
         "android_id": str(TEST_ANDROID_ID),
         "state": state,
         "clock": wall,
-        "post": fake.post_form,
+        "post": None if fake is None else fake.post_form,
     }
     params.update(kw)
     return TokenManager(**params)
@@ -65,48 +68,45 @@ def test_the_form_is_gpsoauths_perform_oauth(monkeypatch: pytest.MonkeyPatch) ->
 
 
 async def test_a_token_is_cached_in_state_until_its_expiry_minus_five_minutes(
-    fake: FakeFindHub, wall: TrioClock, clock: MockClock
+    fake: FakeFindHub, gpshub_wall: TrioClock, gpshub_clock: MockClock
 ) -> None:
     state = MemoryStateStore()
-    with blocking_calls_inline():
-        tokens = manager(fake, wall, state)
-        first = await tokens.token()
-        assert await tokens.token() == first and fake.tokens_issued == 1
-        assert state.data[STATE_KEY]["token"] == first
-        assert first not in str({k: v for k, v in state.data[STATE_KEY].items() if k != "token"})
-        # a new instance (a restart) takes the saved token
-        again = manager(fake, wall, state)
-        assert await again.token() == first and fake.tokens_issued == 1
-        await trio.sleep(3600 - 300 - 1)
-        assert await again.token() == first
-        await trio.sleep(2)
-        second = await again.token()
-        assert second != first and fake.tokens_issued == 2
-        assert fake.auth_forms[-1]["androidId"] == str(TEST_ANDROID_ID)
+    tokens = manager(fake, gpshub_wall, state)
+    first = await tokens.token()
+    assert await tokens.token() == first and fake.tokens_issued == 1
+    assert state.data[STATE_KEY]["token"] == first
+    assert first not in str({k: v for k, v in state.data[STATE_KEY].items() if k != "token"})
+    # a new instance (a restart) takes the saved token
+    again = manager(fake, gpshub_wall, state)
+    assert await again.token() == first and fake.tokens_issued == 1
+    await trio.sleep(3600 - 300 - 1)
+    assert await again.token() == first
+    await trio.sleep(2)
+    second = await again.token()
+    assert second != first and fake.tokens_issued == 2
+    assert fake.auth_forms[-1]["androidId"] == str(TEST_ANDROID_ID)
 
 
 async def test_another_account_never_reuses_a_saved_token(
-    fake: FakeFindHub, wall: TrioClock, clock: MockClock
+    fake: FakeFindHub, gpshub_wall: TrioClock, gpshub_clock: MockClock
 ) -> None:
     state = MemoryStateStore()
-    with blocking_calls_inline():
-        await manager(fake, wall, state).token()
-        fake.username = "bob@gmail.com"
-        other = manager(fake, wall, state, username="bob@gmail.com")
-        await other.token()
+    await manager(fake, gpshub_wall, state).token()
+    fake.username = "bob@gmail.com"
+    other = manager(fake, gpshub_wall, state, username="bob@gmail.com")
+    await other.token()
     assert fake.tokens_issued == 2
 
 
 async def test_refresh_after_a_401_makes_one_new_token_for_concurrent_callers(
-    fake: FakeFindHub, wall: TrioClock, clock: MockClock
+    fake: FakeFindHub, gpshub_wall: TrioClock, gpshub_clock: MockClock
 ) -> None:
-    with blocking_calls_inline():
-        tokens = manager(fake, wall, MemoryStateStore())
-        rejected = await tokens.token()
-        got: list[str] = []
-        async with trio.open_nursery() as nursery:
-            for _ in range(3):
-                nursery.start_soon(lambda: _append(got, tokens.refresh(rejected)))
+    tokens = manager(fake, gpshub_wall, MemoryStateStore())
+    rejected = await tokens.token()
+    got: list[str] = []
+    async with trio.open_nursery() as nursery:
+        for _ in range(3):
+            nursery.start_soon(lambda: _append(got, tokens.refresh(rejected)))
     assert len(set(got)) == 1 and got[0] != rejected
     assert fake.tokens_issued == 2
 
@@ -117,12 +117,12 @@ async def _append(out: list[str], awaitable: Any) -> None:
 
 @pytest.mark.parametrize("code", ["BadAuthentication", "NeedsBrowser"])
 async def test_a_refused_aas_token_is_invalid_auth_telling_what_to_do(
-    fake: FakeFindHub, wall: TrioClock, clock: MockClock, code: str
+    fake: FakeFindHub, gpshub_wall: TrioClock, gpshub_clock: MockClock, code: str
 ) -> None:
     fake.auth_error = code
     state = MemoryStateStore()
-    with blocking_calls_inline(), pytest.raises(InvalidAuth) as err:
-        await manager(fake, wall, state).token()
+    with pytest.raises(InvalidAuth) as err:
+        await manager(fake, gpshub_wall, state).token()
     message = str(err.value)
     assert code in message and "generate a new secrets.json" in message
     assert TEST_AAS_TOKEN not in message
@@ -145,18 +145,17 @@ def answer(status: int, **fields: str) -> Any:
     ],
 )
 async def test_other_answers_are_retried_errors(
-    wall: TrioClock, clock: MockClock, status: int, fields: dict[str, str], error: type, words: str
+    gpshub_wall: TrioClock,
+    gpshub_clock: MockClock,
+    status: int,
+    fields: dict[str, str],
+    error: type,
+    words: str,
 ) -> None:
-    tokens = TokenManager(
-        auth_url="http://x/auth",
-        username=TEST_USERNAME,
-        aas_token=TEST_AAS_TOKEN,
-        android_id="1",
-        state=MemoryStateStore(),
-        clock=wall,
-        post=lambda url, form: AuthAnswer(status, fields),
+    tokens = manager(
+        None, gpshub_wall, MemoryStateStore(), post=lambda url, form: AuthAnswer(status, fields)
     )
-    with blocking_calls_inline(), pytest.raises(error) as err:
+    with pytest.raises(error) as err:
         await tokens.token()
     assert words in str(err.value)
 
@@ -173,35 +172,26 @@ async def test_other_answers_are_retried_errors(
     ],
 )
 async def test_the_cache_lifetime_follows_the_answer(
-    wall: TrioClock, clock: MockClock, fields: dict[str, str], lifetime: float
+    gpshub_wall: TrioClock, gpshub_clock: MockClock, fields: dict[str, str], lifetime: float
 ) -> None:
-    now = wall.now().timestamp()
+    now = gpshub_wall.now().timestamp()
     values = {k: v.replace("{now+3600}", str(now + 3600)) for k, v in fields.items()}
     values = {k: v.replace("{now-10}", str(now - 10)) for k, v in values.items()}
     values = {k: v.replace("{now+200}", str(now + 200)) for k, v in values.items()}
     calls: list[float] = []
 
     def post(url: str, form: dict[str, Any]) -> AuthAnswer:
-        calls.append(wall.now().timestamp())
+        calls.append(gpshub_wall.now().timestamp())
         return AuthAnswer(200, {"Auth": f"t{len(calls)}", **values})
 
-    tokens = TokenManager(
-        auth_url="http://x/auth",
-        username=TEST_USERNAME,
-        aas_token=TEST_AAS_TOKEN,
-        android_id="1",
-        state=MemoryStateStore(),
-        clock=wall,
-        post=post,
-    )
-    with blocking_calls_inline():
-        await tokens.token()
-        await trio.sleep(lifetime - 1)
-        await tokens.token()
-        assert len(calls) == 1
-        await trio.sleep(2)
-        await tokens.token()
-        assert len(calls) == 2
+    tokens = manager(None, gpshub_wall, MemoryStateStore(), post=post)
+    await tokens.token()
+    await trio.sleep(lifetime - 1)
+    await tokens.token()
+    assert len(calls) == 1
+    await trio.sleep(2)
+    await tokens.token()
+    assert len(calls) == 2
 
 
 # -- the real POST (requests in a worker thread, gpsoauth's adapter), on the real clock --

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import trio
 from findhub_support import T0
 from trio.testing import MockClock
@@ -22,9 +21,10 @@ from trio.testing import MockClock
 from gpshub_findhub.source import PIDS_KEY, FindHubSource
 from gpshub_findhub.testing import FakeFindHub, secrets_document
 from hub.clock import TrioClock
+from hub.hub_driver import HubDriver, HubFactory
 from hub.models import ConnectionState, Role
-from hub.secrets import SecretBox
 from hub.testing import LOOPBACK_NETWORKS, make_hub
+from hub.testing import running as running_hub
 from hub.web import create_app, serve
 
 
@@ -42,15 +42,10 @@ class Api:
 
 
 @asynccontextmanager
-async def running(tmp_path: Path, wall: TrioClock, key: bytes) -> AsyncIterator[Api]:
-    """A hub on ``tmp_path`` serving its API, and a manager of client "acme" calling it."""
-    hub = make_hub(
-        tmp_path,
-        FindHubSource,
-        clock=wall,
-        secret_key=key,
-        outbound_allow_networks=LOOPBACK_NETWORKS,
-    )
+async def running(hubs: HubFactory) -> AsyncIterator[Api]:
+    """A hub of ``hubs`` (the same data and key as the one before: a restart) serving its
+    API, and a manager of client "acme" calling it."""
+    hub = hubs()
     store = hub.store
     clients = {c.name: c for c in store.list_clients()}
     client = clients.get("acme") or store.create_client("acme")
@@ -69,7 +64,7 @@ async def running(tmp_path: Path, wall: TrioClock, key: bytes) -> AsyncIterator[
                 yield Api(hub, http, client.id or 0)
             finally:
                 hub.shutdown()
-    hub.store.close()
+    hubs.close_hub(hub)
 
 
 def history(hub: Any, connection_id: int) -> dict[str, list[tuple[float, float, float]]]:
@@ -81,16 +76,14 @@ def history(hub: Any, connection_id: int) -> dict[str, list[tuple[float, float, 
     return out
 
 
-@pytest.fixture
-async def served(fake: FakeFindHub, nursery: trio.Nursery, inline_auth: None) -> FakeFindHub:
-    await fake.start(nursery)
-    return fake
-
-
 async def test_save_test_import_poll_restart_each_position_once(
-    tmp_path: Path, wall: TrioClock, clock: MockClock, served: FakeFindHub
+    gpshub_hub_factory: HubFactory,
+    gpshub_wall: TrioClock,
+    gpshub_clock: MockClock,
+    fake: FakeFindHub,
+    served: str,
 ) -> None:
-    fake = served
+    wall = gpshub_wall
     tags = [fake.add_tracker(name) for name in ("Keys", "Bag", "Bike")]
     phone = fake.add_phone("Pixel")
     fake.report(tags[0], 52.52, 13.405, alt=34, accuracy=12, t=T0 - 300)
@@ -98,10 +91,9 @@ async def test_save_test_import_poll_restart_each_position_once(
     fake.report(tags[2], 47.37, 8.54, accuracy=0, t=T0 - 100, status="aggregated")
     fake.report(tags[2], 47.37, 8.54, t=T0 - 98, status="semantic", place_name="Home")
     fake.report(phone, 51.5, -0.12, accuracy=8, t=T0 - 50)
-    key = SecretBox.generate_key().encode()
-    body = {"kind": "findhub", "label": "Find Hub", "options": fake.options()}
+    body = {"kind": "findhub", "label": "Find Hub", "options": fake.options(served)}
 
-    async with running(tmp_path, wall, key) as api:
+    async with running(gpshub_hub_factory) as api:
         # a broken secrets.json is refused, naming the key
         broken = secrets_document()
         broken["fcm_credentials"]["gcm"]["android_id"] = "12x"
@@ -161,7 +153,7 @@ async def test_save_test_import_poll_restart_each_position_once(
         logins_before = len(fake.mcs.logins)
 
     saved_ids = None
-    async with running(tmp_path, wall, key) as api:  # a restart: same data, same key
+    async with running(gpshub_hub_factory) as api:  # a restart: same data, same key
         saved_ids = await _state(api.hub, conn["id"], PIDS_KEY)
         for cid in tags:
             fake.push_update(cid)  # queued while the hub was down: served again
@@ -179,22 +171,40 @@ async def _state(hub: Any, connection_id: int, key: str) -> Any:
     return await StoreStateStore(hub, connection_id).get(key)
 
 
-async def test_a_refused_aas_token_stops_polling_without_a_login_loop(
-    tmp_path: Path, wall: TrioClock, clock: MockClock, served: FakeFindHub
+async def test_the_driver_keeps_every_report_once_over_a_restart(
+    gpshub_hub_factory: HubFactory, gpshub_clock: MockClock, fake: FakeFindHub, served: str
 ) -> None:
-    fake = served
+    """Create, test, import, 3 polls, restart, 2 polls: a new report before each poll
+    (every poll locates: ``locate_interval_s`` 60 s), each stored once."""
+    tags = [fake.add_tracker(name) for name in ("Keys", "Bag")]
+    sent: dict[str, list[float]] = {cid: [] for cid in tags}
+
+    def before(n: int) -> None:
+        t = round(fake.now()) - 60 + n  # distinct at a restart too
+        for i, cid in enumerate(tags):
+            fake.report(cid, 52.0 + n / 100, 13.0 + i / 100, t=t)
+            sent[cid].append(t)
+
+    options = fake.options(served, locate_interval_s=60, stagger_s=0)
+    driver = HubDriver(gpshub_hub_factory, FindHubSource, fake.credentials(), options)
+    stored = await driver.run(polls=3, polls_after_restart=2, before=before)
+    for cid in tags:
+        times = [row["fix_time"].timestamp() for row in stored[cid]]
+        assert times == sent[cid], (cid, times, sent[cid])
+    assert driver.connection().state == ConnectionState.OK
+
+
+async def test_a_refused_aas_token_stops_polling_without_a_login_loop(
+    gpshub_hub_factory: HubFactory, gpshub_clock: MockClock, fake: FakeFindHub, served: str
+) -> None:
     tag = fake.add_tracker("Keys")
-    async with running(tmp_path, wall, SecretBox.generate_key().encode()) as api:
-        conn = api.hub.store.create_connection(
-            api.client_id, "findhub", "Find Hub", fake.credentials(), fake.options()
-        )
-        api.hub.store.create_device(
-            api.client_id, name="Keys", connection_id=conn.id, upstream_id=tag
-        )
-        fake.auth_error = "BadAuthentication"
-        await api.hub.reload_connection(conn.id)
+    driver = HubDriver(gpshub_hub_factory, FindHubSource, fake.credentials(), fake.options(served))
+    driver.create()
+    driver.add_device(tag, "Keys")
+    fake.auth_error = "BadAuthentication"
+    async with running_hub(driver.hub):
         await trio.sleep(1200)
-        state = api.hub.store.get_connection(conn.id)
+    state = driver.connection()
     assert state.state == ConnectionState.NEEDS_REAUTH
     assert "generate a new secrets.json" in (state.last_error or "")
     assert fake.requests["/auth"] == 1
@@ -202,18 +212,17 @@ async def test_a_refused_aas_token_stops_polling_without_a_login_loop(
 
 
 async def test_a_secrets_json_without_owner_key_is_saved_and_says_no_coordinates(
-    tmp_path: Path, wall: TrioClock, clock: MockClock, served: FakeFindHub
+    gpshub_hub_factory: HubFactory, gpshub_clock: MockClock, fake: FakeFindHub, served: str
 ) -> None:
-    fake = served
     tag = fake.add_tracker("Keys")
     fake.report(tag, 52.52, 13.405, t=T0 - 60)
     body = {
         "kind": "findhub",
         "label": "Find Hub",
         "credentials": fake.credentials(owner_key=None),
-        "options": fake.options(),
+        "options": fake.options(served),
     }
-    async with running(tmp_path, wall, SecretBox.generate_key().encode()) as api:
+    async with running(gpshub_hub_factory) as api:
         r = await api.post(
             "/api/connections/test", {k: body[k] for k in ("kind", "credentials", "options")}
         )
@@ -233,7 +242,7 @@ async def test_a_secrets_json_without_owner_key_is_saved_and_says_no_coordinates
 
 
 async def test_on_the_real_clock_the_token_request_goes_over_http(
-    tmp_path: Path, nursery: trio.Nursery
+    tmp_path: Path, gpshub_serve: Any
 ) -> None:
     """No stand-in: the hub's own threads, gpsoauth's adapter posting to the fake's
     ``/auth``; the first poll starts with the connection."""
@@ -242,7 +251,7 @@ async def test_on_the_real_clock_the_token_request_goes_over_http(
     from hub.clock import SystemClock
 
     fake = FakeFindHub()
-    await fake.start(nursery)
+    url = await gpshub_serve(fake)
     tag = fake.add_tracker("Keys")
     fake.report(tag, 52.52, 13.405, t=time.time() - 60)
     hub = make_hub(
@@ -250,7 +259,7 @@ async def test_on_the_real_clock_the_token_request_goes_over_http(
     )
     client = hub.store.create_client("acme")
     conn = hub.store.create_connection(
-        client.id, "findhub", "Find Hub", fake.credentials(), fake.options(stagger_s=0)
+        client.id, "findhub", "Find Hub", fake.credentials(), fake.options(url, stagger_s=0)
     )
     hub.store.import_devices(conn.id, await hub.browse(conn))
     async with trio.open_nursery() as inner:

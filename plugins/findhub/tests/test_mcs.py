@@ -53,12 +53,6 @@ UPDATE = bytes.fromhex("0a0408021a00")  # stands for a DeviceUpdate protobuf
 
 
 @pytest.fixture
-def clock() -> MockClock:
-    """Trio's mock clock; a test taking this fixture runs on it (pytest-trio)."""
-    return MockClock(autojump_threshold=0.02)
-
-
-@pytest.fixture
 def fake() -> FakeMcs:
     return FakeMcs(android_id=ANDROID_ID, security_token=SECURITY_TOKEN, checkin=False)
 
@@ -161,7 +155,7 @@ async def test_wrong_security_token_refused(
     assert secret not in str(caught.value) and secret not in caplog.text
 
 
-async def test_login_timeout(fake: FakeMcs, endpoint: McsEndpoint, clock: MockClock) -> None:
+async def test_login_timeout(fake: FakeMcs, endpoint: McsEndpoint, gpshub_clock: MockClock) -> None:
     fake.answer_login = False
     start = trio.current_time()
     with pytest.raises(McsConnectError, match=r"no MCS login answer .* within 30 s"):
@@ -321,7 +315,7 @@ async def test_server_ping_answered(fake: FakeMcs, endpoint: McsEndpoint) -> Non
 
 
 async def test_client_pings_when_idle(
-    fake: FakeMcs, endpoint: McsEndpoint, clock: MockClock
+    fake: FakeMcs, endpoint: McsEndpoint, gpshub_clock: MockClock
 ) -> None:
     async with session(endpoint, heartbeat_s=20) as s:
         await trio.sleep(19)
@@ -337,7 +331,7 @@ async def test_client_pings_when_idle(
 
 
 async def test_unanswered_ping_ends_the_session(
-    fake: FakeMcs, endpoint: McsEndpoint, clock: MockClock
+    fake: FakeMcs, endpoint: McsEndpoint, gpshub_clock: MockClock
 ) -> None:
     fake.answer_pings = False
     async with session(endpoint, heartbeat_s=20) as s:

@@ -14,7 +14,7 @@ async def client(world: World) -> NovaClient:
     return await world.source().nova()
 
 
-async def test_list_devices_decodes_the_account(world: World, clock: MockClock) -> None:
+async def test_list_devices_decodes_the_account(world: World, gpshub_clock: MockClock) -> None:
     tag = world.fake.add_tracker("Keys", manufacturer="Chipolo", model="ONE Point")
     phone = world.fake.add_phone("Pixel")
     devices = {d.canonic_id: d for d in await (await client(world)).list_devices()}
@@ -24,7 +24,9 @@ async def test_list_devices_decodes_the_account(world: World, clock: MockClock) 
     assert world.fake.requests[LIST_DEVICES] == 1
 
 
-async def test_locate_is_accepted_and_parsed_by_the_fake(world: World, clock: MockClock) -> None:
+async def test_locate_is_accepted_and_parsed_by_the_fake(
+    world: World, gpshub_clock: MockClock
+) -> None:
     tag = world.fake.add_tracker("Keys")
     nova = await client(world)
     await nova.locate(
@@ -43,32 +45,34 @@ async def test_locate_is_accepted_and_parsed_by_the_fake(world: World, clock: Mo
     )
 
 
-async def test_a_401_refreshes_the_token_once_and_retries(world: World, clock: MockClock) -> None:
+async def test_a_401_refreshes_the_token_once_and_retries(
+    world: World, gpshub_clock: MockClock
+) -> None:
     nova = await client(world)
     await nova.list_devices()
-    world.fake.unauthorized(1)
+    world.fake.fail(401)
     await nova.list_devices()
     assert world.fake.tokens_issued == 2
     assert world.fake.requests[LIST_DEVICES] == 3
 
 
-async def test_an_expired_token_is_replaced(world: World, clock: MockClock) -> None:
+async def test_an_expired_token_is_replaced(world: World, gpshub_clock: MockClock) -> None:
     nova = await client(world)
     await nova.list_devices()
-    world.fake.expire_tokens()
+    world.fake.expire_sessions()
     await nova.list_devices()
     assert world.fake.tokens_issued == 2
 
 
-async def test_a_second_401_is_invalid_auth(world: World, clock: MockClock) -> None:
-    world.fake.unauthorized(2)
+async def test_a_second_401_is_invalid_auth(world: World, gpshub_clock: MockClock) -> None:
+    world.fake.fail(401, times=2)
     with pytest.raises(InvalidAuth):
         await (await client(world)).list_devices()
     assert world.fake.requests[LIST_DEVICES] == 2 and world.fake.tokens_issued == 2
 
 
-async def test_429_is_rate_limited_with_retry_after(world: World, clock: MockClock) -> None:
-    world.fake.rate_limit(1, retry_after=42, scope=EXECUTE_ACTION)
+async def test_429_is_rate_limited_with_retry_after(world: World, gpshub_clock: MockClock) -> None:
+    world.fake.rate_limit(retry_after=42, path=EXECUTE_ACTION)
     nova = await client(world)
     with pytest.raises(RateLimited) as err:
         await nova.locate(
@@ -78,9 +82,9 @@ async def test_429_is_rate_limited_with_retry_after(world: World, clock: MockClo
 
 
 async def test_an_html_error_page_is_update_failed_with_a_snippet(
-    world: World, clock: MockClock
+    world: World, gpshub_clock: MockClock
 ) -> None:
-    world.fake.fail(1, 500)
+    world.fake.platform_error(status=500)
     with pytest.raises(UpdateFailed) as err:
         await (await client(world)).list_devices()
     message = str(err.value)
@@ -88,9 +92,11 @@ async def test_an_html_error_page_is_update_failed_with_a_snippet(
     assert "<" not in message and len(message) < 200
 
 
-async def test_a_body_that_is_no_protobuf_is_update_failed(world: World, clock: MockClock) -> None:
+async def test_a_body_that_is_no_protobuf_is_update_failed(
+    world: World, gpshub_clock: MockClock
+) -> None:
     world.fake.add_tracker("Keys")
-    world.fake.garbage(1)
+    world.fake.malformed()
     with pytest.raises(UpdateFailed) as err:
         await (await client(world)).list_devices()
     assert "does not decode" in str(err.value)

@@ -11,6 +11,7 @@ from trio.testing import MockClock
 
 from gpshub_findhub.nova import EXECUTE_ACTION
 from gpshub_findhub.source import LIST_ONLY, NO_COORDINATES, PIDS_KEY, POLL_BUDGET_S
+from gpshub_findhub.testing import FakeFindHub
 from hub.runner import POLL_TIMEOUT
 from hub.source import Cursor, PollResult
 
@@ -20,7 +21,9 @@ def cursors_after(result: PollResult, before: dict[str, Cursor]) -> dict[str, Cu
     return {**before, **result.cursors}
 
 
-async def test_a_poll_locates_each_device_and_makes_fixes(world: World, clock: MockClock) -> None:
+async def test_a_poll_locates_each_device_and_makes_fixes(
+    world: World, gpshub_clock: MockClock
+) -> None:
     fake = world.fake
     tag = fake.add_tracker("Keys")
     fake.report(tag, 52.52, 13.405, alt=34, accuracy=12, t=T0 - 30)
@@ -43,7 +46,7 @@ async def poll(world: World, source, ids: list[str], cursors: dict[str, Cursor])
     return result
 
 
-async def test_cool_downs_dedupe_and_the_cadence(world: World, clock: MockClock) -> None:
+async def test_cool_downs_dedupe_and_the_cadence(world: World, gpshub_clock: MockClock) -> None:
     """A device is asked at most every 300 s; the same report served again is no new fix;
     a crowdsourced answer pushes the next request 600 s out."""
     fake = world.fake
@@ -83,7 +86,7 @@ async def test_cool_downs_dedupe_and_the_cadence(world: World, clock: MockClock)
 
 
 async def test_the_same_push_again_and_a_restart_replay_nothing(
-    world: World, clock: MockClock
+    world: World, gpshub_clock: MockClock
 ) -> None:
     fake = world.fake
     tag = fake.add_tracker("Keys")
@@ -103,7 +106,7 @@ async def test_the_same_push_again_and_a_restart_replay_nothing(
 
 
 async def test_unsolicited_updates_of_known_devices_are_taken(
-    world: World, clock: MockClock
+    world: World, gpshub_clock: MockClock
 ) -> None:
     fake = world.fake
     tag, other = fake.add_tracker("Keys"), fake.add_tracker("Not imported")
@@ -119,7 +122,7 @@ async def test_unsolicited_updates_of_known_devices_are_taken(
 
 
 async def test_a_device_whose_key_does_not_open_gets_a_notice_the_others_go_on(
-    world: World, clock: MockClock
+    world: World, gpshub_clock: MockClock
 ) -> None:
     fake = world.fake
     good, stale = fake.add_tracker("Keys"), fake.add_tracker("Old tag")
@@ -133,7 +136,7 @@ async def test_a_device_whose_key_does_not_open_gets_a_notice_the_others_go_on(
 
 
 async def test_without_owner_key_no_coordinates_said_plainly(
-    world: World, clock: MockClock
+    world: World, gpshub_clock: MockClock
 ) -> None:
     tag = world.fake.add_tracker("Keys")
     world.fake.report(tag, 52.52, 13.405, t=T0 - 60)
@@ -143,7 +146,7 @@ async def test_without_owner_key_no_coordinates_said_plainly(
 
 
 async def test_without_fcm_credentials_the_account_is_list_only(
-    world: World, clock: MockClock
+    world: World, gpshub_clock: MockClock
 ) -> None:
     fake = world.fake
     fake.embed_reports = True  # the rare case: the list carries a report
@@ -157,14 +160,20 @@ async def test_without_fcm_credentials_the_account_is_list_only(
     assert world.state.data["findhub.android_id"] == fake.auth_forms[0]["androidId"]
 
 
-async def test_a_429_stops_the_sending_and_pauses_per_retry_after(
-    world: World, clock: MockClock
-) -> None:
-    fake = world.fake
-    tags = [fake.add_tracker(f"Tag {i}") for i in range(4)]
+def reporting_tags(fake: FakeFindHub, n: int) -> list[str]:
+    """``n`` trackers with a report each, a minute before the test's start."""
+    tags = [fake.add_tracker(f"Tag {i}") for i in range(n)]
     for cid in tags:
         fake.report(cid, 52.52, 13.405, t=T0 - 60)
-    fake.rate_limit(1, retry_after=400, scope=EXECUTE_ACTION)
+    return tags
+
+
+async def test_a_429_stops_the_sending_and_pauses_per_retry_after(
+    world: World, gpshub_clock: MockClock
+) -> None:
+    fake = world.fake
+    tags = reporting_tags(fake, 4)
+    fake.rate_limit(retry_after=400, path=EXECUTE_ACTION)
     fake.requests.clear()
     source = world.source()
     cursors: dict[str, Cursor] = {}
@@ -181,12 +190,10 @@ async def test_a_429_stops_the_sending_and_pauses_per_retry_after(
 
 
 async def test_a_large_account_is_asked_in_turn_within_the_poll_budget(
-    world: World, clock: MockClock
+    world: World, gpshub_clock: MockClock
 ) -> None:
     fake = world.fake
-    tags = [fake.add_tracker(f"Tag {i}") for i in range(20)]
-    for cid in tags:
-        fake.report(cid, 52.52, 13.405, t=T0 - 60)
+    tags = reporting_tags(fake, 20)
     fake.answer_delay_s = 3
     source = world.source()
     cursors: dict[str, Cursor] = {}
@@ -204,7 +211,7 @@ async def test_a_large_account_is_asked_in_turn_within_the_poll_budget(
 
 
 async def test_unanswered_requests_end_the_poll_after_push_wait(
-    world: World, clock: MockClock
+    world: World, gpshub_clock: MockClock
 ) -> None:
     tag = world.fake.add_tracker("Keys")
     world.fake.answer_locates = False
@@ -215,7 +222,7 @@ async def test_unanswered_requests_end_the_poll_after_push_wait(
 
 
 async def test_a_refused_push_login_is_a_notice_and_the_list_still_counts(
-    world: World, clock: MockClock
+    world: World, gpshub_clock: MockClock
 ) -> None:
     fake = world.fake
     fake.embed_reports = True
@@ -229,7 +236,7 @@ async def test_a_refused_push_login_is_a_notice_and_the_list_still_counts(
 
 
 async def test_a_phone_is_decrypted_with_the_keys_its_answer_carries(
-    world: World, clock: MockClock
+    world: World, gpshub_clock: MockClock
 ) -> None:
     fake = world.fake
     phone = fake.add_phone("Pixel")
@@ -238,7 +245,7 @@ async def test_a_phone_is_decrypted_with_the_keys_its_answer_carries(
     assert fix_rows(result, phone) == [(T0 - 10, 47.0, 8.0)]
 
 
-async def test_a_semantic_place_name_is_a_sensor(world: World, clock: MockClock) -> None:
+async def test_a_semantic_place_name_is_a_sensor(world: World, gpshub_clock: MockClock) -> None:
     fake = world.fake
     tag = fake.add_tracker("Keys")
     fake.report(tag, 52.52, 13.405, t=T0 - 60)
@@ -248,7 +255,7 @@ async def test_a_semantic_place_name_is_a_sensor(world: World, clock: MockClock)
     assert fix.sensors["place_name"] == "Home"
 
 
-async def test_a_mcu_tracker_with_a_bit_inverted_key(world: World, clock: MockClock) -> None:
+async def test_a_mcu_tracker_with_a_bit_inverted_key(world: World, gpshub_clock: MockClock) -> None:
     fake = world.fake
     tag = fake.add_tracker("DIY", mcu=True, form="cbc")
     fake.report(tag, 48.4, 9.9, t=T0 - 60, status="crowdsourced")
@@ -256,7 +263,7 @@ async def test_a_mcu_tracker_with_a_bit_inverted_key(world: World, clock: MockCl
     assert fix_rows(result, tag) == [(T0 - 60, 48.4, 9.9)]
 
 
-async def test_test_connection_and_browse(world: World, clock: MockClock) -> None:
+async def test_test_connection_and_browse(world: World, gpshub_clock: MockClock) -> None:
     fake = world.fake
     for name in ("Keys", "Bag", "Bike"):
         fake.add_tracker(name, manufacturer="Chipolo", model="ONE")
@@ -272,7 +279,7 @@ async def test_test_connection_and_browse(world: World, clock: MockClock) -> Non
     assert devices["Keys"].upstream_id in fake.devices
 
 
-async def test_test_connection_says_what_is_missing(world: World, clock: MockClock) -> None:
+async def test_test_connection_says_what_is_missing(world: World, gpshub_clock: MockClock) -> None:
     world.fake.add_tracker("Keys")
     summary = await world.source(secrets={"fcm": False, "owner_key": None}).test_connection()
     assert "1 device (1 tracker, 0 phones)" in summary
@@ -286,7 +293,7 @@ async def test_test_connection_says_what_is_missing(world: World, clock: MockClo
 
 
 async def test_an_outdated_owner_key_shows_at_every_poll_even_without_reports(
-    world: World, clock: MockClock
+    world: World, gpshub_clock: MockClock
 ) -> None:
     stale = world.fake.add_tracker("Old tag")
     world.fake.devices[stale].encrypted_eik = bytes(60)
@@ -295,20 +302,21 @@ async def test_an_outdated_owner_key_shows_at_every_poll_even_without_reports(
 
 
 async def test_the_push_connection_over_tls_with_a_test_ca(
-    wall: Any, http: Any, nursery: trio.Nursery, clock: MockClock, monkeypatch: Any
+    gpshub_wall: Any,
+    gpshub_http: Any,
+    gpshub_serve: Any,
+    gpshub_clock: MockClock,
+    monkeypatch: Any,
 ) -> None:
     from gpshub_findhub import auth
-    from gpshub_findhub.testing import FakeFindHub
-    from hub.blocking import blocking_calls_inline
 
-    fake = FakeFindHub(now=lambda: wall.now().timestamp(), mcs_tls=True)
+    fake = FakeFindHub(now=lambda: gpshub_wall.now().timestamp(), mcs_tls=True)
     monkeypatch.setattr(auth, "post_auth_form", fake.post_form)
-    url = await fake.start(nursery)
+    url = await gpshub_serve(fake)
     tag = fake.add_tracker("Keys")
     fake.report(tag, 52.52, 13.405, t=T0 - 60)
-    world = World(fake, url, http, wall)
+    world = World(fake, url, gpshub_http, gpshub_wall)
     options = fake.options(url)
     assert options["mcs_tls"] is True and options["mcs_ca_file"]
-    with blocking_calls_inline():
-        result = await world.source().poll(refs([tag]), {})
+    result = await world.source().poll(refs([tag]), {})
     assert fix_rows(result, tag) == [(T0 - 60, 52.52, 13.405)]

@@ -7,10 +7,12 @@ content type Google's app sends) and the headers of Google's Find Hub app:
 * ``nbe_execute_action`` — a locate request; the answer is an empty 200, the location
   comes later as an FCM push (``mcs``).
 
-Errors: 401 refreshes the ADM token once and retries once, a second 401 is
-``InvalidAuth``; 429 is ``RateLimited`` with its ``Retry-After``; 5xx, HTML pages and
-bodies that do not decode are ``UpdateFailed`` (an HTML page shows in a message only as a
-short snippet of its text); a refused or failed connection is ``CannotConnect``.
+Errors: the requests go through ``ctx.http.fetch`` (``hub.upstream_http``), which
+maps no answer (``CannotConnect``), 403 (``InvalidAuth``), 429 (``RateLimited`` with its
+``Retry-After``) and redirects (``BadConfig`` naming ``nova_url``).  What is Nova's own:
+a 401 refreshes the ADM token once and retries once, a second 401 is ``InvalidAuth``;
+Google's error pages (any other 4xx or 5xx) and bodies that do not decode are
+``UpdateFailed``, an HTML page shown in a message only as a short snippet of its text.
 
 Also here: ``outbound_policy`` (the hub's outbound guard, read from the client it gives
 the source) and ``vet_endpoint``, the guard's check for the token request, which goes
@@ -24,16 +26,13 @@ import html
 import logging
 import re
 import uuid
-from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import httpx
 
 from hub.errors import BadConfig, CannotConnect, InvalidAuth, RateLimited, UpdateFailed
-from hub.http_failures import upstream_errors
 from hub.netguard import BlockedAddress, GuardedBackend, OutboundPolicy
-from hub.retry_after import response_retry_after
+from hub.upstream_http import UpstreamClient
 
 if TYPE_CHECKING:
     from gpshub_findhub.auth import TokenManager
@@ -45,6 +44,9 @@ EXECUTE_ACTION = "nbe_execute_action"
 USER_AGENT = "fmd/20006320; gzip"
 CONTENT_TYPE = "application/x-www-form-urlencoded; charset=UTF-8"
 RETRY_AFTER_CAP_S = 3600.0
+PAGES = frozenset(range(400, 600)) - {403, 429}
+"""Answers Nova's own code reads (``upstream_fetch``'s ``accept``): 401 (a new token), and
+Google's error pages."""
 _TAGS = re.compile(r"<[^>]*>")
 _CODE = re.compile(r"<(style|script)\b[^>]*>.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
 _SPACE = re.compile(r"\s+")
@@ -62,21 +64,17 @@ class NovaClient:
 
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        http: UpstreamClient,
         base_url: str,
         tokens: TokenManager,
         *,
         url_field: str = "options.nova_url",
-        timeout_s: float = 30.0,
-        now: Callable[[], datetime] | None = None,
         log: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
     ) -> None:
         self.http = http
         self.base = base_url.rstrip("/")
         self.tokens = tokens
         self.url_field = url_field
-        self.timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0))
-        self._now = now or (lambda: datetime.now(UTC))
         self.log = log or logging.getLogger(__name__)
         self.requests = 0
         """Requests sent (retries included): for the benchmark and the tests."""
@@ -133,9 +131,12 @@ class NovaClient:
     # -- internals -----------------------------------------------------------------------
     async def _post(self, scope: str, body: bytes, token: str) -> httpx.Response:
         self.requests += 1
-        with upstream_errors(f"Nova ({scope})", self.url_field):
-            return await self.http.post(
+        try:
+            return await self.http.fetch(
+                "POST",
                 f"{self.base}/{scope}",
+                url_field=self.url_field,
+                accept=PAGES,
                 content=body,
                 headers={
                     "Content-Type": CONTENT_TYPE,
@@ -143,27 +144,22 @@ class NovaClient:
                     "Accept-Language": "en-US",
                     "User-Agent": USER_AGENT,
                 },
-                timeout=self.timeout,
-                follow_redirects=False,
             )
+        except RateLimited as exc:
+            wait = exc.retry_after
+            raise RateLimited(
+                f"Google is rate limiting {scope} (HTTP 429)",
+                retry_after=None if wait is None else min(wait, RETRY_AFTER_CAP_S),
+            ) from None
 
     def _body(self, response: httpx.Response, scope: str) -> bytes:
         status = response.status_code
-        if status == 429:
-            raise RateLimited(
-                f"Google is rate limiting {scope} (HTTP 429)",
-                retry_after=response_retry_after(response, self._now(), cap=RETRY_AFTER_CAP_S),
-            )
         kind = response.headers.get("content-type", "").lower()
         # protobuf never starts with "<" (field 7, wire type 4: not a valid key)
         is_page = "html" in kind or response.content.lstrip()[:1] == b"<"
-        if status != 200:
+        if not response.is_success:  # one of PAGES
             textual = is_page or kind.startswith("text/")
             detail = f": {snippet(response.text)}" if textual and response.text.strip() else ""
-            if status in (301, 302, 303, 307, 308):
-                raise BadConfig(
-                    self.url_field, f"Nova redirects (HTTP {status}): is the URL right?"
-                )
             raise UpdateFailed(f"Nova answered HTTP {status} for {scope}{detail}")
         if is_page:
             raise UpdateFailed(

@@ -46,6 +46,7 @@ from gpshub_findhub.nova import DEFAULT_NOVA_URL, NovaClient, outbound_policy, v
 from gpshub_findhub.secrets_json import FindHubSecrets, SecretsError, parse_secrets
 from gpshub_findhub.tracking import Track, new_fixes
 from hub.errors import BadConfig
+from hub.rangepoll import HttpOptions
 from hub.source import (
     Cadence,
     Cursor,
@@ -96,8 +97,9 @@ class FindHubCredentials(BaseModel):
     )
 
 
-class FindHubOptions(BaseModel):
-    """Endpoints (Google's by default; any test server will do) and Google's limits."""
+class FindHubOptions(HttpOptions):
+    """Endpoints (Google's by default; any test server will do), Google's limits and
+    ``timeout_s``, a Nova request's timeout."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -236,9 +238,8 @@ class FindHubSource(Source[FindHubCredentials, FindHubOptions]):
                 clock=ctx.clock,
                 log=ctx.log,
             )
-            self._nova = NovaClient(
-                ctx.http, options.nova_url, tokens, now=ctx.clock.now, log=ctx.log
-            )
+            # ctx.http has the options' timeout_s (the runner gives it)
+            self._nova = NovaClient(ctx.http, options.nova_url, tokens, log=ctx.log)
         return self._nova
 
     async def _android_id(self) -> str:

@@ -1,19 +1,19 @@
 """``FakeFindHub``: Google's Find Hub endpoints, faked on loopback, for tests and benchmarks.
 
-One Starlette app answers what the plugin calls over HTTP, the way reference §3–§4 says
-Google does:
+A ``hub.fake_upstream.FakeUpstream``: its app answers what the plugin calls over HTTP,
+the way reference §3–§4 says Google does:
 
 * ``POST /auth`` — gpsoauth's form: checks the account, AAS token, android id, service,
   app and client signature, and answers ``key=value`` lines (``Auth``, ``Expiry``,
-  ``ExpiresInDurationSec``), or ``403 Error=BadAuthentication`` (switch ``auth_error``);
+  ``ExpiresInDurationSec``), or ``403 Error=BadAuthentication`` (``auth_error``);
 * ``POST /nova/nbe_list_devices`` and ``POST /nova/nbe_execute_action`` — check the headers
   of Google's app (Bearer token issued here and not expired, ``User-Agent: fmd/…``, the
   form content type, ``Accept-Language``) and parse the protobuf request; the list answers a
   ``DevicesList`` built with ``messages.encode_devices_list``; a locate answers an empty 200
   and pushes a ``DeviceUpdate`` (the device with its newest reports, the request's uuid) to
   the fake MCS, ``answer_delay_s`` later;
-and ``fake_mcs.FakeMcs`` (served by ``start`` too) is the push side: the GCM check-in
-and the MCS server, which delivers the pushes encrypted to the test web-push keys.
+and, while the app is served (its lifespan), ``fake_mcs.FakeMcs`` is the push side: the GCM
+check-in and the MCS server, which delivers the pushes encrypted to the test web-push keys.
 
 The world: ``add_tracker`` / ``add_phone`` make devices whose identity keys (EIK) are
 encrypted with the test owner key as Google stores them (GCM or CBC form, bit-inverted for
@@ -21,33 +21,39 @@ DIY MCU trackers); ``report`` gives a device a location report — own (AES-GCM)
 crowd (secp160r1 ECIES, AES-EAX) or a place name only — which its next answers carry.
 ``secrets_json()`` is a matching ``secrets.json`` (test P-256 web-push keys).
 
-Fault switches: ``auth_error`` ("BadAuthentication", "NeedsBrowser"), ``expire_tokens()``
-(every token issued so far is refused with 401), ``unauthorized(n)`` (the next ``n`` Nova
-calls answer 401 whatever the token), ``rate_limit(n, retry_after, scope=)`` (429 with
-``Retry-After``), ``fail(n, status=500)`` (an HTML error page), ``garbage(n)`` (a 200 that
-is no protobuf), ``answer_locates`` (False: requests accepted, never answered), ``embed_reports`` (the list carries each device's
-reports).  Records: ``requests`` (count per path), ``auth_forms``, ``locates`` (parsed
+Faults are the base's switches (``fail``, ``rate_limit``, ``malformed``, ``hang``, their
+``path`` a Nova scope such as ``nbe_execute_action`` or ``/auth``), ``platform_error(status=)``
+(Google's own HTML error page), ``expire_sessions()`` (every token issued so far is refused
+with 401); the account's own: ``auth_error`` ("BadAuthentication", "NeedsBrowser": the AAS
+token is refused), ``answer_locates`` (False: requests accepted, never answered),
+``embed_reports`` (the list carries each device's reports).  Records: the base's ``calls``
+and ``requests`` (per Nova scope, and ``/auth``), ``auth_forms``, ``locates`` (parsed
 requests), ``tokens_issued``.
 
-    fake = FakeFindHub(now=lambda: clock.now().timestamp())
+On trio's mock clock blocking calls run on the trio thread, where a real token request
+could never reach the fake served by that same thread: replace ``auth.post_auth_form`` by
+``post_form``, the fake's in-process answer (counted under ``/auth`` too)::
+
+    fake = FakeFindHub(now=lambda: gpshub_wall.now().timestamp())
+    monkeypatch.setattr(auth, "post_auth_form", fake.post_form)
     tag = fake.add_tracker("Keys")
     fake.report(tag, 52.52, 13.405, alt=34, accuracy=12)
-    base = await fake.start(nursery)                  # the HTTP app and the MCS server
-    credentials, options = fake.credentials(), fake.options()
+    url = await gpshub_serve(fake)                    # the HTTP app and the MCS server
+    credentials, options = fake.credentials(), fake.options(url)
 
 The running hub never imports this module.
 """
 
 from __future__ import annotations
 
-import collections
 import hashlib
 import itertools
 import json
 import time
 import urllib.parse
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,11 +62,12 @@ from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from gpshub_findhub.auth import ADM_APP, ADM_SERVICE, CLIENT_SIG
 from gpshub_findhub.nova import CONTENT_TYPE, EXECUTE_ACTION, LIST_DEVICES
 from gpshub_findhub.wire import Fields, WireError
+from hub.fake_upstream import FakeCall, FakeUpstream
 
 TEST_OWNER_KEY = bytes(range(100, 132))
 """The owner key of the reference's vectors (§8): bytes 100…131."""
@@ -183,8 +190,10 @@ def parse_locate_request(body: bytes) -> LocateCall:
     )
 
 
-class FakeFindHub:
+class FakeFindHub(FakeUpstream):
     """Google's auth, Nova and check-in endpoints and an MCS server for one account."""
+
+    name = "findhub"
 
     def __init__(
         self,
@@ -197,20 +206,18 @@ class FakeFindHub:
         token_lifetime_s: float = 3600.0,
         mcs_tls: bool = False,
     ) -> None:
-        self.now = now
+        super().__init__(now=now)
         self.username, self.aas_token, self.android_id = username, aas_token, android_id
         self.owner_key = owner_key
         self.token_lifetime_s = token_lifetime_s
         self.devices: dict[str, FakeDevice] = {}
         self.mcs = self._new_mcs(mcs_tls)
-        # switches
+        # the account's switches
         self.auth_error: str | None = None
         self.answer_locates = True
         self.answer_delay_s = 0.0
         self.embed_reports = False
-        self._faults: collections.deque[tuple[str, Any, str | None]] = collections.deque()
         # records
-        self.requests: collections.Counter[str] = collections.Counter()
         self.auth_forms: list[dict[str, str]] = []
         self.locates: list[LocateCall] = []
         self.tokens: dict[str, float] = {}  # token -> expires at
@@ -218,22 +225,41 @@ class FakeFindHub:
         self.pushed = 0
         self._ids = itertools.count(1)
         self.url = ""
-        self.app = Starlette(
-            routes=[
-                Route("/auth", self._auth, methods=["POST"]),
-                Route(f"/nova/{LIST_DEVICES}", self._list, methods=["POST"]),
-                Route(f"/nova/{EXECUTE_ACTION}", self._execute, methods=["POST"]),
-            ]
-        )
+        """Where ``start`` served the fake (``options`` points there by default)."""
 
     # -- serving ---------------------------------------------------------------------------
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route("/auth", self._auth, methods=["POST"]),
+            Route(f"/nova/{LIST_DEVICES}", self._list, methods=["POST"]),
+            Route(f"/nova/{EXECUTE_ACTION}", self._execute, methods=["POST"]),
+        ]
+
+    @property
+    def app(self) -> Starlette:
+        """The base's app; serving it (its lifespan) serves the MCS server too."""
+        app = super().app
+        app.router.lifespan_context = self._serve_push
+        return app
+
+    @asynccontextmanager
+    async def _serve_push(self, app: Any) -> AsyncIterator[None]:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.mcs.serve)
+            yield
+            nursery.cancel_scope.cancel()
+
     async def start(self, nursery: trio.Nursery) -> str:
-        """Serve the HTTP app and the MCS server on loopback; the app's base URL."""
+        """Serve the fake (the MCS server with it) on loopback in ``nursery``, outside a
+        test's fixtures (the benchmark); its base URL."""
         from hub.testing import serve_app
 
         self.url = await nursery.start(serve_app, self.app)
-        await nursery.start(self.mcs.serve)
         return self.url
+
+    def request_name(self, call: FakeCall) -> str:
+        """A Nova call is counted under its scope (``nbe_list_devices``)."""
+        return call.path.removeprefix("/nova/")
 
     def credentials(self, **secrets: Any) -> dict[str, Any]:
         """A connection's credentials: ``secrets.json`` (see ``secrets_json``)."""
@@ -252,7 +278,8 @@ class FakeFindHub:
         return json.dumps(secrets_document(**params), indent=2)
 
     def options(self, url: str | None = None, **extra: Any) -> dict[str, Any]:
-        """Options pointing every endpoint at this fake (served: see ``start``)."""
+        """Options pointing every endpoint at this fake, served at ``url`` (by default
+        where ``start`` served it)."""
         base = (url or self.url).rstrip("/")
         mcs = self.mcs
         options = {
@@ -376,25 +403,16 @@ class FakeFindHub:
         self.pushed += 1
         return payload
 
-    # -- fault switches --------------------------------------------------------------------
-    def expire_tokens(self) -> None:
+    # -- the base's switches, Google's way ------------------------------------------------
+    def expire_sessions(self) -> None:
         """Every token issued so far is refused from now on (HTTP 401)."""
         self.tokens.clear()
 
-    def unauthorized(self, n: int = 1, scope: str | None = None) -> None:
-        self._faults.extend([("401", None, scope)] * n)
-
-    def rate_limit(
-        self, n: int = 1, retry_after: float | str = 30, scope: str | None = None
-    ) -> None:
-        self._faults.extend([("429", retry_after, scope)] * n)
-
-    def fail(self, n: int = 1, status: int = 500, scope: str | None = None) -> None:
-        self._faults.extend([("fail", status, scope)] * n)
-
-    def garbage(self, n: int = 1, scope: str | None = None) -> None:
-        """The next ``n`` answers are 200 with bytes that are no protobuf."""
-        self._faults.extend([("garbage", None, scope)] * n)
+    def platform_response(
+        self, call: FakeCall, *, status: int = 500, title: str = "Server Error", **_: Any
+    ) -> Response:
+        """Google's own error page ("That’s an error."), with ``status``."""
+        return _page(status, title)
 
     # -- handlers --------------------------------------------------------------------------
     async def _auth(self, request: Request) -> Response:
@@ -405,7 +423,6 @@ class FakeFindHub:
 
     def answer_auth(self, form: dict[str, str], user_agent: str) -> tuple[int, dict[str, str]]:
         """The auth endpoint's answer to ``form``: its status and ``key=value`` fields."""
-        self.requests["/auth"] += 1
         self.auth_forms.append(dict(form))
         expected = {
             "accountType": "HOSTED_OR_GOOGLE",
@@ -437,25 +454,24 @@ class FakeFindHub:
     def post_form(self, url: str, form: dict[str, Any]) -> Any:
         """A stand-in for ``auth.post_auth_form`` answering in-process (no socket): for
         tests on trio's mock clock, where blocking calls run on the trio thread and a real
-        POST to this fake (served by the same thread) could never be answered."""
+        POST to this fake (served by the same thread) could never be answered.  Called
+        from a worker thread (the real clock), it answers on the trio thread, where the
+        fake's clock can be read."""
         from gpshub_findhub.auth import USER_AGENT, AuthAnswer
 
-        status, fields = self.answer_auth({k: str(v) for k, v in form.items()}, USER_AGENT)
-        return AuthAnswer(status, fields)
+        def answer() -> AuthAnswer:
+            self.requests["/auth"] += 1
+            status, fields = self.answer_auth({k: str(v) for k, v in form.items()}, USER_AGENT)
+            return AuthAnswer(status, fields)
 
-    def _check(self, request: Request, scope: str) -> Response | None:
-        """The fault switches and the header checks; an error response, or None."""
-        self.requests[scope] += 1
-        for i, (kind, arg, only) in enumerate(self._faults):
-            if only in (None, scope):
-                del self._faults[i]
-                if kind == "401":
-                    return _page(401, "Unauthorized")
-                if kind == "429":
-                    return _page(429, "Too Many Requests", {"Retry-After": str(arg)})
-                if kind == "garbage":
-                    return Response(b"\x12\xff\xff\x01junk", media_type="application/x-protobuf")
-                return _page(int(arg), "Server Error")
+        try:
+            trio.lowlevel.current_trio_token()
+        except RuntimeError:  # a worker thread
+            return trio.from_thread.run_sync(answer)
+        return answer()
+
+    def _check(self, request: Request) -> Response | None:
+        """The header and token checks: an error response, or None."""
         headers = request.headers
         if (
             headers.get("content-type") != CONTENT_TYPE
@@ -472,7 +488,7 @@ class FakeFindHub:
     async def _list(self, request: Request) -> Response:
         from gpshub_findhub.messages import encode_devices_list
 
-        refused = self._check(request, LIST_DEVICES)
+        refused = self._check(request)
         if refused is not None:
             return refused
         try:
@@ -486,7 +502,7 @@ class FakeFindHub:
         return Response(encode_devices_list(devices), media_type="application/x-protobuf")
 
     async def _execute(self, request: Request) -> Response:
-        refused = self._check(request, EXECUTE_ACTION)
+        refused = self._check(request)
         if refused is not None:
             return refused
         try:
