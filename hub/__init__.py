@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time see _EXPORTS
     from hub.formats import Format
     from hub.hookspecs import hookimpl
     from hub.http_failures import failure_detail, upstream_errors
+    from hub.plugin_package import source_plugin
     from hub.plugins import ENTRY_POINT_GROUP
     from hub.rangepoll import HttpOptions, RangeOptions, RangeWindow, group_by_start
     from hub.retry_after import parse_retry_after, response_retry_after
@@ -75,6 +76,7 @@ _EXPORTS = {  # module: the names it gives
     "hub.fix": ("PLATFORM_ENGINE_HOURS", "PLATFORM_ODOMETER_KM", "PositionFix"),
     "hub.formats": ("Format",),
     "hub.hookspecs": ("hookimpl",),
+    "hub.plugin_package": ("source_plugin",),
     "hub.plugins": ("ENTRY_POINT_GROUP",),
     "hub.rangepoll": ("HttpOptions", "RangeOptions", "RangeWindow", "group_by_start"),
     "hub.retry_after": ("parse_retry_after", "response_retry_after"),
@@ -147,6 +149,7 @@ __all__ = [
     "new_http_client",
     "parse_retry_after",
     "response_retry_after",
+    "source_plugin",
     "upstream_errors",
     "upstream_fetch",
     "upstream_fetch_json",
