@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time see _EXPORTS
     from hub.clock import Clock, SystemClock, TrioClock
     from hub.config import Settings
     from hub.core import Hub
+    from hub.credential_fields import AccountName, ApiToken, Password, one_word
     from hub.errors import (
         BadConfig,
         CannotConnect,
@@ -59,6 +60,7 @@ __version__ = "0.1.0"
 _EXPORTS = {  # module: the names it gives
     "hub.clock": ("Clock", "SystemClock", "TrioClock"),
     "hub.config": ("Settings",),
+    "hub.credential_fields": ("AccountName", "ApiToken", "Password", "one_word"),
     "hub.core": ("Hub",),
     "hub.errors": (
         "BadConfig",
@@ -106,6 +108,8 @@ __all__ = [
     "GROUP_EXTERNAL",
     "PLATFORM_ENGINE_HOURS",
     "PLATFORM_ODOMETER_KM",
+    "AccountName",
+    "ApiToken",
     "BadConfig",
     "Cadence",
     "CannotConnect",
@@ -123,6 +127,7 @@ __all__ = [
     "MemoryStateStore",
     "NoOptions",
     "NotSupported",
+    "Password",
     "PluginError",
     "PollResult",
     "PositionFix",
@@ -147,6 +152,7 @@ __all__ = [
     "group_by_start",
     "hookimpl",
     "new_http_client",
+    "one_word",
     "parse_retry_after",
     "response_retry_after",
     "source_plugin",
