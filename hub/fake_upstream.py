@@ -29,7 +29,7 @@ from __future__ import annotations
 import collections
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, ClassVar
@@ -80,6 +80,27 @@ class FakeCall:
             form = urllib.parse.parse_qs(self.body.decode("utf-8", "replace"), True)
             values += form.get(name, [])
         return values
+
+
+@dataclass(frozen=True, slots=True)
+class FixFields:
+    """What every fake's ``add_fix`` takes, as ``FakeUpstream.add_fix`` hands it to the
+    fake's ``store_fix``: the fix time ``t`` (epoch seconds), the position, km/h, degrees,
+    metres, the platform's extra ``params`` and when the platform ``received`` it (epoch
+    seconds; ``None``: the test gave none, which a fake reads as its ``now()``, or as the
+    time a held device's messages are released)."""
+
+    t: float
+    lat: float
+    lon: float
+    speed_kmh: float = 0.0
+    course: float = 0.0
+    altitude: float = 0.0
+    satellites: int | None = 8
+    valid: bool = True
+    ignition: bool | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    received: float | None = None
 
 
 @dataclass
@@ -134,6 +155,49 @@ class FakeUpstream:
     def expire_sessions(self) -> None:
         """Every session or token the fake issued is invalid from now on."""
         raise NotImplementedError(f"{type(self).__name__} has no sessions")
+
+    def store_fix(self, upstream_id: str, fix: FixFields, **platform: Any) -> Any:
+        """Store ``fix`` for the device ``upstream_id`` in the platform's own shape (what
+        ``add_fix`` calls); ``platform`` are the fake's own keywords (an accuracy, a
+        protocol, input bits...).  What it returns, ``add_fix`` returns."""
+        raise NotImplementedError(f"{type(self).__name__} stores no fixes")
+
+    # -- data ------------------------------------------------------------------------
+    def add_fix(
+        self,
+        upstream_id: str,
+        t: float,
+        lat: float,
+        lon: float,
+        *,
+        speed_kmh: float = 0.0,
+        course: float = 0.0,
+        altitude: float = 0.0,
+        satellites: int | None = 8,
+        valid: bool = True,
+        ignition: bool | None = None,
+        params: Mapping[str, Any] | None = None,
+        received: float | None = None,
+        **platform: Any,
+    ) -> Any:
+        """Store a fix of device ``upstream_id`` at ``t`` (epoch seconds), received at
+        ``received`` (default: now, so a late fix is one with an old ``t``): the same
+        call on every fake; ``platform`` keywords are the fake's own (see its
+        ``store_fix``)."""
+        fix = FixFields(
+            t,
+            lat,
+            lon,
+            speed_kmh,
+            course,
+            altitude,
+            satellites,
+            valid,
+            ignition,
+            dict(params or {}),
+            received,
+        )
+        return self.store_fix(upstream_id, fix, **platform)
 
     # -- the app ---------------------------------------------------------------------
     @property

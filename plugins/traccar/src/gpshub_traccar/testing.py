@@ -75,7 +75,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from hub import fake_upstream
-from hub.fake_upstream import FakeUpstream, Fault
+from hub.fake_upstream import FakeUpstream, Fault, FixFields
 
 KNOT_KMH = 1.852
 SESSION_COOKIE = "JSESSIONID"
@@ -422,33 +422,23 @@ class FakeTraccar(FakeUpstream):
     def _device(self, unit: str | int) -> FakeDevice:
         return self.devices[int(unit)]
 
-    def add_fix(
+    def store_fix(
         self,
         unit: str,
-        t: float,
-        lat: float,
-        lon: float,
+        fix: FixFields,
         *,
-        speed_kmh: float = 0.0,
-        course: float = 0.0,
-        altitude: float = 0.0,
-        satellites: int = 8,
-        valid: bool = True,
-        ignition: bool | None = None,
-        params: dict[str, Any] | None = None,
-        received: float | None = None,
         accuracy: float = 0.0,
         protocol: str = "teltonika",
     ) -> dict[str, Any]:
         """Store a position with fix time ``t`` (epoch seconds) received at ``received``
         (default: now).  Returns it as the API serves it (speed in knots)."""
+        received = self.now() if fix.received is None else fix.received
         device = self._device(unit)
-        received = self.now() if received is None else received
-        fix_ms = round(t * 1000)
-        attributes: dict[str, Any] = {"sat": satellites}
-        if ignition is not None:
-            attributes["ignition"] = ignition
-        attributes.update(params or {})
+        fix_ms = round(fix.t * 1000)
+        attributes: dict[str, Any] = {"sat": fix.satellites}
+        if fix.ignition is not None:
+            attributes["ignition"] = fix.ignition
+        attributes.update(fix.params or {})
         fix_text = iso_ms(fix_ms)
         position: dict[str, Any] = {
             "id": 0,  # given when stored
@@ -458,12 +448,12 @@ class FakeTraccar(FakeUpstream):
             "serverTime": iso_ms(round(received * 1000)),
             "deviceTime": fix_text,
             "fixTime": fix_text,
-            "valid": valid,
-            "latitude": lat,
-            "longitude": lon,
-            "altitude": altitude,
-            "speed": speed_kmh / KNOT_KMH,
-            "course": course,
+            "valid": fix.valid,
+            "latitude": fix.lat,
+            "longitude": fix.lon,
+            "altitude": fix.altitude,
+            "speed": fix.speed_kmh / KNOT_KMH,
+            "course": fix.course,
             "address": None,
             "accuracy": accuracy,
             "network": None,
