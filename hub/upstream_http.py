@@ -44,10 +44,9 @@ from hub.errors import BadConfig, CannotConnect, InvalidAuth, RateLimited, Updat
 from hub.http_failures import upstream_errors
 from hub.retry_after import response_retry_after
 
-DEFAULT_TIMEOUT_S = 15.0
-"""A request's timeout when the connection's options set none."""
-DEFAULT_CLIENT_TIMEOUT = httpx.Timeout(DEFAULT_TIMEOUT_S, connect=5.0)
-"""The client's own timeout (plain ``get``, ``post``…) when the options set none."""
+DEFAULT_TIMEOUT_S = 30.0
+"""A request's timeout when the connection's options set none: the one default of the kit,
+also ``hub.HttpOptions.timeout_s``'s (what a user sees in the connection form)."""
 MAX_CONNECT_S = 10.0
 """The longest a connection to the upstream may take to open, whatever the timeout."""
 MAX_EXCERPT = 300
@@ -59,6 +58,10 @@ Clock = Callable[[], datetime]
 def request_timeout(timeout_s: float) -> httpx.Timeout:
     """``timeout_s`` for every phase of a request, at most ``MAX_CONNECT_S`` to connect."""
     return httpx.Timeout(timeout_s, connect=min(timeout_s, MAX_CONNECT_S))
+
+
+DEFAULT_CLIENT_TIMEOUT = request_timeout(DEFAULT_TIMEOUT_S)
+"""The client's own timeout (plain ``get``, ``post``…) when the options set none."""
 
 
 def options_timeout(options: object) -> float | None:

@@ -366,10 +366,6 @@ class FakeFlespi(FakeUpstream):
         """``platform_error``: flespi's ``errors`` body with ``status``."""
         return _json(status, {"errors": [{"code": code, "reason": reason}]})
 
-    def slow(self, seconds: float) -> None:
-        """Every answer waits ``seconds`` (``delay``) until ``slow(0)``."""
-        self.delay = max(seconds, 0.0)
-
     def expire_sessions(self) -> None:
         """The token stops working (deleted or expired): every request gets 401."""
         self.token = DEFAULT_TOKEN[::-1] if self.token == DEFAULT_TOKEN else DEFAULT_TOKEN
