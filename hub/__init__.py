@@ -53,7 +53,15 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time see _EXPORTS
         StateStore,
         UpstreamUrl,
     )
-    from hub.upstream_http import UpstreamClient, decode_json, upstream_fetch, upstream_fetch_json
+    from hub.upstream_http import (
+        BrokenJson,
+        NotJson,
+        UpstreamClient,
+        decode_json,
+        error_text,
+        upstream_fetch,
+        upstream_fetch_json,
+    )
 
 __version__ = "0.1.0"
 
@@ -99,7 +107,15 @@ _EXPORTS = {  # module: the names it gives
         "UpstreamUrl",
     ),
     "hub.http_failures": ("failure_detail", "upstream_errors"),
-    "hub.upstream_http": ("UpstreamClient", "decode_json", "upstream_fetch", "upstream_fetch_json"),
+    "hub.upstream_http": (
+        "BrokenJson",
+        "NotJson",
+        "UpstreamClient",
+        "decode_json",
+        "error_text",
+        "upstream_fetch",
+        "upstream_fetch_json",
+    ),
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
@@ -111,6 +127,7 @@ __all__ = [
     "AccountName",
     "ApiToken",
     "BadConfig",
+    "BrokenJson",
     "Cadence",
     "CannotConnect",
     "Clock",
@@ -126,6 +143,7 @@ __all__ = [
     "InvalidAuth",
     "MemoryStateStore",
     "NoOptions",
+    "NotJson",
     "NotSupported",
     "Password",
     "PluginError",
@@ -148,6 +166,7 @@ __all__ = [
     "UpstreamUrl",
     "__version__",
     "decode_json",
+    "error_text",
     "failure_detail",
     "group_by_start",
     "hookimpl",
