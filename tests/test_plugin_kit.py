@@ -8,7 +8,7 @@ import math
 import sys
 import types
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import pytest
 from pydantic import AfterValidator, BaseModel, SecretStr, ValidationError
@@ -16,7 +16,7 @@ from pydantic import AfterValidator, BaseModel, SecretStr, ValidationError
 from hub.credential_fields import AccountName, ApiToken, Password, one_word
 from hub.plugin_package import source_plugin
 from hub.plugins import load_plugins
-from hub.source import secret_field
+from hub.source import NoOptions, Source, secret_field
 from hub.upstream_values import ParseStats, count, flat_items, iso_time, number, plain, switch
 
 
@@ -100,3 +100,25 @@ def test_parse_stats_count_and_report(caplog: pytest.LogCaptureFixture) -> None:
         stats.report(log, "Acme position(s)", 3)
     assert stats.count == 2
     assert caplog.messages == ["skipped 2 of 3 Acme position(s): {'no time': 2}"]
+
+
+def test_a_source_takes_its_models_from_its_brackets() -> None:
+    class Creds(BaseModel):
+        token: str
+
+    class Opts(BaseModel):
+        every_s: float = 1.0
+
+    class Named(Source[Creds, Opts]):
+        kind = "named"
+
+    class Own(Source[Creds, Opts]):
+        kind = "own"
+        Options = NoOptions
+
+    class Loose(Source[Any, BaseModel]):
+        kind = "loose"
+
+    assert (Named.Credentials, Named.Options) == (Creds, Opts)
+    assert (Own.Credentials, Own.Options) == (Creds, NoOptions)
+    assert Loose.Options is NoOptions and not hasattr(Loose, "Credentials")

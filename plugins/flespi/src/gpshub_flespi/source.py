@@ -125,8 +125,6 @@ class FlespiSource(Source[FlespiCredentials, FlespiOptions]):
         "Positions and parameters of the devices of a flespi account: every message since "
         "the last poll, late ones included, many devices per request."
     )
-    Credentials = FlespiCredentials
-    Options = FlespiOptions
     supports_browse = True
 
     def __init__(self, ctx: SourceContext[FlespiCredentials, FlespiOptions]) -> None:

@@ -158,8 +158,6 @@ class GpsServerSource(Source[GpsServerCredentials, GpsServerOptions]):
         "Mirror the objects of a GPS-Server.net account (hosted, white-label or self-hosted):"
         " every message since the last poll, with the device's params as sensors."
     )
-    Credentials = GpsServerCredentials
-    Options = GpsServerOptions
     supports_browse = True
 
     def __init__(self, ctx: SourceContext[GpsServerCredentials, GpsServerOptions]) -> None:

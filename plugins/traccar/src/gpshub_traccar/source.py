@@ -86,8 +86,6 @@ class TraccarSource(Source[TraccarCredentials, TraccarOptions]):
         "Mirror the devices of a Traccar server (self-hosted or demo): every position since"
         " the last poll from the route report, with Traccar's attributes as sensors."
     )
-    Credentials = TraccarCredentials
-    Options = TraccarOptions
     supports_browse = True
 
     def __init__(self, ctx: SourceContext[TraccarCredentials, TraccarOptions]) -> None:

@@ -119,8 +119,6 @@ class Tracking3DSource(Source[Tracking3DCredentials, Tracking3DOptions]):
         " delta feed (late ones included), with digital I/O, satellites and sensor readings"
         " (fuel, temperatures, voltages, GSM) from the sensor reading feed."
     )
-    Credentials = Tracking3DCredentials
-    Options = Tracking3DOptions
     cadence = Cadence(active=30.0, quiet=120.0, active_window=600.0)
     supports_browse = True
 

@@ -109,8 +109,6 @@ class WialonSource(Source[WialonCredentials, WialonOptions]):
         "Positions and sensor data of the units of a Wialon Hosting or Wialon Local "
         "account, through the Remote API with an API token."
     )
-    Credentials = WialonCredentials
-    Options = WialonOptions
     supports_browse = True
 
     def __init__(self, ctx: SourceContext[WialonCredentials, WialonOptions]) -> None:
