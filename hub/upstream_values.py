@@ -48,6 +48,26 @@ def count(value: Any, *, text: bool = False, decimal_comma: bool = False) -> int
     return int(parsed)
 
 
+def coordinates(
+    lat: Any, lon: Any, *, text: bool = False, decimal_comma: bool = False
+) -> tuple[float, float] | None:
+    """A usable position: latitude and longitude read as :func:`number` reads them, within
+    ±90 and ±180 degrees; ``None`` otherwise (a record a parser skips)."""
+    y = number(lat, text=text, decimal_comma=decimal_comma)
+    x = number(lon, text=text, decimal_comma=decimal_comma)
+    if y is None or x is None or not (-90.0 <= y <= 90.0 and -180.0 <= x <= 180.0):
+        return None
+    return y, x
+
+
+def heading(value: Any, *, text: bool = False) -> float | None:
+    """A course in degrees (:func:`number`), one outside 0..360 brought into it (``% 360``)."""
+    course = number(value, text=text)
+    if course is not None and not 0.0 <= course <= 360.0:
+        course %= 360.0
+    return course
+
+
 def switch(
     value: Any,
     *,

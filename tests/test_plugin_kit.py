@@ -17,7 +17,17 @@ from hub.credential_fields import AccountName, ApiToken, Password, one_word
 from hub.plugin_package import source_plugin
 from hub.plugins import load_plugins
 from hub.source import NoOptions, Source, secret_field
-from hub.upstream_values import ParseStats, count, flat_items, iso_time, number, plain, switch
+from hub.upstream_values import (
+    ParseStats,
+    coordinates,
+    count,
+    flat_items,
+    heading,
+    iso_time,
+    number,
+    plain,
+    switch,
+)
 
 
 def test_source_plugin_makes_the_hook_and_the_lazy_exports() -> None:
@@ -77,6 +87,16 @@ def test_numbers_counts_and_switches() -> None:
     assert switch(1) is True and switch(2) is None and switch(2, numbers="nonzero") is True
     assert switch(0, numbers="none") is None and switch(" ON ") is True and switch("off") is False
     assert switch("on", words=False) is None and switch("maybe") is None
+
+
+def test_coordinates_and_headings() -> None:
+    assert coordinates(37.9, 23.7) == (37.9, 23.7) and coordinates("37.9", 23.7) is None
+    assert coordinates("37,9", "23.7", text=True, decimal_comma=True) == (37.9, 23.7)
+    assert (
+        coordinates(91, 0) is None and coordinates(0, -181) is None and coordinates(None, 0) is None
+    )
+    assert heading(360) == 360.0 and heading(-90) == 270.0 and heading("725", text=True) == 5.0
+    assert heading(None) is None
 
 
 def test_times_and_sensor_items() -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from hub.fix import PLATFORM_ENGINE_HOURS, PLATFORM_ODOMETER_KM, PositionFix
 from hub.source import RemoteDevice
-from hub.upstream_values import flat_items, number, switch
+from hub.upstream_values import coordinates, flat_items, heading, number, switch
 
 IDENTITY_KEYS = frozenset(
     {
@@ -107,16 +107,14 @@ def parse_message(record: Any) -> Message | None:
 
 def fix_from_parameters(params: Mapping[str, Any], fix_time: datetime) -> PositionFix | None:
     """A fix from flat flespi parameters, or ``None`` without usable coordinates."""
-    lat = number(params.get("position.latitude"))
-    lon = number(params.get("position.longitude"))
-    if lat is None or lon is None or not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
+    position = coordinates(params.get("position.latitude"), params.get("position.longitude"))
+    if position is None:
         return None
+    lat, lon = position
     speed = number(params.get("position.speed"))
     if speed is not None and speed < 0:
         speed = None
-    course = number(params.get("position.direction"))
-    if course is not None and not 0.0 <= course <= 360.0:
-        course %= 360.0
+    course = heading(params.get("position.direction"))
     satellites = number(params.get("position.satellites"))
     valid = flag(params.get("position.valid"))
     fix = PositionFix(

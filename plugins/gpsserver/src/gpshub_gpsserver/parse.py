@@ -29,7 +29,7 @@ from typing import Any
 from hub import upstream_values
 from hub.fix import PLATFORM_ENGINE_HOURS, PLATFORM_ODOMETER_KM, PositionFix
 from hub.source import RemoteDevice
-from hub.upstream_values import ParseStats, count, flat_items, switch
+from hub.upstream_values import ParseStats, coordinates, count, flat_items, heading, switch
 
 log = logging.getLogger(__name__)
 
@@ -128,15 +128,14 @@ def parse_row(row: Any, zone: tzinfo = UTC, stats: ParseStats | None = None) -> 
     if fix_time is None:
         stats.skip("no time")
         return None
-    lat, lon = number(values[1]), number(values[2])
-    if lat is None or lon is None or not (-90 <= lat <= 90 and -180 <= lon <= 180):
+    position = coordinates(values[1], values[2], text=True)
+    if position is None:
         stats.skip("no coordinates")
         return None
+    lat, lon = position
     params = params if isinstance(params, Mapping) else {}
     speed = number(values[5])
-    course = number(values[4])
-    if course is not None:
-        course = course % 360.0 if not 0 <= course <= 360 else course
+    course = heading(values[4], text=True)
     ignition = _first(params, IGNITION_KEYS, switch)
     satellites = _first(params, SATELLITE_KEYS, whole)
     if isinstance(row, Mapping):  # a row object may carry them beside its params

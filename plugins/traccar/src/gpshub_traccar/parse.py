@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from hub.fix import PLATFORM_ENGINE_HOURS, PLATFORM_ODOMETER_KM, PositionFix
 from hub.source import RemoteDevice
-from hub.upstream_values import ParseStats, count, flat_items, number, switch
+from hub.upstream_values import ParseStats, coordinates, count, flat_items, heading, number, switch
 from hub.upstream_values import iso_time as parse_time
 
 log = logging.getLogger(__name__)
@@ -90,10 +90,11 @@ def parse_header(record: Any, stats: ParseStats | None = None) -> Header | None:
     if fix_time is None:
         stats.skip("no fixTime")
         return None
-    lat, lon = number(record.get("latitude")), number(record.get("longitude"))
-    if lat is None or lon is None or not (-90 <= lat <= 90 and -180 <= lon <= 180):
+    position = coordinates(record.get("latitude"), record.get("longitude"))
+    if position is None:
         stats.skip("no coordinates")
         return None
+    lat, lon = position
     received = parse_time(record.get("serverTime"))
     return Header(
         device_id, fix_time, None if received is None else received.timestamp(), lat, lon, record
@@ -106,9 +107,7 @@ def to_position(header: Header) -> Position:
     raw_attributes = record.get("attributes")
     attributes: Mapping[str, Any] = raw_attributes if isinstance(raw_attributes, Mapping) else {}
     knots = number(record.get("speed"))
-    course = number(record.get("course"))
-    if course is not None and not 0 <= course <= 360:
-        course = course % 360.0
+    course = heading(record.get("course"))
     accuracy = number(record.get("accuracy"))
     valid = record.get("valid")
     fix = PositionFix(

@@ -26,7 +26,7 @@ from gpshub_tracking3d.values import (
 )
 from hub.fix import PLATFORM_ENGINE_HOURS, PLATFORM_ODOMETER_KM, PositionFix
 from hub.source import RemoteDevice
-from hub.upstream_values import ParseStats, switch
+from hub.upstream_values import ParseStats, coordinates, switch
 from hub.upstream_values import iso_time as parse_time
 
 log = logging.getLogger(__name__)
@@ -134,10 +134,13 @@ def parse_record(record: Any, stats: ParseStats | None = None) -> Position | Non
     if fix_time is None:
         stats.skip("no GPS time")
         return None
-    lat, lon = number(record.get("Latitude")), number(record.get("Longitude"))
-    if lat is None or lon is None or not (-90 <= lat <= 90 and -180 <= lon <= 180):
+    position = coordinates(
+        record.get("Latitude"), record.get("Longitude"), text=True, decimal_comma=True
+    )
+    if position is None:
         stats.skip("no coordinates")
         return None
+    lat, lon = position
     course = number(record.get("Heading"))
     if course is not None:
         course = course % 360.0

@@ -24,7 +24,7 @@ from typing import Any
 from gpshub_wialon import protocol as p
 from gpshub_wialon.sensors import UnitSensors
 from hub.fix import PositionFix
-from hub.upstream_values import flat_items, number, switch
+from hub.upstream_values import coordinates, flat_items, heading, number, switch
 
 IGNITION_PARAMS = ("io_239", "ign", "ignition", "engine_ignition", "in1")
 """Device parameters read as the ignition of a unit without an ignition sensor, in this
@@ -69,18 +69,17 @@ def parse_message(message: Any, unit: UnitSensors | None = None) -> PositionFix 
     pos = message.get("pos")
     if not isinstance(pos, dict):
         return None
-    lat, lon = number(pos.get("y")), number(pos.get("x"))
-    if lat is None or lon is None or not -90.0 <= lat <= 90.0 or not -180.0 <= lon <= 180.0:
+    position = coordinates(pos.get("y"), pos.get("x"))
+    if position is None:
         return None
+    lat, lon = position
     flags = message.get("f")
     flags = flags if isinstance(flags, int) and not isinstance(flags, bool) else 0
     satellites = pos.get("sc")
     if not isinstance(satellites, int) or isinstance(satellites, bool) or satellites < 0:
         satellites = None
     speed = number(pos.get("s"))
-    course = number(pos.get("c"))
-    if course is not None and not 0.0 <= course <= 360.0:
-        course = course % 360.0
+    course = heading(pos.get("c"))
     estimated = bool(flags & (p.MSG_LBS | p.MSG_WIFI))
     params = message.get("p")
     sensors = sensors_of(params if isinstance(params, dict) else {})
