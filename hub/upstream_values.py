@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
+T = TypeVar("T")
 ON_WORDS = frozenset({"1", "true", "on", "yes"})
 OFF_WORDS = frozenset({"0", "false", "off", "no"})
 
@@ -137,6 +138,18 @@ def flat_items(
         converted = convert(value)
         if converted is not None:
             yield name, converted
+
+
+def kept(
+    records: Sequence[Any], parse: Callable[[Any], T | None], log: logging.Logger, what: str
+) -> list[T]:
+    """What ``parse`` makes of each record, those it gives ``None`` for left out and told in
+    a debug line: "skipped 2 Acme device record(s) without an id" (``what`` says all after
+    the number)."""
+    out = [item for item in map(parse, records) if item is not None]
+    if len(out) < len(records):
+        log.debug("skipped %d %s", len(records) - len(out), what)
+    return out
 
 
 @dataclass(slots=True)

@@ -24,6 +24,7 @@ from hub.upstream_values import (
     flat_items,
     heading,
     iso_time,
+    kept,
     number,
     plain,
     switch,
@@ -142,3 +143,13 @@ def test_a_source_takes_its_models_from_its_brackets() -> None:
     assert (Named.Credentials, Named.Options) == (Creds, Opts)
     assert (Own.Credentials, Own.Options) == (Creds, NoOptions)
     assert Loose.Options is NoOptions and not hasattr(Loose, "Credentials")
+
+
+def test_kept_leaves_out_and_tells_what_does_not_parse(caplog: pytest.LogCaptureFixture) -> None:
+    log = logging.getLogger("kit.kept")
+    with caplog.at_level(logging.DEBUG, "kit.kept"):
+        assert kept(
+            [1, -2, 3], lambda v: v if v > 0 else None, log, "Acme unit(s) without an id"
+        ) == [1, 3]
+        assert kept([], lambda v: v, log, "none") == []
+    assert caplog.messages == ["skipped 1 Acme unit(s) without an id"]

@@ -29,7 +29,7 @@ from typing import Any
 from hub import upstream_values
 from hub.fix import PLATFORM_ENGINE_HOURS, PLATFORM_ODOMETER_KM, PositionFix
 from hub.source import RemoteDevice
-from hub.upstream_values import ParseStats, coordinates, count, flat_items, heading, switch
+from hub.upstream_values import ParseStats, coordinates, count, flat_items, heading, kept, switch
 
 log = logging.getLogger(__name__)
 
@@ -237,11 +237,12 @@ def parse_objects(body: Any, zone: tzinfo = UTC) -> list[Location]:
     """``USER_GET_OBJECTS``: a list of objects, each with its latest location."""
     if not isinstance(body, list):
         raise BadShape(f"expected a list of objects, got {type(body).__name__}")
-    found = [parse_location(r, zone=zone, with_remote=True) for r in body]
-    out = [loc for loc in found if loc is not None]
-    if len(out) < len(body):
-        log.debug("skipped %d GPS-Server.net object(s) without an IMEI", len(body) - len(out))
-    return out
+    return kept(
+        body,
+        lambda r: parse_location(r, zone=zone, with_remote=True),
+        log,
+        "GPS-Server.net object(s) without an IMEI",
+    )
 
 
 def parse_locations(

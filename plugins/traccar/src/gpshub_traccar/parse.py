@@ -20,7 +20,16 @@ from typing import Any, TypeVar
 
 from hub.fix import PLATFORM_ENGINE_HOURS, PLATFORM_ODOMETER_KM, PositionFix
 from hub.source import RemoteDevice
-from hub.upstream_values import ParseStats, coordinates, count, flat_items, heading, number, switch
+from hub.upstream_values import (
+    ParseStats,
+    coordinates,
+    count,
+    flat_items,
+    heading,
+    kept,
+    number,
+    switch,
+)
 from hub.upstream_values import iso_time as parse_time
 
 log = logging.getLogger(__name__)
@@ -209,10 +218,7 @@ def parse_devices(body: Any) -> list[Device]:
     """Every usable device of a ``/api/devices`` answer."""
     if not isinstance(body, list):
         raise BadShape(f"expected a list of devices, got {type(body).__name__}")
-    devices = [d for d in (parse_device(r) for r in body) if d is not None]
-    if len(devices) < len(body):
-        log.debug("skipped %d Traccar device record(s) without an id", len(body) - len(devices))
-    return devices
+    return kept(body, parse_device, log, "Traccar device record(s) without an id")
 
 
 H = TypeVar("H", Header, Position)

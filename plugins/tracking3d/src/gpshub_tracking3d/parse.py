@@ -26,7 +26,7 @@ from gpshub_tracking3d.values import (
 )
 from hub.fix import PLATFORM_ENGINE_HOURS, PLATFORM_ODOMETER_KM, PositionFix
 from hub.source import RemoteDevice
-from hub.upstream_values import ParseStats, coordinates, switch
+from hub.upstream_values import ParseStats, coordinates, kept, switch
 from hub.upstream_values import iso_time as parse_time
 
 log = logging.getLogger(__name__)
@@ -246,10 +246,7 @@ def parse_units(result: Any) -> list[RemoteDevice]:
         return []
     if not isinstance(result, list):
         raise BadShape(f"expected a list of units, got {kind_of(result)}")
-    units = [u for u in (parse_unit(r) for r in result) if u is not None]
-    if len(units) < len(result):
-        log.debug("skipped %d 3D Tracking unit record(s) without a Uid", len(result) - len(units))
-    return units
+    return kept(result, parse_unit, log, "3D Tracking unit record(s) without a Uid")
 
 
 def by_unit(positions: Iterable[Position]) -> dict[str, list[Position]]:
