@@ -251,23 +251,21 @@ def decode_json(
     """The JSON of an answer, or ``NotJson``: "Acme at host answered text/html instead of
     JSON for /path" (with a hint at the address when it is a setting, ``url_field``), or
     ``BrokenJson``: "… sent broken JSON for /path".  ``lenient`` decodes whatever the
-    content type (``JSON_TYPES``) says; an answer that then does not decode is ``NotJson``
-    when its type is not JSON."""
+    content type (``JSON_TYPES``) says: for a platform whose type says nothing, an answer
+    that does not decode is ``BrokenJson`` whatever its type."""
     url = response.request.url if _has_request(response) else response.url
     who, path = f"{upstream} at {_host(url)}", url.path
     kind = response.headers.get("content-type", "")
     is_json = any(name in kind.lower() for name in JSON_TYPES)
-    not_json = NotJson(
-        f"{who} answered {first_line(kind, 80) or 'no content type'} instead of JSON"
-        f" for {path}" + (f": is this a {upstream} server?" if url_field is not None else "")
-    )
     if not is_json and not lenient:
-        raise not_json
+        hint = f": is this a {upstream} server?" if url_field is not None else ""
+        raise NotJson(
+            f"{who} answered {first_line(kind, 80) or 'no content type'} instead of JSON"
+            f" for {path}{hint}"
+        )
     try:
         return response.json()
     except ValueError:  # json's and the text decoding's errors alike
-        if not is_json:
-            raise not_json from None
         raise BrokenJson(f"{who} sent broken JSON for {path}") from None
 
 
