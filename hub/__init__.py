@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time see _EXPORTS
     from hub.clock import Clock, SystemClock, TrioClock
     from hub.config import Settings
     from hub.core import Hub
+    from hub.credential_fields import AccountName, ApiToken, Password, one_word
     from hub.errors import (
         BadConfig,
         CannotConnect,
@@ -32,6 +33,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time see _EXPORTS
     from hub.formats import Format
     from hub.hookspecs import hookimpl
     from hub.http_failures import failure_detail, upstream_errors
+    from hub.plugin_package import source_plugin
     from hub.plugins import ENTRY_POINT_GROUP
     from hub.rangepoll import HttpOptions, RangeOptions, RangeWindow, group_by_start
     from hub.retry_after import parse_retry_after, response_retry_after
@@ -51,13 +53,22 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time see _EXPORTS
         StateStore,
         UpstreamUrl,
     )
-    from hub.upstream_http import UpstreamClient, decode_json, upstream_fetch, upstream_fetch_json
+    from hub.upstream_http import (
+        BrokenJson,
+        NotJson,
+        UpstreamClient,
+        decode_json,
+        error_text,
+        upstream_fetch,
+        upstream_fetch_json,
+    )
 
 __version__ = "0.1.0"
 
 _EXPORTS = {  # module: the names it gives
     "hub.clock": ("Clock", "SystemClock", "TrioClock"),
     "hub.config": ("Settings",),
+    "hub.credential_fields": ("AccountName", "ApiToken", "Password", "one_word"),
     "hub.core": ("Hub",),
     "hub.errors": (
         "BadConfig",
@@ -75,6 +86,7 @@ _EXPORTS = {  # module: the names it gives
     "hub.fix": ("PLATFORM_ENGINE_HOURS", "PLATFORM_ODOMETER_KM", "PositionFix"),
     "hub.formats": ("Format",),
     "hub.hookspecs": ("hookimpl",),
+    "hub.plugin_package": ("source_plugin",),
     "hub.plugins": ("ENTRY_POINT_GROUP",),
     "hub.rangepoll": ("HttpOptions", "RangeOptions", "RangeWindow", "group_by_start"),
     "hub.retry_after": ("parse_retry_after", "response_retry_after"),
@@ -95,7 +107,15 @@ _EXPORTS = {  # module: the names it gives
         "UpstreamUrl",
     ),
     "hub.http_failures": ("failure_detail", "upstream_errors"),
-    "hub.upstream_http": ("UpstreamClient", "decode_json", "upstream_fetch", "upstream_fetch_json"),
+    "hub.upstream_http": (
+        "BrokenJson",
+        "NotJson",
+        "UpstreamClient",
+        "decode_json",
+        "error_text",
+        "upstream_fetch",
+        "upstream_fetch_json",
+    ),
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
@@ -104,7 +124,10 @@ __all__ = [
     "GROUP_EXTERNAL",
     "PLATFORM_ENGINE_HOURS",
     "PLATFORM_ODOMETER_KM",
+    "AccountName",
+    "ApiToken",
     "BadConfig",
+    "BrokenJson",
     "Cadence",
     "CannotConnect",
     "Clock",
@@ -120,7 +143,9 @@ __all__ = [
     "InvalidAuth",
     "MemoryStateStore",
     "NoOptions",
+    "NotJson",
     "NotSupported",
+    "Password",
     "PluginError",
     "PollResult",
     "PositionFix",
@@ -141,12 +166,15 @@ __all__ = [
     "UpstreamUrl",
     "__version__",
     "decode_json",
+    "error_text",
     "failure_detail",
     "group_by_start",
     "hookimpl",
     "new_http_client",
+    "one_word",
     "parse_retry_after",
     "response_retry_after",
+    "source_plugin",
     "upstream_errors",
     "upstream_fetch",
     "upstream_fetch_json",

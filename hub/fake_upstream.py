@@ -27,9 +27,11 @@ The running hub never imports this module (it needs starlette, a testing depende
 from __future__ import annotations
 
 import collections
+import json
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, ClassVar
@@ -71,6 +73,13 @@ class FakeCall:
     """The status answered (``None``: none, e.g. a hang)."""
     fault: str | None = None
     """The fault it got (``"fail"``, ``"rate_limit"``, ...), if any."""
+    raw_query: str = ""
+    """The query string as sent (order and encoding kept; ``query`` is it parsed)."""
+    started: float | None = None
+    """``trio.current_time()`` when it arrived (before any ``delay``): trio's clock, which
+    a test's ``MockClock`` drives, to tell whether two requests overlapped."""
+    finished: float | None = None
+    """``trio.current_time()`` when it was answered (or the client gave up on it)."""
 
     def params(self, name: str) -> list[str]:
         """The values of parameter ``name``: from the query string, then from a
@@ -80,6 +89,27 @@ class FakeCall:
             form = urllib.parse.parse_qs(self.body.decode("utf-8", "replace"), True)
             values += form.get(name, [])
         return values
+
+
+@dataclass(frozen=True, slots=True)
+class FixFields:
+    """What every fake's ``add_fix`` takes, as ``FakeUpstream.add_fix`` hands it to the
+    fake's ``store_fix``: the fix time ``t`` (epoch seconds), the position, km/h, degrees,
+    metres, the platform's extra ``params`` and when the platform ``received`` it (epoch
+    seconds; ``None``: the test gave none, which a fake reads as its ``now()``, or as the
+    time a held device's messages are released)."""
+
+    t: float
+    lat: float
+    lon: float
+    speed_kmh: float = 0.0
+    course: float = 0.0
+    altitude: float = 0.0
+    satellites: int | None = 8
+    valid: bool = True
+    ignition: bool | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    received: float | None = None
 
 
 @dataclass
@@ -97,6 +127,15 @@ class Fault:
 
     def matches(self, call: FakeCall) -> bool:
         return self.path is None or self.path in (call.path, call.name)
+
+
+_CURRENT: ContextVar[FakeCall | None] = ContextVar("fake_upstream_call", default=None)
+
+
+def current_call() -> FakeCall | None:
+    """The request a fake's route is answering (its ``FakeCall`` in ``calls``), for a route
+    to note what it decided (who it authenticated, say); ``None`` outside a request."""
+    return _CURRENT.get()
 
 
 class FakeUpstream:
@@ -135,6 +174,49 @@ class FakeUpstream:
         """Every session or token the fake issued is invalid from now on."""
         raise NotImplementedError(f"{type(self).__name__} has no sessions")
 
+    def store_fix(self, upstream_id: str, fix: FixFields, **platform: Any) -> Any:
+        """Store ``fix`` for the device ``upstream_id`` in the platform's own shape (what
+        ``add_fix`` calls); ``platform`` are the fake's own keywords (an accuracy, a
+        protocol, input bits...).  What it returns, ``add_fix`` returns."""
+        raise NotImplementedError(f"{type(self).__name__} stores no fixes")
+
+    # -- data ------------------------------------------------------------------------
+    def add_fix(
+        self,
+        upstream_id: str,
+        t: float,
+        lat: float,
+        lon: float,
+        *,
+        speed_kmh: float = 0.0,
+        course: float = 0.0,
+        altitude: float = 0.0,
+        satellites: int | None = 8,
+        valid: bool = True,
+        ignition: bool | None = None,
+        params: Mapping[str, Any] | None = None,
+        received: float | None = None,
+        **platform: Any,
+    ) -> Any:
+        """Store a fix of device ``upstream_id`` at ``t`` (epoch seconds), received at
+        ``received`` (default: now, so a late fix is one with an old ``t``): the same
+        call on every fake; ``platform`` keywords are the fake's own (see its
+        ``store_fix``)."""
+        fix = FixFields(
+            t,
+            lat,
+            lon,
+            speed_kmh,
+            course,
+            altitude,
+            satellites,
+            valid,
+            ignition,
+            dict(params or {}),
+            received,
+        )
+        return self.store_fix(upstream_id, fix, **platform)
+
     # -- the app ---------------------------------------------------------------------
     @property
     def app(self) -> Starlette:
@@ -160,8 +242,13 @@ class FakeUpstream:
         after: int = 0,
     ) -> None:
         """The next ``times`` matching requests get ``status`` with ``body`` (by default
-        an HTML error page, as a proxy in front of the platform sends)."""
+        an HTML error page, as a proxy in front of the platform sends; a ``body`` that is
+        JSON goes with a JSON content type, other text as plain text)."""
         self.faults.append(Fault("fail", times, path, after, status=status, body=body))
+
+    def slow(self, seconds: float) -> None:
+        """Every answer waits ``seconds`` (``delay``) until ``slow(0)`` or ``reset_faults``."""
+        self.delay = max(seconds, 0.0)
 
     def rate_limit(
         self,
@@ -219,7 +306,8 @@ class FakeUpstream:
         platform that signals its rate limit in a 200 body."""
         if fault.kind == "fail":
             if fault.body is not None:
-                return Response(fault.body, fault.status, media_type="text/plain")
+                kind = "application/json" if _is_json(fault.body) else "text/plain"
+                return Response(fault.body, fault.status, media_type=kind)
             title = f"{fault.status} {_phrase(fault.status)}"
             page = f"<html><head><title>{title}</title></head><body><h1>{title}</h1></body></html>"
             return Response(page, fault.status, media_type="text/html")
@@ -234,6 +322,14 @@ class FakeUpstream:
         if fault.kind == "platform_error":
             return self.platform_response(call, **fault.details)
         raise ValueError(f"unknown fault {fault.kind!r}")
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _phrase(status: int) -> str:
@@ -260,7 +356,10 @@ class _FaultsAndLog:
             name, text = key.decode("latin-1").lower(), value.decode("latin-1")
             headers[name] = f"{headers[name]}, {text}" if name in headers else text
         query = urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1"), True)
+        raw_query = scope.get("query_string", b"").decode("latin-1")
         call = FakeCall(scope["method"], scope["path"], query, headers, body, fake.now())
+        call.raw_query, call.started = raw_query, trio.current_time()
+        _CURRENT.set(call)
         call.name = fake.request_name(call)
         fake.calls.append(call)
         fake.requests[call.name] += 1
@@ -269,7 +368,8 @@ class _FaultsAndLog:
             if message["type"] == "http.response.start":
                 call.status = int(message["status"])
             elif message["type"] == "http.response.body" and not message.get("more_body"):
-                call.ended = fake.now()  # before the client can see the answer complete
+                # before the client can see the answer complete
+                call.ended, call.finished = fake.now(), trio.current_time()
             await send(message)
 
         replayed = False
@@ -297,6 +397,8 @@ class _FaultsAndLog:
         finally:
             if call.ended is None:
                 call.ended = fake.now()
+            if call.finished is None:
+                call.finished = trio.current_time()
 
 
 async def _read_body(receive: Receive) -> tuple[bytes, bool]:

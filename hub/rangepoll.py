@@ -48,6 +48,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from hub.source import Cursor, UpstreamUrl
+from hub.upstream_http import DEFAULT_TIMEOUT_S
 
 T = TypeVar("T")
 _SILENT_AFTER = timedelta(seconds=60)  # the shortest silence that counts
@@ -77,7 +78,7 @@ class HttpOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     timeout_s: float = Field(
-        default=30.0,
+        default=DEFAULT_TIMEOUT_S,
         gt=0,
         le=120,
         allow_inf_nan=False,

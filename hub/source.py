@@ -27,6 +27,7 @@ from typing import (
     Protocol,
     TypeVar,
     get_args,
+    get_origin,
 )
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, SecretStr, ValidationError
@@ -250,6 +251,17 @@ class Source(Generic[C, O]):
 
     def __init__(self, ctx: SourceContext[C, O]) -> None:
         self.ctx = ctx
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """``class AcmeSource(Source[AcmeCredentials, AcmeOptions])`` sets ``Credentials``
+        and ``Options`` from the brackets unless the class body sets them itself."""
+        super().__init_subclass__(**kwargs)
+        for base in getattr(cls, "__orig_bases__", ()):
+            if get_origin(base) is Source:
+                for name, arg in zip(("Credentials", "Options"), get_args(base), strict=False):
+                    usable = isinstance(arg, type) and issubclass(arg, BaseModel)
+                    if usable and arg is not BaseModel and name not in vars(cls):
+                        setattr(cls, name, arg)
 
     # -- configuration ---------------------------------------------------------------
     @classmethod

@@ -23,8 +23,16 @@ never follows a redirect, and raises the hub's error for whatever is not a usabl
 * a status listed in ``accept`` is handed back unmapped: a platform's own meaning of a
   400 or a 404 stays the plugin's to tell.
 
-``fetch_json`` also decodes a 2xx answer: one that is not JSON, or does not decode, is
-``UpdateFailed``.  Messages name the upstream, its host and the path only, never the
+Two hooks carry what platforms do their own way: ``reason(response)`` gives the platform's
+error text, quoted in the 5xx (and other status) messages ("… answered HTTP 503 for
+/path: database is down"; :func:`error_text` reads the usual JSON fields); and
+``rate_limit(response)`` tells a rate limit signalled in a 2xx answer without a 429
+(Wialon's error 1003, GPS-Server.net's "API call limit exceeded"): ``True`` or the seconds
+to wait make it ``RateLimited``.
+
+``fetch_json`` also decodes a 2xx answer: one of another content type is ``NotJson``, one
+that does not decode ``BrokenJson`` (both ``UpdateFailed``).  ``lenient=True`` decodes
+whatever the content type says (a PHP server that sends its JSON as ``text/html``).  Messages name the upstream, its host and the path only, never the
 query string, headers or body sent (tokens travel there); the helper logs nothing.
 
 A plugin handed a plain ``httpx.AsyncClient`` (its own tests, say) gets the same mapping
@@ -44,21 +52,39 @@ from hub.errors import BadConfig, CannotConnect, InvalidAuth, RateLimited, Updat
 from hub.http_failures import upstream_errors
 from hub.retry_after import response_retry_after
 
-DEFAULT_TIMEOUT_S = 15.0
-"""A request's timeout when the connection's options set none."""
-DEFAULT_CLIENT_TIMEOUT = httpx.Timeout(DEFAULT_TIMEOUT_S, connect=5.0)
-"""The client's own timeout (plain ``get``, ``post``…) when the options set none."""
+DEFAULT_TIMEOUT_S = 30.0
+"""A request's timeout when the connection's options set none: the one default of the kit,
+also ``hub.HttpOptions.timeout_s``'s (what a user sees in the connection form)."""
 MAX_CONNECT_S = 10.0
 """The longest a connection to the upstream may take to open, whatever the timeout."""
 MAX_EXCERPT = 300
 """The most of an error answer's first line a message quotes."""
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
+JSON_TYPES = ("json", "javascript")
+"""Content types taken for JSON: any that names one of these (``application/json``,
+``text/json``, ``application/vnd.api+json``, ``text/javascript``)."""
+REASON_FIELDS = ("message", "error_description", "reason", "error", "detail", "description")
+"""The fields :func:`error_text` reads a platform's error text from, in this order."""
 Clock = Callable[[], datetime]
+Reason = Callable[[httpx.Response], str | None]
+RateLimitSignal = Callable[[httpx.Response], float | bool | None]
+
+
+class NotJson(UpdateFailed):
+    """A 2xx answer of another content type than JSON (an HTML page, say)."""
+
+
+class BrokenJson(UpdateFailed):
+    """A 2xx answer that says it is JSON but does not decode."""
 
 
 def request_timeout(timeout_s: float) -> httpx.Timeout:
     """``timeout_s`` for every phase of a request, at most ``MAX_CONNECT_S`` to connect."""
     return httpx.Timeout(timeout_s, connect=min(timeout_s, MAX_CONNECT_S))
+
+
+DEFAULT_CLIENT_TIMEOUT = request_timeout(DEFAULT_TIMEOUT_S)
+"""The client's own timeout (plain ``get``, ``post``…) when the options set none."""
 
 
 def options_timeout(options: object) -> float | None:
@@ -109,14 +135,17 @@ class UpstreamClient(httpx.AsyncClient):
         url_field: str | None = None,
         accept: Collection[int] = (),
         timeout_s: float | None = None,
+        reason: Reason | None = None,
+        rate_limit: RateLimitSignal | None = None,
         **kwargs: Any,
     ) -> httpx.Response:
         """Send the request; its 2xx answer (or one of ``accept``), else the hub's error.
 
         ``url_field`` names the option or credential the URL comes from (a redirect or an
         address the guard refuses is that field's fault); ``timeout_s`` overrides the
-        connection's; ``kwargs`` go to ``httpx.AsyncClient.request`` (``params``,
-        ``headers``, ``json``, ``auth``…)."""
+        connection's; ``reason`` and ``rate_limit`` are the platform's hooks (module doc);
+        ``kwargs`` go to ``httpx.AsyncClient.request`` (``params``, ``headers``, ``json``,
+        ``auth``…)."""
         return await upstream_fetch(
             self,
             method,
@@ -126,6 +155,8 @@ class UpstreamClient(httpx.AsyncClient):
             timeout_s=self.timeout_s if timeout_s is None else timeout_s,
             url_field=url_field,
             accept=accept,
+            reason=reason,
+            rate_limit=rate_limit,
             **kwargs,
         )
 
@@ -137,17 +168,19 @@ class UpstreamClient(httpx.AsyncClient):
         url_field: str | None = None,
         accept: Collection[int] = (),
         timeout_s: float | None = None,
+        lenient: bool = False,
         **kwargs: Any,
     ) -> Any:
-        """:meth:`fetch`, then the 2xx answer's JSON (``UpdateFailed`` when it has none).
-        An answer of a status in ``accept`` that is not 2xx comes back as the
-        ``httpx.Response`` itself, for the caller to read."""
+        """:meth:`fetch`, then the 2xx answer's JSON (``NotJson`` or ``BrokenJson`` when it
+        has none; ``lenient``: whatever its content type).  An answer of a status in
+        ``accept`` that is not 2xx comes back as the ``httpx.Response`` itself, for the
+        caller to read."""
         response = await self.fetch(
             method, url, url_field=url_field, accept=accept, timeout_s=timeout_s, **kwargs
         )
         if not response.is_success:  # one of ``accept``
             return response
-        return decode_json(response, self.upstream, url_field=url_field)
+        return decode_json(response, self.upstream, url_field=url_field, lenient=lenient)
 
 
 async def upstream_fetch(
@@ -160,6 +193,8 @@ async def upstream_fetch(
     timeout_s: float = DEFAULT_TIMEOUT_S,
     url_field: str | None = None,
     accept: Collection[int] = (),
+    reason: Reason | None = None,
+    rate_limit: RateLimitSignal | None = None,
     **kwargs: Any,
 ) -> httpx.Response:
     """:meth:`UpstreamClient.fetch` with any ``httpx.AsyncClient``: the upstream's name,
@@ -175,6 +210,14 @@ async def upstream_fetch(
     with upstream_errors(who, url_field):
         response = await http.request(method, url, follow_redirects=False, **kwargs)
     status = response.status_code
+    if response.is_success and rate_limit is not None:
+        wait = rate_limit(response)
+        if wait is not None and wait is not False:
+            text = _reason(reason, response)
+            raise RateLimited(
+                f"{who} is rate limiting" + (f": {text}" if text else ""),
+                retry_after=None if isinstance(wait, bool) else float(wait),
+            )
     if response.is_success or status in accept:
         return response
     path = response.request.url.path if _has_request(response) else target.path
@@ -186,7 +229,10 @@ async def upstream_fetch(
             retry_after=response_retry_after(response, (now or _utc_now)()),
         )
     if status >= 500:
-        raise CannotConnect(f"{who} answered HTTP {status} for {path}")
+        text = _reason(reason, response)
+        raise CannotConnect(
+            f"{who} answered HTTP {status} for {path}" + (f": {text}" if text else "")
+        )
     if status in REDIRECTS:
         moved = _redirect_target(response)
         if url_field is not None:
@@ -195,35 +241,77 @@ async def upstream_fetch(
                 f"the server redirects to {moved}: use that address (redirects are not followed)",
             )
         raise UpdateFailed(f"{who} redirects {path} to {moved} (HTTP {status})")
-    line = first_line(response.text)
+    line = _reason(reason, response) if reason is not None else first_line(response.text)
     raise UpdateFailed(f"{who} answered HTTP {status} for {path}" + (f": {line}" if line else ""))
 
 
-def decode_json(response: httpx.Response, upstream: str, *, url_field: str | None = None) -> Any:
-    """The JSON of an answer, or ``UpdateFailed``: "Acme at host answered text/html instead
-    of JSON for /path" (with a hint at the address when it is a setting, ``url_field``),
-    or "… sent broken JSON for /path"."""
+def decode_json(
+    response: httpx.Response, upstream: str, *, url_field: str | None = None, lenient: bool = False
+) -> Any:
+    """The JSON of an answer, or ``NotJson``: "Acme at host answered text/html instead of
+    JSON for /path" (with a hint at the address when it is a setting, ``url_field``), or
+    ``BrokenJson``: "… sent broken JSON for /path".  ``lenient`` decodes whatever the
+    content type (``JSON_TYPES``) says: for a platform whose type says nothing, an answer
+    that does not decode is ``BrokenJson`` whatever its type."""
     url = response.request.url if _has_request(response) else response.url
     who, path = f"{upstream} at {_host(url)}", url.path
     kind = response.headers.get("content-type", "")
-    if "json" not in kind.lower():
+    is_json = any(name in kind.lower() for name in JSON_TYPES)
+    if not is_json and not lenient:
         hint = f": is this a {upstream} server?" if url_field is not None else ""
-        raise UpdateFailed(
+        raise NotJson(
             f"{who} answered {first_line(kind, 80) or 'no content type'} instead of JSON"
             f" for {path}{hint}"
         )
     try:
         return response.json()
     except ValueError:  # json's and the text decoding's errors alike
-        raise UpdateFailed(f"{who} sent broken JSON for {path}") from None
+        raise BrokenJson(f"{who} sent broken JSON for {path}") from None
 
 
 async def upstream_fetch_json(
-    http: httpx.AsyncClient, method: str, url: str | httpx.URL, *, upstream: str, **kwargs: Any
+    http: httpx.AsyncClient,
+    method: str,
+    url: str | httpx.URL,
+    *,
+    upstream: str,
+    lenient: bool = False,
+    **kwargs: Any,
 ) -> Any:
     """:func:`upstream_fetch`, then :func:`decode_json` (no ``accept``)."""
     response = await upstream_fetch(http, method, url, upstream=upstream, **kwargs)
-    return decode_json(response, upstream, url_field=kwargs.get("url_field"))
+    return decode_json(response, upstream, url_field=kwargs.get("url_field"), lenient=lenient)
+
+
+def error_text(response: httpx.Response) -> str | None:
+    """A platform's error text in an answer, for ``reason=``: the first of
+    ``REASON_FIELDS`` that a JSON object body (or its ``error`` object) holds as text,
+    else the body's first line; control characters removed, at most ``MAX_EXCERPT``
+    characters; ``None`` for an empty body.  An HTML page gives its first line: a
+    plugin whose errors come as pages passes a ``reason`` of its own."""
+    try:
+        body = response.json()
+    except ValueError:
+        return first_line(response.text) or None
+    for holder in (body, body.get("error") if isinstance(body, dict) else None):
+        if not isinstance(holder, dict):
+            continue
+        for name in REASON_FIELDS:
+            value = holder.get(name)
+            if isinstance(value, str) and value.strip():
+                return first_line(value) or None
+    return first_line(response.text) or None
+
+
+def _reason(reason: Reason | None, response: httpx.Response) -> str:
+    """What ``reason`` makes of ``response``, made safe to quote ("" without one)."""
+    if reason is None:
+        return ""
+    try:
+        text = reason(response)
+    except Exception:  # a platform's extractor must not hide the failure it explains
+        return ""
+    return first_line(text) if isinstance(text, str) else ""
 
 
 def first_line(text: str, limit: int = MAX_EXCERPT) -> str:

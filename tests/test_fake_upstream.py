@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from trio.testing import MockClock
 
-from hub.fake_upstream import FakeCall, FakeUpstream
+from hub.fake_upstream import FakeCall, FakeUpstream, FixFields, current_call
 
 
 class FakeAcme(FakeUpstream):
@@ -215,3 +215,71 @@ async def test_reset_faults_forgets_the_queue(
     fake.reset_faults()
     async with httpx.AsyncClient(base_url=url) as http:
         assert (await http.get("/api/units", params={"session": "s1"})).status_code == 200
+
+
+async def test_slow_json_failures_and_the_call_record(
+    gpshub_clock: MockClock, acme: tuple[FakeAcme, str]
+) -> None:
+    fake, url = acme
+    fake.slow(20.0)
+    fake.fail(500, body='{"error": "database is down"}')
+    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+        failed = await http.get("/api/units?b=2&a=1%202")
+        fake.slow(0)
+        ok = await http.get("/api/units", params={"session": "s1"})
+    assert failed.headers["content-type"].startswith("application/json")
+    assert failed.json() == {"error": "database is down"} and ok.status_code == 200
+    slow, quick = fake.calls
+    assert slow.raw_query == "b=2&a=1%202" and slow.query == {"b": ["2"], "a": ["1 2"]}
+    assert slow.started is not None and slow.finished is not None
+    assert slow.finished - slow.started >= 20.0
+    assert quick.started is not None and quick.started >= slow.finished
+
+
+class Seen(FakeUpstream):
+    """Routes that note what they decided on their call, and a store of fixes."""
+
+    def __init__(self) -> None:
+        super().__init__(now=lambda: 1000.0)
+        self.stored: list[tuple[str, FixFields, dict[str, Any]]] = []
+
+    def routes(self) -> list[BaseRoute]:
+        return [Route("/who", self._who)]
+
+    async def _who(self, request: Request) -> Response:
+        call = current_call()
+        assert call is not None and call.path == "/who"
+        call.name = "who-" + request.query_params.get("user", "")
+        return JSONResponse({})
+
+    def store_fix(self, upstream_id: str, fix: FixFields, **platform: Any) -> Any:
+        self.stored.append((upstream_id, fix, platform))
+        return len(self.stored)
+
+
+async def test_a_route_reaches_its_call(gpshub_clock: MockClock, gpshub_serve: Any) -> None:
+    fake = Seen()
+    url = await gpshub_serve(fake)
+    async with httpx.AsyncClient(base_url=url) as http:
+        await http.get("/who", params={"user": "ann"})
+    assert [c.name for c in fake.calls] == ["who-ann"]
+    assert current_call() is None
+
+
+def test_add_fix_is_one_signature_for_every_fake() -> None:
+    fake = Seen()
+    assert fake.add_fix("u1", 50.0, 1.0, 2.0, speed_kmh=9.0, params={"fuel": 3}) == 1
+    assert fake.add_fix("u2", 60.0, 3.0, 4.0, received=55.0, accuracy=5.0) == 2
+    (first, fix, extra), (second, late, platform) = fake.stored
+    assert (first, fix.t, fix.lat, fix.lon, fix.speed_kmh, fix.satellites) == (
+        "u1",
+        50.0,
+        1.0,
+        2.0,
+        9.0,
+        8,
+    )
+    assert fix.params == {"fuel": 3} and fix.received is None and extra == {}
+    assert (second, late.received, platform) == ("u2", 55.0, {"accuracy": 5.0})
+    with pytest.raises(NotImplementedError):
+        Plain().add_fix("u", 0.0, 0.0, 0.0)

@@ -4,17 +4,14 @@ The hub finds it through the ``gpshub`` entry point in ``pyproject.toml``; plugg
 ``register_sources`` once at start-up.  ``gpshub_flespi.testing.FakeFlespi`` is a fake
 flespi server for tests and benchmarks.
 
-Its exports are imported when first used (``hub.lazy``): the command line imports this
-package for every command, ``--help`` included, and needs none of them for that.
+Its hook and lazy re-exports come from ``hub.plugin_package.source_plugin``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from hub import hookimpl
-from hub.lazy import lazy_exports
+from hub.plugin_package import source_plugin
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time see __getattr__
     from gpshub_flespi.client import DEFAULT_BASE_URL, FlespiClient
@@ -22,20 +19,14 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time see __getattr_
     from gpshub_flespi.source import FlespiCredentials, FlespiOptions, FlespiSource
 
 
-@hookimpl
-def register_sources(register: Callable[[type], None]) -> None:
-    from gpshub_flespi.source import FlespiSource
-
-    register(FlespiSource)
-
-
-__getattr__, __dir__ = lazy_exports(
+register_sources, __getattr__, __dir__ = source_plugin(
     __name__,
     {
         "gpshub_flespi.client": ("DEFAULT_BASE_URL", "FlespiClient"),
         "gpshub_flespi.messages": ("parse_device", "parse_message", "parse_telemetry"),
         "gpshub_flespi.source": ("FlespiCredentials", "FlespiOptions", "FlespiSource"),
     },
+    "gpshub_flespi.source:FlespiSource",
 )
 
 __all__ = [

@@ -18,8 +18,9 @@ from datetime import datetime
 from typing import Any
 
 from gpshub_flespi.client import DevicesNotFound, FlespiClient
-from gpshub_flespi.messages import number, parse_message
+from gpshub_flespi.messages import parse_message
 from hub.fix import PositionFix
+from hub.upstream_values import number
 
 Item = tuple[datetime, float | None, PositionFix]
 """What ``RangeWindow.select`` takes: fix time, receive time (epoch s), the fix."""

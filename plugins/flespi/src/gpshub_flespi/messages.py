@@ -9,7 +9,6 @@ epoch seconds (floats with microseconds).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,6 +16,7 @@ from typing import Any
 
 from hub.fix import PLATFORM_ENGINE_HOURS, PLATFORM_ODOMETER_KM, PositionFix
 from hub.source import RemoteDevice
+from hub.upstream_values import coordinates, flat_items, heading, number, switch
 
 IDENTITY_KEYS = frozenset(
     {
@@ -62,14 +62,6 @@ class Message:
     fix: PositionFix
 
 
-def number(value: Any) -> float | None:
-    """``value`` as a finite float, or ``None`` (booleans are not numbers here)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
 def epoch_time(value: Any) -> datetime | None:
     """Epoch seconds (a float keeps its microseconds) as an aware UTC datetime."""
     seconds = number(value)
@@ -83,11 +75,7 @@ def epoch_time(value: Any) -> datetime | None:
 
 def flag(value: Any) -> bool | None:
     """A flespi boolean (some protocols send 0/1)."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | float) and value in (0, 1):
-        return bool(value)
-    return None
+    return switch(value, words=False)
 
 
 def device_key(value: Any) -> str | None:
@@ -119,16 +107,14 @@ def parse_message(record: Any) -> Message | None:
 
 def fix_from_parameters(params: Mapping[str, Any], fix_time: datetime) -> PositionFix | None:
     """A fix from flat flespi parameters, or ``None`` without usable coordinates."""
-    lat = number(params.get("position.latitude"))
-    lon = number(params.get("position.longitude"))
-    if lat is None or lon is None or not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
+    position = coordinates(params.get("position.latitude"), params.get("position.longitude"))
+    if position is None:
         return None
+    lat, lon = position
     speed = number(params.get("position.speed"))
     if speed is not None and speed < 0:
         speed = None
-    course = number(params.get("position.direction"))
-    if course is not None and not 0.0 <= course <= 360.0:
-        course %= 360.0
+    course = heading(params.get("position.direction"))
     satellites = number(params.get("position.satellites"))
     valid = flag(params.get("position.valid"))
     fix = PositionFix(
@@ -151,11 +137,12 @@ def sensors(params: Mapping[str, Any]) -> dict[str, Any]:
     nested objects flattened with dotted keys, lists and nulls dropped; plus flespi's
     odometer (km) and engine hours under the hub's keys for a platform's own readings
     (``PLATFORM_ODOMETER_KM``, ``PLATFORM_ENGINE_HOURS``)."""
-    out: dict[str, Any] = {}
-    for key, value in params.items():
-        if key in IDENTITY_KEYS or key in LIFTED_KEYS or not isinstance(key, str):
-            continue
-        _put(out, key, value)
+    kept = {
+        key: value
+        for key, value in params.items()
+        if isinstance(key, str) and key not in IDENTITY_KEYS and key not in LIFTED_KEYS
+    }
+    out = dict(flat_items(kept))
     for target, keys in (
         (PLATFORM_ODOMETER_KM, ODOMETER_KEYS),
         (PLATFORM_ENGINE_HOURS, ENGINE_HOURS_KEYS),
@@ -166,17 +153,6 @@ def sensors(params: Mapping[str, Any]) -> dict[str, Any]:
                 out[target] = value
                 break
     return out
-
-
-def _put(out: dict[str, Any], key: str, value: Any) -> None:
-    if isinstance(value, bool | str):
-        out[key] = value
-    elif isinstance(value, int | float):
-        if math.isfinite(value):
-            out[key] = value
-    elif isinstance(value, Mapping):
-        for sub, inner in value.items():
-            _put(out, f"{key}.{sub}", inner)
 
 
 def parse_telemetry(item: Any) -> tuple[str, PositionFix, float] | None:

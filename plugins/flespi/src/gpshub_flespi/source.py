@@ -32,9 +32,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import AfterValidator, BaseModel, Field, SecretStr
 
 from gpshub_flespi.client import (
     DevicesNotFound,
@@ -44,7 +44,6 @@ from gpshub_flespi.client import (
 from gpshub_flespi.fetch import fetch_group
 from gpshub_flespi.messages import parse_device, parse_telemetry
 from hub import (
-    Cadence,
     CannotConnect,
     Cursor,
     DeviceRef,
@@ -59,6 +58,7 @@ from hub import (
     UpdateFailed,
     group_by_start,
 )
+from hub.credential_fields import one_word
 from hub.rangepoll import RESUME
 
 FLESPI_ID = re.compile(r"[1-9][0-9]{0,18}")
@@ -76,21 +76,17 @@ SETTLE_S = 300.0
 by it: room for flespi's storage delay and for the hub's and flespi's clocks to differ."""
 
 
+FlespiToken = Annotated[
+    SecretStr,
+    AfterValidator(one_word("the token is empty", "a flespi token is one word, without spaces")),
+]
+
+
 class FlespiCredentials(BaseModel):
-    token: SecretStr = Field(
+    token: FlespiToken = Field(
         title="Token",
         description="Standard or ACL token with read access to gw/devices",
     )
-
-    @field_validator("token")
-    @classmethod
-    def _one_word(cls, value: SecretStr) -> SecretStr:
-        token = value.get_secret_value().strip()
-        if not token:
-            raise ValueError("the token is empty")
-        if any(c.isspace() for c in token):
-            raise ValueError("a flespi token is one word, without spaces")
-        return SecretStr(token)
 
 
 class FlespiOptions(RangeOptions, HttpOptions):
@@ -129,9 +125,6 @@ class FlespiSource(Source[FlespiCredentials, FlespiOptions]):
         "Positions and parameters of the devices of a flespi account: every message since "
         "the last poll, late ones included, many devices per request."
     )
-    Credentials = FlespiCredentials
-    Options = FlespiOptions
-    cadence = Cadence(active=30.0)
     supports_browse = True
 
     def __init__(self, ctx: SourceContext[FlespiCredentials, FlespiOptions]) -> None:

@@ -61,7 +61,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from gpshub_flespi.expressions import ExpressionError, compile_expression, compile_filter
-from hub.fake_upstream import FakeCall, FakeUpstream
+from hub.fake_upstream import FakeCall, FakeUpstream, FixFields
 
 DEFAULT_TOKEN = "FakeFlespiToken0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOP"  # noqa: S105 (a test token of the fake)
 MESSAGE_KEYS = frozenset(
@@ -275,38 +275,27 @@ class FakeFlespi(FakeUpstream):
     def remove_unit(self, unit: str) -> None:
         del self.devices[int(unit)]
 
-    def add_fix(
+    def store_fix(
         self,
         unit: str,
-        t: float,
-        lat: float,
-        lon: float,
-        *,
-        speed_kmh: float = 0.0,
-        course: float = 0.0,
-        altitude: float = 0.0,
-        satellites: int = 8,
-        valid: bool = True,
-        ignition: bool | None = None,
-        params: Mapping[str, Any] | None = None,
-        received: float | None = None,
+        fix: FixFields,
     ) -> dict[str, Any]:
         """Store a position message at device time ``t`` (epoch seconds, fractions kept),
         received at ``received`` (default: now).  A late message is one with an old ``t``.
         Returns the stored message."""
         message: dict[str, Any] = {
-            "position.latitude": lat,
-            "position.longitude": lon,
-            "position.altitude": altitude,
-            "position.speed": speed_kmh,
-            "position.direction": course,
-            "position.satellites": satellites,
-            "position.valid": valid,
+            "position.latitude": fix.lat,
+            "position.longitude": fix.lon,
+            "position.altitude": fix.altitude,
+            "position.speed": fix.speed_kmh,
+            "position.direction": fix.course,
+            "position.satellites": fix.satellites,
+            "position.valid": fix.valid,
         }
-        if ignition is not None:
-            message["engine.ignition.status"] = ignition
-        message.update(params or {})
-        return self.add_message(unit, t, message, received=received)
+        if fix.ignition is not None:
+            message["engine.ignition.status"] = fix.ignition
+        message.update(fix.params or {})
+        return self.add_message(unit, fix.t, message, received=fix.received)
 
     def add_message(
         self,
@@ -376,10 +365,6 @@ class FakeFlespi(FakeUpstream):
     ) -> Response:
         """``platform_error``: flespi's ``errors`` body with ``status``."""
         return _json(status, {"errors": [{"code": code, "reason": reason}]})
-
-    def slow(self, seconds: float) -> None:
-        """Every answer waits ``seconds`` (``delay``) until ``slow(0)``."""
-        self.delay = max(seconds, 0.0)
 
     def expire_sessions(self) -> None:
         """The token stops working (deleted or expired): every request gets 401."""

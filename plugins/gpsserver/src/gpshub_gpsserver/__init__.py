@@ -5,17 +5,14 @@ calls ``register_sources`` once at start-up.  ``gpshub_gpsserver.testing.FakeGps
 is an in-memory GPS-Server.net server for tests and benchmarks (the running hub never
 imports it).
 
-Its exports are imported when first used (``hub.lazy``): the command line imports this
-package for every command, ``--help`` included, and needs none of them for that.
+Its hook and lazy re-exports come from ``hub.plugin_package.source_plugin``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from hub import hookimpl
-from hub.lazy import lazy_exports
+from hub.plugin_package import source_plugin
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time see __getattr__
     from gpshub_gpsserver.api import Api, NoPermission
@@ -30,14 +27,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time see __getattr_
     from gpshub_gpsserver.tokenapi import TokenApi
 
 
-@hookimpl
-def register_sources(register: Callable[[type], None]) -> None:
-    from gpshub_gpsserver.source import GpsServerSource
-
-    register(GpsServerSource)
-
-
-__getattr__, __dir__ = lazy_exports(
+register_sources, __getattr__, __dir__ = source_plugin(
     __name__,
     {
         "gpshub_gpsserver.api": ("Api", "NoPermission"),
@@ -51,6 +41,7 @@ __getattr__, __dir__ = lazy_exports(
         ),
         "gpshub_gpsserver.tokenapi": ("TokenApi",),
     },
+    "gpshub_gpsserver.source:GpsServerSource",
 )
 
 __all__ = [

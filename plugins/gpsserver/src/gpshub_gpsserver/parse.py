@@ -21,13 +21,15 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
+from hub import upstream_values
 from hub.fix import PLATFORM_ENGINE_HOURS, PLATFORM_ODOMETER_KM, PositionFix
 from hub.source import RemoteDevice
+from hub.upstream_values import ParseStats, coordinates, count, flat_items, heading, kept, switch
 
 log = logging.getLogger(__name__)
 
@@ -45,26 +47,6 @@ _INT = re.compile(r"[-+]?\d+")
 
 class BadShape(ValueError):
     """The body is not what the endpoint answers (not a list or object at all)."""
-
-
-@dataclass(slots=True)
-class ParseStats:
-    """How many records of an answer were skipped, and why (for a debug line)."""
-
-    skipped: dict[str, int] = field(default_factory=dict)
-
-    def skip(self, reason: str) -> None:
-        self.skipped[reason] = self.skipped.get(reason, 0) + 1
-
-    @property
-    def count(self) -> int:
-        return sum(self.skipped.values())
-
-    def report(self, what: str, total: int) -> None:
-        if self.count:
-            log.debug(
-                "skipped %d of %d GPS-Server.net %s: %s", self.count, total, what, self.skipped
-            )
 
 
 # -- values ------------------------------------------------------------------------------
@@ -90,17 +72,12 @@ def format_time(t: datetime, zone: tzinfo = UTC) -> str:
 
 def number(value: Any) -> float | None:
     """A finite number from a number or a numeric string; ``None`` otherwise."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            return None
-    if not isinstance(value, int | float):
-        return None
-    result = float(value)
-    return result if math.isfinite(result) else None
+    return upstream_values.number(value, text=True)
+
+
+def whole(value: Any) -> int | None:
+    """A non-negative integer (satellites), from a number or a string."""
+    return count(value, text=True)
 
 
 def scalar(value: Any) -> Any:
@@ -119,45 +96,11 @@ def scalar(value: Any) -> Any:
     return None
 
 
-def boolean(value: Any) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | float) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text in ("1", "true", "on", "yes"):
-            return True
-        if text in ("0", "false", "off", "no"):
-            return False
-    return None
-
-
-def whole(value: Any) -> int | None:
-    """A non-negative integer (satellites), from a number or a string."""
-    parsed = number(value)
-    if parsed is None or parsed < 0 or parsed != int(parsed):
-        return None
-    return int(parsed)
-
-
-def flatten(params: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """Sensor items of a params object: nested objects as dotted keys, lists dropped."""
-    for key, value in params.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            yield from flatten(value, f"{name}.")
-            continue
-        converted = scalar(value)
-        if converted is not None:
-            yield name, converted
-
-
 def sensors_of(params: Any) -> dict[str, Any]:
     """Every param under its own name, except those lifted into fix fields."""
     if not isinstance(params, Mapping):
         return {}
-    return {k: v for k, v in flatten(params) if k not in LIFTED}
+    return {k: v for k, v in flat_items(params, convert=scalar) if k not in LIFTED}
 
 
 def _first(params: Mapping[str, Any], keys: tuple[str, ...], convert: Any) -> Any:
@@ -185,19 +128,18 @@ def parse_row(row: Any, zone: tzinfo = UTC, stats: ParseStats | None = None) -> 
     if fix_time is None:
         stats.skip("no time")
         return None
-    lat, lon = number(values[1]), number(values[2])
-    if lat is None or lon is None or not (-90 <= lat <= 90 and -180 <= lon <= 180):
+    position = coordinates(values[1], values[2], text=True)
+    if position is None:
         stats.skip("no coordinates")
         return None
+    lat, lon = position
     params = params if isinstance(params, Mapping) else {}
     speed = number(values[5])
-    course = number(values[4])
-    if course is not None:
-        course = course % 360.0 if not 0 <= course <= 360 else course
-    ignition = _first(params, IGNITION_KEYS, boolean)
+    course = heading(values[4], text=True)
+    ignition = _first(params, IGNITION_KEYS, switch)
     satellites = _first(params, SATELLITE_KEYS, whole)
     if isinstance(row, Mapping):  # a row object may carry them beside its params
-        ignition = _first(row, IGNITION_KEYS, boolean) if ignition is None else ignition
+        ignition = _first(row, IGNITION_KEYS, switch) if ignition is None else ignition
         satellites = _first(row, SATELLITE_KEYS, whole) if satellites is None else satellites
     return PositionFix(
         fix_time=fix_time,
@@ -218,7 +160,7 @@ def parse_rows(body: Any, zone: tzinfo = UTC) -> list[PositionFix]:
         raise BadShape(f"expected a list of messages, got {type(body).__name__}")
     stats = ParseStats()
     fixes = [f for f in (parse_row(r, zone, stats) for r in body) if f is not None]
-    stats.report("message row(s)", len(body))
+    stats.report(log, "GPS-Server.net message row(s)", len(body))
     fixes.sort(key=lambda f: f.fix_time)
     return fixes
 
@@ -284,7 +226,7 @@ def parse_location(
         imei=key,
         fix_time=parse_time(record.get("dt_tracker"), zone),
         received=parse_time(record.get("dt_server"), zone),
-        valid=boolean(record.get("loc_valid")) is not False,
+        valid=switch(record.get("loc_valid")) is not False,
         odometer_km=odometer if odometer is not None and odometer >= 0 else None,
         engine_hours=hours if hours is not None and hours >= 0 else None,
         remote=remote,
@@ -295,11 +237,12 @@ def parse_objects(body: Any, zone: tzinfo = UTC) -> list[Location]:
     """``USER_GET_OBJECTS``: a list of objects, each with its latest location."""
     if not isinstance(body, list):
         raise BadShape(f"expected a list of objects, got {type(body).__name__}")
-    found = [parse_location(r, zone=zone, with_remote=True) for r in body]
-    out = [loc for loc in found if loc is not None]
-    if len(out) < len(body):
-        log.debug("skipped %d GPS-Server.net object(s) without an IMEI", len(body) - len(out))
-    return out
+    return kept(
+        body,
+        lambda r: parse_location(r, zone=zone, with_remote=True),
+        log,
+        "GPS-Server.net object(s) without an IMEI",
+    )
 
 
 def parse_locations(

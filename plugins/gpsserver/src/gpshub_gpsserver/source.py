@@ -16,7 +16,6 @@ from gpshub_gpsserver.transport import Transport
 from hub.errors import BadConfig
 from hub.rangepoll import HttpOptions, RangeOptions
 from hub.source import (
-    Cadence,
     Cursor,
     DeviceRef,
     PollResult,
@@ -159,9 +158,6 @@ class GpsServerSource(Source[GpsServerCredentials, GpsServerOptions]):
         "Mirror the objects of a GPS-Server.net account (hosted, white-label or self-hosted):"
         " every message since the last poll, with the device's params as sensors."
     )
-    Credentials = GpsServerCredentials
-    Options = GpsServerOptions
-    cadence = Cadence(active=30.0)
     supports_browse = True
 
     def __init__(self, ctx: SourceContext[GpsServerCredentials, GpsServerOptions]) -> None:

@@ -70,7 +70,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from hub.fake_upstream import FakeCall, FakeUpstream, Fault
+from hub.fake_upstream import FakeCall, FakeUpstream, Fault, FixFields
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 ZERO_TIME = "0000-00-00 00:00:00"
@@ -256,35 +256,34 @@ class FakeGpsServer(FakeUpstream):
         answer ``ERROR: no permission to access this IMEI``."""
         self.objects[imei].owned = False
 
-    def add_fix(
+    def store_fix(
         self,
         unit: str,
-        t: float,
-        lat: float,
-        lon: float,
-        *,
-        speed_kmh: float = 0.0,
-        course: float = 0.0,
-        altitude: float = 0.0,
-        satellites: int = 8,
-        valid: bool = True,
-        ignition: bool | None = None,
-        params: dict[str, Any] | None = None,
-        received: float | None = None,
+        fix: FixFields,
     ) -> None:
         """Store a message at ``t`` (cut to whole seconds, as the server stores it) received
         at ``received`` (default now: ``dt_server``)."""
+        received = self.now() if fix.received is None else fix.received
         obj = self.objects[unit]
-        received = self.now() if received is None else received
-        extra: dict[str, Any] = {"gpslev": satellites}
-        if ignition is not None:
-            extra["acc"] = 1 if ignition else 0
-        extra.update(params or {})
-        fix = FakeFix(int(t), lat, lon, altitude, course, speed_kmh, valid, extra, received)
+        extra: dict[str, Any] = {"gpslev": fix.satellites}
+        if fix.ignition is not None:
+            extra["acc"] = 1 if fix.ignition else 0
+        extra.update(fix.params or {})
+        stored = FakeFix(
+            int(fix.t),
+            fix.lat,
+            fix.lon,
+            fix.altitude,
+            fix.course,
+            fix.speed_kmh,
+            fix.valid,
+            extra,
+            received,
+        )
         if obj.held is not None:
-            obj.held.append(fix)
+            obj.held.append(stored)
             return
-        self._store(obj, fix)
+        self._store(obj, stored)
 
     def _store(self, obj: FakeObject, fix: FakeFix) -> None:
         if not obj.times or fix.t >= obj.times[-1]:

@@ -4,17 +4,14 @@ The hub finds this plugin through the ``gpshub`` entry point in ``pyproject.toml
 calls ``register_sources`` once at start-up.  ``gpshub_traccar.testing.FakeTraccar`` is an
 in-memory Traccar server for tests and benchmarks (the running hub never imports it).
 
-Its exports are imported when first used (``hub.lazy``): the command line imports this
-package for every command, ``--help`` included, and needs none of them for that.
+Its hook and lazy re-exports come from ``hub.plugin_package.source_plugin``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from hub import hookimpl
-from hub.lazy import lazy_exports
+from hub.plugin_package import source_plugin
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time see __getattr__
     from gpshub_traccar.client import TraccarClient, TraccarRequestError
@@ -22,20 +19,14 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time see __getattr_
     from gpshub_traccar.source import TraccarCredentials, TraccarOptions, TraccarSource
 
 
-@hookimpl
-def register_sources(register: Callable[[type], None]) -> None:
-    from gpshub_traccar.source import TraccarSource
-
-    register(TraccarSource)
-
-
-__getattr__, __dir__ = lazy_exports(
+register_sources, __getattr__, __dir__ = source_plugin(
     __name__,
     {
         "gpshub_traccar.client": ("TraccarClient", "TraccarRequestError"),
         "gpshub_traccar.parse": ("parse_device", "parse_position"),
         "gpshub_traccar.source": ("TraccarCredentials", "TraccarOptions", "TraccarSource"),
     },
+    "gpshub_traccar.source:TraccarSource",
 )
 
 __all__ = [

@@ -13,14 +13,24 @@ Only a body that is not a JSON list at all is an error (``BadShape``).
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 from hub.fix import PLATFORM_ENGINE_HOURS, PLATFORM_ODOMETER_KM, PositionFix
 from hub.source import RemoteDevice
+from hub.upstream_values import (
+    ParseStats,
+    coordinates,
+    count,
+    flat_items,
+    heading,
+    kept,
+    number,
+    switch,
+)
+from hub.upstream_values import iso_time as parse_time
 
 log = logging.getLogger(__name__)
 
@@ -46,85 +56,17 @@ class Position:
     fix: PositionFix
 
 
-@dataclass(slots=True)
-class ParseStats:
-    """How many records of an answer were skipped, and why (for a debug line)."""
-
-    skipped: dict[str, int] = field(default_factory=dict)
-
-    def skip(self, reason: str) -> None:
-        self.skipped[reason] = self.skipped.get(reason, 0) + 1
-
-    @property
-    def count(self) -> int:
-        return sum(self.skipped.values())
-
-
-def parse_time(value: Any) -> datetime | None:
-    """An ISO-8601 text as an aware UTC datetime (no offset: UTC); ``None`` if unusable."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
-
-
-def _boolean(value: Any) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | float) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text in ("true", "1", "on", "yes"):
-            return True
-        if text in ("false", "0", "off", "no"):
-            return False
-    return None
-
-
-def _satellites(value: Any) -> int | None:
-    number = _number(value)
-    if number is None or number < 0 or number != int(number):
-        return None
-    return int(number)
-
-
-def flatten(attributes: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """Attribute values a sensor can hold (numbers, booleans, text); nested objects become
-    dotted keys, lists, nulls and non-finite numbers are dropped."""
-    for key, value in attributes.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            yield from flatten(value, f"{name}.")
-        elif isinstance(value, bool | str) or (
-            isinstance(value, int | float) and math.isfinite(value)
-        ):
-            yield name, value
-
-
 def sensors_of(attributes: Mapping[str, Any]) -> dict[str, Any]:
     """The ``sensors`` of a fix: every attribute under its own name except those lifted
     into fix fields, plus Traccar's odometer (km) and engine hours under the hub's keys for
     a platform's own readings (``PLATFORM_ODOMETER_KM``, ``PLATFORM_ENGINE_HOURS``)."""
-    sensors = {k: v for k, v in flatten(attributes) if k not in LIFTED}
-    odometer = _number(attributes.get("odometer"))
+    sensors = {k: v for k, v in flat_items(attributes) if k not in LIFTED}
+    odometer = number(attributes.get("odometer"))
     if odometer is None:
-        odometer = _number(attributes.get("totalDistance"))
+        odometer = number(attributes.get("totalDistance"))
     if odometer is not None and PLATFORM_ODOMETER_KM not in sensors:
         sensors[PLATFORM_ODOMETER_KM] = odometer / 1000.0
-    hours = _number(attributes.get("hours"))
+    hours = number(attributes.get("hours"))
     if hours is not None and PLATFORM_ENGINE_HOURS not in sensors:
         sensors[PLATFORM_ENGINE_HOURS] = hours / 3_600_000.0
     return sensors
@@ -157,10 +99,11 @@ def parse_header(record: Any, stats: ParseStats | None = None) -> Header | None:
     if fix_time is None:
         stats.skip("no fixTime")
         return None
-    lat, lon = _number(record.get("latitude")), _number(record.get("longitude"))
-    if lat is None or lon is None or not (-90 <= lat <= 90 and -180 <= lon <= 180):
+    position = coordinates(record.get("latitude"), record.get("longitude"))
+    if position is None:
         stats.skip("no coordinates")
         return None
+    lat, lon = position
     received = parse_time(record.get("serverTime"))
     return Header(
         device_id, fix_time, None if received is None else received.timestamp(), lat, lon, record
@@ -172,22 +115,20 @@ def to_position(header: Header) -> Position:
     record = header.record
     raw_attributes = record.get("attributes")
     attributes: Mapping[str, Any] = raw_attributes if isinstance(raw_attributes, Mapping) else {}
-    knots = _number(record.get("speed"))
-    course = _number(record.get("course"))
-    if course is not None and not 0 <= course <= 360:
-        course = course % 360.0
-    accuracy = _number(record.get("accuracy"))
+    knots = number(record.get("speed"))
+    course = heading(record.get("course"))
+    accuracy = number(record.get("accuracy"))
     valid = record.get("valid")
     fix = PositionFix(
         fix_time=header.fix_time,
         lat=header.lat,
         lon=header.lon,
-        altitude_m=_number(record.get("altitude")),
+        altitude_m=number(record.get("altitude")),
         speed_kmh=knots * KNOT_KMH if knots is not None and knots >= 0 else None,
         course_deg=course,
-        satellites=_satellites(attributes.get("sat")),
+        satellites=count(attributes.get("sat")),
         valid=valid if isinstance(valid, bool) else True,
-        ignition=_boolean(attributes.get("ignition")),
+        ignition=switch(attributes.get("ignition")),
         accuracy_m=accuracy if accuracy is not None and accuracy > 0 else None,
         sensors=sensors_of(attributes),
     )
@@ -210,8 +151,7 @@ def parse_headers(body: Any, stats: ParseStats | None = None) -> list[Header]:
         header = parse_header(record, stats)
         if header is not None:
             out.append(header)
-    if stats.count:
-        log.debug("skipped %d of %d Traccar position(s): %s", stats.count, len(body), stats.skipped)
+    stats.report(log, "Traccar position(s)", len(body))
     return out
 
 
@@ -278,10 +218,7 @@ def parse_devices(body: Any) -> list[Device]:
     """Every usable device of a ``/api/devices`` answer."""
     if not isinstance(body, list):
         raise BadShape(f"expected a list of devices, got {type(body).__name__}")
-    devices = [d for d in (parse_device(r) for r in body) if d is not None]
-    if len(devices) < len(body):
-        log.debug("skipped %d Traccar device record(s) without an id", len(body) - len(devices))
-    return devices
+    return kept(body, parse_device, log, "Traccar device record(s) without an id")
 
 
 H = TypeVar("H", Header, Position)

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field
 
 from gpshub_traccar.client import BrokenAnswer, TraccarClient, TraccarRequestError, floor_ms
 from gpshub_traccar.parse import BadShape, parse_devices
 from gpshub_traccar.poller import RoutePoller, settings_from
+from hub.credential_fields import AccountName, Password
 from hub.errors import BadConfig, UpdateFailed
 from hub.rangepoll import HttpOptions, RangeOptions
 from hub.source import (
-    Cadence,
     Cursor,
     DeviceRef,
     PollResult,
@@ -38,17 +36,8 @@ class TraccarCredentials(BaseModel):
         title="Server URL",
         description="Full URL of your Traccar server, e.g. https://demo.traccar.org",
     )
-    username: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)] = Field(
-        title="Username", description="Traccar account email or username"
-    )
-    password: SecretStr = Field(title="Password", description="Traccar account password")
-
-    @field_validator("password")
-    @classmethod
-    def _not_empty(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value():
-            raise PydanticCustomError("empty_password", "the password must not be empty")
-        return value
+    username: AccountName = Field(title="Username", description="Traccar account email or username")
+    password: Password = Field(title="Password", description="Traccar account password")
 
 
 class TraccarOptions(HttpOptions, RangeOptions):
@@ -97,9 +86,6 @@ class TraccarSource(Source[TraccarCredentials, TraccarOptions]):
         "Mirror the devices of a Traccar server (self-hosted or demo): every position since"
         " the last poll from the route report, with Traccar's attributes as sensors."
     )
-    Credentials = TraccarCredentials
-    Options = TraccarOptions
-    cadence = Cadence(active=30.0)
     supports_browse = True
 
     def __init__(self, ctx: SourceContext[TraccarCredentials, TraccarOptions]) -> None:

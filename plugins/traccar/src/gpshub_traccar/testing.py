@@ -63,7 +63,6 @@ import secrets
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -75,7 +74,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from hub import fake_upstream
-from hub.fake_upstream import FakeUpstream, Fault
+from hub.fake_upstream import FakeUpstream, Fault, FixFields
 
 KNOT_KMH = 1.852
 SESSION_COOKIE = "JSESSIONID"
@@ -214,7 +213,7 @@ class FakeDevice:
 
 class FakeCall(fake_upstream.FakeCall):
     """A request as ``FakeTraccar`` logs it: the base's record (its ``at`` on the fake's
-    clock) plus Traccar's side, with ``started`` and ``ended`` on trio's clock.  The base
+    clock, ``started`` on trio's) plus Traccar's side, with ``ended`` on trio's clock too.  The base
     logs a ``hub.fake_upstream.FakeCall``; ``FakeTraccar.request_name`` makes it one of
     these.  Built by hand (``hub.cluster_testing``'s checks), it takes its fields in the
     order it always had."""
@@ -223,8 +222,6 @@ class FakeCall(fake_upstream.FakeCall):
     """``"basic"``, ``"bearer"``, ``"cookie"`` or ``None`` (as far as it was checked)."""
     user: str | None = None
     """The email of the user it authenticated as (``None``: none, or not checked)."""
-    started: float = 0.0
-    """``trio.current_time()`` when it arrived (before any ``delay``)."""
     _live = False  # logged by a running fake: ``ended`` is read on trio's clock
 
     def __init__(
@@ -255,11 +252,6 @@ class FakeCall(fake_upstream.FakeCall):
         if self._live and value is not None:
             value = trio.current_time()
         self.__dict__["_ended"] = value
-
-
-_CALL: ContextVar[FakeCall | None] = ContextVar("traccar_fake_call", default=None)
-"""The request the current task is answering (the base's middleware and the route run in
-one task): the route adds who it authenticated as."""
 
 
 @dataclass
@@ -422,33 +414,23 @@ class FakeTraccar(FakeUpstream):
     def _device(self, unit: str | int) -> FakeDevice:
         return self.devices[int(unit)]
 
-    def add_fix(
+    def store_fix(
         self,
         unit: str,
-        t: float,
-        lat: float,
-        lon: float,
+        fix: FixFields,
         *,
-        speed_kmh: float = 0.0,
-        course: float = 0.0,
-        altitude: float = 0.0,
-        satellites: int = 8,
-        valid: bool = True,
-        ignition: bool | None = None,
-        params: dict[str, Any] | None = None,
-        received: float | None = None,
         accuracy: float = 0.0,
         protocol: str = "teltonika",
     ) -> dict[str, Any]:
         """Store a position with fix time ``t`` (epoch seconds) received at ``received``
         (default: now).  Returns it as the API serves it (speed in knots)."""
+        received = self.now() if fix.received is None else fix.received
         device = self._device(unit)
-        received = self.now() if received is None else received
-        fix_ms = round(t * 1000)
-        attributes: dict[str, Any] = {"sat": satellites}
-        if ignition is not None:
-            attributes["ignition"] = ignition
-        attributes.update(params or {})
+        fix_ms = round(fix.t * 1000)
+        attributes: dict[str, Any] = {"sat": fix.satellites}
+        if fix.ignition is not None:
+            attributes["ignition"] = fix.ignition
+        attributes.update(fix.params or {})
         fix_text = iso_ms(fix_ms)
         position: dict[str, Any] = {
             "id": 0,  # given when stored
@@ -458,12 +440,12 @@ class FakeTraccar(FakeUpstream):
             "serverTime": iso_ms(round(received * 1000)),
             "deviceTime": fix_text,
             "fixTime": fix_text,
-            "valid": valid,
-            "latitude": lat,
-            "longitude": lon,
-            "altitude": altitude,
-            "speed": speed_kmh / KNOT_KMH,
-            "course": course,
+            "valid": fix.valid,
+            "latitude": fix.lat,
+            "longitude": fix.lon,
+            "altitude": fix.altitude,
+            "speed": fix.speed_kmh / KNOT_KMH,
+            "course": fix.course,
             "address": None,
             "accuracy": accuracy,
             "network": None,
@@ -513,10 +495,6 @@ class FakeTraccar(FakeUpstream):
         return stored
 
     # -- fault switches (the base's, and these) ----------------------------------------
-    def slow(self, seconds: float) -> None:
-        """Delay every answer by ``seconds`` until ``slow(0)``: ``delay = seconds``."""
-        self.delay = max(seconds, 0.0)
-
     def html(self, *, times: int = 1, path: str | None = None, after: int = 0) -> None:
         """The next ``times`` matching requests get a 200 HTML page instead of JSON."""
         self.faults.append(Fault("html", times, path, after))
@@ -541,11 +519,9 @@ class FakeTraccar(FakeUpstream):
 
     def request_name(self, call: fake_upstream.FakeCall) -> str:
         """The path, as the base counts; also makes ``call`` this fake's ``FakeCall``."""
-        started = trio.current_time()
         call.__class__ = FakeCall
         assert isinstance(call, FakeCall)
-        call.started, call._live = started, True
-        _CALL.set(call)
+        call._live = True
         return call.path
 
     def serve(
@@ -580,8 +556,8 @@ class FakeTraccar(FakeUpstream):
         response: Response,
         user: FakeUser | None = None,
     ) -> Response:
-        call = _CALL.get()
-        if call is not None and call.path == request.url.path:
+        call = fake_upstream.current_call()
+        if isinstance(call, FakeCall) and call.path == request.url.path:
             call.auth, call.user = auth, user.email if user is not None else None
         return response
 

@@ -5,17 +5,14 @@ calls ``register_sources`` once at start-up.  ``gpshub_tracking3d.testing.FakeTr
 is an in-memory 3D Tracking server for tests and benchmarks (the running hub never imports
 it).
 
-Its exports are imported when first used (``hub.lazy``): the command line imports this
-package for every command, ``--help`` included, and needs none of them for that.
+Its hook and lazy re-exports come from ``hub.plugin_package.source_plugin``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from hub import hookimpl
-from hub.lazy import lazy_exports
+from hub.plugin_package import source_plugin
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time see __getattr__
     from gpshub_tracking3d.client import ApiError, Session, Tracking3DClient
@@ -24,14 +21,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time see __getattr_
     from gpshub_tracking3d.source import Tracking3DCredentials, Tracking3DOptions, Tracking3DSource
 
 
-@hookimpl
-def register_sources(register: Callable[[type], None]) -> None:
-    from gpshub_tracking3d.source import Tracking3DSource
-
-    register(Tracking3DSource)
-
-
-__getattr__, __dir__ = lazy_exports(
+register_sources, __getattr__, __dir__ = source_plugin(
     __name__,
     {
         "gpshub_tracking3d.client": ("ApiError", "Session", "Tracking3DClient"),
@@ -43,6 +33,7 @@ __getattr__, __dir__ = lazy_exports(
             "Tracking3DSource",
         ),
     },
+    "gpshub_tracking3d.source:Tracking3DSource",
 )
 
 __all__ = [

@@ -28,10 +28,9 @@ from urllib.parse import urlsplit
 import httpx
 
 from gpshub_tracking3d import wire
-from hub.errors import BadConfig, CannotConnect, InvalidAuth, RateLimited, UpdateFailed
-from hub.http_failures import upstream_errors
-from hub.retry_after import response_retry_after
+from hub.errors import InvalidAuth, UpdateFailed
 from hub.source import StateStore
+from hub.upstream_http import upstream_fetch_json
 
 SESSION_KEY = "session"
 """The connection-state key of the cached session."""
@@ -148,7 +147,7 @@ class Tracking3DClient:
         self._now = now
         self.max_age_s = max_age_s
         self.session_codes = frozenset(session_codes)
-        self.timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0))
+        self.timeout_s = timeout_s
         self.url_field = url_field
         self.log = log
         self.context = context or "connection"
@@ -286,40 +285,20 @@ class Tracking3DClient:
     async def _send(
         self, path: str, params: Sequence[tuple[str, str]], *, method: str = "GET"
     ) -> Any:
-        url = f"{self.base}/{path}"
-        with upstream_errors(f"3D Tracking at {self.host}", self.url_field):
-            response = await self.http.request(
-                method,
-                url,
-                params=list(params),
-                headers={"Accept": "application/json"},
-                timeout=self.timeout,
-                follow_redirects=False,
-            )
-        return self._decode(response, path)
-
-    def _decode(self, response: httpx.Response, path: str) -> Any:
-        status = response.status_code
-        if status == 429:
-            raise RateLimited(
-                f"3D Tracking at {self.host} is rate limiting (HTTP 429)",
-                retry_after=response_retry_after(response, self._now()),
-            )
-        if status >= 500:
-            raise CannotConnect(f"3D Tracking at {self.host} answered HTTP {status} for {path}")
-        if status in (401, 403):
-            raise InvalidAuth(f"3D Tracking refused access (HTTP {status}) for {path}")
-        if 300 <= status < 400:
-            raise BadConfig(
-                self.url_field,
-                f"3D Tracking at {self.host} redirects (HTTP {status}): use the final address",
-            )
-        if status != 200:
-            raise UpdateFailed(f"3D Tracking at {self.host} answered HTTP {status} for {path}")
-        try:
-            return response.json()
-        except ValueError:
-            raise UpdateFailed(f"3D Tracking at {self.host} sent broken JSON for {path}") from None
+        """The JSON of ``base/path`` (``hub.upstream_http`` maps what is not a 200 answer;
+        the JSON is read whatever its content type says)."""
+        return await upstream_fetch_json(
+            self.http,
+            method,
+            f"{self.base}/{path}",
+            upstream="3D Tracking",
+            now=self._now,
+            timeout_s=self.timeout_s,
+            url_field=self.url_field,
+            lenient=True,
+            params=list(params),
+            headers={"Accept": "application/json"},
+        )
 
     # -- the endpoints -----------------------------------------------------------------
     async def units(self) -> Any:

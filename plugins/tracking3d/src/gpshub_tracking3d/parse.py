@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -21,30 +21,17 @@ from gpshub_tracking3d.values import (
     kind_of,
     listed,
     number,
-    parse_time,
     slug,
     start_id,
 )
 from hub.fix import PLATFORM_ENGINE_HOURS, PLATFORM_ODOMETER_KM, PositionFix
 from hub.source import RemoteDevice
+from hub.upstream_values import ParseStats, coordinates, kept, switch
+from hub.upstream_values import iso_time as parse_time
 
 log = logging.getLogger(__name__)
 
 _warned_measures: set[str] = set()
-
-
-@dataclass(slots=True)
-class ParseStats:
-    """How many records of an answer were skipped, and why (for a debug line)."""
-
-    skipped: dict[str, int] = field(default_factory=dict)
-
-    def skip(self, reason: str) -> None:
-        self.skipped[reason] = self.skipped.get(reason, 0) + 1
-
-    @property
-    def count(self) -> int:
-        return sum(self.skipped.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,15 +63,7 @@ def local_offset(utc: datetime, local: Any) -> float | None:
 
 def ignition_of(value: Any) -> bool | None:
     """``Ignition`` (``"On"``, ``"Off"`` or ``""``) as a boolean."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text in ("on", "true", "1", "yes"):
-            return True
-        if text in ("off", "false", "0", "no"):
-            return False
-    return None
+    return switch(value, numbers="none")
 
 
 def speed_kmh(speed: Any, measure: Any) -> float | None:
@@ -155,10 +134,13 @@ def parse_record(record: Any, stats: ParseStats | None = None) -> Position | Non
     if fix_time is None:
         stats.skip("no GPS time")
         return None
-    lat, lon = number(record.get("Latitude")), number(record.get("Longitude"))
-    if lat is None or lon is None or not (-90 <= lat <= 90 and -180 <= lon <= 180):
+    position = coordinates(
+        record.get("Latitude"), record.get("Longitude"), text=True, decimal_comma=True
+    )
+    if position is None:
         stats.skip("no coordinates")
         return None
+    lat, lon = position
     course = number(record.get("Heading"))
     if course is not None:
         course = course % 360.0
@@ -213,10 +195,7 @@ def parse_feed(result: Any, stats: ParseStats | None = None) -> FeedPage:
     records = listed(result, "Position")
     stats = stats if stats is not None else ParseStats()
     positions = [p for p in (parse_record(r, stats) for r in records) if p is not None]
-    if stats.count:
-        log.debug(
-            "skipped %d of %d 3D Tracking record(s): %s", stats.count, len(records), stats.skipped
-        )
+    stats.report(log, "3D Tracking record(s)", len(records))
     newest = max((p.arrival for p in positions), default=None)
     return FeedPage(positions, len(records), start_id(result.get("StartId")), newest)
 
@@ -267,10 +246,7 @@ def parse_units(result: Any) -> list[RemoteDevice]:
         return []
     if not isinstance(result, list):
         raise BadShape(f"expected a list of units, got {kind_of(result)}")
-    units = [u for u in (parse_unit(r) for r in result) if u is not None]
-    if len(units) < len(result):
-        log.debug("skipped %d 3D Tracking unit record(s) without a Uid", len(result) - len(units))
-    return units
+    return kept(result, parse_unit, log, "3D Tracking unit record(s) without a Uid")
 
 
 def by_unit(positions: Iterable[Position]) -> dict[str, list[Position]]:

@@ -32,8 +32,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gpshub_tracking3d import wire
-from gpshub_tracking3d.values import listed, number, parse_time, sensor_value, slug, start_id
+from gpshub_tracking3d.values import listed, number, sensor_value, slug, start_id
 from hub.fix import PositionFix
+from hub.upstream_values import count as whole
+from hub.upstream_values import iso_time as parse_time
 
 log = logging.getLogger(__name__)
 
@@ -151,13 +153,6 @@ def _keys(rows: list[_Row]) -> list[str]:
     return keys
 
 
-def _satellites(value: Any) -> int | None:
-    count = number(value)
-    if count is None or count < 0 or count != int(count):
-        return None
-    return int(count)
-
-
 def embedded(entries: Any) -> tuple[int | None, dict[str, Any]]:
     """The satellite count and the other sensors of a ``SensorReadings`` list carried in
     a position record (``LatestPositionsList`` does; the feed may), keyed as above."""
@@ -167,7 +162,7 @@ def embedded(entries: Any) -> tuple[int | None, dict[str, Any]]:
     sensors: dict[str, Any] = {}
     for row, key in zip(usable, _keys(usable), strict=True):
         if key == SATELLITES:
-            satellites = _satellites(row.value)
+            satellites = whole(row.value, text=True, decimal_comma=True)
         elif key and row.value is not None:
             sensors[key] = row.value
     return satellites, sensors
@@ -186,7 +181,7 @@ def parse_readings(result: Any, offset_of: Callable[[str], float | None]) -> Rea
         if row.unit is None or row.t is None or not key or row.value is None:
             continue
         if key == SATELLITES:
-            count = _satellites(row.value)
+            count = whole(row.value, text=True, decimal_comma=True)
             if count is not None:
                 readings.append(Reading(row.unit, row.t, key, count))
             continue

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field
 
 from gpshub_tracking3d import wire
 from gpshub_tracking3d.client import Tracking3DClient
 from gpshub_tracking3d.feed import FeedPoller, FeedSettings
 from gpshub_tracking3d.parse import BadShape, parse_units
+from hub.credential_fields import AccountName, Password
 from hub.errors import UpdateFailed
 from hub.rangepoll import HttpOptions, RangeOptions
 from hub.source import (
@@ -31,17 +30,10 @@ class Tracking3DCredentials(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    username: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)] = Field(
+    username: AccountName = Field(
         title="Username", description="3D Tracking account username (usually your email)"
     )
-    password: SecretStr = Field(title="Password", description="3D Tracking account password")
-
-    @field_validator("password")
-    @classmethod
-    def _not_empty(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value():
-            raise PydanticCustomError("empty_password", "the password must not be empty")
-        return value
+    password: Password = Field(title="Password", description="3D Tracking account password")
 
 
 class Tracking3DOptions(HttpOptions, RangeOptions):
@@ -127,8 +119,6 @@ class Tracking3DSource(Source[Tracking3DCredentials, Tracking3DOptions]):
         " delta feed (late ones included), with digital I/O, satellites and sensor readings"
         " (fuel, temperatures, voltages, GSM) from the sensor reading feed."
     )
-    Credentials = Tracking3DCredentials
-    Options = Tracking3DOptions
     cadence = Cadence(active=30.0, quiet=120.0, active_window=600.0)
     supports_browse = True
 

@@ -70,7 +70,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from hub.fake_upstream import FakeCall, FakeUpstream
+from hub.fake_upstream import FakeCall, FakeUpstream, FixFields
 
 LATEST_FORMAT = "%d %b %Y %H:%M:%S"
 SPEED_DIVISORS = {"kph": 1.0, "km/h": 1.0, "mph": 1.609344, "knots": 1.852}
@@ -278,22 +278,12 @@ class FakeTracking3D(FakeUpstream):
     def rename_unit(self, unit: str, name: str) -> None:
         self.units[unit].name = name
 
-    def add_fix(
+    def store_fix(
         self,
         unit: str,
-        t: float,
-        lat: float,
-        lon: float,
+        fix: FixFields,
         *,
-        speed_kmh: float = 0.0,
-        course: float = 0.0,
-        altitude: float = 0.0,
-        satellites: int | None = 8,
-        valid: bool = True,
-        ignition: bool | None = None,
-        params: dict[str, Any] | None = None,
         readings: dict[str, Any] | None = None,
-        received: float | None = None,
         speed_measure: str | None = None,
         inputs: dict[str, bool] | None = None,
         odometer_km: float | None = None,
@@ -306,35 +296,35 @@ class FakeTracking3D(FakeUpstream):
         ``{"Fuel Level": 55}``) and ``params`` (custom sensors by name) become sensor
         readings taken at ``t``, received with the record; ``inputs``
         (``{"Input1": True}``) the ``InputOutputs``.  Returns the record as served."""
+        received = self.now() if fix.received is None else fix.received
         owner = self.units[unit]
-        received = self.now() if received is None else received
         measure = speed_measure or self.speed_measure
-        speed = speed_kmh / SPEED_DIVISORS.get(measure.lower(), 1.0)
-        local = datetime.fromtimestamp(t, UTC).replace(tzinfo=None) + self.local_offset
+        speed = fix.speed_kmh / SPEED_DIVISORS.get(measure.lower(), 1.0)
+        local = datetime.fromtimestamp(fix.t, UTC).replace(tzinfo=None) + self.local_offset
         record: dict[str, Any] = {
             "Unit": owner.summary(),
-            "Latitude": lat,
-            "Longitude": lon,
+            "Latitude": fix.lat,
+            "Longitude": fix.lon,
             "Address": address or "",
             "Speed": round(speed, 6),
             "SpeedMeasure": measure,
-            "Heading": course,
-            "Ignition": "" if ignition is None else ("On" if ignition else "Off"),
+            "Heading": fix.course,
+            "Ignition": "" if fix.ignition is None else ("On" if fix.ignition else "Off"),
             "Odometer": odometer_km,
             "EngineTime": engine_s,
-            "EngineStatus": "Moving" if speed_kmh > 3 else "Stopped",
-            "Valid": valid,
+            "EngineStatus": "Moving" if fix.speed_kmh > 3 else "Stopped",
+            "Valid": fix.valid,
             "ServerTimeUTC": wire_time(received),
-            "GPSTimeUtc": wire_time(t),
+            "GPSTimeUtc": wire_time(fix.t),
             "GPSTimeLocal": local.isoformat(timespec="seconds"),
             "PointOfInterest": None,
         }
-        typed = {} if satellites is None else {SATELLITE_COUNT: satellites}
+        typed = {} if fix.satellites is None else {SATELLITE_COUNT: fix.satellites}
         typed.update(readings or {})
-        rows = [self._reading(owner, t, kind, value) for kind, value in typed.items()]
+        rows = [self._reading(owner, fix.t, kind, value) for kind, value in typed.items()]
         rows += [
-            self._reading(owner, t, "Custom", value, name=key)
-            for key, value in (params or {}).items()
+            self._reading(owner, fix.t, "Custom", value, name=key)
+            for key, value in (fix.params or {}).items()
         ]
         if self.feed_readings:
             record["SensorReadings"] = rows
@@ -346,8 +336,8 @@ class FakeTracking3D(FakeUpstream):
         self._feed.append(unit, json.dumps(record, separators=(",", ":")).encode(), received, plain)
         for row in rows:
             self._readings.append(unit, json.dumps(row, separators=(",", ":")).encode(), received)
-        if owner.latest_t is None or t >= owner.latest_t:
-            owner.latest_t, owner.latest_received = t, received
+        if owner.latest_t is None or fix.t >= owner.latest_t:
+            owner.latest_t, owner.latest_received = fix.t, received
             owner.latest = {**record, "SensorReadings": rows}
         return record
 

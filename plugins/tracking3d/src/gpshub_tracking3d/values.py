@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
+
+from hub import upstream_values
 
 
 class BadShape(ValueError):
@@ -31,35 +32,10 @@ def kind_of(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
 
-def parse_time(value: Any) -> datetime | None:
-    """An ISO-8601 text as an aware UTC datetime (no offset: UTC); ``None`` if unusable."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    text = value.strip()
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
-
-
 def number(value: Any) -> float | None:
-    """A finite number, from a JSON number or a numeric text; ``None`` otherwise."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str):
-        try:
-            value = float(value.strip().replace(",", "."))
-        except ValueError:
-            return None
-    if not isinstance(value, int | float):
-        return None
-    result = float(value)
-    return result if math.isfinite(result) else None
+    """A finite number, from a JSON number or a numeric text (a decimal comma read as a
+    point); ``None`` otherwise."""
+    return upstream_values.number(value, text=True, decimal_comma=True)
 
 
 def slug(name: str) -> str:

@@ -4,17 +4,14 @@ The hub finds this module through the ``gpshub`` entry point in ``pyproject.toml
 calls ``register_sources`` once at start-up.  The fake server for tests lives in
 :mod:`gpshub_wialon.testing` (``from gpshub_wialon.testing import FakeWialon``).
 
-Its exports are imported when first used (``hub.lazy``): the command line imports this
-package for every command, ``--help`` included, and needs none of them for that.
+Its hook and lazy re-exports come from ``hub.plugin_package.source_plugin``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from hub import hookimpl
-from hub.lazy import lazy_exports
+from hub.plugin_package import source_plugin
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time see __getattr__
     from gpshub_wialon.client import WialonClient
@@ -23,14 +20,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time see __getattr_
     from gpshub_wialon.units import parse_unit
 
 
-@hookimpl
-def register_sources(register: Callable[[type], None]) -> None:
-    from gpshub_wialon.source import WialonSource
-
-    register(WialonSource)
-
-
-__getattr__, __dir__ = lazy_exports(
+register_sources, __getattr__, __dir__ = source_plugin(
     __name__,
     {
         "gpshub_wialon.client": ("WialonClient",),
@@ -38,6 +28,7 @@ __getattr__, __dir__ = lazy_exports(
         "gpshub_wialon.source": ("WialonCredentials", "WialonOptions", "WialonSource"),
         "gpshub_wialon.units": ("parse_unit",),
     },
+    "gpshub_wialon.source:WialonSource",
 )
 
 __all__ = [

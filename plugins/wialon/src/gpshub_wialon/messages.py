@@ -24,6 +24,7 @@ from typing import Any
 from gpshub_wialon import protocol as p
 from gpshub_wialon.sensors import UnitSensors
 from hub.fix import PositionFix
+from hub.upstream_values import coordinates, flat_items, heading, number, switch
 
 IGNITION_PARAMS = ("io_239", "ign", "ignition", "engine_ignition", "in1")
 """Device parameters read as the ignition of a unit without an ignition sensor, in this
@@ -68,18 +69,17 @@ def parse_message(message: Any, unit: UnitSensors | None = None) -> PositionFix 
     pos = message.get("pos")
     if not isinstance(pos, dict):
         return None
-    lat, lon = _number(pos.get("y")), _number(pos.get("x"))
-    if lat is None or lon is None or not -90.0 <= lat <= 90.0 or not -180.0 <= lon <= 180.0:
+    position = coordinates(pos.get("y"), pos.get("x"))
+    if position is None:
         return None
+    lat, lon = position
     flags = message.get("f")
     flags = flags if isinstance(flags, int) and not isinstance(flags, bool) else 0
     satellites = pos.get("sc")
     if not isinstance(satellites, int) or isinstance(satellites, bool) or satellites < 0:
         satellites = None
-    speed = _number(pos.get("s"))
-    course = _number(pos.get("c"))
-    if course is not None and not 0.0 <= course <= 360.0:
-        course = course % 360.0
+    speed = number(pos.get("s"))
+    course = heading(pos.get("c"))
     estimated = bool(flags & (p.MSG_LBS | p.MSG_WIFI))
     params = message.get("p")
     sensors = sensors_of(params if isinstance(params, dict) else {})
@@ -96,7 +96,7 @@ def parse_message(message: Any, unit: UnitSensors | None = None) -> PositionFix 
         fix_time=to_datetime(t),
         lat=lat,
         lon=lon,
-        altitude_m=_number(pos.get("z")),
+        altitude_m=number(pos.get("z")),
         speed_kmh=speed if speed is not None and speed >= 0 else None,
         course_deg=course,
         satellites=satellites,
@@ -125,21 +125,7 @@ def _common_ignition(message: dict[str, Any], flags: int, sensors: dict[str, Any
 def sensors_of(params: dict[str, Any]) -> dict[str, Any]:
     """Device parameters as sensors, names verbatim: numbers, booleans and text kept;
     nested objects flattened with dotted names; lists and nulls dropped."""
-    out: dict[str, Any] = {}
-    _flatten(params, "", out, 0)
-    return out
-
-
-def _flatten(values: dict[str, Any], prefix: str, out: dict[str, Any], depth: int) -> None:
-    for key, value in values.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, bool | str | int):
-            out[name] = value
-        elif isinstance(value, float):
-            if math.isfinite(value):
-                out[name] = value
-        elif isinstance(value, dict) and depth < MAX_DEPTH:
-            _flatten(value, f"{name}.", out, depth + 1)
+    return dict(flat_items(params, max_depth=MAX_DEPTH))
 
 
 def io_sensors(name: str, bit_prefix: str, value: Any) -> dict[str, Any]:
@@ -154,20 +140,4 @@ def io_sensors(name: str, bit_prefix: str, value: Any) -> dict[str, Any]:
 
 def as_bool(value: Any) -> bool | None:
     """An ignition parameter as a boolean: numbers (0 = off), booleans, on/off words."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | float):
-        return value != 0
-    if isinstance(value, str):
-        word = value.strip().lower()
-        if word in ("1", "true", "on", "yes"):
-            return True
-        if word in ("0", "false", "off", "no"):
-            return False
-    return None
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    return None
+    return switch(value, numbers="nonzero")

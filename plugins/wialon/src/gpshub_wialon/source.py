@@ -24,8 +24,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field
 
 from gpshub_wialon import protocol as p
 from gpshub_wialon.batchsize import BatchSize
@@ -33,11 +32,11 @@ from gpshub_wialon.client import BatchTooLarge, WialonClient, error_code
 from gpshub_wialon.messages import message_time, parse_message, received_time, to_datetime
 from gpshub_wialon.sensors import UnitSensors, parse_sensors
 from gpshub_wialon.units import parse_unit, search_params
+from hub.credential_fields import ApiToken
 from hub.errors import UpdateFailed
 from hub.rangepoll import RangeOptions, RangeWindow
 from hub.source import (
     GROUP_EXTERNAL,
-    Cadence,
     Cursor,
     DeviceRef,
     PollResult,
@@ -60,7 +59,7 @@ class WialonCredentials(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    token: SecretStr = Field(
+    token: ApiToken = Field(
         title="API token",
         description=(
             "API token from Wialon User Settings → API. Requires Online Tracking and "
@@ -72,16 +71,6 @@ class WialonCredentials(BaseModel):
         title="Server URL",
         description=f"Override for on-premise Wialon. Default: {p.DEFAULT_SERVER}",
     )
-
-    @field_validator("token")
-    @classmethod
-    def _token_is_one_word(cls, value: SecretStr) -> SecretStr:
-        text = value.get_secret_value().strip()
-        if not text:
-            raise PydanticCustomError("token", "the API token is empty")
-        if any(c.isspace() for c in text):
-            raise PydanticCustomError("token", "the API token must not contain spaces")
-        return SecretStr(text)
 
 
 class WialonOptions(RangeOptions):
@@ -120,9 +109,6 @@ class WialonSource(Source[WialonCredentials, WialonOptions]):
         "Positions and sensor data of the units of a Wialon Hosting or Wialon Local "
         "account, through the Remote API with an API token."
     )
-    Credentials = WialonCredentials
-    Options = WialonOptions
-    cadence = Cadence(active=30.0)
     supports_browse = True
 
     def __init__(self, ctx: SourceContext[WialonCredentials, WialonOptions]) -> None:

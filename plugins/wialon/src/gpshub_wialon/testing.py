@@ -52,7 +52,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from gpshub_wialon import protocol as p
-from hub.fake_upstream import FakeCall, FakeUpstream
+from hub.fake_upstream import FakeCall, FakeUpstream, FixFields
 
 JSON = "application/json"
 FIRST_UNIT_ID = 600_000_001
@@ -279,21 +279,11 @@ class FakeWialon(FakeUpstream):
         }
         return sensor_id
 
-    def add_fix(
+    def store_fix(
         self,
         unit: str | int,
-        t: float,
-        lat: float,
-        lon: float,
+        fix: FixFields,
         *,
-        speed_kmh: float = 0.0,
-        course: float = 0.0,
-        altitude: float = 0.0,
-        satellites: int = 8,
-        valid: bool = True,
-        ignition: bool | None = None,
-        params: dict[str, Any] | None = None,
-        received: float | None = None,
         inputs: int = 0,
         outputs: int = 0,
         lbs: bool = False,
@@ -307,32 +297,32 @@ class FakeWialon(FakeUpstream):
         ``ignition`` becomes the parameter ``ign`` (1/0); ``received`` is the server's
         registration time ``rt`` (default: now), so a late message is one with an old ``t``.
         """
-        sc = satellites if valid else 0
+        sc = fix.satellites if fix.valid else 0
         flags = p.MSG_POSITION | p.MSG_INPUTS | p.MSG_OUTPUTS
         if lbs:
             flags |= p.MSG_LBS
         if wifi:
             flags |= p.MSG_WIFI
-        values = dict(params or {})
-        if ignition is not None:
-            values["ign"] = 1 if ignition else 0
+        values = dict(fix.params or {})
+        if fix.ignition is not None:
+            values["ign"] = 1 if fix.ignition else 0
         message = {
-            "t": int(t),
+            "t": int(fix.t),
             "f": flags,
             "tp": "ud",
             "pos": {
-                "y": lat,
-                "x": lon,
-                "z": round(altitude),
-                "s": round(speed_kmh),
-                "c": round(course) % 360,
+                "y": fix.lat,
+                "x": fix.lon,
+                "z": round(fix.altitude),
+                "s": round(fix.speed_kmh),
+                "c": round(fix.course) % 360,
                 "sc": sc,
             },
             "i": inputs,
             "o": outputs,
             "p": values,
             "lc": 0,
-            "rt": int(self.now() if received is None else received),
+            "rt": int(self.now() if fix.received is None else fix.received),
         }
         self.add_message(unit, message)
         return message
