@@ -16,7 +16,8 @@ Nothing here is imported by the running hub.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ import trio
 
 from hub.clock import Clock
 from hub.secrets import SecretBox
-from hub.testing import LOOPBACK_NETWORKS, make_hub
+from hub.testing import LOOPBACK_NETWORKS, make_hub, running
 
 
 class HubFactory:
@@ -181,6 +182,29 @@ class HubDriver:
     def _runner_polls(self) -> int:
         handle = self.hub.runners.get(self.connection_id)
         return 0 if handle is None else int(handle.runner.polls)
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[Any]:
+        """Run the hub for the ``async with`` block (started when it begins), then shut it
+        down, its pipeline drained; the hub::
+
+            async with driver.running():
+                await feed.run(90)  # the trackers report while the hub polls
+                await trio.sleep(65)  # two more polls
+        """
+        async with running(self.hub) as hub:
+            yield hub
+
+    async def run_for(
+        self, seconds: float, feed: Callable[[float], Awaitable[Any]] | None = None
+    ) -> None:
+        """Run the hub for ``seconds`` of trio time, then shut it down; with ``feed``
+        (e.g. a ``TrackerFeed``'s ``run``), ``await feed(seconds)`` is those seconds."""
+        async with self.running():
+            if feed is None:
+                await trio.sleep(seconds)
+            else:
+                await feed(seconds)
 
     def restart(self) -> Any:
         """Close the hub's store and make a new hub on the same data; the new hub."""

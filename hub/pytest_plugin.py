@@ -8,8 +8,9 @@ true``, or ``@pytest.mark.trio``).
 * ``gpshub_clock``: trio's ``MockClock`` (it jumps ahead once the run loop has been idle
   for 20 ms of real time, so loopback requests finish first and waits cost nothing), with
   the hub's blocking calls run inline.  A test runs on it when it takes it as an argument.
-* ``gpshub_wall``: wall time from ``hub.testing.EPOCH`` following trio's clock: the hubs'
-  and the sources' clock; give a fake ``now=lambda: gpshub_wall.now().timestamp()``.
+* ``gpshub_wall``: wall time from ``gpshub_epoch`` (``hub.testing.EPOCH``; override the
+  fixture for another date) following trio's clock: the hubs' and the sources' clock;
+  give a fake ``now=lambda: gpshub_wall.now().timestamp()``.
 * ``gpshub_hub_factory``: a ``hub.hub_driver.HubFactory``: ``gpshub_hub_factory(MySource)``
   is a real hub (not running) on a temporary SQLite database, or on a fresh PostgreSQL
   schema with ``--gpshub-postgres URL`` (or ``GPSHUB_TEST_POSTGRES_URL``); loopback allowed
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,12 +68,20 @@ def gpshub_clock() -> Iterator[MockClock]:
 
 
 @pytest.fixture
-def gpshub_wall(gpshub_clock: MockClock) -> TrioClock:
-    """Wall time from ``hub.testing.EPOCH``, following trio's clock."""
-    from hub.clock import TrioClock
+def gpshub_epoch() -> datetime:
+    """Where ``gpshub_wall`` starts: ``hub.testing.EPOCH`` (override it in a conftest
+    for tests written for another date)."""
     from hub.testing import EPOCH
 
-    return TrioClock(EPOCH)
+    return EPOCH
+
+
+@pytest.fixture
+def gpshub_wall(gpshub_clock: MockClock, gpshub_epoch: datetime) -> TrioClock:
+    """Wall time from ``gpshub_epoch``, following trio's clock."""
+    from hub.clock import TrioClock
+
+    return TrioClock(gpshub_epoch)
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ import secrets
 import types
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -36,6 +36,7 @@ from hub.config import Settings
 from hub.errors import BadConfig, NotSupported
 from hub.hookspecs import hookimpl
 from hub.netguard import OutboundPolicy
+from hub.plugin_checks import PluginPackageChecks as PluginPackageChecks
 from hub.plugins import load_plugins
 from hub.registry import Registry
 from hub.secrets import SecretBox
@@ -310,16 +311,68 @@ def source_context(
     options: dict[str, Any] | None = None,
     clock: Clock | None = None,
     state: MemoryStateStore | None = None,
+    connection_id: int | None = None,
+    label: str = "",
 ) -> SourceContext[Any, Any]:
-    """A ``SourceContext`` for a source under test (call inside ``trio.run``)."""
+    """A ``SourceContext`` for a source under test (call inside ``trio.run``).  Pass the
+    same ``state`` to a second source to share what the first saved (a hub restart);
+    ``connection_id`` ``None`` is a connection not saved yet (a Test Connection)."""
     return SourceContext(
         credentials=source_class.parse_credentials(credentials),
         options=source_class.parse_options(options),
         http=http,
         log=logging.getLogger(f"gpshub.test.{source_class.kind}"),
-        state=state or MemoryStateStore(),
+        state=state if state is not None else MemoryStateStore(),
         clock=clock or TrioClock(EPOCH),
+        connection_id=connection_id,
+        label=label,
     )
+
+
+@dataclass
+class Served:
+    """A fake upstream and the base URL it is served at (``await gpshub_serve(fake)``)."""
+
+    fake: Any
+    url: str
+
+
+def device_refs(upstream_ids: Iterable[str], name: str = "device {}") -> list[DeviceRef]:
+    """Hub device references for upstream ids (hub ids 1, 2, ...), each named ``name``
+    with its upstream id in place of ``{}``."""
+    return [DeviceRef(n, uid, name.format(uid)) for n, uid in enumerate(upstream_ids, start=1)]
+
+
+def fix_times(result: PollResult, upstream_id: str) -> list[float]:
+    """The fix times (epoch seconds) a poll returned for one device, in its order."""
+    return [f.fix_time.timestamp() for f in result.fixes.get(upstream_id, [])]
+
+
+class TrackerFeed:
+    """Units reporting together, the way trackers feed a platform: every ``every``
+    seconds (trio time) ``report(n, unit, step, now)`` is called for each unit (``n`` its
+    place in ``units``, ``step`` the round, from 0, ``now`` the wall clock's epoch seconds);
+    ``report`` gives the fake its fix.  ``run()`` continues where the last one stopped."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        units: Sequence[str],
+        report: Callable[[int, str, int, float], None],
+        *,
+        every: float = 10.0,
+    ) -> None:
+        self.clock, self.units, self.report, self.every = clock, list(units), report, every
+        self.step = 0
+
+    async def run(self, seconds: float) -> None:
+        """Report for ``seconds``: a round at once, then one every ``every`` seconds."""
+        for _ in range(round(seconds / self.every)):
+            now = self.clock.now().timestamp()
+            for n, unit in enumerate(self.units):
+                self.report(n, unit, self.step, now)
+            self.step += 1
+            await trio.sleep(self.every)
 
 
 class DeclarationContract:
