@@ -196,15 +196,25 @@ class HubDriver:
             yield hub
 
     async def run_for(
-        self, seconds: float, feed: Callable[[float], Awaitable[Any]] | None = None
+        self,
+        seconds: float,
+        feed: Callable[[float], Awaitable[Any]] | None = None,
+        *,
+        settle_s: float = 0.0,
     ) -> None:
-        """Run the hub for ``seconds`` of trio time, then shut it down; with ``feed``
-        (e.g. a ``TrackerFeed``'s ``run``), ``await feed(seconds)`` is those seconds."""
+        """Run the hub for ``seconds`` of trio time, then ``settle_s`` more (for the polls
+        that fetch the last of a feed), then shut it down, its pipeline drained; with
+        ``feed`` (e.g. a ``TrackerFeed``'s ``run``), ``await feed(seconds)`` is the first
+        ``seconds``::
+
+            await driver.run_for(90, feed.run, settle_s=65)
+        """
         async with self.running():
             if feed is None:
                 await trio.sleep(seconds)
             else:
                 await feed(seconds)
+            await trio.sleep(settle_s)
 
     def restart(self) -> Any:
         """Close the hub's store and make a new hub on the same data; the new hub."""
