@@ -216,6 +216,23 @@ class HubDriver:
                 await feed(seconds)
             await trio.sleep(settle_s)
 
+    async def assert_stops_for_new_credentials(
+        self, upstream_id: str, secret: str, *, seconds: float = 600.0
+    ) -> Any:
+        """With credentials the upstream refuses: create the connection, add a device by
+        hand, run the hub for ``seconds``; the connection then waits for new credentials
+        (``NEEDS_REAUTH``, not retried) and its error does not show ``secret``.  The
+        connection, for the plugin's own checks (how many requests the fake saw)."""
+        from hub.models import ConnectionState
+
+        self.create()
+        self.add_device(upstream_id)
+        await self.run_for(seconds)
+        conn = self.connection()
+        assert conn.state == ConnectionState.NEEDS_REAUTH, (conn.state, conn.last_error)
+        assert secret not in (conn.last_error or ""), "the secret is in the connection's error"
+        return conn
+
     def restart(self) -> Any:
         """Close the hub's store and make a new hub on the same data; the new hub."""
         self.hubs.close_hub(self.hub)

@@ -348,6 +348,27 @@ def fix_times(result: PollResult, upstream_id: str) -> list[float]:
     return [f.fix_time.timestamp() for f in result.fixes.get(upstream_id, [])]
 
 
+class ReportsBeforePolls:
+    """A ``before`` for ``HubDriver.run``/``poll``: before each poll every unit reports
+    one fix, 2 s old and at least 1 s after the one before (a restarted hub polls at
+    once, so two polls may come in the same second), through ``report(n, unit, poll, t)``
+    (``n`` the unit's place in ``units``, ``t`` the fix time in whole epoch seconds).
+    ``sent`` keeps each unit's fix times."""
+
+    def __init__(
+        self, clock: Clock, units: Sequence[str], report: Callable[[int, str, int, int], None]
+    ) -> None:
+        self.clock, self.units, self.report = clock, list(units), report
+        self.sent: dict[str, list[int]] = {u: [] for u in self.units}
+
+    def __call__(self, poll: int) -> None:
+        last = max((times[-1] for times in self.sent.values() if times), default=0)
+        t = max(int(self.clock.now().timestamp()) - 2, last + 1)
+        for n, unit in enumerate(self.units):
+            self.report(n, unit, poll, t)
+            self.sent[unit].append(t)
+
+
 class TrackerFeed:
     """Units reporting together, the way trackers feed a platform: every ``every``
     seconds (trio time) ``report(n, unit, step, now)`` is called for each unit (``n`` its

@@ -4,31 +4,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from gpshub_wialon import WialonSource
-from gpshub_wialon.testing import FakeWialon
 from hub.contract import advance
 from hub.fix import PositionFix
 from hub.source import Cursor, DeviceRef, PollResult
-from hub.testing import EPOCH
+from hub.testing import EPOCH, device_refs
 
 T0 = int(EPOCH.timestamp())
-
-
-@dataclass
-class Served:
-    """A fake Wialon and the base URL it is served at."""
-
-    fake: FakeWialon
-    url: str
 
 
 MakeSource = Callable[..., WialonSource]
 
 
 def refs(*upstream_ids: str) -> list[DeviceRef]:
-    return [DeviceRef(i + 1, u, f"unit {u}") for i, u in enumerate(upstream_ids)]
+    """Hub device references for upstream ids (hub ids 1, 2, ...)."""
+    return device_refs(upstream_ids, "unit {}")
 
 
 class Poller:
