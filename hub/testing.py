@@ -34,6 +34,7 @@ from pydantic import BaseModel, Field, SecretStr
 from hub.clock import Clock, TrioClock
 from hub.config import Settings
 from hub.errors import BadConfig, NotSupported
+from hub.fix import PositionFix
 from hub.hookspecs import hookimpl
 from hub.netguard import OutboundPolicy
 from hub.plugin_checks import PluginPackageChecks as PluginPackageChecks
@@ -346,6 +347,34 @@ def device_refs(upstream_ids: Iterable[str], name: str = "device {}") -> list[De
 def fix_times(result: PollResult, upstream_id: str) -> list[float]:
     """The fix times (epoch seconds) a poll returned for one device, in its order."""
     return [f.fix_time.timestamp() for f in result.fixes.get(upstream_id, [])]
+
+
+class Poller:
+    """Polls a source the way a runner does: the cursors carried from poll to poll (the
+    source's own, else the old one moved forward to the device's newest fix), every fix
+    validated and collected per device in ``fixes``.  (Uses ``hub.contract``, so pytest.)"""
+
+    def __init__(self, source: Source[Any, Any], devices: Sequence[DeviceRef]) -> None:
+        self.source = source
+        self.devices = list(devices)
+        self.cursors: dict[str, Cursor] = {}
+        self.fixes: dict[str, list[PositionFix]] = {}
+
+    async def poll(self) -> PollResult:
+        """One poll of every device with the cursors so far; its result."""
+        from hub.contract import advance
+
+        result = await self.source.poll(self.devices, dict(self.cursors))
+        for upstream_id, fixes in result.fixes.items():
+            for fix in fixes:
+                fix.validate()
+            self.fixes.setdefault(upstream_id, []).extend(fixes)
+        self.cursors = advance(self.cursors, result)
+        return result
+
+    def times(self, upstream_id: str) -> list[float]:
+        """The fix times (epoch seconds) of the device's fixes so far, as they came."""
+        return [f.fix_time.timestamp() for f in self.fixes.get(upstream_id, [])]
 
 
 class ReportsBeforePolls:

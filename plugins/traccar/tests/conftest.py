@@ -11,9 +11,9 @@ import httpx
 import pytest
 
 from gpshub_traccar import TraccarSource
-from gpshub_traccar.testing import FakeTraccar, Served
+from gpshub_traccar.testing import FakeTraccar
 from hub.clock import TrioClock
-from hub.testing import source_context
+from hub.testing import Served, source_context
 
 
 @pytest.fixture

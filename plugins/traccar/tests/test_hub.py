@@ -14,7 +14,7 @@ from gpshub_traccar.testing import FakeTraccar
 from hub.clock import TrioClock
 from hub.hub_driver import HubDriver, HubFactory
 from hub.models import ConnectionState
-from hub.testing import Fleet
+from hub.testing import Fleet, TrackerFeed
 
 UNITS = 12
 
@@ -25,39 +25,24 @@ def gpshub_sources() -> list[type]:
     return [TraccarSource]
 
 
-class Driver:
-    """Gives every unit a fix every 10 s (some invalid), as trackers feed a server."""
+def trackers(fake: FakeTraccar, wall: TrioClock, units: list[str]) -> TrackerFeed:
+    """Every unit a fix every 10 s (some invalid), as trackers feed a server."""
 
-    def __init__(self, fake: FakeTraccar, gpshub_wall: TrioClock, units: list[str]) -> None:
-        self.fake, self.gpshub_wall, self.units = fake, gpshub_wall, units
-        self.step = 0
+    def report(i: int, unit: str, step: int, now: float) -> None:
+        fake.add_fix(
+            unit,
+            now - 2,
+            40.0 + i / 100 + step / 10_000,
+            -74.0,
+            speed_kmh=36.0,
+            course=(step * 7) % 360,
+            satellites=7,
+            valid=step % 5 != 3,
+            ignition=True,
+            params={"distance": 100.0, "odometer": 1_000_000 + step * 100},
+        )
 
-    async def run(self, seconds: float) -> None:
-        for _ in range(round(seconds / 10)):
-            now = self.gpshub_wall.now().timestamp()
-            for i, unit in enumerate(self.units):
-                self.fake.add_fix(
-                    unit,
-                    now - 2,
-                    40.0 + i / 100 + self.step / 10_000,
-                    -74.0,
-                    speed_kmh=36.0,
-                    course=(self.step * 7) % 360,
-                    satellites=7,
-                    valid=self.step % 5 != 3,
-                    ignition=True,
-                    params={"distance": 100.0, "odometer": 1_000_000 + self.step * 100},
-                )
-            self.step += 1
-            await trio.sleep(10)
-
-
-async def run_hub(hub: Any, driver: Driver, drive_s: float, settle_s: float) -> None:
-    async with trio.open_nursery() as nursery:
-        await nursery.start(hub.run)
-        await driver.run(drive_s)
-        await trio.sleep(settle_s)  # at least two more polls
-        hub.shutdown()
+    return TrackerFeed(wall, units, report)
 
 
 async def test_import_poll_restart_poll_keeps_every_fix_exactly_once(
@@ -88,9 +73,9 @@ async def test_import_poll_restart_poll_keeps_every_fix_exactly_once(
     assert by_unit[units[3]].imei == "86" + "3".zfill(13)
     assert by_unit[units[3]].license_plate == "P-3"
 
-    driver = Driver(fake, gpshub_wall, units)
+    feed = trackers(fake, gpshub_wall, units)
     before = fake.requests.copy()
-    await run_hub(hub, driver, drive_s=90, settle_s=65)
+    await hubs.run_for(90, feed.run, settle_s=65)  # at least two more polls
     first_run = fake.requests - before
     polls_1 = first_run["/api/reports/route"] / 3  # 12 devices / 5 per call
     assert polls_1 == int(polls_1) and polls_1 >= 4
@@ -102,7 +87,7 @@ async def test_import_poll_restart_poll_keeps_every_fix_exactly_once(
 
     hub2 = hubs.restart()  # same database, same secret key
     assert hub2.store.get_connection(conn.id).state == ConnectionState.OK
-    await run_hub(hub2, driver, drive_s=60, settle_s=65)
+    await hubs.run_for(60, feed.run, settle_s=65)
 
     conn_after = hub2.store.get_connection(conn.id)
     assert conn_after.state == ConnectionState.OK, conn_after.last_error
@@ -138,19 +123,9 @@ async def test_a_wrong_password_stops_the_connection_without_retrying(
     fake = FakeTraccar(now=lambda: gpshub_wall.now().timestamp())
     url = await gpshub_serve(fake)
     unit = fake.add_unit("Van")
-    hub = gpshub_hub_factory()
-    client = hub.store.create_client("acme")
-    conn = hub.store.create_connection(
-        client.id, "traccar", "fleet", {**fake.credentials(url), "password": "wrong"}, {}
-    )
-    hub.store.create_device(client.id, name="Van", connection_id=conn.id, upstream_id=unit)
-    async with trio.open_nursery() as inner:
-        await inner.start(hub.run)
-        await trio.sleep(600)
-        hub.shutdown()
-    state = hub.store.get_connection(conn.id)
-    assert state.state == ConnectionState.NEEDS_REAUTH
-    assert "wrong" not in (state.last_error or "")
+    credentials = {**fake.credentials(url), "password": "wrong"}
+    driver = HubDriver(gpshub_hub_factory, "traccar", credentials, {})
+    await driver.assert_stops_for_new_credentials(unit, "wrong")
     assert fake.request_count == 1  # one refused call, then it waits for new credentials
 
 
@@ -167,14 +142,12 @@ async def test_a_device_silent_for_20_minutes_uploads_its_black_box_and_nothing_
     url = await gpshub_serve(fake)
     units = [fake.add_unit(f"Van {i}") for i in range(3)]
     quiet = units[0]
-    hub = gpshub_hub_factory()
-    client = hub.store.create_client("acme")
-    conn = hub.store.create_connection(client.id, "traccar", "fleet", fake.credentials(url), {})
-    hub.store.import_devices(conn.id, await hub.browse(conn))
+    driver = HubDriver(gpshub_hub_factory, "traccar", fake.credentials(url), {})
+    hub, conn = driver.hub, driver.create()
+    await driver.import_devices()
     fleet = Fleet(fake, gpshub_wall, units)
 
-    async with trio.open_nursery() as inner:
-        await inner.start(hub.run)
+    async with driver.running():
         await fleet.run(120)
         fake.hold(quiet)  # out of coverage: its fixes go to its black box
         await fleet.run(400)
@@ -184,7 +157,6 @@ async def test_a_device_silent_for_20_minutes_uploads_its_black_box_and_nothing_
         uploaded = fake.release(quiet)  # back: 20 minutes of fixes arrive at once
         await fleet.run(120)
         await trio.sleep(65)
-        hub.shutdown()
 
     assert len(uploaded) >= 20 * 60 / 30
     assert hub.store.get_connection(conn.id).state == ConnectionState.OK
@@ -214,25 +186,23 @@ async def test_a_user_who_is_not_an_administrator_tests_imports_and_polls(
     units = [fake.add_unit(f"Van {i}", users=[driver]) for i in range(3)]
     fake.add_unit("Someone else's")
     credentials = fake.credentials(url, driver)
-    hub = gpshub_hub_factory()
+    hubs = HubDriver(gpshub_hub_factory, "traccar", credentials, {})
+    hub = hubs.hub
     summary = await hub.test_connection("traccar", credentials)
     assert "'driver@example.com' sees 3 devices" in summary
-    client = hub.store.create_client("acme")
-    conn = hub.store.create_connection(client.id, "traccar", "fleet", credentials, {})
-    created, _ = hub.store.import_devices(conn.id, await hub.browse(conn))
+    conn = hubs.create()
+    created = await hubs.import_devices()
     assert sorted(d.upstream_id for d in created) == units
 
     fleet = Fleet(fake, gpshub_wall, units)
     caplog.set_level(logging.INFO, logger="gpshub.source.traccar")
     before = len(fake.calls)
-    async with trio.open_nursery() as inner:
-        await inner.start(hub.run)
+    async with hubs.running():
         await fleet.run(300)
         fake.hold(units[0])  # silent devices make every poll read the device list
         await fleet.run(600)
         fake.release(units[0])
         await trio.sleep(65)
-        hub.shutdown()
 
     assert hub.store.get_connection(conn.id).state == ConnectionState.OK
     for unit, stored in fleet.stored(hub, conn.id).items():

@@ -7,14 +7,14 @@ import logging
 import pytest
 import trio
 from trio.testing import MockClock
-from wialon_support import T0, MakeSource, Poller, refs
+from wialon_support import T0, MakeSource, refs
 
 from gpshub_wialon import protocol as p
 from gpshub_wialon.batchsize import STATE_KEY as BATCH_KEY
 from gpshub_wialon.client import SESSION_KEY
 from hub.errors import CannotConnect, InvalidAuth, RateLimited, UpdateFailed
 from hub.source import MemoryStateStore
-from hub.testing import Served
+from hub.testing import Poller, Served
 
 
 async def steady(served: Served, make_source: MakeSource, **options: object) -> Poller:

@@ -9,12 +9,12 @@ from datetime import timedelta
 import pytest
 import trio
 from trio.testing import MockClock
-from wialon_support import EPOCH, T0, MakeSource, Poller, refs
+from wialon_support import EPOCH, T0, MakeSource, refs
 
 from gpshub_wialon import protocol as p
 from hub import PLATFORM_ENGINE_HOURS, PLATFORM_ODOMETER_KM
 from hub.rangepoll import ORIGIN, RESUME
-from hub.testing import Served
+from hub.testing import Poller, Served
 
 
 async def test_first_poll_backfills_then_each_fix_comes_once(
