@@ -5,7 +5,6 @@ pointed at it, and ``mode`` to run a test with both APIs (the key, the login).
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +20,8 @@ from gpsserver_support import MakeSource, Served
 from gpshub_gpsserver import GpsServerSource
 from gpshub_gpsserver.testing import FakeGpsServer
 from hub.clock import TrioClock
-from hub.source import MemoryStateStore, SourceContext
+from hub.source import MemoryStateStore
+from hub.testing import source_context
 
 
 @pytest.fixture
@@ -55,13 +55,13 @@ def make_source(
         label: str = "",
         **options: Any,
     ) -> GpsServerSource:
-        ctx: SourceContext[Any, Any] = SourceContext(
-            credentials=GpsServerSource.parse_credentials(credentials or served.creds(mode)),
-            options=GpsServerSource.parse_options({**served.fake.options(served.url), **options}),
-            http=gpshub_http,
-            log=logging.getLogger("gpshub.test.gpsserver"),
-            state=state if state is not None else MemoryStateStore(),
+        ctx = source_context(
+            GpsServerSource,
+            credentials or served.creds(mode),
+            gpshub_http,
+            options={**served.fake.options(served.url), **options},
             clock=gpshub_wall,
+            state=state,
             connection_id=1,
             label=label,
         )
