@@ -18,6 +18,8 @@ true``, or ``@pytest.mark.trio``).
   ``gpshub_sources`` (override it in a conftest) names the source classes every hub gets.
 * ``gpshub_serve``: ``url = await gpshub_serve(fake)`` serves a ``FakeUpstream`` (or any
   ASGI app, or an object with an ``app``) on loopback in the test's nursery.
+* ``gpshub_served``: ``served = await gpshub_served(FakeAcme)``: the fake made to read
+  ``gpshub_wall``, served (``served.fake``, ``served.url``).
 * ``gpshub_http``: the HTTP client a runner gives a source, loopback allowed.
 
 End to end, ``hub.hub_driver.HubDriver(gpshub_hub_factory, MySource, credentials)`` creates
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
 
     from hub.clock import TrioClock
     from hub.hub_driver import HubFactory
+    from hub.testing import Served
 
 POSTGRES_ENV = "GPSHUB_TEST_POSTGRES_URL"
 
@@ -133,6 +136,22 @@ async def gpshub_serve(nursery: trio.Nursery) -> Callable[[Any], Awaitable[str]]
         app = target if callable(target) else target.app
         url: str = await nursery.start(serve_app, app)
         return url
+
+    return serve
+
+
+@pytest.fixture
+def gpshub_served(
+    gpshub_serve: Callable[[Any], Awaitable[str]], gpshub_wall: TrioClock
+) -> Callable[..., Awaitable[Served]]:
+    """``served = await gpshub_served(FakeAcme, **kwargs)``: a ``FakeAcme(now=...,
+    **kwargs)`` reading ``gpshub_wall``, served on loopback; ``served.fake``,
+    ``served.url``."""
+    from hub.testing import Served
+
+    async def serve(fake_class: Callable[..., Any], **kwargs: Any) -> Served:
+        fake = fake_class(now=lambda: gpshub_wall.now().timestamp(), **kwargs)
+        return Served(fake, await gpshub_serve(fake))
 
     return serve
 

@@ -25,6 +25,7 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from types import EllipsisType
 from typing import Any, ClassVar
 
 import httpx
@@ -336,6 +337,51 @@ class Served:
 
     fake: Any
     url: str
+
+
+class SourceMaker:
+    """A plugin's ``make_source`` fixture: ``make_source(**options)`` is a new instance of
+    ``source_class`` for the ``served`` fake, as a runner makes one (a second instance is
+    what a hub restart makes): the fake's credentials (or ``credentials()``'s) and
+    options, ``options`` over them, the test's HTTP client and clock.  A call may give
+    ``credentials``, ``state`` (share one for a restart), ``connection_id``, ``label``."""
+
+    def __init__(
+        self,
+        source_class: type[Source[Any, Any]],
+        served: Served,
+        http: httpx.AsyncClient,
+        clock: Clock,
+        *,
+        credentials: Callable[[], dict[str, Any]] | None = None,
+        connection_id: int | None = None,
+        label: str = "",
+    ) -> None:
+        self.source_class, self.served, self.http, self.clock = source_class, served, http, clock
+        self.credentials = credentials or (lambda: served.fake.credentials(served.url))
+        self.connection_id, self.label = connection_id, label
+
+    def __call__(
+        self,
+        *,
+        credentials: dict[str, Any] | None = None,
+        state: MemoryStateStore | None = None,
+        connection_id: int | EllipsisType | None = ...,
+        label: str | None = None,
+        **options: Any,
+    ) -> Any:
+        fake, url = self.served.fake, self.served.url
+        ctx = source_context(
+            self.source_class,
+            credentials or self.credentials(),
+            self.http,
+            options={**fake.options(url), **options},
+            clock=self.clock,
+            state=state,
+            connection_id=self.connection_id if connection_id is ... else connection_id,
+            label=self.label if label is None else label,
+        )
+        return self.source_class(ctx)
 
 
 def device_refs(upstream_ids: Iterable[str], name: str = "device {}") -> list[DeviceRef]:

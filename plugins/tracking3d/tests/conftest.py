@@ -19,13 +19,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from tracking3d_support import EPOCH, MakeSource
+from tracking3d_support import EPOCH
 
 from gpshub_tracking3d import Tracking3DSource
 from gpshub_tracking3d.testing import FakeTracking3D
 from hub.clock import TrioClock
-from hub.source import MemoryStateStore
-from hub.testing import Served, source_context
+from hub.testing import Served, SourceMaker
 
 
 @pytest.fixture
@@ -41,32 +40,14 @@ def gpshub_sources() -> Sequence[type]:
 
 
 @pytest.fixture
-async def served(gpshub_serve: Any, gpshub_wall: TrioClock) -> Served:
-    fake = FakeTracking3D(now=lambda: gpshub_wall.now().timestamp())
-    return Served(fake, await gpshub_serve(fake))
+async def served(gpshub_served: Any) -> Served:
+    served: Served = await gpshub_served(FakeTracking3D)
+    return served
 
 
 @pytest.fixture
 def make_source(
     served: Served, gpshub_http: httpx.AsyncClient, gpshub_wall: TrioClock
-) -> MakeSource:
+) -> SourceMaker:
     """A new source instance for the fake; pass ``state`` to share one (a restart)."""
-
-    def make(
-        *,
-        credentials: dict[str, Any] | None = None,
-        state: MemoryStateStore | None = None,
-        **options: Any,
-    ) -> Tracking3DSource:
-        ctx = source_context(
-            Tracking3DSource,
-            credentials or served.fake.credentials(served.url),
-            gpshub_http,
-            options={**served.fake.options(served.url), **options},
-            clock=gpshub_wall,
-            state=state,
-            connection_id=1,
-        )
-        return Tracking3DSource(ctx)
-
-    return make
+    return SourceMaker(Tracking3DSource, served, gpshub_http, gpshub_wall, connection_id=1)
