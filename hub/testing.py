@@ -333,10 +333,14 @@ def source_context(
 
 @dataclass
 class Served:
-    """A fake upstream and the base URL it is served at (``await gpshub_serve(fake)``)."""
+    """A fake upstream and the base URL it is served at (``await gpshub_serve(fake)``);
+    it unpacks as ``fake, url = served``."""
 
     fake: Any
     url: str
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.fake, self.url))
 
 
 class SourceMaker:
@@ -373,7 +377,7 @@ class SourceMaker:
         fake, url = self.served.fake, self.served.url
         ctx = source_context(
             self.source_class,
-            credentials or self.credentials(),
+            credentials if credentials is not None else self.credentials(),
             self.http,
             options={**fake.options(url), **options},
             clock=self.clock,

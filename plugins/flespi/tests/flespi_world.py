@@ -1,4 +1,4 @@
-"""Shared helpers of the flespi tests: the world a test runs in, and a runner-like poller."""
+"""Shared helpers of the flespi tests: the world a test runs in."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ import httpx
 from gpshub_flespi import FlespiSource
 from gpshub_flespi.testing import FakeFlespi
 from hub.clock import TrioClock
-from hub.source import MemoryStateStore
-from hub.testing import EPOCH, source_context
+from hub.testing import EPOCH, Served, SourceMaker
 
 T0 = EPOCH.timestamp()
 
@@ -35,12 +34,6 @@ class World:
 
     def source(self, credentials: dict[str, Any] | None = None, **options: Any) -> FlespiSource:
         """A fresh source (as after a restart) on the fake, with option overrides."""
-        ctx = source_context(
-            FlespiSource,
-            credentials if credentials is not None else self.fake.credentials(self.url),
-            self.http,
-            options={**self.fake.options(self.url), **options},
-            clock=self.wall,
-            state=MemoryStateStore(),
-        )
-        return FlespiSource(ctx)
+        make = SourceMaker(FlespiSource, Served(self.fake, self.url), self.http, self.wall)
+        source: FlespiSource = make(credentials=credentials, **options)
+        return source

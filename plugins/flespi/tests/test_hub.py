@@ -60,12 +60,11 @@ class Trackers(TrackerFeed):
 async def test_import_poll_restart_poll_stores_every_fix_once(
     gpshub_clock: MockClock,
     gpshub_wall: TrioClock,
-    gpshub_serve: Any,
+    gpshub_served: Any,
     gpshub_hub_factory: HubFactory,
 ) -> None:
     wall = gpshub_wall
-    fake = FakeFlespi(now=lambda: wall.now().timestamp())
-    url = await gpshub_serve(fake)
+    fake, url = await gpshub_served(FakeFlespi)
     units = [
         fake.add_unit(f"Truck {i}", imei=f"35630704244{i:04d}", plate=f"P-{i}")
         for i in range(UNITS)
@@ -147,13 +146,10 @@ async def test_import_poll_restart_poll_stores_every_fix_once(
 
 async def test_a_wrong_token_is_tried_once_then_waits_for_new_credentials(
     gpshub_clock: MockClock,
-    gpshub_wall: TrioClock,
-    gpshub_serve: Any,
+    gpshub_served: Any,
     gpshub_hub_factory: HubFactory,
 ) -> None:
-    wall = gpshub_wall
-    fake = FakeFlespi(now=lambda: wall.now().timestamp())
-    url = await gpshub_serve(fake)
+    fake, url = await gpshub_served(FakeFlespi)
     unit = fake.add_unit("Truck")
     driver = HubDriver(gpshub_hub_factory, "flespi", {"token": "W" * 64}, fake.options(url))
     await driver.assert_stops_for_new_credentials(unit, "W" * 64)
@@ -163,15 +159,14 @@ async def test_a_wrong_token_is_tried_once_then_waits_for_new_credentials(
 async def test_a_device_silent_for_20_minutes_uploads_its_black_box_and_nothing_is_lost(
     gpshub_clock: MockClock,
     gpshub_wall: TrioClock,
-    gpshub_serve: Any,
+    gpshub_served: Any,
     gpshub_hub_factory: HubFactory,
 ) -> None:
     """A truck out of coverage for 20 minutes buffers its messages and uploads them all at
     once when it is back: every fix is stored, once.  While it is silent it shares a call
     with other silent devices, and that call transfers only what flespi received lately."""
     wall = gpshub_wall
-    fake = FakeFlespi(now=lambda: wall.now().timestamp())
-    url = await gpshub_serve(fake)
+    fake, url = await gpshub_served(FakeFlespi)
     units = [fake.add_unit(f"Truck {i}") for i in range(3)]
     quiet = units[0]
     driver = HubDriver(gpshub_hub_factory, "flespi", fake.credentials(url), fake.options(url))
@@ -206,13 +201,12 @@ async def test_a_device_silent_for_20_minutes_uploads_its_black_box_and_nothing_
 async def test_the_kit_driver_stores_every_fix_once_across_a_restart(
     gpshub_clock: MockClock,
     gpshub_wall: TrioClock,
-    gpshub_serve: Any,
+    gpshub_served: Any,
     gpshub_hub_factory: HubFactory,
 ) -> None:
     """``HubDriver``: create, test, import, 3 polls, restart, 2 polls; every report stored
     once, names and IMEIs imported."""
-    fake = FakeFlespi(now=lambda: gpshub_wall.now().timestamp())
-    url = await gpshub_serve(fake)
+    fake, url = await gpshub_served(FakeFlespi)
     units = [fake.add_unit(f"Truck {i}", imei=f"35630704244{i:04d}") for i in range(3)]
     report = ReportsBeforePolls(
         gpshub_wall,

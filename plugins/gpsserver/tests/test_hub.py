@@ -39,15 +39,14 @@ def trackers(fake: FakeGpsServer, wall: TrioClock, units: list[str]) -> TrackerF
 
 @pytest.mark.parametrize("mode", ["key", "token"])
 async def test_import_poll_restart_poll_keeps_every_fix_exactly_once(
-    gpshub_serve: Any,
+    gpshub_served: Any,
     gpshub_wall: TrioClock,
     gpshub_clock: MockClock,
     gpshub_hub_factory: HubFactory,
     mode: str,
 ) -> None:
     wall = gpshub_wall
-    fake = FakeGpsServer(now=lambda: wall.now().timestamp())
-    url = await gpshub_serve(fake)
+    fake, url = await gpshub_served(FakeGpsServer)
     credentials = fake.credentials_key(url) if mode == "key" else fake.credentials(url)
     units = [
         fake.add_unit(f"Truck {i}", imei=f"35630704{i:07d}", plate=f"P-{i}", model="Actros")
@@ -107,13 +106,11 @@ async def test_import_poll_restart_poll_keeps_every_fix_exactly_once(
 
 
 async def test_a_wrong_password_stops_the_connection_without_retrying(
-    gpshub_serve: Any,
-    gpshub_wall: TrioClock,
+    gpshub_served: Any,
     gpshub_clock: MockClock,
     gpshub_hub_factory: HubFactory,
 ) -> None:
-    fake = FakeGpsServer(now=lambda: gpshub_wall.now().timestamp())
-    url = await gpshub_serve(fake)
+    fake, url = await gpshub_served(FakeGpsServer)
     unit = fake.add_unit("Truck")
     credentials = {**fake.credentials(url), "password": "wrong-pw"}
     driver = HubDriver(gpshub_hub_factory, GpsServerSource, credentials, {})
@@ -122,8 +119,7 @@ async def test_a_wrong_password_stops_the_connection_without_retrying(
 
 
 async def served_fleet(
-    serve: Any,
-    wall: TrioClock,
+    served: Any,
     hubs: HubFactory,
     mode: str,
     units: int,
@@ -132,8 +128,7 @@ async def served_fleet(
 ) -> tuple[FakeGpsServer, Any, int, list[str]]:
     """A served fake with ``units`` units, and a hub with a connection to it in ``mode``
     and the units imported: ``(fake, hub, connection id, IMEIs)``."""
-    fake = FakeGpsServer(now=lambda: wall.now().timestamp(), **fake_options)
-    url = await serve(fake)
+    fake, url = await served(FakeGpsServer, **fake_options)
     credentials = fake.credentials_key(url) if mode == "key" else fake.credentials(url)
     imeis = [fake.add_unit(f"Truck {i}", imei=f"35630704{i:07d}") for i in range(units)]
     driver = HubDriver(hubs, GpsServerSource, credentials, options)
@@ -154,16 +149,14 @@ def assert_stored_as_upstream(fake: FakeGpsServer, hub: Any, conn_id: int) -> No
 
 @pytest.mark.parametrize("mode", ["key", "token"])
 async def test_a_black_box_upload_after_twenty_silent_minutes_is_stored_complete(
-    gpshub_serve: Any,
+    gpshub_served: Any,
     gpshub_wall: TrioClock,
     gpshub_clock: MockClock,
     gpshub_hub_factory: HubFactory,
     mode: str,
 ) -> None:
     wall = gpshub_wall
-    fake, hub, conn_id, units = await served_fleet(
-        gpshub_serve, wall, gpshub_hub_factory, mode, 3, {}
-    )
+    fake, hub, conn_id, units = await served_fleet(gpshub_served, gpshub_hub_factory, mode, 3, {})
     silent = units[0]
     driver = trackers(fake, wall, units)
     async with running(hub):
@@ -187,7 +180,7 @@ def locations_calls(fake: FakeGpsServer) -> int:
 
 @pytest.mark.parametrize("mode", ["key", "token"])
 async def test_a_large_account_within_the_request_budget_is_stored_complete_and_in_order(
-    gpshub_serve: Any,
+    gpshub_served: Any,
     gpshub_wall: TrioClock,
     gpshub_clock: MockClock,
     gpshub_hub_factory: HubFactory,
@@ -196,8 +189,7 @@ async def test_a_large_account_within_the_request_budget_is_stored_complete_and_
     budget = 12
     wall = gpshub_wall
     fake, hub, conn_id, units = await served_fleet(
-        gpshub_serve,
-        wall,
+        gpshub_served,
         gpshub_hub_factory,
         mode,
         60,

@@ -48,11 +48,10 @@ def trackers(fake: FakeTraccar, wall: TrioClock, units: list[str]) -> TrackerFee
 async def test_import_poll_restart_poll_keeps_every_fix_exactly_once(
     gpshub_wall: TrioClock,
     gpshub_clock: MockClock,
-    gpshub_serve: Any,
+    gpshub_served: Any,
     gpshub_hub_factory: HubFactory,
 ) -> None:
-    fake = FakeTraccar(now=lambda: gpshub_wall.now().timestamp())
-    url = await gpshub_serve(fake)
+    fake, url = await gpshub_served(FakeTraccar)
     units = [fake.add_unit(f"Van {i}", imei=f"86{i:013d}", plate=f"P-{i}") for i in range(UNITS)]
     start = gpshub_wall.now().timestamp()
     for unit in units:
@@ -115,13 +114,11 @@ async def test_import_poll_restart_poll_keeps_every_fix_exactly_once(
 
 
 async def test_a_wrong_password_stops_the_connection_without_retrying(
-    gpshub_wall: TrioClock,
     gpshub_clock: MockClock,
-    gpshub_serve: Any,
+    gpshub_served: Any,
     gpshub_hub_factory: HubFactory,
 ) -> None:
-    fake = FakeTraccar(now=lambda: gpshub_wall.now().timestamp())
-    url = await gpshub_serve(fake)
+    fake, url = await gpshub_served(FakeTraccar)
     unit = fake.add_unit("Van")
     credentials = {**fake.credentials(url), "password": "wrong"}
     driver = HubDriver(gpshub_hub_factory, "traccar", credentials, {})
@@ -132,14 +129,13 @@ async def test_a_wrong_password_stops_the_connection_without_retrying(
 async def test_a_device_silent_for_20_minutes_uploads_its_black_box_and_nothing_is_lost(
     gpshub_wall: TrioClock,
     gpshub_clock: MockClock,
-    gpshub_serve: Any,
+    gpshub_served: Any,
     gpshub_hub_factory: HubFactory,
 ) -> None:
     """A van out of coverage for 20 minutes buffers its fixes and uploads them all at once
     when it is back: every one is stored, once.  While it is silent it costs no report
     call: its ``positionId`` says Traccar stored nothing new for it."""
-    fake = FakeTraccar(now=lambda: gpshub_wall.now().timestamp())
-    url = await gpshub_serve(fake)
+    fake, url = await gpshub_served(FakeTraccar)
     units = [fake.add_unit(f"Van {i}") for i in range(3)]
     quiet = units[0]
     driver = HubDriver(gpshub_hub_factory, "traccar", fake.credentials(url), {})
@@ -171,7 +167,7 @@ async def test_a_device_silent_for_20_minutes_uploads_its_black_box_and_nothing_
 async def test_a_user_who_is_not_an_administrator_tests_imports_and_polls(
     gpshub_wall: TrioClock,
     gpshub_clock: MockClock,
-    gpshub_serve: Any,
+    gpshub_served: Any,
     gpshub_hub_factory: HubFactory,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -179,9 +175,8 @@ async def test_a_user_who_is_not_an_administrator_tests_imports_and_polls(
     administrator (Traccar 4: 400 ``Manager access required``), the connection lists the
     user's own devices instead: Test Connection, browsing and polling all work, and a
     running connection is refused once, not every poll."""
-    fake = FakeTraccar(now=lambda: gpshub_wall.now().timestamp())
+    fake, url = await gpshub_served(FakeTraccar)
     fake.all_refusal = 400
-    url = await gpshub_serve(fake)
     driver = fake.add_user("driver@example.com", "pw")
     units = [fake.add_unit(f"Van {i}", users=[driver]) for i in range(3)]
     fake.add_unit("Someone else's")

@@ -40,12 +40,11 @@ def trackers(fake: FakeTracking3D, wall: TrioClock, units: list[str]) -> Tracker
 async def test_import_poll_restart_poll_keeps_every_fix_exactly_once(
     gpshub_wall: TrioClock,
     gpshub_clock: MockClock,
-    gpshub_serve: Any,
+    gpshub_served: Any,
     gpshub_hub_factory: HubFactory,
 ) -> None:
     wall = gpshub_wall
-    fake = FakeTracking3D(now=lambda: wall.now().timestamp())
-    url = await gpshub_serve(fake)
+    fake, url = await gpshub_served(FakeTracking3D)
     units = [
         fake.add_unit(f"Truck {i}", imei=f"86{i:013d}", plate=f"AB-{i}00") for i in range(UNITS)
     ]
@@ -106,20 +105,13 @@ async def test_import_poll_restart_poll_keeps_every_fix_exactly_once(
 
 
 async def test_a_wrong_password_stops_the_connection_without_retrying(
-    gpshub_wall: TrioClock,
     gpshub_clock: MockClock,
-    gpshub_serve: Any,
+    gpshub_served: Any,
     gpshub_hub_factory: HubFactory,
 ) -> None:
-    fake = FakeTracking3D(now=lambda: gpshub_wall.now().timestamp())
-    url = await gpshub_serve(fake)
+    fake, url = await gpshub_served(FakeTracking3D)
     unit = fake.add_unit("Truck")
     credentials = {**fake.credentials(url), "password": "wrong-one"}
     driver = HubDriver(gpshub_hub_factory, "tracking3d", credentials, fake.options(url))
-    driver.create()
-    driver.add_device(unit, "Truck")
-    await driver.run_for(600)
-    state = driver.connection()
-    assert state.state == ConnectionState.NEEDS_REAUTH
-    assert "wrong-one" not in (state.last_error or "")
+    await driver.assert_stops_for_new_credentials(unit, "wrong-one")
     assert fake.request_count == 1

@@ -18,11 +18,10 @@ from hub.testing import ReportsBeforePolls
 async def test_create_test_import_poll_restart_poll_stores_every_fix_once(
     gpshub_clock: MockClock,
     gpshub_wall: TrioClock,
-    gpshub_serve: Any,
+    gpshub_served: Any,
     gpshub_hub_factory: HubFactory,
 ) -> None:
-    fake = FakeTracking3D(now=lambda: gpshub_wall.now().timestamp())
-    url = await gpshub_serve(fake)
+    fake, url = await gpshub_served(FakeTracking3D)
     units = [fake.add_unit(f"Truck {i}", imei=f"86{i:013d}") for i in range(3)]
     logins_at_restart: list[int] = []
 
