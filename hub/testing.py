@@ -475,6 +475,39 @@ class TrackerFeed:
             await trio.sleep(self.every)
 
 
+class ConventionalFake:
+    """The fake-facing methods of ``hub.contract.SourceContract`` for a fake that follows
+    the kit's conventions (``fake.credentials(url)``, ``fake.options(url)``,
+    ``fake.add_unit(name)``, ``fake.add_fix(upstream_id, t, lat, lon)``): put it before
+    the contract, give ``make_fake``::
+
+        class TestAcmeContract(ConventionalFake, SourceContract):
+            source_class = AcmeSource
+
+            def make_fake(self, now, secret):
+                return FakeAcme(now=now, token=secret)
+    """
+
+    def credentials(self, fake: Any, url: str) -> dict[str, Any]:
+        """What ``fake.credentials(url)`` gives."""
+        result: dict[str, Any] = fake.credentials(url)
+        return result
+
+    def options(self, fake: Any, url: str) -> dict[str, Any]:
+        """What ``fake.options(url)`` gives."""
+        result: dict[str, Any] = fake.options(url)
+        return result
+
+    def add_device(self, fake: Any, n: int) -> str:
+        """``fake.add_unit("device N")``: its upstream id."""
+        upstream_id: str = fake.add_unit(f"device {n}")
+        return upstream_id
+
+    def add_fix(self, fake: Any, upstream_id: str, t: float, lat: float, lon: float) -> None:
+        """``fake.add_fix(upstream_id, t, lat, lon)``."""
+        fake.add_fix(upstream_id, t, lat, lon)
+
+
 class DeclarationContract:
     """What a source class declares, checked without a network: its kind, title,
     cadence, credential and option models (shared by both contracts)."""
