@@ -146,6 +146,14 @@ class HubDriver:
             upstream_id=upstream_id,
         )
 
+    async def connect(self) -> Any:
+        """``create()`` the connection and, when the source browses, import every
+        device; the connection."""
+        conn = self.create()
+        if self.hub.source_class(self.kind).supports_browse:
+            await self.import_devices()
+        return conn
+
     # -- running -----------------------------------------------------------------------
     async def poll(self, times: int = 1, *, before: Before | None = None) -> None:
         """Run the hub until its runner has polled ``times`` times (the mock clock jumps

@@ -209,6 +209,43 @@ class Fleet:
                 self._due[unit] = now + self._gaps[unit]
             await trio.sleep(10)
 
+    async def black_box(
+        self,
+        unit: str,
+        *,
+        on_window: Callable[[], Any] | None = None,
+        on_back: Callable[[], Any] | None = None,
+    ) -> Any:
+        """A unit out of coverage for 20 minutes, while the others report: 2 minutes
+        reporting, then ``fake.hold(unit)`` (its fixes go to its black box); after 400 s
+        (its last stored fix is now older than a late window) ``on_window()``; 800 s later
+        ``on_back()`` and ``fake.release(unit)``: the 20 minutes arrive at once; then
+        2 minutes reporting and 65 s for two more polls.  What ``release`` returned."""
+        await self.run(120)
+        self.fake.hold(unit)
+        await self.run(400)
+        if on_window is not None:
+            on_window()
+        await self.run(800)
+        if on_back is not None:
+            on_back()
+        uploaded = self.fake.release(unit)
+        await self.run(120)
+        await trio.sleep(65)
+        return uploaded
+
+    def assert_stored_once(self, hub: Any, connection_id: int) -> None:
+        """Every fix each unit sent is in the hub's history of the connection: all of
+        them, in order, once; the connection is OK."""
+        import pytest
+
+        from hub.models import ConnectionState
+
+        for unit, stored in self.stored(hub, connection_id).items():
+            assert stored == pytest.approx(self.sent[unit]), unit
+        conn = hub.store.get_connection(connection_id)
+        assert conn.state == ConnectionState.OK, conn.last_error
+
     def stored(self, hub: Any, connection_id: int) -> dict[str, list[float]]:
         """Each unit's fix times in the hub's history (of the connection), oldest first."""
         devices = {d.upstream_id: d for d in hub.store.list_devices(connection_id=connection_id)}

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import trio
 from trio.testing import MockClock
 
 from gpshub_flespi import FlespiSource
@@ -170,25 +169,21 @@ async def test_a_device_silent_for_20_minutes_uploads_its_black_box_and_nothing_
     units = [fake.add_unit(f"Truck {i}") for i in range(3)]
     quiet = units[0]
     driver = HubDriver(gpshub_hub_factory, "flespi", fake.credentials(url), fake.options(url))
-    hub, conn = driver.hub, driver.create()
-    await driver.import_devices()
+    hub, conn = driver.hub, await driver.connect()
     fleet = Fleet(fake, wall, units)
 
+    silent_queries: list[Any] = []
     async with driver.running():
-        await fleet.run(120)
-        fake.hold(quiet)  # out of coverage: its messages go to its black box
-        await fleet.run(400)
-        fake.queries.clear()  # its last stored fix is now older than the window
-        await fleet.run(800)
-        silent_queries = [q for q in fake.queries if q[2] is not None]
-        uploaded = fake.release(quiet)  # back: 20 minutes of messages arrive at once
-        await fleet.run(120)
-        await trio.sleep(65)
+        # out of coverage: its messages go to its black box; once its last stored fix is
+        # older than the window, what the queries ask; then 20 minutes arrive at once
+        uploaded = await fleet.black_box(
+            quiet,
+            on_window=fake.queries.clear,
+            on_back=lambda: silent_queries.extend(q for q in fake.queries if q[2] is not None),
+        )
 
     assert len(uploaded) >= 20 * 60 / 30
-    assert hub.store.get_connection(conn.id).state == ConnectionState.OK
-    for unit, stored in fleet.stored(hub, conn.id).items():
-        assert stored == pytest.approx(fleet.sent[unit]), unit  # all, in order, once
+    fleet.assert_stored_once(hub, conn.id)  # all, in order, once
     polls = {q[2]["to"] for q in silent_queries}
     assert len(silent_queries) == 2 * len(polls)  # the reporting pair, and the silent one
     for _, selector, data in silent_queries:

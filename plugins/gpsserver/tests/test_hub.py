@@ -132,8 +132,7 @@ async def served_fleet(
     credentials = fake.credentials_key(url) if mode == "key" else fake.credentials(url)
     imeis = [fake.add_unit(f"Truck {i}", imei=f"35630704{i:07d}") for i in range(units)]
     driver = HubDriver(hubs, GpsServerSource, credentials, options)
-    conn = driver.create()
-    await driver.import_devices()
+    conn = await driver.connect()
     return fake, driver.hub, conn.id, imeis
 
 

@@ -139,25 +139,22 @@ async def test_a_device_silent_for_20_minutes_uploads_its_black_box_and_nothing_
     units = [fake.add_unit(f"Van {i}") for i in range(3)]
     quiet = units[0]
     driver = HubDriver(gpshub_hub_factory, "traccar", fake.credentials(url), {})
-    hub, conn = driver.hub, driver.create()
-    await driver.import_devices()
+    hub, conn = driver.hub, await driver.connect()
     fleet = Fleet(fake, gpshub_wall, units)
 
+    calls: dict[str, int] = {}
     async with driver.running():
-        await fleet.run(120)
-        fake.hold(quiet)  # out of coverage: its fixes go to its black box
-        await fleet.run(400)
-        silent_from = len(fake.calls)  # its last stored fix is now older than the window
-        await fleet.run(800)
-        silent_calls = fake.calls[silent_from:]
-        uploaded = fake.release(quiet)  # back: 20 minutes of fixes arrive at once
-        await fleet.run(120)
-        await trio.sleep(65)
+        # out of coverage: its fixes go to its black box; once its last stored fix is
+        # older than the window, what the calls ask; then 20 minutes arrive at once
+        uploaded = await fleet.black_box(
+            quiet,
+            on_window=lambda: calls.setdefault("silent_from", len(fake.calls)),
+            on_back=lambda: calls.setdefault("back", len(fake.calls)),
+        )
+    silent_calls = fake.calls[calls["silent_from"] : calls["back"]]
 
     assert len(uploaded) >= 20 * 60 / 30
-    assert hub.store.get_connection(conn.id).state == ConnectionState.OK
-    for unit, stored in fleet.stored(hub, conn.id).items():
-        assert stored == pytest.approx(fleet.sent[unit]), unit  # all, in order, once
+    fleet.assert_stored_once(hub, conn.id)  # all, in order, once
     routes = [c for c in silent_calls if c.path == "/api/reports/route"]
     lists = [c for c in silent_calls if c.path == "/api/devices"]
     assert routes and all(quiet not in c.params("deviceId") for c in routes)
@@ -199,9 +196,7 @@ async def test_a_user_who_is_not_an_administrator_tests_imports_and_polls(
         fake.release(units[0])
         await trio.sleep(65)
 
-    assert hub.store.get_connection(conn.id).state == ConnectionState.OK
-    for unit, stored in fleet.stored(hub, conn.id).items():
-        assert stored == pytest.approx(fleet.sent[unit]), unit
+    fleet.assert_stored_once(hub, conn.id)
     lists = [c for c in fake.calls[before:] if c.path == "/api/devices"]
     assert len(lists) > 10
     assert [c.status for c in lists if c.params("all")] == [400]  # once, then not again
