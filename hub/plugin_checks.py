@@ -1,22 +1,23 @@
 """Checks of a plugin as a package: what every source plugin's ``test_plugin.py`` would
-otherwise write again.  Subclass ``PluginPackageChecks`` in a test module, name the package,
-its source classes and its README::
+otherwise write again.  Subclass ``PluginPackageChecks`` in a test module, naming the package and its source
+classes::
 
     import gpshub_acme
     from hub.testing import PluginPackageChecks
 
-    class TestAcmePackage(PluginPackageChecks):
-        package = gpshub_acme
-        source_classes = (gpshub_acme.AcmeSource,)
-        readme = Path(__file__).parents[1] / "README.md"
+    class TestAcmePackage(PluginPackageChecks, package=gpshub_acme, sources=[AcmeSource]):
+        pass
 
-The README checks read its ``Credentials`` and ``Options`` tables (a ``##`` or ``###``
+The README checks read the plugin's README (``readme``; by default ``README.md`` in the
+folder above the test module's, a plugin's root when its tests are in ``tests/``): its
+``Credentials`` and ``Options`` tables (a ``##`` or ``###``
 heading each): one row a field, the field's name in backticks in the first cell.
 Nothing here is imported by the running hub.
 """
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Sequence
 from importlib.metadata import entry_points
@@ -65,8 +66,9 @@ class PluginPackageChecks:
     """What every source plugin's package must do for the hub to load it, and what its
     README must say of its sources' settings (see the module docstring).
 
-    Set ``package`` (the plugin's module), ``source_classes`` (what its hook registers,
-    in order) and ``readme`` (its path; ``None`` skips the README checks).  The README
+    Give ``package`` (the plugin's module), ``sources`` (the source classes its hook
+    registers, in order) and optionally ``readme`` (its path) as class keywords, or set
+    ``package``, ``source_classes`` and ``readme`` as class attributes.  The README
     knobs, for a README whose tables are laid out otherwise: ``readme_says_required``
     (the Credentials table's second cell is yes/no), ``readme_quotes_descriptions``
     (its last cell contains the field's description), ``readme_in_field_order`` (rows
@@ -83,13 +85,33 @@ class PluginPackageChecks:
     readme_quotes_descriptions: ClassVar[bool] = True
     readme_in_field_order: ClassVar[bool] = True
 
-    def readme_text(self) -> str:
-        """The README's text (the checks that read it are skipped without one)."""
-        import pytest
+    def __init_subclass__(
+        cls,
+        *,
+        package: ModuleType | None = None,
+        sources: Sequence[type[Source[Any, Any]]] | None = None,
+        readme: Path | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        if package is not None:
+            cls.package = package
+        if sources is not None:
+            cls.source_classes = tuple(sources)
+        if readme is not None:
+            cls.readme = readme
 
-        if self.readme is None:
-            pytest.skip("no readme named")
-        return self.readme.read_text(encoding="utf-8")
+    @classmethod
+    def readme_path(cls) -> Path:
+        """``readme``, or ``README.md`` in the folder above the test module's."""
+        if cls.readme is not None:
+            return cls.readme
+        return Path(inspect.getfile(cls)).resolve().parents[1] / "README.md"
+
+    @classmethod
+    def readme_text(cls) -> str:
+        """The README's text."""
+        return cls.readme_path().read_text(encoding="utf-8")
 
     def test_entry_point_names_the_package(self) -> None:
         """The installed distribution's entry point (group ``gpshub``) loads the package."""

@@ -22,6 +22,9 @@ true``, or ``@pytest.mark.trio``).
   ``gpshub_wall``, served (``served.fake``, ``served.url``).
 * ``gpshub_http``: the HTTP client a runner gives a source, loopback allowed.
 
+A plugin's conftest makes its ``served`` and ``make_source`` fixtures with
+``served_fixture(FakeAcme)`` and ``make_source_fixture(AcmeSource)`` (from this module).
+
 End to end, ``hub.hub_driver.HubDriver(gpshub_hub_factory, MySource, credentials)`` creates
 a connection, tests it, imports its devices, polls, restarts the hub and polls again.
 """
@@ -43,7 +46,7 @@ if TYPE_CHECKING:
 
     from hub.clock import TrioClock
     from hub.hub_driver import HubFactory
-    from hub.testing import Served
+    from hub.testing import Served, SourceMaker
 
 POSTGRES_ENV = "GPSHUB_TEST_POSTGRES_URL"
 
@@ -164,3 +167,31 @@ async def gpshub_http() -> AsyncIterator[httpx.AsyncClient]:
 
     async with new_http_client(LOOPBACK) as client:
         yield client
+
+
+# -- fixtures a plugin's conftest makes ---------------------------------------------------
+def served_fixture(fake_class: Callable[..., Any], **kwargs: Any) -> Any:
+    """A ``served`` fixture for a plugin's conftest: ``served = served_fixture(FakeAcme)``
+    is ``await gpshub_served(FakeAcme, **kwargs)`` (``served.fake``, ``served.url``)."""
+
+    @pytest.fixture(name="served")
+    async def served(gpshub_served: Callable[..., Awaitable[Served]]) -> Served:
+        return await gpshub_served(fake_class, **kwargs)
+
+    return served
+
+
+def make_source_fixture(source_class: type, **maker: Any) -> Any:
+    """A ``make_source`` fixture for a plugin's conftest, on its ``served`` fixture:
+    ``make_source = make_source_fixture(AcmeSource)`` is a ``hub.testing.SourceMaker``
+    for the served fake (``maker``: its ``connection_id``, ``label``)."""
+
+    @pytest.fixture(name="make_source")
+    def make_source(
+        served: Served, gpshub_http: httpx.AsyncClient, gpshub_wall: TrioClock
+    ) -> SourceMaker:
+        from hub.testing import SourceMaker
+
+        return SourceMaker(source_class, served, gpshub_http, gpshub_wall, **maker)
+
+    return make_source

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import re
-from pathlib import Path
 
 import gpshub_flespi
 from gpshub_flespi import FlespiSource
@@ -12,15 +11,12 @@ from gpshub_flespi.source import FlespiOptions
 from hub.source import describe_fields, url_fields
 from hub.testing import PluginPackageChecks
 
-README_PATH = Path(__file__).parents[1] / "README.md"
-README = README_PATH.read_text(encoding="utf-8")
 
-
-class TestPackage(PluginPackageChecks):
-    package = gpshub_flespi
-    source_classes = (FlespiSource,)
-    readme = README_PATH
+class TestPackage(PluginPackageChecks, package=gpshub_flespi, sources=[FlespiSource]):
     readme_in_field_order = False  # timeout_s, inherited, comes first in the model
+
+
+README = TestPackage.readme_text()
 
 
 def test_declares_what_the_hub_needs() -> None:

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import gpshub_gpsserver
 from gpshub_gpsserver import HOSTED_URL, GpsServerSource
 from hub.testing import PluginPackageChecks
 
-README_PATH = Path(__file__).parents[1] / "README.md"
-README = README_PATH.read_text(encoding="utf-8")
 
-
-class TestPackage(PluginPackageChecks):
-    package = gpshub_gpsserver
-    source_classes = (GpsServerSource,)
-    readme = README_PATH
+class TestPackage(PluginPackageChecks, package=gpshub_gpsserver, sources=[GpsServerSource]):
     readme_says_required = False  # "yes, without an API key"
+
+
+README = TestPackage.readme_text()
 
 
 def test_readme_names_the_hosted_service() -> None:

@@ -5,26 +5,12 @@ times are virtual; ``gpshub_served``; ``gpshub_http``)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-import httpx
-import pytest
-
 from gpshub_traccar import TraccarSource
 from gpshub_traccar.testing import FakeTraccar
-from hub.clock import TrioClock
-from hub.testing import Served, SourceMaker
+from hub.pytest_plugin import make_source_fixture, served_fixture
 
-
-@pytest.fixture
-async def served(gpshub_served: Any) -> Served:
-    served: Served = await gpshub_served(FakeTraccar)
-    return served
-
-
-@pytest.fixture
-def make_source(
-    served: Served, gpshub_http: httpx.AsyncClient, gpshub_wall: TrioClock
-) -> SourceMaker:
-    """A new source instance for the fake (a hub restart makes a new one)."""
-    return SourceMaker(TraccarSource, served, gpshub_http, gpshub_wall)
+served = served_fixture(FakeTraccar)
+make_source = make_source_fixture(TraccarSource)
+"""``make_source(**options)``: a new source for the fake (a new one is what a hub restart
+makes); ``state=`` shares saved state between instances, ``connection_id=None`` is an
+unsaved connection."""

@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import math
 import re
-from pathlib import Path
 
 import gpshub_traccar
 from gpshub_traccar import TraccarSource
 from gpshub_traccar.source import MAX_BATCH
 from hub.testing import PluginPackageChecks
 
-README_PATH = Path(__file__).parents[1] / "README.md"
-README = README_PATH.read_text(encoding="utf-8")
+
+class TestPackage(PluginPackageChecks, package=gpshub_traccar, sources=[TraccarSource]):
+    pass
 
 
-class TestPackage(PluginPackageChecks):
-    package = gpshub_traccar
-    source_classes = (TraccarSource,)
-    readme = README_PATH
+README = TestPackage.readme_text()
 
 
 def test_readme_states_the_request_formula_and_the_batch_limit() -> None:

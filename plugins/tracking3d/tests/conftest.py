@@ -12,9 +12,7 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -23,8 +21,7 @@ from tracking3d_support import EPOCH
 
 from gpshub_tracking3d import Tracking3DSource
 from gpshub_tracking3d.testing import FakeTracking3D
-from hub.clock import TrioClock
-from hub.testing import Served, SourceMaker
+from hub.pytest_plugin import make_source_fixture, served_fixture
 
 
 @pytest.fixture
@@ -39,15 +36,8 @@ def gpshub_sources() -> Sequence[type]:
     return (Tracking3DSource,)
 
 
-@pytest.fixture
-async def served(gpshub_served: Any) -> Served:
-    served: Served = await gpshub_served(FakeTracking3D)
-    return served
-
-
-@pytest.fixture
-def make_source(
-    served: Served, gpshub_http: httpx.AsyncClient, gpshub_wall: TrioClock
-) -> SourceMaker:
-    """A new source instance for the fake; pass ``state`` to share one (a restart)."""
-    return SourceMaker(Tracking3DSource, served, gpshub_http, gpshub_wall, connection_id=1)
+served = served_fixture(FakeTracking3D)
+make_source = make_source_fixture(Tracking3DSource, connection_id=1)
+"""``make_source(**options)``: a new source for the fake (a new one is what a hub restart
+makes); ``state=`` shares saved state between instances, ``connection_id=None`` is an
+unsaved connection."""

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import gpshub_tracking3d
 from gpshub_tracking3d import Tracking3DSource
 from hub.testing import PluginPackageChecks
 
-README_PATH = Path(__file__).parents[1] / "README.md"
-README = README_PATH.read_text(encoding="utf-8")
+
+class TestPackage(PluginPackageChecks, package=gpshub_tracking3d, sources=[Tracking3DSource]):
+    pass
 
 
-class TestPackage(PluginPackageChecks):
-    package = gpshub_tracking3d
-    source_classes = (Tracking3DSource,)
-    readme = README_PATH
+README = TestPackage.readme_text()
 
 
 def test_the_cadence_is_adaptive() -> None:

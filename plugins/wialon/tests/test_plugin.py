@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
@@ -15,15 +14,12 @@ from hub.errors import BadConfig
 from hub.source import describe_fields, url_fields
 from hub.testing import PluginPackageChecks
 
-README_PATH = Path(__file__).parents[1] / "README.md"
-README = README_PATH.read_text(encoding="utf-8")
 
-
-class TestPackage(PluginPackageChecks):
-    package = gpshub_wialon
-    source_classes = (WialonSource,)
-    readme = README_PATH
+class TestPackage(PluginPackageChecks, package=gpshub_wialon, sources=[WialonSource]):
     readme_quotes_descriptions = False  # the README says more of server_url
+
+
+README = TestPackage.readme_text()
 
 
 def test_declares_what_the_hub_needs() -> None:
