@@ -485,6 +485,23 @@ class ReportsBeforePolls:
             self.sent[unit].append(t)
 
 
+def moving_fix(n: int, step: int) -> dict[str, Any]:
+    """The fields of unit ``n``'s fix in round ``step`` of trackers on the move, for
+    ``fake.add_fix(unit, t, **moving_fix(n, step))``: at latitude 40 + n/100 + step/10,000
+    (units apart, each a little further north each round), longitude -74, 36 km/h, the
+    course turning 7° a round, 7 satellites, ignition on, every fifth fix (rounds 3, 8,
+    13, ...) invalid.  A test overrides what its platform reports otherwise."""
+    return {
+        "lat": 40.0 + n / 100 + step / 10_000,
+        "lon": -74.0,
+        "speed_kmh": 36.0,
+        "course": (step * 7) % 360,
+        "satellites": 7,
+        "ignition": True,
+        "valid": step % 5 != 3,
+    }
+
+
 class TrackerFeed:
     """Units reporting together, the way trackers feed a platform: every ``every``
     seconds (trio time) ``report(n, unit, step, now)`` is called for each unit (``n`` its

@@ -13,7 +13,7 @@ from gpshub_gpsserver.testing import FakeGpsServer
 from hub.clock import TrioClock
 from hub.hub_driver import HubDriver, HubFactory
 from hub.models import ConnectionState
-from hub.testing import TrackerFeed, running
+from hub.testing import TrackerFeed, moving_fix, running
 
 UNITS = 8
 
@@ -22,17 +22,8 @@ def trackers(fake: FakeGpsServer, wall: TrioClock, units: list[str]) -> TrackerF
     """Every unit a fix every 10 s, as trackers feed a server."""
 
     def report(i: int, unit: str, step: int, now: float) -> None:
-        fake.add_fix(
-            unit,
-            now - 2,
-            40.0 + i / 100 + step / 10_000,
-            -74.0,
-            speed_kmh=36.5,
-            course=(step * 7) % 360,
-            satellites=7,
-            ignition=True,
-            params={"io66": 12600 + step, "fuel": "55.5"},
-        )
+        fields = {**moving_fix(i, step), "speed_kmh": 36.5, "valid": True}
+        fake.add_fix(unit, now - 2, **fields, params={"io66": 12600 + step, "fuel": "55.5"})
 
     return TrackerFeed(wall, units, report)
 

@@ -14,7 +14,7 @@ from gpshub_traccar.testing import FakeTraccar
 from hub.clock import TrioClock
 from hub.hub_driver import HubDriver, HubFactory
 from hub.models import ConnectionState
-from hub.testing import Fleet, TrackerFeed
+from hub.testing import Fleet, TrackerFeed, moving_fix
 
 UNITS = 12
 
@@ -29,18 +29,8 @@ def trackers(fake: FakeTraccar, wall: TrioClock, units: list[str]) -> TrackerFee
     """Every unit a fix every 10 s (some invalid), as trackers feed a server."""
 
     def report(i: int, unit: str, step: int, now: float) -> None:
-        fake.add_fix(
-            unit,
-            now - 2,
-            40.0 + i / 100 + step / 10_000,
-            -74.0,
-            speed_kmh=36.0,
-            course=(step * 7) % 360,
-            satellites=7,
-            valid=step % 5 != 3,
-            ignition=True,
-            params={"distance": 100.0, "odometer": 1_000_000 + step * 100},
-        )
+        params = {"distance": 100.0, "odometer": 1_000_000 + step * 100}
+        fake.add_fix(unit, now - 2, **moving_fix(i, step), params=params)
 
     return TrackerFeed(wall, units, report)
 

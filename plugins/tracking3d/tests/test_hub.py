@@ -10,7 +10,7 @@ from gpshub_tracking3d.testing import FakeTracking3D
 from hub.clock import TrioClock
 from hub.hub_driver import HubDriver, HubFactory
 from hub.models import ConnectionState
-from hub.testing import TrackerFeed
+from hub.testing import TrackerFeed, moving_fix
 
 UNITS = 6
 
@@ -22,13 +22,7 @@ def trackers(fake: FakeTracking3D, wall: TrioClock, units: list[str]) -> Tracker
         fake.add_fix(
             unit,
             round(now) - 2,
-            40.0 + i / 100 + step / 10_000,
-            -74.0,
-            speed_kmh=36.0,
-            course=(step * 7) % 360,
-            satellites=7,
-            valid=step % 5 != 3,
-            ignition=True,
+            **moving_fix(i, step),
             speed_measure="mph" if i % 2 else "kph",
             params={"Fuel level": 55},
             odometer_km=1000.0 + step,
