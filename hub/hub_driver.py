@@ -9,6 +9,8 @@ the runner do::
     stored = await driver.run(polls=3, polls_after_restart=2, before=add_fixes)
     # create, test, import, 3 polls, restart, 2 polls: {upstream id: history rows}
 
+``RefusedCredentialsCheck`` is an end-to-end check a plugin's tests subclass.
+
 The pytest plugin (``hub.pytest_plugin``) gives a ``HubFactory`` as ``gpshub_hub_factory``.
 Nothing here is imported by the running hub.
 """
@@ -19,7 +21,7 @@ import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import trio
 
@@ -287,3 +289,44 @@ async def _call(fn: Before, number: int) -> None:
     result = fn(number)
     if inspect.isawaitable(result):
         await result
+
+
+class RefusedCredentialsCheck:
+    """An end-to-end check for a plugin's ``test_hub.py``: with credentials its upstream
+    refuses, a connection in a real hub makes ``requests`` requests (one by default:
+    ``fake.request_count``), then waits for new credentials (``NEEDS_REAUTH``, not
+    retried), and its error shows none of the refused values.  Subclass it with
+    ``fake_class`` (made reading the test's wall clock and served), ``source_class`` and
+    ``refused`` (what replaces the fake's good credentials, e.g. a wrong password)::
+
+        class TestRefusedCredentials(RefusedCredentialsCheck):
+            fake_class, source_class = FakeAcme, AcmeSource
+            refused = {"password": "wrong-one"}
+
+    ``check_refused(fake, connection)`` adds the plugin's own checks.  The fake follows
+    the kit's conventions (``credentials(url)``, ``options(url)``, ``add_unit(name)``).
+    """
+
+    fake_class: ClassVar[Callable[..., Any]]
+    source_class: ClassVar[type]
+    refused: ClassVar[dict[str, str]]
+    requests: ClassVar[int] = 1
+
+    def check_refused(self, fake: Any, connection: Any) -> None:
+        """The plugin's own checks of the stopped connection (none by default)."""
+
+    async def test_refused_credentials_stop_the_connection_without_retrying(
+        self, gpshub_clock: Any, gpshub_served: Any, gpshub_hub_factory: HubFactory
+    ) -> None:
+        """One refused request, then the connection waits for new credentials."""
+        fake, url = await gpshub_served(self.fake_class)
+        unit = fake.add_unit("device 1")
+        credentials = {**fake.credentials(url), **self.refused}
+        driver = HubDriver(gpshub_hub_factory, self.source_class, credentials, fake.options(url))
+        secret, *others = self.refused.values()
+        conn = await driver.assert_stops_for_new_credentials(unit, secret)
+        assert not [v for v in others if v in (conn.last_error or "")], conn.last_error
+        assert fake.request_count == self.requests, (
+            f"{fake.request_count} requests with refused credentials; {self.requests} expected"
+        )
+        self.check_refused(fake, conn)

@@ -12,7 +12,7 @@ from gpshub_flespi import FlespiSource
 from gpshub_flespi.source import FUTURE_SLACK_S, SETTLE_S
 from gpshub_flespi.testing import FakeFlespi
 from hub.clock import TrioClock
-from hub.hub_driver import HubDriver, HubFactory
+from hub.hub_driver import HubDriver, HubFactory, RefusedCredentialsCheck
 from hub.models import ConnectionState
 from hub.testing import Fleet, ReportsBeforePolls, TrackerFeed
 
@@ -143,16 +143,9 @@ async def test_import_poll_restart_poll_stores_every_fix_once(
     assert [(r["lat"], r["lon"], r["speed_kmh"]) for r in rows] == [(10.0, 10.0, 5.0)]
 
 
-async def test_a_wrong_token_is_tried_once_then_waits_for_new_credentials(
-    gpshub_clock: MockClock,
-    gpshub_served: Any,
-    gpshub_hub_factory: HubFactory,
-) -> None:
-    fake, url = await gpshub_served(FakeFlespi)
-    unit = fake.add_unit("Truck")
-    driver = HubDriver(gpshub_hub_factory, "flespi", {"token": "W" * 64}, fake.options(url))
-    await driver.assert_stops_for_new_credentials(unit, "W" * 64)
-    assert fake.request_count == 1
+class TestRefusedCredentials(RefusedCredentialsCheck):
+    fake_class, source_class = FakeFlespi, FlespiSource
+    refused = {"token": "W" * 64}
 
 
 async def test_a_device_silent_for_20_minutes_uploads_its_black_box_and_nothing_is_lost(

@@ -11,7 +11,7 @@ from trio.testing import MockClock
 from gpshub_gpsserver import GpsServerSource
 from gpshub_gpsserver.testing import FakeGpsServer
 from hub.clock import TrioClock
-from hub.hub_driver import HubDriver, HubFactory
+from hub.hub_driver import HubDriver, HubFactory, RefusedCredentialsCheck
 from hub.models import ConnectionState
 from hub.testing import TrackerFeed, moving_fix, running
 
@@ -96,17 +96,9 @@ async def test_import_poll_restart_poll_keeps_every_fix_exactly_once(
         assert fake.logins == logins  # the token was saved and reused across the restart
 
 
-async def test_a_wrong_password_stops_the_connection_without_retrying(
-    gpshub_served: Any,
-    gpshub_clock: MockClock,
-    gpshub_hub_factory: HubFactory,
-) -> None:
-    fake, url = await gpshub_served(FakeGpsServer)
-    unit = fake.add_unit("Truck")
-    credentials = {**fake.credentials(url), "password": "wrong-pw"}
-    driver = HubDriver(gpshub_hub_factory, GpsServerSource, credentials, {})
-    await driver.assert_stops_for_new_credentials(unit, "wrong-pw")
-    assert fake.request_count == 1  # one refused login, then it waits for new credentials
+class TestRefusedCredentials(RefusedCredentialsCheck):
+    fake_class, source_class = FakeGpsServer, GpsServerSource
+    refused = {"password": "wrong-pw"}  # one refused login, then it waits
 
 
 async def served_fleet(

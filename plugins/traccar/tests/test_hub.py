@@ -12,7 +12,7 @@ from trio.testing import MockClock
 from gpshub_traccar import TraccarSource
 from gpshub_traccar.testing import FakeTraccar
 from hub.clock import TrioClock
-from hub.hub_driver import HubDriver, HubFactory
+from hub.hub_driver import HubDriver, HubFactory, RefusedCredentialsCheck
 from hub.models import ConnectionState
 from hub.testing import Fleet, TrackerFeed, moving_fix
 
@@ -103,17 +103,9 @@ async def test_import_poll_restart_poll_keeps_every_fix_exactly_once(
     assert late["speed_kmh"] == pytest.approx(18.52) and late["lat"] == 5.0
 
 
-async def test_a_wrong_password_stops_the_connection_without_retrying(
-    gpshub_clock: MockClock,
-    gpshub_served: Any,
-    gpshub_hub_factory: HubFactory,
-) -> None:
-    fake, url = await gpshub_served(FakeTraccar)
-    unit = fake.add_unit("Van")
-    credentials = {**fake.credentials(url), "password": "wrong"}
-    driver = HubDriver(gpshub_hub_factory, "traccar", credentials, {})
-    await driver.assert_stops_for_new_credentials(unit, "wrong")
-    assert fake.request_count == 1  # one refused call, then it waits for new credentials
+class TestRefusedCredentials(RefusedCredentialsCheck):
+    fake_class, source_class = FakeTraccar, TraccarSource
+    refused = {"password": "wrong"}  # one refused call, then it waits for new credentials
 
 
 async def test_a_device_silent_for_20_minutes_uploads_its_black_box_and_nothing_is_lost(

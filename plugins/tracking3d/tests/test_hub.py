@@ -6,9 +6,10 @@ from typing import Any
 
 from trio.testing import MockClock
 
+from gpshub_tracking3d import Tracking3DSource
 from gpshub_tracking3d.testing import FakeTracking3D
 from hub.clock import TrioClock
-from hub.hub_driver import HubDriver, HubFactory
+from hub.hub_driver import HubDriver, HubFactory, RefusedCredentialsCheck
 from hub.models import ConnectionState
 from hub.testing import TrackerFeed, moving_fix
 
@@ -98,14 +99,6 @@ async def test_import_poll_restart_poll_keeps_every_fix_exactly_once(
     assert abs(late["speed_kmh"] - 18.52) < 1e-6 and late["lat"] == 5.0
 
 
-async def test_a_wrong_password_stops_the_connection_without_retrying(
-    gpshub_clock: MockClock,
-    gpshub_served: Any,
-    gpshub_hub_factory: HubFactory,
-) -> None:
-    fake, url = await gpshub_served(FakeTracking3D)
-    unit = fake.add_unit("Truck")
-    credentials = {**fake.credentials(url), "password": "wrong-one"}
-    driver = HubDriver(gpshub_hub_factory, "tracking3d", credentials, fake.options(url))
-    await driver.assert_stops_for_new_credentials(unit, "wrong-one")
-    assert fake.request_count == 1
+class TestRefusedCredentials(RefusedCredentialsCheck):
+    fake_class, source_class = FakeTracking3D, Tracking3DSource
+    refused = {"password": "wrong-one"}

@@ -17,7 +17,7 @@ from gpshub_wialon.testing import FakeWialon
 from hub import PLATFORM_ENGINE_HOURS, PLATFORM_ODOMETER_KM
 from hub.clock import TrioClock
 from hub.derive import EventCode
-from hub.hub_driver import HubDriver, HubFactory
+from hub.hub_driver import HubDriver, HubFactory, RefusedCredentialsCheck
 from hub.models import ConnectionState, Device, Role
 from hub.testing import ReportsBeforePolls, TrackerFeed
 
@@ -132,16 +132,13 @@ async def test_import_poll_restart_poll_every_fix_once(
         assert "ign" not in last["sensors"]
 
 
-async def test_a_wrong_token_stops_the_connection_after_one_login(
-    gpshub_clock: MockClock, fake: FakeWialon, gpshub_hub_factory: HubFactory, gpshub_serve: Serve
-) -> None:
-    unit = fake.add_unit("Truck")
-    url = await gpshub_serve(fake)
-    credentials = {**fake.credentials(url), "token": "F" * 72}
-    driver = HubDriver(gpshub_hub_factory, WialonSource, credentials, fake.options(url))
-    state = await driver.assert_stops_for_new_credentials(unit, "F" * 72)
-    assert "error 8" in state.last_error
-    assert fake.requests == {p.LOGIN: 1}
+class TestRefusedCredentials(RefusedCredentialsCheck):
+    fake_class, source_class = FakeWialon, WialonSource
+    refused = {"token": "F" * 72}  # one login, refused
+
+    def check_refused(self, fake: Any, connection: Any) -> None:
+        assert "error 8" in connection.last_error
+        assert fake.requests == {p.LOGIN: 1}
 
 
 async def test_a_black_box_upload_after_twenty_silent_minutes_is_stored_whole(
