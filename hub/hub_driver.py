@@ -271,6 +271,14 @@ class HubDriver:
             raise RuntimeError("create() the connection first")
         return self.hub.store.get_connection(self.connection_id)
 
+    def assert_ok(self) -> Any:
+        """The connection is ``OK`` (else: its state and last error); the connection."""
+        from hub.models import ConnectionState
+
+        conn = self.connection()
+        assert conn.state == ConnectionState.OK, f"{conn.state}: {conn.last_error}"
+        return conn
+
     def devices(self) -> dict[str, Any]:
         """The connection's devices by upstream id."""
         found = self.hub.store.list_devices(connection_id=self.connection_id)

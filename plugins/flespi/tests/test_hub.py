@@ -13,7 +13,6 @@ from gpshub_flespi.source import FUTURE_SLACK_S, SETTLE_S
 from gpshub_flespi.testing import FakeFlespi
 from hub.clock import TrioClock
 from hub.hub_driver import HubDriver, HubFactory, RefusedCredentialsCheck
-from hub.models import ConnectionState
 from hub.testing import Fleet, ReportsBeforePolls, TrackerFeed
 
 UNITS = 7
@@ -86,7 +85,7 @@ async def test_import_poll_restart_poll_stores_every_fix_once(
     assert (len(created), len(existing)) == (UNITS + 1, 0)
     created, existing = hub.store.import_devices(conn.id, await hub.browse(conn))
     assert (len(created), len(existing)) == (0, UNITS + 1)
-    devices = {d.upstream_id: d for d in hub.store.list_devices(connection_id=conn.id)}
+    devices = driver.devices()
     assert (devices[units[2]].imei, devices[units[2]].license_plate) == ("356307042440002", "P-2")
 
     trackers = Trackers(fake, wall, units)
@@ -105,18 +104,17 @@ async def test_import_poll_restart_poll_stores_every_fix_once(
     gpshub_hub_factory.close_hub(hub)
     await trackers.run(60)
 
-    hub2 = driver.restart()  # same database and secret key
-    assert hub2.store.get_connection(conn.id).state == ConnectionState.OK
+    driver.restart()  # same database and secret key
+    driver.assert_ok()
     await driver.run_for(60, trackers.run, settle_s=65)
-    state = hub2.store.get_connection(conn.id)
-    assert state.state == ConnectionState.OK, state.last_error
+    driver.assert_ok()
 
-    devices = {d.upstream_id: d for d in hub2.store.list_devices(connection_id=conn.id)}
+    devices, history = driver.devices(), driver.history()
     assert devices[units[0]].name == "Truck 0 (renamed)"
     assert devices[units[1]].license_plate == "NEW-1"
     late = 0
     for unit in units:
-        rows, _ = hub2.store.positions.history([devices[unit].id], limit=10_000)
+        rows = history[unit]
         times = [r["fix_time"].timestamp() for r in rows]
         assert len(times) == len(set(times)), f"{unit}: a fix stored twice"
         sent = trackers.sent[unit]
@@ -139,7 +137,7 @@ async def test_import_poll_restart_poll_stores_every_fix_once(
             assert "device.id" not in row["sensors"]
     assert late >= 3  # the black-box uploads were all picked up
 
-    rows, _ = hub2.store.positions.history([devices[quiet].id])
+    rows = history[quiet]
     assert [(r["lat"], r["lon"], r["speed_kmh"]) for r in rows] == [(10.0, 10.0, 5.0)]
 
 
@@ -208,7 +206,7 @@ async def test_the_kit_driver_stores_every_fix_once_across_a_restart(
     stored = await driver.run(polls=3, polls_after_restart=2, before=report)
 
     assert driver.polls == 5
-    assert driver.connection().state == ConnectionState.OK
+    driver.assert_ok()
     assert {u: [r["fix_time"].timestamp() for r in rows] for u, rows in stored.items()} == sent
     assert all(len(times) == 5 for times in sent.values())
     assert {d.imei for d in driver.devices().values()} == {f"35630704244{i:04d}" for i in range(3)}

@@ -53,7 +53,7 @@ async def test_import_poll_restart_poll_keeps_every_fix_exactly_once(
 
     created, existing = hub.store.import_devices(conn.id, await hub.browse(conn))
     assert (len(created), len(existing)) == (UNITS, 0)
-    by_unit = {d.upstream_id: d for d in hub.store.list_devices(connection_id=conn.id)}
+    by_unit = driver.devices()
     assert by_unit[units[3]].imei == units[3] and by_unit[units[3]].license_plate == "P-3"
 
     feed = trackers(fake, wall, units)
@@ -72,8 +72,7 @@ async def test_import_poll_restart_poll_keeps_every_fix_exactly_once(
     driver.restart()  # same database, same secret key
     await driver.run_for(60, feed.run, settle_s=65)
 
-    conn_after = driver.connection()
-    assert conn_after.state == ConnectionState.OK, conn_after.last_error
+    driver.assert_ok()
     devices = driver.devices()
     assert devices[units[0]].name == "Truck 0 (renamed)"
     history = driver.history()

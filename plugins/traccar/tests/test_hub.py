@@ -13,7 +13,6 @@ from gpshub_traccar import TraccarSource
 from gpshub_traccar.testing import FakeTraccar
 from hub.clock import TrioClock
 from hub.hub_driver import HubDriver, HubFactory, RefusedCredentialsCheck
-from hub.models import ConnectionState
 from hub.testing import Fleet, TrackerFeed, moving_fix
 
 UNITS = 12
@@ -58,7 +57,7 @@ async def test_import_poll_restart_poll_keeps_every_fix_exactly_once(
     assert (len(created), len(existing)) == (UNITS, 0)
     again_created, again_existing = hub.store.import_devices(conn.id, await hub.browse(conn))
     assert (len(again_created), len(again_existing)) == (0, UNITS)
-    by_unit = {d.upstream_id: d for d in hub.store.list_devices(connection_id=conn.id)}
+    by_unit = hubs.devices()
     assert by_unit[units[3]].imei == "86" + "3".zfill(13)
     assert by_unit[units[3]].license_plate == "P-3"
 
@@ -74,16 +73,15 @@ async def test_import_poll_restart_poll_keeps_every_fix_exactly_once(
     late_t = gpshub_wall.now().timestamp() - 120
     fake.add_fix(units[1], late_t, 5.0, 5.0, speed_kmh=18.52)
 
-    hub2 = hubs.restart()  # same database, same secret key
-    assert hub2.store.get_connection(conn.id).state == ConnectionState.OK
+    hubs.restart()  # same database, same secret key
+    hubs.assert_ok()
     await hubs.run_for(60, feed.run, settle_s=65)
 
-    conn_after = hub2.store.get_connection(conn.id)
-    assert conn_after.state == ConnectionState.OK, conn_after.last_error
-    devices = {d.upstream_id: d for d in hub2.store.list_devices(connection_id=conn.id)}
+    hubs.assert_ok()
+    devices, history = hubs.devices(), hubs.history()
     assert devices[units[0]].name == "Van 0 (renamed)"
     for unit in units:
-        rows, _ = hub2.store.positions.history([devices[unit].id], limit=10_000)
+        rows = history[unit]
         stored = [r["fix_time"].timestamp() for r in rows]
         expected = sorted(
             t / 1000 for t in fake.devices[int(unit)].fix_ms if t / 1000 >= start - 3600
@@ -98,7 +96,7 @@ async def test_import_poll_restart_poll_keeps_every_fix_exactly_once(
         assert all(r["satellites"] == 7 and r["ignition"] is True for r in moving)
         assert all(r["sensors"]["distance"] == 100.0 for r in moving)
         assert all(r["sensors"]["platform_odometer_km"] >= 1000.0 for r in moving)
-    late_rows, _ = hub2.store.positions.history([devices[units[1]].id], limit=10_000)
+    late_rows = history[units[1]]
     (late,) = [r for r in late_rows if abs(r["fix_time"].timestamp() - late_t) < 0.001]
     assert late["speed_kmh"] == pytest.approx(18.52) and late["lat"] == 5.0
 

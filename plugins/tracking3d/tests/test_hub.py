@@ -10,7 +10,6 @@ from gpshub_tracking3d import Tracking3DSource
 from gpshub_tracking3d.testing import FakeTracking3D
 from hub.clock import TrioClock
 from hub.hub_driver import HubDriver, HubFactory, RefusedCredentialsCheck
-from hub.models import ConnectionState
 from hub.testing import TrackerFeed, moving_fix
 
 UNITS = 6
@@ -57,7 +56,7 @@ async def test_import_poll_restart_poll_keeps_every_fix_exactly_once(
 
     created, existing = hub.store.import_devices(conn.id, await hub.browse(conn))
     assert (len(created), len(existing)) == (UNITS, 0)
-    by_unit = {d.upstream_id: d for d in hub.store.list_devices(connection_id=conn.id)}
+    by_unit = hubs.devices()
     assert by_unit[units[3]].imei == "86" + "3".zfill(13)
     assert by_unit[units[3]].license_plate == "AB-300"
 
@@ -70,16 +69,15 @@ async def test_import_poll_restart_poll_keeps_every_fix_exactly_once(
     late_t = round(wall.now().timestamp()) - 4000
     fake.add_fix(units[1], late_t, 5.0, 5.0, speed_kmh=18.52, speed_measure="knots")
 
-    hub2 = hubs.restart()
+    hubs.restart()
     await hubs.run_for(60, feed.run, settle_s=65)
     assert fake.logins == logins  # the saved session was reused after the restart
 
-    conn_after = hub2.store.get_connection(conn.id)
-    assert conn_after.state == ConnectionState.OK, conn_after.last_error
-    devices = {d.upstream_id: d for d in hub2.store.list_devices(connection_id=conn.id)}
+    hubs.assert_ok()
+    devices, history = hubs.devices(), hubs.history()
     assert devices[units[0]].name == "Truck 0 (renamed)"
     for i, unit in enumerate(units):
-        rows, _ = hub2.store.positions.history([devices[unit].id], limit=10_000)
+        rows = history[unit]
         stored = [r["fix_time"].timestamp() for r in rows]
         extra = 1 if unit == units[1] else 0
         assert len(stored) == len(set(stored)) == 1 + 15 + extra, unit
@@ -94,7 +92,7 @@ async def test_import_poll_restart_poll_keeps_every_fix_exactly_once(
         assert all(r["sensors"]["fuel_level"] == 55.0 for r in moving)
         assert all(r["sensors"]["platform_odometer_km"] >= 1000.0 for r in moving)
         assert all(r["altitude_m"] is None for r in moving)
-    late_rows, _ = hub2.store.positions.history([devices[units[1]].id], limit=10_000)
+    late_rows = history[units[1]]
     (late,) = [r for r in late_rows if r["fix_time"].timestamp() == late_t]
     assert abs(late["speed_kmh"] - 18.52) < 1e-6 and late["lat"] == 5.0
 

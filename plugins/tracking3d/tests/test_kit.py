@@ -11,7 +11,6 @@ from gpshub_tracking3d import Tracking3DSource
 from gpshub_tracking3d.testing import FakeTracking3D
 from hub.clock import TrioClock
 from hub.hub_driver import HubDriver, HubFactory
-from hub.models import ConnectionState
 from hub.testing import ReportsBeforePolls
 
 
@@ -37,7 +36,7 @@ async def test_create_test_import_poll_restart_poll_stores_every_fix_once(
     stored = await driver.run(polls=3, polls_after_restart=2, before=reports)
 
     assert driver.polls == 5
-    assert driver.connection().state == ConnectionState.OK
+    driver.assert_ok()
     assert {unit: [r["fix_time"].timestamp() for r in rows] for unit, rows in stored.items()} == {
         unit: times for unit, times in reports.sent.items()
     }

@@ -18,7 +18,7 @@ from hub import PLATFORM_ENGINE_HOURS, PLATFORM_ODOMETER_KM
 from hub.clock import TrioClock
 from hub.derive import EventCode
 from hub.hub_driver import HubDriver, HubFactory, RefusedCredentialsCheck
-from hub.models import ConnectionState, Device, Role
+from hub.models import Device, Role
 from hub.testing import ReportsBeforePolls, TrackerFeed
 
 UNITS = 12
@@ -103,7 +103,7 @@ async def test_import_poll_restart_poll_every_fix_once(
     feed = trackers(fake, units, gpshub_wall)
     await driver.run_for(120, feed.run, settle_s=35)  # one more poll after the last fix
     first_run = fake.request_count - before
-    assert driver.connection().state == ConnectionState.OK
+    driver.assert_ok()
     assert hub.store.get_device(devices[units[5]].id).name == "Truck 05 (renamed)"
 
     # a restart: a new hub on the same database, with the fixes still coming in
@@ -254,7 +254,7 @@ async def test_the_kits_run_stores_every_fix_once_across_a_restart(
     )
     driver = HubDriver(gpshub_hub_factory, WialonSource, fake.credentials(url), fake.options(url))
     stored = await driver.run(polls=3, polls_after_restart=2, before=reports)
-    assert driver.connection().state == ConnectionState.OK
+    driver.assert_ok()
     assert {
         u: [int(r["fix_time"].timestamp()) for r in rows] for u, rows in stored.items()
     } == reports.sent
