@@ -1,7 +1,18 @@
-"""Helpers for testing the hub and plugins: a hub in a temporary directory, a scripted
-source, and a contract suite every source plugin can run against itself.
+"""Helpers for testing the hub and plugins: a hub in a temporary directory, scripted
+sources, and what a source plugin's tests share.
 
-A plugin's tests use the contract like this::
+For a plugin's tests (with the fixtures of ``hub.pytest_plugin`` and the drivers of
+``hub.hub_driver``; the deep contract is ``hub.contract``):
+
+* ``PluginPackageChecks`` (``hub.plugin_checks``): the package as the hub loads it and
+  its README's settings tables, one subclass in ``test_plugin.py``.
+* ``ConventionalFake``: the deep contract's fake-facing methods for a kit-style fake.
+* ``Served``, ``SourceMaker``: a served fake and a plugin's ``make_source`` fixture;
+  ``device_refs``, ``fix_times``, ``Poller`` (polls as the runner does) for source tests.
+* ``TrackerFeed`` with ``moving_fix``, ``ReportsBeforePolls``, ``Fleet``: trackers
+  reporting to a fake while a real hub polls it.
+
+The older, shallow ``SourceContract`` below is still used by a few plugins::
 
     from hub.testing import SourceContract
 
@@ -11,8 +22,8 @@ A plugin's tests use the contract like this::
         # optional: bad_credentials, make_context()
 
 Nothing here is imported by the running hub.  It imports without pytest (only the
-contract's checks need it), so ``serve_app`` and the plugins' fakes also serve outside a
-test run, e.g. in ``bench/``.
+checks, ``Poller`` and ``Fleet.assert_stored_once`` need it), so ``serve_app`` and the
+plugins' fakes also serve outside a test run, e.g. in ``bench/``.
 """
 
 from __future__ import annotations
