@@ -9,6 +9,8 @@ the runner do::
     stored = await driver.run(polls=3, polls_after_restart=2, before=add_fixes)
     # create, test, import, 3 polls, restart, 2 polls: {upstream id: history rows}
 
+``RefusedCredentialsCheck`` is an end-to-end check a plugin's tests subclass.
+
 The pytest plugin (``hub.pytest_plugin``) gives a ``HubFactory`` as ``gpshub_hub_factory``.
 Nothing here is imported by the running hub.
 """
@@ -16,15 +18,16 @@ Nothing here is imported by the running hub.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import trio
 
 from hub.clock import Clock
 from hub.secrets import SecretBox
-from hub.testing import LOOPBACK_NETWORKS, make_hub
+from hub.testing import LOOPBACK_NETWORKS, make_hub, running
 
 
 class HubFactory:
@@ -145,6 +148,14 @@ class HubDriver:
             upstream_id=upstream_id,
         )
 
+    async def connect(self) -> Any:
+        """``create()`` the connection and, when the source browses, import every
+        device; the connection."""
+        conn = self.create()
+        if self.hub.source_class(self.kind).supports_browse:
+            await self.import_devices()
+        return conn
+
     # -- running -----------------------------------------------------------------------
     async def poll(self, times: int = 1, *, before: Before | None = None) -> None:
         """Run the hub until its runner has polled ``times`` times (the mock clock jumps
@@ -182,6 +193,56 @@ class HubDriver:
         handle = self.hub.runners.get(self.connection_id)
         return 0 if handle is None else int(handle.runner.polls)
 
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[Any]:
+        """Run the hub for the ``async with`` block (started when it begins), then shut it
+        down, its pipeline drained; the hub::
+
+            async with driver.running():
+                await feed.run(90)  # the trackers report while the hub polls
+                await trio.sleep(65)  # two more polls
+        """
+        async with running(self.hub) as hub:
+            yield hub
+
+    async def run_for(
+        self,
+        seconds: float,
+        feed: Callable[[float], Awaitable[Any]] | None = None,
+        *,
+        settle_s: float = 0.0,
+    ) -> None:
+        """Run the hub for ``seconds`` of trio time, then ``settle_s`` more (for the polls
+        that fetch the last of a feed), then shut it down, its pipeline drained; with
+        ``feed`` (e.g. a ``TrackerFeed``'s ``run``), ``await feed(seconds)`` is the first
+        ``seconds``::
+
+            await driver.run_for(90, feed.run, settle_s=65)
+        """
+        async with self.running():
+            if feed is None:
+                await trio.sleep(seconds)
+            else:
+                await feed(seconds)
+            await trio.sleep(settle_s)
+
+    async def assert_stops_for_new_credentials(
+        self, upstream_id: str, secret: str, *, seconds: float = 600.0
+    ) -> Any:
+        """With credentials the upstream refuses: create the connection, add a device by
+        hand, run the hub for ``seconds``; the connection then waits for new credentials
+        (``NEEDS_REAUTH``, not retried) and its error does not show ``secret``.  The
+        connection, for the plugin's own checks (how many requests the fake saw)."""
+        from hub.models import ConnectionState
+
+        self.create()
+        self.add_device(upstream_id)
+        await self.run_for(seconds)
+        conn = self.connection()
+        assert conn.state == ConnectionState.NEEDS_REAUTH, (conn.state, conn.last_error)
+        assert secret not in (conn.last_error or ""), "the secret is in the connection's error"
+        return conn
+
     def restart(self) -> Any:
         """Close the hub's store and make a new hub on the same data; the new hub."""
         self.hubs.close_hub(self.hub)
@@ -210,6 +271,14 @@ class HubDriver:
             raise RuntimeError("create() the connection first")
         return self.hub.store.get_connection(self.connection_id)
 
+    def assert_ok(self) -> Any:
+        """The connection is ``OK`` (else: its state and last error); the connection."""
+        from hub.models import ConnectionState
+
+        conn = self.connection()
+        assert conn.state == ConnectionState.OK, f"{conn.state}: {conn.last_error}"
+        return conn
+
     def devices(self) -> dict[str, Any]:
         """The connection's devices by upstream id."""
         found = self.hub.store.list_devices(connection_id=self.connection_id)
@@ -228,3 +297,44 @@ async def _call(fn: Before, number: int) -> None:
     result = fn(number)
     if inspect.isawaitable(result):
         await result
+
+
+class RefusedCredentialsCheck:
+    """An end-to-end check for a plugin's ``test_hub.py``: with credentials its upstream
+    refuses, a connection in a real hub makes ``requests`` requests (one by default:
+    ``fake.request_count``), then waits for new credentials (``NEEDS_REAUTH``, not
+    retried), and its error shows none of the refused values.  Subclass it with
+    ``fake_class`` (made reading the test's wall clock and served), ``source_class`` and
+    ``refused`` (what replaces the fake's good credentials, e.g. a wrong password)::
+
+        class TestRefusedCredentials(RefusedCredentialsCheck):
+            fake_class, source_class = FakeAcme, AcmeSource
+            refused = {"password": "wrong-one"}
+
+    ``check_refused(fake, connection)`` adds the plugin's own checks.  The fake follows
+    the kit's conventions (``credentials(url)``, ``options(url)``, ``add_unit(name)``).
+    """
+
+    fake_class: ClassVar[Callable[..., Any]]
+    source_class: ClassVar[type]
+    refused: ClassVar[dict[str, str]]
+    requests: ClassVar[int] = 1
+
+    def check_refused(self, fake: Any, connection: Any) -> None:
+        """The plugin's own checks of the stopped connection (none by default)."""
+
+    async def test_refused_credentials_stop_the_connection_without_retrying(
+        self, gpshub_clock: Any, gpshub_served: Any, gpshub_hub_factory: HubFactory
+    ) -> None:
+        """One refused request, then the connection waits for new credentials."""
+        fake, url = await gpshub_served(self.fake_class)
+        unit = fake.add_unit("device 1")
+        credentials = {**fake.credentials(url), **self.refused}
+        driver = HubDriver(gpshub_hub_factory, self.source_class, credentials, fake.options(url))
+        secret, *others = self.refused.values()
+        conn = await driver.assert_stops_for_new_credentials(unit, secret)
+        assert not [v for v in others if v in (conn.last_error or "")], conn.last_error
+        assert fake.request_count == self.requests, (
+            f"{fake.request_count} requests with refused credentials; {self.requests} expected"
+        )
+        self.check_refused(fake, conn)

@@ -8,8 +8,9 @@ true``, or ``@pytest.mark.trio``).
 * ``gpshub_clock``: trio's ``MockClock`` (it jumps ahead once the run loop has been idle
   for 20 ms of real time, so loopback requests finish first and waits cost nothing), with
   the hub's blocking calls run inline.  A test runs on it when it takes it as an argument.
-* ``gpshub_wall``: wall time from ``hub.testing.EPOCH`` following trio's clock: the hubs'
-  and the sources' clock; give a fake ``now=lambda: gpshub_wall.now().timestamp()``.
+* ``gpshub_wall``: wall time from ``gpshub_epoch`` (``hub.testing.EPOCH``; override the
+  fixture for another date) following trio's clock: the hubs' and the sources' clock;
+  give a fake ``now=lambda: gpshub_wall.now().timestamp()``.
 * ``gpshub_hub_factory``: a ``hub.hub_driver.HubFactory``: ``gpshub_hub_factory(MySource)``
   is a real hub (not running) on a temporary SQLite database, or on a fresh PostgreSQL
   schema with ``--gpshub-postgres URL`` (or ``GPSHUB_TEST_POSTGRES_URL``); loopback allowed
@@ -17,7 +18,12 @@ true``, or ``@pytest.mark.trio``).
   ``gpshub_sources`` (override it in a conftest) names the source classes every hub gets.
 * ``gpshub_serve``: ``url = await gpshub_serve(fake)`` serves a ``FakeUpstream`` (or any
   ASGI app, or an object with an ``app``) on loopback in the test's nursery.
+* ``gpshub_served``: ``served = await gpshub_served(FakeAcme)``: the fake made to read
+  ``gpshub_wall``, served (``served.fake``, ``served.url``).
 * ``gpshub_http``: the HTTP client a runner gives a source, loopback allowed.
+
+A plugin's conftest makes its ``served`` and ``make_source`` fixtures with
+``served_fixture(FakeAcme)`` and ``make_source_fixture(AcmeSource)`` (from this module).
 
 End to end, ``hub.hub_driver.HubDriver(gpshub_hub_factory, MySource, credentials)`` creates
 a connection, tests it, imports its devices, polls, restarts the hub and polls again.
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +46,7 @@ if TYPE_CHECKING:
 
     from hub.clock import TrioClock
     from hub.hub_driver import HubFactory
+    from hub.testing import Served, SourceMaker
 
 POSTGRES_ENV = "GPSHUB_TEST_POSTGRES_URL"
 
@@ -66,12 +74,20 @@ def gpshub_clock() -> Iterator[MockClock]:
 
 
 @pytest.fixture
-def gpshub_wall(gpshub_clock: MockClock) -> TrioClock:
-    """Wall time from ``hub.testing.EPOCH``, following trio's clock."""
-    from hub.clock import TrioClock
+def gpshub_epoch() -> datetime:
+    """Where ``gpshub_wall`` starts: ``hub.testing.EPOCH`` (override it in a conftest
+    for tests written for another date)."""
     from hub.testing import EPOCH
 
-    return TrioClock(EPOCH)
+    return EPOCH
+
+
+@pytest.fixture
+def gpshub_wall(gpshub_clock: MockClock, gpshub_epoch: datetime) -> TrioClock:
+    """Wall time from ``gpshub_epoch``, following trio's clock."""
+    from hub.clock import TrioClock
+
+    return TrioClock(gpshub_epoch)
 
 
 @pytest.fixture
@@ -128,6 +144,22 @@ async def gpshub_serve(nursery: trio.Nursery) -> Callable[[Any], Awaitable[str]]
 
 
 @pytest.fixture
+def gpshub_served(
+    gpshub_serve: Callable[[Any], Awaitable[str]], gpshub_wall: TrioClock
+) -> Callable[..., Awaitable[Served]]:
+    """``served = await gpshub_served(FakeAcme, **kwargs)``: a ``FakeAcme(now=...,
+    **kwargs)`` reading ``gpshub_wall``, served on loopback; ``served.fake``,
+    ``served.url``."""
+    from hub.testing import Served
+
+    async def serve(fake_class: Callable[..., Any], **kwargs: Any) -> Served:
+        fake = fake_class(now=lambda: gpshub_wall.now().timestamp(), **kwargs)
+        return Served(fake, await gpshub_serve(fake))
+
+    return serve
+
+
+@pytest.fixture
 async def gpshub_http() -> AsyncIterator[httpx.AsyncClient]:
     """The HTTP client a runner gives a source (guarded, loopback allowed, timeouts)."""
     from hub.runner import new_http_client
@@ -135,3 +167,31 @@ async def gpshub_http() -> AsyncIterator[httpx.AsyncClient]:
 
     async with new_http_client(LOOPBACK) as client:
         yield client
+
+
+# -- fixtures a plugin's conftest makes ---------------------------------------------------
+def served_fixture(fake_class: Callable[..., Any], **kwargs: Any) -> Any:
+    """A ``served`` fixture for a plugin's conftest: ``served = served_fixture(FakeAcme)``
+    is ``await gpshub_served(FakeAcme, **kwargs)`` (``served.fake``, ``served.url``)."""
+
+    @pytest.fixture(name="served")
+    async def served(gpshub_served: Callable[..., Awaitable[Served]]) -> Served:
+        return await gpshub_served(fake_class, **kwargs)
+
+    return served
+
+
+def make_source_fixture(source_class: type, **maker: Any) -> Any:
+    """A ``make_source`` fixture for a plugin's conftest, on its ``served`` fixture:
+    ``make_source = make_source_fixture(AcmeSource)`` is a ``hub.testing.SourceMaker``
+    for the served fake (``maker``: its ``connection_id``, ``label``)."""
+
+    @pytest.fixture(name="make_source")
+    def make_source(
+        served: Served, gpshub_http: httpx.AsyncClient, gpshub_wall: TrioClock
+    ) -> SourceMaker:
+        from hub.testing import SourceMaker
+
+        return SourceMaker(source_class, served, gpshub_http, gpshub_wall, **maker)
+
+    return make_source

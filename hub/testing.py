@@ -1,7 +1,18 @@
-"""Helpers for testing the hub and plugins: a hub in a temporary directory, a scripted
-source, and a contract suite every source plugin can run against itself.
+"""Helpers for testing the hub and plugins: a hub in a temporary directory, scripted
+sources, and what a source plugin's tests share.
 
-A plugin's tests use the contract like this::
+For a plugin's tests (with the fixtures of ``hub.pytest_plugin`` and the drivers of
+``hub.hub_driver``; the deep contract is ``hub.contract``):
+
+* ``PluginPackageChecks`` (``hub.plugin_checks``): the package as the hub loads it and
+  its README's settings tables, one subclass in ``test_plugin.py``.
+* ``ConventionalFake``: the deep contract's fake-facing methods for a kit-style fake.
+* ``Served``, ``SourceMaker``: a served fake and a plugin's ``make_source`` fixture;
+  ``device_refs``, ``fix_times``, ``Poller`` (polls as the runner does) for source tests.
+* ``TrackerFeed`` with ``moving_fix``, ``ReportsBeforePolls``, ``Fleet``: trackers
+  reporting to a fake while a real hub polls it.
+
+The older, shallow ``SourceContract`` below is still used by a few plugins::
 
     from hub.testing import SourceContract
 
@@ -11,8 +22,8 @@ A plugin's tests use the contract like this::
         # optional: bad_credentials, make_context()
 
 Nothing here is imported by the running hub.  It imports without pytest (only the
-contract's checks need it), so ``serve_app`` and the plugins' fakes also serve outside a
-test run, e.g. in ``bench/``.
+checks, ``Poller`` and ``Fleet.assert_stored_once`` need it), so ``serve_app`` and the
+plugins' fakes also serve outside a test run, e.g. in ``bench/``.
 """
 
 from __future__ import annotations
@@ -22,9 +33,10 @@ import secrets
 import types
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from types import EllipsisType
 from typing import Any, ClassVar
 
 import httpx
@@ -34,8 +46,10 @@ from pydantic import BaseModel, Field, SecretStr
 from hub.clock import Clock, TrioClock
 from hub.config import Settings
 from hub.errors import BadConfig, NotSupported
+from hub.fix import PositionFix
 from hub.hookspecs import hookimpl
 from hub.netguard import OutboundPolicy
+from hub.plugin_checks import PluginPackageChecks as PluginPackageChecks
 from hub.plugins import load_plugins
 from hub.registry import Registry
 from hub.secrets import SecretBox
@@ -206,6 +220,43 @@ class Fleet:
                 self._due[unit] = now + self._gaps[unit]
             await trio.sleep(10)
 
+    async def black_box(
+        self,
+        unit: str,
+        *,
+        on_window: Callable[[], Any] | None = None,
+        on_back: Callable[[], Any] | None = None,
+    ) -> Any:
+        """A unit out of coverage for 20 minutes, while the others report: 2 minutes
+        reporting, then ``fake.hold(unit)`` (its fixes go to its black box); after 400 s
+        (its last stored fix is now older than a late window) ``on_window()``; 800 s later
+        ``on_back()`` and ``fake.release(unit)``: the 20 minutes arrive at once; then
+        2 minutes reporting and 65 s for two more polls.  What ``release`` returned."""
+        await self.run(120)
+        self.fake.hold(unit)
+        await self.run(400)
+        if on_window is not None:
+            on_window()
+        await self.run(800)
+        if on_back is not None:
+            on_back()
+        uploaded = self.fake.release(unit)
+        await self.run(120)
+        await trio.sleep(65)
+        return uploaded
+
+    def assert_stored_once(self, hub: Any, connection_id: int) -> None:
+        """Every fix each unit sent is in the hub's history of the connection: all of
+        them, in order, once; the connection is OK."""
+        import pytest
+
+        from hub.models import ConnectionState
+
+        for unit, stored in self.stored(hub, connection_id).items():
+            assert stored == pytest.approx(self.sent[unit]), unit
+        conn = hub.store.get_connection(connection_id)
+        assert conn.state == ConnectionState.OK, conn.last_error
+
     def stored(self, hub: Any, connection_id: int) -> dict[str, list[float]]:
         """Each unit's fix times in the hub's history (of the connection), oldest first."""
         devices = {d.upstream_id: d for d in hub.store.list_devices(connection_id=connection_id)}
@@ -310,16 +361,216 @@ def source_context(
     options: dict[str, Any] | None = None,
     clock: Clock | None = None,
     state: MemoryStateStore | None = None,
+    connection_id: int | None = None,
+    label: str = "",
 ) -> SourceContext[Any, Any]:
-    """A ``SourceContext`` for a source under test (call inside ``trio.run``)."""
+    """A ``SourceContext`` for a source under test (call inside ``trio.run``).  Pass the
+    same ``state`` to a second source to share what the first saved (a hub restart);
+    ``connection_id`` ``None`` is a connection not saved yet (a Test Connection)."""
     return SourceContext(
         credentials=source_class.parse_credentials(credentials),
         options=source_class.parse_options(options),
         http=http,
         log=logging.getLogger(f"gpshub.test.{source_class.kind}"),
-        state=state or MemoryStateStore(),
+        state=state if state is not None else MemoryStateStore(),
         clock=clock or TrioClock(EPOCH),
+        connection_id=connection_id,
+        label=label,
     )
+
+
+@dataclass
+class Served:
+    """A fake upstream and the base URL it is served at (``await gpshub_serve(fake)``);
+    it unpacks as ``fake, url = served``."""
+
+    fake: Any
+    url: str
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.fake, self.url))
+
+
+class SourceMaker:
+    """A plugin's ``make_source`` fixture: ``make_source(**options)`` is a new instance of
+    ``source_class`` for the ``served`` fake, as a runner makes one (a second instance is
+    what a hub restart makes): the fake's credentials (or ``credentials()``'s) and
+    options, ``options`` over them, the test's HTTP client and clock.  A call may give
+    ``credentials``, ``state`` (share one for a restart), ``connection_id``, ``label``."""
+
+    def __init__(
+        self,
+        source_class: type[Source[Any, Any]],
+        served: Served,
+        http: httpx.AsyncClient,
+        clock: Clock,
+        *,
+        credentials: Callable[[], dict[str, Any]] | None = None,
+        connection_id: int | None = None,
+        label: str = "",
+    ) -> None:
+        self.source_class, self.served, self.http, self.clock = source_class, served, http, clock
+        self.credentials = credentials or (lambda: served.fake.credentials(served.url))
+        self.connection_id, self.label = connection_id, label
+
+    def __call__(
+        self,
+        *,
+        credentials: dict[str, Any] | None = None,
+        state: MemoryStateStore | None = None,
+        connection_id: int | EllipsisType | None = ...,
+        label: str | None = None,
+        **options: Any,
+    ) -> Any:
+        fake, url = self.served.fake, self.served.url
+        ctx = source_context(
+            self.source_class,
+            credentials if credentials is not None else self.credentials(),
+            self.http,
+            options={**fake.options(url), **options},
+            clock=self.clock,
+            state=state,
+            connection_id=self.connection_id if connection_id is ... else connection_id,
+            label=self.label if label is None else label,
+        )
+        return self.source_class(ctx)
+
+
+def device_refs(upstream_ids: Iterable[str], name: str = "device {}") -> list[DeviceRef]:
+    """Hub device references for upstream ids (hub ids 1, 2, ...), each named ``name``
+    with its upstream id in place of ``{}``."""
+    return [DeviceRef(n, uid, name.format(uid)) for n, uid in enumerate(upstream_ids, start=1)]
+
+
+def fix_times(result: PollResult, upstream_id: str) -> list[float]:
+    """The fix times (epoch seconds) a poll returned for one device, in its order."""
+    return [f.fix_time.timestamp() for f in result.fixes.get(upstream_id, [])]
+
+
+class Poller:
+    """Polls a source the way a runner does: the cursors carried from poll to poll (the
+    source's own, else the old one moved forward to the device's newest fix), every fix
+    validated and collected per device in ``fixes``.  (Uses ``hub.contract``, so pytest.)"""
+
+    def __init__(self, source: Source[Any, Any], devices: Sequence[DeviceRef]) -> None:
+        self.source = source
+        self.devices = list(devices)
+        self.cursors: dict[str, Cursor] = {}
+        self.fixes: dict[str, list[PositionFix]] = {}
+
+    async def poll(self) -> PollResult:
+        """One poll of every device with the cursors so far; its result."""
+        from hub.contract import advance
+
+        result = await self.source.poll(self.devices, dict(self.cursors))
+        for upstream_id, fixes in result.fixes.items():
+            for fix in fixes:
+                fix.validate()
+            self.fixes.setdefault(upstream_id, []).extend(fixes)
+        self.cursors = advance(self.cursors, result)
+        return result
+
+    def times(self, upstream_id: str) -> list[float]:
+        """The fix times (epoch seconds) of the device's fixes so far, as they came."""
+        return [f.fix_time.timestamp() for f in self.fixes.get(upstream_id, [])]
+
+
+class ReportsBeforePolls:
+    """A ``before`` for ``HubDriver.run``/``poll``: before each poll every unit reports
+    one fix, 2 s old and at least 1 s after the one before (a restarted hub polls at
+    once, so two polls may come in the same second), through ``report(n, unit, poll, t)``
+    (``n`` the unit's place in ``units``, ``t`` the fix time in whole epoch seconds).
+    ``sent`` keeps each unit's fix times."""
+
+    def __init__(
+        self, clock: Clock, units: Sequence[str], report: Callable[[int, str, int, int], None]
+    ) -> None:
+        self.clock, self.units, self.report = clock, list(units), report
+        self.sent: dict[str, list[int]] = {u: [] for u in self.units}
+
+    def __call__(self, poll: int) -> None:
+        last = max((times[-1] for times in self.sent.values() if times), default=0)
+        t = max(int(self.clock.now().timestamp()) - 2, last + 1)
+        for n, unit in enumerate(self.units):
+            self.report(n, unit, poll, t)
+            self.sent[unit].append(t)
+
+
+def moving_fix(n: int, step: int) -> dict[str, Any]:
+    """The fields of unit ``n``'s fix in round ``step`` of trackers on the move, for
+    ``fake.add_fix(unit, t, **moving_fix(n, step))``: at latitude 40 + n/100 + step/10,000
+    (units apart, each a little further north each round), longitude -74, 36 km/h, the
+    course turning 7° a round, 7 satellites, ignition on, every fifth fix (rounds 3, 8,
+    13, ...) invalid.  A test overrides what its platform reports otherwise."""
+    return {
+        "lat": 40.0 + n / 100 + step / 10_000,
+        "lon": -74.0,
+        "speed_kmh": 36.0,
+        "course": (step * 7) % 360,
+        "satellites": 7,
+        "ignition": True,
+        "valid": step % 5 != 3,
+    }
+
+
+class TrackerFeed:
+    """Units reporting together, the way trackers feed a platform: every ``every``
+    seconds (trio time) ``report(n, unit, step, now)`` is called for each unit (``n`` its
+    place in ``units``, ``step`` the round, from 0, ``now`` the wall clock's epoch seconds);
+    ``report`` gives the fake its fix.  ``run()`` continues where the last one stopped."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        units: Sequence[str],
+        report: Callable[[int, str, int, float], None],
+        *,
+        every: float = 10.0,
+    ) -> None:
+        self.clock, self.units, self.report, self.every = clock, list(units), report, every
+        self.step = 0
+
+    async def run(self, seconds: float) -> None:
+        """Report for ``seconds``: a round at once, then one every ``every`` seconds."""
+        for _ in range(round(seconds / self.every)):
+            now = self.clock.now().timestamp()
+            for n, unit in enumerate(self.units):
+                self.report(n, unit, self.step, now)
+            self.step += 1
+            await trio.sleep(self.every)
+
+
+class ConventionalFake:
+    """The fake-facing methods of ``hub.contract.SourceContract`` for a fake that follows
+    the kit's conventions (``fake.credentials(url)``, ``fake.options(url)``,
+    ``fake.add_unit(name)``, ``fake.add_fix(upstream_id, t, lat, lon)``): put it before
+    the contract, give ``make_fake``::
+
+        class TestAcmeContract(ConventionalFake, SourceContract):
+            source_class = AcmeSource
+
+            def make_fake(self, now, secret):
+                return FakeAcme(now=now, token=secret)
+    """
+
+    def credentials(self, fake: Any, url: str) -> dict[str, Any]:
+        """What ``fake.credentials(url)`` gives."""
+        result: dict[str, Any] = fake.credentials(url)
+        return result
+
+    def options(self, fake: Any, url: str) -> dict[str, Any]:
+        """What ``fake.options(url)`` gives."""
+        result: dict[str, Any] = fake.options(url)
+        return result
+
+    def add_device(self, fake: Any, n: int) -> str:
+        """``fake.add_unit("device N")``: its upstream id."""
+        upstream_id: str = fake.add_unit(f"device {n}")
+        return upstream_id
+
+    def add_fix(self, fake: Any, upstream_id: str, t: float, lat: float, lon: float) -> None:
+        """``fake.add_fix(upstream_id, t, lat, lon)``."""
+        fake.add_fix(upstream_id, t, lat, lon)
 
 
 class DeclarationContract:

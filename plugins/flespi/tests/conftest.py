@@ -27,8 +27,10 @@ def gpshub_sources() -> Sequence[type]:
 
 
 @pytest.fixture
-async def world(gpshub_wall: TrioClock, gpshub_serve: Any, gpshub_http: httpx.AsyncClient) -> World:
+async def world(
+    gpshub_wall: TrioClock, gpshub_served: Any, gpshub_http: httpx.AsyncClient
+) -> World:
     """A fake flespi served on loopback, the source's clock, the runner's HTTP client."""
     gpshub_wall.now()  # pin the epoch to the current trio time
-    fake = FakeFlespi(now=lambda: gpshub_wall.now().timestamp())
-    return World(fake, await gpshub_serve(fake), gpshub_wall, gpshub_http)
+    fake, url = await gpshub_served(FakeFlespi)
+    return World(fake, url, gpshub_wall, gpshub_http)

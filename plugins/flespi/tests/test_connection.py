@@ -7,12 +7,13 @@ import socket
 import httpx
 import pytest
 import trio
-from flespi_world import World, refs
+from flespi_world import World
 from trio.testing import MockClock
 
 from gpshub_flespi.client import FlespiClient
 from gpshub_flespi.testing import DEFAULT_TOKEN
 from hub.errors import BadConfig, CannotConnect, InvalidAuth, RateLimited, UpdateFailed
+from hub.testing import device_refs as refs
 
 
 async def test_connection_summary(world: World, gpshub_clock: MockClock) -> None:

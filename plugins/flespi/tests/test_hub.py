@@ -6,78 +6,63 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import trio
 from trio.testing import MockClock
 
 from gpshub_flespi import FlespiSource
 from gpshub_flespi.source import FUTURE_SLACK_S, SETTLE_S
 from gpshub_flespi.testing import FakeFlespi
 from hub.clock import TrioClock
-from hub.hub_driver import HubDriver, HubFactory
-from hub.models import ConnectionState
-from hub.testing import Fleet
+from hub.hub_driver import HubDriver, HubFactory, RefusedCredentialsCheck
+from hub.testing import Fleet, ReportsBeforePolls, TrackerFeed
 
 UNITS = 7
 
 
-class Trackers:
+class Trackers(TrackerFeed):
     """Each unit reports every 10 s; every fourth report is invalid; now and then a
-    report reaches flespi late, with the time it was recorded."""
+    report reaches flespi late, with the time it was recorded.  ``sent`` keeps each
+    unit's reports by fix time."""
 
     def __init__(self, fake: FakeFlespi, wall: TrioClock, units: list[str]) -> None:
-        self.fake, self.wall, self.units = fake, wall, units
+        super().__init__(wall, units, self.send)
+        self.fake = fake
         self.sent: dict[str, dict[float, dict[str, Any]]] = {u: {} for u in units}
-        self.step = 0
 
-    async def run(self, seconds: float) -> None:
-        for _ in range(round(seconds / 10)):
-            now = self.wall.now().timestamp()
-            for i, unit in enumerate(self.units):
-                t = now - 1.25 - i / 1000
-                if self.step % 6 == 5 and i == 0:
-                    t = now - 95.5  # a black-box upload: behind the cursor
-                report = {
-                    "lat": 14.6 + i / 100 + self.step / 10_000,
-                    "lon": -90.5,
-                    "speed_kmh": 30.0 + i,
-                    "course": (self.step * 11) % 360,
-                    "valid": self.step % 4 != 3,
-                    "ignition": self.step % 2 == 0,
-                    "params": {"vehicle.mileage": 1000.0 + self.step, "fuel.level": 50 - i},
-                }
-                self.fake.add_fix(
-                    unit,
-                    t,
-                    report["lat"],
-                    report["lon"],
-                    speed_kmh=report["speed_kmh"],
-                    course=report["course"],
-                    valid=report["valid"],
-                    ignition=report["ignition"],
-                    params=report["params"],
-                )
-                self.sent[unit][t] = report
-            self.step += 1
-            await trio.sleep(10)
-
-
-async def run_hub(hub: Any, trackers: Trackers, drive_s: float, settle_s: float) -> None:
-    async with trio.open_nursery() as nursery:
-        await nursery.start(hub.run)
-        await trackers.run(drive_s)
-        await trio.sleep(settle_s)  # at least two polls after the last report
-        hub.shutdown()
+    def send(self, i: int, unit: str, step: int, now: float) -> None:
+        t = now - 1.25 - i / 1000
+        if step % 6 == 5 and i == 0:
+            t = now - 95.5  # a black-box upload: behind the cursor
+        report = {
+            "lat": 14.6 + i / 100 + step / 10_000,
+            "lon": -90.5,
+            "speed_kmh": 30.0 + i,
+            "course": (step * 11) % 360,
+            "valid": step % 4 != 3,
+            "ignition": step % 2 == 0,
+            "params": {"vehicle.mileage": 1000.0 + step, "fuel.level": 50 - i},
+        }
+        self.fake.add_fix(
+            unit,
+            t,
+            report["lat"],
+            report["lon"],
+            speed_kmh=report["speed_kmh"],
+            course=report["course"],
+            valid=report["valid"],
+            ignition=report["ignition"],
+            params=report["params"],
+        )
+        self.sent[unit][t] = report
 
 
 async def test_import_poll_restart_poll_stores_every_fix_once(
     gpshub_clock: MockClock,
     gpshub_wall: TrioClock,
-    gpshub_serve: Any,
+    gpshub_served: Any,
     gpshub_hub_factory: HubFactory,
 ) -> None:
     wall = gpshub_wall
-    fake = FakeFlespi(now=lambda: wall.now().timestamp())
-    url = await gpshub_serve(fake)
+    fake, url = await gpshub_served(FakeFlespi)
     units = [
         fake.add_unit(f"Truck {i}", imei=f"35630704244{i:04d}", plate=f"P-{i}")
         for i in range(UNITS)
@@ -89,28 +74,23 @@ async def test_import_poll_restart_poll_stores_every_fix_once(
         fake.add_fix(unit, start - 7200, 1.0, 1.0)  # older than the backfill: not fetched
         fake.add_fix(unit, start - 1800, 2.0, 2.0)
 
-    hub = gpshub_hub_factory()
+    options = {**fake.options(url), "batch_size": 3, "sync_every_s": 60}
+    driver = HubDriver(gpshub_hub_factory, "flespi", fake.credentials(url), options)
+    hub = driver.hub
     assert await hub.test_connection("flespi", fake.credentials(url), fake.options(url)) == (
         "flespi account 123456 (token 'gpshub'): 8 devices"
     )
-    client = hub.store.create_client("acme")
-    conn = hub.store.create_connection(
-        client.id,
-        "flespi",
-        "fleet",
-        fake.credentials(url),
-        {**fake.options(url), "batch_size": 3, "sync_every_s": 60},
-    )
+    conn = driver.create()
     created, existing = hub.store.import_devices(conn.id, await hub.browse(conn))
     assert (len(created), len(existing)) == (UNITS + 1, 0)
     created, existing = hub.store.import_devices(conn.id, await hub.browse(conn))
     assert (len(created), len(existing)) == (0, UNITS + 1)
-    devices = {d.upstream_id: d for d in hub.store.list_devices(connection_id=conn.id)}
+    devices = driver.devices()
     assert (devices[units[2]].imei, devices[units[2]].license_plate) == ("356307042440002", "P-2")
 
     trackers = Trackers(fake, wall, units)
     before = fake.requests.copy()
-    await run_hub(hub, trackers, drive_s=120, settle_s=65)
+    await driver.run_for(120, trackers.run, settle_s=65)  # two polls after the last report
     first_run = fake.requests - before
     polls = first_run["/gw/devices/telemetry"]  # the short-TTL device, every poll
     assert polls >= 5
@@ -124,18 +104,17 @@ async def test_import_poll_restart_poll_stores_every_fix_once(
     gpshub_hub_factory.close_hub(hub)
     await trackers.run(60)
 
-    hub2 = gpshub_hub_factory()  # a restart: same database and secret key
-    assert hub2.store.get_connection(conn.id).state == ConnectionState.OK
-    await run_hub(hub2, trackers, drive_s=60, settle_s=65)
-    state = hub2.store.get_connection(conn.id)
-    assert state.state == ConnectionState.OK, state.last_error
+    driver.restart()  # same database and secret key
+    driver.assert_ok()
+    await driver.run_for(60, trackers.run, settle_s=65)
+    driver.assert_ok()
 
-    devices = {d.upstream_id: d for d in hub2.store.list_devices(connection_id=conn.id)}
+    devices, history = driver.devices(), driver.history()
     assert devices[units[0]].name == "Truck 0 (renamed)"
     assert devices[units[1]].license_plate == "NEW-1"
     late = 0
     for unit in units:
-        rows, _ = hub2.store.positions.history([devices[unit].id], limit=10_000)
+        rows = history[unit]
         times = [r["fix_time"].timestamp() for r in rows]
         assert len(times) == len(set(times)), f"{unit}: a fix stored twice"
         sent = trackers.sent[unit]
@@ -158,75 +137,44 @@ async def test_import_poll_restart_poll_stores_every_fix_once(
             assert "device.id" not in row["sensors"]
     assert late >= 3  # the black-box uploads were all picked up
 
-    rows, _ = hub2.store.positions.history([devices[quiet].id])
+    rows = history[quiet]
     assert [(r["lat"], r["lon"], r["speed_kmh"]) for r in rows] == [(10.0, 10.0, 5.0)]
 
 
-async def test_a_wrong_token_is_tried_once_then_waits_for_new_credentials(
-    gpshub_clock: MockClock,
-    gpshub_wall: TrioClock,
-    gpshub_serve: Any,
-    gpshub_hub_factory: HubFactory,
-) -> None:
-    wall = gpshub_wall
-    fake = FakeFlespi(now=lambda: wall.now().timestamp())
-    url = await gpshub_serve(fake)
-    unit = fake.add_unit("Truck")
-    hub = gpshub_hub_factory()
-    client = hub.store.create_client("acme")
-    conn = hub.store.create_connection(
-        client.id, "flespi", "fleet", {"token": "W" * 64}, fake.options(url)
-    )
-    hub.store.create_device(client.id, name="Truck", connection_id=conn.id, upstream_id=unit)
-    async with trio.open_nursery() as inner:
-        await inner.start(hub.run)
-        await trio.sleep(600)
-        hub.shutdown()
-    assert fake.request_count == 1
-    state = hub.store.get_connection(conn.id)
-    assert state.state == ConnectionState.NEEDS_REAUTH
-    assert "W" * 64 not in (state.last_error or "")
+class TestRefusedCredentials(RefusedCredentialsCheck):
+    fake_class, source_class = FakeFlespi, FlespiSource
+    refused = {"token": "W" * 64}
 
 
 async def test_a_device_silent_for_20_minutes_uploads_its_black_box_and_nothing_is_lost(
     gpshub_clock: MockClock,
     gpshub_wall: TrioClock,
-    gpshub_serve: Any,
+    gpshub_served: Any,
     gpshub_hub_factory: HubFactory,
 ) -> None:
     """A truck out of coverage for 20 minutes buffers its messages and uploads them all at
     once when it is back: every fix is stored, once.  While it is silent it shares a call
     with other silent devices, and that call transfers only what flespi received lately."""
     wall = gpshub_wall
-    fake = FakeFlespi(now=lambda: wall.now().timestamp())
-    url = await gpshub_serve(fake)
+    fake, url = await gpshub_served(FakeFlespi)
     units = [fake.add_unit(f"Truck {i}") for i in range(3)]
     quiet = units[0]
-    hub = gpshub_hub_factory()
-    client = hub.store.create_client("acme")
-    conn = hub.store.create_connection(
-        client.id, "flespi", "fleet", fake.credentials(url), fake.options(url)
-    )
-    hub.store.import_devices(conn.id, await hub.browse(conn))
+    driver = HubDriver(gpshub_hub_factory, "flespi", fake.credentials(url), fake.options(url))
+    hub, conn = driver.hub, await driver.connect()
     fleet = Fleet(fake, wall, units)
 
-    async with trio.open_nursery() as inner:
-        await inner.start(hub.run)
-        await fleet.run(120)
-        fake.hold(quiet)  # out of coverage: its messages go to its black box
-        await fleet.run(400)
-        fake.queries.clear()  # its last stored fix is now older than the window
-        await fleet.run(800)
-        silent_queries = [q for q in fake.queries if q[2] is not None]
-        uploaded = fake.release(quiet)  # back: 20 minutes of messages arrive at once
-        await fleet.run(120)
-        await trio.sleep(65)
-        hub.shutdown()
+    silent_queries: list[Any] = []
+    async with driver.running():
+        # out of coverage: its messages go to its black box; once its last stored fix is
+        # older than the window, what the queries ask; then 20 minutes arrive at once
+        uploaded = await fleet.black_box(
+            quiet,
+            on_window=fake.queries.clear,
+            on_back=lambda: silent_queries.extend(q for q in fake.queries if q[2] is not None),
+        )
 
     assert len(uploaded) >= 20 * 60 / 30
-    assert hub.store.get_connection(conn.id).state == ConnectionState.OK
-    for unit, stored in fleet.stored(hub, conn.id).items():
-        assert stored == pytest.approx(fleet.sent[unit]), unit  # all, in order, once
+    fleet.assert_stored_once(hub, conn.id)  # all, in order, once
     polls = {q[2]["to"] for q in silent_queries}
     assert len(silent_queries) == 2 * len(polls)  # the reporting pair, and the silent one
     for _, selector, data in silent_queries:
@@ -239,28 +187,26 @@ async def test_a_device_silent_for_20_minutes_uploads_its_black_box_and_nothing_
 async def test_the_kit_driver_stores_every_fix_once_across_a_restart(
     gpshub_clock: MockClock,
     gpshub_wall: TrioClock,
-    gpshub_serve: Any,
+    gpshub_served: Any,
     gpshub_hub_factory: HubFactory,
 ) -> None:
     """``HubDriver``: create, test, import, 3 polls, restart, 2 polls; every report stored
     once, names and IMEIs imported."""
-    fake = FakeFlespi(now=lambda: gpshub_wall.now().timestamp())
-    url = await gpshub_serve(fake)
+    fake, url = await gpshub_served(FakeFlespi)
     units = [fake.add_unit(f"Truck {i}", imei=f"35630704244{i:04d}") for i in range(3)]
-    sent: dict[str, list[float]] = {unit: [] for unit in units}
-
-    def report(poll: int) -> None:
-        """Before each poll, every unit reports a fix (2 s old)."""
-        t = max(round(gpshub_wall.now().timestamp()) - 2, max(sent[units[0]], default=0) + 1)
-        for i, unit in enumerate(units):
-            fake.add_fix(unit, t, 14.6 + i / 100 + poll / 10_000, -90.5, speed_kmh=36.0)
-            sent[unit].append(t)
-
+    report = ReportsBeforePolls(
+        gpshub_wall,
+        units,
+        lambda i, unit, poll, t: fake.add_fix(
+            unit, t, 14.6 + i / 100 + poll / 10_000, -90.5, speed_kmh=36.0
+        ),
+    )
+    sent = report.sent
     driver = HubDriver(gpshub_hub_factory, FlespiSource, fake.credentials(url), fake.options(url))
     stored = await driver.run(polls=3, polls_after_restart=2, before=report)
 
     assert driver.polls == 5
-    assert driver.connection().state == ConnectionState.OK
+    driver.assert_ok()
     assert {u: [r["fix_time"].timestamp() for r in rows] for u, rows in stored.items()} == sent
     assert all(len(times) == 5 for times in sent.values())
     assert {d.imei for d in driver.devices().values()} == {f"35630704244{i:04d}" for i in range(3)}

@@ -4,37 +4,19 @@ from __future__ import annotations
 
 import math
 import re
-from importlib.metadata import entry_points
-from pathlib import Path
 
 import gpshub_flespi
 from gpshub_flespi import FlespiSource
 from gpshub_flespi.source import FlespiOptions
-from hub.plugins import ENTRY_POINT_GROUP, load_plugins
-from hub.registry import Registry
 from hub.source import describe_fields, url_fields
-
-README = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
-
-
-def test_entry_point_names_the_package() -> None:
-    (ep,) = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == "flespi"]
-    assert ep.value == "gpshub_flespi"
-    assert ep.load() is gpshub_flespi
+from hub.testing import PluginPackageChecks
 
 
-def test_hook_registers_the_source() -> None:
-    pm, infos = load_plugins(extra=[("flespi", gpshub_flespi)], use_entry_points=False)
-    registry = Registry.collect(pm, infos)
-    assert registry.source("flespi") is FlespiSource
-    registered: list[type] = []
-    gpshub_flespi.register_sources(registered.append)
-    assert registered == [FlespiSource]
+class TestPackage(PluginPackageChecks, package=gpshub_flespi, sources=[FlespiSource]):
+    readme_in_field_order = False  # timeout_s, inherited, comes first in the model
 
 
-def test_public_names() -> None:
-    for name in gpshub_flespi.__all__:
-        assert hasattr(gpshub_flespi, name), name
+README = TestPackage.readme_text()
 
 
 def test_declares_what_the_hub_needs() -> None:
@@ -64,20 +46,6 @@ def test_option_defaults() -> None:
     assert FlespiSource.parse_options({"base_url": "http://proxy.example:8080/"}).base_url == (
         "http://proxy.example:8080"
     )
-
-
-def test_readme_documents_every_field_and_option() -> None:
-    for f in describe_fields(FlespiSource.Credentials) + describe_fields(FlespiOptions):
-        assert f"`{f.name}`" in README, f.name
-        if f.default is not None:
-            default = f.default
-            text = (
-                str(int(default))
-                if isinstance(default, float) and default.is_integer()
-                else str(default)
-            )
-            row = next(line for line in README.splitlines() if line.startswith(f"| `{f.name}`"))
-            assert text in row, (f.name, row)
 
 
 def test_readme_requests_per_cycle_formula() -> None:

@@ -8,11 +8,13 @@ import re
 
 import pytest
 import trio
-from flespi_world import T0, Poller, World, at, refs
+from flespi_world import T0, World, at
 from trio.testing import MockClock
 
 from gpshub_flespi.source import FUTURE_SLACK_S, TELEMETRY_TS
 from hub.source import Cursor, DeviceRef
+from hub.testing import Poller
+from hub.testing import device_refs as refs
 
 
 async def test_first_poll_backfills_an_hour_then_only_new_fixes(
@@ -169,7 +171,7 @@ async def test_devices_share_one_request_per_batch(world: World, gpshub_clock: M
         assert fake.requests["/gw/devices/messages"] == math.ceil(25 / 10)
         await trio.sleep(30)
     assert fake.requests["/gw/devices"] == 0  # synced on the first poll only
-    assert all(len(poller.seen[u]) == 3 for u in units)
+    assert all(len(poller.fixes[u]) == 3 for u in units)
     selectors = [q[1] for q in fake.queries]
     assert sorted(len(s.split(",")) for s in selectors[-3:]) == [5, 10, 10]
 
@@ -298,7 +300,7 @@ async def test_already_received_messages_are_not_transferred_again(
     floor, beyond = match.groups()
     assert float(floor) == pytest.approx(world.now() - 30, abs=1)  # the newest receive time
     assert float(beyond) == pytest.approx(world.now() - 30 + FUTURE_SLACK_S, abs=1)  # last 'to'
-    assert sum(len(v) for v in poller.seen.values()) == 7
+    assert sum(len(v) for v in poller.fixes.values()) == 7
 
 
 async def test_a_device_unknown_upstream_is_skipped_and_the_rest_kept(
@@ -321,7 +323,7 @@ async def test_a_device_unknown_upstream_is_skipped_and_the_rest_kept(
             result = await poller.poll()
             assert units[1] not in result.cursors
             await trio.sleep(30)
-        assert sorted(poller.seen) == [units[0], units[2]]
+        assert sorted(poller.fixes) == [units[0], units[2]]
         warnings = [r for r in caplog.records if units[1] in r.getMessage()]
         assert len(warnings) == 1, mode
 

@@ -1,11 +1,10 @@
-"""Fixtures on gpshub's pytest plugin (``gpshub_clock``, ``gpshub_wall``, ``gpshub_serve``,
+"""Fixtures on gpshub's pytest plugin (``gpshub_clock``, ``gpshub_wall``, ``gpshub_served``,
 ``gpshub_http``, ``gpshub_hub_factory``): a ``FakeGpsServer`` served on loopback, sources
 pointed at it, and ``mode`` to run a test with both APIs (the key, the login).
 """
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,12 +15,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from gpsserver_support import MakeSource, Served
+from gpsserver_support import Served
 
 from gpshub_gpsserver import GpsServerSource
 from gpshub_gpsserver.testing import FakeGpsServer
 from hub.clock import TrioClock
-from hub.source import MemoryStateStore, SourceContext
+from hub.testing import SourceMaker
 
 
 @pytest.fixture
@@ -37,34 +36,21 @@ def mode(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-async def served(gpshub_serve: Any, gpshub_wall: TrioClock) -> Served:
-    fake = FakeGpsServer(now=lambda: gpshub_wall.now().timestamp())
-    return Served(fake, await gpshub_serve(fake))
+async def served(gpshub_served: Any) -> Served:
+    kit = await gpshub_served(FakeGpsServer)
+    return Served(kit.fake, kit.url)
 
 
 @pytest.fixture
 def make_source(
     served: Served, gpshub_http: httpx.AsyncClient, gpshub_wall: TrioClock, mode: str
-) -> MakeSource:
+) -> SourceMaker:
     """A new source instance for the fake, in the test's ``mode``."""
-
-    def make(
-        *,
-        credentials: dict[str, Any] | None = None,
-        state: MemoryStateStore | None = None,
-        label: str = "",
-        **options: Any,
-    ) -> GpsServerSource:
-        ctx: SourceContext[Any, Any] = SourceContext(
-            credentials=GpsServerSource.parse_credentials(credentials or served.creds(mode)),
-            options=GpsServerSource.parse_options({**served.fake.options(served.url), **options}),
-            http=gpshub_http,
-            log=logging.getLogger("gpshub.test.gpsserver"),
-            state=state if state is not None else MemoryStateStore(),
-            clock=gpshub_wall,
-            connection_id=1,
-            label=label,
-        )
-        return GpsServerSource(ctx)
-
-    return make
+    return SourceMaker(
+        GpsServerSource,
+        served,
+        gpshub_http,
+        gpshub_wall,
+        credentials=lambda: served.creds(mode),
+        connection_id=1,
+    )

@@ -10,23 +10,15 @@ from gpshub_gpsserver import GpsServerSource
 from gpshub_gpsserver.testing import FakeGpsServer
 from hub.contract import SourceContract
 from hub.fake_upstream import FakeUpstream
+from hub.testing import ConventionalFake
 
 
-class TestGpsServerLoginContract(SourceContract):
+class TestGpsServerLoginContract(ConventionalFake, SourceContract):
     source_class = GpsServerSource
     bad_credentials = {"email": "fleet@example.com", "password": "secret", "server_url": "x"}
 
     def make_fake(self, now: Callable[[], float], secret: str) -> FakeUpstream:
         return FakeGpsServer(now=now, password=secret, api_key=secret)
-
-    def credentials(self, fake: Any, url: str) -> dict[str, Any]:
-        return fake.credentials(url)
-
-    def add_device(self, fake: Any, n: int) -> str:
-        return fake.add_unit(f"Truck {n}")
-
-    def add_fix(self, fake: Any, upstream_id: str, t: float, lat: float, lon: float) -> None:
-        fake.add_fix(upstream_id, t, lat, lon)
 
 
 class TestGpsServerKeyContract(TestGpsServerLoginContract):

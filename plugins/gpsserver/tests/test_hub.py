@@ -11,57 +11,33 @@ from trio.testing import MockClock
 from gpshub_gpsserver import GpsServerSource
 from gpshub_gpsserver.testing import FakeGpsServer
 from hub.clock import TrioClock
-from hub.hub_driver import HubDriver, HubFactory
+from hub.hub_driver import HubDriver, HubFactory, RefusedCredentialsCheck
 from hub.models import ConnectionState
+from hub.testing import TrackerFeed, moving_fix, running
 
 UNITS = 8
 
 
-class Driver:
-    """Gives every unit a fix every 10 s, as trackers feed a server."""
+def trackers(fake: FakeGpsServer, wall: TrioClock, units: list[str]) -> TrackerFeed:
+    """Every unit a fix every 10 s, as trackers feed a server."""
 
-    def __init__(self, fake: FakeGpsServer, wall: TrioClock, units: list[str]) -> None:
-        self.fake, self.wall, self.units = fake, wall, units
-        self.step = 0
+    def report(i: int, unit: str, step: int, now: float) -> None:
+        fields = {**moving_fix(i, step), "speed_kmh": 36.5, "valid": True}
+        fake.add_fix(unit, now - 2, **fields, params={"io66": 12600 + step, "fuel": "55.5"})
 
-    async def run(self, seconds: float) -> None:
-        for _ in range(round(seconds / 10)):
-            now = self.wall.now().timestamp()
-            for i, unit in enumerate(self.units):
-                self.fake.add_fix(
-                    unit,
-                    now - 2,
-                    40.0 + i / 100 + self.step / 10_000,
-                    -74.0,
-                    speed_kmh=36.5,
-                    course=(self.step * 7) % 360,
-                    satellites=7,
-                    ignition=True,
-                    params={"io66": 12600 + self.step, "fuel": "55.5"},
-                )
-            self.step += 1
-            await trio.sleep(10)
-
-
-async def run_hub(hub: Any, driver: Driver, drive_s: float, settle_s: float) -> None:
-    async with trio.open_nursery() as nursery:
-        await nursery.start(hub.run)
-        await driver.run(drive_s)
-        await trio.sleep(settle_s)  # at least two more polls
-        hub.shutdown()
+    return TrackerFeed(wall, units, report)
 
 
 @pytest.mark.parametrize("mode", ["key", "token"])
 async def test_import_poll_restart_poll_keeps_every_fix_exactly_once(
-    gpshub_serve: Any,
+    gpshub_served: Any,
     gpshub_wall: TrioClock,
     gpshub_clock: MockClock,
     gpshub_hub_factory: HubFactory,
     mode: str,
 ) -> None:
     wall = gpshub_wall
-    fake = FakeGpsServer(now=lambda: wall.now().timestamp())
-    url = await gpshub_serve(fake)
+    fake, url = await gpshub_served(FakeGpsServer)
     credentials = fake.credentials_key(url) if mode == "key" else fake.credentials(url)
     units = [
         fake.add_unit(f"Truck {i}", imei=f"35630704{i:07d}", plate=f"P-{i}", model="Actros")
@@ -77,11 +53,11 @@ async def test_import_poll_restart_poll_keeps_every_fix_exactly_once(
 
     created, existing = hub.store.import_devices(conn.id, await hub.browse(conn))
     assert (len(created), len(existing)) == (UNITS, 0)
-    by_unit = {d.upstream_id: d for d in hub.store.list_devices(connection_id=conn.id)}
+    by_unit = driver.devices()
     assert by_unit[units[3]].imei == units[3] and by_unit[units[3]].license_plate == "P-3"
 
-    trackers = Driver(fake, wall, units)
-    await run_hub(hub, trackers, drive_s=90, settle_s=65)
+    feed = trackers(fake, wall, units)
+    await driver.run_for(90, feed.run, settle_s=65)  # at least two more polls
     polls = fake.requests["OBJECT_GET_LOCATIONS"] + fake.requests["USER_GET_OBJECTS"]
     if mode == "token":
         polls = fake.requests["locations.php"]
@@ -93,11 +69,10 @@ async def test_import_poll_restart_poll_keeps_every_fix_exactly_once(
     fake.add_fix(units[1], late_t, 5.0, 5.0, speed_kmh=18.5)
 
     logins = fake.logins
-    hub2 = driver.restart()  # same database, same secret key
-    await run_hub(hub2, trackers, drive_s=60, settle_s=65)
+    driver.restart()  # same database, same secret key
+    await driver.run_for(60, feed.run, settle_s=65)
 
-    conn_after = driver.connection()
-    assert conn_after.state == ConnectionState.OK, conn_after.last_error
+    driver.assert_ok()
     devices = driver.devices()
     assert devices[units[0]].name == "Truck 0 (renamed)"
     history = driver.history()
@@ -120,32 +95,13 @@ async def test_import_poll_restart_poll_keeps_every_fix_exactly_once(
         assert fake.logins == logins  # the token was saved and reused across the restart
 
 
-async def test_a_wrong_password_stops_the_connection_without_retrying(
-    gpshub_serve: Any,
-    gpshub_wall: TrioClock,
-    gpshub_clock: MockClock,
-    gpshub_hub_factory: HubFactory,
-) -> None:
-    fake = FakeGpsServer(now=lambda: gpshub_wall.now().timestamp())
-    url = await gpshub_serve(fake)
-    unit = fake.add_unit("Truck")
-    credentials = {**fake.credentials(url), "password": "wrong-pw"}
-    driver = HubDriver(gpshub_hub_factory, GpsServerSource, credentials, {})
-    hub, conn = driver.hub, driver.create()
-    driver.add_device(unit, "Truck")
-    async with trio.open_nursery() as inner:
-        await inner.start(hub.run)
-        await trio.sleep(600)
-        hub.shutdown()
-    state = hub.store.get_connection(conn.id)
-    assert state.state == ConnectionState.NEEDS_REAUTH
-    assert "wrong-pw" not in (state.last_error or "")
-    assert fake.request_count == 1  # one refused login, then it waits for new credentials
+class TestRefusedCredentials(RefusedCredentialsCheck):
+    fake_class, source_class = FakeGpsServer, GpsServerSource
+    refused = {"password": "wrong-pw"}  # one refused login, then it waits
 
 
 async def served_fleet(
-    serve: Any,
-    wall: TrioClock,
+    served: Any,
     hubs: HubFactory,
     mode: str,
     units: int,
@@ -154,13 +110,11 @@ async def served_fleet(
 ) -> tuple[FakeGpsServer, Any, int, list[str]]:
     """A served fake with ``units`` units, and a hub with a connection to it in ``mode``
     and the units imported: ``(fake, hub, connection id, IMEIs)``."""
-    fake = FakeGpsServer(now=lambda: wall.now().timestamp(), **fake_options)
-    url = await serve(fake)
+    fake, url = await served(FakeGpsServer, **fake_options)
     credentials = fake.credentials_key(url) if mode == "key" else fake.credentials(url)
     imeis = [fake.add_unit(f"Truck {i}", imei=f"35630704{i:07d}") for i in range(units)]
     driver = HubDriver(hubs, GpsServerSource, credentials, options)
-    conn = driver.create()
-    await driver.import_devices()
+    conn = await driver.connect()
     return fake, driver.hub, conn.id, imeis
 
 
@@ -176,20 +130,17 @@ def assert_stored_as_upstream(fake: FakeGpsServer, hub: Any, conn_id: int) -> No
 
 @pytest.mark.parametrize("mode", ["key", "token"])
 async def test_a_black_box_upload_after_twenty_silent_minutes_is_stored_complete(
-    gpshub_serve: Any,
+    gpshub_served: Any,
     gpshub_wall: TrioClock,
     gpshub_clock: MockClock,
     gpshub_hub_factory: HubFactory,
     mode: str,
 ) -> None:
     wall = gpshub_wall
-    fake, hub, conn_id, units = await served_fleet(
-        gpshub_serve, wall, gpshub_hub_factory, mode, 3, {}
-    )
+    fake, hub, conn_id, units = await served_fleet(gpshub_served, gpshub_hub_factory, mode, 3, {})
     silent = units[0]
-    driver = Driver(fake, wall, units)
-    async with trio.open_nursery() as inner:
-        await inner.start(hub.run)
+    driver = trackers(fake, wall, units)
+    async with running(hub):
         await driver.run(120)
         fake.hold(silent)  # out of coverage: its fixes stay in its black box
         for _ in range(4):
@@ -198,7 +149,6 @@ async def test_a_black_box_upload_after_twenty_silent_minutes_is_stored_complete
         assert fake.release(silent) == 120  # back: twenty minutes of fixes at once
         await driver.run(120)
         await trio.sleep(65)  # two more polls
-        hub.shutdown()
     assert len(fake.objects[silent].times) == 12 + 120 + 12
     assert_stored_as_upstream(fake, hub, conn_id)
 
@@ -211,7 +161,7 @@ def locations_calls(fake: FakeGpsServer) -> int:
 
 @pytest.mark.parametrize("mode", ["key", "token"])
 async def test_a_large_account_within_the_request_budget_is_stored_complete_and_in_order(
-    gpshub_serve: Any,
+    gpshub_served: Any,
     gpshub_wall: TrioClock,
     gpshub_clock: MockClock,
     gpshub_hub_factory: HubFactory,
@@ -220,8 +170,7 @@ async def test_a_large_account_within_the_request_budget_is_stored_complete_and_
     budget = 12
     wall = gpshub_wall
     fake, hub, conn_id, units = await served_fleet(
-        gpshub_serve,
-        wall,
+        gpshub_served,
         gpshub_hub_factory,
         mode,
         60,
@@ -229,12 +178,10 @@ async def test_a_large_account_within_the_request_budget_is_stored_complete_and_
         token_ttl_s=600,
     )
     browse_requests = fake.request_count
-    driver = Driver(fake, wall, units)
-    async with trio.open_nursery() as inner:
-        await inner.start(hub.run)
+    driver = trackers(fake, wall, units)
+    async with running(hub):
         await driver.run(15 * 60)  # every unit moves for a quarter of an hour
         await trio.sleep(5 * 60)  # parked: the backlog is worked off
-        hub.shutdown()
     polls = locations_calls(fake) - 1  # the browse made one
     assert fake.request_count - browse_requests <= budget * polls
     assert fake.request_count - browse_requests > 1.5 * polls  # histories did go out

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 import trio
-from gpsserver_support import T0, MakeSource, Served, fix_times, history_calls, refs
+from gpsserver_support import T0, MakeSource, Served, history_calls
 from trio.testing import MockClock
 
 from gpshub_gpsserver import GpsServerSource
@@ -21,7 +21,8 @@ from hub.clock import TrioClock
 from hub.errors import BadConfig, CannotConnect, InvalidAuth, RateLimited, UpdateFailed
 from hub.logging_setup import install_redaction
 from hub.source import Cursor, MemoryStateStore
-from hub.testing import source_context
+from hub.testing import device_refs as refs
+from hub.testing import fix_times, source_context
 
 
 async def test_connection_says_which_api_it_used(

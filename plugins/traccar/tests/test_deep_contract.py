@@ -8,9 +8,10 @@ from typing import Any, ClassVar
 from gpshub_traccar import TraccarSource
 from gpshub_traccar.testing import FakeTraccar
 from hub.contract import SourceContract
+from hub.testing import ConventionalFake
 
 
-class TestTraccarContract(SourceContract):
+class TestTraccarContract(ConventionalFake, SourceContract):
     source_class = TraccarSource
     bad_credentials: ClassVar[dict[str, Any]] = {
         "server_url": "demo.traccar.org",
@@ -20,15 +21,6 @@ class TestTraccarContract(SourceContract):
 
     def make_fake(self, now: Callable[[], float], secret: str) -> Any:
         return FakeTraccar(now=now, password=secret)
-
-    def credentials(self, fake: Any, url: str) -> dict[str, Any]:
-        return fake.credentials(url)
-
-    def options(self, fake: Any, url: str) -> dict[str, Any]:
-        return fake.options(url)
-
-    def add_device(self, fake: Any, n: int) -> str:
-        return fake.add_unit(f"Van {n}")
 
     def add_fix(self, fake: Any, upstream_id: str, t: float, lat: float, lon: float) -> None:
         fake.add_fix(upstream_id, t, lat, lon, speed_kmh=30.0)

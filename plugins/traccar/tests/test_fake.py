@@ -12,8 +12,8 @@ import trio
 from trio.testing import MockClock
 from trio_websocket import ConnectionRejected, open_websocket_url
 
-from gpshub_traccar.testing import FakeTraccar, Served, iso_ms
-from hub.testing import EPOCH
+from gpshub_traccar.testing import FakeTraccar, iso_ms
+from hub.testing import EPOCH, Served
 
 T0 = EPOCH.timestamp()
 ADMIN = ("admin@example.com", "admin")

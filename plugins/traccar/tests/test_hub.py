@@ -12,9 +12,8 @@ from trio.testing import MockClock
 from gpshub_traccar import TraccarSource
 from gpshub_traccar.testing import FakeTraccar
 from hub.clock import TrioClock
-from hub.hub_driver import HubDriver, HubFactory
-from hub.models import ConnectionState
-from hub.testing import Fleet
+from hub.hub_driver import HubDriver, HubFactory, RefusedCredentialsCheck
+from hub.testing import Fleet, TrackerFeed, moving_fix
 
 UNITS = 12
 
@@ -25,49 +24,23 @@ def gpshub_sources() -> list[type]:
     return [TraccarSource]
 
 
-class Driver:
-    """Gives every unit a fix every 10 s (some invalid), as trackers feed a server."""
+def trackers(fake: FakeTraccar, wall: TrioClock, units: list[str]) -> TrackerFeed:
+    """Every unit a fix every 10 s (some invalid), as trackers feed a server."""
 
-    def __init__(self, fake: FakeTraccar, gpshub_wall: TrioClock, units: list[str]) -> None:
-        self.fake, self.gpshub_wall, self.units = fake, gpshub_wall, units
-        self.step = 0
+    def report(i: int, unit: str, step: int, now: float) -> None:
+        params = {"distance": 100.0, "odometer": 1_000_000 + step * 100}
+        fake.add_fix(unit, now - 2, **moving_fix(i, step), params=params)
 
-    async def run(self, seconds: float) -> None:
-        for _ in range(round(seconds / 10)):
-            now = self.gpshub_wall.now().timestamp()
-            for i, unit in enumerate(self.units):
-                self.fake.add_fix(
-                    unit,
-                    now - 2,
-                    40.0 + i / 100 + self.step / 10_000,
-                    -74.0,
-                    speed_kmh=36.0,
-                    course=(self.step * 7) % 360,
-                    satellites=7,
-                    valid=self.step % 5 != 3,
-                    ignition=True,
-                    params={"distance": 100.0, "odometer": 1_000_000 + self.step * 100},
-                )
-            self.step += 1
-            await trio.sleep(10)
-
-
-async def run_hub(hub: Any, driver: Driver, drive_s: float, settle_s: float) -> None:
-    async with trio.open_nursery() as nursery:
-        await nursery.start(hub.run)
-        await driver.run(drive_s)
-        await trio.sleep(settle_s)  # at least two more polls
-        hub.shutdown()
+    return TrackerFeed(wall, units, report)
 
 
 async def test_import_poll_restart_poll_keeps_every_fix_exactly_once(
     gpshub_wall: TrioClock,
     gpshub_clock: MockClock,
-    gpshub_serve: Any,
+    gpshub_served: Any,
     gpshub_hub_factory: HubFactory,
 ) -> None:
-    fake = FakeTraccar(now=lambda: gpshub_wall.now().timestamp())
-    url = await gpshub_serve(fake)
+    fake, url = await gpshub_served(FakeTraccar)
     units = [fake.add_unit(f"Van {i}", imei=f"86{i:013d}", plate=f"P-{i}") for i in range(UNITS)]
     start = gpshub_wall.now().timestamp()
     for unit in units:
@@ -84,13 +57,13 @@ async def test_import_poll_restart_poll_keeps_every_fix_exactly_once(
     assert (len(created), len(existing)) == (UNITS, 0)
     again_created, again_existing = hub.store.import_devices(conn.id, await hub.browse(conn))
     assert (len(again_created), len(again_existing)) == (0, UNITS)
-    by_unit = {d.upstream_id: d for d in hub.store.list_devices(connection_id=conn.id)}
+    by_unit = hubs.devices()
     assert by_unit[units[3]].imei == "86" + "3".zfill(13)
     assert by_unit[units[3]].license_plate == "P-3"
 
-    driver = Driver(fake, gpshub_wall, units)
+    feed = trackers(fake, gpshub_wall, units)
     before = fake.requests.copy()
-    await run_hub(hub, driver, drive_s=90, settle_s=65)
+    await hubs.run_for(90, feed.run, settle_s=65)  # at least two more polls
     first_run = fake.requests - before
     polls_1 = first_run["/api/reports/route"] / 3  # 12 devices / 5 per call
     assert polls_1 == int(polls_1) and polls_1 >= 4
@@ -100,16 +73,15 @@ async def test_import_poll_restart_poll_keeps_every_fix_exactly_once(
     late_t = gpshub_wall.now().timestamp() - 120
     fake.add_fix(units[1], late_t, 5.0, 5.0, speed_kmh=18.52)
 
-    hub2 = hubs.restart()  # same database, same secret key
-    assert hub2.store.get_connection(conn.id).state == ConnectionState.OK
-    await run_hub(hub2, driver, drive_s=60, settle_s=65)
+    hubs.restart()  # same database, same secret key
+    hubs.assert_ok()
+    await hubs.run_for(60, feed.run, settle_s=65)
 
-    conn_after = hub2.store.get_connection(conn.id)
-    assert conn_after.state == ConnectionState.OK, conn_after.last_error
-    devices = {d.upstream_id: d for d in hub2.store.list_devices(connection_id=conn.id)}
+    hubs.assert_ok()
+    devices, history = hubs.devices(), hubs.history()
     assert devices[units[0]].name == "Van 0 (renamed)"
     for unit in units:
-        rows, _ = hub2.store.positions.history([devices[unit].id], limit=10_000)
+        rows = history[unit]
         stored = [r["fix_time"].timestamp() for r in rows]
         expected = sorted(
             t / 1000 for t in fake.devices[int(unit)].fix_ms if t / 1000 >= start - 3600
@@ -124,72 +96,45 @@ async def test_import_poll_restart_poll_keeps_every_fix_exactly_once(
         assert all(r["satellites"] == 7 and r["ignition"] is True for r in moving)
         assert all(r["sensors"]["distance"] == 100.0 for r in moving)
         assert all(r["sensors"]["platform_odometer_km"] >= 1000.0 for r in moving)
-    late_rows, _ = hub2.store.positions.history([devices[units[1]].id], limit=10_000)
+    late_rows = history[units[1]]
     (late,) = [r for r in late_rows if abs(r["fix_time"].timestamp() - late_t) < 0.001]
     assert late["speed_kmh"] == pytest.approx(18.52) and late["lat"] == 5.0
 
 
-async def test_a_wrong_password_stops_the_connection_without_retrying(
-    gpshub_wall: TrioClock,
-    gpshub_clock: MockClock,
-    gpshub_serve: Any,
-    gpshub_hub_factory: HubFactory,
-) -> None:
-    fake = FakeTraccar(now=lambda: gpshub_wall.now().timestamp())
-    url = await gpshub_serve(fake)
-    unit = fake.add_unit("Van")
-    hub = gpshub_hub_factory()
-    client = hub.store.create_client("acme")
-    conn = hub.store.create_connection(
-        client.id, "traccar", "fleet", {**fake.credentials(url), "password": "wrong"}, {}
-    )
-    hub.store.create_device(client.id, name="Van", connection_id=conn.id, upstream_id=unit)
-    async with trio.open_nursery() as inner:
-        await inner.start(hub.run)
-        await trio.sleep(600)
-        hub.shutdown()
-    state = hub.store.get_connection(conn.id)
-    assert state.state == ConnectionState.NEEDS_REAUTH
-    assert "wrong" not in (state.last_error or "")
-    assert fake.request_count == 1  # one refused call, then it waits for new credentials
+class TestRefusedCredentials(RefusedCredentialsCheck):
+    fake_class, source_class = FakeTraccar, TraccarSource
+    refused = {"password": "wrong"}  # one refused call, then it waits for new credentials
 
 
 async def test_a_device_silent_for_20_minutes_uploads_its_black_box_and_nothing_is_lost(
     gpshub_wall: TrioClock,
     gpshub_clock: MockClock,
-    gpshub_serve: Any,
+    gpshub_served: Any,
     gpshub_hub_factory: HubFactory,
 ) -> None:
     """A van out of coverage for 20 minutes buffers its fixes and uploads them all at once
     when it is back: every one is stored, once.  While it is silent it costs no report
     call: its ``positionId`` says Traccar stored nothing new for it."""
-    fake = FakeTraccar(now=lambda: gpshub_wall.now().timestamp())
-    url = await gpshub_serve(fake)
+    fake, url = await gpshub_served(FakeTraccar)
     units = [fake.add_unit(f"Van {i}") for i in range(3)]
     quiet = units[0]
-    hub = gpshub_hub_factory()
-    client = hub.store.create_client("acme")
-    conn = hub.store.create_connection(client.id, "traccar", "fleet", fake.credentials(url), {})
-    hub.store.import_devices(conn.id, await hub.browse(conn))
+    driver = HubDriver(gpshub_hub_factory, "traccar", fake.credentials(url), {})
+    hub, conn = driver.hub, await driver.connect()
     fleet = Fleet(fake, gpshub_wall, units)
 
-    async with trio.open_nursery() as inner:
-        await inner.start(hub.run)
-        await fleet.run(120)
-        fake.hold(quiet)  # out of coverage: its fixes go to its black box
-        await fleet.run(400)
-        silent_from = len(fake.calls)  # its last stored fix is now older than the window
-        await fleet.run(800)
-        silent_calls = fake.calls[silent_from:]
-        uploaded = fake.release(quiet)  # back: 20 minutes of fixes arrive at once
-        await fleet.run(120)
-        await trio.sleep(65)
-        hub.shutdown()
+    calls: dict[str, int] = {}
+    async with driver.running():
+        # out of coverage: its fixes go to its black box; once its last stored fix is
+        # older than the window, what the calls ask; then 20 minutes arrive at once
+        uploaded = await fleet.black_box(
+            quiet,
+            on_window=lambda: calls.setdefault("silent_from", len(fake.calls)),
+            on_back=lambda: calls.setdefault("back", len(fake.calls)),
+        )
+    silent_calls = fake.calls[calls["silent_from"] : calls["back"]]
 
     assert len(uploaded) >= 20 * 60 / 30
-    assert hub.store.get_connection(conn.id).state == ConnectionState.OK
-    for unit, stored in fleet.stored(hub, conn.id).items():
-        assert stored == pytest.approx(fleet.sent[unit]), unit  # all, in order, once
+    fleet.assert_stored_once(hub, conn.id)  # all, in order, once
     routes = [c for c in silent_calls if c.path == "/api/reports/route"]
     lists = [c for c in silent_calls if c.path == "/api/devices"]
     assert routes and all(quiet not in c.params("deviceId") for c in routes)
@@ -199,7 +144,7 @@ async def test_a_device_silent_for_20_minutes_uploads_its_black_box_and_nothing_
 async def test_a_user_who_is_not_an_administrator_tests_imports_and_polls(
     gpshub_wall: TrioClock,
     gpshub_clock: MockClock,
-    gpshub_serve: Any,
+    gpshub_served: Any,
     gpshub_hub_factory: HubFactory,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -207,36 +152,31 @@ async def test_a_user_who_is_not_an_administrator_tests_imports_and_polls(
     administrator (Traccar 4: 400 ``Manager access required``), the connection lists the
     user's own devices instead: Test Connection, browsing and polling all work, and a
     running connection is refused once, not every poll."""
-    fake = FakeTraccar(now=lambda: gpshub_wall.now().timestamp())
+    fake, url = await gpshub_served(FakeTraccar)
     fake.all_refusal = 400
-    url = await gpshub_serve(fake)
     driver = fake.add_user("driver@example.com", "pw")
     units = [fake.add_unit(f"Van {i}", users=[driver]) for i in range(3)]
     fake.add_unit("Someone else's")
     credentials = fake.credentials(url, driver)
-    hub = gpshub_hub_factory()
+    hubs = HubDriver(gpshub_hub_factory, "traccar", credentials, {})
+    hub = hubs.hub
     summary = await hub.test_connection("traccar", credentials)
     assert "'driver@example.com' sees 3 devices" in summary
-    client = hub.store.create_client("acme")
-    conn = hub.store.create_connection(client.id, "traccar", "fleet", credentials, {})
-    created, _ = hub.store.import_devices(conn.id, await hub.browse(conn))
+    conn = hubs.create()
+    created = await hubs.import_devices()
     assert sorted(d.upstream_id for d in created) == units
 
     fleet = Fleet(fake, gpshub_wall, units)
     caplog.set_level(logging.INFO, logger="gpshub.source.traccar")
     before = len(fake.calls)
-    async with trio.open_nursery() as inner:
-        await inner.start(hub.run)
+    async with hubs.running():
         await fleet.run(300)
         fake.hold(units[0])  # silent devices make every poll read the device list
         await fleet.run(600)
         fake.release(units[0])
         await trio.sleep(65)
-        hub.shutdown()
 
-    assert hub.store.get_connection(conn.id).state == ConnectionState.OK
-    for unit, stored in fleet.stored(hub, conn.id).items():
-        assert stored == pytest.approx(fleet.sent[unit]), unit
+    fleet.assert_stored_once(hub, conn.id)
     lists = [c for c in fake.calls[before:] if c.path == "/api/devices"]
     assert len(lists) > 10
     assert [c.status for c in lists if c.params("all")] == [400]  # once, then not again

@@ -6,7 +6,6 @@ import logging
 import math
 import socket
 from collections.abc import Callable
-from typing import Any
 
 import httpx
 import pytest
@@ -14,25 +13,16 @@ import trio
 from trio.testing import MockClock
 
 from gpshub_traccar import TraccarSource
-from gpshub_traccar.testing import FakeTraccar, Served
+from gpshub_traccar.testing import FakeTraccar
 from hub.clock import TrioClock
 from hub.errors import BadConfig, CannotConnect, InvalidAuth, RateLimited, UpdateFailed
 from hub.runner import new_http_client
-from hub.source import Cursor, DeviceRef, PollResult, describe_fields
-from hub.testing import source_context
+from hub.source import describe_fields
+from hub.testing import Poller, Served, fix_times, source_context
+from hub.testing import device_refs as refs
 
 MakeSource = Callable[..., TraccarSource]
 """The ``make_source`` fixture: a new source for the served fake."""
-
-
-def refs(ids: list[str]) -> list[DeviceRef]:
-    """Hub device references for upstream ids (hub ids 1, 2, ...)."""
-    return [DeviceRef(i + 1, uid, f"device {uid}") for i, uid in enumerate(ids)]
-
-
-def fix_times(result: Any, uid: str) -> list[float]:
-    """The fix times (epoch seconds) a poll returned for one device."""
-    return [f.fix_time.timestamp() for f in result.fixes.get(uid, [])]
 
 
 def add_units(fake: FakeTraccar, n: int) -> list[str]:
@@ -45,33 +35,6 @@ async def advance(seconds: float) -> None:
 
 def now_s(gpshub_wall: TrioClock) -> float:
     return gpshub_wall.now().timestamp()
-
-
-class Poller:
-    """Polls like the runner does: cursors carried from one poll to the next (a missing
-    cursor moves to the newest fix, as the runner does)."""
-
-    def __init__(self, source: TraccarSource, devices: list[DeviceRef]) -> None:
-        self.source = source
-        self.devices = devices
-        self.cursors: dict[str, Cursor] = {}
-        self.emitted: dict[str, list[float]] = {}
-
-    async def poll(self) -> PollResult:
-        result = await self.source.poll(self.devices, self.cursors)
-        for d in self.devices:
-            uid = d.upstream_id
-            fixes = result.fixes.get(uid, [])
-            for fix in fixes:
-                fix.validate()
-            self.emitted.setdefault(uid, []).extend(f.fix_time.timestamp() for f in fixes)
-            if uid in result.cursors:
-                self.cursors[uid] = result.cursors[uid]
-            elif fixes:
-                newest = max(f.fix_time for f in fixes)
-                old = self.cursors.get(uid, Cursor())
-                self.cursors[uid] = Cursor(newest, old.state)
-        return result
 
 
 # -- the class as the hub sees it ------------------------------------------------------
@@ -264,7 +227,7 @@ async def test_a_refused_list_of_all_devices_falls_back_to_the_users_own(
         fake.add_fix(mine, now_s(gpshub_wall) - 1, 1.0, 1.0)
         await poller.poll()
         await advance(30)
-    assert len(poller.emitted[mine]) == 3
+    assert len(poller.times(mine)) == 3
     polled = [c for c in fake.calls if c.path == "/api/devices"][2 * 2 :]
     assert [(c.params("all"), c.status) for c in polled] == [(["true"], status)] + [([], 200)] * 3
 
@@ -301,8 +264,8 @@ async def test_polls_ranges_with_no_gap_and_no_duplicate(
         await advance(30)
         again = await poller.poll()
         assert fix_times(again, unit) == [t + 30 * step - 29.999, t + 30 * step - 1]
-    assert poller.emitted[unit] == sorted(set(poller.emitted[unit]))
-    assert len(poller.emitted[unit]) == 10
+    assert poller.times(unit) == sorted(set(poller.times(unit)))
+    assert len(poller.times(unit)) == 10
     quiet = await poller.poll()
     assert quiet.fixes == {}
 
@@ -328,7 +291,7 @@ async def test_batches_devices_into_few_requests(
     for call in fake.calls:
         if call.path == "/api/reports/route":
             assert 1 <= len(call.params("deviceId")) <= 10
-    assert all(len(v) == 6 for v in poller.emitted.values())
+    assert all(len(poller.times(d.upstream_id)) == 6 for d in poller.devices)
 
 
 async def test_cut_answers_continue_in_pages(
@@ -343,8 +306,8 @@ async def test_cut_answers_continue_in_pages(
     fake.add_fix(b, t - 100, 2.0, 2.0)
     poller = Poller(make_source(max_positions=50), refs([a, b]))
     await poller.poll()
-    assert poller.emitted[a] == [t - 3000 + k * 10 for k in range(120)]
-    assert poller.emitted[b] == [t - 100]
+    assert poller.times(a) == [t - 3000 + k * 10 for k in range(120)]
+    assert poller.times(b) == [t - 100]
     assert fake.requests["/api/reports/route"] == 3  # 50 + 50 + 20 (+ b in the first)
 
 
@@ -359,11 +322,11 @@ async def test_the_page_budget_leaves_the_rest_for_the_next_poll(
         fake.add_fix(unit, t - 1000 + k * 5, 1.0, 1.0)
     poller = Poller(make_source(max_positions=40, page_budget=1), refs([unit]))
     await poller.poll()
-    assert len(poller.emitted[unit]) == 80
+    assert len(poller.times(unit)) == 80
     assert fake.requests["/api/reports/route"] == 2
     await advance(30)
     await poller.poll()
-    assert poller.emitted[unit] == [t - 1000 + k * 5 for k in range(100)]
+    assert poller.times(unit) == [t - 1000 + k * 5 for k in range(100)]
 
 
 async def test_long_backlogs_go_in_bounded_windows(
@@ -377,7 +340,7 @@ async def test_long_backlogs_go_in_bounded_windows(
         fake.add_fix(unit, when, 1.0, 1.0)
     poller = Poller(make_source(backfill_s=5 * 3600, max_window_s=3600), refs([unit]))
     await poller.poll()
-    assert poller.emitted[unit] == hours
+    assert poller.times(unit) == hours
     routes = [c for c in fake.calls if c.path == "/api/reports/route"]
     assert len(routes) == 5
     assert all(c.params("from") and c.params("to") for c in routes)
@@ -399,7 +362,7 @@ async def test_a_long_silent_range_is_walked_on_across_polls(
         await poller.poll()
         await advance(30)
     # (the lookback is looked at again once caught up: the store drops that repeat)
-    assert sorted(set(poller.emitted[unit])) == [t - 10 * 3600, t - 1800]
+    assert sorted(set(poller.times(unit))) == [t - 10 * 3600, t - 1800]
     assert fake.requests["/api/reports/route"] <= 2 * 8  # two per poll, until it caught up
 
 
@@ -421,7 +384,7 @@ async def test_silent_devices_cost_one_device_list_per_poll_not_a_report_each(
             fake.add_fix(uid, now_s(gpshub_wall) - 1, 1.0, 1.0)
         await poller.poll()
         await advance(30)
-    emitted = {uid: set(poller.emitted[uid]) for uid in parked}  # the store drops repeats
+    emitted = {uid: set(poller.times(uid)) for uid in parked}  # the store drops repeats
     assert all(len(times) == 1 for times in emitted.values())
     for _ in range(3):
         for uid in moving:
@@ -439,7 +402,7 @@ async def test_silent_devices_cost_one_device_list_per_poll_not_a_report_each(
     # the rest: empty windows are followed by wider ones
     assert (fake.requests - before)["/api/reports/route"] == 1 + 4
     assert set(fix_times(result, back)) - emitted[back] == {now_s(gpshub_wall) - 5}
-    assert all(set(poller.emitted[uid]) == emitted[uid] for uid in parked if uid != back)
+    assert all(set(poller.times(uid)) == emitted[uid] for uid in parked if uid != back)
 
 
 async def test_a_server_period_limit_shrinks_the_window(
@@ -454,13 +417,13 @@ async def test_a_server_period_limit_shrinks_the_window(
     source = make_source()
     poller = Poller(source, refs([unit]))
     await poller.poll()
-    assert poller.emitted[unit] == [t - 3500, t - 10]
+    assert poller.times(unit) == [t - 3500, t - 10]
     assert source.poller.window_s == 900.0  # 3600 halved twice
     fake.add_fix(unit, t + 20, 1.0, 1.0)
     await advance(30)
     before = fake.requests["/api/reports/route"]
     await poller.poll()
-    assert poller.emitted[unit][-1] == t + 20
+    assert poller.times(unit)[-1] == t + 20
     assert fake.requests["/api/reports/route"] - before == 1
 
 
@@ -482,7 +445,7 @@ async def test_late_back_dated_positions_are_picked_up_once(
     for _ in range(3):
         await advance(30)
         assert (await poller.poll()).fixes == {}
-    assert poller.emitted[unit] == [t - 60, t - 200, t + 20]
+    assert poller.times(unit) == [t - 60, t - 200, t + 20]
 
 
 async def test_fixes_marked_invalid_are_kept(
@@ -717,7 +680,7 @@ async def test_a_failed_poll_loses_nothing(
         await poller.poll()
     await advance(30)
     await poller.poll()
-    assert all(len(poller.emitted[uid]) == 1 for uid in ids)
+    assert all(len(poller.times(uid)) == 1 for uid in ids)
 
 
 async def test_sessions_play_no_part(
@@ -730,7 +693,7 @@ async def test_sessions_play_no_part(
         served.fake.add_fix(unit, now_s(gpshub_wall) - 1, 1.0, 1.0)
         await poller.poll()
         await advance(30)
-    assert len(poller.emitted[unit]) == 3
+    assert len(poller.times(unit)) == 3
     assert {c.auth for c in served.fake.calls} == {"basic"}
     assert served.fake.requests["/api/session"] == 0
 

@@ -1,90 +1,43 @@
-"""Fixtures: a ``FakeTracking3D`` on loopback, sources pointed at it, and a mock clock.
+"""Fixtures on gpshub's pytest plugin: a ``FakeTracking3D`` served on loopback and
+sources pointed at it.
 
-A test that takes ``clock`` runs on trio's ``MockClock``: it jumps ahead only after the
-run loop has been idle for a moment of real time, so loopback requests complete first and
-waits cost nothing.  ``wall`` is wall time following that clock from ``EPOCH``; the fake
-reads the same wall time.
+``gpshub_clock`` is trio's mock clock (a test taking it, or a fixture built on it, runs
+on it); ``gpshub_wall`` is wall time following it from ``EPOCH`` (the date these tests
+were written for, through ``gpshub_epoch``); the fake reads the same wall time.
 """
 
 from __future__ import annotations
 
-import logging
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
-import trio
-from trio.testing import MockClock
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from tracking3d_support import EPOCH, MakeSource, Served
+from tracking3d_support import EPOCH
 
 from gpshub_tracking3d import Tracking3DSource
 from gpshub_tracking3d.testing import FakeTracking3D
-from hub.blocking import blocking_calls_inline
-from hub.clock import TrioClock
-from hub.runner import new_http_client
-from hub.source import MemoryStateStore, SourceContext
-from hub.testing import LOOPBACK, serve_app
+from hub.pytest_plugin import make_source_fixture, served_fixture
 
 
 @pytest.fixture
-def clock() -> MockClock:
-    """Trio's mock clock; a test taking this fixture runs on it (pytest-trio)."""
-    return MockClock(autojump_threshold=0.02)
-
-
-@pytest.fixture(autouse=True)
-def _inline() -> Iterator[None]:
-    with blocking_calls_inline():
-        yield
+def gpshub_epoch() -> datetime:
+    """The wall clock of these tests starts at ``tracking3d_support.EPOCH``."""
+    return EPOCH
 
 
 @pytest.fixture
-def wall() -> TrioClock:
-    """Wall time from ``EPOCH``, following trio's clock."""
-    return TrioClock(EPOCH)
+def gpshub_sources() -> Sequence[type]:
+    """The source the hubs of ``gpshub_hub_factory`` register."""
+    return (Tracking3DSource,)
 
 
-@pytest.fixture
-async def served(nursery: trio.Nursery, wall: TrioClock) -> Served:
-    fake = FakeTracking3D(now=lambda: wall.now().timestamp())
-    url = await nursery.start(serve_app, fake.app)
-    return Served(fake, url)
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    """The client a runner gives a source: guarded (loopback allowed), timeouts set."""
-    async with new_http_client(LOOPBACK) as client:
-        yield client
-
-
-@pytest.fixture
-def make_source(served: Served, http: httpx.AsyncClient, wall: TrioClock) -> MakeSource:
-    """A new source instance for the fake; pass ``state`` to share one (a restart)."""
-
-    def make(
-        *,
-        credentials: dict[str, Any] | None = None,
-        state: MemoryStateStore | None = None,
-        **options: Any,
-    ) -> Tracking3DSource:
-        ctx: SourceContext[Any, Any] = SourceContext(
-            credentials=Tracking3DSource.parse_credentials(
-                credentials or served.fake.credentials(served.url)
-            ),
-            options=Tracking3DSource.parse_options({**served.fake.options(served.url), **options}),
-            http=http,
-            log=logging.getLogger("gpshub.test.tracking3d"),
-            state=state if state is not None else MemoryStateStore(),
-            clock=wall,
-            connection_id=1,
-        )
-        return Tracking3DSource(ctx)
-
-    return make
+served = served_fixture(FakeTracking3D)
+make_source = make_source_fixture(Tracking3DSource, connection_id=1)
+"""``make_source(**options)``: a new source for the fake (a new one is what a hub restart
+makes); ``state=`` shares saved state between instances, ``connection_id=None`` is an
+unsaved connection."""

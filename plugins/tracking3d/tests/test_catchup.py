@@ -7,20 +7,13 @@ import logging
 from typing import Any
 
 import pytest
-from tracking3d_support import (
-    T0,
-    MakeSource,
-    Served,
-    add_history,
-    all_fixes,
-    empty,
-    fix_times,
-    refs,
-)
+from tracking3d_support import T0, MakeSource, add_history, all_fixes, empty
 
 from gpshub_tracking3d import Tracking3DSource
 from hub.errors import RateLimited
 from hub.source import Cursor
+from hub.testing import Served, fix_times
+from hub.testing import device_refs as refs
 
 HOUR = 3600.0
 

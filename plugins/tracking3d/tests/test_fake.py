@@ -6,9 +6,10 @@ from typing import Any
 
 import httpx
 import pytest
-from tracking3d_support import T0, Served
+from tracking3d_support import T0
 
 from gpshub_tracking3d.testing import FakeTracking3D
+from hub.testing import Served
 
 
 async def login(http: httpx.AsyncClient, url: str, fake: FakeTracking3D) -> dict[str, str]:

@@ -2,74 +2,43 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import trio
 from trio.testing import MockClock
 
 from gpshub_tracking3d import Tracking3DSource
 from gpshub_tracking3d.testing import FakeTracking3D
 from hub.clock import TrioClock
-from hub.models import ConnectionState
-from hub.secrets import SecretBox
-from hub.testing import LOOPBACK_NETWORKS, make_hub, serve_app
+from hub.hub_driver import HubDriver, HubFactory, RefusedCredentialsCheck
+from hub.testing import TrackerFeed, moving_fix
 
 UNITS = 6
 
 
-def new_hub(tmp_path: Path, wall: TrioClock, key: bytes) -> Any:
-    return make_hub(
-        tmp_path,
-        Tracking3DSource,
-        clock=wall,
-        secret_key=key,
-        outbound_allow_networks=LOOPBACK_NETWORKS,
-    )
+def trackers(fake: FakeTracking3D, wall: TrioClock, units: list[str]) -> TrackerFeed:
+    """Every unit a fix every 10 s (some invalid, some in mph), as trackers do."""
 
+    def report(i: int, unit: str, step: int, now: float) -> None:
+        fake.add_fix(
+            unit,
+            round(now) - 2,
+            **moving_fix(i, step),
+            speed_measure="mph" if i % 2 else "kph",
+            params={"Fuel level": 55},
+            odometer_km=1000.0 + step,
+        )
 
-class Driver:
-    """Gives every unit a fix every 10 s (some invalid, some in mph), as trackers do."""
-
-    def __init__(self, fake: FakeTracking3D, wall: TrioClock, units: list[str]) -> None:
-        self.fake, self.wall, self.units = fake, wall, units
-        self.step = 0
-
-    async def run(self, seconds: float) -> None:
-        for _ in range(round(seconds / 10)):
-            now = self.wall.now().timestamp()
-            for i, unit in enumerate(self.units):
-                self.fake.add_fix(
-                    unit,
-                    round(now) - 2,
-                    40.0 + i / 100 + self.step / 10_000,
-                    -74.0,
-                    speed_kmh=36.0,
-                    course=(self.step * 7) % 360,
-                    satellites=7,
-                    valid=self.step % 5 != 3,
-                    ignition=True,
-                    speed_measure="mph" if i % 2 else "kph",
-                    params={"Fuel level": 55},
-                    odometer_km=1000.0 + self.step,
-                )
-            self.step += 1
-            await trio.sleep(10)
-
-
-async def run_hub(hub: Any, driver: Driver, drive_s: float, settle_s: float) -> None:
-    async with trio.open_nursery() as nursery:
-        await nursery.start(hub.run)
-        await driver.run(drive_s)
-        await trio.sleep(settle_s)
-        hub.shutdown()
+    return TrackerFeed(wall, units, report)
 
 
 async def test_import_poll_restart_poll_keeps_every_fix_exactly_once(
-    tmp_path: Path, wall: TrioClock, clock: MockClock, nursery: trio.Nursery
+    gpshub_wall: TrioClock,
+    gpshub_clock: MockClock,
+    gpshub_served: Any,
+    gpshub_hub_factory: HubFactory,
 ) -> None:
-    fake = FakeTracking3D(now=lambda: wall.now().timestamp())
-    url = await nursery.start(serve_app, fake.app)
+    wall = gpshub_wall
+    fake, url = await gpshub_served(FakeTracking3D)
     units = [
         fake.add_unit(f"Truck {i}", imei=f"86{i:013d}", plate=f"AB-{i}00") for i in range(UNITS)
     ]
@@ -77,24 +46,22 @@ async def test_import_poll_restart_poll_keeps_every_fix_exactly_once(
     for unit in units:
         fake.add_fix(unit, start - 7200, 1.0, 1.0, received=start - 7190)  # before the backfill
         fake.add_fix(unit, start - 1800, 2.0, 2.0, valid=False, received=start - 1790)
-    key = SecretBox.generate_key().encode()
-    hub = new_hub(tmp_path, wall, key)
-    client = hub.store.create_client("acme")
     options = {**fake.options(url), "sync_every_s": 60}
-    conn = hub.store.create_connection(
-        client.id, "tracking3d", "fleet", fake.credentials(url), options
+    hubs = HubDriver(
+        gpshub_hub_factory, "tracking3d", fake.credentials(url), options, label="fleet"
     )
+    hub, conn = hubs.hub, hubs.create()
     summary = await hub.test_connection("tracking3d", fake.credentials(url), fake.options(url))
     assert summary.endswith(f": {UNITS} units")
 
     created, existing = hub.store.import_devices(conn.id, await hub.browse(conn))
     assert (len(created), len(existing)) == (UNITS, 0)
-    by_unit = {d.upstream_id: d for d in hub.store.list_devices(connection_id=conn.id)}
+    by_unit = hubs.devices()
     assert by_unit[units[3]].imei == "86" + "3".zfill(13)
     assert by_unit[units[3]].license_plate == "AB-300"
 
-    driver = Driver(fake, wall, units)
-    await run_hub(hub, driver, drive_s=90, settle_s=65)
+    feed = trackers(fake, wall, units)
+    await hubs.run_for(90, feed.run, settle_s=65)
     logins = fake.logins
 
     # while the hub is down: a rename and a late back-dated record
@@ -102,17 +69,15 @@ async def test_import_poll_restart_poll_keeps_every_fix_exactly_once(
     late_t = round(wall.now().timestamp()) - 4000
     fake.add_fix(units[1], late_t, 5.0, 5.0, speed_kmh=18.52, speed_measure="knots")
 
-    hub.store.close()
-    hub2 = new_hub(tmp_path, wall, key)
-    await run_hub(hub2, driver, drive_s=60, settle_s=65)
+    hubs.restart()
+    await hubs.run_for(60, feed.run, settle_s=65)
     assert fake.logins == logins  # the saved session was reused after the restart
 
-    conn_after = hub2.store.get_connection(conn.id)
-    assert conn_after.state == ConnectionState.OK, conn_after.last_error
-    devices = {d.upstream_id: d for d in hub2.store.list_devices(connection_id=conn.id)}
+    hubs.assert_ok()
+    devices, history = hubs.devices(), hubs.history()
     assert devices[units[0]].name == "Truck 0 (renamed)"
     for i, unit in enumerate(units):
-        rows, _ = hub2.store.positions.history([devices[unit].id], limit=10_000)
+        rows = history[unit]
         stored = [r["fix_time"].timestamp() for r in rows]
         extra = 1 if unit == units[1] else 0
         assert len(stored) == len(set(stored)) == 1 + 15 + extra, unit
@@ -127,32 +92,11 @@ async def test_import_poll_restart_poll_keeps_every_fix_exactly_once(
         assert all(r["sensors"]["fuel_level"] == 55.0 for r in moving)
         assert all(r["sensors"]["platform_odometer_km"] >= 1000.0 for r in moving)
         assert all(r["altitude_m"] is None for r in moving)
-    late_rows, _ = hub2.store.positions.history([devices[units[1]].id], limit=10_000)
+    late_rows = history[units[1]]
     (late,) = [r for r in late_rows if r["fix_time"].timestamp() == late_t]
     assert abs(late["speed_kmh"] - 18.52) < 1e-6 and late["lat"] == 5.0
 
 
-async def test_a_wrong_password_stops_the_connection_without_retrying(
-    tmp_path: Path, wall: TrioClock, clock: MockClock, nursery: trio.Nursery
-) -> None:
-    fake = FakeTracking3D(now=lambda: wall.now().timestamp())
-    url = await nursery.start(serve_app, fake.app)
-    unit = fake.add_unit("Truck")
-    hub = new_hub(tmp_path, wall, SecretBox.generate_key().encode())
-    client = hub.store.create_client("acme")
-    conn = hub.store.create_connection(
-        client.id,
-        "tracking3d",
-        "fleet",
-        {**fake.credentials(url), "password": "wrong-one"},
-        fake.options(url),
-    )
-    hub.store.create_device(client.id, name="Truck", connection_id=conn.id, upstream_id=unit)
-    async with trio.open_nursery() as inner:
-        await inner.start(hub.run)
-        await trio.sleep(600)
-        hub.shutdown()
-    state = hub.store.get_connection(conn.id)
-    assert state.state == ConnectionState.NEEDS_REAUTH
-    assert "wrong-one" not in (state.last_error or "")
-    assert fake.request_count == 1
+class TestRefusedCredentials(RefusedCredentialsCheck):
+    fake_class, source_class = FakeTracking3D, Tracking3DSource
+    refused = {"password": "wrong-one"}

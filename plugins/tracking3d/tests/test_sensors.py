@@ -4,9 +4,11 @@ time, at the cost of account-wide requests only."""
 from __future__ import annotations
 
 import pytest
-from tracking3d_support import T0, MakeSource, Served, empty, refs
+from tracking3d_support import T0, MakeSource, empty
 
 from hub.source import Cursor, MemoryStateStore
+from hub.testing import Served
+from hub.testing import device_refs as refs
 
 READINGS = {
     "Fuel Level": 55.5,

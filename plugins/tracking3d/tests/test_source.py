@@ -6,13 +6,15 @@ import logging
 
 import pytest
 import trio
-from tracking3d_support import T0, MakeSource, Served, empty, fix_times, refs
+from tracking3d_support import T0, MakeSource, empty
 from trio.testing import MockClock
 
 from gpshub_tracking3d.client import SESSION_KEY
 from hub.errors import CannotConnect, InvalidAuth, RateLimited, UpdateFailed
 from hub.logging_setup import install_redaction
 from hub.source import Cursor, MemoryStateStore
+from hub.testing import Served, fix_times
+from hub.testing import device_refs as refs
 
 
 def units(served: Served, n: int = 2) -> list[str]:
@@ -230,7 +232,7 @@ async def test_satellites_come_from_the_reading_feed_when_the_feed_has_none(
 
 # -- the session ---------------------------------------------------------------------------
 async def test_the_session_is_reused_after_a_restart_and_renewed_when_old(
-    served: Served, make_source: MakeSource, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     fake = served.fake
     (uid,) = units(served, 1)
@@ -320,7 +322,10 @@ async def test_no_secret_reaches_the_logs(
 
 
 async def test_a_session_renewal_logs_one_info_line_naming_the_connection(
-    served: Served, make_source: MakeSource, clock: MockClock, caplog: pytest.LogCaptureFixture
+    served: Served,
+    make_source: MakeSource,
+    gpshub_clock: MockClock,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     install_redaction()
     caplog.set_level(logging.INFO, logger="gpshub.test.tracking3d")
@@ -397,7 +402,7 @@ async def test_an_error_envelope_is_update_failed_without_a_relogin(
 
 
 async def test_a_slow_answer_times_out_as_cannot_connect(
-    served: Served, make_source: MakeSource, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     (uid,) = units(served, 1)
     source = make_source(timeout_s=5)

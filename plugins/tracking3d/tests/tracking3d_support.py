@@ -1,38 +1,22 @@
-"""Shared test helpers: the test epoch, a served fake, and small builders."""
+"""Shared test helpers: the date these tests run at, and small builders (the served fake,
+``refs`` and ``fix_times`` come from ``hub.testing``)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from gpshub_tracking3d import Tracking3DSource
 from gpshub_tracking3d.testing import FakeTracking3D
-from hub.source import Cursor, DeviceRef
+from hub.source import Cursor
+from hub.testing import fix_times
 
 EPOCH = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+"""Where these tests' wall clock starts (``gpshub_epoch``)."""
 T0 = EPOCH.timestamp()
 
 MakeSource = Callable[..., Tracking3DSource]
-
-
-@dataclass
-class Served:
-    """A fake 3D Tracking and the base URL it is served at."""
-
-    fake: FakeTracking3D
-    url: str
-
-
-def refs(ids: list[str]) -> list[DeviceRef]:
-    """Hub device references for upstream ids (hub ids 1, 2, ...)."""
-    return [DeviceRef(i + 1, uid, f"device {uid}") for i, uid in enumerate(ids)]
-
-
-def fix_times(result: Any, uid: str) -> list[float]:
-    """The fix times (epoch seconds) a poll returned for one device."""
-    return [f.fix_time.timestamp() for f in result.fixes.get(uid, [])]
 
 
 def empty(ids: list[str]) -> dict[str, Cursor]:

@@ -162,7 +162,9 @@ async def test_the_relogin_budget_of_a_cycle() -> None:
     assert scripted.svcs().count(p.LOGIN) == 3
 
 
-async def test_the_session_is_saved_on_login_and_then_once_a_minute(clock: MockClock) -> None:
+async def test_the_session_is_saved_on_login_and_then_once_a_minute(
+    gpshub_clock: MockClock,
+) -> None:
     state = MemoryStateStore()
     c, _ = client(lambda svc, form: login_ok() if svc == p.LOGIN else ok({"items": []}), state)
     await c.call(p.SEARCH_ITEMS, {})

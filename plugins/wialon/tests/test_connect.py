@@ -6,7 +6,7 @@ import httpx
 import pytest
 import trio
 from trio.testing import MockClock
-from wialon_support import T0, MakeSource, Served
+from wialon_support import T0, MakeSource
 
 from gpshub_wialon import WialonSource
 from gpshub_wialon import protocol as p
@@ -14,11 +14,11 @@ from hub.errors import BadConfig, CannotConnect, InvalidAuth
 from hub.netguard import OutboundPolicy
 from hub.runner import new_http_client
 from hub.source import MemoryStateStore, check_upstream_urls
-from hub.testing import LOOPBACK, source_context
+from hub.testing import LOOPBACK, Served, source_context
 
 
 async def test_connection_summary_names_the_user_and_counts_units(
-    served: Served, make_source: MakeSource, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     for i in range(27):
         served.fake.add_unit(f"Unit {i}")
@@ -27,7 +27,7 @@ async def test_connection_summary_names_the_user_and_counts_units(
 
 
 async def test_connection_checks_the_token_even_with_a_saved_session(
-    served: Served, make_source: MakeSource, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     state = MemoryStateStore()
     served.fake.add_unit("One")
@@ -38,7 +38,7 @@ async def test_connection_checks_the_token_even_with_a_saved_session(
 
 
 async def test_a_wrong_token_is_invalid_auth_without_the_token(
-    served: Served, make_source: MakeSource, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     token = "A" * 72
     with pytest.raises(InvalidAuth) as info:
@@ -48,7 +48,7 @@ async def test_a_wrong_token_is_invalid_auth_without_the_token(
 
 
 async def test_error_4_on_login_is_bad_config_of_the_token(
-    served: Served, make_source: MakeSource, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     served.fake.login_error = p.ERR_INVALID_INPUT
     with pytest.raises(BadConfig) as info:
@@ -56,7 +56,7 @@ async def test_error_4_on_login_is_bad_config_of_the_token(
     assert info.value.field == "credentials.token"
 
 
-async def test_an_unreachable_server_is_cannot_connect(clock: MockClock) -> None:
+async def test_an_unreachable_server_is_cannot_connect(gpshub_clock: MockClock) -> None:
     with trio.socket.socket() as probe:  # a port nothing listens on
         await probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -69,7 +69,7 @@ async def test_an_unreachable_server_is_cannot_connect(clock: MockClock) -> None
 
 
 async def test_a_blocked_address_is_bad_config_of_the_url_field(
-    served: Served, clock: MockClock
+    served: Served, gpshub_clock: MockClock
 ) -> None:
     async with new_http_client() as http:  # the default policy: public addresses only
         creds = served.fake.credentials(served.url)
@@ -89,7 +89,7 @@ async def test_a_blocked_address_is_bad_config_of_the_url_field(
 
 
 async def test_base_url_option_wins_over_server_url(
-    served: Served, make_source: MakeSource, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     served.fake.add_unit("One")
     source = make_source(
@@ -101,7 +101,7 @@ async def test_base_url_option_wins_over_server_url(
 
 
 async def test_a_path_that_is_no_wialon_api_is_bad_config(
-    served: Served, make_source: MakeSource, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     source = make_source(base_url=served.url + "/somewhere")
     with pytest.raises(BadConfig) as info:
@@ -110,7 +110,7 @@ async def test_a_path_that_is_no_wialon_api_is_bad_config(
 
 
 async def test_requests_carry_the_session_in_the_body_not_the_url(
-    served: Served, clock: MockClock
+    served: Served, gpshub_clock: MockClock
 ) -> None:
     seen: list[httpx.Request] = []
 
@@ -134,7 +134,7 @@ async def test_requests_carry_the_session_in_the_body_not_the_url(
 
 
 async def test_browse_lists_every_unit_with_imei_plate_and_extra(
-    served: Served, make_source: MakeSource, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     fake = served.fake
     truck = fake.add_unit(
@@ -158,7 +158,7 @@ async def test_browse_lists_every_unit_with_imei_plate_and_extra(
 
 
 async def test_browse_pages_when_the_server_cuts_the_answer(
-    served: Served, make_source: MakeSource, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     fake = served.fake
     fake.search_page_size = 2

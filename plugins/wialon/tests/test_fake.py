@@ -9,10 +9,11 @@ import orjson
 import pytest
 import trio
 from trio.testing import MockClock
-from wialon_support import T0, Served
+from wialon_support import T0
 
 from gpshub_wialon import protocol as p
 from gpshub_wialon.testing import FakeWialon
+from hub.testing import Served
 
 
 class Raw:
@@ -63,7 +64,7 @@ async def test_login_answer_and_bad_tokens(raw: Raw) -> None:
     assert await raw(p.LOGIN, {"token": raw.fake.token}) == {"error": 4}
 
 
-async def test_sessions(raw: Raw, served: Served, clock: MockClock) -> None:
+async def test_sessions(raw: Raw, served: Served, gpshub_clock: MockClock) -> None:
     assert await raw(p.SEARCH_ITEMS, {}, sid="unknown") == {"error": 1}
     await raw.login()
     assert await raw("core/nonsense", {}) == {"error": 2}
@@ -155,7 +156,7 @@ async def test_sensors_come_with_flag_4096(raw: Raw) -> None:
     assert item["sens"]["1"]["n"] == "Зажигание"
 
 
-async def test_a_held_unit_uploads_its_buffer_on_release(raw: Raw, clock: MockClock) -> None:
+async def test_a_held_unit_uploads_its_buffer_on_release(raw: Raw, gpshub_clock: MockClock) -> None:
     fake = raw.fake
     unit = fake.add_unit("Reefer")
     fake.add_fix(unit, T0, 1.0, 1.0, received=T0)
@@ -261,7 +262,7 @@ async def test_fault_switches(raw: Raw) -> None:
     assert fake.request_count == sum(fake.requests.values()) == 6
 
 
-async def test_slow_answers_and_the_heavy_request_limit(raw: Raw, clock: MockClock) -> None:
+async def test_slow_answers_and_the_heavy_request_limit(raw: Raw, gpshub_clock: MockClock) -> None:
     fake = raw.fake
     unit = fake.add_unit("Truck")
     await raw.login()
@@ -282,7 +283,7 @@ async def test_slow_answers_and_the_heavy_request_limit(raw: Raw, clock: MockClo
     assert answers.count({"count": 0, "messages": []}) == 3
 
 
-async def test_failed_logins_are_throttled(raw: Raw, clock: MockClock) -> None:
+async def test_failed_logins_are_throttled(raw: Raw, gpshub_clock: MockClock) -> None:
     for _ in range(10):
         assert await raw(p.LOGIN, {"token": "wrong"}) == {"error": 8}
     assert await raw(p.LOGIN, {"token": raw.fake.token}) == {"error": 8}

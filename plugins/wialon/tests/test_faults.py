@@ -7,13 +7,14 @@ import logging
 import pytest
 import trio
 from trio.testing import MockClock
-from wialon_support import T0, MakeSource, Poller, Served, refs
+from wialon_support import T0, MakeSource, refs
 
 from gpshub_wialon import protocol as p
 from gpshub_wialon.batchsize import STATE_KEY as BATCH_KEY
 from gpshub_wialon.client import SESSION_KEY
 from hub.errors import CannotConnect, InvalidAuth, RateLimited, UpdateFailed
 from hub.source import MemoryStateStore
+from hub.testing import Poller, Served
 
 
 async def steady(served: Served, make_source: MakeSource, **options: object) -> Poller:
@@ -26,7 +27,7 @@ async def steady(served: Served, make_source: MakeSource, **options: object) -> 
 
 
 async def test_an_expired_session_is_renewed_once_mid_cycle(
-    served: Served, make_source: MakeSource, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     fake = served.fake
     units = [fake.add_unit(f"u{i}") for i in range(4)]
@@ -44,7 +45,7 @@ async def test_an_expired_session_is_renewed_once_mid_cycle(
 
 
 async def test_a_session_idle_for_five_minutes_is_gone(
-    served: Served, make_source: MakeSource, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     poller = await steady(served, make_source)
     await trio.sleep(301)  # the fake drops it; the next request gets error 1
@@ -53,7 +54,7 @@ async def test_a_session_idle_for_five_minutes_is_gone(
 
 
 async def test_an_ip_change_logs_in_again(
-    served: Served, make_source: MakeSource, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     poller = await steady(served, make_source)
     served.fake.ip_changed()
@@ -65,7 +66,7 @@ async def test_an_ip_change_logs_in_again(
 
 
 async def test_a_second_session_failure_is_update_failed_not_a_login_loop(
-    served: Served, make_source: MakeSource, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     poller = await steady(served, make_source)
     served.fake.platform_error(times=5, path=p.BATCH, code=p.ERR_INVALID_SESSION)
@@ -75,7 +76,7 @@ async def test_a_second_session_failure_is_update_failed_not_a_login_loop(
 
 
 async def test_a_saved_session_is_reused_by_a_new_instance(
-    served: Served, make_source: MakeSource, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     fake = served.fake
     state = MemoryStateStore()
@@ -95,7 +96,7 @@ async def test_a_saved_session_is_reused_by_a_new_instance(
 
 
 async def test_a_saved_session_of_another_token_is_not_used(
-    served: Served, make_source: MakeSource, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     fake = served.fake
     state = MemoryStateStore()
@@ -107,7 +108,7 @@ async def test_a_saved_session_of_another_token_is_not_used(
 
 
 async def test_rate_limit_is_rate_limited_without_retry_after(
-    served: Served, make_source: MakeSource, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     poller = await steady(served, make_source)
     served.fake.platform_error(code=p.ERR_ONE_REQUEST, reason="LIMIT api_concurrent")
@@ -119,7 +120,7 @@ async def test_rate_limit_is_rate_limited_without_retry_after(
 
 
 async def test_http_429_from_a_proxy_keeps_its_retry_after(
-    served: Served, make_source: MakeSource, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     poller = await steady(served, make_source)
     served.fake.fail(429)
@@ -129,7 +130,7 @@ async def test_http_429_from_a_proxy_keeps_its_retry_after(
 
 @pytest.mark.parametrize("status", [500, 502, 503])
 async def test_5xx_is_cannot_connect(
-    served: Served, make_source: MakeSource, clock: MockClock, status: int
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock, status: int
 ) -> None:
     poller = await steady(served, make_source)
     served.fake.fail(status)
@@ -138,7 +139,7 @@ async def test_5xx_is_cannot_connect(
 
 
 async def test_malformed_json_is_update_failed(
-    served: Served, make_source: MakeSource, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     poller = await steady(served, make_source)
     served.fake.malformed()
@@ -157,7 +158,7 @@ async def test_malformed_json_is_update_failed(
     ],
 )
 async def test_error_answers_are_mapped(
-    served: Served, make_source: MakeSource, clock: MockClock, code: int, error: type
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock, code: int, error: type
 ) -> None:
     poller = await steady(served, make_source)
     served.fake.platform_error(code=code)
@@ -166,7 +167,7 @@ async def test_error_answers_are_mapped(
 
 
 async def test_a_slow_answer_times_out_as_cannot_connect(
-    served: Served, make_source: MakeSource, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     poller = await steady(served, make_source)
     served.fake.delay = 60  # longer than the client's 15 s timeout
@@ -177,7 +178,7 @@ async def test_a_slow_answer_times_out_as_cannot_connect(
 
 
 async def test_a_wrong_token_is_invalid_auth_after_one_login(
-    served: Served, make_source: MakeSource, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     fake = served.fake
     unit = fake.add_unit("Truck")
@@ -190,7 +191,7 @@ async def test_a_wrong_token_is_invalid_auth_after_one_login(
 
 
 async def test_a_token_revoked_mid_run_stops_at_the_re_login(
-    served: Served, make_source: MakeSource, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     poller = await steady(served, make_source)
     served.fake.revoke_token()
@@ -201,7 +202,7 @@ async def test_a_token_revoked_mid_run_stops_at_the_re_login(
 
 
 async def test_fake_blocks_logins_after_ten_failures_a_minute(
-    served: Served, make_source: MakeSource, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     """What the plugin must never cause: the fake behaves like Wialon's IP block."""
     bad = {"token": "0" * 72, "server_url": served.url}
@@ -215,7 +216,10 @@ async def test_fake_blocks_logins_after_ten_failures_a_minute(
 
 
 async def test_error_6_halves_the_batch_and_the_size_that_works_is_kept(
-    served: Served, make_source: MakeSource, clock: MockClock, caplog: pytest.LogCaptureFixture
+    served: Served,
+    make_source: MakeSource,
+    gpshub_clock: MockClock,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A server that refuses batches of more than 30 requests with error 6: the poll goes
     on with halved batches, says so once, and later polls and restarts use what worked."""
@@ -258,7 +262,7 @@ async def test_error_6_halves_the_batch_and_the_size_that_works_is_kept(
 
 
 async def test_error_6_to_a_batch_of_one_unit_is_a_clear_error(
-    served: Served, make_source: MakeSource, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     fake = served.fake
     units = [fake.add_unit(f"u{i}") for i in range(3)]
@@ -270,7 +274,10 @@ async def test_error_6_to_a_batch_of_one_unit_is_a_clear_error(
 
 
 async def test_re_logins_are_logged_at_info_naming_the_connection_and_no_secret(
-    served: Served, make_source: MakeSource, clock: MockClock, caplog: pytest.LogCaptureFixture
+    served: Served,
+    make_source: MakeSource,
+    gpshub_clock: MockClock,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Each new token/login after error 1, error 1011 or a saved session that idled out is
     one INFO record naming the connection; the token and session ids never appear."""

@@ -17,8 +17,9 @@ from gpshub_wialon.testing import FakeWialon
 from hub import PLATFORM_ENGINE_HOURS, PLATFORM_ODOMETER_KM
 from hub.clock import TrioClock
 from hub.derive import EventCode
-from hub.hub_driver import HubDriver, HubFactory
-from hub.models import ConnectionState, Device, Role
+from hub.hub_driver import HubDriver, HubFactory, RefusedCredentialsCheck
+from hub.models import Device, Role
+from hub.testing import ReportsBeforePolls, TrackerFeed
 
 UNITS = 12
 EVERY_S = 10
@@ -26,8 +27,8 @@ Serve = Any
 
 
 @pytest.fixture
-def fake(wall: TrioClock) -> FakeWialon:
-    return FakeWialon(now=lambda: wall.now().timestamp())
+def fake(gpshub_wall: TrioClock) -> FakeWialon:
+    return FakeWialon(now=lambda: gpshub_wall.now().timestamp())
 
 
 async def connected(
@@ -54,35 +55,28 @@ async def imported(
     yield driver, driver.devices()
 
 
-async def feed(fake: FakeWialon, units: list[str], wall: TrioClock, seconds: float) -> None:
-    """Every unit reports every ``EVERY_S`` seconds of wall time, for ``seconds``."""
-    for _ in range(int(seconds // EVERY_S)):
-        now = int(wall.now().timestamp())
-        for i, unit in enumerate(units):
-            fake.add_fix(
-                unit,
-                now,
-                50.0 + i / 100,
-                30.0 + (now - T0) / 10_000,
-                speed_kmh=36 + i,
-                course=90,
-                satellites=0 if i == 0 else 9,  # unit 0 never has a satellite fix
-                ignition=i % 2 == 0,
-                params={"fuel": 40 - (now - T0) / 100, "temp.engine": 88},
-            )
-        await trio.sleep(EVERY_S)
+def trackers(fake: FakeWialon, units: list[str], wall: TrioClock) -> TrackerFeed:
+    """Every unit reports every ``EVERY_S`` seconds of wall time."""
 
+    def report(i: int, unit: str, step: int, now_s: float) -> None:
+        now = int(now_s)
+        fake.add_fix(
+            unit,
+            now,
+            50.0 + i / 100,
+            30.0 + (now - T0) / 10_000,
+            speed_kmh=36 + i,
+            course=90,
+            satellites=0 if i == 0 else 9,  # unit 0 never has a satellite fix
+            ignition=i % 2 == 0,
+            params={"fuel": 40 - (now - T0) / 100, "temp.engine": 88},
+        )
 
-async def run_hub(hub: Any, fake: FakeWialon, units: list[str], wall: TrioClock, s: float) -> None:
-    async with trio.open_nursery() as nursery:
-        await nursery.start(hub.run)
-        await feed(fake, units, wall, s)
-        await trio.sleep(35)  # one more poll after the last fix
-        hub.shutdown()
+    return TrackerFeed(wall, units, report, every=EVERY_S)
 
 
 async def test_import_poll_restart_poll_every_fix_once(
-    clock: MockClock, wall: TrioClock, fake: FakeWialon, gpshub_hub_factory: HubFactory,
+    gpshub_clock: MockClock, gpshub_wall: TrioClock, fake: FakeWialon, gpshub_hub_factory: HubFactory,
     gpshub_serve: Serve,
 ) -> None:  # fmt: skip
     units = [
@@ -106,15 +100,16 @@ async def test_import_poll_restart_poll_every_fix_once(
     fake.rename(units[5], "Truck 05 (renamed)")
     logins = fake.requests[p.LOGIN]
     before = fake.request_count
-    await run_hub(hub, fake, units, wall, 120)
+    feed = trackers(fake, units, gpshub_wall)
+    await driver.run_for(120, feed.run, settle_s=35)  # one more poll after the last fix
     first_run = fake.request_count - before
-    assert driver.connection().state == ConnectionState.OK
+    driver.assert_ok()
     assert hub.store.get_device(devices[units[5]].id).name == "Truck 05 (renamed)"
 
     # a restart: a new hub on the same database, with the fixes still coming in
     hub2 = driver.restart()
     await trio.sleep(20)  # down for a moment: the session outlives it
-    await run_hub(hub2, fake, units, wall, 90)
+    await driver.run_for(90, trackers(fake, units, gpshub_wall).run, settle_s=35)
 
     # the browse and the runner share the connection's saved session: one login for all
     assert fake.requests[p.LOGIN] == logins
@@ -137,25 +132,17 @@ async def test_import_poll_restart_poll_every_fix_once(
         assert "ign" not in last["sensors"]
 
 
-async def test_a_wrong_token_stops_the_connection_after_one_login(
-    clock: MockClock, fake: FakeWialon, gpshub_hub_factory: HubFactory, gpshub_serve: Serve
-) -> None:
-    unit = fake.add_unit("Truck")
-    driver, _ = await connected(gpshub_hub_factory, gpshub_serve, fake, token="F" * 72)
-    driver.add_device(unit, "Truck")
-    hub = driver.hub
-    async with trio.open_nursery() as nursery:
-        await nursery.start(hub.run)
-        await trio.sleep(600)
-        hub.shutdown()
-    state = driver.connection()
-    assert state.state == ConnectionState.NEEDS_REAUTH
-    assert "error 8" in state.last_error and "F" * 72 not in state.last_error
-    assert fake.requests == {p.LOGIN: 1}
+class TestRefusedCredentials(RefusedCredentialsCheck):
+    fake_class, source_class = FakeWialon, WialonSource
+    refused = {"token": "F" * 72}  # one login, refused
+
+    def check_refused(self, fake: Any, connection: Any) -> None:
+        assert "error 8" in connection.last_error
+        assert fake.requests == {p.LOGIN: 1}
 
 
 async def test_a_black_box_upload_after_twenty_silent_minutes_is_stored_whole(
-    clock: MockClock, wall: TrioClock, fake: FakeWialon, gpshub_hub_factory: HubFactory,
+    gpshub_clock: MockClock, gpshub_wall: TrioClock, fake: FakeWialon, gpshub_hub_factory: HubFactory,
     gpshub_serve: Serve,
 ) -> None:  # fmt: skip
     """A tracker out of coverage for 20 minutes keeps recording (every 10 to 30 s) and then
@@ -171,10 +158,10 @@ async def test_a_black_box_upload_after_twenty_silent_minutes_is_stored_whole(
         async def drive(seconds: int) -> None:
             """Both units record for ``seconds`` of wall time: the van every 10 s, the
             reefer at the cycling gaps."""
-            next_reefer = int(wall.now().timestamp())
+            next_reefer = int(gpshub_wall.now().timestamp())
             recorded = 0
             for step in range(seconds // 5):
-                now = int(wall.now().timestamp())
+                now = int(gpshub_wall.now().timestamp())
                 if step % 2 == 0:
                     fake.add_fix(van, now, 52.0, 21.0 + (now - T0) / 1e5, speed_kmh=50)
                 if now >= next_reefer:
@@ -183,15 +170,13 @@ async def test_a_black_box_upload_after_twenty_silent_minutes_is_stored_whole(
                     recorded += 1
                 await trio.sleep(5)
 
-        async with trio.open_nursery() as nursery:
-            await nursery.start(hub.run)
+        async with driver.running():
             await drive(180)  # both in coverage
             fake.hold(reefer)  # out of coverage: it records into its black box
             await drive(20 * 60)
             uploaded = fake.release(reefer)  # back: the 20 minutes arrive at once
             await drive(120)
             await trio.sleep(35)  # one more poll after the last fix
-            hub.shutdown()
 
     assert 20 * 60 // 30 <= uploaded <= 20 * 60 // 10  # one fix every 10 to 30 s
     for unit in (reefer, van):
@@ -202,7 +187,7 @@ async def test_a_black_box_upload_after_twenty_silent_minutes_is_stored_whole(
 
 
 async def test_ignition_from_each_units_sensor_drives_hours_events_and_rules(
-    clock: MockClock, wall: TrioClock, fake: FakeWialon, gpshub_hub_factory: HubFactory,
+    gpshub_clock: MockClock, gpshub_wall: TrioClock, fake: FakeWialon, gpshub_hub_factory: HubFactory,
     gpshub_serve: Serve,
 ) -> None:  # fmt: skip
     """Three units tell their ignition three ways — a sensor on input 2, a sensor on bit 3
@@ -215,7 +200,7 @@ async def test_ignition_from_each_units_sensor_drives_hours_events_and_rules(
     fake.add_sensor(bits, "Motor hours", "engine hours", "engine_min/60")
 
     def record(on: bool) -> None:
-        now = int(wall.now().timestamp())
+        now = int(gpshub_wall.now().timestamp())
         distance = now - T0
         fake.add_fix(relay, now, 50.0, 30.0, inputs=0b10 if on else 0,
                      params={"can_mileage": 1_000_000 + distance})  # fmt: skip
@@ -228,14 +213,12 @@ async def test_ignition_from_each_units_sensor_drives_hours_events_and_rules(
         owner = hub.store.create_user("Ann", Role.MANAGER, client_id)
         on_rule = hub.store.rules.create(client_id, owner, "on", "ignitionOn")
         off_rule = hub.store.rules.create(client_id, owner, "off", "ignitionOff")
-        async with trio.open_nursery() as nursery:
-            await nursery.start(hub.run)
+        async with driver.running():
             for minute in range(8):  # off 2 minutes, on 4, off 2
                 for _ in range(6):
                     record(2 <= minute < 6)
                     await trio.sleep(10)
             await trio.sleep(35)
-            hub.shutdown()
 
     for unit in (relay, bits, plain):
         device = devices[unit]
@@ -255,25 +238,26 @@ async def test_ignition_from_each_units_sensor_drives_hours_events_and_rules(
 
 
 async def test_the_kits_run_stores_every_fix_once_across_a_restart(
-    clock: MockClock, wall: TrioClock, fake: FakeWialon, gpshub_hub_factory: HubFactory,
+    gpshub_clock: MockClock, gpshub_wall: TrioClock, fake: FakeWialon, gpshub_hub_factory: HubFactory,
     gpshub_serve: Serve,
 ) -> None:  # fmt: skip
     """``HubDriver.run``: create, test, import, 3 polls, restart, 2 polls; every unit
     reports before each poll and the restarted hub carries on with the saved session."""
     url = await gpshub_serve(fake)
     units = [fake.add_unit(f"Van {i}", imei=f"35630704245{i:04d}") for i in range(3)]
-    sent: dict[str, list[int]] = {unit: [] for unit in units}
-
-    def report(poll: int) -> None:
-        t = max(int(wall.now().timestamp()) - 2, max(sent[units[0]], default=0) + 1)
-        for i, unit in enumerate(units):
-            fake.add_fix(unit, t, 50.0 + i / 100, 30.0 + poll / 10_000, speed_kmh=40)
-            sent[unit].append(t)
-
+    reports = ReportsBeforePolls(
+        gpshub_wall,
+        units,
+        lambda i, unit, poll, t: fake.add_fix(
+            unit, t, 50.0 + i / 100, 30.0 + poll / 10_000, speed_kmh=40
+        ),
+    )
     driver = HubDriver(gpshub_hub_factory, WialonSource, fake.credentials(url), fake.options(url))
-    stored = await driver.run(polls=3, polls_after_restart=2, before=report)
-    assert driver.connection().state == ConnectionState.OK
-    assert {u: [int(r["fix_time"].timestamp()) for r in rows] for u, rows in stored.items()} == sent
+    stored = await driver.run(polls=3, polls_after_restart=2, before=reports)
+    driver.assert_ok()
+    assert {
+        u: [int(r["fix_time"].timestamp()) for r in rows] for u, rows in stored.items()
+    } == reports.sent
     # the test's own session (logged out), then one for the browse and every poll: the
     # saved session outlives the restart
     assert fake.requests[p.LOGIN] == 2

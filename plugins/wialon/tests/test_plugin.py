@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-from importlib.metadata import entry_points
-from pathlib import Path
 
 import pytest
 
@@ -13,31 +11,15 @@ from gpshub_wialon import WialonSource
 from gpshub_wialon import protocol as p
 from gpshub_wialon.source import MAX_BATCH, MAX_PAGE
 from hub.errors import BadConfig
-from hub.plugins import ENTRY_POINT_GROUP, load_plugins
-from hub.registry import Registry
 from hub.source import describe_fields, url_fields
-
-README = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
-
-
-def test_entry_point_names_the_package() -> None:
-    (ep,) = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == "wialon"]
-    assert ep.value == "gpshub_wialon"
-    assert ep.load() is gpshub_wialon
+from hub.testing import PluginPackageChecks
 
 
-def test_hook_registers_the_source() -> None:
-    pm, infos = load_plugins(extra=[("wialon", gpshub_wialon)], use_entry_points=False)
-    registry = Registry.collect(pm, infos)
-    assert registry.source("wialon") is WialonSource
-    registered: list[type] = []
-    gpshub_wialon.register_sources(registered.append)
-    assert registered == [WialonSource]
+class TestPackage(PluginPackageChecks, package=gpshub_wialon, sources=[WialonSource]):
+    readme_quotes_descriptions = False  # the README says more of server_url
 
 
-def test_public_names() -> None:
-    for name in gpshub_wialon.__all__:
-        assert hasattr(gpshub_wialon, name), name
+README = TestPackage.readme_text()
 
 
 def test_declares_what_the_hub_needs() -> None:

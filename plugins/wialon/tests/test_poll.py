@@ -9,15 +9,16 @@ from datetime import timedelta
 import pytest
 import trio
 from trio.testing import MockClock
-from wialon_support import EPOCH, T0, MakeSource, Poller, Served, refs
+from wialon_support import EPOCH, T0, MakeSource, refs
 
 from gpshub_wialon import protocol as p
 from hub import PLATFORM_ENGINE_HOURS, PLATFORM_ODOMETER_KM
 from hub.rangepoll import ORIGIN, RESUME
+from hub.testing import Poller, Served
 
 
 async def test_first_poll_backfills_then_each_fix_comes_once(
-    served: Served, make_source: MakeSource, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     fake = served.fake
     unit = fake.add_unit("Truck 1", imei="356307042441013")
@@ -41,7 +42,7 @@ async def test_first_poll_backfills_then_each_fix_comes_once(
 
 
 async def test_the_boundary_second_is_neither_lost_nor_repeated(
-    served: Served, make_source: MakeSource, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     """A fix at the very second of a poll, and one more stored in that second after the
     poll (Wialon keeps whole seconds), each arrive exactly once."""
@@ -62,7 +63,7 @@ async def test_the_boundary_second_is_neither_lost_nor_repeated(
 
 
 async def test_units_are_batched_and_steady_cycles_cost_one_request_per_batch(
-    served: Served, make_source: MakeSource, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     fake = served.fake
     units = [fake.add_unit(f"Unit {i:02d}") for i in range(25)]
@@ -86,7 +87,7 @@ async def test_units_are_batched_and_steady_cycles_cost_one_request_per_batch(
 
 
 async def test_units_are_synced_every_sync_interval(
-    served: Served, make_source: MakeSource, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     fake = served.fake
     unit = fake.add_unit("Old name", imei="111", plate="AB-1")
@@ -108,7 +109,7 @@ async def test_units_are_synced_every_sync_interval(
 
 
 async def test_a_backlog_is_paged_within_a_budget_and_finished_next_poll(
-    served: Served, make_source: MakeSource, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     fake = served.fake
     unit = fake.add_unit("Black box")
@@ -131,7 +132,7 @@ async def test_a_backlog_is_paged_within_a_budget_and_finished_next_poll(
 
 
 async def test_a_late_back_dated_message_is_picked_up_once(
-    served: Served, make_source: MakeSource, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     fake = served.fake
     unit = fake.add_unit("Truck")
@@ -155,7 +156,7 @@ async def test_a_late_back_dated_message_is_picked_up_once(
 
 
 async def test_fields_units_and_sensors(
-    served: Served, make_source: MakeSource, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     fake = served.fake
     unit = fake.add_unit("Truck")
@@ -196,7 +197,7 @@ async def test_fields_units_and_sensors(
 
 
 async def test_invalid_fixes_are_kept_and_marked(
-    served: Served, make_source: MakeSource, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     fake = served.fake
     unit = fake.add_unit("Truck")
@@ -211,7 +212,7 @@ async def test_invalid_fixes_are_kept_and_marked(
 
 
 async def test_only_data_messages_with_a_position_are_loaded(
-    served: Served, make_source: MakeSource, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     fake = served.fake
     unit = fake.add_unit("Truck")
@@ -227,7 +228,7 @@ async def test_only_data_messages_with_a_position_are_loaded(
 
 
 async def test_broken_records_are_skipped_not_fatal(
-    served: Served, make_source: MakeSource, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     fake = served.fake
     unit = fake.add_unit("Truck")
@@ -241,7 +242,10 @@ async def test_broken_records_are_skipped_not_fatal(
 
 
 async def test_per_unit_errors_do_not_stop_the_others(
-    served: Served, make_source: MakeSource, clock: MockClock, caplog: pytest.LogCaptureFixture
+    served: Served,
+    make_source: MakeSource,
+    gpshub_clock: MockClock,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     fake = served.fake
     ok, denied, flaky = (fake.add_unit(n) for n in ("ok", "denied", "flaky"))
@@ -264,7 +268,7 @@ async def test_per_unit_errors_do_not_stop_the_others(
 
 
 async def test_error_1001_means_no_messages(
-    served: Served, make_source: MakeSource, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     fake = served.fake
     fake.empty_error = True
@@ -279,7 +283,10 @@ async def test_error_1001_means_no_messages(
 
 
 async def test_each_units_own_sensors_give_ignition_and_values_without_extra_requests(
-    served: Served, make_source: MakeSource, clock: MockClock, caplog: pytest.LogCaptureFixture
+    served: Served,
+    make_source: MakeSource,
+    gpshub_clock: MockClock,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Users name and wire the same sensors differently on each unit; some units have no
     ignition sensor.  Sensors come with the unit list: a poll costs no more requests."""
@@ -328,7 +335,7 @@ async def test_each_units_own_sensors_give_ignition_and_values_without_extra_req
 
 
 async def test_a_sensor_added_in_wialon_is_used_after_the_next_sync(
-    served: Served, make_source: MakeSource, clock: MockClock
+    served: Served, make_source: MakeSource, gpshub_clock: MockClock
 ) -> None:
     fake = served.fake
     unit = fake.add_unit("Truck")
