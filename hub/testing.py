@@ -12,15 +12,6 @@ For a plugin's tests (with the fixtures of ``hub.pytest_plugin`` and the drivers
 * ``TrackerFeed`` with ``moving_fix``, ``ReportsBeforePolls``, ``Fleet``: trackers
   reporting to a fake while a real hub polls it.
 
-The older, shallow ``SourceContract`` below is still used by a few plugins::
-
-    from hub.testing import SourceContract
-
-    class TestMySourceContract(SourceContract):
-        source_class = MySource
-        good_credentials = {"token": "abc"}
-        # optional: bad_credentials, make_context()
-
 Nothing here is imported by the running hub.  It imports without pytest (only the
 checks, ``Poller`` and ``Fleet.assert_stored_once`` need it), so ``serve_app`` and the
 plugins' fakes also serve outside a test run, e.g. in ``bench/``.
@@ -45,7 +36,7 @@ from pydantic import BaseModel, Field, SecretStr
 
 from hub.clock import Clock, TrioClock
 from hub.config import Settings
-from hub.errors import BadConfig, NotSupported
+from hub.errors import BadConfig
 from hub.fix import PositionFix
 from hub.hookspecs import hookimpl
 from hub.netguard import OutboundPolicy
@@ -587,6 +578,9 @@ class DeclarationContract:
         return UpstreamClient(upstream=self.source_class.title)
 
     def test_declares_the_contract(self) -> None:
+        """``kind`` is a non-empty word, ``title`` a text, ``cadence`` a ``Cadence``,
+        ``Credentials`` a pydantic model; a source without browse says so in its
+        ``description``."""
         cls = self.source_class
         assert isinstance(cls.kind, str) and cls.kind and cls.kind == cls.kind.strip()
         assert isinstance(cls.title, str) and cls.title
@@ -597,6 +591,8 @@ class DeclarationContract:
             assert cls.description, "a source without browse must say so in its description"
 
     def test_credential_fields_are_described(self) -> None:
+        """At least one credential field; each has a name and a label, and a secret one
+        shows no default."""
         fields = describe_fields(self.source_class.Credentials)
         assert fields, "a source needs at least one credential field"
         for f in fields:
@@ -605,9 +601,12 @@ class DeclarationContract:
                 assert f.default is None, f"secret field {f.name} must not expose a default"
 
     def test_good_credentials_parse(self) -> None:
+        """The example credentials (``good_credentials``) pass the model."""
         self.source_class.parse_credentials(self.good_credentials)
 
     def test_missing_credentials_name_the_field(self) -> None:
+        """Credentials without their required fields are refused with ``BadConfig``
+        naming the field (``credentials.…``), so a form can point at it."""
         import pytest
 
         required = [f.name for f in describe_fields(self.source_class.Credentials) if f.required]
@@ -618,6 +617,8 @@ class DeclarationContract:
         assert err.value.field.startswith("credentials.")
 
     def test_bad_credentials_name_the_field(self) -> None:
+        """The example of bad credentials (``bad_credentials``, if given) is refused
+        with ``BadConfig`` naming the field."""
         import pytest
 
         if not self.bad_credentials:
@@ -625,50 +626,3 @@ class DeclarationContract:
         with pytest.raises(BadConfig) as err:
             self.source_class.parse_credentials(self.bad_credentials)
         assert err.value.field.startswith("credentials.")
-
-
-class SourceContract(DeclarationContract):
-    """Checks every source must pass; subclass it in a plugin's tests (see module doc).
-
-    Network-dependent checks (``test_connection``, ``poll``) use ``make_context`` which a
-    plugin overrides to point the source at its fake upstream server.  (The deeper
-    contract of a networked source, with faults and a far clock, is
-    ``hub.contract.SourceContract``.)
-    """
-
-    devices: ClassVar[list[DeviceRef]] = [DeviceRef(1, "1", "device 1")]
-
-    async def make_context(self, http: httpx.AsyncClient) -> SourceContext[Any, Any]:
-        return source_context(self.source_class, self.good_credentials, http)
-
-    async def test_test_connection_summarises(self) -> None:
-        async with self.http_client() as http:
-            source = self.source_class(await self.make_context(http))
-            summary = await source.test_connection()
-        assert isinstance(summary, str) and summary.strip()
-
-    async def test_browse_matches_the_flag(self) -> None:
-        import pytest
-
-        async with self.http_client() as http:
-            source = self.source_class(await self.make_context(http))
-            if self.source_class.supports_browse:
-                devices = await source.list_devices()
-                assert all(d.upstream_id for d in devices)
-            else:
-                with pytest.raises(NotSupported):
-                    await source.list_devices()
-
-    async def test_poll_returns_valid_fixes(self) -> None:
-        async with self.http_client() as http:
-            source = self.source_class(await self.make_context(http))
-            result = await source.poll(
-                self.devices, {d.upstream_id: Cursor() for d in self.devices}
-            )
-        assert isinstance(result, PollResult)
-        known = {d.upstream_id for d in self.devices}
-        for upstream_id, fixes in result.fixes.items():
-            assert upstream_id in known
-            for fix in fixes:
-                fix.validate()
-                assert fix.fix_time.tzinfo is not None
