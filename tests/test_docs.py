@@ -31,7 +31,8 @@ BLOCK = re.compile(r"^( *)```(\w*)\n(.*?)^\1```", re.S | re.M)
 INLINE = re.compile(r"`([^`\n]+)`")
 HUB_NAME = re.compile(r"\bhub(?:\.[A-Za-z_]\w*)+")
 LINK = re.compile(r"\]\(([^)\s]+)\)")
-EXAMPLE_FILE = re.compile(r"\A# (gpshub-acme/\S+)\n")
+EXAMPLE_FILE = re.compile(r"\A(?:# |<!-- )(gpshub-acme/\S+)(?: -->)?\n")
+"""The first line of a worked example's file: ``# PATH`` (or ``<!-- PATH -->`` in Markdown)."""
 
 
 def blocks(page: Path, lang: str | None = None) -> list[str]:
