@@ -13,9 +13,9 @@
 from __future__ import annotations
 
 import ast
+import importlib
 import inspect
 import keyword
-import importlib
 import os
 import re
 import subprocess
@@ -106,6 +106,8 @@ def test_the_readme_links_both_pages() -> None:
     section = text.split("\n## Writing a plugin\n", 1)[1].split("\n## ", 1)[0]
     for page in PAGES:
         assert f"](docs/{page.name})" in section, f"the README does not link docs/{page.name}"
+    for named in ("`gpshub new-plugin NAME", "`SourceContract`", "`BaseSourceContract`"):
+        assert named in section, f"the README's Writing a plugin does not mention {named}"
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
@@ -335,12 +337,8 @@ def fits(obj: Any, written: list[str], complete: bool) -> bool:
         return real == [n.lstrip("*").split("=")[0] for n in written]
     positional = [n for n in written if "=" not in n]
     keywords = [n.split("=")[0] for n in written if "=" in n]
-    takes_any = any(
-        p.kind is p.VAR_KEYWORD for p in inspect.signature(obj).parameters.values()
-    )
-    return real[: len(positional)] == positional and all(
-        k in real or takes_any for k in keywords
-    )
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in inspect.signature(obj).parameters.values())
+    return real[: len(positional)] == positional and all(k in real or takes_any for k in keywords)
 
 
 def written_signatures(text: str, name: str) -> list[tuple[list[str], bool]]:
