@@ -284,6 +284,7 @@ def signature_callables() -> dict[str, list[Any]]:
     from hub.contract import SourceContract
     from hub.credential_fields import one_word
     from hub.fake_upstream import FakeUpstream
+    from hub.http_failures import upstream_errors
     from hub.hub_driver import HubDriver, HubFactory
     from hub.plugin_checks import readme_default, readme_table
     from hub.plugin_package import source_plugin
@@ -313,7 +314,9 @@ def signature_callables() -> dict[str, list[Any]]:
     for name, obj in vars(hub.upstream_values).items():
         if inspect.isfunction(obj) and obj.__module__ == "hub.upstream_values":  # not T
             add(name, obj)
-    for obj in (HubFactory, one_word, readme_default, readme_table, source_plugin):
+    for obj in (HubFactory, HubDriver, upstream_errors, one_word, readme_default, readme_table):
+        add(obj.__name__, obj)
+    for obj in (source_plugin,):
         add(obj.__name__, obj)
     for obj in (served_fixture, make_source_fixture, decode_json, upstream_fetch):
         add(obj.__name__, obj)
