@@ -416,3 +416,11 @@ def test_the_signature_check_can_fail() -> None:
     assert fits(fail, ["status", "times="], False)
     assert not fits(fail, ["status", "count="], False)  # no such parameter
     assert not fits(fail, ["times"], False)  # not the first parameter
+
+
+def test_the_new_plugin_table_lists_what_the_template_writes() -> None:
+    from hub.plugin_template import plugin_files
+
+    section = PAGES[0].read_text().split("## The quick way", 1)[1].split("\n## ", 1)[0]
+    listed = set(re.findall(r"^\| `([^`]+)` \|", section, re.M))
+    assert listed == set(plugin_files("acme"))
