@@ -424,3 +424,17 @@ def test_the_new_plugin_table_lists_what_the_template_writes() -> None:
     section = PAGES[0].read_text().split("## The quick way", 1)[1].split("\n## ", 1)[0]
     listed = set(re.findall(r"^\| `([^`]+)` \|", section, re.M))
     assert listed == set(plugin_files("acme"))
+
+
+def test_the_pages_state_the_kit_s_numbers() -> None:
+    """The request timeout's one default and the contract's give-up time, as the code has
+    them (an old default, 15 s, is gone)."""
+    from hub.contract import GIVE_UP_S
+    from hub.upstream_http import DEFAULT_TIMEOUT_S, MAX_CONNECT_S
+
+    writing, testing = (page.read_text() for page in PAGES)
+    for text in (writing, testing):
+        assert f"DEFAULT_TIMEOUT_S`, {DEFAULT_TIMEOUT_S:g} s" in " ".join(text.split())
+        assert "15 s" not in text
+    assert f"`MAX_CONNECT_S`, {MAX_CONNECT_S:g} s" in " ".join(writing.split())
+    assert f"({GIVE_UP_S:g} s of the source's time)" in " ".join(testing.split())
