@@ -7,11 +7,13 @@ deep contract test and an end-to-end test, which pass ``pytest`` as written::
     gpshub-NAME/
       pyproject.toml               entry point (group gpshub), testing extra, pytest config
       README.md                    what to change
-      src/gpshub_NAME/__init__.py  the register_sources hook
+      src/gpshub_NAME/__init__.py  the register_sources hook (hub.plugin_package)
       src/gpshub_NAME/source.py    the source
       src/gpshub_NAME/testing.py   its fake upstream (hub.fake_upstream.FakeUpstream)
       tests/test_contract.py       hub.contract.SourceContract on the fake
-      tests/test_hub.py            hub.hub_driver.HubDriver, end to end
+      tests/test_plugin.py         hub.testing.PluginPackageChecks (the entry point's
+                                   check skipped while the plugin is not installed)
+      tests/test_hub.py            hub.hub_driver.HubDriver end to end, refused credentials
 
 In a template, ``{{name}}`` is NAME (the source's kind), ``{{Name}}`` its CamelCase (class
 names) and ``{{title}}`` its words capitalised (what users read).
@@ -37,6 +39,7 @@ LAYOUT = {
     "source.py": "src/gpshub_{{name}}/source.py",
     "testing.py": "src/gpshub_{{name}}/testing.py",
     "test_contract.py": "tests/test_contract.py",
+    "test_plugin.py": "tests/test_plugin.py",
     "test_hub.py": "tests/test_hub.py",
 }
 """Template (``<key>.tmpl`` here) → where it goes in the plugin's folder."""
