@@ -20,7 +20,7 @@ from __future__ import annotations
 import inspect
 import re
 from collections.abc import Sequence
-from importlib.metadata import entry_points
+from importlib.metadata import entry_points, packages_distributions
 from pathlib import Path
 from types import ModuleType
 from typing import Any, ClassVar
@@ -114,9 +114,16 @@ class PluginPackageChecks:
         return cls.readme_path().read_text(encoding="utf-8")
 
     def test_entry_point_names_the_package(self) -> None:
-        """The installed distribution's entry point (group ``gpshub``) loads the package."""
+        """The installed distribution's entry point (group ``gpshub``) loads the package.
+        Skipped while no distribution provides the package (run from a source tree, not
+        installed): there is no entry point to check then."""
+        import pytest
+
         name = self._entry_point_name()
         found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
+        top = self.package.__name__.partition(".")[0]
+        if not found and top not in packages_distributions():
+            pytest.skip(f"{top} is not installed (pip install -e .): no entry point to check")
         assert len(found) == 1, f"entry points named {name!r} in {ENTRY_POINT_GROUP!r}: {found}"
         assert found[0].value == self.package.__name__
         assert found[0].load() is self.package

@@ -110,8 +110,8 @@ def new_http_client(
     """The HTTP client a source gets (``ctx.http``): guarded against server-side request
     forgery (only public addresses, or the networks the administrator allows), no
     redirects, our user agent; an ``UpstreamClient`` naming ``upstream`` (the source's
-    title) in its errors, with the connection's request timeout (``timeout_s``; 15 s,
-    5 s to connect, without) and the source's clock (``now``)."""
+    title) in its errors, with the connection's request timeout (``timeout_s``; 30 s,
+    at most 10 s to connect, without) and the source's clock (``now``)."""
     return UpstreamClient(
         upstream=upstream,
         timeout_s=timeout_s,

@@ -453,7 +453,8 @@ class Poller:
         """One poll of every device with the cursors so far; its result."""
         from hub.contract import advance
 
-        result = await self.source.poll(self.devices, dict(self.cursors))
+        cursors = {d.upstream_id: self.cursors.get(d.upstream_id, Cursor()) for d in self.devices}
+        result = await self.source.poll(self.devices, cursors)  # one for each, as a runner
         for upstream_id, fixes in result.fixes.items():
             for fix in fixes:
                 fix.validate()

@@ -71,7 +71,7 @@ def test_the_plugin_as_written_passes_ruff_and_its_tests(
     assert done.returncode == 0, done.stdout + done.stderr
     results = dict(re.findall(r"^(\S+::\S+) ([A-Z]+)\b", done.stdout, re.MULTILINE))
     assert results.pop(ENTRY_POINT_CHECK) == "SKIPPED", done.stdout
-    assert "gpshub-acme is not installed (pip install -e .)" in done.stdout
+    assert "gpshub_acme is not installed (pip install -e .)" in done.stdout
     assert set(results.values()) == {"PASSED"}, done.stdout
     tests = {test.split("::")[0] for test in results}
     assert tests == {"tests/test_contract.py", "tests/test_plugin.py", "tests/test_hub.py"}
