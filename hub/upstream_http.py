@@ -19,7 +19,8 @@ never follows a redirect, and raises the hub's error for whatever is not a usabl
   redirects to …: use that address"), or ``UpdateFailed`` for a fixed upstream
   (``url_field=None``);
 * any other status but 2xx: ``UpdateFailed`` with the status and the first line of the
-  body (at most ``MAX_EXCERPT`` characters, control characters removed);
+  body (an HTML page's title or first text, without markup; at most ``MAX_EXCERPT``
+  characters, control characters removed);
 * a status listed in ``accept`` is handed back unmapped: a platform's own meaning of a
   400 or a 404 stays the plugin's to tell.
 
@@ -41,7 +42,9 @@ from :func:`upstream_fetch` and :func:`decode_json`, given the name, clock and t
 
 from __future__ import annotations
 
+import html
 import math
+import re
 from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from typing import Any
@@ -241,7 +244,7 @@ async def upstream_fetch(
                 f"the server redirects to {moved}: use that address (redirects are not followed)",
             )
         raise UpdateFailed(f"{who} redirects {path} to {moved} (HTTP {status})")
-    line = _reason(reason, response) if reason is not None else first_line(response.text)
+    line = _reason(reason, response) if reason is not None else answer_text(response)
     raise UpdateFailed(f"{who} answered HTTP {status} for {path}" + (f": {line}" if line else ""))
 
 
@@ -287,12 +290,12 @@ def error_text(response: httpx.Response) -> str | None:
     """A platform's error text in an answer, for ``reason=``: the first of
     ``REASON_FIELDS`` that a JSON object body (or its ``error`` object) holds as text,
     else the body's first line; control characters removed, at most ``MAX_EXCERPT``
-    characters; ``None`` for an empty body.  An HTML page gives its first line: a
-    plugin whose errors come as pages passes a ``reason`` of its own."""
+    characters; ``None`` for an empty body.  An HTML page gives its title or its first
+    line of text (``answer_text``)."""
     try:
         body = response.json()
     except ValueError:
-        return first_line(response.text) or None
+        return answer_text(response) or None
     for holder in (body, body.get("error") if isinstance(body, dict) else None):
         if not isinstance(holder, dict):
             continue
@@ -301,6 +304,25 @@ def error_text(response: httpx.Response) -> str | None:
             if isinstance(value, str) and value.strip():
                 return first_line(value) or None
     return first_line(response.text) or None
+
+
+def answer_text(response: httpx.Response) -> str:
+    """What an answer says first, fit to quote: an HTML page's title, else its first line
+    of text without the markup; any other body's first line (``first_line``)."""
+    text = response.text
+    kind = response.headers.get("content-type", "").lower()
+    if "html" not in kind and text.lstrip()[:1] != "<":
+        return first_line(text)
+    title = _TITLE.search(text)
+    if title and first_line(html.unescape(title.group(1))):
+        return first_line(html.unescape(title.group(1)))
+    body = _HIDDEN.sub(" ", text)
+    return first_line(html.unescape(_TAG.sub("\n", body)))
+
+
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
+_HIDDEN = re.compile(r"<(script|style|head)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^>]*>")
 
 
 def _reason(reason: Reason | None, response: httpx.Response) -> str:

@@ -109,3 +109,26 @@ async def _error(http: UpstreamClient, kind: type[Exception]) -> Exception:
     with pytest.raises(kind) as caught:
         await http.fetch("GET", URL)
     return caught.value
+
+
+async def test_an_error_page_is_quoted_by_its_title_or_text_not_its_markup() -> None:
+    page = (
+        b"<!DOCTYPE html>\n<html><head><style>p{}</style><title>Error 404 (Not Found)!!1"
+        b"</title></head><body><p>That&#8217;s an error.</p></body></html>"
+    )
+    async with client(reply(404, page, "text/html; charset=UTF-8")) as http:
+        with pytest.raises(UpdateFailed) as titled:
+            await http.fetch("GET", URL)
+    untitled = b"<html><body>\n<h1>Bad &amp; broken</h1><p>more</p></body></html>"
+    async with client(reply(400, untitled, "text/html")) as http:
+        with pytest.raises(UpdateFailed) as text:
+            await http.fetch("GET", URL)
+    async with client(reply(409, b"conflict: unit busy\nat line 3", "text/plain")) as http:
+        with pytest.raises(UpdateFailed) as plain:
+            await http.fetch("GET", URL)
+    assert str(titled.value).endswith("HTTP 404 for /api/units: Error 404 (Not Found)!!1")
+    assert str(text.value).endswith("HTTP 400 for /api/units: Bad & broken")
+    assert str(plain.value).endswith("HTTP 409 for /api/units: conflict: unit busy")
+    assert error_text(
+        httpx.Response(502, content=untitled, headers={"content-type": "text/html"})
+    ) == ("Bad & broken")
