@@ -282,6 +282,13 @@ class SourceContract(BaseSourceContract):
         """Add a fix at ``t`` (epoch seconds) for the device."""
         raise NotImplementedError
 
+    def prepare(self, fake: FakeUpstream, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Point at the fake what the source sends outside ``ctx.http`` (nothing by
+        default): a third-party library's own requests, e.g. a blocking token request
+        that on the mock clock could not reach a fake served by the test's own thread,
+        answered by the fake in-process with ``monkeypatch.setattr``.  Undone after
+        each check."""
+
     # -- the fixtures and helpers of the checks -------------------------------------------
     @property
     def good_credentials(self) -> dict[str, Any]:  # type: ignore[override]
@@ -291,10 +298,12 @@ class SourceContract(BaseSourceContract):
         )
 
     @pytest.fixture
-    async def upstream(self, gpshub_serve: Any) -> Upstream:
-        """The fake, served, with ``DEVICES`` devices of ``FIXES`` fixes each."""
+    async def upstream(self, gpshub_serve: Any, monkeypatch: pytest.MonkeyPatch) -> Upstream:
+        """The fake, served (and ``prepare``d), with ``DEVICES`` devices of ``FIXES``
+        fixes each."""
         clock = TrioClock(FAR)
         fake = self.make_fake(lambda: clock.now().timestamp(), SECRET)
+        self.prepare(fake, monkeypatch)
         url = await gpshub_serve(fake)
         up = Upstream(
             clock, [], self.credentials(fake, url), self.options(fake, url), fake=fake, url=url

@@ -5,8 +5,8 @@ the fake's app) after a locate request per device."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -22,23 +22,14 @@ class TestFindHubContract(SourceContract):
 
     source_class = FindHubSource
     bad_credentials = {"secrets_json": json.dumps({**secrets_document(), "owner_key": "x"})}
-    made: ClassVar[list[FakeFindHub]] = []
-    """The fakes the check made, newest last (pytest's fixtures may see another
-    instance of the class than the check's)."""
-
-    @pytest.fixture(autouse=True)
-    def _tokens_in_process(self, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-        """The token request answered by the check's fake in-process: on the mock clock a
-        real one could not reach the fake served by the same thread (see conftest)."""
-        made = type(self).made
-        monkeypatch.setattr(auth, "post_auth_form", lambda url, form: made[-1].post_form(url, form))
-        yield
-        made.clear()
 
     def make_fake(self, now: Callable[[], float], secret: str) -> FakeUpstream:
-        fake = FakeFindHub(now=now, aas_token=secret)
-        type(self).made.append(fake)
-        return fake
+        return FakeFindHub(now=now, aas_token=secret)
+
+    def prepare(self, fake: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The token request answered by the fake in-process: on the mock clock a real
+        one could not reach the fake served by the same thread (see conftest)."""
+        monkeypatch.setattr(auth, "post_auth_form", fake.post_form)
 
     def credentials(self, fake: Any, url: str) -> dict[str, Any]:
         return fake.credentials()
