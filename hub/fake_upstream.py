@@ -355,8 +355,8 @@ class _FaultsAndLog:
         for key, value in scope.get("headers", []):
             name, text = key.decode("latin-1").lower(), value.decode("latin-1")
             headers[name] = f"{headers[name]}, {text}" if name in headers else text
-        query = urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1"), True)
         raw_query = scope.get("query_string", b"").decode("latin-1")
+        query = urllib.parse.parse_qs(raw_query, True)
         call = FakeCall(scope["method"], scope["path"], query, headers, body, fake.now())
         call.raw_query, call.started = raw_query, trio.current_time()
         _CURRENT.set(call)

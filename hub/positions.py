@@ -679,7 +679,7 @@ class PositionStore:
         now = server_time or datetime.now(UTC)
         result = WriteResult()
         bulk = self._bulk
-        pg = isinstance(bulk, _PgBulkStatements)
+        pg = self._pg
         self._deferred.active = False
         sqlite_db = self.engine.dialect.name == "sqlite"
 

@@ -56,7 +56,6 @@ from hub.source import (
     describe_fields,
 )
 from hub.store import Store
-from hub.upstream_http import UpstreamClient
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 LOOPBACK_NETWORKS = ("127.0.0.0/8",)
@@ -572,11 +571,6 @@ class DeclarationContract:
     source_class: ClassVar[type[Source[Any, Any]]]
     good_credentials: ClassVar[dict[str, Any]]
     bad_credentials: ClassVar[dict[str, Any]] = {}
-
-    def http_client(self) -> UpstreamClient:
-        """The ``ctx.http`` the checks give the source: an ``UpstreamClient`` named after
-        it (unguarded: the fake may be on loopback)."""
-        return UpstreamClient(upstream=self.source_class.title)
 
     def test_declares_the_contract(self) -> None:
         """``kind`` is a non-empty word, ``title`` a text, ``cadence`` a ``Cadence``,

@@ -314,10 +314,8 @@ def answer_text(response: httpx.Response) -> str:
     if "html" not in kind and text.lstrip()[:1] != "<":
         return first_line(text)
     title = _TITLE.search(text)
-    if title and first_line(html.unescape(title.group(1))):
-        return first_line(html.unescape(title.group(1)))
-    body = _HIDDEN.sub(" ", text)
-    return first_line(html.unescape(_TAG.sub("\n", body)))
+    titled = first_line(html.unescape(title.group(1))) if title else ""
+    return titled or first_line(html.unescape(_TAG.sub("\n", _HIDDEN.sub(" ", text))))
 
 
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
