@@ -61,7 +61,13 @@ async def test_demo_shows_a_moving_vehicle(tmp_path: Path) -> None:
             banner = re.search(r"Demo: .*?device #(\d+) '([^']*)'", seen[0])
             assert banner, seen[0]
             headers = {"Authorization": f"Bearer {token}"}
-            async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as http:
+            # a connection idle for hypercorn's keep-alive timeout (5 s: about the wait for
+            # a live position below) may be closed by the server as it is reused; drop
+            # idle ones sooner, as a browser retries such a request
+            limits = httpx.Limits(keepalive_expiry=2.0)
+            async with httpx.AsyncClient(
+                base_url=url, headers=headers, timeout=60, limits=limits
+            ) as http:
                 devices = (await http.get("/api/devices")).json()["devices"]
                 assert [d["remote_id"] for d in devices] == ["demo-1"]
                 device_id = devices[0]["id"]
